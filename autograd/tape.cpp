@@ -1,0 +1,85 @@
+#include "autograd/var.h"
+
+#include "engine/error.h"
+#include "kernels/elementwise.h"
+
+namespace dd::ag {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+Var::Var(Tensor value, bool requires_grad) : d_(std::make_shared<VarData>()) {
+  d_->value = std::move(value);
+  d_->requires_grad = requires_grad;
+}
+
+const Tensor& Var::value() const {
+  DD_CHECK(d_, "Var::value of an undefined variable");
+  return d_->value;
+}
+
+Tensor& Var::value() {
+  DD_CHECK(d_, "Var::value of an undefined variable");
+  return d_->value;
+}
+
+const Tensor& Var::grad() const {
+  DD_CHECK(d_, "Var::grad of an undefined variable");
+  return d_->grad;
+}
+
+void Var::accumulate_grad(const Tensor& g) const {
+  if (!d_ || !d_->requires_grad || !g.defined()) return;
+  DD_CHECK(g.shape() == d_->value.shape(), "accumulate_grad: gradient ", describe(g),
+           " does not match value ", describe(d_->value));
+  if (!d_->grad.defined()) {
+    // First contribution: share g's storage instead of copying it. Any later
+    // in-place change goes through mutable_grad(), which copies if shared.
+    d_->grad = g;
+  } else {
+    kernels::axpy_(mutable_grad(), 1.0f, g);
+  }
+}
+
+Tensor& Var::mutable_grad() const {
+  DD_CHECK(d_ && d_->grad.defined(), "mutable_grad: variable has no gradient");
+  if (!d_->grad.storage_unique()) d_->grad = d_->grad.clone();
+  return d_->grad;
+}
+
+void Var::zero_grad() const {
+  if (d_) d_->grad = Tensor();
+}
+
+Tape& Tape::current() {
+  thread_local Tape tape;
+  return tape;
+}
+
+void Tape::record(std::function<void()> backward) { nodes_.push_back(std::move(backward)); }
+
+void Tape::backward(const Var& loss) {
+  DD_CHECK(loss.defined(), "backward: undefined loss");
+  DD_CHECK(loss.value().numel() == 1, "backward: loss must be a scalar, got ",
+           describe(loss.value()));
+  DD_CHECK(loss.requires_grad(), "backward: loss does not depend on any variable that requires grad");
+  loss.accumulate_grad(Tensor::full(loss.shape(), 1.0f, loss.value().device()));
+  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) (*it)();
+}
+
+void Tape::clear() { nodes_.clear(); }
+
+bool grad_enabled() { return g_grad_enabled; }
+
+NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = prev_; }
+
+bool needs_grad(std::initializer_list<const Var*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Var* v : inputs)
+    if (v && v->requires_grad()) return true;
+  return false;
+}
+
+}  // namespace dd::ag

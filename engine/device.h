@@ -1,0 +1,28 @@
+#pragma once
+// Raw device memory and copies. Implemented in engine/cuda/device.cu when the
+// CUDA backend is built; otherwise every call throws a clear "built without CUDA".
+#include <cstddef>
+
+namespace dd {
+
+enum class Device { CPU, CUDA };
+const char* device_name(Device d);
+// Parses "cpu" or "cuda" (the --device flag); throws naming the bad value.
+Device parse_device(const char* name);
+
+// True when this build has the CUDA backend and a CUDA device is present.
+bool cuda_available();
+bool cuda_built();
+
+namespace cuda_mem {
+void* alloc(std::size_t bytes);
+void free(void* p) noexcept;
+void copy_h2d(void* dst, const void* src, std::size_t bytes);
+void copy_d2h(void* dst, const void* src, std::size_t bytes);
+void copy_d2d(void* dst, const void* src, std::size_t bytes);
+void memset(void* dst, int value, std::size_t bytes);
+void fill_f32(float* dst, float value, std::size_t count);
+void synchronize();
+}  // namespace cuda_mem
+
+}  // namespace dd

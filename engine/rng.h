@@ -1,0 +1,51 @@
+#pragma once
+// Counter-based random numbers: a (seed, offset) pair fully determines a draw,
+// on any device. A Generator hands out disjoint offsets, and its state is two
+// integers, so a training run can save and restore it exactly.
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace dd {
+
+// Standard normal tensor: element i is normal number i of the stream at (seed, offset).
+Tensor randn(const Shape& shape, uint64_t seed, uint64_t offset, Device dev = Device::CPU);
+// Writes the same stream into an existing tensor (CPU or CUDA).
+void randn_fill(Tensor& out, uint64_t seed, uint64_t offset);
+
+// Number of Philox blocks a draw of n normals consumes.
+inline uint64_t philox_blocks(int64_t n) { return static_cast<uint64_t>((n + 3) / 4); }
+
+class Generator {
+ public:
+  explicit Generator(uint64_t seed = 0, uint64_t offset = 0) : seed_(seed), offset_(offset) {}
+  uint64_t seed() const { return seed_; }
+  uint64_t offset() const { return offset_; }
+  void set_state(uint64_t seed, uint64_t offset) {
+    seed_ = seed;
+    offset_ = offset;
+  }
+  // Reserves blocks for n normals and returns the offset to draw them at.
+  uint64_t reserve(int64_t n) {
+    uint64_t o = offset_;
+    offset_ += philox_blocks(n);
+    return o;
+  }
+  Tensor randn(const Shape& shape, Device dev = Device::CPU) {
+    return dd::randn(shape, seed_, reserve(shape_numel(shape)), dev);
+  }
+  // A uniform integer in [0, n) (n > 0); uses one block.
+  uint64_t uniform_int(uint64_t n);
+  // A uniform double in [0, 1); uses one block.
+  double uniform();
+
+ private:
+  uint64_t seed_;
+  uint64_t offset_;
+};
+
+namespace cuda_rng {
+void randn_fill(float* out, int64_t n, uint64_t seed, uint64_t offset);
+}
+
+}  // namespace dd

@@ -1,0 +1,29 @@
+#pragma once
+// Pointwise activations of the U-Net: SiLU (ResNet blocks, time MLP input) and
+// exact-erf GELU (nn.GELU() in the time MLP). Backward takes the forward input.
+#include "engine/tensor.h"
+
+namespace dd::kernels {
+
+Tensor silu_forward(const Tensor& x);                      // x * sigmoid(x)
+Tensor silu_backward(const Tensor& x, const Tensor& dy);   // dy * s * (1 + x (1 - s))
+Tensor gelu_forward(const Tensor& x);                      // 0.5 x (1 + erf(x / sqrt 2))
+Tensor gelu_backward(const Tensor& x, const Tensor& dy);   // dy * (Phi(x) + x phi(x))
+
+namespace cpu {
+Tensor silu_forward(const Tensor& x);
+Tensor silu_backward(const Tensor& x, const Tensor& dy);
+Tensor gelu_forward(const Tensor& x);
+Tensor gelu_backward(const Tensor& x, const Tensor& dy);
+}  // namespace cpu
+
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor silu_forward(const Tensor& x);
+Tensor silu_backward(const Tensor& x, const Tensor& dy);
+Tensor gelu_forward(const Tensor& x);
+Tensor gelu_backward(const Tensor& x, const Tensor& dy);
+}  // namespace cuda
+#endif
+
+}  // namespace dd::kernels

@@ -1,0 +1,64 @@
+#pragma once
+// Comparison and random-input helpers shared by every test file.
+//
+// expect_close: the worst |actual - expected| relative to the largest
+// |expected| (so tiny elements are judged at the tensor's scale), plus NMSE in
+// the message. Any NaN or Inf in actual fails: outputs are NaN-poisoned before
+// each run, so an element that no kernel wrote is caught here.
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace dd::test {
+
+struct CloseReport {
+  bool ok = true;
+  double max_rel = 0.0;   // max |a - e| / max(max|e|, floor)
+  double nmse = 0.0;      // sum (a-e)^2 / sum e^2
+  int64_t worst = -1;
+  std::string message;
+};
+
+CloseReport compare(const std::vector<float>& actual, const std::vector<double>& expected, double tol,
+                    double floor = 1e-6);
+CloseReport compare(const std::vector<float>& actual, const std::vector<float>& expected, double tol,
+                    double floor = 1e-6);
+
+// Catch2 assertion with a useful message.
+void expect_close(const std::string& what, const Tensor& actual, const std::vector<double>& expected,
+                  double tol);
+void expect_close(const std::string& what, const std::vector<float>& actual,
+                  const std::vector<double>& expected, double tol);
+void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol);
+
+std::vector<double> to_double(const Tensor& t);
+Tensor from_double(const Shape& shape, const std::vector<double>& v, Device dev = Device::CPU);
+
+// Seed for this test run: $DD_TEST_SEED if set, else fresh from std::random_device.
+// Tests print it (INFO) so a failure can be replayed.
+uint64_t test_seed();
+
+class Random {
+ public:
+  explicit Random(uint64_t seed) : gen_(seed) {}
+  std::vector<double> normal(int64_t n, double scale = 1.0);
+  std::vector<double> uniform(int64_t n, double lo, double hi);
+  int uniform_int(int lo, int hi);  // inclusive
+  // float32-representable values (so the float and double paths see the same inputs)
+  std::vector<double> normal_f32(int64_t n, double scale = 1.0);
+  std::mt19937_64& engine() { return gen_; }
+
+ private:
+  std::mt19937_64 gen_;
+};
+
+}  // namespace dd::test
+
+// Declares a Random named `name` seeded for this run and records the seed in
+// the failure message, so any failing case can be replayed exactly.
+#define DD_TEST_RANDOM(name)                           \
+  ::dd::test::Random name(::dd::test::test_seed());     \
+  INFO("replay with DD_TEST_SEED=" << ::dd::test::test_seed())
