@@ -46,4 +46,14 @@ Var affine(const Var& a, float alpha, float beta) {
   return y;
 }
 
+Var sum(const Var& a) {
+  const Tensor& x = a.value();
+  Var y(Tensor::full({}, static_cast<float>(kernels::sum(x)), x.device()), needs_grad({&a}));
+  if (y.requires_grad())
+    Tape::current().record([a, y] {
+      if (y.has_grad()) a.accumulate_grad(Tensor::full(a.shape(), y.grad().item(), a.value().device()));
+    });
+  return y;
+}
+
 }  // namespace dd::ag

@@ -1,0 +1,42 @@
+#pragma once
+// torch.optim.Adam over a list of parameters, and clip_grad_norm_.
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.h"
+#include "kernels/adam.h"
+
+namespace dd::ag {
+
+class Adam {
+ public:
+  Adam(std::vector<Var> params, kernels::AdamHyper hyper);
+
+  // One update of every parameter that has a gradient (as PyTorch, a
+  // parameter without one is skipped and its moments are untouched).
+  void step();
+  void zero_grad();
+
+  // Updates applied to each parameter (PyTorch keeps state['step'] per
+  // parameter and skips parameters without a gradient).
+  std::vector<int64_t>& param_steps() { return steps_; }
+  const kernels::AdamHyper& hyper() const { return hyper_; }
+  void set_lr(float lr) { hyper_.lr = lr; }
+  // First and second moments, one per parameter, same order (for checkpoints).
+  std::vector<Tensor>& exp_avg() { return m_; }
+  std::vector<Tensor>& exp_avg_sq() { return v_; }
+  const std::vector<Var>& params() const { return params_; }
+
+ private:
+  std::vector<Var> params_;
+  kernels::AdamHyper hyper_;
+  std::vector<Tensor> m_, v_;
+  std::vector<int64_t> steps_;
+};
+
+// torch.nn.utils.clip_grad_norm_: total L2 norm over all gradients; when it
+// exceeds max_norm, every gradient is scaled by max_norm / (norm + 1e-6).
+// Returns the norm before clipping.
+double clip_grad_norm(const std::vector<Var>& params, double max_norm);
+
+}  // namespace dd::ag
