@@ -4,6 +4,7 @@
 
 #include "engine/rng.h"
 #include "kernels/activation.h"
+#include "kernels/adam.h"
 #include "kernels/elementwise.h"
 #include "tests/support/compare.h"
 
@@ -44,4 +45,19 @@ TEST_CASE("gpu: activations and elementwise ops match the cpu", "[gpu][activatio
     CHECK(kernels::sum(ga) == Approx(kernels::sum(a)).epsilon(1e-9).margin(1e-9));
     CHECK(kernels::sum_squares(ga) == Approx(kernels::sum_squares(a)).epsilon(1e-9));
   }
+}
+
+TEST_CASE("gpu: adam update matches the cpu", "[gpu][adam]") {
+  DD_TEST_RANDOM(rng);
+  const int64_t n = 100003;  // not a multiple of any block size
+  Tensor p = from_double({n}, rng.normal(n)), g = from_double({n}, rng.normal(n));
+  Tensor m = from_double({n}, rng.normal(n, 0.1)), v = from_double({n}, rng.uniform(n, 0.0, 0.5));
+  Tensor gp = p.to(Device::CUDA), gg = g.to(Device::CUDA), gm = m.to(Device::CUDA), gv = v.to(Device::CUDA);
+  kernels::AdamStepScalars s = kernels::adam_scalars({1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f}, 7);
+  kernels::adam_update(p, g, m, v, s);
+  kernels::adam_update(gp, gg, gm, gv, s);
+  // Same fp32 expression; sqrtf and division are correctly rounded on both: 1e-6.
+  expect_close("adam param", gp.to(Device::CPU), p, 1e-6);
+  expect_close("adam m", gm.to(Device::CPU), m, 1e-6);
+  expect_close("adam v", gv.to(Device::CPU), v, 1e-6);
 }
