@@ -1,0 +1,22 @@
+#include "autograd/group_norm.h"
+
+#include "kernels/group_norm.h"
+
+namespace dd::ag {
+
+Var group_norm(const Var& x, const Var& gamma, const Var& beta, int64_t groups, float eps) {
+  kernels::GroupNormOut f = kernels::group_norm_forward(x.value(), gamma.value(), beta.value(), groups, eps);
+  Var y(f.y, needs_grad({&x, &gamma, &beta}));
+  if (y.requires_grad())
+    Tape::current().record([x, gamma, beta, y, mean = f.mean, rstd = f.rstd] {
+      if (!y.has_grad()) return;
+      kernels::GroupNormGrads g =
+          kernels::group_norm_backward(x.value(), gamma.value(), mean, rstd, y.grad());
+      if (x.requires_grad()) x.accumulate_grad(g.dx);
+      if (gamma.requires_grad()) gamma.accumulate_grad(g.dgamma);
+      if (beta.requires_grad()) beta.accumulate_grad(g.dbeta);
+    });
+  return y;
+}
+
+}  // namespace dd::ag

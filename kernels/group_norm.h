@@ -1,0 +1,38 @@
+#pragma once
+// GroupNorm as nn.GroupNorm(groups, C, eps, affine=True), channels last:
+// x is [B, S..., C] (NHWC activations, or any rank >= 2); statistics are taken
+// per (batch, group) over every spatial position and the C/G channels of the
+// group, with the biased variance. GroupNorm(1, C) is the U-Net's PreNorm and
+// the LinearAttention output norm; GroupNorm(8, C) the ResNet blocks'.
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace dd::kernels {
+
+struct GroupNormOut {
+  Tensor y;     // same shape as x
+  Tensor mean;  // [B, G], saved for the backward
+  Tensor rstd;  // [B, G], 1 / sqrt(var + eps)
+};
+
+struct GroupNormGrads {
+  Tensor dx;      // same shape as x
+  Tensor dgamma;  // [C]
+  Tensor dbeta;   // [C]
+};
+
+GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
+                                float eps = 1e-5f);
+// mean and rstd are the forward's; the group count is read from their shape.
+GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& dy);
+
+namespace cpu {
+GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
+                                float eps);
+GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& dy);
+}  // namespace cpu
+
+}  // namespace dd::kernels
