@@ -1,0 +1,19 @@
+#include "autograd/loss.h"
+
+#include "kernels/elementwise.h"
+
+namespace dd::ag {
+
+Var loss(const Var& pred, const Var& target, kernels::LossType type) {
+  Var y(kernels::loss_forward(pred.value(), target.value(), type), needs_grad({&pred, &target}));
+  if (y.requires_grad())
+    Tape::current().record([pred, target, y, type] {
+      if (!y.has_grad()) return;
+      Tensor dpred = kernels::loss_backward(pred.value(), target.value(), type, y.grad().item());
+      if (target.requires_grad()) target.accumulate_grad(kernels::affine(dpred, -1.0f, 0.0f));
+      if (pred.requires_grad()) pred.accumulate_grad(dpred);
+    });
+  return y;
+}
+
+}  // namespace dd::ag

@@ -1,0 +1,43 @@
+#include "kernels/loss.h"
+
+#include "kernels/dispatch.h"
+
+namespace dd::kernels {
+
+LossType parse_loss_type(const std::string& name) {
+  if (name == "l1") return LossType::L1;
+  if (name == "l2") return LossType::L2;
+  if (name == "huber") return LossType::Huber;
+  DD_FAIL("loss: unknown loss type '", name, "' (expected l1, l2 or huber)");
+}
+
+const char* loss_type_name(LossType type) {
+  switch (type) {
+    case LossType::L1: return "l1";
+    case LossType::L2: return "l2";
+    case LossType::Huber: return "huber";
+  }
+  DD_FAIL("loss: invalid LossType value ", static_cast<int>(type));
+}
+
+namespace {
+Device check_pair(const char* op, const Tensor& pred, const Tensor& target, LossType type) {
+  DD_CHECK(pred.defined() && target.defined(), op, ": undefined operand");
+  DD_CHECK(pred.shape() == target.shape(), op, " (", loss_type_name(type), "): pred ", describe(pred),
+           " and target ", describe(target), " must have the same shape");
+  DD_CHECK(pred.numel() > 0, op, " (", loss_type_name(type), "): the mean of an empty tensor ",
+           describe(pred), " is undefined");
+  return common_device(op, {&pred, &target});
+}
+}  // namespace
+
+Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type) {
+  DD_DISPATCH_CPU_ONLY(check_pair("loss", pred, target, type), loss_forward, pred, target, type);
+}
+
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss) {
+  DD_DISPATCH_CPU_ONLY(check_pair("loss_backward", pred, target, type), loss_backward, pred, target, type,
+                       dloss);
+}
+
+}  // namespace dd::kernels
