@@ -91,7 +91,7 @@ void op_timings() {
   Var small = param({B, 8, 8, 3 * 128}, 1.0f);
   Var qkv = param({B, H, H, 3 * 128}, 1.0f);
   Var lin_x = param({B, 256}, 1.0f), lin_w = param({256, 256}, 0.05f), lin_b = param({256}, 0.1f);
-  Var t = Var(Tensor::from_vector({B}, {1, 50, 100, 200, 400, 600, 800, 999}));
+  Var t = Var(Tensor::from_vector({B}, {1, 50, 100, 200, 400, 600, 800, 999}), true);
 
   std::printf("CPU backend, batch %lld, %lldx%lld, %lld channels: median of 5\n", (long long)B,
               (long long)H, (long long)H, (long long)C);
@@ -108,7 +108,7 @@ void op_timings() {
   bench_op("upsample2x", {x}, [&] { return ag::upsample2x(x); });
   bench_op("concat (skip connection)", {x}, [&] { return ag::concat({x, x}); });
   bench_op("linear 256->256 + gelu", {lin_x, lin_w, lin_b}, [&] { return ag::gelu(ag::linear(lin_x, lin_w, lin_b)); });
-  bench_op("time_embedding (dim 64)", {}, [&] { return ag::time_embedding(t, 64); });
+  bench_op("time_embedding (dim 64)", {t}, [&] { return ag::time_embedding(t, 64); });
 }
 
 // ---- a small denoiser built from every op --------------------------------------------------

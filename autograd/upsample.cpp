@@ -1,0 +1,16 @@
+#include "autograd/upsample.h"
+
+#include "kernels/upsample.h"
+
+namespace dd::ag {
+
+Var upsample2x(const Var& x) {
+  Var y(kernels::upsample2x_forward(x.value()), needs_grad({&x}));
+  if (y.requires_grad())
+    Tape::current().record([x, y] {
+      if (y.has_grad()) x.accumulate_grad(kernels::upsample2x_backward(y.grad()));
+    });
+  return y;
+}
+
+}  // namespace dd::ag

@@ -1,0 +1,27 @@
+#pragma once
+// The softmax attention core of the U-Net's Attention block (mid block): the
+// part between the to_qkv 1x1 conv and to_out.
+//
+// qkv is the to_qkv output, NHWC [B, H, W, 3 * heads * dim_head] (or [B, N, ...]);
+// position n = x * W + y (PyTorch "(x y)"), and channel c of chunk s (q, k, v)
+// of head h is qkv[..., s * hidden + h * dim_head + c], hidden = heads * dim_head.
+// Per (b, head), with scale = dim_head^-0.5:
+//   sim[i, j] = sum_d scale q[d, i] k[d, j],   attn = softmax_j(sim - max_j sim)
+//   out[i, h * dim_head + d] = sum_j attn[i, j] v[d, j]       out: [B, H, W, hidden]
+// The backward recomputes attn (flash-style): nothing N x N outlives a call.
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace dd::kernels {
+
+Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+// d_qkv for out's gradient dy ([B, H, W, hidden]); same shape as qkv.
+Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+
+namespace cpu {
+Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+}  // namespace cpu
+
+}  // namespace dd::kernels

@@ -1,0 +1,41 @@
+#include "kernels/conv2d.h"
+
+#include "kernels/dispatch.h"
+
+namespace dd::kernels {
+
+namespace {
+// Validates x and w and returns the output shape [B, Ho, Wo, Co].
+Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
+  DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
+  DD_CHECK(x.ndim() == 4, op, ": x ", describe(x), " must be NHWC [B, H, W, Ci]");
+  DD_CHECK(w.ndim() == 4 && w.dim(1) == w.dim(2) && w.dim(1) >= 1, op, ": w ", describe(w),
+           " must be OHWI [Co, K, K, Ci] with a square kernel");
+  DD_CHECK(w.dim(3) == x.dim(3), op, ": w ", describe(w), " has Ci = ", w.dim(3), " but x ", describe(x), " has ",
+           x.dim(3), " channels");
+  DD_CHECK(padding >= 0, op, ": padding ", padding, " must be >= 0 (x ", describe(x), ", w ", describe(w), ")");
+  const int64_t k = w.dim(1);
+  const int64_t ho = x.dim(1) + 2 * padding - k + 1, wo = x.dim(2) + 2 * padding - k + 1;
+  DD_CHECK(ho >= 1 && wo >= 1, op, ": kernel ", k, "x", k, " with padding ", padding, " does not fit x ",
+           describe(x), " (w ", describe(w), ")");
+  return {x.dim(0), ho, wo, w.dim(0)};
+}
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  conv2d_out_shape("conv2d", x, w, padding);
+  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d: bias ", describe(bias), " must be [",
+           w.dim(0), "] for w ", describe(w));
+  DD_DISPATCH_CPU_ONLY(common_device("conv2d", {&x, &w, &bias}), conv2d_forward, x, w, bias, padding);
+}
+
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                            bool need_dw, bool need_dbias) {
+  const Shape y_shape = conv2d_out_shape("conv2d_backward", x, w, padding);
+  DD_CHECK(dy.defined() && dy.shape() == y_shape, "conv2d_backward: dy ", describe(dy), " must be ",
+           shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
+  DD_DISPATCH_CPU_ONLY(common_device("conv2d_backward", {&x, &w, &dy}), conv2d_backward, x, w, dy, padding, need_dx,
+                       need_dw, need_dbias);
+}
+
+}  // namespace dd::kernels

@@ -1,0 +1,188 @@
+#include "kernels/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/linear.h"
+
+// Lowering: the im2col matrix has one row per output pixel (b, oh, ow) holding
+// the K x K x Ci patch in (kh, kw, ci) order, the order of OHWI's inner dims,
+// so w is a row-major [Co, K*K*Ci] matrix and y = col w^T.
+//
+// The pixels are cut into chunks whose column buffer fits in a core's cache,
+// and the chunks run in parallel, each building its columns and calling a
+// single-threaded Eigen GEMM (Eigen does not thread inside a parallel region).
+// Measured on the U-Net's 28x28x32 layers this is ~1.5-2x faster than one
+// huge im2col followed by Eigen's own threaded GEMM, which streams the buffer
+// through memory. Every output element is computed by exactly one GEMM, and
+// the chunk layout depends only on the shapes, so results are bitwise the same
+// run to run and for any thread count.
+//
+// Backward: dx is itself a stride-1 conv (the "full" conv of dy with the
+// spatially flipped, channel-transposed kernel and padding K-1-p), so it runs
+// the same forward path and gathers: no col2im scatter, no races. dw sums
+// dy^T col over chunks into a fixed number of partials, added in order.
+namespace dd::kernels::cpu {
+
+namespace {
+// A chunk's column buffer: about 1 MB, i.e. resident in L2 with the GEMM's packed panels.
+constexpr int64_t kChunkBytes = int64_t{1} << 20;
+constexpr int64_t kMinChunkRows = 64;   // below this the GEMM's fixed costs dominate
+constexpr int64_t kMinChunks = 8;       // enough work items for load balance
+constexpr int64_t kWeightPartials = 8;  // dw partial sums (fixed: results do not depend on threads)
+
+struct Geom {
+  int64_t b, h, w, ci, co, k, p;  // p < 0 crops (used by dx when padding > K - 1)
+  int64_t ho, wo;
+  int64_t pixels() const { return b * ho * wo; }  // rows of the im2col matrix
+  int64_t cols() const { return k * k * ci; }
+};
+
+Geom make_geom(int64_t b, int64_t h, int64_t w, int64_t ci, int64_t co, int64_t k, int64_t p) {
+  return {b, h, w, ci, co, k, p, h + 2 * p - k + 1, w + 2 * p - k + 1};
+}
+
+int64_t chunk_rows_for(const Geom& g, int64_t requested) {
+  int64_t rows = requested;
+  if (rows <= 0) {
+    const int64_t fit = kChunkBytes / (g.cols() * int64_t{sizeof(float)});
+    const int64_t split = (g.pixels() + kMinChunks - 1) / kMinChunks;
+    rows = std::max(kMinChunkRows, std::min(fit, split));
+  }
+  return std::max<int64_t>(1, std::min(rows, g.pixels()));
+}
+
+// col[r - r0, (kh, kw, ci)] = x[b, oh + kh - p, ow + kw - p, ci] (0 outside x) for the
+// pixels r = (b, oh, ow) in [r0, r1). For fixed (r, kh) the taps that land inside
+// x are one contiguous run of an x row, copied at once.
+void im2col(const float* x, const Geom& g, int64_t r0, int64_t r1, float* col) {
+  const int64_t kc = g.k * g.ci, cols = g.cols();
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / (g.ho * g.wo), oh = (r / g.wo) % g.ho, ow = r % g.wo;
+    const int64_t iw0 = ow - g.p;
+    const int64_t kw_lo = std::max<int64_t>(0, -iw0), kw_hi = std::min<int64_t>(g.k, g.w - iw0);
+    float* dst_row = col + (r - r0) * cols;
+    for (int64_t kh = 0; kh < g.k; ++kh) {
+      float* dst = dst_row + kh * kc;
+      const int64_t ih = oh - g.p + kh;
+      if (ih < 0 || ih >= g.h || kw_lo >= kw_hi) {
+        std::fill(dst, dst + kc, 0.0f);
+        continue;
+      }
+      std::fill(dst, dst + kw_lo * g.ci, 0.0f);
+      const float* src = x + ((b * g.h + ih) * g.w + iw0 + kw_lo) * g.ci;
+      std::memcpy(dst + kw_lo * g.ci, src, static_cast<std::size_t>((kw_hi - kw_lo) * g.ci) * sizeof(float));
+      std::fill(dst + kw_hi * g.ci, dst + kc, 0.0f);
+    }
+  }
+}
+
+// y [pixels, co] = col(x) w^T (+ bias); w is [co, cols] row-major, bias may be null.
+void conv_gemm(const float* x, const Geom& g, const float* w, const float* bias, float* y, int64_t chunk_rows) {
+  const int64_t rows = chunk_rows_for(g, chunk_rows), cols = g.cols();
+  const int64_t chunks = (g.pixels() + rows - 1) / rows;
+  ConstMatMap wm(w, g.co, cols);
+#pragma omp parallel if (chunks > 1)
+  {
+    std::unique_ptr<float[]> col(new float[static_cast<std::size_t>(rows * cols)]);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t r0 = c * rows, r1 = std::min(r0 + rows, g.pixels()), n = r1 - r0;
+      im2col(x, g, r0, r1, col.get());
+      MatMap ym(y + r0 * g.co, n, g.co);
+      // The GEMM accumulates onto the broadcast bias: one pass over y.
+      if (bias)
+        ym.rowwise() = ConstVecMap(bias, g.co);
+      else
+        ym.setZero();
+      ym.noalias() += ConstMatMap(col.get(), n, cols) * wm.transpose();
+    }
+  }
+}
+
+// dw [co, cols] = sum over pixels of dy^T col(x). Partial p sums a fixed,
+// contiguous range of chunks; the partials are then added in order.
+void conv_weight_grad(const float* x, const Geom& g, const float* dy, float* dw, int64_t chunk_rows) {
+  const int64_t rows = chunk_rows_for(g, chunk_rows), cols = g.cols(), wn = g.co * cols;
+  const int64_t chunks = (g.pixels() + rows - 1) / rows;
+  const int64_t parts = std::min(chunks, kWeightPartials);
+  std::vector<float> extra(static_cast<std::size_t>((parts - 1) * wn));
+#pragma omp parallel if (parts > 1)
+  {
+    std::unique_ptr<float[]> col(new float[static_cast<std::size_t>(rows * cols)]);
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) {
+      MatMap acc(p == 0 ? dw : extra.data() + (p - 1) * wn, g.co, cols);
+      acc.setZero();
+      for (int64_t c = p * chunks / parts; c < (p + 1) * chunks / parts; ++c) {
+        const int64_t r0 = c * rows, r1 = std::min(r0 + rows, g.pixels()), n = r1 - r0;
+        im2col(x, g, r0, r1, col.get());
+        acc.noalias() += ConstMatMap(dy + r0 * g.co, n, g.co).transpose() * ConstMatMap(col.get(), n, cols);
+      }
+    }
+  }
+  for (int64_t p = 1; p < parts; ++p) {
+    const float* src = extra.data() + (p - 1) * wn;
+#pragma omp parallel for simd schedule(static) if (wn > (1 << 16))
+    for (int64_t i = 0; i < wn; ++i) dw[i] += src[i];
+  }
+}
+
+// wt[ci, kh, kw, co] = w[co, K-1-kh, K-1-kw, ci]: the kernel of dx as a conv of dy.
+std::vector<float> flip_transpose(const float* w, int64_t co, int64_t k, int64_t ci) {
+  std::vector<float> wt(static_cast<std::size_t>(co * k * k * ci));
+  for (int64_t c = 0; c < ci; ++c)
+    for (int64_t kh = 0; kh < k; ++kh)
+      for (int64_t kw = 0; kw < k; ++kw)
+        for (int64_t o = 0; o < co; ++o)
+          wt[static_cast<std::size_t>(((c * k + kh) * k + kw) * co + o)] =
+              w[((o * k + (k - 1 - kh)) * k + (k - 1 - kw)) * ci + c];
+  return wt;
+}
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
+  const Geom g = make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding);
+  if (g.k == 1 && g.p == 0)  // a 1x1 conv without padding is a linear layer over the pixels
+    return linear_forward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}), bias)
+        .reshape({g.b, g.ho, g.wo, g.co});
+  Tensor y = Tensor::empty({g.b, g.ho, g.wo, g.co});
+  conv_gemm(x.data(), g, w.data(), bias.defined() ? bias.data() : nullptr, y.data(), chunk_rows);
+  return y;
+}
+
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                            bool need_dw, bool need_dbias, int64_t chunk_rows) {
+  const Geom g = make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding);
+  Conv2dGrads out;
+  if (g.k == 1 && g.p == 0) {
+    LinearGrads lg = linear_backward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}),
+                                     dy.reshape({g.pixels(), g.co}), need_dx, need_dw, need_dbias);
+    if (need_dx) out.dx = lg.dx.reshape(x.shape());
+    if (need_dw) out.dw = lg.dw.reshape(w.shape());
+    out.dbias = lg.dbias;
+    return out;
+  }
+  if (need_dbias) {
+    out.dbias = Tensor::empty({g.co});
+    column_sums(dy.data(), g.pixels(), g.co, out.dbias.data());
+  }
+  if (need_dw) {
+    out.dw = Tensor::empty(w.shape());
+    conv_weight_grad(x.data(), g, dy.data(), out.dw.data(), chunk_rows);
+  }
+  if (need_dx) {
+    // dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+p-kh, iw+p-kw, co] w[co,kh,kw,ci]:
+    // a conv of dy (Ci outputs) with the flipped kernel and padding K-1-p.
+    const Geom gd = make_geom(g.b, g.ho, g.wo, g.co, g.ci, g.k, g.k - 1 - g.p);
+    const std::vector<float> wt = flip_transpose(w.data(), g.co, g.k, g.ci);
+    out.dx = Tensor::empty(x.shape());
+    conv_gemm(dy.data(), gd, wt.data(), nullptr, out.dx.data(), chunk_rows);
+  }
+  return out;
+}
+
+}  // namespace dd::kernels::cpu

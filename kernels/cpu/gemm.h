@@ -1,0 +1,45 @@
+#pragma once
+// Shared pieces of the GEMM-family CPU kernels (linear, conv2d): Eigen views
+// of raw row-major buffers and a deterministic column sum (bias gradients).
+#include <cstdint>
+#include <vector>
+
+// GCC 12 flags Eigen 3.4's AVX-512 packet code with false -Wmaybe-uninitialized
+// warnings (in the intrinsics headers it pulls in); silence them there only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <Eigen/Core>
+#pragma GCC diagnostic pop
+
+namespace dd::kernels::cpu {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatMap = Eigen::Map<RowMat>;
+using ConstMatMap = Eigen::Map<const RowMat>;
+using VecMap = Eigen::Map<Eigen::RowVectorXf>;
+using ConstVecMap = Eigen::Map<const Eigen::RowVectorXf>;
+
+// out[c] = sum_r a[r, c] (a row-major [rows, cols]), with out[c] = 0 when rows = 0.
+// The rows are cut into fixed blocks whose partial sums (double) are combined in
+// block order, so the result does not depend on the thread count or schedule.
+inline void column_sums(const float* a, int64_t rows, int64_t cols, float* out) {
+  constexpr int64_t kBlock = 256;
+  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<std::size_t>(blocks * cols), 0.0);
+#pragma omp parallel for schedule(static) if (blocks > 1 && rows * cols > (1 << 15))
+  for (int64_t b = 0; b < blocks; ++b) {
+    double* p = partial.data() + b * cols;
+    const int64_t hi = (b + 1) * kBlock < rows ? (b + 1) * kBlock : rows;
+    for (int64_t r = b * kBlock; r < hi; ++r) {
+      const float* row = a + r * cols;
+      for (int64_t c = 0; c < cols; ++c) p[c] += row[c];
+    }
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    double s = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) s += partial[static_cast<std::size_t>(b * cols + c)];
+    out[c] = static_cast<float>(s);
+  }
+}
+
+}  // namespace dd::kernels::cpu

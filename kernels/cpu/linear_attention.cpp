@@ -1,0 +1,120 @@
+// GCC 12 flags Eigen 3.4's AVX-512 packet code with false -Wmaybe-uninitialized
+// warnings (in the intrinsics headers it pulls in); silence them there only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <Eigen/Core>
+#pragma GCC diagnostic pop
+#include <cmath>
+
+#include "kernels/linear_attention.h"
+
+namespace dd::kernels::cpu {
+
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ColVec = Eigen::Matrix<float, Eigen::Dynamic, 1>;
+using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+// q, k, v and out of one head are column slices of the NHWC rows: [N, D] with a row stride.
+using ConstSlice = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using Slice = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+
+// Below this much work a call is not worth waking the thread team.
+constexpr int64_t kParallelMin = 1 << 16;
+
+struct Dims {
+  int64_t B, N, heads, D, hidden, C;
+  Dims(const Tensor& qkv, int64_t heads_, int64_t dim_head)
+      : B(qkv.dim(0)), N(qkv.numel() / (qkv.dim(0) * qkv.dim(-1))), heads(heads_), D(dim_head),
+        hidden(heads_ * dim_head), C(qkv.dim(-1)) {}
+  Shape out_shape(const Tensor& qkv) const {
+    Shape s = qkv.shape();
+    s.back() = hidden;
+    return s;
+  }
+  int64_t work() const { return B * heads * N * D * (D + 8); }
+};
+
+// The softmaxes of one head, max-subtracted so large activations stay finite:
+// sq = softmax of each row of q (over the features; scale applied later),
+// sk = softmax of each column of k (over the positions).
+void softmaxes(const ConstSlice& q, const ConstSlice& k, RowMat& sq, RowMat& sk) {
+  sq.resize(q.rows(), q.cols());
+  for (Eigen::Index n = 0; n < q.rows(); ++n) {
+    const float m = q.row(n).maxCoeff();
+    sq.row(n) = (q.row(n).array() - m).exp().matrix();
+    sq.row(n) *= 1.0f / sq.row(n).sum();
+  }
+  const RowVec m = k.colwise().maxCoeff();
+  sk = (k.rowwise() - m).array().exp().matrix();
+  // Position sums in double: N reaches thousands at the top level of the U-Net.
+  const RowVec inv = sk.cast<double>().colwise().sum().cwiseInverse().cast<float>();
+  sk.array().rowwise() *= inv.array();
+}
+}  // namespace
+
+Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  const Dims d(qkv, heads, dim_head);
+  Tensor out = Tensor::empty(d.out_shape(qkv));
+  const float* in = qkv.data();
+  float* po = out.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
+  const int64_t tasks = d.B * d.heads;
+#pragma omp parallel if (tasks > 1 && d.work() > kParallelMin)
+  {
+    RowMat sq, sk, context;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t b = t / d.heads, h = t % d.heads;
+      const float* base = in + b * d.N * d.C + h * d.D;
+      const Eigen::OuterStride<> sc(d.C);
+      ConstSlice q(base, d.N, d.D, sc), k(base + d.hidden, d.N, d.D, sc), v(base + 2 * d.hidden, d.N, d.D, sc);
+      Slice o(po + b * d.N * d.hidden + h * d.D, d.N, d.D, Eigen::OuterStride<>(d.hidden));
+      softmaxes(q, k, sq, sk);
+      context.noalias() = sk.transpose() * v;  // [d, e]
+      o.noalias() = scale * (sq * context);
+    }
+  }
+  return out;
+}
+
+// With S = softmax_d(q), K' = softmax_n(k), Q' = scale S, G = dy:
+//   dQ' = G context^T,  dcontext = Q'^T G,  dK' = V dcontext^T,  dV = K' dcontext,
+//   dq = scale S * (dQ' - rowsum(S * dQ')),  dk = K' * (dK' - colsum(K' * dK')).
+Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+  const Dims d(qkv, heads, dim_head);
+  Tensor dqkv = Tensor::empty(qkv.shape());
+  const float* in = qkv.data();
+  const float* pg = dy.data();
+  float* pd = dqkv.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
+  const int64_t tasks = d.B * d.heads;
+#pragma omp parallel if (tasks > 1 && 3 * d.work() > kParallelMin)
+  {
+    RowMat sq, sk, context, dcontext, dsq, dsk;
+    ColVec rowdot;
+    RowVec coldot;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t b = t / d.heads, h = t % d.heads;
+      const float* base = in + b * d.N * d.C + h * d.D;
+      float* dbase = pd + b * d.N * d.C + h * d.D;
+      const Eigen::OuterStride<> sc(d.C);
+      ConstSlice q(base, d.N, d.D, sc), k(base + d.hidden, d.N, d.D, sc), v(base + 2 * d.hidden, d.N, d.D, sc);
+      ConstSlice g(pg + b * d.N * d.hidden + h * d.D, d.N, d.D, Eigen::OuterStride<>(d.hidden));
+      Slice dq(dbase, d.N, d.D, sc), dk(dbase + d.hidden, d.N, d.D, sc), dv(dbase + 2 * d.hidden, d.N, d.D, sc);
+      softmaxes(q, k, sq, sk);
+      context.noalias() = sk.transpose() * v;
+      dsq.noalias() = g * context.transpose();
+      dcontext.noalias() = scale * (sq.transpose() * g);
+      dsk.noalias() = v * dcontext.transpose();
+      dv.noalias() = sk * dcontext;
+      rowdot = sq.cwiseProduct(dsq).rowwise().sum();
+      dq = scale * (sq.array() * (dsq.colwise() - rowdot).array()).matrix();
+      coldot = sk.cwiseProduct(dsk).cast<double>().colwise().sum().cast<float>();
+      dk = (sk.array() * (dsk.rowwise() - coldot).array()).matrix();
+    }
+  }
+  return dqkv;
+}
+
+}  // namespace dd::kernels::cpu

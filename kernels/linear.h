@@ -1,0 +1,25 @@
+#pragma once
+// Fully connected layer with PyTorch's layout (the U-Net's time MLP and the
+// ResNet blocks' time projections): x [M, K], w [N, K], optional bias [N],
+//   y = x w^T + b   ([M, N]).
+// An absent bias is an undefined Tensor (Tensor()).
+#include "engine/tensor.h"
+
+namespace dd::kernels {
+
+struct LinearGrads {
+  Tensor dx, dw, dbias;  // each undefined unless asked for
+};
+
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias);
+// dx = dy w, dw = dy^T x, dbias = column sums of dy.
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+                            bool need_dbias);
+
+namespace cpu {
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias);
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+                            bool need_dbias);
+}  // namespace cpu
+
+}  // namespace dd::kernels

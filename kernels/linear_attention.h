@@ -1,0 +1,27 @@
+#pragma once
+// The core of the U-Net's LinearAttention block (every down/up level): the
+// part between the to_qkv 1x1 conv and to_out.
+//
+// qkv layout as in kernels/attention.h: NHWC [B, H, W, 3 * heads * dim_head],
+// output [B, H, W, heads * dim_head]. Per (b, head), with scale = dim_head^-0.5:
+//   q' = softmax over the feature d of q[:, n] (per position), times scale
+//   k' = softmax over the positions n of k[d, :] (per feature)
+//   context[d, e] = sum_n k'[d, n] v[e, n]
+//   out[n, h * dim_head + e] = sum_d context[d, e] q'[d, n]
+// Cost is linear in the number of positions: nothing N x N is ever formed.
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace dd::kernels {
+
+Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+// d_qkv for out's gradient dy ([B, H, W, hidden]); same shape as qkv.
+Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+
+namespace cpu {
+Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+}  // namespace cpu
+
+}  // namespace dd::kernels

@@ -1,0 +1,40 @@
+#pragma once
+// Naive float64 references for [B, C] vectors broadcast over the positions of
+// x [B, positions..., C] (PyTorch: x op v[:, :, None, None] in NCHW).
+#include <cstdint>
+#include <vector>
+
+namespace dd::ref {
+
+// Element i of x belongs to batch item i / (P * C) and channel i % C.
+inline std::vector<double> add_bc(const std::vector<double>& x, const std::vector<double>& v, int64_t B,
+                                  int64_t C) {
+  const int64_t per_b = static_cast<int64_t>(x.size()) / B;
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const int64_t b = static_cast<int64_t>(i) / per_b, c = static_cast<int64_t>(i) % C;
+    y[i] = x[i] + v[static_cast<std::size_t>(b * C + c)];
+  }
+  return y;
+}
+
+inline std::vector<double> mul_bc(const std::vector<double>& x, const std::vector<double>& v, int64_t B,
+                                  int64_t C) {
+  const int64_t per_b = static_cast<int64_t>(x.size()) / B;
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const int64_t b = static_cast<int64_t>(i) / per_b, c = static_cast<int64_t>(i) % C;
+    y[i] = x[i] * v[static_cast<std::size_t>(b * C + c)];
+  }
+  return y;
+}
+
+// The seed's Block: x * (scale + 1) + shift.
+inline std::vector<double> scale_shift(const std::vector<double>& x, const std::vector<double>& scale,
+                                       const std::vector<double>& shift, int64_t B, int64_t C) {
+  std::vector<double> scale1(scale.size());
+  for (std::size_t i = 0; i < scale.size(); ++i) scale1[i] = scale[i] + 1.0;
+  return add_bc(mul_bc(x, scale1, B, C), shift, B, C);
+}
+
+}  // namespace dd::ref
