@@ -8,9 +8,9 @@ namespace {
 // Validates x and w and returns the output shape [B, Ho, Wo, Co].
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
-  DD_CHECK(x.ndim() == 4, op, ": x ", describe(x), " must be NHWC [B, H, W, Ci]");
-  DD_CHECK(w.ndim() == 4 && w.dim(1) == w.dim(2) && w.dim(1) >= 1, op, ": w ", describe(w),
-           " must be OHWI [Co, K, K, Ci] with a square kernel");
+  DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
+  DD_CHECK(w.ndim() == 4 && w.numel() > 0 && w.dim(1) == w.dim(2), op, ": w ", describe(w),
+           " must be a non-empty OHWI [Co, K, K, Ci] with a square kernel");
   DD_CHECK(w.dim(3) == x.dim(3), op, ": w ", describe(w), " has Ci = ", w.dim(3), " but x ", describe(x), " has ",
            x.dim(3), " channels");
   DD_CHECK(padding >= 0, op, ": padding ", padding, " must be >= 0 (x ", describe(x), ", w ", describe(w), ")");

@@ -20,12 +20,13 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
                             bool need_dw, bool need_dbias);
 
 namespace cpu {
-// The CPU backend lowers the conv to GEMMs over an im2col buffer built for
-// chunk_rows output pixels at a time; chunk_rows = 0 picks the default (a
-// buffer of at most kConv2dColBytes). Tests pass a small value to exercise
-// the multi-chunk path on small shapes; results are the same for any value
-// up to float rounding, and bitwise the same run to run for a given value.
-constexpr int64_t kConv2dColBytes = int64_t{64} << 20;
+// The CPU backend lowers the conv to GEMMs over im2col buffers of chunk_rows
+// output pixels each (see kernels/cpu/conv2d.cpp); chunk_rows = 0 picks a
+// cache-sized chunk from the shapes alone. Tests pass small values to run the
+// multi-chunk paths on small shapes. For a given chunk_rows the results are
+// bitwise the same run to run; for K > 1 or padding > 0 also for any thread
+// count (the 1x1/p0 conv is a linear layer: Eigen's threaded GEMM, whose
+// blocking depends on the thread count).
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include "autograd/conv2d.h"
 #include "engine/error.h"
 #include "autograd/elementwise.h"
@@ -77,8 +79,8 @@ TEST_CASE("conv2d forward and backward run in several im2col chunks", "[conv2d]"
     // fp32 dot products of 144 terms vs float64: 1e-5 of the output's scale.
     expect_close("forward " + what, kernels::cpu::conv2d_forward(in.xt, in.wt, in.bt, 1, chunk), y_ref, 1e-5);
     kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(in.xt, in.wt, dyt, 1, true, true, true, chunk);
-    // Same math, only dw's summation is split differently across chunks; dx and
-    // dbias see the same sums in the same order. fp32 sums of <= 126 terms: 1e-5.
+    // Same math with the GEMMs cut differently (dx is a conv of dy, dw sums over
+    // chunks; dbias does not depend on chunks). fp32 sums of <= 126 terms: 1e-5.
     expect_close("dx " + what, g.dx, one.dx, 1e-5);
     expect_close("dw " + what, g.dw, one.dw, 1e-5);
     expect_close("dbias " + what, g.dbias, one.dbias, 1e-6);
@@ -105,7 +107,8 @@ TEST_CASE("conv2d gradcheck of x, w and bias (K 1/3, padding 0/1, bias or not, 1
         }
 }
 
-TEST_CASE("conv2d backward computes only what is asked and is bitwise deterministic", "[conv2d]") {
+TEST_CASE("conv2d (3x3) is bitwise deterministic, for any thread count, and computes only what is asked",
+          "[conv2d]") {
   DD_TEST_RANDOM(rng);
   // Large enough that im2col/col2im and Eigen's GEMM run on several threads.
   const ConvDims d{4, 16, 16, 16, 24, 3, 1};
@@ -118,6 +121,17 @@ TEST_CASE("conv2d backward computes only what is asked and is bitwise determinis
   CHECK(a.dbias.to_vector() == b.dbias.to_vector());
   CHECK(kernels::conv2d_forward(in.xt, in.wt, in.bt, 1).to_vector() ==
         kernels::conv2d_forward(in.xt, in.wt, in.bt, 1).to_vector());
+  // The chunking depends only on the shapes: one thread gives the same bits
+  // (a resumed run on another machine must match).
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  kernels::Conv2dGrads serial = kernels::conv2d_backward(in.xt, in.wt, dyt, 1, true, true, true);
+  Tensor y_serial = kernels::conv2d_forward(in.xt, in.wt, in.bt, 1);
+  omp_set_num_threads(threads);
+  CHECK(serial.dx.to_vector() == a.dx.to_vector());
+  CHECK(serial.dw.to_vector() == a.dw.to_vector());
+  CHECK(serial.dbias.to_vector() == a.dbias.to_vector());
+  CHECK(y_serial.to_vector() == kernels::conv2d_forward(in.xt, in.wt, in.bt, 1).to_vector());
 
   kernels::Conv2dGrads only_w = kernels::conv2d_backward(in.xt, in.wt, dyt, 1, false, true, false);
   CHECK_FALSE(only_w.dx.defined());
@@ -141,6 +155,8 @@ TEST_CASE("conv2d errors name the op and the shapes", "[conv2d]") {
                       Catch::Contains("conv2d") && Catch::Contains("bias [3]") && Catch::Contains("[2,3,3,3]"));
   REQUIRE_THROWS_WITH(kernels::conv2d_forward(Tensor::zeros({5, 4, 3}), Tensor::zeros({2, 3, 3, 3}), Tensor(), 1),
                       Catch::Contains("conv2d") && Catch::Contains("[5,4,3]"));
+  REQUIRE_THROWS_WITH(kernels::conv2d_forward(Tensor::zeros({2, 5, 4, 0}), Tensor::zeros({2, 3, 3, 0}), Tensor(), 1),
+                      Catch::Contains("conv2d") && Catch::Contains("[2,5,4,0]"));
   REQUIRE_THROWS_WITH(kernels::conv2d_backward(x, Tensor::zeros({2, 3, 3, 3}), dy, 0, true, true, true),
                       Catch::Contains("conv2d_backward") && Catch::Contains("[2,5,4,2]") &&
                           Catch::Contains("[2,3,2,2]"));
@@ -184,5 +200,6 @@ TEST_CASE("autograd conv2d without bias gives gradients only to what requires th
   ag::Var y = ag::conv2d(x, w, ag::Var(), 0);
   ag::Tape::current().backward(ag::sum(ag::mul(y, rv)));
   CHECK_FALSE(x.has_grad());
-  CHECK(w.grad().to_vector() == kernels::conv2d_backward(in.xt, in.wt, rv.value(), 0, false, true, false).dw.to_vector());
+  kernels::Conv2dGrads g = kernels::conv2d_backward(in.xt, in.wt, rv.value(), 0, false, true, false);
+  CHECK(w.grad().to_vector() == g.dw.to_vector());
 }
