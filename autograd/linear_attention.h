@@ -5,7 +5,8 @@
 
 namespace dd::ag {
 
-// LinearAttention core (kernels/linear_attention.h): qkv [B, H, W, 3*heads*dim_head] -> [B, H, W, heads*dim_head].
+// LinearAttention core (kernels/linear_attention.h):
+// qkv [B, H, W, 3*heads*dim_head] -> [B, H, W, heads*dim_head].
 Var linear_attention(const Var& qkv, int64_t heads, int64_t dim_head);
 
 }  // namespace dd::ag

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <iomanip>
 #include <string>
 
 #include "autograd/attention.h"
@@ -24,7 +25,8 @@ struct Case {
   Shape out_shape() const { return {B, H, W, hidden()}; }
   std::string name() const {
     return "B" + std::to_string(B) + " " + std::to_string(H) + "x" + std::to_string(W) + " heads " +
-           std::to_string(heads) + " dim_head " + std::to_string(dim_head) + " scale " + std::to_string(scale);
+           std::to_string(heads) + " dim_head " + std::to_string(dim_head) + " scale " +
+           std::to_string(scale);
   }
 };
 
@@ -58,8 +60,9 @@ void check_directional(const std::string& what, const Case& c, const std::vector
       analytic += dx[i] * u[i];
       magnitude += std::fabs(dx[i] * u[i]);
     }
-    INFO(what << " chunk " << "qkv"[chunk] << ": <dx, u> = " << analytic << ", finite difference " << numeric
-              << ", sum |dx u| = " << magnitude);
+    INFO(std::setprecision(10) << what << " chunk "
+                               << "qkv"[chunk] << ": <dx, u> = " << analytic << ", finite difference "
+                               << numeric << ", sum |dx u| = " << magnitude);
     CHECK(std::fabs(analytic - numeric) <= tol * magnitude);
   }
 }
@@ -72,9 +75,9 @@ struct TapeGuard {
 TEST_CASE("attention forward matches the float64 reference", "[attention]") {
   DD_TEST_RANDOM(rng);
   const Case cases[] = {
-      {1, 1, 1, 1, 3},      {2, 1, 1, 4, 32},     {2, 3, 5, 1, 5},  {3, 7, 7, 4, 32}, {3, 2, 3, 2, 5},
-      {2, 1, 2, 4, 1},      {1, 13, 11, 4, 32},  // 143 queries: two full row blocks and a partial one
-      {1, 3, 5, 4, 3, 10},  {2, 7, 7, 4, 32, 10},  // logits ~ +-100: exp overflows without the max subtraction
+      {1, 1, 1, 1, 3}, {2, 1, 1, 4, 32}, {2, 3, 5, 1, 5}, {3, 7, 7, 4, 32}, {3, 2, 3, 2, 5}, {2, 1, 2, 4, 1},
+      {1, 13, 11, 4, 32},                         // 143 queries: two full row blocks and a partial one
+      {1, 3, 5, 4, 3, 10}, {2, 7, 7, 4, 32, 10},  // logits ~ +-100: exp overflows without the max subtraction
   };
   for (const Case& c : cases) {
     SECTION(c.name()) {
@@ -82,7 +85,8 @@ TEST_CASE("attention forward matches the float64 reference", "[attention]") {
       Tensor out = kernels::attention_forward(from_double(c.qkv_shape(), x), c.heads, c.dim_head);
       REQUIRE(out.shape() == c.out_shape());
       // fp32 GEMMs over dim_head and N around a softmax: 1e-4 relative to the largest output.
-      expect_close("attention forward " + c.name(), out, ref::attention(x, c.B, c.N(), c.heads, c.dim_head), 1e-4);
+      expect_close("attention forward " + c.name(), out, ref::attention(x, c.B, c.N(), c.heads, c.dim_head),
+                   1e-4);
     }
   }
 }
@@ -90,8 +94,8 @@ TEST_CASE("attention forward matches the float64 reference", "[attention]") {
 TEST_CASE("attention backward: finite-difference gradcheck on tiny shapes", "[attention]") {
   DD_TEST_RANDOM(rng);
   const Case cases[] = {
-      {2, 1, 3, 2, 3},  {2, 2, 3, 2, 3}, {2, 1, 1, 2, 3},  // N = 1: attn is 1, dq = dk = 0
-      {2, 1, 5, 2, 3, 10}, {1, 1, 67, 2, 2},             // 67 queries: a full row block plus 3
+      {2, 1, 3, 2, 3},     {2, 2, 3, 2, 3},  {2, 1, 1, 2, 3},  // N = 1: attn is 1, dq = dk = 0
+      {2, 1, 5, 2, 3, 10}, {1, 1, 67, 2, 2},                   // 67 queries: a full row block plus 3
   };
   for (const Case& c : cases) {
     SECTION(c.name()) {
@@ -140,9 +144,9 @@ TEST_CASE("attention errors name the op and shapes", "[attention]") {
   REQUIRE_THROWS_WITH(kernels::attention_forward(Tensor::zeros({4, 12}), 2, 2),
                       Catch::Contains("attention") && Catch::Contains("[4,12]"));
   Tensor good = Tensor::zeros({1, 2, 2, 12}), dy = Tensor::zeros({1, 2, 2, 5});
-  REQUIRE_THROWS_WITH(kernels::attention_backward(good, dy, 2, 2),
-                      Catch::Contains("attention_backward") && Catch::Contains("[1,2,2,5]") &&
-                          Catch::Contains("[1,2,2,4]"));
+  REQUIRE_THROWS_WITH(kernels::attention_backward(good, dy, 2, 2), Catch::Contains("attention_backward") &&
+                                                                       Catch::Contains("[1,2,2,5]") &&
+                                                                       Catch::Contains("[1,2,2,4]"));
 }
 
 TEST_CASE("attention autograd records the kernel backward", "[attention][autograd]") {

@@ -1,3 +1,5 @@
+#include "kernels/linear_attention.h"
+
 // GCC 12 flags Eigen 3.4's AVX-512 packet code with false -Wmaybe-uninitialized
 // warnings (in the intrinsics headers it pulls in); silence them there only.
 #pragma GCC diagnostic push
@@ -5,8 +7,6 @@
 #include <Eigen/Core>
 #pragma GCC diagnostic pop
 #include <cmath>
-
-#include "kernels/linear_attention.h"
 
 namespace dd::kernels::cpu {
 
@@ -24,8 +24,12 @@ constexpr int64_t kParallelMin = 1 << 16;
 struct Dims {
   int64_t B, N, heads, D, hidden, C;
   Dims(const Tensor& qkv, int64_t heads_, int64_t dim_head)
-      : B(qkv.dim(0)), N(qkv.numel() / (qkv.dim(0) * qkv.dim(-1))), heads(heads_), D(dim_head),
-        hidden(heads_ * dim_head), C(qkv.dim(-1)) {}
+      : B(qkv.dim(0)),
+        N(qkv.numel() / (qkv.dim(0) * qkv.dim(-1))),
+        heads(heads_),
+        D(dim_head),
+        hidden(heads_ * dim_head),
+        C(qkv.dim(-1)) {}
   Shape out_shape(const Tensor& qkv) const {
     Shape s = qkv.shape();
     s.back() = hidden;
@@ -34,21 +38,34 @@ struct Dims {
   int64_t work() const { return B * heads * N * D * (D + 8); }
 };
 
+// exp() over a whole contiguous buffer: one flat pass that Eigen vectorizes
+// (the broadcasting expressions below fall back to scalar expf).
+void exp_inplace(RowMat& m) {
+  Eigen::Map<Eigen::ArrayXf> flat(m.data(), m.size());
+  flat = flat.exp();
+}
+
 // The softmaxes of one head, max-subtracted so large activations stay finite:
 // sq = softmax of each row of q (over the features; scale applied later),
 // sk = softmax of each column of k (over the positions).
 void softmaxes(const ConstSlice& q, const ConstSlice& k, RowMat& sq, RowMat& sk) {
-  sq.resize(q.rows(), q.cols());
-  for (Eigen::Index n = 0; n < q.rows(); ++n) {
-    const float m = q.row(n).maxCoeff();
-    sq.row(n) = (q.row(n).array() - m).exp().matrix();
-    sq.row(n) *= 1.0f / sq.row(n).sum();
-  }
-  const RowVec m = k.colwise().maxCoeff();
-  sk = (k.rowwise() - m).array().exp().matrix();
+  sq = q;
+  const ColVec row_max = sq.rowwise().maxCoeff();
+  sq.colwise() -= row_max;
+  exp_inplace(sq);
+  const ColVec row_inv = sq.rowwise().sum().cwiseInverse();
+  sq.array().colwise() *= row_inv.array();
+
+  sk = k;
+  RowVec col_max = sk.row(0);
+  for (Eigen::Index n = 1; n < sk.rows(); ++n) col_max = col_max.cwiseMax(sk.row(n));
+  sk.rowwise() -= col_max;
+  exp_inplace(sk);
   // Position sums in double: N reaches thousands at the top level of the U-Net.
-  const RowVec inv = sk.cast<double>().colwise().sum().cwiseInverse().cast<float>();
-  sk.array().rowwise() *= inv.array();
+  Eigen::RowVectorXd col_sum = Eigen::RowVectorXd::Zero(sk.cols());
+  for (Eigen::Index n = 0; n < sk.rows(); ++n) col_sum += sk.row(n).cast<double>();
+  const RowVec col_inv = col_sum.cwiseInverse().cast<float>();
+  sk.array().rowwise() *= col_inv.array();
 }
 }  // namespace
 
@@ -67,7 +84,8 @@ Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_he
       const int64_t b = t / d.heads, h = t % d.heads;
       const float* base = in + b * d.N * d.C + h * d.D;
       const Eigen::OuterStride<> sc(d.C);
-      ConstSlice q(base, d.N, d.D, sc), k(base + d.hidden, d.N, d.D, sc), v(base + 2 * d.hidden, d.N, d.D, sc);
+      ConstSlice q(base, d.N, d.D, sc), k(base + d.hidden, d.N, d.D, sc),
+          v(base + 2 * d.hidden, d.N, d.D, sc);
       Slice o(po + b * d.N * d.hidden + h * d.D, d.N, d.D, Eigen::OuterStride<>(d.hidden));
       softmaxes(q, k, sq, sk);
       context.noalias() = sk.transpose() * v;  // [d, e]
@@ -99,9 +117,11 @@ Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t he
       const float* base = in + b * d.N * d.C + h * d.D;
       float* dbase = pd + b * d.N * d.C + h * d.D;
       const Eigen::OuterStride<> sc(d.C);
-      ConstSlice q(base, d.N, d.D, sc), k(base + d.hidden, d.N, d.D, sc), v(base + 2 * d.hidden, d.N, d.D, sc);
+      ConstSlice q(base, d.N, d.D, sc), k(base + d.hidden, d.N, d.D, sc),
+          v(base + 2 * d.hidden, d.N, d.D, sc);
       ConstSlice g(pg + b * d.N * d.hidden + h * d.D, d.N, d.D, Eigen::OuterStride<>(d.hidden));
-      Slice dq(dbase, d.N, d.D, sc), dk(dbase + d.hidden, d.N, d.D, sc), dv(dbase + 2 * d.hidden, d.N, d.D, sc);
+      Slice dq(dbase, d.N, d.D, sc), dk(dbase + d.hidden, d.N, d.D, sc),
+          dv(dbase + 2 * d.hidden, d.N, d.D, sc);
       softmaxes(q, k, sq, sk);
       context.noalias() = sk.transpose() * v;
       dsq.noalias() = g * context.transpose();

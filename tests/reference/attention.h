@@ -17,7 +17,9 @@ inline std::vector<double> attention(const std::vector<double>& qkv, int64_t B, 
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < heads; ++h) {
       // chunk(3, dim=1) then "b (h c) x y -> b h c (x y)": t[b, h, d, n] of chunk s.
-      auto t = [&](int64_t s, int64_t d, int64_t n) { return qkv[(b * N + n) * C + s * hidden + h * dim_head + d]; };
+      auto t = [&](int64_t s, int64_t d, int64_t n) {
+        return qkv[(b * N + n) * C + s * hidden + h * dim_head + d];
+      };
       for (int64_t i = 0; i < N; ++i) {
         // sim = einsum("b h d i, b h d j -> b h i j", q * scale, k)
         std::vector<double> sim(static_cast<std::size_t>(N), 0.0);

@@ -9,8 +9,8 @@
 
 namespace dd::ref {
 
-inline std::vector<double> linear_attention(const std::vector<double>& qkv, int64_t B, int64_t N, int64_t heads,
-                                            int64_t dim_head) {
+inline std::vector<double> linear_attention(const std::vector<double>& qkv, int64_t B, int64_t N,
+                                            int64_t heads, int64_t dim_head) {
   const int64_t hidden = heads * dim_head, C = 3 * hidden, D = dim_head;
   const double scale = std::pow(static_cast<double>(dim_head), -0.5);
   std::vector<double> out(static_cast<std::size_t>(B * N * hidden));

@@ -67,8 +67,8 @@ CloseReport compare(const std::vector<float>& actual, const std::vector<float>& 
 }
 
 void expect_close(const std::string& what, const std::vector<float>& actual,
-                  const std::vector<double>& expected, double tol) {
-  CloseReport r = compare(actual, expected, tol);
+                  const std::vector<double>& expected, double tol, double floor) {
+  CloseReport r = compare(actual, expected, tol, floor);
   INFO(what << ": " << r.message);
   CHECK(r.ok);
 }

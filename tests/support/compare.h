@@ -31,7 +31,7 @@ CloseReport compare(const std::vector<float>& actual, const std::vector<float>& 
 void expect_close(const std::string& what, const Tensor& actual, const std::vector<double>& expected,
                   double tol);
 void expect_close(const std::string& what, const std::vector<float>& actual,
-                  const std::vector<double>& expected, double tol);
+                  const std::vector<double>& expected, double tol, double floor = 1e-6);
 void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol);
 
 std::vector<double> to_double(const Tensor& t);
