@@ -1,28 +1,9 @@
 #include "kernels/linear_attention.h"
 
 #include "kernels/dispatch.h"
+#include "kernels/qkv_checks.h"
 
 namespace dd::kernels {
-
-namespace {
-void check_qkv(const char* op, const Tensor& qkv, int64_t heads, int64_t dim_head) {
-  DD_CHECK(qkv.defined(), op, ": qkv is undefined");
-  DD_CHECK(qkv.ndim() == 3 || qkv.ndim() == 4, op, ": qkv ", describe(qkv),
-           " must be [B, H, W, 3*heads*dim_head] or [B, N, 3*heads*dim_head]");
-  DD_CHECK(heads >= 1 && dim_head >= 1, op, ": heads (", heads, ") and dim_head (", dim_head,
-           ") must be positive");
-  DD_CHECK(qkv.dim(-1) == 3 * heads * dim_head, op, ": qkv ", describe(qkv), " has ", qkv.dim(-1),
-           " channels but 3 * heads (", heads, ") * dim_head (", dim_head, ") = ", 3 * heads * dim_head);
-  DD_CHECK(qkv.numel() > 0, op, ": qkv ", describe(qkv), " is empty");
-}
-
-void check_dy(const char* op, const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
-  Shape expect = qkv.shape();
-  expect.back() = heads * dim_head;
-  DD_CHECK(dy.defined() && dy.shape() == expect, op, ": dy ", dy.defined() ? describe(dy) : "undefined",
-           " must be ", shape_str(expect), " for qkv ", describe(qkv));
-}
-}  // namespace
 
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
   check_qkv("linear_attention", qkv, heads, dim_head);

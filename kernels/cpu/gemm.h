@@ -18,6 +18,9 @@ using MatMap = Eigen::Map<RowMat>;
 using ConstMatMap = Eigen::Map<const RowMat>;
 using VecMap = Eigen::Map<Eigen::RowVectorXf>;
 using ConstVecMap = Eigen::Map<const Eigen::RowVectorXf>;
+// A column slice of row-major rows (e.g. one head's q, k or v inside NHWC qkv rows).
+using ConstSlice = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using Slice = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 
 // out[c] = sum_r a[r, c] (a row-major [rows, cols]), with out[c] = 0 when rows = 0.
 // The rows are cut into fixed blocks whose partial sums (double) are combined in

@@ -1,22 +1,14 @@
 #include "kernels/linear_attention.h"
 
-// GCC 12 flags Eigen 3.4's AVX-512 packet code with false -Wmaybe-uninitialized
-// warnings (in the intrinsics headers it pulls in); silence them there only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <Eigen/Core>
-#pragma GCC diagnostic pop
+#include "kernels/cpu/gemm.h"
+
 #include <cmath>
 
 namespace dd::kernels::cpu {
 
 namespace {
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using ColVec = Eigen::Matrix<float, Eigen::Dynamic, 1>;
 using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
-// q, k, v and out of one head are column slices of the NHWC rows: [N, D] with a row stride.
-using ConstSlice = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
-using Slice = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 
 // Below this much work a call is not worth waking the thread team.
 constexpr int64_t kParallelMin = 1 << 16;
