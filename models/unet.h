@@ -1,0 +1,62 @@
+#pragma once
+// The U-Net of seed 003 (annotated-diffusion's Unet with WeightStandardizedConv2d and
+// PreNorm = GroupNorm(1, dim) before each attention). Every parameter carries the seed module's
+// state_dict name, so `Unet(**config).load_state_dict(...)` in PyTorch accepts our weights and we
+// accept PyTorch's.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/denoiser.h"
+#include "models/params.h"
+
+namespace dd::models {
+
+struct UnetConfig {
+  int dim = 64;
+  int init_dim = 0;  // 0: same as dim (the seed's default(init_dim, dim))
+  int out_dim = 0;   // 0: same as channels
+  std::vector<int> dim_mults{1, 2, 4, 8};
+  int channels = 3;
+  bool self_condition = false;
+  int resnet_block_groups = 4;
+  // Attention / LinearAttention use the seed's defaults (heads 4, dim_head 32).
+  int attn_heads = 4;
+  int attn_dim_head = 32;
+
+  int resolved_init_dim() const { return init_dim > 0 ? init_dim : dim; }
+  int resolved_out_dim() const { return out_dim > 0 ? out_dim : channels; }
+  // Throws with the offending field when the seed's module could not be built or run with it.
+  void validate() const;
+  // Image sides must be divisible by this (one halving per level but the last).
+  int size_divisor() const { return 1 << (static_cast<int>(dim_mults.size()) - 1); }
+
+  nlohmann::json to_json() const;
+  // Missing keys take the seed's defaults; keys of the wrong type throw naming the key.
+  static UnetConfig from_json(const nlohmann::json& j);
+};
+
+class Unet : public Denoiser {
+ public:
+  // Registers every parameter and initialises it like PyTorch's defaults, from gen.
+  Unet(const UnetConfig& cfg, Generator& gen);
+  ~Unet() override;
+
+  ag::Var forward(const ag::Var& x, const Tensor& t, const ag::Var& x_self_cond) override;
+  bool self_condition() const override { return cfg_.self_condition; }
+  int channels() const override { return cfg_.channels; }
+
+  const UnetConfig& config() const { return cfg_; }
+  ParamSet& params() { return params_; }
+  const ParamSet& params() const { return params_; }
+
+ private:
+  struct Impl;
+  UnetConfig cfg_;
+  ParamSet params_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dd::models

@@ -1,0 +1,46 @@
+#pragma once
+// The weights file: safetensors whose tensors are the seed module's state_dict (PyTorch names and
+// layouts, F32) and whose __metadata__["config"] is a JSON object describing the model and the
+// diffusion, so `Unet(**config).load_state_dict(tensors, strict=True)` works in PyTorch.
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "models/unet.h"
+
+namespace dd::models {
+
+struct DiffusionConfig {
+  int image_size = 32;
+  int timesteps = 1000;
+  std::string beta_schedule = "linear";
+  std::string objective = "pred_noise";
+  std::string loss_type = "huber";
+};
+
+struct ModelConfig {
+  UnetConfig unet;
+  DiffusionConfig diffusion;
+
+  nlohmann::json to_json() const;
+  // Missing keys take the defaults; `source` (a file name) prefixes every error.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// Writes params' state_dict and the config (temp file + rename). extra_metadata goes into
+// __metadata__ beside "config" (e.g. the training step).
+void save_weights(const std::string& path, const ParamSet& params, const ModelConfig& config,
+                  const std::map<std::string, std::string>& extra_metadata = {});
+
+struct WeightsFile {
+  ModelConfig config;
+  std::map<std::string, Tensor> tensors;  // PyTorch layout, CPU
+  std::map<std::string, std::string> metadata;
+};
+WeightsFile load_weights(const std::string& path);
+
+// Builds the model the file describes and loads its tensors (strict).
+std::unique_ptr<Unet> load_unet(const std::string& path, ModelConfig* config_out = nullptr);
+
+}  // namespace dd::models

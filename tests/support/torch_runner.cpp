@@ -1,0 +1,64 @@
+#include "tests/support/torch_runner.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include "engine/error.h"
+
+#ifndef DD_SOURCE_DIR
+#error "DD_SOURCE_DIR must point at the repository root"
+#endif
+
+namespace dd::test {
+
+std::string torch_python() {
+  const char* env = std::getenv("DD_TORCH_PYTHON");
+  return env && *env ? env : "/usr/bin/python3";
+}
+
+namespace {
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+std::string run_torch_script(const std::string& script, const std::vector<std::string>& args) {
+  std::string cmd = quote(torch_python()) + " " + quote(std::string(DD_SOURCE_DIR) + "/tests/torch/" + script);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " 2>&1";
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  DD_CHECK(p, "could not start ", cmd);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int rc = ::pclose(p);
+  DD_CHECK(rc == 0, "tests/torch/", script, " failed (exit status ", rc, "). It needs Debian's python3-torch and ",
+           "python3-numpy under ", torch_python(), " (scripts/install_deps.sh installs them). Output:\n", out);
+  return out;
+}
+
+TempDir::TempDir(const std::string& tag) {
+  std::random_device rd;
+  const auto base = std::filesystem::temp_directory_path();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto p = base / ("dd_" + tag + "_" + std::to_string(rd()));
+    if (std::filesystem::create_directory(p)) {
+      path_ = p.string();
+      return;
+    }
+  }
+  DD_FAIL("could not create a temporary directory under ", base.string());
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace dd::test

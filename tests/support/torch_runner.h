@@ -1,0 +1,29 @@
+#pragma once
+// Runs a script of tests/torch/ under Debian's python (the one with torch), failing the test with
+// the script's output when it does not succeed.
+#include <string>
+#include <vector>
+
+namespace dd::test {
+
+// /usr/bin/python3, or $DD_TORCH_PYTHON when set.
+std::string torch_python();
+// Runs tests/torch/<script> with args; returns its combined output; throws (with that output) on
+// a non-zero exit.
+std::string run_torch_script(const std::string& script, const std::vector<std::string>& args);
+
+// A fresh directory under the system temp dir, removed when the object goes away.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace dd::test
