@@ -1,0 +1,83 @@
+#include "apps/ddpm/options.h"
+
+#include <set>
+
+#include "engine/error.h"
+
+namespace dd::ddpm {
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"data", data},
+          {"image_size", image_size},
+          {"channels", channels},
+          {"random_flip", random_flip},
+          {"dim", dim},
+          {"dim_mults", dim_mults},
+          {"resnet_block_groups", resnet_block_groups},
+          {"self_condition", self_condition},
+          {"timesteps", timesteps},
+          {"beta_schedule", beta_schedule},
+          {"loss", loss},
+          {"steps", steps},
+          {"batch_size", batch_size},
+          {"lr", lr},
+          {"grad_clip", grad_clip},
+          {"ema_decay", ema_decay},
+          {"ema_every", ema_every},
+          {"ema_start", ema_start},
+          {"out", out},
+          {"sample_every", sample_every},
+          {"save_every", save_every},
+          {"n_samples", n_samples},
+          {"log_every", log_every},
+          {"seed", seed},
+          {"device", device},
+          {"threads", threads}};
+}
+
+TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
+  TrainOptions o;
+  try {
+    // Absent keys keep their defaults, so checkpoints of older versions still load.
+    auto get = [&](const char* key, auto& dst) {
+      if (j.contains(key)) j.at(key).get_to(dst);
+    };
+    get("data", o.data);
+    get("image_size", o.image_size);
+    get("channels", o.channels);
+    get("random_flip", o.random_flip);
+    get("dim", o.dim);
+    get("dim_mults", o.dim_mults);
+    get("resnet_block_groups", o.resnet_block_groups);
+    get("self_condition", o.self_condition);
+    get("timesteps", o.timesteps);
+    get("beta_schedule", o.beta_schedule);
+    get("loss", o.loss);
+    get("steps", o.steps);
+    get("batch_size", o.batch_size);
+    get("lr", o.lr);
+    get("grad_clip", o.grad_clip);
+    get("ema_decay", o.ema_decay);
+    get("ema_every", o.ema_every);
+    get("ema_start", o.ema_start);
+    get("out", o.out);
+    get("sample_every", o.sample_every);
+    get("save_every", o.save_every);
+    get("n_samples", o.n_samples);
+    get("log_every", o.log_every);
+    get("seed", o.seed);
+    get("device", o.device);
+    get("threads", o.threads);
+  } catch (const nlohmann::json::exception& e) {
+    DD_FAIL("training options: ", e.what());
+  }
+  return o;
+}
+
+bool resumable_override(const std::string& key) {
+  static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "n_samples",
+                                        "log_every", "device", "threads"};
+  return ok.count(key) != 0;
+}
+
+}  // namespace dd::ddpm

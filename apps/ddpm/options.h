@@ -1,0 +1,53 @@
+#pragma once
+// Everything a training run is configured by. Saved into the checkpoint, so --resume continues a
+// run with the settings it was started with.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dd::ddpm {
+
+struct TrainOptions {
+  // data
+  std::string data;        // "" = Fashion-MNIST from /usr/share/datasets/fashion-mnist
+  int image_size = 0;      // 0 = the dataset's own size
+  int channels = 0;        // 0 = the dataset's own channel count
+  bool random_flip = true;
+  // model
+  int dim = 32;
+  std::vector<int> dim_mults{1, 2, 4};
+  int resnet_block_groups = 4;
+  bool self_condition = false;
+  // diffusion
+  int timesteps = 1000;
+  std::string beta_schedule = "linear";
+  std::string loss = "huber";
+  // optimisation
+  int64_t steps = 20000;
+  int batch_size = 64;
+  double lr = 1e-3;
+  double grad_clip = 1.0;  // 0 = off
+  double ema_decay = 0.995;  // 0 = no EMA
+  int ema_every = 10;
+  int64_t ema_start = 100;
+  // run
+  std::string out = "run";
+  int64_t sample_every = 1000;  // 0 = only at the end
+  int64_t save_every = 1000;    // 0 = only at the end
+  int n_samples = 36;
+  int64_t log_every = 50;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  int threads = 0;  // 0 = OpenMP's default
+  bool resume = false;
+
+  nlohmann::json to_json() const;
+  static TrainOptions from_json(const nlohmann::json& j);
+};
+
+// Flags that a resumed run may change; any other flag given with --resume must match the run.
+bool resumable_override(const std::string& key);
+
+}  // namespace dd::ddpm

@@ -1,0 +1,29 @@
+#pragma once
+// Drawing images from a trained model (Algorithm 2), in batches, with a progress bar. Shared by
+// train_ddpm's periodic grids and sample_ddpm.
+#include <functional>
+
+#include "engine/rng.h"
+#include "models/denoiser.h"
+#include "models/diffusion.h"
+
+namespace dd::ddpm {
+
+struct SampleRequest {
+  int n = 16;
+  int image_size = 32;
+  int batch_size = 64;          // images denoised at once
+  uint64_t seed = 0;
+  bool show_progress = true;
+  int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
+};
+
+struct SampleResult {
+  Tensor images;                  // [n, H, W, C] in [-1, 1] (clamped)
+  std::vector<Tensor> trajectory;  // [1, H, W, C] snapshots of image 0, x_T first, x_0 last
+};
+
+SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffusion& diffusion,
+                           const SampleRequest& req);
+
+}  // namespace dd::ddpm

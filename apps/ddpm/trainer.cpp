@@ -1,0 +1,311 @@
+#include "apps/ddpm/trainer.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "apps/data/loader.h"
+#include "apps/data/open_dataset.h"
+#include "apps/ddpm/checkpoint.h"
+#include "apps/ddpm/sampler.h"
+#include "apps/report/image_grid.h"
+#include "apps/report/loss_curve.h"
+#include "apps/report/metrics_log.h"
+#include "apps/report/progress.h"
+#include "autograd/adam.h"
+#include "engine/device.h"
+#include "engine/error.h"
+#include "models/diffusion.h"
+#include "models/ema.h"
+#include "models/unet.h"
+#include "models/weights.h"
+
+namespace dd::ddpm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void request_stop(int) { g_stop = true; }
+
+// Restores the previous SIGINT/SIGTERM handlers when training returns.
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    g_stop = false;
+    prev_int_ = std::signal(SIGINT, request_stop);
+    prev_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGINT, prev_int_);
+    std::signal(SIGTERM, prev_term_);
+  }
+
+ private:
+  void (*prev_int_)(int);
+  void (*prev_term_)(int);
+};
+
+std::string flag_name(const std::string& key) {
+  std::string f = "--" + key;
+  for (char& c : f)
+    if (c == '_') c = '-';
+  return f;
+}
+
+void validate(const TrainOptions& o) {
+  DD_CHECK(o.steps > 0, "--steps must be positive, got ", o.steps);
+  DD_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
+  DD_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number, got ", o.lr);
+  DD_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0 (0 turns clipping off), got ", o.grad_clip);
+  DD_CHECK(o.ema_decay >= 0 && o.ema_decay < 1, "--ema-decay must be in [0, 1) (0 turns EMA off), got ", o.ema_decay);
+  DD_CHECK(o.ema_every > 0, "--ema-every must be positive, got ", o.ema_every);
+  DD_CHECK(o.ema_start >= 0, "--ema-start must be >= 0, got ", o.ema_start);
+  DD_CHECK(o.sample_every >= 0 && o.save_every >= 0 && o.log_every > 0,
+           "--sample-every and --save-every must be >= 0 and --log-every positive");
+  DD_CHECK(o.n_samples > 0, "--n-samples must be positive, got ", o.n_samples);
+  DD_CHECK(o.timesteps > 0, "--timesteps must be positive, got ", o.timesteps);
+  DD_CHECK(o.image_size >= 0 && o.channels >= 0, "--image-size and --channels must be >= 0 (0 = the dataset's)");
+  DD_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "--channels must be 1 or 3, got ", o.channels);
+  DD_CHECK(!o.out.empty(), "--out must name a folder");
+  DD_CHECK(o.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", o.threads);
+}
+
+Device pick_device(const std::string& name) {
+  if (name == "auto" || name == "cpu") return Device::CPU;
+  DD_CHECK(name == "cuda", "--device must be cpu, cuda or auto, got '", name, "'");
+  DD_FAIL("--device cuda: the U-Net's CUDA kernels (conv, GroupNorm, attention) are not written yet; "
+          "this build trains on the CPU only (--device cpu)");
+}
+
+// Options for this invocation: a resumed run takes the saved ones, with the few flags that may
+// change applied on top; any other flag given explicitly must agree with the run.
+TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::string>& explicit_keys,
+                             const SafeTensorsFile* ckpt, const std::string& ckpt_path) {
+  if (!ckpt) return given;
+  const TrainOptions saved = TrainOptions::from_json(checkpoint_options(*ckpt, ckpt_path));
+  nlohmann::json merged = saved.to_json();
+  const nlohmann::json now = given.to_json();
+  for (const auto& key : explicit_keys) {
+    if (!now.contains(key)) continue;
+    if (resumable_override(key)) {
+      merged[key] = now[key];
+    } else {
+      DD_CHECK(now[key] == merged[key], flag_name(key), " is ", now[key].dump(), " but the run in ", given.out,
+               " was started with ", merged[key].dump(), "; a resumed run keeps its settings (it may change only ",
+               "--steps, --sample-every, --save-every, --n-samples, --log-every, --device, --threads)");
+    }
+  }
+  TrainOptions o = TrainOptions::from_json(merged);
+  o.out = given.out;
+  o.resume = true;
+  return o;
+}
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%07lld", static_cast<long long>(step));
+  return buf;
+}
+
+}  // namespace
+
+TrainSummary train(const TrainOptions& given, const std::vector<std::string>& explicit_keys, std::FILE* log) {
+  const RunFiles files{given.out};
+  std::unique_ptr<SafeTensorsFile> ckpt;
+  if (given.resume) {
+    DD_CHECK(fs::exists(files.checkpoint()), "--resume: no checkpoint at ", files.checkpoint(),
+             " (start the run without --resume, or point --out at an existing run folder)");
+    ckpt = std::make_unique<SafeTensorsFile>(load_safetensors(files.checkpoint()));
+  } else {
+    DD_CHECK(!fs::exists(files.checkpoint()), files.checkpoint(),
+             " exists: pass --resume to continue that run, or choose another --out (nothing was overwritten)");
+  }
+  const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), files.checkpoint());
+  validate(opts);
+  const Device dev = pick_device(opts.device);
+  if (opts.threads > 0) omp_set_num_threads(opts.threads);
+  const auto beta_schedule = models::parse_beta_schedule(opts.beta_schedule);
+  const auto loss_type = kernels::parse_loss_type(opts.loss);
+
+  // Data.
+  auto dataset = std::make_shared<data::Dataset>(data::open_dataset(opts.data, opts.image_size, opts.channels));
+  DD_CHECK(dataset->height == dataset->width, "training needs square images; ", dataset->description, " is ",
+           dataset->height, "x", dataset->width, " (pass --image-size to crop and resize)");
+  DD_CHECK(dataset->count >= opts.batch_size, "--batch-size ", opts.batch_size, " is larger than the dataset (",
+           dataset->count, " images in ", dataset->description, ")");
+  data::Loader loader(dataset, {opts.batch_size, opts.seed, opts.random_flip});
+
+  // Model and diffusion.
+  models::ModelConfig cfg;
+  cfg.unet.dim = opts.dim;
+  cfg.unet.dim_mults = opts.dim_mults;
+  cfg.unet.channels = static_cast<int>(dataset->channels);
+  cfg.unet.self_condition = opts.self_condition;
+  cfg.unet.resnet_block_groups = opts.resnet_block_groups;
+  cfg.diffusion.image_size = static_cast<int>(dataset->height);
+  cfg.diffusion.timesteps = opts.timesteps;
+  cfg.diffusion.beta_schedule = models::beta_schedule_name(beta_schedule);
+  cfg.diffusion.loss_type = opts.loss;
+  cfg = models::ModelConfig::from_json(cfg.to_json(), "the flags --dim/--dim-mults/--image-size");
+
+  Generator gen(opts.seed);
+  models::Unet model(cfg.unet, gen);
+  const models::GaussianDiffusion diffusion(models::Schedule::make(beta_schedule, opts.timesteps), loss_type);
+  const std::vector<ag::Var> params = model.params().vars();
+  kernels::AdamHyper hyper;
+  hyper.lr = static_cast<float>(opts.lr);
+  ag::Adam adam(params, hyper);
+  const bool use_ema = opts.ema_decay > 0;
+  std::unique_ptr<models::Ema> ema;
+  std::unique_ptr<models::Unet> ema_model;
+  if (use_ema) {
+    models::EmaConfig ec;
+    ec.decay = opts.ema_decay;
+    ec.update_every = opts.ema_every;
+    ec.update_after_step = opts.ema_start;
+    ema = std::make_unique<models::Ema>(params, ec);
+    Generator unused(0);
+    ema_model = std::make_unique<models::Unet>(cfg.unet, unused);
+  }
+
+  TrainState state;
+  state.step = 0;
+  if (ckpt) {
+    restore_checkpoint(*ckpt, files.checkpoint(), model, adam, ema.get(), loader, gen, state);
+    DD_CHECK(state.step <= opts.steps, "--steps ", opts.steps, " is behind the run in ", opts.out, ", which is at step ",
+             state.step);
+  }
+  fs::create_directories(files.samples_dir());
+  {
+    nlohmann::json c{{"train", opts.to_json()}, {"model", cfg.to_json()}, {"dataset", dataset->description}};
+    std::ofstream(files.config()) << c.dump(2) << "\n";
+  }
+
+  report::MetricsLog metrics = ckpt ? report::MetricsLog::open_for_resume(files.metrics(), state.step)
+                                    : report::MetricsLog(files.metrics());
+
+  auto sampling_model = [&]() -> models::Unet& {
+    if (!use_ema) return model;
+    ema->copy_to(ema_model->params().vars());
+    return *ema_model;
+  };
+  auto write_weights = [&]() {
+    models::Unet& m = sampling_model();
+    models::save_weights(files.weights(), m.params(), cfg,
+                         {{"step", std::to_string(state.step)}, {"ema", use_ema ? "true" : "false"}});
+  };
+  auto write_checkpoint = [&]() {
+    save_checkpoint(files.checkpoint(), opts.to_json(), cfg, model, adam, ema.get(), loader, gen, state);
+    write_weights();
+  };
+  auto write_samples = [&]() {
+    SampleRequest req;
+    req.n = opts.n_samples;
+    req.image_size = cfg.diffusion.image_size;
+    req.batch_size = std::min(opts.n_samples, 64);
+    req.seed = opts.seed;  // the same noise every time, so successive grids show the model improving
+    req.show_progress = true;
+    std::fprintf(log, "sampling %d images at step %lld (%d denoising steps)\n", req.n,
+                 static_cast<long long>(state.step), opts.timesteps);
+    SampleResult r = sample_images(sampling_model(), diffusion, req);
+    const int nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.n))));
+    const std::string path = files.samples_dir() + "/" + step_name(state.step) + ".png";
+    report::write_image_grid(path, r.images, nrow);
+    std::fprintf(log, "wrote %s\n", path.c_str());
+  };
+  auto write_curve = [&]() {
+    auto rows = report::read_metrics(files.metrics());
+    std::vector<std::pair<int64_t, double>> pts;
+    for (const auto& r : rows) pts.emplace_back(r.step, r.loss);
+    if (pts.size() >= 2) report::write_loss_curve(files.loss_curve(), pts);
+  };
+
+  std::fprintf(log, "data: %s\nmodel: U-Net dim %d, dim_mults %s, %lld parameters; %d timesteps, %s schedule, %s loss\n",
+               dataset->description.c_str(), cfg.unet.dim, nlohmann::json(cfg.unet.dim_mults).dump().c_str(),
+               static_cast<long long>(model.params().numel()), opts.timesteps, opts.beta_schedule.c_str(),
+               opts.loss.c_str());
+  std::fprintf(log, "%s %s at step %lld of %lld; batch %d, lr %g, %d threads, device %s\n",
+               ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
+               static_cast<long long>(opts.steps), opts.batch_size, opts.lr, omp_get_max_threads(),
+               device_name(dev));
+
+  TrainSummary summary;
+  summary.start_step = state.step;
+  StopOnSignal stop_guard;
+  report::Progress progress(opts.steps - state.step, "train", log);
+  using clock = std::chrono::steady_clock;
+  const auto t_start = clock::now();
+  auto t_interval = t_start;
+  double interval_loss = 0.0, smooth_loss = NAN;
+  int64_t interval_steps = 0;
+  const double elapsed_before = state.elapsed_s;
+
+  while (state.step < opts.steps && !g_stop) {
+    Tensor x0 = loader.next_batch();
+    ag::Var loss = diffusion.p_losses(model, x0, gen);
+    const double lv = loss.value().item();
+    DD_CHECK(std::isfinite(lv), "training diverged at step ", state.step + 1, ": the loss is ", lv,
+             ". Lower --lr or keep --grad-clip on; the last checkpoint in ", opts.out, " is intact");
+    ag::Tape::current().backward(loss);
+    if (opts.grad_clip > 0) ag::clip_grad_norm(params, opts.grad_clip);
+    adam.step();
+    adam.zero_grad();
+    ag::Tape::current().clear();
+    ++state.step;
+    if (ema) ema->update(state.step);
+
+    interval_loss += lv;
+    ++interval_steps;
+    smooth_loss = std::isnan(smooth_loss) ? lv : 0.98 * smooth_loss + 0.02 * lv;
+    const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
+    const double ips = static_cast<double>((state.step - summary.start_step) * opts.batch_size) / std::max(run_s, 1e-9);
+    char extra[128];
+    std::snprintf(extra, sizeof extra, "step %lld  loss %.4f  %.1f img/s", static_cast<long long>(state.step),
+                  smooth_loss, ips);
+    progress.update(state.step - summary.start_step, extra);
+
+    if (state.step % opts.log_every == 0 || state.step == opts.steps) {
+      const auto now = clock::now();
+      const double dt = std::chrono::duration<double>(now - t_interval).count();
+      summary.last_loss = interval_loss / static_cast<double>(interval_steps);
+      metrics.append(state.step, summary.last_loss, opts.lr,
+                     static_cast<double>(interval_steps * opts.batch_size) / std::max(dt, 1e-9),
+                     elapsed_before + run_s);
+      interval_loss = 0.0;
+      interval_steps = 0;
+      t_interval = now;
+    }
+    state.elapsed_s = elapsed_before + run_s;
+    const bool last = state.step == opts.steps;
+    if (opts.save_every > 0 && state.step % opts.save_every == 0 && !last) write_checkpoint();
+    if (opts.sample_every > 0 && state.step % opts.sample_every == 0 && !last) {
+      write_curve();
+      write_samples();
+    }
+  }
+  progress.finish();
+  summary.end_step = state.step;
+  summary.interrupted = state.step < opts.steps;
+  const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
+  summary.images_per_s = static_cast<double>((state.step - summary.start_step) * opts.batch_size) / std::max(run_s, 1e-9);
+  write_checkpoint();
+  write_curve();
+  if (summary.interrupted) {
+    std::fprintf(log, "stopped at step %lld; checkpoint saved. Continue with: train_ddpm --out %s --resume\n",
+                 static_cast<long long>(state.step), opts.out.c_str());
+  } else if (summary.end_step > summary.start_step || opts.sample_every == 0) {
+    write_samples();
+  }
+  std::fprintf(log, "done: step %lld, %.1f img/s; weights in %s\n", static_cast<long long>(state.step),
+               summary.images_per_s, files.weights().c_str());
+  return summary;
+}
+
+}  // namespace dd::ddpm
