@@ -1,0 +1,53 @@
+#include "kernels/diffusion.h"
+
+namespace dd::kernels::cpu {
+
+namespace {
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 15;
+
+// out[b, i] = f(b, flat index) over a [B, inner] view; each element is written
+// once by one thread, so the result does not depend on the thread count.
+template <typename F>
+Tensor per_sample_map(const Tensor& like, F f) {
+  Tensor out = Tensor::empty(like.shape());
+  float* po = out.data();
+  const int64_t B = like.dim(0), inner = like.numel() / B, n = like.numel();
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t lo = b * inner, hi = lo + inner;
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) po[i] = f(b, i);
+  }
+  return out;
+}
+}  // namespace
+
+Tensor q_sample(const Tensor& x0, const Tensor& noise, const Tensor& coef_a, const Tensor& coef_b) {
+  const float *px = x0.data(), *pn = noise.data(), *pa = coef_a.data(), *pb = coef_b.data();
+  return per_sample_map(x0, [=](int64_t b, int64_t i) { return pa[b] * px[i] + pb[b] * pn[i]; });
+}
+
+Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, const PSampleCoefs& c) {
+  const float *px = x_t.data(), *pe = eps.data();
+  const float *ra = c.sqrt_recip_alpha.data(), *be = c.beta.data(), *so = c.sqrt_one_minus_ac.data();
+  // The seed's order: betas_t * eps, then / sqrt_one_minus, x - that, then * sqrt_recip_alpha.
+  if (!noise.defined())
+    return per_sample_map(x_t, [=](int64_t b, int64_t i) { return ra[b] * (px[i] - be[b] * pe[i] / so[b]); });
+  const float *pn = noise.data(), *sg = c.sigma.data();
+  return per_sample_map(
+      x_t, [=](int64_t b, int64_t i) { return ra[b] * (px[i] - be[b] * pe[i] / so[b]) + sg[b] * pn[i]; });
+}
+
+Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac,
+                  const Tensor& sqrt_recipm1_ac, bool clamp) {
+  const float *px = x_t.data(), *pe = eps.data(), *ra = sqrt_recip_ac.data(), *rm = sqrt_recipm1_ac.data();
+  if (!clamp) return per_sample_map(x_t, [=](int64_t b, int64_t i) { return ra[b] * px[i] - rm[b] * pe[i]; });
+  return per_sample_map(x_t, [=](int64_t b, int64_t i) {
+    const float v = ra[b] * px[i] - rm[b] * pe[i];
+    // NaN passes through (as torch.clamp), so a diverged model is not hidden.
+    return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+  });
+}
+
+}  // namespace dd::kernels::cpu

@@ -1,0 +1,149 @@
+#include "models/diffusion.h"
+
+#include <cmath>
+
+#include "autograd/loss.h"
+#include "engine/error.h"
+#include "kernels/diffusion.h"
+
+namespace dd::models {
+
+Objective parse_objective(const std::string& name) {
+  if (name == "pred_noise") return Objective::PredNoise;
+  if (name == "pred_x0") return Objective::PredX0;
+  if (name == "pred_v") return Objective::PredV;
+  DD_FAIL("diffusion: unknown objective '", name, "' (expected pred_noise, pred_x0 or pred_v)");
+}
+
+const char* objective_name(Objective o) {
+  switch (o) {
+    case Objective::PredNoise:
+      return "pred_noise";
+    case Objective::PredX0:
+      return "pred_x0";
+    case Objective::PredV:
+      return "pred_v";
+  }
+  DD_FAIL("diffusion: invalid Objective value ", static_cast<int>(o));
+}
+
+namespace {
+void check_batch(const char* op, const Denoiser& model, const Shape& s) {
+  DD_CHECK(s.size() == 4, op, ": expected an NHWC batch [B, H, W, C], got ", shape_str(s));
+  for (int64_t d : s) DD_CHECK(d >= 1, op, ": empty batch shape ", shape_str(s));
+  DD_CHECK(s[3] == model.channels(), op, ": batch ", shape_str(s), " has ", s[3],
+           " channels but the model expects ", model.channels());
+}
+
+// The model's noise prediction, checked to have x_t's shape.
+ag::Var predict_eps(const char* op, Denoiser& model, const ag::Var& x_t, const Tensor& t, const ag::Var& sc) {
+  ag::Var eps = model.forward(x_t, t, sc);
+  DD_CHECK(eps.defined() && eps.value().shape() == x_t.value().shape(), op, ": the model returned ",
+           eps.defined() ? describe(eps.value()) : std::string("nothing"), " for x_t ", describe(x_t.value()),
+           " (pred_noise needs the same shape)");
+  return eps;
+}
+
+// One timestep for the whole batch: buffer[t] (rounded once to float) for each of B samples.
+Tensor coef(double value, int64_t B, Device dev) { return Tensor::full({B}, static_cast<float>(value), dev); }
+
+Tensor timesteps(const std::vector<int64_t>& t, Device dev) {
+  std::vector<float> v(t.begin(), t.end());
+  return Tensor::from_vector({static_cast<int64_t>(t.size())}, v, dev);
+}
+}  // namespace
+
+GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_type, Objective objective)
+    : schedule_(std::move(schedule)), loss_type_(loss_type), objective_(objective) {
+  DD_CHECK(schedule_.T >= 1 && static_cast<int>(schedule_.betas.size()) == schedule_.T,
+           "diffusion: schedule is empty or inconsistent (T = ", schedule_.T, ", ", schedule_.betas.size(),
+           " betas); build it with Schedule::make or Schedule::from_betas");
+  DD_CHECK(objective_ == Objective::PredNoise, "diffusion: objective ", objective_name(objective_),
+           " is not supported; only pred_noise (the seed's noise prediction) is implemented");
+  kernels::loss_type_name(loss_type_);  // rejects an out-of-range enum value
+}
+
+ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator& gen, LossDraw* draw) const {
+  const char* op = "p_losses";
+  DD_CHECK(x0.defined(), op, ": x0 is undefined");
+  check_batch(op, model, x0.shape());
+  const int64_t B = x0.dim(0);
+  const Device dev = x0.device();
+
+  // The documented draw order: timesteps, noise, then the self-conditioning coin.
+  std::vector<int64_t> t(static_cast<std::size_t>(B));
+  for (auto& v : t) v = static_cast<int64_t>(gen.uniform_int(static_cast<uint64_t>(schedule_.T)));
+  Tensor noise = gen.randn(x0.shape(), dev);
+  const bool self_cond = model.self_condition() && gen.uniform() < 0.5;
+
+  const Tensor tt = timesteps(t, dev);
+  const ag::Var x_t(kernels::q_sample(x0, noise, schedule_.extract(schedule_.sqrt_alphas_cumprod, t, dev),
+                                      schedule_.extract(schedule_.sqrt_one_minus_alphas_cumprod, t, dev)));
+  ag::Var x_self_cond;
+  if (self_cond) {
+    ag::NoGrad no_grad;
+    const ag::Var eps = predict_eps(op, model, x_t, tt, ag::Var());
+    // A fresh Var that requires no gradient: nothing flows back through it.
+    x_self_cond = ag::Var(kernels::predict_x0(
+        x_t.value(), eps.value(), schedule_.extract(schedule_.sqrt_recip_alphas_cumprod, t, dev),
+        schedule_.extract(schedule_.sqrt_recipm1_alphas_cumprod, t, dev),
+        /*clamp=*/false));
+  }
+  const ag::Var eps = predict_eps(op, model, x_t, tt, x_self_cond);
+  if (draw) {
+    draw->t = t;
+    draw->self_conditioned = self_cond;
+  }
+  // The seed writes loss(noise, predicted); every LossType is symmetric in its operands.
+  return ag::loss(eps, ag::Var(noise), loss_type_);
+}
+
+Tensor GaussianDiffusion::p_sample(Denoiser& model, const Tensor& x_t, int t, Generator& gen,
+                                   Tensor* x0_pred_out, const Tensor& x_self_cond) const {
+  const char* op = "p_sample";
+  DD_CHECK(x_t.defined(), op, ": x_t is undefined");
+  check_batch(op, model, x_t.shape());
+  DD_CHECK(t >= 0 && t < schedule_.T, op, ": timestep ", t, " outside [0, ", schedule_.T, ")");
+  if (x_self_cond.defined())
+    DD_CHECK(x_self_cond.shape() == x_t.shape(), op, ": x_self_cond ", describe(x_self_cond),
+             " must have the shape of x_t ", describe(x_t));
+  const Device dev = x_t.device();
+  const int64_t B = x_t.dim(0);
+  const auto at = [&](const std::vector<double>& buffer) {
+    return coef(buffer[static_cast<std::size_t>(t)], B, dev);
+  };
+
+  ag::NoGrad no_grad;
+  const ag::Var sc = x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var();
+  const Tensor eps =
+      predict_eps(op, model, ag::Var(x_t), Tensor::full({B}, static_cast<float>(t), dev), sc).value();
+  if (x0_pred_out)
+    *x0_pred_out = kernels::predict_x0(x_t, eps, at(schedule_.sqrt_recip_alphas_cumprod),
+                                       at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/true);
+  kernels::PSampleCoefs c;
+  c.sqrt_recip_alpha = at(schedule_.sqrt_recip_alphas);
+  c.beta = at(schedule_.betas);
+  c.sqrt_one_minus_ac = at(schedule_.sqrt_one_minus_alphas_cumprod);
+  c.sigma = coef(std::sqrt(schedule_.posterior_variance[static_cast<std::size_t>(t)]), B, dev);
+  // Algorithm 2 returns the mean at the last step: no draw there.
+  const Tensor noise = t > 0 ? gen.randn(x_t.shape(), dev) : Tensor();
+  return kernels::p_sample_step(x_t, eps, noise, c);
+}
+
+Tensor GaussianDiffusion::p_sample_loop(Denoiser& model, const Shape& shape, Generator& gen,
+                                        const std::function<void(int t, const Tensor& x)>& on_step,
+                                        Device dev) const {
+  check_batch("p_sample_loop", model, shape);
+  Tensor x = gen.randn(shape, dev);
+  Tensor x0_pred;  // undefined at the first step, as lucidrains' x_start = None
+  const bool self_cond = model.self_condition();
+  for (int t = schedule_.T - 1; t >= 0; --t) {
+    Tensor next_x0;
+    x = p_sample(model, x, t, gen, self_cond ? &next_x0 : nullptr, self_cond ? x0_pred : Tensor());
+    x0_pred = next_x0;
+    if (on_step) on_step(t, x);
+  }
+  return x;
+}
+
+}  // namespace dd::models
