@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+
+#include "tests/support/temp_dir.h"
 #include <stb_image.h>
 
 #include <unistd.h>
@@ -23,20 +25,6 @@ using Catch::Contains;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::random_device rd;
-    dir = fs::temp_directory_path() / str_cat("dd_test_report_", ::getpid(), "_", rd());
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-  size_t entries() const { return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator())); }
-};
 
 struct Png {
   int w = 0, h = 0, c = 0;
@@ -89,7 +77,7 @@ struct FakeClock {
 }  // namespace
 
 TEST_CASE("image grid layout, padding and [-1,1] mapping are pixel-exact", "[report]") {
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_report");
   // Values and the bytes they must become: round(clamp((x+1)/2, 0, 1) * 255), out-of-range clamped.
   const std::vector<std::pair<float, int>> table = {
       {-1.0f, 0}, {1.0f, 255}, {0.0f, 128}, {0.5f, 191}, {-0.5f, 64}, {1.5f, 255}, {-3.0f, 0},
@@ -154,7 +142,7 @@ TEST_CASE("image grid layout, padding and [-1,1] mapping are pixel-exact", "[rep
 }
 
 TEST_CASE("image grid and png errors name the path", "[report]") {
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_report");
   const std::string path = tmp.file("bad.png");
   REQUIRE_THROWS_WITH(write_image_grid(path, Tensor::zeros({2, 4, 4, 2}), 2),
                       Contains(path) && Contains("1 or 3 channels"));
@@ -163,14 +151,14 @@ TEST_CASE("image grid and png errors name the path", "[report]") {
   REQUIRE_THROWS_WITH(write_image_grid(path, Tensor::full({1, 2, 2, 1}, std::nanf("")), 1),
                       Contains(path) && Contains("4 NaN"));
   REQUIRE_THROWS_WITH(write_png(path, std::vector<uint8_t>(11), 2, 2, 3), Contains(path) && Contains("needs 12 bytes"));
-  const std::string nowhere = tmp.file("missing_dir/x.png");
+  const std::string nowhere = tmp.path() + "/missing_dir/x.png";
   REQUIRE_THROWS_WITH(write_png(nowhere, std::vector<uint8_t>(4), 2, 2, 1), Contains(nowhere));
   CHECK(tmp.entries() == 0);
 }
 
 TEST_CASE("loss curve is a PNG of the requested size with a visible curve", "[report]") {
   DD_TEST_RANDOM(rng);
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_report");
   std::normal_distribution<double> noise(0.0, 0.25);
   std::vector<std::pair<int64_t, double>> pts;
   SECTION("spanning decades (log axis)") {
@@ -216,7 +204,7 @@ TEST_CASE("loss curve smoothing and errors", "[report]") {
   CHECK(auto_smoothing(40000) == Approx(0.999).epsilon(1e-12));
   CHECK(auto_smoothing(10) == 0.0);
 
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_report");
   const std::string path = tmp.file("l.png");
   REQUIRE_THROWS_WITH(write_loss_curve(path, {}), Contains(path) && Contains("no finite loss"));
   REQUIRE_THROWS_WITH(write_loss_curve(path, {{0, std::nan("")}}), Contains(path) && Contains("no finite loss"));
@@ -319,7 +307,7 @@ TEST_CASE("progress on a terminal redraws one line at most ~10 times a second", 
 }
 
 TEST_CASE("metrics log appends, reads back and truncates on resume", "[report]") {
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_report");
   const std::string path = tmp.file("metrics.csv");
   auto loss_at = [](int64_t s) { return static_cast<double>(static_cast<float>(1.0 / (s + 1.0))); };
   {

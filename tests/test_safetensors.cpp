@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "tests/support/temp_dir.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -23,19 +25,6 @@ using Catch::Contains;
 
 namespace {
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::random_device rd;
-    dir = fs::temp_directory_path() / str_cat("dd_test_safetensors_", ::getpid(), "_", rd());
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -107,7 +96,7 @@ std::string py_list(const std::vector<float>& v) {
 
 TEST_CASE("safetensors round trip: F32, I64, scalar, zero-size, metadata", "[safetensors]") {
   DD_TEST_RANDOM(rng);
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_safetensors");
   const std::string path = tmp.file("round.safetensors");
 
   const std::vector<float> w = random_floats(rng, 3 * 5 * 2);
@@ -156,7 +145,7 @@ TEST_CASE("safetensors round trip: F32, I64, scalar, zero-size, metadata", "[saf
   CHECK(h["b.weight"]["data_offsets"][0] == 44);
   CHECK(h.contains("__metadata__") == !f.metadata.empty());
   // No temporary file is left beside the output.
-  CHECK(std::distance(fs::directory_iterator(tmp.dir), fs::directory_iterator()) == 1);
+  CHECK(tmp.entries() == 1);
 }
 
 TEST_CASE("safetensors dtype conversions", "[safetensors]") {
@@ -200,7 +189,7 @@ TEST_CASE("safetensors dtype conversions", "[safetensors]") {
 }
 
 TEST_CASE("safetensors refuses broken files, naming the file", "[safetensors]") {
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_safetensors");
   const std::string path = tmp.file("broken.safetensors");
   const std::string ok_entry = R"("t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
   const std::string eight(8, '\0');
@@ -277,7 +266,7 @@ TEST_CASE("safetensors refuses broken files, naming the file", "[safetensors]") 
 }
 
 TEST_CASE("safetensors lookup and save errors", "[safetensors]") {
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_safetensors");
   const std::string path = tmp.file("small.safetensors");
   SafeTensorsFile f;
   f.put_f32("down.0.weight", Tensor::zeros({2, 2}));
@@ -294,15 +283,15 @@ TEST_CASE("safetensors lookup and save errors", "[safetensors]") {
   bad.tensors["x"] = make_tensor<float>("F32", {3}, {1.0f});
   REQUIRE_THROWS_WITH(save_safetensors(tmp.file("bad.safetensors"), bad),
                       Contains("bad.safetensors") && Contains("tensor 'x'") && Contains("needs 12 bytes"));
-  const std::string nowhere = tmp.file("no/such/dir/w.safetensors");
+  const std::string nowhere = tmp.path() + "/no/such/dir/w.safetensors";
   REQUIRE_THROWS_WITH(save_safetensors(nowhere, f), Contains(nowhere));
   // Failed saves leave neither the file nor a temporary behind.
-  CHECK(std::distance(fs::directory_iterator(tmp.dir), fs::directory_iterator()) == 1);
+  CHECK(tmp.entries() == 1);
 }
 
 TEST_CASE("safetensors interoperate with the python reader/writer", "[safetensors][python]") {
   DD_TEST_RANDOM(rng);
-  TempDir tmp;
+  dd::test::TempDir tmp("dd_test_safetensors");
   const std::string cpp_file = tmp.file("from_cpp.safetensors");
   const std::string py_file = tmp.file("from_py.safetensors");
 

@@ -20,7 +20,7 @@ struct SampleRequest {
 
 struct SampleResult {
   Tensor images;                  // [n, H, W, C] in [-1, 1] (clamped)
-  std::vector<Tensor> trajectory;  // [1, H, W, C] snapshots of image 0, x_T first, x_0 last
+  std::vector<Tensor> trajectory;  // [1, H, W, C] snapshots of image 0, from the first step (noise) to x_0
 };
 
 SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffusion& diffusion,

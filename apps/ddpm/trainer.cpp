@@ -239,7 +239,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   TrainSummary summary;
   summary.start_step = state.step;
   StopOnSignal stop_guard;
-  report::Progress progress(opts.steps - state.step, "train", log);
+  report::Progress progress(opts.steps, "train", log, state.step);
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   auto t_interval = t_start;
@@ -269,7 +269,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     char extra[128];
     std::snprintf(extra, sizeof extra, "step %lld  loss %.4f  %.1f img/s", static_cast<long long>(state.step),
                   smooth_loss, ips);
-    progress.update(state.step - summary.start_step, extra);
+    progress.update(state.step, extra);
 
     if (state.step % opts.log_every == 0 || state.step == opts.steps) {
       const auto now = clock::now();

@@ -1,4 +1,5 @@
 #pragma once
+#include "tests/support/temp_dir.h"
 // Naive float64 references for the DDPM arithmetic of seed 003 (forward noising,
 // the Algorithm 2 step, the x0 estimate), on [B, inner] data with one
 // coefficient per sample, and the file exchange with tests/torch/diffusion_ref.py.
@@ -57,29 +58,7 @@ inline std::vector<double> predict_x0(const std::vector<double>& x, const std::v
 // until the engine's safetensors reader exists. The tests only run on
 // little-endian hosts (x86-64, aarch64), so the bytes are written as they lie.
 
-// A fresh directory under the system temp dir, removed when the object dies.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    namespace fs = std::filesystem;
-    std::random_device rd;
-    for (;;) {
-      path_ = fs::temp_directory_path() / (tag + "_" + std::to_string(rd()));
-      if (fs::create_directory(path_)) break;
-    }
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ::dd::test::TempDir;
 
 template <typename T>
 void write_raw(const std::string& path, const std::vector<T>& v) {

@@ -15,27 +15,6 @@ namespace dd::test {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-  static std::atomic<int> counter{0};
-  const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-  fs::path p = fs::temp_directory_path() /
-               ("dd_data_test_" + std::to_string(getpid()) + "_" + std::to_string(stamp) + "_" +
-                std::to_string(counter++));
-  fs::create_directories(p);
-  path_ = p.string();
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string TempDir::file(const std::string& name) const {
-  fs::path p = fs::path(path_) / name;
-  fs::create_directories(p.parent_path());
-  return p.string();
-}
-
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

@@ -3,24 +3,13 @@
 // directory that removes itself, for the data-loader tests.
 #include <cstdint>
 #include <string>
+
+#include "tests/support/temp_dir.h"
 #include <vector>
 
 namespace dd::test {
 
 // A fresh directory under temp_directory_path(), removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  // path()/name, creating the parent folders of name.
-  std::string file(const std::string& name) const;
-
- private:
-  std::string path_;
-};
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 // The IDX header {magic, dims...} (big-endian) followed by pixels; gzip-compressed when gz.

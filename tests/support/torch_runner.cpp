@@ -43,22 +43,4 @@ std::string run_torch_script(const std::string& script, const std::vector<std::s
   return out;
 }
 
-TempDir::TempDir(const std::string& tag) {
-  std::random_device rd;
-  const auto base = std::filesystem::temp_directory_path();
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    auto p = base / ("dd_" + tag + "_" + std::to_string(rd()));
-    if (std::filesystem::create_directory(p)) {
-      path_ = p.string();
-      return;
-    }
-  }
-  DD_FAIL("could not create a temporary directory under ", base.string());
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 }  // namespace dd::test

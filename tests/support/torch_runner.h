@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace dd::test {
 
 // /usr/bin/python3, or $DD_TORCH_PYTHON when set.
@@ -12,18 +14,5 @@ std::string torch_python();
 // a non-zero exit.
 std::string run_torch_script(const std::string& script, const std::vector<std::string>& args);
 
-// A fresh directory under the system temp dir, removed when the object goes away.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag);
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace dd::test

@@ -1,0 +1,68 @@
+#include "apps/ddpm/sampler.h"
+
+#include <algorithm>
+
+#include "apps/report/progress.h"
+#include "autograd/var.h"
+#include "engine/error.h"
+#include "kernels/concat.h"
+
+namespace dd::ddpm {
+
+namespace {
+
+// Copies rows [0, n) of src ([B, ...]) into dst starting at row `at`.
+void copy_rows(const Tensor& src, Tensor& dst, int64_t at) {
+  const int64_t row = src.numel() / src.dim(0);
+  const Tensor s = src.to(Device::CPU);
+  std::copy(s.data(), s.data() + s.numel(), dst.data() + at * row);
+}
+
+Tensor clamp_unit(const Tensor& x) {
+  Tensor out = x.to(Device::CPU).clone();
+  for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] = std::clamp(out.data()[i], -1.0f, 1.0f);
+  return out;
+}
+
+}  // namespace
+
+SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffusion& diffusion,
+                           const SampleRequest& req) {
+  DD_CHECK(req.n > 0, "sampling: the number of images must be positive, got ", req.n);
+  DD_CHECK(req.batch_size > 0, "sampling: --batch-size must be positive, got ", req.batch_size);
+  DD_CHECK(req.image_size > 0, "sampling: image size must be positive, got ", req.image_size);
+  ag::NoGrad no_grad;
+  const int C = model.channels(), S = req.image_size, T = diffusion.T();
+  SampleResult result;
+  result.images = Tensor::empty({req.n, S, S, C});
+  // One generator for the whole request: the same seed and batch size give the same images.
+  Generator gen(req.seed);
+  const int batches = (req.n + req.batch_size - 1) / req.batch_size;
+  const int64_t total = static_cast<int64_t>(batches) * T;
+  std::unique_ptr<report::Progress> progress;
+  if (req.show_progress) progress = std::make_unique<report::Progress>(total, "sample", stderr);
+  // Snapshot times for image 0's trajectory: x_T, evenly spaced steps, and x_0.
+  std::vector<int> snap_t;
+  if (req.trajectory_frames > 0) {
+    const int frames = std::max(2, req.trajectory_frames);
+    for (int f = 0; f < frames; ++f) snap_t.push_back(T - 1 - static_cast<int>((int64_t)(T - 1) * f / (frames - 1)));
+  }
+  int64_t done = 0;
+  for (int b = 0; b < batches; ++b) {
+    const int n = std::min(req.batch_size, req.n - b * req.batch_size);
+    Tensor x = diffusion.p_sample_loop(model, {n, S, S, C}, gen, [&](int t, const Tensor& xt) {
+      ++done;
+      if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
+      if (b == 0 && std::find(snap_t.begin(), snap_t.end(), t) != snap_t.end()) {
+        Tensor first = Tensor::empty({1, S, S, C});
+        std::copy(xt.to(Device::CPU).data(), xt.to(Device::CPU).data() + first.numel(), first.data());
+        result.trajectory.push_back(clamp_unit(first));
+      }
+    });
+    copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);
+  }
+  if (progress) progress->finish();
+  return result;
+}
+
+}  // namespace dd::ddpm

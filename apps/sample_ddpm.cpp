@@ -1,0 +1,85 @@
+// sample_ddpm: draws images from a weights file with DDPM's Algorithm 2 and writes a PNG grid
+// (optionally every image as its own PNG, and a strip of one image's denoising trajectory).
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "apps/ddpm/sampler.h"
+#include "apps/report/image_grid.h"
+#include "engine/error.h"
+#include "kernels/loss.h"
+#include "models/diffusion.h"
+#include "models/weights.h"
+
+int main(int argc, char** argv) {
+  std::string weights, out = "samples.png", each_dir, trajectory;
+  int n = 16, nrow = 0, batch = 64, frames = 10;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
+  app.add_option("--weights", weights, "model.safetensors")->required();
+  app.add_option("--n", n, "number of images")->capture_default_str();
+  app.add_option("--out", out, "PNG grid to write")->capture_default_str();
+  app.add_option("--nrow", nrow, "images per grid row (0 = about square)")->capture_default_str();
+  app.add_option("--seed", seed, "noise seed")->capture_default_str();
+  app.add_option("--batch-size", batch, "images denoised at once")->capture_default_str();
+  app.add_option("--each-dir", each_dir, "also write every image as its own PNG into this folder");
+  app.add_option("--trajectory", trajectory, "also write a strip of image 0's denoising trajectory to this PNG");
+  app.add_option("--frames", frames, "frames in the trajectory strip")->capture_default_str();
+  app.add_option("--device", device, "cpu or auto (the GPU backend comes with the CUDA kernels)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    DD_CHECK(device == "cpu" || device == "auto", "--device ", device,
+             ": this build samples on the CPU only (the U-Net's CUDA kernels are not written yet)");
+    DD_CHECK(n > 0, "--n must be positive, got ", n);
+    DD_CHECK(frames >= 2, "--frames must be at least 2, got ", frames);
+    dd::models::ModelConfig cfg;
+    auto model = dd::models::load_unet(weights, &cfg);
+    const auto schedule = dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule);
+    const auto objective = dd::models::parse_objective(cfg.diffusion.objective);
+    const dd::models::GaussianDiffusion diffusion(dd::models::Schedule::make(schedule, cfg.diffusion.timesteps),
+                                                  dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
+    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule), %lld parameters\n", weights.c_str(),
+                 cfg.diffusion.image_size, cfg.diffusion.image_size, cfg.unet.channels, cfg.diffusion.timesteps,
+                 cfg.diffusion.beta_schedule.c_str(), static_cast<long long>(model->params().numel()));
+    dd::ddpm::SampleRequest req;
+    req.n = n;
+    req.image_size = cfg.diffusion.image_size;
+    req.batch_size = batch;
+    req.seed = seed;
+    req.trajectory_frames = trajectory.empty() ? 0 : frames;
+    const auto result = dd::ddpm::sample_images(*model, diffusion, req);
+    if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+    dd::report::write_image_grid(out, result.images, nrow);
+    std::fprintf(stderr, "wrote %s\n", out.c_str());
+    if (!each_dir.empty()) {
+      std::filesystem::create_directories(each_dir);
+      const auto& s = result.images.shape();
+      for (int i = 0; i < n; ++i) {
+        dd::Tensor one = dd::Tensor::empty({1, s[1], s[2], s[3]});
+        const int64_t sz = one.numel();
+        std::copy(result.images.data() + i * sz, result.images.data() + (i + 1) * sz, one.data());
+        char name[32];
+        std::snprintf(name, sizeof name, "/%05d.png", i);
+        dd::report::write_image_grid(each_dir + name, one, 1, 0);
+      }
+      std::fprintf(stderr, "wrote %d images into %s\n", n, each_dir.c_str());
+    }
+    if (!trajectory.empty()) {
+      const auto& s = result.images.shape();
+      const int64_t f = static_cast<int64_t>(result.trajectory.size());
+      dd::Tensor strip = dd::Tensor::empty({f, s[1], s[2], s[3]});
+      for (int64_t i = 0; i < f; ++i)
+        std::copy(result.trajectory[i].data(), result.trajectory[i].data() + result.trajectory[i].numel(),
+                  strip.data() + i * result.trajectory[i].numel());
+      dd::report::write_image_grid(trajectory, strip, static_cast<int>(f));
+      std::fprintf(stderr, "wrote %s (%lld frames, noise to image)\n", trajectory.c_str(), static_cast<long long>(f));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sample_ddpm: error: %s\n", e.what());
+    return 1;
+  }
+}
