@@ -40,7 +40,7 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   const int batches = (req.n + req.batch_size - 1) / req.batch_size;
   const int64_t total = static_cast<int64_t>(batches) * T;
   std::unique_ptr<report::Progress> progress;
-  if (req.show_progress) progress = std::make_unique<report::Progress>(total, "sample", stderr);
+  if (req.show_progress) progress = std::make_unique<report::Progress>(total, "sample", req.progress_out);
   // Snapshot times for image 0's trajectory: x_T, evenly spaced steps, and x_0.
   std::vector<int> snap_t;
   if (req.trajectory_frames > 0) {

@@ -1,6 +1,7 @@
 #pragma once
 // Drawing images from a trained model (Algorithm 2), in batches, with a progress bar. Shared by
 // train_ddpm's periodic grids and sample_ddpm.
+#include <cstdio>
 #include <functional>
 
 #include "engine/rng.h"
@@ -15,6 +16,7 @@ struct SampleRequest {
   int batch_size = 64;          // images denoised at once
   uint64_t seed = 0;
   bool show_progress = true;
+  std::FILE* progress_out = stderr;
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
 };
 

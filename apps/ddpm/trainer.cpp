@@ -211,7 +211,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.image_size = cfg.diffusion.image_size;
     req.batch_size = std::min(opts.n_samples, 64);
     req.seed = opts.seed;  // the same noise every time, so successive grids show the model improving
-    req.show_progress = true;
+    req.progress_out = log;
     std::fprintf(log, "sampling %d images at step %lld (%d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), opts.timesteps);
     SampleResult r = sample_images(sampling_model(), diffusion, req);
