@@ -11,7 +11,7 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target train_ddpm sample_ddpm ddpm_tool
 RESUME=()
 [ -f "$OUT/checkpoint.safetensors" ] && RESUME=(--resume)
-# Demo preset: the seed U-Net at dim 16, dim_mults 1,2,4 (1.1M parameters), 28x28 Fashion-MNIST,
+# Demo preset: the seed U-Net at dim 16, dim_mults 1,2,4 (0.71M parameters), 28x28 Fashion-MNIST,
 # batch 32, 4000 steps, 1000 timesteps: about 15 minutes on 2 cores.
 "$BUILD_DIR"/train_ddpm --out "$OUT" --steps 4000 --batch-size 32 --dim 16 --dim-mults 1,2,4 \
   --lr 1e-3 --sample-every 0 --save-every 1000 --n-samples 36 "${RESUME[@]}" "$@"
