@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/ddpm/sampler.h"
 #include "apps/ddpm/trainer.h"
 #include "engine/safetensors.h"
+#include "models/unet.h"
 #include "tests/support/data_files.h"
 #include "tests/support/temp_dir.h"
 
@@ -157,4 +159,31 @@ TEST_CASE("train: bad flags and data give errors naming them; a run is never ove
   bad = tiny_options(data, dir.path() + "/bad");
   bad.batch_size = 100;
   REQUIRE_THROWS_WITH(ddpm::train(bad, {}, quiet()), Contains("--batch-size 100"));
+}
+
+TEST_CASE("sampling: grid images in [-1, 1], a trajectory strip, same seed -> same images", "[train][sample]") {
+  models::UnetConfig cfg;
+  cfg.dim = 8;
+  cfg.dim_mults = {1, 2};
+  cfg.channels = 1;
+  Generator gen(2);
+  models::Unet model(cfg, gen);
+  const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 12),
+                                            kernels::LossType::Huber);
+  ddpm::SampleRequest req;
+  req.n = 5;
+  req.image_size = 4;
+  req.batch_size = 3;  // two batches, the second partial
+  req.seed = 9;
+  req.trajectory_frames = 4;
+  req.progress_out = quiet();
+  const auto a = ddpm::sample_images(model, diffusion, req);
+  REQUIRE(a.images.shape() == Shape{5, 4, 4, 1});
+  REQUIRE(a.trajectory.size() == 4);
+  for (float v : a.images.to_vector()) CHECK((v >= -1.0f && v <= 1.0f));
+  // The last frame is image 0 itself.
+  const std::vector<float> all = a.images.to_vector();
+  CHECK(a.trajectory.back().to_vector() == std::vector<float>(all.begin(), all.begin() + 16));
+  const auto b = ddpm::sample_images(model, diffusion, req);
+  CHECK(a.images.to_vector() == b.images.to_vector());
 }

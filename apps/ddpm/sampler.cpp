@@ -55,7 +55,8 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
       if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
       if (b == 0 && std::find(snap_t.begin(), snap_t.end(), t) != snap_t.end()) {
         Tensor first = Tensor::empty({1, S, S, C});
-        std::copy(xt.to(Device::CPU).data(), xt.to(Device::CPU).data() + first.numel(), first.data());
+        const Tensor host = xt.to(Device::CPU);  // one copy: begin and end must point into the same buffer
+        std::copy(host.data(), host.data() + first.numel(), first.data());
         result.trajectory.push_back(clamp_unit(first));
       }
     });
