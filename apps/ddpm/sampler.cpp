@@ -5,7 +5,6 @@
 #include "apps/report/progress.h"
 #include "autograd/var.h"
 #include "engine/error.h"
-#include "kernels/concat.h"
 
 namespace dd::ddpm {
 

@@ -7,12 +7,12 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 
 #include "apps/data/loader.h"
 #include "apps/data/open_dataset.h"
 #include "apps/ddpm/checkpoint.h"
 #include "apps/ddpm/sampler.h"
+#include "apps/report/atomic_file.h"
 #include "apps/report/image_grid.h"
 #include "apps/report/loss_curve.h"
 #include "apps/report/metrics_log.h"
@@ -185,7 +185,8 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   fs::create_directories(files.samples_dir());
   {
     nlohmann::json c{{"train", opts.to_json()}, {"model", cfg.to_json()}, {"dataset", dataset->description}};
-    std::ofstream(files.config()) << c.dump(2) << "\n";
+    const std::string text = c.dump(2) + "\n";
+    report::write_file_atomically(files.config(), text.data(), text.size(), "train_ddpm config");
   }
 
   report::MetricsLog metrics = ckpt ? report::MetricsLog::open_for_resume(files.metrics(), state.step)
