@@ -36,6 +36,9 @@ void copy_d2d(void*, const void*, std::size_t) { no_cuda("cuda copy"); }
 void memset(void*, int, std::size_t) { no_cuda("cuda memset"); }
 void fill_f32(float*, float, std::size_t) { no_cuda("cuda fill"); }
 void synchronize() {}
+Stats stats() { return {}; }
+void reset_peak() {}
+void empty_cache() {}
 }  // namespace cuda_mem
 #endif
 

@@ -23,6 +23,19 @@ void copy_d2d(void* dst, const void* src, std::size_t bytes);
 void memset(void* dst, int value, std::size_t bytes);
 void fill_f32(float* dst, float value, std::size_t count);
 void synchronize();
+
+// The caching allocator's counters (bytes). Without CUDA every field is 0.
+struct Stats {
+  std::size_t in_use = 0;       // held by live tensors
+  std::size_t peak_in_use = 0;  // since the last reset_peak()
+  std::size_t cached = 0;       // freed, kept for reuse
+  std::size_t reserved = 0;     // in_use + cached: what cudaMalloc handed out
+  long long device_mallocs = 0;  // cudaMalloc calls so far
+};
+Stats stats();
+void reset_peak();
+// Returns every cached block to the driver (after synchronizing the stream).
+void empty_cache();
 }  // namespace cuda_mem
 
 }  // namespace dd

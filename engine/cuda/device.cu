@@ -1,6 +1,10 @@
 #include <algorithm>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "engine/cuda_check.h"
+#include "engine/cuda_stream.h"
 #include "engine/device.h"
 
 namespace dd {
@@ -15,27 +19,141 @@ bool cuda_available() {
   return n > 0;
 }
 
+cudaStream_t cuda_stream() {
+  // Non-blocking: nothing on the legacy default stream can serialise against
+  // it, so every copy below goes on this stream too.
+  static cudaStream_t stream = [] {
+    cudaStream_t s = nullptr;
+    DD_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    return s;
+  }();
+  return stream;
+}
+
 namespace cuda_mem {
+
+namespace {
+// Exact-size free lists. A training step asks for the same sizes every step,
+// so after the first step every request is a hit and cudaMalloc (which
+// synchronizes the device) never runs inside the loop.
+class CachingAllocator {
+ public:
+  void* alloc(std::size_t bytes) {
+    const std::size_t size = round_up(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = free_.find(size);
+    if (it != free_.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      stats_.cached -= size;
+      return hand_out(p, size);
+    }
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, size);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      release_cached_locked();
+      err = cudaMalloc(&p, size);
+    }
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      throw_error(__FILE__, __LINE__,
+                  str_cat("cudaMalloc(", size, " bytes) failed: ", cudaGetErrorName(err), ": ",
+                          cudaGetErrorString(err), " (in use ", stats_.in_use, " bytes, cached ", stats_.cached,
+                          " bytes)"));
+    }
+    ++stats_.device_mallocs;
+    stats_.reserved += size;
+    return hand_out(p, size);
+  }
+
+  void free(void* p) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    if (it == live_.end()) return;  // not ours: nothing sane to do in a destructor
+    const std::size_t size = it->second;
+    live_.erase(it);
+    stats_.in_use -= size;
+    stats_.cached += size;
+    free_[size].push_back(p);
+  }
+
+  Stats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.peak_in_use = stats_.in_use;
+  }
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_cached_locked();
+  }
+
+ private:
+  static std::size_t round_up(std::size_t bytes) {
+    constexpr std::size_t kSmall = 512, kLarge = 128 << 10;  // waste <= 1/8 above 1 MiB
+    const std::size_t q = bytes < (std::size_t(1) << 20) ? kSmall : kLarge;
+    return (bytes + q - 1) / q * q;
+  }
+  void* hand_out(void* p, std::size_t size) {
+    live_[p] = size;
+    stats_.in_use += size;
+    stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+    return p;
+  }
+  void release_cached_locked() {
+    // Blocks may still be read by queued kernels: drain the stream first.
+    DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+    for (auto& [size, ptrs] : free_) {
+      for (void* p : ptrs) DD_CUDA_CHECK(cudaFree(p));
+      stats_.reserved -= size * ptrs.size();
+      stats_.cached -= size * ptrs.size();
+    }
+    free_.clear();
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::unordered_map<void*, std::size_t> live_;
+  Stats stats_;
+};
+
+CachingAllocator& allocator() {
+  // Never destroyed: at exit the driver reclaims device memory, and freeing
+  // after the CUDA runtime has shut down would fail.
+  static CachingAllocator* a = new CachingAllocator();
+  return *a;
+}
+}  // namespace
+
 void* alloc(std::size_t bytes) {
-  void* p = nullptr;
   if (bytes == 0) return nullptr;
-  DD_CUDA_CHECK(cudaMalloc(&p, bytes));
-  return p;
+  return allocator().alloc(bytes);
 }
 void free(void* p) noexcept {
-  if (p) cudaFree(p);
+  if (p) allocator().free(p);
 }
+Stats stats() { return allocator().stats(); }
+void reset_peak() { allocator().reset_peak(); }
+void empty_cache() { allocator().empty_cache(); }
+
+// Pageable host memory: cudaMemcpyAsync returns once the host buffer has been
+// staged (h2d), so the caller may reuse it; d2h waits for the data.
 void copy_h2d(void* dst, const void* src, std::size_t bytes) {
-  if (bytes) DD_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  if (bytes) DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
 }
 void copy_d2h(void* dst, const void* src, std::size_t bytes) {
-  if (bytes) DD_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+  if (!bytes) return;
+  DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
+  DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
 }
 void copy_d2d(void* dst, const void* src, std::size_t bytes) {
-  if (bytes) DD_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  if (bytes) DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
 }
 void memset(void* dst, int value, std::size_t bytes) {
-  if (bytes) DD_CUDA_CHECK(cudaMemset(dst, value, bytes));
+  if (bytes) DD_CUDA_CHECK(cudaMemsetAsync(dst, value, bytes, cuda_stream()));
 }
 namespace {
 __global__ void fill_kernel(float* dst, float value, std::size_t count) {
@@ -47,10 +165,13 @@ __global__ void fill_kernel(float* dst, float value, std::size_t count) {
 void fill_f32(float* dst, float value, std::size_t count) {
   if (!count) return;
   unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((count + 255) / 256, 65535));
-  fill_kernel<<<blocks, 256>>>(dst, value, count);
+  fill_kernel<<<blocks, 256, 0, cuda_stream()>>>(dst, value, count);
   DD_CUDA_LAUNCH_CHECK("fill_kernel");
 }
-void synchronize() { DD_CUDA_CHECK(cudaDeviceSynchronize()); }
+void synchronize() {
+  DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+  DD_CUDA_CHECK(cudaGetLastError());
+}
 }  // namespace cuda_mem
 
 }  // namespace dd

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "engine/cuda_check.h"
+#include "engine/cuda_stream.h"
 #include "engine/philox.h"
 #include "engine/rng.h"
 
@@ -31,7 +32,7 @@ void randn_fill(float* out, int64_t n, uint64_t seed, uint64_t offset) {
   if (n <= 0) return;
   int64_t blocks = (n + 3) / 4;
   unsigned grid = static_cast<unsigned>(std::min<int64_t>((blocks + 255) / 256, 65535));
-  randn_kernel<<<grid, 256>>>(out, n, seed, offset);
+  randn_kernel<<<grid, 256, 0, cuda_stream()>>>(out, n, seed, offset);
   DD_CUDA_LAUNCH_CHECK("randn_kernel");
 }
 

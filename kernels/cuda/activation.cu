@@ -22,7 +22,7 @@ Tensor forward(const Tensor& x) {
   Tensor y = Tensor::empty(x.shape(), Device::CUDA);
   const int64_t n = x.numel();
   if (n == 0) return y;
-  act_forward_kernel<act><<<grid_for(n), kThreads>>>(x.data(), y.data(), n);
+  act_forward_kernel<act><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), y.data(), n);
   DD_CUDA_LAUNCH_CHECK("act_forward_kernel");
   return y;
 }
@@ -32,7 +32,7 @@ Tensor backward(const Tensor& x, const Tensor& dy) {
   Tensor dx = Tensor::empty(x.shape(), Device::CUDA);
   const int64_t n = x.numel();
   if (n == 0) return dx;
-  act_backward_kernel<act><<<grid_for(n), kThreads>>>(x.data(), dy.data(), dx.data(), n);
+  act_backward_kernel<act><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), dy.data(), dx.data(), n);
   DD_CUDA_LAUNCH_CHECK("act_backward_kernel");
   return dx;
 }

@@ -20,7 +20,7 @@ __global__ void adam_kernel(float* p, const float* g, float* m, float* v, AdamSt
 void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamStepScalars& s) {
   const int64_t n = param.numel();
   if (n == 0) return;
-  adam_kernel<<<grid_for(n), kThreads>>>(param.data(), grad.data(), m.data(), v.data(), s, n);
+  adam_kernel<<<grid_for(n), kThreads, 0, stream()>>>(param.data(), grad.data(), m.data(), v.data(), s, n);
   DD_CUDA_LAUNCH_CHECK("adam_kernel");
 }
 

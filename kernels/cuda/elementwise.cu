@@ -65,7 +65,7 @@ Tensor map2(const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(a.shape(), Device::CUDA);
   const int64_t n = a.numel();
   if (n == 0) return out;
-  map2_kernel<op><<<grid_for(n), kThreads>>>(a.data(), b.data(), out.data(), n);
+  map2_kernel<op><<<grid_for(n), kThreads, 0, stream()>>>(a.data(), b.data(), out.data(), n);
   DD_CUDA_LAUNCH_CHECK("map2_kernel");
   return out;
 }
@@ -74,14 +74,13 @@ template <bool kSquare>
 double reduce(const Tensor& a) {
   const int64_t n = a.numel();
   if (n == 0) return 0.0;
-  // Scratch for the partials; the caching allocator (CUDA backend issue) will
-  // make this allocation free in the training loop.
+  // Scratch for the partials: a cache hit in the allocator after the first call.
   double* partial = static_cast<double*>(cuda_mem::alloc((kReduceBlocks + 1) * sizeof(double)));
   double result = 0.0;
   try {
-    partial_sum_kernel<kSquare><<<kReduceBlocks, kThreads>>>(a.data(), n, partial);
+    partial_sum_kernel<kSquare><<<kReduceBlocks, kThreads, 0, stream()>>>(a.data(), n, partial);
     DD_CUDA_LAUNCH_CHECK("partial_sum_kernel");
-    fold_kernel<<<1, kThreads>>>(partial, kReduceBlocks, partial + kReduceBlocks);
+    fold_kernel<<<1, kThreads, 0, stream()>>>(partial, kReduceBlocks, partial + kReduceBlocks);
     DD_CUDA_LAUNCH_CHECK("fold_kernel");
     cuda_mem::copy_d2h(&result, partial + kReduceBlocks, sizeof(double));
   } catch (...) {
@@ -101,7 +100,7 @@ Tensor affine(const Tensor& a, float alpha, float beta) {
   Tensor out = Tensor::empty(a.shape(), Device::CUDA);
   const int64_t n = a.numel();
   if (n == 0) return out;
-  affine_kernel<<<grid_for(n), kThreads>>>(a.data(), alpha, beta, out.data(), n);
+  affine_kernel<<<grid_for(n), kThreads, 0, stream()>>>(a.data(), alpha, beta, out.data(), n);
   DD_CUDA_LAUNCH_CHECK("affine_kernel");
   return out;
 }
@@ -109,14 +108,14 @@ Tensor affine(const Tensor& a, float alpha, float beta) {
 void axpy_(Tensor& y, float alpha, const Tensor& x) {
   const int64_t n = y.numel();
   if (n == 0) return;
-  axpy_kernel<<<grid_for(n), kThreads>>>(y.data(), alpha, x.data(), n);
+  axpy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y.data(), alpha, x.data(), n);
   DD_CUDA_LAUNCH_CHECK("axpy_kernel");
 }
 
 void scale_(Tensor& y, float alpha) {
   const int64_t n = y.numel();
   if (n == 0) return;
-  scale_kernel<<<grid_for(n), kThreads>>>(y.data(), alpha, n);
+  scale_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y.data(), alpha, n);
   DD_CUDA_LAUNCH_CHECK("scale_kernel");
 }
 

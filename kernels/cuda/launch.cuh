@@ -4,10 +4,14 @@
 #include <cstdint>
 
 #include "engine/cuda_check.h"
+#include "engine/cuda_stream.h"
 
 namespace dd::kernels::cuda {
 
 constexpr int kThreads = 256;
+
+// Every launch goes on the engine's stream (see engine/cuda_stream.h).
+inline cudaStream_t stream() { return ::dd::cuda_stream(); }
 
 // Grid for a grid-stride loop over n items (capped; the loop covers the rest).
 inline unsigned grid_for(int64_t n, int threads = kThreads) {
