@@ -1,9 +1,11 @@
 #include "autograd/adam.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "engine/error.h"
-#include "kernels/elementwise.h"
+#include "kernels/multi_tensor.h"
 
 namespace dd::ag {
 
@@ -23,12 +25,19 @@ Adam::Adam(std::vector<Var> params, kernels::AdamHyper hyper) : params_(std::mov
 }
 
 void Adam::step() {
+  // Parameters are grouped by their step count (normally one group), so each
+  // group is a single multi-tensor update with one set of step scalars.
+  std::vector<std::pair<int64_t, std::vector<kernels::AdamSlot>>> groups;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Var& p = params_[i];
     if (!p.has_grad()) continue;
-    const kernels::AdamStepScalars s = kernels::adam_scalars(hyper_, ++steps_[i]);
-    kernels::adam_update(p.value(), p.grad(), m_[i], v_[i], s);
+    const int64_t step = ++steps_[i];
+    auto it = std::find_if(groups.begin(), groups.end(), [step](const auto& g) { return g.first == step; });
+    if (it == groups.end()) it = groups.insert(groups.end(), {step, {}});
+    it->second.push_back({p.value(), p.grad(), m_[i], v_[i]});
   }
+  for (const auto& [step, slots] : groups)
+    kernels::adam_update_multi(slots, kernels::adam_scalars(hyper_, step));
 }
 
 void Adam::zero_grad() {
@@ -36,14 +45,18 @@ void Adam::zero_grad() {
 }
 
 double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
-  double sq = 0.0;
+  std::vector<Tensor> grads;
   for (const Var& p : params)
-    if (p.has_grad()) sq += kernels::sum_squares(p.grad());
-  const double norm = std::sqrt(sq);
+    if (p.has_grad()) grads.push_back(p.grad());
+  const double norm = std::sqrt(kernels::sum_squares_multi(grads));
   const double coef = max_norm / (norm + 1e-6);
-  if (coef < 1.0)
+  if (coef < 1.0) {
+    // Scaled in place: a gradient buffer shared with another tensor is copied first.
+    grads.clear();
     for (const Var& p : params)
-      if (p.has_grad()) kernels::scale_(p.mutable_grad(), static_cast<float>(coef));
+      if (p.has_grad()) grads.push_back(p.mutable_grad());
+    kernels::scale_multi_(grads, static_cast<float>(coef));
+  }
   return norm;
 }
 

@@ -2,9 +2,10 @@
 
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "engine/error.h"
-#include "kernels/elementwise.h"
+#include "kernels/multi_tensor.h"
 
 namespace dd::models {
 
@@ -52,18 +53,15 @@ void Ema::update(int64_t step) {
   // torch's lerp_(end, w) with w = 1 - decay rounded to float as torch's scalar:
   // self + w (end - self) for w < 0.5, else end - (1 - w)(end - self).
   const float w = static_cast<float>(1.0 - decay_at(step));
+  std::vector<Tensor> values;
+  values.reserve(params_.size());
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i].value();
     DD_CHECK(p.shape() == shadow_[i].shape(), "ema update: parameter ", i, " is now ", describe(p),
              " but its shadow is ", describe(shadow_[i]));
-    const Tensor diff = kernels::sub(p, shadow_[i]);
-    if (w < 0.5f) {
-      kernels::axpy_(shadow_[i], w, diff);
-    } else {
-      shadow_[i].copy_from(p);
-      kernels::axpy_(shadow_[i], -(1.0f - w), diff);
-    }
+    values.push_back(p);
   }
+  kernels::ema_update_multi(shadow_, values, w);
   ++averaged_;
 }
 

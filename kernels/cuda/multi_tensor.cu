@@ -1,0 +1,205 @@
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "kernels/adam_math.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/multi_tensor.h"
+
+namespace dd::kernels::cuda {
+
+namespace {
+// A launch's work list travels as a kernel argument (under the classic 4 KB
+// limit), not through a host-to-device copy: no staging sync, no scratch.
+// Each block handles one chunk of one tensor.
+constexpr int kMaxTensors = 24;
+constexpr int kMaxBlocks = 320;
+constexpr int64_t kChunk = 16384;  // elements per block
+constexpr int kBlockThreads = 512;
+
+template <int P>
+struct Table {
+  float* ptr[P][kMaxTensors];
+  int64_t n[kMaxTensors];
+  int tensor_of_block[kMaxBlocks];
+  int chunk_of_block[kMaxBlocks];
+};
+static_assert(sizeof(Table<4>) + 64 <= 4096, "kernel argument over 4 KB");
+
+// Walks every tensor's chunks, filling tables and calling launch(table,
+// blocks, first_global_block) whenever one is full, and once at the end.
+template <int P, class Launch>
+void for_each_table(const std::vector<std::array<float*, P>>& ptrs, const std::vector<int64_t>& sizes,
+                    Launch launch) {
+  Table<P> tab{};
+  int nt = 0, nb = 0;
+  int64_t first_block = 0;
+  auto flush = [&] {
+    if (nb > 0) launch(tab, nb, first_block);
+    first_block += nb;
+    nt = 0;
+    nb = 0;
+  };
+  for (std::size_t t = 0; t < ptrs.size(); ++t) {
+    const int64_t n = sizes[t];
+    if (n == 0) continue;
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    for (int64_t c = 0; c < chunks; ++c) {
+      if (nb == kMaxBlocks || (c == 0 && nt == kMaxTensors)) flush();
+      if (c == 0 || nb == 0) {
+        // A tensor whose chunks straddle two launches gets a slot in each.
+        for (int k = 0; k < P; ++k) tab.ptr[k][nt] = ptrs[t][k];
+        tab.n[nt] = n;
+        ++nt;
+      }
+      tab.tensor_of_block[nb] = nt - 1;
+      tab.chunk_of_block[nb] = static_cast<int>(c);
+      ++nb;
+    }
+  }
+  flush();
+}
+
+// The block's [lo, hi) range in its tensor.
+template <int P>
+__device__ __forceinline__ void block_range(const Table<P>& tab, int& t, int64_t& lo, int64_t& hi) {
+  t = tab.tensor_of_block[blockIdx.x];
+  lo = int64_t(tab.chunk_of_block[blockIdx.x]) * kChunk;
+  hi = min(lo + kChunk, tab.n[t]);
+}
+
+__global__ void __launch_bounds__(kBlockThreads) adam_multi_kernel(Table<4> tab, AdamStepScalars s) {
+  int t;
+  int64_t lo, hi;
+  block_range(tab, t, lo, hi);
+  float* p = tab.ptr[0][t];
+  const float* g = tab.ptr[1][t];
+  float* m = tab.ptr[2][t];
+  float* v = tab.ptr[3][t];
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+    float pi = p[i], mi = m[i], vi = v[i];
+    adam_element(pi, g[i], mi, vi, s);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+__global__ void __launch_bounds__(kBlockThreads) ema_multi_kernel(Table<2> tab, float w) {
+  int t;
+  int64_t lo, hi;
+  block_range(tab, t, lo, hi);
+  float* s = tab.ptr[0][t];
+  const float* p = tab.ptr[1][t];
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s[i] = lerp_f(s[i], p[i], w);
+}
+
+__global__ void __launch_bounds__(kBlockThreads) scale_multi_kernel(Table<1> tab, float alpha) {
+  int t;
+  int64_t lo, hi;
+  block_range(tab, t, lo, hi);
+  float* x = tab.ptr[0][t];
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) x[i] *= alpha;
+}
+
+// One double partial per block, written at its global block index; the
+// in-block tree has a fixed shape, so the result is reproducible.
+__global__ void __launch_bounds__(kBlockThreads)
+    sum_squares_multi_kernel(Table<1> tab, double* partial, int64_t first_block) {
+  __shared__ double red[kBlockThreads];
+  int t;
+  int64_t lo, hi;
+  block_range(tab, t, lo, hi);
+  const float* x = tab.ptr[0][t];
+  double acc = 0.0;
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) acc += double(x[i]) * double(x[i]);
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int stride = kBlockThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[first_block + blockIdx.x] = red[0];
+}
+
+// One block folds every partial: each thread a strided subset in order, then a fixed tree.
+__global__ void __launch_bounds__(kBlockThreads) fold_partials_kernel(const double* partial, int64_t n, double* out) {
+  __shared__ double red[kBlockThreads];
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int stride = kBlockThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = red[0];
+}
+
+std::vector<std::array<float*, 1>> one_ptr(const std::vector<Tensor>& ts, std::vector<int64_t>& sizes) {
+  std::vector<std::array<float*, 1>> ptrs;
+  for (const Tensor& t : ts) {
+    ptrs.push_back({const_cast<float*>(t.data())});
+    sizes.push_back(t.numel());
+  }
+  return ptrs;
+}
+}  // namespace
+
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
+  std::vector<std::array<float*, 4>> ptrs;
+  std::vector<int64_t> sizes;
+  for (const AdamSlot& a : slots) {
+    ptrs.push_back({const_cast<float*>(a.param.data()), const_cast<float*>(a.grad.data()),
+                    const_cast<float*>(a.m.data()), const_cast<float*>(a.v.data())});
+    sizes.push_back(a.param.numel());
+  }
+  for_each_table<4>(ptrs, sizes, [&](const Table<4>& tab, int blocks, int64_t) {
+    adam_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, s);
+    DD_CUDA_LAUNCH_CHECK("adam_multi_kernel");
+  });
+}
+
+void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w) {
+  std::vector<std::array<float*, 2>> ptrs;
+  std::vector<int64_t> sizes;
+  for (std::size_t i = 0; i < shadows.size(); ++i) {
+    ptrs.push_back({const_cast<float*>(shadows[i].data()), const_cast<float*>(params[i].data())});
+    sizes.push_back(shadows[i].numel());
+  }
+  for_each_table<2>(ptrs, sizes, [&](const Table<2>& tab, int blocks, int64_t) {
+    ema_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, w);
+    DD_CUDA_LAUNCH_CHECK("ema_multi_kernel");
+  });
+}
+
+double sum_squares_multi(const std::vector<Tensor>& ts) {
+  std::vector<int64_t> sizes;
+  const auto ptrs = one_ptr(ts, sizes);
+  int64_t total_blocks = 0;
+  for (int64_t n : sizes) total_blocks += (n + kChunk - 1) / kChunk;
+  if (total_blocks == 0) return 0.0;
+  // total_blocks partials and the result, as doubles in float-typed scratch.
+  Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, Device::CUDA);
+  double* partial = reinterpret_cast<double*>(scratch.data());
+  for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t first) {
+    sum_squares_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, partial, first);
+    DD_CUDA_LAUNCH_CHECK("sum_squares_multi_kernel");
+  });
+  fold_partials_kernel<<<1, kBlockThreads, 0, stream()>>>(partial, total_blocks, partial + total_blocks);
+  DD_CUDA_LAUNCH_CHECK("fold_partials_kernel");
+  double result = 0.0;
+  cuda_mem::copy_d2h(&result, partial + total_blocks, sizeof(double));
+  return result;
+}
+
+void scale_multi_(const std::vector<Tensor>& ts, float alpha) {
+  std::vector<int64_t> sizes;
+  const auto ptrs = one_ptr(ts, sizes);
+  for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t) {
+    scale_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, alpha);
+    DD_CUDA_LAUNCH_CHECK("scale_multi_kernel");
+  });
+}
+
+}  // namespace dd::kernels::cuda

@@ -1,0 +1,64 @@
+#include "kernels/multi_tensor.h"
+
+#include "kernels/dispatch.h"
+
+namespace dd::kernels {
+
+namespace {
+// All tensors on one device; returns it (CPU for an empty list: nothing to do there).
+Device list_device(const char* op, const std::vector<const Tensor*>& ts) {
+  Device dev = Device::CPU;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    DD_CHECK(ts[i]->defined(), op, ": tensor ", i, " is undefined");
+    if (i == 0) dev = ts[i]->device();
+    DD_CHECK(ts[i]->device() == dev, op, ": tensor ", i, " ", describe(*ts[i]), " is not on ", device_name(dev),
+             " like tensor 0");
+  }
+  return dev;
+}
+}  // namespace
+
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
+  std::vector<const Tensor*> all;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const AdamSlot& a = slots[i];
+    DD_CHECK(a.param.defined() && a.grad.defined() && a.m.defined() && a.v.defined(), "adam_update_multi: slot ",
+             i, " has an undefined tensor");
+    DD_CHECK(a.param.shape() == a.grad.shape() && a.param.shape() == a.m.shape() && a.param.shape() == a.v.shape(),
+             "adam_update_multi: slot ", i, ": param ", describe(a.param), ", grad ", describe(a.grad), ", m ",
+             describe(a.m), ", v ", describe(a.v), " must have one shape");
+    all.insert(all.end(), {&a.param, &a.grad, &a.m, &a.v});
+  }
+  if (slots.empty()) return;
+  DD_DISPATCH(list_device("adam_update_multi", all), adam_update_multi, slots, s);
+}
+
+void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w) {
+  DD_CHECK(shadows.size() == params.size(), "ema_update_multi: ", shadows.size(), " shadows but ", params.size(),
+           " parameters");
+  std::vector<const Tensor*> all;
+  for (std::size_t i = 0; i < shadows.size(); ++i) {
+    DD_CHECK(shadows[i].defined() && params[i].defined() && shadows[i].shape() == params[i].shape(),
+             "ema_update_multi: shadow ", i, " ", describe(shadows[i]), " does not match parameter ",
+             describe(params[i]));
+    all.insert(all.end(), {&shadows[i], &params[i]});
+  }
+  if (shadows.empty()) return;
+  DD_DISPATCH(list_device("ema_update_multi", all), ema_update_multi, shadows, params, w);
+}
+
+double sum_squares_multi(const std::vector<Tensor>& ts) {
+  std::vector<const Tensor*> all;
+  for (const Tensor& t : ts) all.push_back(&t);
+  if (ts.empty()) return 0.0;
+  DD_DISPATCH(list_device("sum_squares_multi", all), sum_squares_multi, ts);
+}
+
+void scale_multi_(const std::vector<Tensor>& ts, float alpha) {
+  std::vector<const Tensor*> all;
+  for (const Tensor& t : ts) all.push_back(&t);
+  if (ts.empty()) return;
+  DD_DISPATCH(list_device("scale_multi_", all), scale_multi_, ts, alpha);
+}
+
+}  // namespace dd::kernels

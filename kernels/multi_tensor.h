@@ -1,0 +1,49 @@
+#pragma once
+// The optimizer's passes over every parameter at once: Adam, the EMA update,
+// the global gradient norm and the clip. The U-Net has a few hundred parameter
+// tensors, many of them tiny (biases, norms); one launch per tensor would be
+// launch-bound on the GPU, so the CUDA backend packs many tensors into each
+// launch (kernels/cuda/multi_tensor.cu). Element arithmetic is the same as the
+// single-tensor ops (kernels/adam_math.h, torch's lerp), so results match them.
+#include <vector>
+
+#include "engine/tensor.h"
+#include "kernels/adam.h"
+
+namespace dd::kernels {
+
+struct AdamSlot {
+  Tensor param;  // updated in place (Tensor copies share storage)
+  Tensor grad;
+  Tensor m, v;   // updated in place
+};
+// One Adam step of every slot with the same step scalars.
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s);
+
+// shadow_i = torch.lerp(shadow_i, param_i, w) for every i, in place.
+void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w);
+
+// sum over every tensor of sum of x^2, accumulated in double with a fixed
+// chunking (bitwise reproducible; not bitwise equal across backends).
+double sum_squares_multi(const std::vector<Tensor>& ts);
+
+// x_i *= alpha for every i, in place.
+void scale_multi_(const std::vector<Tensor>& ts, float alpha);
+
+namespace cpu {
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s);
+void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w);
+double sum_squares_multi(const std::vector<Tensor>& ts);
+void scale_multi_(const std::vector<Tensor>& ts, float alpha);
+}  // namespace cpu
+
+#ifdef DD_WITH_CUDA
+namespace cuda {
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s);
+void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w);
+double sum_squares_multi(const std::vector<Tensor>& ts);
+void scale_multi_(const std::vector<Tensor>& ts, float alpha);
+}  // namespace cuda
+#endif
+
+}  // namespace dd::kernels
