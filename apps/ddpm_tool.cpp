@@ -14,8 +14,10 @@ namespace {
 
 using namespace dd;
 
-int run_forward(const std::string& weights, const std::string& input, const std::string& output) {
-  auto model = models::load_unet(weights);
+int run_forward(const std::string& weights, const std::string& input, const std::string& output,
+                const std::string& device) {
+  const Device dev = resolve_device(device);
+  auto model = models::load_unet(weights, nullptr, dev);
   SafeTensorsFile in = load_safetensors(input);
   const Tensor x = in.at("x").to_f32();
   DD_CHECK(x.ndim() == 4, input, ": 'x' must be [B, C, H, W], got ", shape_str(x.shape()));
@@ -28,14 +30,15 @@ int run_forward(const std::string& weights, const std::string& input, const std:
     const Tensor s = in.at("x_self_cond").to_f32();
     DD_CHECK(s.shape() == x.shape(), input, ": 'x_self_cond' must have x's shape ", shape_str(x.shape()), ", got ",
              shape_str(s.shape()));
-    sc = ag::Var(models::nchw_to_nhwc(s));
+    sc = ag::Var(models::nchw_to_nhwc(s).to(dev));
   }
   ag::NoGrad no_grad;
-  ag::Var y = model->forward(ag::Var(models::nchw_to_nhwc(x)), Tensor::from_vector({x.dim(0)}, tf), sc);
+  ag::Var y = model->forward(ag::Var(models::nchw_to_nhwc(x).to(dev)), Tensor::from_vector({x.dim(0)}, tf, dev), sc);
   SafeTensorsFile out;
   out.put_f32("model_output", models::nhwc_to_nchw(y.value()));
   save_safetensors(output, out);
-  std::printf("wrote %s: model_output %s\n", output.c_str(), shape_str(out.at("model_output").shape).c_str());
+  std::printf("wrote %s: model_output %s (device %s)\n", output.c_str(), shape_str(out.at("model_output").shape).c_str(),
+              device_name(dev));
   return 0;
 }
 
@@ -52,17 +55,18 @@ int run_info(const std::string& weights) {
 int main(int argc, char** argv) {
   CLI::App app{"Tools for DDPM weights files (safetensors, PyTorch state_dict names and layouts)."};
   app.require_subcommand(1);
-  std::string weights, input, output, info_weights;
+  std::string weights, input, output, info_weights, device = "auto";
   auto* fwd = app.add_subcommand("forward", "run the U-Net: IN holds x [B,C,H,W] F32, t [B] I64 (and optionally "
                                             "x_self_cond); OUT gets model_output [B,C,H,W] F32");
   fwd->add_option("--weights", weights, "model.safetensors")->required();
   fwd->add_option("--input", input, "IN.safetensors")->required();
   fwd->add_option("--output", output, "OUT.safetensors")->required();
+  fwd->add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
   auto* info = app.add_subcommand("info", "print the config and the parameter count");
   info->add_option("weights", info_weights, "model.safetensors")->required();
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*fwd) return run_forward(weights, input, output);
+    if (*fwd) return run_forward(weights, input, output, device);
     return run_info(info_weights);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ddpm_tool: error: %s\n", e.what());

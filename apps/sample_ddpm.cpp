@@ -28,28 +28,29 @@ int main(int argc, char** argv) {
   app.add_option("--each-dir", each_dir, "also write every image as its own PNG into this folder");
   app.add_option("--trajectory", trajectory, "also write a strip of image 0's denoising trajectory to this PNG");
   app.add_option("--frames", frames, "frames in the trajectory strip")->capture_default_str();
-  app.add_option("--device", device, "cpu or auto (the GPU backend comes with the CUDA kernels)")->capture_default_str();
+  app.add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    DD_CHECK(device == "cpu" || device == "auto", "--device ", device,
-             ": this build samples on the CPU only (the U-Net's CUDA kernels are not written yet)");
+    const dd::Device dev = dd::resolve_device(device);
     DD_CHECK(n > 0, "--n must be positive, got ", n);
     DD_CHECK(frames >= 2, "--frames must be at least 2, got ", frames);
     dd::models::ModelConfig cfg;
-    auto model = dd::models::load_unet(weights, &cfg);
+    auto model = dd::models::load_unet(weights, &cfg, dev);
     const auto schedule = dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule);
     const auto objective = dd::models::parse_objective(cfg.diffusion.objective);
     const dd::models::GaussianDiffusion diffusion(dd::models::Schedule::make(schedule, cfg.diffusion.timesteps),
                                                   dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
-    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule), %lld parameters\n", weights.c_str(),
-                 cfg.diffusion.image_size, cfg.diffusion.image_size, cfg.unet.channels, cfg.diffusion.timesteps,
-                 cfg.diffusion.beta_schedule.c_str(), static_cast<long long>(model->params().numel()));
+    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule), %lld parameters, device %s\n",
+                 weights.c_str(), cfg.diffusion.image_size, cfg.diffusion.image_size, cfg.unet.channels,
+                 cfg.diffusion.timesteps, cfg.diffusion.beta_schedule.c_str(),
+                 static_cast<long long>(model->params().numel()), dd::device_name(dev));
     dd::ddpm::SampleRequest req;
     req.n = n;
     req.image_size = cfg.diffusion.image_size;
     req.batch_size = batch;
     req.seed = seed;
     req.trajectory_frames = trajectory.empty() ? 0 : frames;
+    req.device = dev;
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);

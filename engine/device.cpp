@@ -14,6 +14,16 @@ Device parse_device(const char* name) {
   DD_FAIL("unknown device '", name, "': expected 'cpu' or 'cuda'");
 }
 
+Device resolve_device(const std::string& name, const char* flag) {
+  if (name == "auto") return cuda_available() ? Device::CUDA : Device::CPU;
+  DD_CHECK(name == "cpu" || name == "cuda", flag, " must be cpu, cuda or auto, got '", name, "'");
+  if (name == "cpu") return Device::CPU;
+  DD_CHECK(cuda_built(), flag, " cuda: this build has no CUDA backend (the CUDA toolkit was not found when it was "
+                         "configured); use ", flag, " cpu");
+  DD_CHECK(cuda_available(), flag, " cuda: no CUDA device found (is the NVIDIA driver loaded?); use ", flag, " cpu");
+  return Device::CUDA;
+}
+
 bool cuda_built() {
 #ifdef DD_WITH_CUDA
   return true;

@@ -2,6 +2,7 @@
 // Raw device memory and copies. Implemented in engine/cuda/device.cu when the
 // CUDA backend is built; otherwise every call throws a clear "built without CUDA".
 #include <cstddef>
+#include <string>
 
 namespace dd {
 
@@ -13,6 +14,10 @@ Device parse_device(const char* name);
 // True when this build has the CUDA backend and a CUDA device is present.
 bool cuda_available();
 bool cuda_built();
+
+// The apps' --device flag: "cpu", "cuda", or "auto" (cuda when available,
+// else cpu). "cuda" without a usable device throws, naming the flag and why.
+Device resolve_device(const std::string& name, const char* flag = "--device");
 
 namespace cuda_mem {
 void* alloc(std::size_t bytes);

@@ -37,6 +37,16 @@ int64_t ParamSet::numel() const {
   return n;
 }
 
+void ParamSet::to(Device dev) {
+  for (auto& p : params_) {
+    ag::Var v = p.var;
+    v.zero_grad();
+    if (v.value().device() != dev) v.value() = v.value().to(dev);
+  }
+}
+
+Device ParamSet::device() const { return params_.empty() ? Device::CPU : params_.front().var.value().device(); }
+
 static Shape torch_shape(const Parameter& p) {
   const Shape& s = p.var.shape();
   if (p.kind == ParamKind::ConvWeight) return {s[0], s[3], s[1], s[2]};

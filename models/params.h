@@ -26,6 +26,10 @@ class ParamSet {
   std::vector<ag::Var> vars() const;
   const Parameter& at(const std::string& name) const;
   int64_t numel() const;
+  // Moves every parameter to dev in place (the Vars the model holds see the
+  // move); gradients are dropped. Optimizers and EMAs are built after this.
+  void to(Device dev);
+  Device device() const;  // of the first parameter (CPU when there are none)
 
   // PyTorch-layout copies of every tensor, by name (conv weights as OIHW).
   std::map<std::string, Tensor> state_dict() const;

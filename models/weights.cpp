@@ -76,11 +76,12 @@ WeightsFile load_weights(const std::string& path) {
   return w;
 }
 
-std::unique_ptr<Unet> load_unet(const std::string& path, ModelConfig* config_out) {
+std::unique_ptr<Unet> load_unet(const std::string& path, ModelConfig* config_out, Device dev) {
   WeightsFile w = load_weights(path);
   Generator gen(0);
   auto model = std::make_unique<Unet>(w.config.unet, gen);
   model->params().load_state_dict(w.tensors, path, /*strict=*/true);
+  model->params().to(dev);
   if (config_out) *config_out = w.config;
   return model;
 }

@@ -41,6 +41,6 @@ struct WeightsFile {
 WeightsFile load_weights(const std::string& path);
 
 // Builds the model the file describes and loads its tensors (strict).
-std::unique_ptr<Unet> load_unet(const std::string& path, ModelConfig* config_out = nullptr);
+std::unique_ptr<Unet> load_unet(const std::string& path, ModelConfig* config_out = nullptr, Device dev = Device::CPU);
 
 }  // namespace dd::models

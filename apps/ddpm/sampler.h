@@ -18,6 +18,7 @@ struct SampleRequest {
   bool show_progress = true;
   std::FILE* progress_out = stderr;
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
+  Device device = Device::CPU;  // where the chain runs: the model's parameters must be there too
 };
 
 struct SampleResult {

@@ -77,13 +77,6 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", o.threads);
 }
 
-Device pick_device(const std::string& name) {
-  if (name == "auto" || name == "cpu") return Device::CPU;
-  DD_CHECK(name == "cuda", "--device must be cpu, cuda or auto, got '", name, "'");
-  DD_FAIL("--device cuda: the U-Net's CUDA kernels (conv, GroupNorm, attention) are not written yet; "
-          "this build trains on the CPU only (--device cpu)");
-}
-
 // Options for this invocation: a resumed run takes the saved ones, with the few flags that may
 // change applied on top; any other flag given explicitly must agree with the run.
 TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::string>& explicit_keys,
@@ -129,7 +122,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   }
   const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), files.checkpoint());
   validate(opts);
-  const Device dev = pick_device(opts.device);
+  const Device dev = resolve_device(opts.device);
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
   const auto beta_schedule = models::parse_beta_schedule(opts.beta_schedule);
   const auto loss_type = kernels::parse_loss_type(opts.loss);
@@ -157,6 +150,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
 
   Generator gen(opts.seed);
   models::Unet model(cfg.unet, gen);
+  model.params().to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
   const models::GaussianDiffusion diffusion(models::Schedule::make(beta_schedule, opts.timesteps), loss_type);
   const std::vector<ag::Var> params = model.params().vars();
   kernels::AdamHyper hyper;
@@ -173,6 +167,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     ema = std::make_unique<models::Ema>(params, ec);
     Generator unused(0);
     ema_model = std::make_unique<models::Unet>(cfg.unet, unused);
+    ema_model->params().to(dev);
   }
 
   TrainState state;
@@ -213,6 +208,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.batch_size = std::min(opts.n_samples, 64);
     req.seed = opts.seed;  // the same noise every time, so successive grids show the model improving
     req.progress_out = log;
+    req.device = dev;
     std::fprintf(log, "sampling %d images at step %lld (%d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), opts.timesteps);
     SampleResult r = sample_images(sampling_model(), diffusion, req);
@@ -249,7 +245,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const double elapsed_before = state.elapsed_s;
 
   while (state.step < opts.steps && !g_stop) {
-    Tensor x0 = loader.next_batch();
+    Tensor x0 = loader.next_batch().to(dev);
     ag::Var loss = diffusion.p_losses(model, x0, gen);
     const double lv = loss.value().item();
     DD_CHECK(std::isfinite(lv), "training diverged at step ", state.step + 1, ": the loss is ", lv,
