@@ -42,7 +42,7 @@ Tensor concat(const std::vector<Tensor>& xs) {
     DD_CHECK(t.defined() && same_leading_dims(t.shape(), xs[0].shape()),
              "concat: inputs must have the same rank >= 1 and agree in all but the last dim, got ",
              describe_all(xs));
-  DD_DISPATCH_CPU_ONLY(list_device("concat", xs), concat, xs);
+  DD_DISPATCH(list_device("concat", xs), concat, xs);
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {
@@ -56,7 +56,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {
   }
   DD_CHECK(x.ndim() >= 1 && !widths.empty() && nonneg && total == x.dim(-1), "split: widths {", ws,
            "} must be >= 0 and sum to the last dim of x ", describe(x));
-  DD_DISPATCH_CPU_ONLY(common_device("split", {&x}), split, x, widths);
+  DD_DISPATCH(common_device("split", {&x}), split, x, widths);
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t n) {
@@ -74,7 +74,7 @@ Tensor chunk_backward(const std::vector<Tensor>& dys, const Shape& x_shape) {
   for (const Tensor& g : dys)
     DD_CHECK(!g.defined() || g.shape() == part, "chunk_backward: every chunk gradient must be ",
              shape_str(part), " (x ", shape_str(x_shape), "), got ", describe_all(dys));
-  DD_DISPATCH_CPU_ONLY(list_device("chunk_backward", dys), chunk_backward, dys, x_shape);
+  DD_DISPATCH(list_device("chunk_backward", dys), chunk_backward, dys, x_shape);
 }
 
 }  // namespace dd::kernels

@@ -26,4 +26,12 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths);
 Tensor chunk_backward(const std::vector<Tensor>& dys, const Shape& x_shape);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor concat(const std::vector<Tensor>& xs);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths);
+Tensor chunk_backward(const std::vector<Tensor>& dys, const Shape& x_shape);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

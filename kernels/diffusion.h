@@ -6,6 +6,8 @@
 // The arithmetic follows the seed's PyTorch expressions operation by operation
 // in float32 (the compiler may fuse a multiply-add), so results agree with torch
 // to a few float32 ulps plus the rounding of the coefficients.
+#include <cstdint>
+
 #include "engine/tensor.h"
 
 namespace dd::kernels {
@@ -31,11 +33,44 @@ Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, 
 Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac,
                   const Tensor& sqrt_recipm1_ac, bool clamp);
 
+// The same steps with their Gaussian noise drawn inside the op from the Philox
+// stream at (seed, offset) (engine/rng.h: element i uses block offset + i / 4,
+// lane i % 4), so the result equals randn(shape, seed, offset) fed to the op
+// above. The caller reserves philox_blocks(numel) blocks (Generator::reserve).
+//
+// q_sample_philox: x_t = coef_a[b] * x0 + coef_b[b] * noise; returns both.
+struct QSampleOut {
+  Tensor x_t, noise;
+};
+QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
+                           uint64_t offset);
+// p_sample_step with noise; a sample whose sigma[b] == 0 gets the mean alone
+// (exactly p_sample_step without noise).
+Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
+                            uint64_t offset);
+
 namespace cpu {
 Tensor q_sample(const Tensor& x0, const Tensor& noise, const Tensor& coef_a, const Tensor& coef_b);
 Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, const PSampleCoefs& c);
 Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac,
                   const Tensor& sqrt_recipm1_ac, bool clamp);
+QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
+                           uint64_t offset);
+Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
+                            uint64_t offset);
 }  // namespace cpu
+
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor q_sample(const Tensor& x0, const Tensor& noise, const Tensor& coef_a, const Tensor& coef_b);
+Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, const PSampleCoefs& c);
+Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac,
+                  const Tensor& sqrt_recipm1_ac, bool clamp);
+QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
+                           uint64_t offset);
+Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
+                            uint64_t offset);
+}  // namespace cuda
+#endif
 
 }  // namespace dd::kernels

@@ -22,4 +22,12 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
                             bool need_dbias);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias);
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+                            bool need_dbias);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

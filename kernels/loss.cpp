@@ -32,12 +32,12 @@ Device check_pair(const char* op, const Tensor& pred, const Tensor& target, Loss
 }  // namespace
 
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type) {
-  DD_DISPATCH_CPU_ONLY(check_pair("loss", pred, target, type), loss_forward, pred, target, type);
+  DD_DISPATCH(check_pair("loss", pred, target, type), loss_forward, pred, target, type);
 }
 
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss) {
-  DD_DISPATCH_CPU_ONLY(check_pair("loss_backward", pred, target, type), loss_backward, pred, target, type,
-                       dloss);
+  DD_DISPATCH(check_pair("loss_backward", pred, target, type), loss_backward, pred, target, type,
+              dloss);
 }
 
 }  // namespace dd::kernels

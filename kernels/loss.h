@@ -27,4 +27,11 @@ Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -14,4 +14,11 @@ Tensor pixel_unshuffle_forward(const Tensor& x);
 Tensor pixel_unshuffle_backward(const Tensor& dy);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor pixel_unshuffle_forward(const Tensor& x);
+Tensor pixel_unshuffle_backward(const Tensor& dy);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -30,7 +30,7 @@ std::vector<float> time_embedding_frequencies(int64_t dim) {
 Tensor time_embedding_forward(const Tensor& t, int64_t dim) {
   check_t("time_embedding", t);
   check_dim("time_embedding", dim);
-  DD_DISPATCH_CPU_ONLY(common_device("time_embedding", {&t}), time_embedding_forward, t, dim);
+  DD_DISPATCH(common_device("time_embedding", {&t}), time_embedding_forward, t, dim);
 }
 
 Tensor time_embedding_backward(const Tensor& t, const Tensor& dy) {
@@ -39,7 +39,7 @@ Tensor time_embedding_backward(const Tensor& t, const Tensor& dy) {
   DD_CHECK(dy.defined() && dy.ndim() == 2 && dy.dim(0) == t.dim(0), op, ": dy ",
            dy.defined() ? describe(dy) : std::string("undefined"), " must be [B, dim] for t ", describe(t));
   check_dim(op, dy.dim(1));
-  DD_DISPATCH_CPU_ONLY(common_device(op, {&t, &dy}), time_embedding_backward, t, dy);
+  DD_DISPATCH(common_device(op, {&t, &dy}), time_embedding_backward, t, dy);
 }
 
 }  // namespace dd::kernels

@@ -26,4 +26,11 @@ Tensor time_embedding_forward(const Tensor& t, int64_t dim);
 Tensor time_embedding_backward(const Tensor& t, const Tensor& dy);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor time_embedding_forward(const Tensor& t, int64_t dim);
+Tensor time_embedding_backward(const Tensor& t, const Tensor& dy);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

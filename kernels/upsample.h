@@ -13,4 +13,11 @@ Tensor upsample2x_forward(const Tensor& x);
 Tensor upsample2x_backward(const Tensor& dy);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor upsample2x_forward(const Tensor& x);
+Tensor upsample2x_backward(const Tensor& dy);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -73,12 +73,16 @@ ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator
   // The documented draw order: timesteps, noise, then the self-conditioning coin.
   std::vector<int64_t> t(static_cast<std::size_t>(B));
   for (auto& v : t) v = static_cast<int64_t>(gen.uniform_int(static_cast<uint64_t>(schedule_.T)));
-  Tensor noise = gen.randn(x0.shape(), dev);
+  // The noise's counters are reserved here, as gen.randn would, and drawn inside q_sample_philox.
+  const uint64_t noise_offset = gen.reserve(x0.numel());
   const bool self_cond = model.self_condition() && gen.uniform() < 0.5;
 
   const Tensor tt = timesteps(t, dev);
-  const ag::Var x_t(kernels::q_sample(x0, noise, schedule_.extract(schedule_.sqrt_alphas_cumprod, t, dev),
-                                      schedule_.extract(schedule_.sqrt_one_minus_alphas_cumprod, t, dev)));
+  kernels::QSampleOut q = kernels::q_sample_philox(
+      x0, schedule_.extract(schedule_.sqrt_alphas_cumprod, t, dev),
+      schedule_.extract(schedule_.sqrt_one_minus_alphas_cumprod, t, dev), gen.seed(), noise_offset);
+  const Tensor noise = q.noise;
+  const ag::Var x_t(q.x_t);
   ag::Var x_self_cond;
   if (self_cond) {
     ag::NoGrad no_grad;
@@ -125,9 +129,11 @@ Tensor GaussianDiffusion::p_sample(Denoiser& model, const Tensor& x_t, int t, Ge
   c.beta = at(schedule_.betas);
   c.sqrt_one_minus_ac = at(schedule_.sqrt_one_minus_alphas_cumprod);
   c.sigma = coef(std::sqrt(schedule_.posterior_variance[static_cast<std::size_t>(t)]), B, dev);
-  // Algorithm 2 returns the mean at the last step: no draw there.
-  const Tensor noise = t > 0 ? gen.randn(x_t.shape(), dev) : Tensor();
-  return kernels::p_sample_step(x_t, eps, noise, c);
+  // Algorithm 2 returns the mean at the last step: no draw there. Otherwise the
+  // counters are reserved as gen.randn would and the noise is drawn in the step.
+  if (t == 0) return kernels::p_sample_step(x_t, eps, Tensor(), c);
+  const uint64_t noise_offset = gen.reserve(x_t.numel());
+  return kernels::p_sample_step_philox(x_t, eps, c, gen.seed(), noise_offset);
 }
 
 Tensor GaussianDiffusion::p_sample_loop(Denoiser& model, const Shape& shape, Generator& gen,

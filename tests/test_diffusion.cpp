@@ -218,6 +218,58 @@ TEST_CASE("diffusion kernels reject mismatched operands and name them", "[diffus
                       Catch::Contains("sqrt_recipm1_ac is undefined"));
 }
 
+TEST_CASE("q_sample_philox and p_sample_step_philox equal randn plus the unfused ops bitwise", "[diffusion]") {
+  DD_TEST_RANDOM(rng);
+  const Schedule sc = Schedule::make(BetaSchedule::Linear, 1000);
+  // Sizes that are not multiples of 4 put Philox blocks across sample boundaries.
+  for (Shape shape : {Shape{1, 1, 1, 1}, Shape{3, 5, 3, 1}, Shape{2, 7}, Shape{4, 9, 11, 3}, Shape{5, 3}}) {
+    SECTION(shape_str(shape)) {
+      const int64_t B = shape[0], n = shape_numel(shape);
+      const uint64_t seed = rng.engine()(), offset = rng.engine()() % 100000;
+      std::vector<int64_t> t;
+      for (int64_t b = 0; b < B; ++b) t.push_back(b == 0 ? 0 : rng.uniform_int(1, 999));
+      const Tensor x = from_double(shape, rng.normal_f32(n)), e = from_double(shape, rng.normal_f32(n));
+      const Tensor noise = randn(shape, seed, offset);
+
+      const Tensor a = coef_tensor(gather(sc.sqrt_alphas_cumprod, t)),
+                   b = coef_tensor(gather(sc.sqrt_one_minus_alphas_cumprod, t));
+      const kernels::QSampleOut q = kernels::q_sample_philox(x, a, b, seed, offset);
+      // Same counters, same expression: bitwise (tolerance 0).
+      CHECK(bitwise_equal(q.noise, noise));
+      CHECK(bitwise_equal(q.x_t, kernels::q_sample(x, noise, a, b)));
+
+      kernels::PSampleCoefs c;
+      c.sqrt_recip_alpha = coef_tensor(gather(sc.sqrt_recip_alphas, t));
+      c.beta = coef_tensor(gather(sc.betas, t));
+      c.sqrt_one_minus_ac = coef_tensor(gather(sc.sqrt_one_minus_alphas_cumprod, t));
+      c.sigma = coef_tensor(sqrt_all(gather(sc.posterior_variance, t)));
+      REQUIRE(c.sigma.to_vector()[0] == 0.0f);  // sample 0 sits at t = 0
+      const Tensor fused = kernels::p_sample_step_philox(x, e, c, seed, offset);
+      const Tensor noisy = kernels::p_sample_step(x, e, noise, c);
+      const Tensor mean = kernels::p_sample_step(x, e, Tensor(), c);
+      // Per sample, bitwise: the mean alone where sigma == 0, mean + sigma * noise elsewhere.
+      const int64_t inner = n / B;
+      const std::vector<float> sg = c.sigma.to_vector();
+      for (int64_t s = 0; s < B; ++s) {
+        const float* want = (sg[static_cast<std::size_t>(s)] == 0.0f ? mean : noisy).data() + s * inner;
+        CHECK(std::memcmp(fused.data() + s * inner, want, sizeof(float) * inner) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("philox diffusion ops reject mismatched operands", "[diffusion]") {
+  const Tensor x = Tensor::zeros({2, 3, 3, 1}), c2 = Tensor::zeros({2}), c3 = Tensor::zeros({3});
+  REQUIRE_THROWS_WITH(kernels::q_sample_philox(x, c2, c3, 1, 0),
+                      Catch::Contains("q_sample_philox") && Catch::Contains("coef_b") && Catch::Contains("[3]"));
+  kernels::PSampleCoefs c{c2, c2, c2, c3};
+  REQUIRE_THROWS_WITH(kernels::p_sample_step_philox(x, x, c, 1, 0),
+                      Catch::Contains("p_sample_step_philox") && Catch::Contains("sigma"));
+  c.sigma = c2;
+  REQUIRE_THROWS_WITH(kernels::p_sample_step_philox(x, Tensor::zeros({2, 9}), c, 1, 0),
+                      Catch::Contains("eps"));
+}
+
 // ---------------------------------------------------------------- torch parity
 
 TEST_CASE("one p_sample step matches the seed's torch p_sample on the same x eps and noise",

@@ -1,5 +1,9 @@
 #include "kernels/diffusion.h"
 
+#include <cstring>
+
+#include "engine/rng.h"
+
 namespace dd::kernels::cpu {
 
 namespace {
@@ -48,6 +52,33 @@ Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip
     // NaN passes through (as torch.clamp), so a diverged model is not hidden.
     return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
   });
+}
+
+// On the CPU the noise is materialised and fed to the unfused ops above, so the
+// results equal randn + q_sample / p_sample_step bit for bit by construction
+// (the fusion only pays on the GPU, where it saves a pass over memory).
+QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
+                           uint64_t offset) {
+  QSampleOut out;
+  out.noise = randn(x0.shape(), seed, offset);
+  out.x_t = cpu::q_sample(x0, out.noise, coef_a, coef_b);
+  return out;
+}
+
+Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
+                            uint64_t offset) {
+  Tensor out = cpu::p_sample_step(x_t, eps, randn(x_t.shape(), seed, offset), c);
+  const int64_t B = x_t.dim(0), inner = x_t.numel() / B;
+  const float* sg = c.sigma.data();
+  bool any_zero = false;
+  for (int64_t b = 0; b < B; ++b) any_zero = any_zero || sg[b] == 0.0f;
+  if (!any_zero) return out;
+  // Samples with sigma == 0 take the noiseless mean, exactly as p_sample_step without noise.
+  const Tensor mean = cpu::p_sample_step(x_t, eps, Tensor(), c);
+  for (int64_t b = 0; b < B; ++b)
+    if (sg[b] == 0.0f)
+      std::memcpy(out.data() + b * inner, mean.data() + b * inner, static_cast<std::size_t>(inner) * sizeof(float));
+  return out;
 }
 
 }  // namespace dd::kernels::cpu

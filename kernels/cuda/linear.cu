@@ -1,0 +1,113 @@
+// Linear layer on cuBLAS. Our tensors are row-major; cuBLAS is column-major, so
+// every product is written for the transposes: a row-major [R, C] buffer is a
+// column-major [C, R] matrix with leading dimension C.
+#include "kernels/cuda/cublas.cuh"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/linear.h"
+
+namespace dd::kernels::cuda {
+
+namespace {
+// Rows per partial sum of dbias: the CPU's column_sums uses the same chunking and
+// the same double accumulation order, so the two backends agree bit for bit.
+constexpr int64_t kBiasRowChunk = 256;
+
+__global__ void broadcast_rows_kernel(const float* bias, float* y, int64_t m, int64_t n) {
+  DD_GRID_STRIDE(i, m * n) y[i] = bias[i % n];
+}
+
+// partial[chunk * n + c] = sum of dy[r, c] over the rows r of the chunk, in row order.
+__global__ void column_partials_kernel(const float* dy, int64_t m, int64_t n, int64_t chunks, double* partial) {
+  DD_GRID_STRIDE(i, chunks * n) {
+    const int64_t chunk = i / n, c = i % n;
+    const int64_t lo = chunk * kBiasRowChunk;
+    const int64_t hi = lo + kBiasRowChunk < m ? lo + kBiasRowChunk : m;
+    double s = 0.0;
+    for (int64_t r = lo; r < hi; ++r) s += static_cast<double>(dy[r * n + c]);
+    partial[i] = s;
+  }
+}
+
+__global__ void fold_columns_kernel(const double* partial, int64_t n, int64_t chunks, float* out) {
+  DD_GRID_STRIDE(c, n) {
+    double s = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) s += partial[k * n + c];
+    out[c] = static_cast<float>(s);
+  }
+}
+
+// cuBLAS takes int dimensions.
+int as_int(int64_t v, const char* what) {
+  DD_CHECK(v <= 0x7fffffff, "linear (cuda): ", what, " = ", v, " exceeds cuBLAS's int range");
+  return static_cast<int>(v);
+}
+}  // namespace
+
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
+  Tensor y = Tensor::empty({m, n}, Device::CUDA);
+  if (m == 0 || n == 0) return y;
+  // Like the CPU: start from the broadcast bias (or zeros) and let the GEMM accumulate onto it.
+  if (bias.defined()) {
+    broadcast_rows_kernel<<<grid_for(m * n), kThreads, 0, stream()>>>(bias.data(), y.data(), m, n);
+    DD_CUDA_LAUNCH_CHECK("broadcast_rows_kernel");
+  } else {
+    y.zero_();
+  }
+  if (k == 0) return y;
+  const float one = 1.0f;
+  // y^T [n, m] = w [n, k] * x^T [k, m]; w's buffer is w^T column-major (ld k), x's is x^T (ld k).
+  DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, as_int(n, "N"), as_int(m, "M"),
+                              as_int(k, "K"), &one, w.data(), as_int(k, "K"), x.data(), as_int(k, "K"), &one,
+                              y.data(), as_int(n, "N")));
+  return y;
+}
+
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+                            bool need_dbias) {
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
+  const float one = 1.0f, zero = 0.0f;
+  LinearGrads g;
+  if (need_dx) {
+    g.dx = Tensor::empty({m, k}, Device::CUDA);
+    if (n == 0) {
+      g.dx.zero_();
+    } else if (m > 0 && k > 0) {
+      // dx^T [k, m] = w^T [k, n] * dy^T [n, m]: both buffers as they are.
+      DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, as_int(k, "K"), as_int(m, "M"),
+                                  as_int(n, "N"), &one, w.data(), as_int(k, "K"), dy.data(), as_int(n, "N"),
+                                  &zero, g.dx.data(), as_int(k, "K")));
+    }
+  }
+  if (need_dw) {
+    g.dw = Tensor::empty({n, k}, Device::CUDA);
+    if (m == 0) {
+      g.dw.zero_();
+    } else if (n > 0 && k > 0) {
+      // dw^T [k, n] = x^T [k, m] * dy [m, n]; dy's buffer is dy^T (ld n), hence OP_T.
+      DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, "K"), as_int(n, "N"),
+                                  as_int(m, "M"), &one, x.data(), as_int(k, "K"), dy.data(), as_int(n, "N"),
+                                  &zero, g.dw.data(), as_int(k, "K")));
+    }
+  }
+  if (need_dbias) {
+    g.dbias = Tensor::empty({n}, Device::CUDA);
+    if (n > 0) {
+      const int64_t chunks = (m + kBiasRowChunk - 1) / kBiasRowChunk;
+      if (chunks == 0) {
+        g.dbias.zero_();
+      } else {
+        // Scratch of chunks * n doubles, held as twice as many floats.
+        Tensor scratch = Tensor::empty({2 * chunks * n}, Device::CUDA);
+        double* partial = reinterpret_cast<double*>(scratch.data());
+        column_partials_kernel<<<grid_for(chunks * n), kThreads, 0, stream()>>>(dy.data(), m, n, chunks, partial);
+        DD_CUDA_LAUNCH_CHECK("column_partials_kernel");
+        fold_columns_kernel<<<grid_for(n), kThreads, 0, stream()>>>(partial, n, chunks, g.dbias.data());
+        DD_CUDA_LAUNCH_CHECK("fold_columns_kernel");
+      }
+    }
+  }
+  return g;
+}
+
+}  // namespace dd::kernels::cuda
