@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/elementwise.h"
@@ -12,6 +13,7 @@
 #include "engine/rng.h"
 #include "kernels/activation.h"
 #include "kernels/broadcast.h"
+#include "kernels/cuda/channel_plan.h"
 #include "kernels/group_norm.h"
 #include "kernels/group_norm_act.h"
 #include "models/unet.h"
@@ -293,4 +295,42 @@ TEST_CASE("U-Net: the fused and unfused Block give the same forward and gradient
   for (std::size_t i = 0; i < params.size(); ++i)
     expect_close(params[i].name, fused.grads[i],
                  std::vector<double>(unfused.grads[i].begin(), unfused.grads[i].end()), 1e-5);
+}
+
+TEST_CASE("CUDA channel sums: the work split covers every element once (host emulation)", "[group_norm_act]") {
+  // Walks channel_partial_kernel's grid and loops with the plan and index
+  // functions the kernel itself uses (kernels/cuda/channel_plan.h): the CUDA
+  // reductions of GroupNorm, the broadcast ops and this op all rest on them.
+  using namespace dd::kernels::cuda;
+  for (int64_t B : {1, 3, 128})
+    for (int64_t S : {1, 7, 8, 9, 65, 1024, 1025})
+      for (int64_t C : {1, 13, 32, 33, 512}) {
+        if (B * S * C > (1 << 22)) continue;
+        INFO("B=" << B << " S=" << S << " C=" << C);
+        const ChunkPlan p = plan_chunks(B, S, C);
+        REQUIRE(p.chunks >= 1);
+        REQUIRE(p.chunks <= 65535);
+        REQUIRE(p.ctiles * kColX >= C);
+        std::vector<int> seen(static_cast<std::size_t>(B * S * C), 0);
+        std::vector<int> slot(static_cast<std::size_t>(p.chunks * B * C), 0);
+        bool index_ok = true;
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t chunk = 0; chunk < p.chunks; ++chunk)
+            for (int64_t c = 0; c < p.ctiles * kColX; ++c) {
+              if (c >= C) continue;
+              const int64_t s1 = chunk_end(chunk, p.rows, S);
+              index_ok = index_ok && chunk * p.rows < s1;  // no empty chunk
+              for (int ty = 0; ty < kColY; ++ty)
+                for (int64_t s = chunk * p.rows + ty; s < s1; s += kColY) {
+                  const int64_t i = element_index(b, s, c, S, C);
+                  const BcIndex e = bc_index(i, S, C);
+                  index_ok = index_ok && i >= 0 && i < B * S * C && e.b == b && e.c == c;
+                  if (i >= 0 && i < B * S * C) ++seen[static_cast<std::size_t>(i)];
+                }
+              ++slot[static_cast<std::size_t>(partial_slot(0, chunk, b, c, p.chunks, B, C))];
+            }
+        CHECK(index_ok);
+        CHECK(std::all_of(seen.begin(), seen.end(), [](int v) { return v == 1; }));
+        CHECK(std::all_of(slot.begin(), slot.end(), [](int v) { return v == 1; }));
+      }
 }

@@ -15,29 +15,10 @@
 
 #include "engine/error.h"
 #include "engine/tensor.h"
+#include "kernels/cuda/channel_plan.h"
 #include "kernels/cuda/launch.cuh"
 
 namespace dd::kernels::cuda {
-
-constexpr int kColX = 32;  // channels per block (one warp wide)
-constexpr int kColY = 8;   // row lanes per block
-
-// Positions per chunk, from the shape alone: enough chunks that B x channel
-// tiles x chunks gives ~2048 blocks, each lane looping over >= 1 position.
-struct ChunkPlan {
-  int64_t rows = 1, chunks = 1, ctiles = 1;
-};
-inline ChunkPlan plan_chunks(int64_t B, int64_t S, int64_t C) {
-  ChunkPlan p;
-  p.ctiles = (C + kColX - 1) / kColX;
-  const int64_t tiles = B * p.ctiles;
-  int64_t want = (2048 + tiles - 1) / tiles;
-  const int64_t most = (S + kColY - 1) / kColY;  // at least kColY positions per chunk when S allows
-  want = std::max<int64_t>(1, std::min(want, most));
-  p.rows = (S + want - 1) / want;
-  p.chunks = (S + p.rows - 1) / p.rows;  // every chunk non-empty
-  return p;
-}
 
 // Double scratch in the caching allocator (a float tensor of twice the size).
 struct DoubleScratch {
@@ -57,9 +38,8 @@ __global__ void channel_partial_kernel(Term term, int64_t B, int64_t S, int64_t 
 #pragma unroll
   for (int k = 0; k < K; ++k) acc[k] = 0.0;
   if (c < C) {
-    const int64_t s0 = chunk * rows;
-    const int64_t s1 = s0 + rows < S ? s0 + rows : S;
-    for (int64_t s = s0 + ty; s < s1; s += kColY) term(b, c, (b * S + s) * C + c, acc);
+    const int64_t s1 = chunk_end(chunk, rows, S);
+    for (int64_t s = chunk * rows + ty; s < s1; s += kColY) term(b, c, element_index(b, s, c, S, C), acc);
   }
   __shared__ double buf[K][kColY][kColX];
 #pragma unroll
@@ -70,7 +50,7 @@ __global__ void channel_partial_kernel(Term term, int64_t B, int64_t S, int64_t 
     for (int k = 0; k < K; ++k) {
       double t = 0.0;
       for (int y = 0; y < kColY; ++y) t += buf[k][y][tx];
-      part[((k * chunks + chunk) * B + b) * C + c] = t;
+      part[partial_slot(k, chunk, b, c, chunks, B, C)] = t;
     }
   }
 }
@@ -82,7 +62,7 @@ __global__ void channel_fold_kernel(const double* part, int64_t bc_count, int64_
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       double s = 0.0;
-      for (int64_t j = 0; j < chunks; ++j) s += part[(k * chunks + j) * bc_count + bc];
+      for (int64_t j = 0; j < chunks; ++j) s += part[partial_slot(k, j, 0, bc, chunks, 1, bc_count)];
       out[k * bc_count + bc] = s;
     }
   }
@@ -117,16 +97,6 @@ inline void double_to_float(const double* in, float* out, int64_t n) {
   if (n == 0) return;
   double_to_float_kernel<<<grid_for(n), kThreads, 0, stream()>>>(in, out, n);
   DD_CUDA_LAUNCH_CHECK("double_to_float_kernel");
-}
-
-// Element i of a [B, S, C] tensor: its batch item and channel (two int64
-// divisions, shared by every elementwise pass of these ops).
-struct BcIndex {
-  int64_t b, c;
-};
-__device__ __forceinline__ BcIndex bc_index(int64_t i, int64_t S, int64_t C) {
-  const int64_t row = i / C;
-  return {row / S, i - row * C};
 }
 
 }  // namespace dd::kernels::cuda
