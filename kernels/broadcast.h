@@ -36,4 +36,15 @@ MulBcGrads mul_bc_backward(const Tensor& x, const Tensor& v, const Tensor& dy);
 ScaleShiftGrads scale_shift_backward(const Tensor& x, const Tensor& scale, const Tensor& dy);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor add_bc(const Tensor& x, const Tensor& v);
+Tensor mul_bc(const Tensor& x, const Tensor& v);
+Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift);
+Tensor add_bc_backward(const Tensor& dy);
+MulBcGrads mul_bc_backward(const Tensor& x, const Tensor& v, const Tensor& dy);
+ScaleShiftGrads scale_shift_backward(const Tensor& x, const Tensor& scale, const Tensor& dy);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -22,8 +22,8 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
   DD_CHECK(beta.defined() && beta.shape() == gamma.shape(), "group_norm: beta ",
            beta.defined() ? describe(beta) : std::string("undefined"), " must be [C] for x ", describe(x));
   DD_CHECK(eps > 0.0f, "group_norm: eps = ", eps, " must be positive");
-  DD_DISPATCH_CPU_ONLY(common_device("group_norm", {&x, &gamma, &beta}), group_norm_forward, x, gamma, beta,
-                       groups, eps);
+  DD_DISPATCH(common_device("group_norm", {&x, &gamma, &beta}), group_norm_forward, x, gamma, beta, groups,
+              eps);
 }
 
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
@@ -37,8 +37,8 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
            describe(rstd), " must be ", shape_str(stats), " for x ", describe(x));
   DD_CHECK(dy.shape() == x.shape(), op, ": dy ", describe(dy), " and x ", describe(x),
            " must have the same shape");
-  DD_DISPATCH_CPU_ONLY(common_device(op, {&x, &gamma, &mean, &rstd, &dy}), group_norm_backward, x, gamma,
-                       mean, rstd, dy);
+  DD_DISPATCH(common_device(op, {&x, &gamma, &mean, &rstd, &dy}), group_norm_backward, x, gamma, mean, rstd,
+              dy);
 }
 
 }  // namespace dd::kernels

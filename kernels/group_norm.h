@@ -35,4 +35,13 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
                                    const Tensor& rstd, const Tensor& dy);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
+                                float eps);
+GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& dy);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -1,5 +1,6 @@
 #include "models/unet.h"
 
+#include <atomic>
 #include <cmath>
 
 #include "autograd/activation.h"
@@ -9,6 +10,7 @@
 #include "autograd/conv2d.h"
 #include "autograd/elementwise.h"
 #include "autograd/group_norm.h"
+#include "autograd/group_norm_act.h"
 #include "autograd/linear.h"
 #include "autograd/linear_attention.h"
 #include "autograd/pixel_unshuffle.h"
@@ -80,6 +82,13 @@ UnetConfig UnetConfig::from_json(const nlohmann::json& j) {
 }
 
 namespace {
+std::atomic<bool> g_fused_norm_act{true};
+}  // namespace
+
+void set_fused_norm_act(bool on) { g_fused_norm_act.store(on); }
+bool fused_norm_act() { return g_fused_norm_act.load(); }
+
+namespace {
 
 float fan_in_bound(int64_t fan_in) { return 1.0f / std::sqrt(static_cast<float>(fan_in)); }
 
@@ -138,7 +147,11 @@ struct Block {
   Block(ParamSet& ps, Generator& g, const std::string& name, int cin, int cout, int groups)
       : proj(ps, g, name + ".proj", cin, cout, 3), norm(ps, name + ".norm", groups, cout) {}
   ag::Var operator()(const ag::Var& x, const ag::Var* scale, const ag::Var* shift) const {
-    ag::Var h = norm(proj(x));
+    ag::Var h = proj(x);
+    if (fused_norm_act())
+      return ag::group_norm_act(h, norm.g, norm.b, scale ? *scale : ag::Var(), shift ? *shift : ag::Var(),
+                                norm.groups);
+    h = norm(h);
     if (scale) h = ag::scale_shift(h, *scale, *shift);
     return ag::silu(h);
   }

@@ -38,6 +38,13 @@ struct UnetConfig {
   static UnetConfig from_json(const nlohmann::json& j);
 };
 
+// The ResNet Block's GroupNorm -> scale/shift -> SiLU runs as one fused op
+// (ag::group_norm_act) by default; false selects the three separate ops, kept
+// as the reference the fused path is tested against. Process-wide; read at
+// every forward.
+void set_fused_norm_act(bool on);
+bool fused_norm_act();
+
 class Unet : public Denoiser {
  public:
   // Registers every parameter and initialises it like PyTorch's defaults, from gen.

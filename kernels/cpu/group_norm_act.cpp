@@ -1,0 +1,270 @@
+#include "kernels/group_norm_act.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/activation_math.h"
+
+namespace dd::kernels::cpu {
+
+namespace {
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 15;
+// The chunking of kernels/cpu/group_norm.cpp (fixed by the shape, partials
+// added in chunk order), so the statistics are bitwise those of group_norm and
+// the fused forward equals the unfused chain on the CPU.
+constexpr int64_t kChunkElems = 1 << 14;
+constexpr int64_t kMinChunkRows = 32;
+
+// x viewed as [B, S, C] with C = G groups of D channels.
+struct Dims {
+  int64_t B, S, C, G, D;
+  Dims(const Tensor& x, int64_t groups)
+      : B(x.dim(0)), S(x.numel() / (x.dim(0) * x.dim(-1))), C(x.dim(-1)), G(groups), D(x.dim(-1) / groups) {}
+  int64_t numel() const { return B * S * C; }
+};
+
+// K per-(b, c) double sums over the positions: sums[k * B*C + b*C + c].
+// row(b, offset, acc) adds the position starting at element `offset` into
+// acc[k * C + c].
+template <int K, typename Row>
+std::vector<double> channel_sums(const Dims& d, Row row) {
+  const int64_t C = d.C;
+  const int64_t rows = std::max(kMinChunkRows, kChunkElems / C);
+  const int64_t per_b = (d.S + rows - 1) / rows;
+  const int64_t chunks = d.B * per_b;
+  std::vector<double> part(static_cast<std::size_t>(chunks * K * C));
+#pragma omp parallel for schedule(static) if (d.numel() > kParallelMin && chunks > 1)
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t b = k / per_b, s0 = (k % per_b) * rows, s1 = std::min(d.S, s0 + rows);
+    double* acc = part.data() + k * K * C;
+    std::fill(acc, acc + K * C, 0.0);
+    for (int64_t s = s0; s < s1; ++s) row(b, (b * d.S + s) * C, acc);
+  }
+  const int64_t BC = d.B * C;
+  std::vector<double> sums(static_cast<std::size_t>(K * BC), 0.0);
+#pragma omp parallel for schedule(static) if (chunks * C > kParallelMin && d.B > 1)
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t k = b * per_b; k < (b + 1) * per_b; ++k)
+      for (int j = 0; j < K; ++j) {
+        const double* p = part.data() + (k * K + j) * C;
+        double* o = sums.data() + j * BC + b * C;
+        for (int64_t c = 0; c < C; ++c) o[c] += p[c];
+      }
+  return sums;
+}
+
+// Each (b, s) row gets f(b, row offset); rows are independent.
+template <typename F>
+void for_each_row(const Dims& d, F f) {
+#pragma omp parallel for schedule(static) if (d.numel() > kParallelMin)
+  for (int64_t r = 0; r < d.B * d.S; ++r) f(r / d.S, r * d.C);
+}
+
+// Per (b, c): the group's mean and rstd * gamma, as group_norm's forward rounds them.
+struct Affine {
+  std::vector<float> mean, scale;  // [B, C]
+};
+
+// Recomputes one row's normalized value h, pre-activation u and their
+// gradients du, dh from dy: the unfused chain's float expressions exactly.
+template <bool kScaleShift>
+struct RowGrad {
+  const float* x;
+  const float* dy;
+  const float* beta;
+  const float* scale;
+  const float* shift;
+  const Affine* aff;
+  int64_t C;
+  // f(c, x, h, du, dh) for each channel of the row at `off` in batch item b.
+  template <typename F>
+  void operator()(int64_t b, int64_t off, F f) const {
+    const float* xr = x + off;
+    const float* gr = dy + off;
+    const float* m = aff->mean.data() + b * C;
+    const float* k = aff->scale.data() + b * C;
+    const float* sr = kScaleShift ? scale + b * C : nullptr;
+    const float* hr = kScaleShift ? shift + b * C : nullptr;
+    for (int64_t c = 0; c < C; ++c) {
+      const float h = (xr[c] - m[c]) * k[c] + beta[c];
+      const float u = kScaleShift ? h * (sr[c] + 1.0f) + hr[c] : h;
+      const float du = silu_grad_f(u, gr[c]);
+      const float dh = kScaleShift ? du * (sr[c] + 1.0f) : du;
+      f(c, xr[c], h, du, dh);
+    }
+  }
+};
+
+template <bool kScaleShift>
+GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
+                           const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy) {
+  const Dims d(x, mean.dim(1));
+  const int64_t C = d.C, BC = d.B * C;
+  const float* pg = gamma.data();
+  const float* pmean = mean.data();
+  const float* prstd = rstd.data();
+
+  Affine aff{std::vector<float>(static_cast<std::size_t>(BC)), std::vector<float>(static_cast<std::size_t>(BC))};
+  std::vector<double> mean_d(static_cast<std::size_t>(BC));
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t bg = b * d.G + c / d.D;
+      aff.mean[b * C + c] = pmean[bg];
+      aff.scale[b * C + c] = static_cast<float>(static_cast<double>(prstd[bg]) * pg[c]);
+      mean_d[b * C + c] = pmean[bg];
+    }
+  const RowGrad<kScaleShift> rg{x.data(),
+                                dy.data(),
+                                beta.data(),
+                                kScaleShift ? scale.data() : nullptr,
+                                kScaleShift ? shift.data() : nullptr,
+                                &aff,
+                                C};
+
+  // Pass 1, per (b, c): sdx = sum dh (x - mean), sdy = sum dh (GroupNorm's),
+  // and with scale/shift sds = sum du h (dscale), sdu = sum du (dshift).
+  constexpr int K = kScaleShift ? 4 : 2;
+  const std::vector<double> sums = channel_sums<K>(d, [&](int64_t b, int64_t off, double* acc) {
+    const double* m = mean_d.data() + b * C;
+    rg(b, off, [&](int64_t c, float xv, float h, float du, float dh) {
+      const double g = dh;
+      acc[c] += g * (static_cast<double>(xv) - m[c]);
+      acc[C + c] += g;
+      if (kScaleShift) {
+        acc[2 * C + c] += static_cast<double>(du) * h;
+        acc[3 * C + c] += du;
+      }
+    });
+  });
+  const double* sdx = sums.data();
+  const double* sdy = sums.data() + BC;
+
+  GroupNormActGrads out{Tensor::empty(x.shape()), Tensor::empty({C}), Tensor::empty({C}), Tensor(), Tensor()};
+  if (kScaleShift) {
+    out.dscale = Tensor::empty({d.B, C});
+    out.dshift = Tensor::empty({d.B, C});
+    float* ps = out.dscale.data();
+    float* ph = out.dshift.data();
+    for (int64_t i = 0; i < BC; ++i) {
+      ps[i] = static_cast<float>(sums[2 * BC + i]);
+      ph[i] = static_cast<float>(sums[3 * BC + i]);
+    }
+  }
+  float* pdgamma = out.dgamma.data();
+  float* pdbeta = out.dbeta.data();
+  for (int64_t c = 0; c < C; ++c) {
+    double sg = 0.0, sb = 0.0;
+    for (int64_t b = 0; b < d.B; ++b) {
+      sg += sdx[b * C + c] * prstd[b * d.G + c / d.D];
+      sb += sdy[b * C + c];
+    }
+    pdgamma[c] = static_cast<float>(sg);
+    pdbeta[c] = static_cast<float>(sb);
+  }
+
+  // dx = (rstd gamma) dh - k (x - mean) - o per (b, g), as in group_norm's backward.
+  std::vector<float> k_bc(static_cast<std::size_t>(BC)), o_bc(k_bc.size());
+  const double n = static_cast<double>(d.S * d.D);
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t g = 0; g < d.G; ++g) {
+      double s1 = 0.0, s2 = 0.0;
+      for (int64_t c = g * d.D; c < (g + 1) * d.D; ++c) {
+        s1 += pg[c] * sdy[b * C + c];
+        s2 += pg[c] * sdx[b * C + c];
+      }
+      const double r = prstd[b * d.G + g];
+      const float kk = static_cast<float>(r * r * r * s2 / n);
+      const float o = static_cast<float>(r * s1 / n);
+      for (int64_t c = g * d.D; c < (g + 1) * d.D; ++c) {
+        k_bc[b * C + c] = kk;
+        o_bc[b * C + c] = o;
+      }
+    }
+
+  // Pass 2: recompute dh and write dx.
+  float* pdx = out.dx.data();
+  for_each_row(d, [&](int64_t b, int64_t off) {
+    float* dr = pdx + off;
+    const float* a = aff.scale.data() + b * C;
+    const float* m = aff.mean.data() + b * C;
+    const float* kr = k_bc.data() + b * C;
+    const float* o = o_bc.data() + b * C;
+    rg(b, off, [&](int64_t c, float xv, float, float, float dh) { dr[c] = a[c] * dh - kr[c] * (xv - m[c]) - o[c]; });
+  });
+  return out;
+}
+}  // namespace
+
+GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                       const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
+  const Dims d(x, groups);
+  const int64_t C = d.C, BC = d.B * C;
+  const float* px = x.data();
+  const std::vector<double> sums = channel_sums<2>(d, [px, C](int64_t, int64_t off, double* acc) {
+    const float* r = px + off;
+    for (int64_t c = 0; c < C; ++c) {
+      const double v = r[c];
+      acc[c] += v;
+      acc[C + c] += v * v;
+    }
+  });
+
+  GroupNormActOut out{Tensor::empty(x.shape()), Tensor::empty({d.B, d.G}), Tensor::empty({d.B, d.G})};
+  float* pmean = out.mean.data();
+  float* prstd = out.rstd.data();
+  const float* pg = gamma.data();
+  // group_norm's statistics and per-(b, c) factors, rounded as it rounds them.
+  Affine aff{std::vector<float>(static_cast<std::size_t>(BC)), std::vector<float>(static_cast<std::size_t>(BC))};
+  const double n = static_cast<double>(d.S * d.D);
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t g = 0; g < d.G; ++g) {
+      double s = 0.0, q = 0.0;
+      for (int64_t c = g * d.D; c < (g + 1) * d.D; ++c) {
+        s += sums[b * C + c];
+        q += sums[BC + b * C + c];
+      }
+      const double m = s / n;
+      const double var = std::max(q / n - m * m, 0.0);  // biased, as nn.GroupNorm
+      const double r = 1.0 / std::sqrt(var + static_cast<double>(eps));
+      pmean[b * d.G + g] = static_cast<float>(m);
+      prstd[b * d.G + g] = static_cast<float>(r);
+      for (int64_t c = g * d.D; c < (g + 1) * d.D; ++c) {
+        aff.mean[b * C + c] = static_cast<float>(m);
+        aff.scale[b * C + c] = static_cast<float>(r * pg[c]);
+      }
+    }
+
+  const bool ss = scale.defined();
+  const float* pbeta = beta.data();
+  const float* psc = ss ? scale.data() : nullptr;
+  const float* psh = ss ? shift.data() : nullptr;
+  float* py = out.y.data();
+  for_each_row(d, [&](int64_t b, int64_t off) {
+    const float* xr = px + off;
+    float* yr = py + off;
+    const float* m = aff.mean.data() + b * C;
+    const float* k = aff.scale.data() + b * C;
+    if (ss) {
+      const float* sr = psc + b * C;
+      const float* hr = psh + b * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const float h = (xr[c] - m[c]) * k[c] + pbeta[c];
+        yr[c] = silu_f(h * (sr[c] + 1.0f) + hr[c]);
+      }
+    } else {
+      for (int64_t c = 0; c < C; ++c) yr[c] = silu_f((xr[c] - m[c]) * k[c] + pbeta[c]);
+    }
+  });
+  return out;
+}
+
+GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                          const Tensor& scale, const Tensor& shift, const Tensor& mean,
+                                          const Tensor& rstd, const Tensor& dy) {
+  if (scale.defined()) return backward<true>(x, gamma, beta, scale, shift, mean, rstd, dy);
+  return backward<false>(x, gamma, beta, scale, shift, mean, rstd, dy);
+}
+
+}  // namespace dd::kernels::cpu

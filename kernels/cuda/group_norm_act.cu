@@ -1,0 +1,167 @@
+#include "kernels/activation_math.h"
+#include "kernels/cuda/group_norm_common.cuh"
+#include "kernels/group_norm_act.h"
+
+namespace dd::kernels::cuda {
+
+namespace {
+struct SumXTerm {
+  const float* x;
+  __device__ void operator()(int64_t, int64_t, int64_t i, double* acc) const {
+    const double v = x[i];
+    acc[0] += v;
+    acc[1] += v * v;
+  }
+};
+
+// h = GroupNorm(x), u = h (scale + 1) + shift (or h), y = SiLU(u): the CPU's float expressions.
+template <bool kScaleShift>
+__global__ void gna_forward_kernel(const float* x, const float* gamma, const float* beta, const float* scale,
+                                   const float* shift, const float* mean, const double* rstd_d, int64_t n,
+                                   int64_t S, int64_t C, int64_t G, float* y) {
+  const int64_t D = C / G;
+  DD_GRID_STRIDE(i, n) {
+    const BcIndex e = bc_index(i, S, C);
+    const int64_t bg = e.b * G + e.c / D;
+    const float k = static_cast<float>(rstd_d[bg] * gamma[e.c]);
+    float u = (x[i] - mean[bg]) * k + beta[e.c];
+    if constexpr (kScaleShift) {
+      const int64_t j = e.b * C + e.c;
+      u = u * (scale[j] + 1.0f) + shift[j];
+    }
+    y[i] = silu_f(u);
+  }
+}
+
+// Recomputes, for element i = (b, s, c), what the backward needs from x, the
+// statistics and dy: x, h, du = dL/du and dh = dL/dh. k = rstd * gamma is
+// also dx's per-(b, c) factor.
+template <bool kScaleShift>
+struct Recompute {
+  const float* x;
+  const float* dy;
+  const float* gamma;
+  const float* beta;
+  const float* scale;
+  const float* shift;
+  const float* mean;
+  const float* rstd;
+  int64_t C, G, D;
+  struct Vals {
+    float x, m, k, h, du, dh;
+  };
+  __device__ Vals operator()(int64_t b, int64_t c, int64_t i) const {
+    Vals v;
+    const int64_t bg = b * G + c / D;
+    v.x = x[i];
+    v.m = mean[bg];
+    v.k = static_cast<float>(static_cast<double>(rstd[bg]) * gamma[c]);
+    v.h = (v.x - v.m) * v.k + beta[c];
+    if constexpr (kScaleShift) {
+      const float s1 = scale[b * C + c] + 1.0f;
+      v.du = silu_grad_f(v.h * s1 + shift[b * C + c], dy[i]);
+      v.dh = v.du * s1;
+    } else {
+      v.du = silu_grad_f(v.h, dy[i]);
+      v.dh = v.du;
+    }
+    return v;
+  }
+};
+
+// Per (b, c): sdx = sum dh (x - mean), sdy = sum dh; with scale/shift also
+// dscale = sum du h and dshift = sum du.
+template <bool kScaleShift>
+struct BackwardTerm {
+  Recompute<kScaleShift> r;
+  __device__ void operator()(int64_t b, int64_t c, int64_t i, double* acc) const {
+    const typename Recompute<kScaleShift>::Vals v = r(b, c, i);
+    const double g = v.dh;
+    acc[0] += g * (static_cast<double>(v.x) - v.m);
+    acc[1] += g;
+    if constexpr (kScaleShift) {
+      acc[2] += static_cast<double>(v.du) * v.h;
+      acc[3] += v.du;
+    }
+  }
+};
+
+template <bool kScaleShift>
+__global__ void gna_dx_kernel(Recompute<kScaleShift> r, const float* kk, const float* oo, int64_t n, int64_t S,
+                              float* dx) {
+  DD_GRID_STRIDE(i, n) {
+    const BcIndex e = bc_index(i, S, r.C);
+    const typename Recompute<kScaleShift>::Vals v = r(e.b, e.c, i);
+    const int64_t bg = e.b * r.G + e.c / r.D;
+    dx[i] = v.k * v.dh - kk[bg] * (v.x - v.m) - oo[bg];
+  }
+}
+
+template <bool kScaleShift>
+GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
+                           const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy) {
+  const GnDims d(x, mean.dim(1));
+  const int64_t BC = d.B * d.C;
+  GroupNormActGrads out{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.C}, Device::CUDA),
+                        Tensor::empty({d.C}, Device::CUDA), Tensor(), Tensor()};
+  const Recompute<kScaleShift> r{x.data(),
+                                 dy.data(),
+                                 gamma.data(),
+                                 beta.data(),
+                                 kScaleShift ? scale.data() : nullptr,
+                                 kScaleShift ? shift.data() : nullptr,
+                                 mean.data(),
+                                 rstd.data(),
+                                 d.C,
+                                 d.G,
+                                 d.D};
+  constexpr int K = kScaleShift ? 4 : 2;
+  DoubleScratch sums(K * BC);
+  channel_sums<K>(BackwardTerm<kScaleShift>{r}, d.B, d.S, d.C, sums.get());
+  if constexpr (kScaleShift) {
+    out.dscale = Tensor::empty({d.B, d.C}, Device::CUDA);
+    out.dshift = Tensor::empty({d.B, d.C}, Device::CUDA);
+    double_to_float(sums.get() + 2 * BC, out.dscale.data(), BC);
+    double_to_float(sums.get() + 3 * BC, out.dshift.data(), BC);
+  }
+  Tensor kk = Tensor::empty({d.B, d.G}, Device::CUDA), oo = Tensor::empty({d.B, d.G}, Device::CUDA);
+  gn_backward_tail(sums.get(), sums.get() + BC, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(),
+                   kk.data(), oo.data());
+  const int64_t n = d.numel();
+  gna_dx_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(r, kk.data(), oo.data(), n, d.S,
+                                                                    out.dx.data());
+  DD_CUDA_LAUNCH_CHECK("gna_dx_kernel");
+  return out;
+}
+}  // namespace
+
+GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                       const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
+  const GnDims d(x, groups);
+  GroupNormActOut out{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.B, d.G}, Device::CUDA),
+                      Tensor::empty({d.B, d.G}, Device::CUDA)};
+  DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
+  channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
+  gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
+  const int64_t n = d.numel();
+  if (scale.defined()) {
+    gna_forward_kernel<true><<<grid_for(n), kThreads, 0, stream()>>>(
+        x.data(), gamma.data(), beta.data(), scale.data(), shift.data(), out.mean.data(), rstd_d.get(), n, d.S, d.C,
+        d.G, out.y.data());
+  } else {
+    gna_forward_kernel<false><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), gamma.data(), beta.data(), nullptr,
+                                                                      nullptr, out.mean.data(), rstd_d.get(), n,
+                                                                      d.S, d.C, d.G, out.y.data());
+  }
+  DD_CUDA_LAUNCH_CHECK("gna_forward_kernel");
+  return out;
+}
+
+GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                          const Tensor& scale, const Tensor& shift, const Tensor& mean,
+                                          const Tensor& rstd, const Tensor& dy) {
+  if (scale.defined()) return backward<true>(x, gamma, beta, scale, shift, mean, rstd, dy);
+  return backward<false>(x, gamma, beta, scale, shift, mean, rstd, dy);
+}
+
+}  // namespace dd::kernels::cuda
