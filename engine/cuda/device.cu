@@ -104,6 +104,7 @@ class CachingAllocator {
     return p;
   }
   void release_cached_locked() {
+    if (stats_.cached == 0) return;  // nothing to give back (and maybe no device to ask)
     // Blocks may still be read by queued kernels: drain the stream first.
     DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
     for (auto& [size, ptrs] : free_) {
