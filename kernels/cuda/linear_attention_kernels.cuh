@@ -31,7 +31,9 @@
 namespace dd::kernels::cuda::linattn {
 
 constexpr int kHeadThreads = 256;
-constexpr int kRows = 64;  // rows kernel: threads per block, one position each
+// Rows kernel: threads per block, one position each; 32 at kD 64 keeps its
+// shared memory (context, dcontext, a row per thread) under 48 KB.
+constexpr int rows_per_block(int kD) { return kD <= 32 ? 64 : 32; }
 constexpr int kMaxHeadDim = 64;
 
 // Positions per shared tile in the head kernel: four [tile][kD + 1] tiles stay near 34 KB.
@@ -47,7 +49,7 @@ struct Params {
   float* ctx;       // [BH, d, d] context[c, e]
   float* dctx;      // [BH, d, d] dcontext[c, e] (backward only)
   int64_t N, C, hidden;
-  int64_t tiles;  // rows-kernel blocks per (batch, head): ceil(N / kRows)
+  int64_t tiles;  // rows-kernel blocks per (batch, head): ceil(N / rows_per_block(kD)), set by plan()
   int heads, d;
   float scale;
 };
@@ -200,37 +202,44 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
 }
 
 // One thread per position: the forward output or (kBackward) the d_qkv row.
+// The backward's matrix-vector products run with the output vector in
+// registers (index unrolled) and the input vector in the thread's own row of
+// shared memory (index a runtime loop): fully unrolled kD x kD products with
+// both in registers spilled heavily at kD 32 and 64.
 template <int kD, bool kBackward>
-__global__ void __launch_bounds__(kRows) linear_attention_rows_kernel(Params p) {
+__global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kernel(Params p) {
+  constexpr int kR = rows_per_block(kD);
+  constexpr int kP = kD + 1;  // each thread walks its own row: odd stride, no bank conflicts
   __shared__ float cs[kD][kD];
   __shared__ float dcs[kBackward ? kD : 1][kD];
   __shared__ float kmax[kD], kinv[kD], coldot[kD];
+  __shared__ float rowbuf[kBackward ? kR : 1][kP];
 
   const int64_t bh = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int tid = threadIdx.x;
   const float* ctx = p.ctx + bh * p.d * p.d;
-  for (int idx = tid; idx < kD * kD; idx += kRows) {
+  for (int idx = tid; idx < kD * kD; idx += kR) {
     const int c = idx / kD, e = idx % kD;
     const bool ok = c < p.d && e < p.d;
     cs[c][e] = ok ? ctx[c * p.d + e] : 0.0f;
     if constexpr (kBackward) dcs[c][e] = ok ? p.dctx[bh * p.d * p.d + c * p.d + e] : 0.0f;
   }
   if constexpr (kBackward) {
-    for (int c = tid; c < kD; c += kRows) {
+    for (int c = tid; c < kD; c += kR) {
       kmax[c] = c < p.d ? p.kmax[bh * p.d + c] : 0.0f;
       kinv[c] = c < p.d ? p.kinv[bh * p.d + c] : 0.0f;
     }
     __syncthreads();
-    for (int c = tid; c < kD; c += kRows) {
-      float s = 0.0f;
-      for (int e = 0; e < kD; ++e) s += cs[c][e] * dcs[c][e];
-      coldot[c] = s;
+    for (int c = tid; c < kD; c += kR) {
+      float t = 0.0f;
+      for (int e = 0; e < kD; ++e) t += cs[c][e] * dcs[c][e];
+      coldot[c] = t;
     }
   }
   __syncthreads();
 
-  const int64_t n = tile * kRows + tid;
+  const int64_t n = tile * kR + tid;
   if (n >= p.N) return;  // no barrier below
   const float* row = p.qkv + (b * p.N + n) * p.C + h * p.d;
 
@@ -249,40 +258,56 @@ __global__ void __launch_bounds__(kRows) linear_attention_rows_kernel(Params p) 
     }
   } else {
     float* dst = p.out + (b * p.N + n) * p.C + h * p.d;
-    float g[kD], dsq[kD];
-    load_row(g, p.dy + (b * p.N + n) * p.hidden + h * p.d, true, p.d);
+    float* mine = rowbuf[tid];  // only this thread touches it: no barriers needed
+    float acc[kD];
+
+    // dQ'[c] = sum_e g[e] context[c][e]; dq = scale S * (dQ' - sum_c S[c] dQ'[c]).
+    const float* g = p.dy + (b * p.N + n) * p.hidden + h * p.d;
+    for (int e = 0; e < p.d; ++e) mine[e] = g[e];
+    DD_UNROLL
+    for (int c = 0; c < kD; ++c) acc[c] = 0.0f;
+    for (int e = 0; e < p.d; ++e) {
+      const float ge = mine[e];
+      DD_UNROLL
+      for (int c = 0; c < kD; ++c) acc[c] += ge * cs[c][e];
+    }
     float rowdot = 0.0f;
     DD_UNROLL
-    for (int c = 0; c < kD; ++c) {
-      float t = 0.0f;
-      DD_UNROLL
-      for (int e = 0; e < kD; ++e) t += g[e] * cs[c][e];
-      dsq[c] = t;
-      rowdot += s[c] * t;
-    }
+    for (int c = 0; c < kD; ++c) rowdot += s[c] * acc[c];
     DD_UNROLL
     for (int c = 0; c < kD; ++c)
-      if (c < p.d) dst[c] = p.scale * (s[c] * (dsq[c] - rowdot));
+      if (c < p.d) dst[c] = p.scale * (s[c] * (acc[c] - rowdot));
 
-    // s now holds K' of this position, g the v row.
+    // s becomes this position's K'. dK'[c] = sum_e v[e] dcontext[c][e]; dk = K' * (dK' - coldot).
     load_row(s, row + p.hidden, true, p.d);
     DD_UNROLL
     for (int c = 0; c < kD; ++c) s[c] = c < p.d ? expf(s[c] - kmax[c]) * kinv[c] : 0.0f;
-    load_row(g, row + 2 * p.hidden, true, p.d);
+    for (int e = 0; e < p.d; ++e) mine[e] = row[2 * p.hidden + e];
     DD_UNROLL
-    for (int c = 0; c < kD; ++c) {
-      float t = 0.0f;
+    for (int c = 0; c < kD; ++c) acc[c] = 0.0f;
+    for (int e = 0; e < p.d; ++e) {
+      const float ve = mine[e];
       DD_UNROLL
-      for (int e = 0; e < kD; ++e) t += g[e] * dcs[c][e];
-      if (c < p.d) dst[p.hidden + c] = s[c] * (t - coldot[c]);
+      for (int c = 0; c < kD; ++c) acc[c] += ve * dcs[c][e];
     }
     DD_UNROLL
-    for (int e = 0; e < kD; ++e) {
-      float t = 0.0f;
+    for (int c = 0; c < kD; ++c)
+      if (c < p.d) dst[p.hidden + c] = s[c] * (acc[c] - coldot[c]);
+
+    // dv[e] = sum_c K'[c] dcontext[c][e].
+    DD_UNROLL
+    for (int c = 0; c < kD; ++c)
+      if (c < p.d) mine[c] = s[c];
+    DD_UNROLL
+    for (int e = 0; e < kD; ++e) acc[e] = 0.0f;
+    for (int c = 0; c < p.d; ++c) {
+      const float kc = mine[c];
       DD_UNROLL
-      for (int c = 0; c < kD; ++c) t += s[c] * dcs[c][e];
-      if (e < p.d) dst[2 * p.hidden + e] = t;
+      for (int e = 0; e < kD; ++e) acc[e] += kc * dcs[c][e];
     }
+    DD_UNROLL
+    for (int e = 0; e < kD; ++e)
+      if (e < p.d) dst[2 * p.hidden + e] = acc[e];
   }
 }
 
@@ -315,7 +340,8 @@ inline Params make_params(const char* op, const float* qkv, const float* dy, flo
   p.N = N;
   p.hidden = heads * d;
   p.C = 3 * p.hidden;
-  p.tiles = (N + kRows - 1) / kRows;
+  const int64_t min_rows = rows_per_block(kMaxHeadDim);
+  p.tiles = (N + min_rows - 1) / min_rows;  // the most plan() can ask for
   p.heads = static_cast<int>(heads);
   p.d = static_cast<int>(d);
   p.scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -327,12 +353,15 @@ inline Params make_params(const char* op, const float* qkv, const float* dy, flo
 template <bool kBackward, class Launch>
 void plan(const Params& p, int64_t B, Launch&& launch) {
   const auto heads_total = static_cast<unsigned>(B * p.heads);
-  const auto row_blocks = static_cast<unsigned>(B * p.heads * p.tiles);
   with_head_dim(kBackward ? "linear_attention_backward" : "linear_attention_forward", p.d, [&](auto tag) {
     constexpr int kD = decltype(tag)::value;
+    constexpr int kR = rows_per_block(kD);
+    Params q = p;
+    q.tiles = (p.N + kR - 1) / kR;
+    const auto row_blocks = static_cast<unsigned>(B * p.heads * q.tiles);
     launch(linear_attention_head_kernel<kD, kBackward>, heads_total, kHeadThreads, "linear_attention_head_kernel",
-           p);
-    launch(linear_attention_rows_kernel<kD, kBackward>, row_blocks, kRows, "linear_attention_rows_kernel", p);
+           q);
+    launch(linear_attention_rows_kernel<kD, kBackward>, row_blocks, kR, "linear_attention_rows_kernel", q);
   });
 }
 
