@@ -24,4 +24,11 @@ Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -7,15 +7,14 @@ namespace dd::kernels {
 
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
   check_qkv("linear_attention", qkv, heads, dim_head);
-  DD_DISPATCH_CPU_ONLY(common_device("linear_attention", {&qkv}), linear_attention_forward, qkv, heads,
-                       dim_head);
+  DD_DISPATCH(common_device("linear_attention", {&qkv}), linear_attention_forward, qkv, heads, dim_head);
 }
 
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
   check_qkv("linear_attention_backward", qkv, heads, dim_head);
   check_dy("linear_attention_backward", qkv, dy, heads, dim_head);
-  DD_DISPATCH_CPU_ONLY(common_device("linear_attention_backward", {&qkv, &dy}), linear_attention_backward,
-                       qkv, dy, heads, dim_head);
+  DD_DISPATCH(common_device("linear_attention_backward", {&qkv, &dy}), linear_attention_backward, qkv, dy,
+              heads, dim_head);
 }
 
 }  // namespace dd::kernels

@@ -1,0 +1,41 @@
+// Linear attention on the GPU; the kernels and their launch plans are in
+// linear_attention_kernels.cuh (shared with the CPU-side emulation test).
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/linear_attention_kernels.cuh"
+#include "kernels/linear_attention.h"
+
+namespace dd::kernels::cuda {
+
+namespace {
+struct Launcher {
+  template <class Kernel>
+  void operator()(Kernel kernel, unsigned blocks, int threads, const char* name, const linattn::Params& p) const {
+    kernel<<<blocks, threads, 0, stream()>>>(p);
+    (void)name;  // DD_CUDA_LAUNCH_CHECK reports the file and line, not the name
+    DD_CUDA_LAUNCH_CHECK(name);
+  }
+};
+
+template <bool kBackward>
+Tensor run(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head) {
+  Shape out_shape = qkv.shape();
+  if (!kBackward) out_shape.back() = heads * dim_head;
+  Tensor out = Tensor::empty(out_shape, Device::CUDA);
+  const int64_t B = qkv.dim(0), N = qkv.numel() / (qkv.dim(0) * qkv.dim(-1));
+  Tensor scratch = Tensor::empty({linattn::scratch_floats(B, heads, dim_head)}, Device::CUDA);
+  const linattn::Params p = linattn::make_params(op, qkv.data(), dy ? dy->data() : nullptr, out.data(),
+                                                 scratch.data(), B, N, heads, dim_head);
+  linattn::plan<kBackward>(p, B, Launcher{});
+  return out;
+}
+}  // namespace
+
+Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  return run<false>("linear_attention_forward", qkv, nullptr, heads, dim_head);
+}
+
+Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+  return run<true>("linear_attention_backward", qkv, &dy, heads, dim_head);
+}
+
+}  // namespace dd::kernels::cuda
