@@ -27,26 +27,34 @@ using conv::kTileThreads;
 
 // y[M, N] = im2col(x)[M, Kd] w[N, Kd]^T (+ bias). kPlain: a 1x1 conv without
 // padding, where im2col(x) is x itself ([M, Ci] row-major) and needs no gather.
+// kVec (Ci % 4 == 0): every 4-aligned run of kk is 4 consecutive channels of one
+// tap, 16-byte aligned in x and in w, so it is fetched as one float4.
 //
-// Loads: thread tid fetches k = tid % 16 of rows tid / 16 + 16 i (i < 4) of both
-// operand tiles, so a half-warp reads 16 consecutive k of one row (contiguous in
-// x's channels and in w's OHWI rows). The next tile's loads are issued into
-// registers before the current tile's products, hiding their latency.
-template <bool kPlain>
+// Loads: each thread fetches kPer = 1 or 4 consecutive k of every
+// kRowStride-th row of both operand tiles, so consecutive threads read
+// consecutive k of one row (contiguous in x's channels and in w's OHWI rows).
+// The next tile's loads are issued into registers before the current tile's
+// products, hiding their latency.
+template <bool kPlain, bool kVec>
 __global__ void __launch_bounds__(kTileThreads)
     conv_fwd_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                     float* __restrict__ y, Geom g, int M, int N, int Kd) {
+  constexpr int kPer = kVec ? 4 : 1;
+  constexpr int kThreadsPerRow = kBK / kPer;
+  constexpr int kRowStride = kTileThreads / kThreadsPerRow;
+  constexpr int kRows = kBM / kRowStride;
+  static_assert(kBM == kBN && kRows * kRowStride == kBM, "one loader mapping for both operands");
   __shared__ __align__(16) float As[kBK][kBM + kPad];
   __shared__ __align__(16) float Bs[kBK][kBN + kPad];
-  const int tid = threadIdx.x, lk = tid % kBK, lr = tid / kBK;
+  const int tid = threadIdx.x, lk = (tid % kThreadsPerRow) * kPer, lr = tid / kThreadsPerRow;
   const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBN;
 
-  conv::PixelBase pb[4];
-  bool m_ok[4], n_ok[4];
-  int64_t w_row[4];
+  conv::PixelBase pb[kRows];
+  bool m_ok[kRows], n_ok[kRows];
+  int64_t w_row[kRows];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + lr + 16 * i, n = n0 + lr + 16 * i;
+  for (int i = 0; i < kRows; ++i) {
+    const int m = m0 + lr + kRowStride * i, n = n0 + lr + kRowStride * i;
     m_ok[i] = m < M;
     n_ok[i] = n < N;
     if (kPlain)
@@ -56,27 +64,40 @@ __global__ void __launch_bounds__(kTileThreads)
     w_row[i] = int64_t(n) * Kd;
   }
 
-  float ra[4], rb[4];
+  float ra[kRows][kPer], rb[kRows][kPer];
   auto load = [&](int k0) {
     const int kk = k0 + lk;
-    const bool k_ok = kk < Kd;
+    const bool k_ok = kk < Kd;  // with kVec, Kd % 4 == 0: kk + 3 < Kd as well
     conv::Tap t{0, 0, 0};
     if (!kPlain && k_ok) t = conv::tap_of(g, kk);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if (kPlain)
-        ra[i] = m_ok[i] && k_ok ? x[pb[i].image + kk] : 0.0f;
-      else
-        ra[i] = m_ok[i] && k_ok ? conv::gather(x, g, pb[i], t) : 0.0f;
-      rb[i] = n_ok[i] && k_ok ? w[w_row[i] + kk] : 0.0f;
+    for (int i = 0; i < kRows; ++i) {
+      if (kVec) {
+        float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
+        if (m_ok[i] && k_ok) {
+          const int64_t off = kPlain ? pb[i].image + kk : conv::gather_offset(g, pb[i], t);
+          if (off >= 0) a = *reinterpret_cast<const float4*>(x + off);
+        }
+        if (n_ok[i] && k_ok) b = *reinterpret_cast<const float4*>(w + w_row[i] + kk);
+        ra[i][0] = a.x, ra[i][1] = a.y, ra[i][2] = a.z, ra[i][3] = a.w;
+        rb[i][0] = b.x, rb[i][1] = b.y, rb[i][2] = b.z, rb[i][3] = b.w;
+      } else {
+        if (kPlain)
+          ra[i][0] = m_ok[i] && k_ok ? x[pb[i].image + kk] : 0.0f;
+        else
+          ra[i][0] = m_ok[i] && k_ok ? conv::gather(x, g, pb[i], t) : 0.0f;
+        rb[i][0] = n_ok[i] && k_ok ? w[w_row[i] + kk] : 0.0f;
+      }
     }
   };
   auto store = [&]() {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      As[lk][lr + 16 * i] = ra[i];
-      Bs[lk][lr + 16 * i] = rb[i];
-    }
+    for (int i = 0; i < kRows; ++i)
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+        As[lk + j][lr + kRowStride * i] = ra[i][j];
+        Bs[lk + j][lr + kRowStride * i] = rb[i][j];
+      }
   };
 
   const int tx = tid % 16, ty = tid / 16;
@@ -119,8 +140,8 @@ __global__ void __launch_bounds__(kTileThreads)
   __shared__ __align__(16) float Bs[kBK][kBN + kPad];
   const int tid = threadIdx.x, lc = tid % 64, lr = tid / 64;
   const int kk0 = blockIdx.x * kBN, co0 = blockIdx.y * kBM, split = blockIdx.z;
-  const int m_begin = split * pixels_per_split;
-  const int m_end = min(M, m_begin + pixels_per_split);
+  const int m_begin = split * pixels_per_split;  // < M: the host leaves no split empty
+  const int m_end = static_cast<int>(min(int64_t(M), int64_t(m_begin) + pixels_per_split));
 
   const int co = co0 + lc, kk = kk0 + lc;
   const bool co_ok = co < Co, kk_ok = kk < Kd;
@@ -238,13 +259,16 @@ void launch_forward(const float* x, const Geom& g, const float* w, int N, const 
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
   const dim3 grid((M + kBM - 1) / kBM, (N + kBN - 1) / kBN);
   DD_CHECK(grid.y <= 65535, "conv2d (cuda): ", N, " output channels exceed the grid");
-  if (g.k == 1 && g.p == 0) {
-    conv_fwd_kernel<true><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
-    DD_CUDA_LAUNCH_CHECK("conv_fwd_kernel<plain>");
-  } else {
-    conv_fwd_kernel<false><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
-    DD_CUDA_LAUNCH_CHECK("conv_fwd_kernel");
-  }
+  const bool plain = g.k == 1 && g.p == 0, vec = g.c % 4 == 0;
+  if (plain && vec)
+    conv_fwd_kernel<true, true><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
+  else if (plain)
+    conv_fwd_kernel<true, false><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
+  else if (vec)
+    conv_fwd_kernel<false, true><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
+  else
+    conv_fwd_kernel<false, false><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
+  DD_CUDA_LAUNCH_CHECK("conv_fwd_kernel");
 }
 
 // About four waves of 132 SMs; a constant (not the device's SM count) so the

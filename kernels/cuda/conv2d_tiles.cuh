@@ -50,11 +50,17 @@ __host__ __device__ inline Tap tap_of(const Geom& g, int kk) {
   return {kh, khw - kh * g.k, ci};
 }
 
+// Offset in x of im2col element (pixel base, tap), or -1 in the padding.
+__host__ __device__ inline int64_t gather_offset(const Geom& g, const PixelBase& pb, const Tap& t) {
+  const int ih = pb.ih0 + t.kh, iw = pb.iw0 + t.kw;
+  if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return -1;
+  return pb.image + (int64_t(ih) * g.w + iw) * g.c + t.ci;
+}
+
 // im2col element (pixel base, tap): the input value, 0 in the padding.
 __host__ __device__ inline float gather(const float* x, const Geom& g, const PixelBase& pb, const Tap& t) {
-  const int ih = pb.ih0 + t.kh, iw = pb.iw0 + t.kw;
-  if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return 0.0f;
-  return x[pb.image + (int64_t(ih) * g.w + iw) * g.c + t.ci];
+  const int64_t off = gather_offset(g, pb, t);
+  return off < 0 ? 0.0f : x[off];
 }
 
 #ifdef __CUDACC__
