@@ -147,6 +147,11 @@ __global__ void __launch_bounds__(kTileThreads)
   const bool co_ok = co < Co, kk_ok = kk < Kd;
   const conv::Tap t = !kPlain && kk_ok ? conv::tap_of(g, kk) : conv::Tap{0, 0, 0};
 
+  // Pixel mb + lr + 4 i of the next load(mb): loads run in order, kBK apart.
+  conv::PixelCursor cur[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) cur[i] = kPlain ? conv::PixelCursor{0, 0, 0} : conv::pixel_cursor(g, m_begin + lr + 4 * i);
+
   float ra[4], rb[4];
   auto load = [&](int mb) {
 #pragma unroll
@@ -154,10 +159,12 @@ __global__ void __launch_bounds__(kTileThreads)
       const int m = mb + lr + 4 * i;
       const bool m_ok = m < m_end;
       ra[i] = m_ok && co_ok ? dy[int64_t(m) * Co + co] : 0.0f;
-      if (kPlain)
+      if (kPlain) {
         rb[i] = m_ok && kk_ok ? x[int64_t(m) * Kd + kk] : 0.0f;
-      else
-        rb[i] = m_ok && kk_ok ? conv::gather(x, g, conv::pixel_base(g, m), t) : 0.0f;
+      } else {
+        rb[i] = m_ok && kk_ok ? conv::gather(x, g, cur[i].base(g), t) : 0.0f;
+        cur[i].advance(g, kBK);
+      }
     }
   };
   auto store = [&]() {

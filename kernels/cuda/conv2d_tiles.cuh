@@ -32,12 +32,37 @@ struct PixelBase {
   int ih0, iw0;   // input row / column of tap (0, 0); may be outside the image
 };
 
-__host__ __device__ inline PixelBase pixel_base(const Geom& g, int m) {
+// An output pixel as (b, oh, ow), advanced without a division per step while
+// the step stays within a row (the dw kernel walks pixels 16 at a time).
+struct PixelCursor {
+  int b, oh, ow;
+
+  __host__ __device__ void advance(const Geom& g, int n) {
+    ow += n;
+    if (ow >= g.wo) {
+      const int q = ow / g.wo;
+      ow -= q * g.wo;
+      oh += q;
+      if (oh >= g.ho) {
+        const int q2 = oh / g.ho;
+        oh -= q2 * g.ho;
+        b += q2;
+      }
+    }
+  }
+  __host__ __device__ PixelBase base(const Geom& g) const {
+    return {int64_t(b) * g.h * g.w * g.c, oh - g.p, ow - g.p};
+  }
+};
+
+__host__ __device__ inline PixelCursor pixel_cursor(const Geom& g, int m) {
   const int per_image = g.ho * g.wo;
   const int b = m / per_image, r = m - b * per_image;
-  const int oh = r / g.wo, ow = r - oh * g.wo;
-  return {int64_t(b) * g.h * g.w * g.c, oh - g.p, ow - g.p};
+  const int oh = r / g.wo;
+  return {b, oh, r - oh * g.wo};
 }
+
+__host__ __device__ inline PixelBase pixel_base(const Geom& g, int m) { return pixel_cursor(g, m).base(g); }
 
 // Reduction index kk = (kh, kw, ci) of the OHWI inner dims.
 struct Tap {

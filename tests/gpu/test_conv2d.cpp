@@ -135,7 +135,9 @@ TEST_CASE("gpu: conv2d im2col index math matches a direct loop", "[gpu][conv2d]"
   // The kernels' gather helpers are __host__ __device__: check them on the host
   // against the plain (b, oh, ow, kh, kw, ci) loop, including negative padding.
   namespace cv = dd::kernels::cuda::conv;
-  for (const Case& c : std::vector<Case>{{2, 5, 7, 3, 1, 3, 1}, {1, 4, 3, 2, 1, 7, 3}, {3, 6, 5, 4, 1, 3, -1}}) {
+  const std::vector<Case> cases = {
+      {2, 5, 7, 3, 1, 3, 1}, {1, 4, 3, 2, 1, 7, 3}, {3, 6, 5, 4, 1, 3, -1}, {5, 1, 1, 2, 1, 1, 0}, {3, 40, 37, 1, 1, 1, 0}};
+  for (const Case& c : cases) {
     INFO(c.str());
     const cv::Geom g{int(c.b), int(c.h), int(c.w), int(c.ci), int(c.k), int(c.p), int(c.ho()), int(c.wo())};
     std::vector<float> x(static_cast<std::size_t>(c.b * c.h * c.w * c.ci));
@@ -145,6 +147,11 @@ TEST_CASE("gpu: conv2d im2col index math matches a direct loop", "[gpu][conv2d]"
       for (int64_t oh = 0; oh < c.ho(); ++oh)
         for (int64_t ow = 0; ow < c.wo(); ++ow, ++m) {
           const cv::PixelBase pb = cv::pixel_base(g, m);
+          // The dw kernel's cursor reaches pixel m from m - 16, m - 32, ... by steps of 16.
+          cv::PixelCursor cur = cv::pixel_cursor(g, m % 16);
+          for (int s = m % 16; s < m; s += 16) cur.advance(g, 16);
+          const cv::PixelBase pc = cur.base(g);
+          REQUIRE((pc.image == pb.image && pc.ih0 == pb.ih0 && pc.iw0 == pb.iw0));
           int kk = 0;
           for (int64_t kh = 0; kh < c.k; ++kh)
             for (int64_t kw = 0; kw < c.k; ++kw)
