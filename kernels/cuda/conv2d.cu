@@ -10,6 +10,7 @@
 // fold them in a fixed order in a second kernel: results are bitwise reproducible.
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/conv2d_tiles.cuh"
@@ -266,7 +267,10 @@ void launch_forward(const float* x, const Geom& g, const float* w, int N, const 
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
   const dim3 grid((M + kBM - 1) / kBM, (N + kBN - 1) / kBN);
   DD_CHECK(grid.y <= 65535, "conv2d (cuda): ", N, " output channels exceed the grid");
-  const bool plain = g.k == 1 && g.p == 0, vec = g.c % 4 == 0;
+  // Tensors start at their (cudaMalloc-aligned) allocation today; checked anyway, as
+  // a misaligned float4 load would fault.
+  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  const bool plain = g.k == 1 && g.p == 0, vec = g.c % 4 == 0 && aligned;
   if (plain && vec)
     conv_fwd_kernel<true, true><<<grid, kTileThreads, 0, stream()>>>(x, w, bias, y, g, M, N, Kd);
   else if (plain)
