@@ -129,50 +129,71 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // out[s, co, kk] = sum over pixels m of split s of dy[m, co] im2col(x)[m, kk].
 // GEMM rows are co, columns kk, the reduction runs over m: both operands are
-// contiguous along their GEMM row/column for a fixed m, so each thread keeps one
-// column (tid % 64: co of dy, kk of the gather, decomposed once) and fetches
-// pixels tid / 64 + 4 i (i < 4) of the 16-pixel step: warps read 32 consecutive
-// floats and store into shared memory without transposition.
-template <bool kPlain>
+// contiguous along their GEMM row/column for a fixed m, so each thread keeps
+// kPer = 1 or 4 consecutive columns (co of dy, kk of the gather, decomposed
+// once) and fetches every kRowStride-th pixel of the 16-pixel step: warps read
+// consecutive floats and store into shared memory without transposition.
+// kVec (Ci % 4 == 0 and Co % 4 == 0): the kPer = 4 columns are one float4 of dy
+// and one of x (4 channels of one tap).
+template <bool kPlain, bool kVec>
 __global__ void __launch_bounds__(kTileThreads)
     conv_wgrad_kernel(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ out, Geom g,
                       int M, int Co, int Kd, int pixels_per_split) {
+  constexpr int kPer = kVec ? 4 : 1;
+  constexpr int kThreadsPerRow = kBM / kPer;
+  constexpr int kRowStride = kTileThreads / kThreadsPerRow;
+  constexpr int kRows = kBK / kRowStride;
+  static_assert(kBM == kBN && kRows * kRowStride == kBK, "one loader mapping for both operands");
   __shared__ __align__(16) float As[kBK][kBM + kPad];
   __shared__ __align__(16) float Bs[kBK][kBN + kPad];
-  const int tid = threadIdx.x, lc = tid % 64, lr = tid / 64;
+  const int tid = threadIdx.x, lc = (tid % kThreadsPerRow) * kPer, lr = tid / kThreadsPerRow;
   const int kk0 = blockIdx.x * kBN, co0 = blockIdx.y * kBM, split = blockIdx.z;
   const int m_begin = split * pixels_per_split;  // < M: the host leaves no split empty
   const int m_end = static_cast<int>(min(int64_t(M), int64_t(m_begin) + pixels_per_split));
 
+  // With kVec, Co % 4 == 0 and Kd % 4 == 0: co < Co implies co + 3 < Co, and so for kk.
   const int co = co0 + lc, kk = kk0 + lc;
   const bool co_ok = co < Co, kk_ok = kk < Kd;
   const conv::Tap t = !kPlain && kk_ok ? conv::tap_of(g, kk) : conv::Tap{0, 0, 0};
 
-  // Pixel mb + lr + 4 i of the next load(mb): loads run in order, kBK apart.
-  conv::PixelCursor cur[4];
+  // Pixel mb + lr + kRowStride i of the next load(mb): loads run in order, kBK apart.
+  conv::PixelCursor cur[kRows];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) cur[i] = kPlain ? conv::PixelCursor{0, 0, 0} : conv::pixel_cursor(g, m_begin + lr + 4 * i);
+  for (int i = 0; i < kRows; ++i)
+    cur[i] = kPlain ? conv::PixelCursor{0, 0, 0} : conv::pixel_cursor(g, m_begin + lr + kRowStride * i);
 
-  float ra[4], rb[4];
+  float ra[kRows][kPer], rb[kRows][kPer];
   auto load = [&](int mb) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int m = mb + lr + 4 * i;
+    for (int i = 0; i < kRows; ++i) {
+      const int m = mb + lr + kRowStride * i;
       const bool m_ok = m < m_end;
-      ra[i] = m_ok && co_ok ? dy[int64_t(m) * Co + co] : 0.0f;
-      if (kPlain) {
-        rb[i] = m_ok && kk_ok ? x[int64_t(m) * Kd + kk] : 0.0f;
+      int64_t x_off = -1;  // -1: nothing to read (outside the split, the tile or the image)
+      if (m_ok && kk_ok) x_off = kPlain ? int64_t(m) * Kd + kk : conv::gather_offset(g, cur[i].base(g), t);
+      if (!kPlain) cur[i].advance(g, kBK);
+      if (kVec) {
+        float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
+        if (m_ok && co_ok) a = *reinterpret_cast<const float4*>(dy + int64_t(m) * Co + co);
+        if (x_off >= 0) b = *reinterpret_cast<const float4*>(x + x_off);
+        ra[i][0] = a.x, ra[i][1] = a.y, ra[i][2] = a.z, ra[i][3] = a.w;
+        rb[i][0] = b.x, rb[i][1] = b.y, rb[i][2] = b.z, rb[i][3] = b.w;
       } else {
-        rb[i] = m_ok && kk_ok ? conv::gather(x, g, cur[i].base(g), t) : 0.0f;
-        cur[i].advance(g, kBK);
+        ra[i][0] = m_ok && co_ok ? dy[int64_t(m) * Co + co] : 0.0f;
+        rb[i][0] = x_off >= 0 ? x[x_off] : 0.0f;
       }
     }
   };
   auto store = [&]() {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      As[lr + 4 * i][lc] = ra[i];
-      Bs[lr + 4 * i][lc] = rb[i];
+    for (int i = 0; i < kRows; ++i) {
+      const int r = lr + kRowStride * i;
+      if (kVec) {  // one 16-byte store each: no bank conflicts
+        *reinterpret_cast<float4*>(&As[r][lc]) = make_float4(ra[i][0], ra[i][1], ra[i][2], ra[i][3]);
+        *reinterpret_cast<float4*>(&Bs[r][lc]) = make_float4(rb[i][0], rb[i][1], rb[i][2], rb[i][3]);
+      } else {
+        As[r][lc] = ra[i][0];
+        Bs[r][lc] = rb[i][0];
+      }
     }
   };
 
@@ -306,13 +327,17 @@ void weight_grad(const float* x, const Geom& g, const float* dy, int Co, float* 
   }
   const dim3 grid((Kd + kBN - 1) / kBN, (Co + kBM - 1) / kBM, static_cast<unsigned>(splits));
   DD_CHECK(grid.y <= 65535, "conv2d_backward (cuda): ", Co, " output channels exceed the grid");
-  if (g.k == 1 && g.p == 0) {
-    conv_wgrad_kernel<true><<<grid, kTileThreads, 0, stream()>>>(x, dy, out, g, M, Co, Kd, pixels_per_split);
-    DD_CUDA_LAUNCH_CHECK("conv_wgrad_kernel<plain>");
-  } else {
-    conv_wgrad_kernel<false><<<grid, kTileThreads, 0, stream()>>>(x, dy, out, g, M, Co, Kd, pixels_per_split);
-    DD_CUDA_LAUNCH_CHECK("conv_wgrad_kernel");
-  }
+  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(dy) % 16 == 0;
+  const bool plain = g.k == 1 && g.p == 0, vec = g.c % 4 == 0 && Co % 4 == 0 && aligned;
+  if (plain && vec)
+    conv_wgrad_kernel<true, true><<<grid, kTileThreads, 0, stream()>>>(x, dy, out, g, M, Co, Kd, pixels_per_split);
+  else if (plain)
+    conv_wgrad_kernel<true, false><<<grid, kTileThreads, 0, stream()>>>(x, dy, out, g, M, Co, Kd, pixels_per_split);
+  else if (vec)
+    conv_wgrad_kernel<false, true><<<grid, kTileThreads, 0, stream()>>>(x, dy, out, g, M, Co, Kd, pixels_per_split);
+  else
+    conv_wgrad_kernel<false, false><<<grid, kTileThreads, 0, stream()>>>(x, dy, out, g, M, Co, Kd, pixels_per_split);
+  DD_CUDA_LAUNCH_CHECK("conv_wgrad_kernel");
   if (splits > 1) {
     const int64_t n = int64_t(Co) * Kd;
     fold_splits_kernel<<<grid_for(n), kThreads, 0, stream()>>>(out, static_cast<int>(splits), n, dw);
