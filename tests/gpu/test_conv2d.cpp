@@ -75,7 +75,7 @@ struct KP {
 };
 }  // namespace
 
-TEST_CASE("gpu: conv2d forward and backward match the cpu over a shape sweep", "[gpu][conv2d]") {
+TEST_CASE("gpu: conv2d forward and backward match the cpu over a shape sweep", "[gpu][conv2d][sweep]") {
   DD_TEST_RANDOM(rng);
   // The U-Net's 1x1/p0 and 3x3/p1, a 7x7/p3 stem, and the unpadded 3x3.
   const std::vector<KP> kps = {{1, 0}, {3, 1}, {7, 3}, {3, 0}};
