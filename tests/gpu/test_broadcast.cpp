@@ -3,10 +3,8 @@
 // tile), rank 2 (one position), batch 1 and 1x1 spatial. Tolerances beside each check.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-#include <cmath>
-
 #include "kernels/broadcast.h"
+#include "tests/reference/broadcast.h"
 #include "tests/support/compare.h"
 
 using namespace dd;
@@ -30,14 +28,9 @@ TEST_CASE("gpu: add_bc, mul_bc, scale_shift and their backwards match the cpu", 
       expect_close("add_bc", host(kernels::add_bc(gx, gv)), kernels::add_bc(x, v), 1e-6);
       expect_close("mul_bc", host(kernels::mul_bc(gx, gv)), kernels::mul_bc(x, v), 1e-6);
       // x (scale + 1) + shift may cancel (one element can land near 0): judged at the size of its terms.
-      const std::vector<float> xs = x.to_vector(), vs = v.to_vector(), ws = w.to_vector();
-      double terms = 0.0;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t bc = (i / (n / B)) * C + i % C;
-        terms = std::max(terms, std::fabs(double(xs[i]) * (vs[bc] + 1.0)) + std::fabs(double(ws[bc])));
-      }
       expect_close("scale_shift", host(kernels::scale_shift(gx, gv, gw)).to_vector(),
-                   to_double(kernels::scale_shift(x, v, w)), 1e-6, terms);
+                   to_double(kernels::scale_shift(x, v, w)), 1e-6,
+                   ref::scale_shift_terms(to_double(x), to_double(v), to_double(w), B, C));
 
       // Position sums in double rounded once, in a different order: 1e-5.
       expect_close("add_bc_backward", host(kernels::add_bc_backward(gdy)), kernels::add_bc_backward(dy), 1e-5);
