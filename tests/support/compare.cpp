@@ -79,12 +79,12 @@ void expect_close(const std::string& what, const Tensor& actual, const std::vect
   expect_close(what, actual.to_vector(), expected, tol);
 }
 
-void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol) {
+void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol, double floor) {
   REQUIRE(actual.defined());
   REQUIRE(expected.defined());
   INFO(what << ": actual " << describe(actual) << ", expected " << describe(expected));
   REQUIRE(actual.shape() == expected.shape());
-  CloseReport r = compare(actual.to_vector(), expected.to_vector(), tol);
+  CloseReport r = compare(actual.to_vector(), expected.to_vector(), tol, floor);
   INFO(r.message);
   CHECK(r.ok);
 }

@@ -32,7 +32,11 @@ void expect_close(const std::string& what, const Tensor& actual, const std::vect
                   double tol);
 void expect_close(const std::string& what, const std::vector<float>& actual,
                   const std::vector<double>& expected, double tol, double floor = 1e-6);
-void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol);
+// floor: the smallest scale errors are judged at. Pass the size of the terms when the result may
+// cancel far below them (a one-element tensor of a*x + b*y, say), where two correct fp32
+// evaluations (one fused to an FMA, one not) differ by an ulp of the terms, not of the result.
+void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol,
+                  double floor = 1e-6);
 
 std::vector<double> to_double(const Tensor& t);
 Tensor from_double(const Shape& shape, const std::vector<double>& v, Device dev = Device::CPU);
