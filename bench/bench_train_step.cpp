@@ -128,15 +128,16 @@ int main(int argc, char** argv) try {
   auto train_step = [&] {
     Tensor x0 = host_batches[step % host_batches.size()].to(dev);
     ag::Var loss = diffusion.p_losses(model, x0, gen);
-    last_loss = loss.value().item();
-    DD_CHECK(std::isfinite(last_loss), "the loss is not finite at step ", step + 1);
     ag::Tape::current().backward(loss);
     ag::clip_grad_norm(params, 1.0);
     adam.step();
     adam.zero_grad();
     ag::Tape::current().clear();
+    ema.update(step + 1);
+    // Read back last, as the trainer does, so the device is not idle while the backward is queued.
+    last_loss = loss.value().item();
+    DD_CHECK(std::isfinite(last_loss), "the loss is not finite at step ", step + 1);
     ++step;
-    ema.update(step);
   };
   for (int i = 0; i < warm; ++i) train_step();
   sync(dev);
@@ -145,7 +146,7 @@ int main(int argc, char** argv) try {
   const auto t0 = clk::now();
   for (int i = 0; i < steps; ++i) {
     const auto ts = clk::now();
-    train_step();  // the loss read-back synchronises the host with the step's forward
+    train_step();  // ends with the loss read-back, which waits for the step's forward
     per_step.push_back(std::chrono::duration<double, std::milli>(clk::now() - ts).count());
   }
   sync(dev);

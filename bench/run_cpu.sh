@@ -47,7 +47,7 @@ run() { echo "== $*" >&2; "$@" 2>>"$log" || { echo "FAILED ($?): $*" >&2; status
   done
   run "$B/bench_train_step" --cpu --sample --images 4 --timesteps 10 --json "$json" >/dev/null
   run "$PYTHON" bench/torch_peer.py sample --device cpu --mode fp32 --images 4 --timesteps 10 --json "$json" >/dev/null
-  "$PYTHON" bench/torch_peer.py table --json "$json"
+  "$PYTHON" bench/torch_peer.py table --json "$json" --command bench/run_cpu.sh
 } >"$tmp/cpu.md"
 "$PYTHON" bench/splice_results.py cpu "$tmp/cpu.md"
 cp "$log" "$B/checks_cpu.log"; echo "check log: $B/checks_cpu.log" >&2

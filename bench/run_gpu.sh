@@ -71,7 +71,7 @@ modes=(fp32 tf32 bf16 compile)
     run "$PYTHON" bench/torch_peer.py sample --device cuda --mode $m --images 256 --timesteps "$SAMPLE_TIMESTEPS" \
       --json "$json" >/dev/null
   done
-  "$PYTHON" bench/torch_peer.py table --json "$json"
+  "$PYTHON" bench/torch_peer.py table --json "$json" --command bench/run_gpu.sh
 } >"$tmp/gpu.md"
 "$PYTHON" bench/splice_results.py gpu "$tmp/gpu.md"
 cp "$log" "$B/checks_gpu.log"

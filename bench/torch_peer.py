@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 
@@ -131,7 +132,6 @@ def cmd_train(args):
         with autocast(args):
             pred = fn(x_t, t)
             loss = F.smooth_l1_loss(noise, pred.float())
-        lv = loss.item()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -144,7 +144,7 @@ def cmd_train(args):
                         s.copy_(q)
                     else:
                         s.lerp_(q, 1 - 0.995)
-        return lv
+        return loss.item()  # read back last, as our trainer does
 
     try:
         for _ in range(max(args.warmup, 1)):
@@ -204,8 +204,24 @@ def fmt(v, nd=1):
     return "-" if v is None else f"{v:.{nd}f}"
 
 
+def device_line(device):
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = "CPU"
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores; load average {' '.join(open('/proc/loadavg').read().split()[:3])}"
+
+
 def cmd_table(args):
     rows = [json.loads(l) for l in open(args.json) if l.strip()]
+    commit = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    device = rows[0].get("device", "cpu") if rows else "cpu"
+    print(f"- device: {device_line(device)}\n- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+          f"- commit: {commit}\n- command: `{args.command}`")
     ours = {(r.get("preset"), r["kind"]): r for r in rows if "mode" not in r}
     peer = [r for r in rows if "mode" in r]
     names = {"cifar": "CIFAR-10 preset (dim 64, 1,2,4,8, 3x32x32)", "fmnist": "Fashion-MNIST preset (dim 32, 1,2,4, 1x28x28)"}
@@ -263,6 +279,7 @@ def main():
     ap.add_argument("--timesteps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--command", default="bench/torch_peer.py", help="table: the command named in the header")
     args = ap.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(args.threads or os.cpu_count())
