@@ -26,7 +26,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
   conv2d_out_shape("conv2d", x, w, padding);
   DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d: bias ", describe(bias), " must be [",
            w.dim(0), "] for w ", describe(w));
-  DD_DISPATCH_CPU_ONLY(common_device("conv2d", {&x, &w, &bias}), conv2d_forward, x, w, bias, padding);
+  DD_DISPATCH(common_device("conv2d", {&x, &w, &bias}), conv2d_forward, x, w, bias, padding);
 }
 
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
@@ -34,8 +34,8 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   const Shape y_shape = conv2d_out_shape("conv2d_backward", x, w, padding);
   DD_CHECK(dy.defined() && dy.shape() == y_shape, "conv2d_backward: dy ", describe(dy), " must be ",
            shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
-  DD_DISPATCH_CPU_ONLY(common_device("conv2d_backward", {&x, &w, &dy}), conv2d_backward, x, w, dy, padding, need_dx,
-                       need_dw, need_dbias);
+  DD_DISPATCH(common_device("conv2d_backward", {&x, &w, &dy}), conv2d_backward, x, w, dy, padding, need_dx,
+              need_dw, need_dbias);
 }
 
 }  // namespace dd::kernels

@@ -32,4 +32,14 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+// Implicit-GEMM kernels (kernels/cuda/conv2d.cu); dw and dbias are reduced
+// deterministically (fixed splits folded in order), so results repeat bitwise.
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                            bool need_dw, bool need_dbias);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

@@ -14,15 +14,15 @@ void check_weight(const char* op, const Tensor& w, float eps) {
 
 Tensor weight_standardize_forward(const Tensor& w, float eps) {
   check_weight("weight_standardize", w, eps);
-  DD_DISPATCH_CPU_ONLY(common_device("weight_standardize", {&w}), weight_standardize_forward, w, eps);
+  DD_DISPATCH(common_device("weight_standardize", {&w}), weight_standardize_forward, w, eps);
 }
 
 Tensor weight_standardize_backward(const Tensor& w, const Tensor& dw_hat, float eps) {
   check_weight("weight_standardize_backward", w, eps);
   DD_CHECK(dw_hat.defined() && dw_hat.shape() == w.shape(), "weight_standardize_backward: dw_hat ",
            describe(dw_hat), " must have the shape of w ", describe(w));
-  DD_DISPATCH_CPU_ONLY(common_device("weight_standardize_backward", {&w, &dw_hat}), weight_standardize_backward, w,
-                       dw_hat, eps);
+  DD_DISPATCH(common_device("weight_standardize_backward", {&w, &dw_hat}), weight_standardize_backward, w,
+              dw_hat, eps);
 }
 
 }  // namespace dd::kernels

@@ -17,4 +17,11 @@ Tensor weight_standardize_forward(const Tensor& w, float eps);
 Tensor weight_standardize_backward(const Tensor& w, const Tensor& dw_hat, float eps);
 }  // namespace cpu
 
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor weight_standardize_forward(const Tensor& w, float eps);
+Tensor weight_standardize_backward(const Tensor& w, const Tensor& dw_hat, float eps);
+}  // namespace cuda
+#endif
+
 }  // namespace dd::kernels

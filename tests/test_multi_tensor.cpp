@@ -2,6 +2,7 @@
 // optimizer and the EMA: same arithmetic, so the CPU results are bitwise equal.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/adam.h"
@@ -98,4 +99,56 @@ TEST_CASE("multi_tensor: mismatched lists are refused with the shapes", "[multi_
   std::vector<Tensor> a{Tensor::zeros({3})}, b{Tensor::zeros({4})};
   CHECK_THROWS_WITH(kernels::ema_update_multi(a, b, 0.5f), Catch::Contains("[3]") && Catch::Contains("[4]"));
   CHECK_THROWS_WITH(kernels::ema_update_multi(a, {}, 0.5f), Catch::Contains("1 shadows but 0"));
+}
+
+// The CUDA launch plan is plain C++ (kernels/cuda/multi_tensor_plan.h): replay it on the host and
+// check that every element of every tensor is visited exactly once, whatever the mix of sizes.
+#include "kernels/cuda/multi_tensor_plan.h"
+
+TEST_CASE("multi_tensor: the CUDA launch plan covers every element exactly once", "[multi_tensor]") {
+  namespace kc = dd::kernels::cuda;
+  DD_TEST_RANDOM(rng);
+  for (int trial = 0; trial < 6; ++trial) {
+    std::vector<int64_t> sizes;
+    const int count = trial == 0 ? 1 : rng.uniform_int(1, 120);
+    for (int i = 0; i < count; ++i) {
+      const int kind = rng.uniform_int(0, 9);
+      sizes.push_back(kind == 0 ? 0 : kind < 7 ? rng.uniform_int(1, 3000) : rng.uniform_int(1, 6) * kc::kChunk + rng.uniform_int(-5, 5));
+    }
+    if (trial == 1) sizes.push_back(kc::kChunk * kc::kMaxBlocks + 1);  // straddles exactly one launch boundary
+    std::vector<std::vector<int>> hits(sizes.size());
+    std::vector<std::array<float*, 1>> ptrs;
+    std::vector<std::vector<float>> storage(sizes.size());
+    for (std::size_t t = 0; t < sizes.size(); ++t) {
+      hits[t].assign(static_cast<std::size_t>(sizes[t]), 0);
+      storage[t].resize(1);
+      ptrs.push_back({storage[t].data()});
+    }
+    int64_t expected_first = 0;
+    kc::for_each_table<1>(ptrs, sizes, [&](const kc::Table<1>& tab, int blocks, int64_t first) {
+      REQUIRE(blocks > 0);
+      REQUIRE(blocks <= kc::kMaxBlocks);
+      REQUIRE(first == expected_first);
+      expected_first += blocks;
+      for (int b = 0; b < blocks; ++b) {
+        const int t = tab.tensor_of_block[b];
+        REQUIRE(t >= 0);
+        REQUIRE(t < kc::kMaxTensors);
+        // Which tensor is it? Its pointer is unique.
+        std::size_t owner = sizes.size();
+        for (std::size_t k = 0; k < ptrs.size(); ++k)
+          if (ptrs[k][0] == tab.ptr[0][t]) owner = k;
+        REQUIRE(owner < sizes.size());
+        REQUIRE(tab.n[t] == sizes[owner]);
+        const int64_t lo = int64_t(tab.chunk_of_block[b]) * kc::kChunk, hi = std::min(lo + kc::kChunk, tab.n[t]);
+        REQUIRE(lo < hi);
+        for (int64_t i = lo; i < hi; ++i) ++hits[owner][static_cast<std::size_t>(i)];
+      }
+    });
+    for (std::size_t t = 0; t < sizes.size(); ++t) {
+      const auto bad = std::count_if(hits[t].begin(), hits[t].end(), [](int h) { return h != 1; });
+      INFO("trial " << trial << " tensor " << t << " of size " << sizes[t]);
+      CHECK(bad == 0);
+    }
+  }
 }

@@ -247,16 +247,19 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   while (state.step < opts.steps && !g_stop) {
     Tensor x0 = loader.next_batch().to(dev);
     ag::Var loss = diffusion.p_losses(model, x0, gen);
-    const double lv = loss.value().item();
-    DD_CHECK(std::isfinite(lv), "training diverged at step ", state.step + 1, ": the loss is ", lv,
-             ". Lower --lr or keep --grad-clip on; the last checkpoint in ", opts.out, " is intact");
     ag::Tape::current().backward(loss);
     if (opts.grad_clip > 0) ag::clip_grad_norm(params, opts.grad_clip);
     adam.step();
     adam.zero_grad();
     ag::Tape::current().clear();
+    if (ema) ema->update(state.step + 1);
+    // Read back only now: on the GPU, reading it right after the forward would leave the device
+    // idle while the backward's launches are queued. A diverged step has touched only the
+    // in-memory weights: nothing is saved after the throw, so the last checkpoint stays intact.
+    const double lv = loss.value().item();
+    DD_CHECK(std::isfinite(lv), "training diverged at step ", state.step + 1, ": the loss is ", lv,
+             ". Lower --lr or keep --grad-clip on; the last checkpoint in ", opts.out, " is intact");
     ++state.step;
-    if (ema) ema->update(state.step);
 
     interval_loss += lv;
     ++interval_steps;

@@ -4,61 +4,13 @@
 
 #include "kernels/adam_math.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/multi_tensor_plan.h"
 #include "kernels/multi_tensor.h"
 
 namespace dd::kernels::cuda {
 
 namespace {
-// A launch's work list travels as a kernel argument (under the classic 4 KB
-// limit), not through a host-to-device copy: no staging sync, no scratch.
-// Each block handles one chunk of one tensor.
-constexpr int kMaxTensors = 24;
-constexpr int kMaxBlocks = 320;
-constexpr int64_t kChunk = 16384;  // elements per block
 constexpr int kBlockThreads = 512;
-
-template <int P>
-struct Table {
-  float* ptr[P][kMaxTensors];
-  int64_t n[kMaxTensors];
-  int tensor_of_block[kMaxBlocks];
-  int chunk_of_block[kMaxBlocks];
-};
-static_assert(sizeof(Table<4>) + 64 <= 4096, "kernel argument over 4 KB");
-
-// Walks every tensor's chunks, filling tables and calling launch(table,
-// blocks, first_global_block) whenever one is full, and once at the end.
-template <int P, class Launch>
-void for_each_table(const std::vector<std::array<float*, P>>& ptrs, const std::vector<int64_t>& sizes,
-                    Launch launch) {
-  Table<P> tab{};
-  int nt = 0, nb = 0;
-  int64_t first_block = 0;
-  auto flush = [&] {
-    if (nb > 0) launch(tab, nb, first_block);
-    first_block += nb;
-    nt = 0;
-    nb = 0;
-  };
-  for (std::size_t t = 0; t < ptrs.size(); ++t) {
-    const int64_t n = sizes[t];
-    if (n == 0) continue;
-    const int64_t chunks = (n + kChunk - 1) / kChunk;
-    for (int64_t c = 0; c < chunks; ++c) {
-      if (nb == kMaxBlocks || (c == 0 && nt == kMaxTensors)) flush();
-      if (c == 0 || nb == 0) {
-        // A tensor whose chunks straddle two launches gets a slot in each.
-        for (int k = 0; k < P; ++k) tab.ptr[k][nt] = ptrs[t][k];
-        tab.n[nt] = n;
-        ++nt;
-      }
-      tab.tensor_of_block[nb] = nt - 1;
-      tab.chunk_of_block[nb] = static_cast<int>(c);
-      ++nb;
-    }
-  }
-  flush();
-}
 
 // The block's [lo, hi) range in its tensor.
 template <int P>

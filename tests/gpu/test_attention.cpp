@@ -44,7 +44,7 @@ void check_case(const Case& c, Random& rng, const Shape& lead) {
 }
 }  // namespace
 
-TEST_CASE("gpu: attention matches the cpu over the sweep", "[gpu][attention]") {
+TEST_CASE("gpu: attention matches the cpu over the sweep", "[gpu][attention][sweep]") {
   DD_TEST_RANDOM(rng);
   for (int64_t B : {1, 2})
     for (int64_t heads : {1, 4})

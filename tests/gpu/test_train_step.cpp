@@ -10,6 +10,7 @@
 
 #include "apps/ddpm/sampler.h"
 #include "autograd/adam.h"
+#include "engine/device.h"
 #include "engine/rng.h"
 #include "models/diffusion.h"
 #include "models/ema.h"
@@ -149,6 +150,20 @@ TEST_CASE("gpu: 20 training steps give the cpu's loss curve", "[gpu][train_step]
     CHECK(std::fabs(lg - lc) <= 1e-3 * std::fabs(lc));
   }
   WARN("20 steps: worst relative loss difference gpu vs cpu " << worst);
+}
+
+TEST_CASE("gpu: after the first step the training loop never calls cudaMalloc", "[gpu][train_step][allocator]") {
+  DD_TEST_RANDOM(rng);
+  // Without self-conditioning every step makes the same requests in the same order, so the
+  // first step fills the cache (a second covers the optimizer's and EMA's first-use paths).
+  const auto cfg = small_config(false);
+  const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 30));
+  Rig gpu(cfg, Device::CUDA, 3);
+  const Tensor x0 = random_batch(rng, 4, 8);
+  for (int s = 1; s <= 2; ++s) gpu.step(diffusion, x0, s);
+  const long long mallocs = cuda_mem::stats().device_mallocs;
+  for (int s = 3; s <= 10; ++s) gpu.step(diffusion, x0, s);
+  CHECK(cuda_mem::stats().device_mallocs == mallocs);
 }
 
 TEST_CASE("gpu: sampling chain matches the cpu", "[gpu][sample]") {
