@@ -94,7 +94,7 @@ int main(int argc, char** argv) try {
     std::printf("A pass disagreed with the CPU backend; nothing timed.\n");
     return 1;
   }
-  const int warm = a.warmup_or(3, 1), reps = a.repeats_or(20, 5);
+  const int warm = a.warmup_or(3, 1), reps = a.repeats_or(20, 9);
   auto sl = slots(s);
   struct Row {
     const char* op;

@@ -35,7 +35,7 @@ int main(int argc, char** argv) try {
   require_device(a);
   const Device dev = a.device();
   const int64_t heads = 4, dh = 32, hidden = heads * dh;
-  const int warm = a.warmup_or(5, 1), reps = a.repeats_or(30, 3);
+  const int warm = a.warmup_or(5, 2), reps = a.repeats_or(30, 9);
   const double mm = measured_sgemm_tflops(dev), copy = measured_copy_gbs(dev);
   print_header("Attention (softmax: ours vs a cuBLAS reference) and linear attention", a);
   std::printf("Measured in this run: fp32 SGEMM %s %s (no TF32), copy %s GB/s. FLOPs: softmax attention forward "

@@ -4,7 +4,7 @@
 // --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s.
 #include <cmath>
 #include <cstdio>
-#include <optional>
+#include <memory>
 
 #include "bench/bench_common.h"
 #include "bench/unet_conv_shapes.h"
@@ -66,7 +66,7 @@ int main(int argc, char** argv) try {
   require_device(a);
   const Device dev = a.device();
   const int64_t B = a.batch_or(128, 8);
-  const int warm = a.warmup_or(3, 1), reps = a.repeats_or(20, 3);
+  const int warm = a.warmup_or(3, 2), reps = a.repeats_or(20, 9);
 
   models::UnetConfig cfg;
   cfg.dim = 64;
@@ -97,6 +97,9 @@ int main(int argc, char** argv) try {
     auto bwd_w = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, false, true, s.bias); };
 
     // Validate first; a kernel that fails (or does not exist yet) is not timed.
+#ifdef DD_BENCH_CUDNN
+    std::unique_ptr<CudnnConv> cudnn[2];  // [0] fp32 (FMA math), [1] TF32; algorithms found once
+#endif
     bool ok = true;
     std::string why;
     try {
@@ -117,16 +120,30 @@ int main(int argc, char** argv) try {
         if (s.bias) ok &= check(s.key() + " dbias vs cpu", rel_err(gw.dbias, gc.dbias), 1e-4);
 #ifdef DD_BENCH_CUDNN
         // cuDNN is checked the same way, so a descriptor mistake cannot pass as a fast yardstick.
-        CudnnConv c(s, B, false);
-        Tensor y2 = Tensor::empty(yc.shape(), dev), dx2 = Tensor::empty(xc.shape(), dev), dw2 = Tensor::empty(wc.shape(), dev);
-        Tensor db2 = s.bias ? Tensor::empty({s.co}, dev) : Tensor();
-        c.forward(in.x, in.w, in.bias, y2);
-        c.backward_data(in.w, in.dy, dx2);
-        c.backward_weight(in.x, in.dy, dw2, db2);
-        bool cok = check(s.key() + " cuDNN fwd vs cpu", rel_err(y2, yc), 1e-4);
-        cok &= check(s.key() + " cuDNN bwd-data vs cpu", rel_err(dx2, gc.dx), 1e-4);
-        cok &= check(s.key() + " cuDNN bwd-weight vs cpu", rel_err(dw2, gc.dw), 1e-4);
-        DD_CHECK(cok, "cuDNN disagrees with the CPU backend on ", s.key(), ": the yardstick's setup is wrong");
+        // fp32 (FMA math): the bound of ours. TF32 rounds each operand to 10 mantissa bits
+        // (relative 2^-11 per product): 1e-2 over reductions of up to 9·768 terms.
+        for (int tf32 = 0; tf32 < 2; ++tf32) try {
+          cudnn[tf32] = std::make_unique<CudnnConv>(s, B, tf32 == 1);
+          CudnnConv& c = *cudnn[tf32];
+          Tensor y2 = Tensor::empty(yc.shape(), dev), dx2 = Tensor::empty(xc.shape(), dev);
+          Tensor dw2 = Tensor::empty(wc.shape(), dev), db2 = s.bias ? Tensor::empty({s.co}, dev) : Tensor();
+          c.forward(in.x, in.w, in.bias, y2);
+          c.backward_data(in.w, in.dy, dx2);
+          c.backward_weight(in.x, in.dy, dw2, db2);
+          const double tol = tf32 ? 1e-2 : 1e-4;
+          const std::string name = s.key() + (tf32 ? " cuDNN TF32 " : " cuDNN fp32 ");
+          bool cok = check(name + "fwd vs cpu", rel_err(y2, yc), tol);
+          cok &= check(name + "bwd-data vs cpu", rel_err(dx2, gc.dx), tol);
+          cok &= check(name + "bwd-weight vs cpu", rel_err(dw2, gc.dw), tol);
+          if (s.bias) cok &= check(name + "dbias vs cpu", rel_err(db2, gc.dbias), tol);
+          if (!cok) {
+            std::fprintf(stderr, "%s: cuDNN disagrees with the CPU backend; its columns stay empty\n", s.key().c_str());
+            cudnn[tf32].reset();
+          }
+        } catch (const Error& e) {
+          std::fprintf(stderr, "%s: cuDNN: %s\n", s.key().c_str(), e.what());
+          cudnn[tf32].reset();
+        }
 #endif
       }
     } catch (const Error& e) {
@@ -156,17 +173,21 @@ int main(int argc, char** argv) try {
     double ref[3], tf[3];
     std::string algos;
     for (int tf32 = 0; tf32 < 2; ++tf32) {
-      CudnnConv c(s, B, tf32 == 1);
+      double* out = tf32 ? tf : ref;
+      if (!cudnn[tf32]) {  // failed its check above: not timed
+        out[0] = out[1] = out[2] = NAN;
+        continue;
+      }
+      CudnnConv& c = *cudnn[tf32];
       if (!tf32) algos = c.algos();
       Tensor y2 = Tensor::empty(in.dy.shape(), dev), dx2 = Tensor::empty(in.x.shape(), dev);
       Tensor dw2 = Tensor::empty(in.w.shape(), dev), db2 = s.bias ? Tensor::empty({s.co}, dev) : Tensor();
-      double* out = tf32 ? tf : ref;
       out[0] = time_ms(dev, [&] { c.forward(in.x, in.w, in.bias, y2); }, warm, reps);
       out[1] = time_ms(dev, [&] { c.backward_data(in.w, in.dy, dx2); }, warm, reps);
       out[2] = time_ms(dev, [&] { c.backward_weight(in.x, in.dy, dw2, db2); }, warm, reps);
     }
     for (int i = 0; i < 3; ++i) {
-      tot_ref += ref[i] * s.uses;
+      tot_ref += ref[i] * s.uses;  // NaN when cuDNN was not timed: the total then reads "-"
       table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3) / 1e3),
                  fmt(ref[i]), fmt(gflop / (ref[i] * 1e-3) / 1e3), fmt(ours[i] / ref[i]), fmt(tf[i]), algos});
     }

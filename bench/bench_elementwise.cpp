@@ -83,7 +83,7 @@ int main(int argc, char** argv) try {
   add_case("upsample2x bwd", sh, 1.25 * n4, 1e-6, [=](Device d) { return Outs{kernels::upsample2x_backward(x->on(d))}; });
   add_case("pixel_unshuffle fwd", sh, 2 * n4, 0, [=](Device d) { return Outs{kernels::pixel_unshuffle_forward(x->on(d))}; });
   // axpy_ mutates its scratch across repeats; the GPU check compares the first call on each side.
-  const bool ok = run_cases(a, cs, copy, a.warmup_or(5, 1), a.repeats_or(50, 5));
+  const bool ok = run_cases(a, cs, copy, a.warmup_or(5, 2), a.repeats_or(50, 15));
   return ok ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_elementwise: %s\n", e.what());

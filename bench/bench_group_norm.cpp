@@ -110,7 +110,7 @@ int main(int argc, char** argv) try {
       cases.push_back(b);
     }
   }
-  const bool ok = run_cases(a, cases, copy, a.warmup_or(5, 1), a.repeats_or(50, 5));
+  const bool ok = run_cases(a, cases, copy, a.warmup_or(5, 2), a.repeats_or(50, 15));
   return ok ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_group_norm: %s\n", e.what());
