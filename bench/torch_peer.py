@@ -243,6 +243,8 @@ def cmd_table(args):
                 print(f"| {label} | {classes[r['mode']]} | - | - | - | - | unavailable: {r['unavailable']} |")
                 continue
             ratio = fmt(mine["ms_step"] / r["ms_step"], 2) if mine else "-"
+            if mine and mine["ms_step"] > r["ms_step"]:
+                ratio += " **ours slower**"
             note = "" if r["mode"] in ("fp32", "compile") else " (ours has no such mode: vs our fp32)"
             print(f"| {label} | {classes[r['mode']]} | {r['batch']} | {fmt(r['ms_step'])} | "
                   f"{fmt(r['batch'] * 1e3 / r['ms_step'])} | {fmt(r['peak_mib'], 0)} | {ratio}{note} |")
@@ -262,6 +264,8 @@ def cmd_table(args):
                 print(f"| {label} | {classes[r['mode']]} | - | - | - | - | unavailable: {r['unavailable']} |")
                 continue
             ratio = fmt(rate(mine) / rate(r), 2) if mine else "-"
+            if mine and rate(mine) > rate(r):
+                ratio += " **ours slower**"
             print(f"| {label} | {classes[r['mode']]} | {r['images']} x {r['timesteps']} | {fmt(r['seconds'], 2)} | "
                   f"{fmt(r['seconds'] * 1e3 / r['timesteps'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
 
