@@ -67,8 +67,9 @@ step "CPU tests (ctest)" ctest.log bash -c "cd '$BUILD_DIR' && ctest -j$(nproc) 
 # time. racecheck (shared-memory hazards) also skips the long shape sweeps ("[sweep]"): the other
 # cases of the same ops launch every kernel variant. Each tool is bounded, so a slow one shows as a
 # failed row instead of eating the whole budget.
-step "memcheck (op tests)" memcheck.log timeout 300 compute-sanitizer --tool memcheck --error-exitcode 1 \
-  --leak-check no "$T" "~[train_step]"
+# DD_CUDA_NO_CACHE=1: one exact-size cudaMalloc per tensor, so memcheck sees every tensor's own bounds.
+step "memcheck (op tests, no allocator cache)" memcheck.log env DD_CUDA_NO_CACHE=1 timeout 300 \
+  compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check no "$T" "~[train_step]~[allocator]"
 step "racecheck (op tests but the sweeps)" racecheck.log timeout 240 compute-sanitizer --tool racecheck \
   --error-exitcode 1 "$T" "~[train_step]~[multi_tensor]~[sweep]"
 step "train $STEPS steps (Fashion-MNIST GPU preset)" train.log "$BUILD_DIR"/train_ddpm --data "$DATA" \

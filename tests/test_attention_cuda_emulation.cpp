@@ -4,8 +4,6 @@
 // boundary guards, the barrier placement and the launch plans on machines with
 // no GPU; tests/gpu/test_attention.cpp and test_linear_attention.cpp check the
 // compiled kernels on a device.
-#include "tests/support/cuda_emulation.h"
-
 #include <catch2/catch.hpp>
 
 #include <limits>
@@ -13,14 +11,21 @@
 #include <vector>
 
 #include "kernels/attention.h"
-#include "kernels/cuda/attention_kernels.cuh"
-#include "kernels/cuda/linear_attention_kernels.cuh"
 #include "kernels/linear_attention.h"
 #include "tests/support/compare.h"
+#include "tests/support/cuda_emulation.h"
+
+// Read the kernels into namespace dd::kernels::emu: in CUDA builds the real
+// dd::kernels::cuda templates (nvcc's host stubs) live in the same binary, and
+// same-named host instantiations would be merged by the linker.
+#define cuda emu
+#include "kernels/cuda/attention_kernels.cuh"
+#include "kernels/cuda/linear_attention_kernels.cuh"
+#undef cuda
 
 using namespace dd;
 using namespace dd::test;
-namespace kc = dd::kernels::cuda;
+namespace kc = dd::kernels::emu;
 
 namespace {
 struct Case {

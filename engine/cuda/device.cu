@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -38,8 +40,16 @@ namespace {
 // synchronizes the device) never runs inside the loop.
 class CachingAllocator {
  public:
+  // DD_CUDA_NO_CACHE=1: every tensor gets its own exact-size cudaMalloc and is
+  // cudaFree'd when released, so compute-sanitizer's memcheck sees each
+  // tensor's true bounds (a cached block's rounding slack would hide an overrun).
+  CachingAllocator() {
+    const char* env = std::getenv("DD_CUDA_NO_CACHE");
+    no_cache_ = env && *env && std::string(env) != "0";
+  }
+
   void* alloc(std::size_t bytes) {
-    const std::size_t size = round_up(bytes);
+    const std::size_t size = no_cache_ ? bytes : round_up(bytes);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = free_.find(size);
     if (it != free_.end() && !it->second.empty()) {
@@ -74,6 +84,11 @@ class CachingAllocator {
     const std::size_t size = it->second;
     live_.erase(it);
     stats_.in_use -= size;
+    if (no_cache_) {
+      stats_.reserved -= size;
+      cudaFree(p);  // synchronizes the device: queued kernels finish first
+      return;
+    }
     stats_.cached += size;
     free_[size].push_back(p);
   }
@@ -119,6 +134,7 @@ class CachingAllocator {
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::unordered_map<void*, std::size_t> live_;
   Stats stats_;
+  bool no_cache_ = false;
 };
 
 CachingAllocator& allocator() {

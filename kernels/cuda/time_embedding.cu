@@ -2,6 +2,10 @@
 // (time_embedding_frequencies, glibc's expf) so both backends use the same
 // float32 f_i; only sinf/cosf are the device's own (CUDA's are within 2 ulp,
 // glibc's within 1 ulp, so the two may differ by a few ulp).
+#include <map>
+#include <mutex>
+#include <vector>
+
 #include "kernels/cuda/launch.cuh"
 #include "kernels/time_embedding.h"
 
@@ -47,9 +51,18 @@ __global__ void time_embedding_backward_kernel(const float* t, const float* f, c
   if (threadIdx.x == 0) dt[b] = static_cast<float>(buf[0]);
 }
 
+// Uploaded once per dim and kept: a copy from pageable host memory waits for
+// the stream to drain, which would stall every sampling step's forward.
 Tensor frequencies_on_device(int64_t dim) {
-  const std::vector<float> f = time_embedding_frequencies(dim);
-  return Tensor::from_vector({static_cast<int64_t>(f.size())}, f, Device::CUDA);
+  static std::mutex mu;
+  static auto* cache = new std::map<int64_t, Tensor>();  // never freed: outlives the CUDA runtime at exit
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache->find(dim);
+  if (it == cache->end()) {
+    const std::vector<float> f = time_embedding_frequencies(dim);
+    it = cache->emplace(dim, Tensor::from_vector({static_cast<int64_t>(f.size())}, f, Device::CUDA)).first;
+  }
+  return it->second;
 }
 }  // namespace
 

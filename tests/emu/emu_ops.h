@@ -1,0 +1,25 @@
+#pragma once
+// Declares the emulated ops, dd::kernels::emu::<op> (and dd::emu_rng::randn_fill),
+// with the signatures of dd::kernels::cuda::<op>: the op headers read with
+// `cuda` renamed, exactly as the generated <op>.emu.cpp files read them. Include
+// this before any other header of the project in a test file.
+#define cuda emu
+#define cuda_rng emu_rng
+#include "engine/rng.h"
+#include "kernels/activation.h"
+#include "kernels/adam.h"
+#include "kernels/broadcast.h"
+#include "kernels/concat.h"
+#include "kernels/conv2d.h"
+#include "kernels/diffusion.h"
+#include "kernels/elementwise.h"
+#include "kernels/group_norm.h"
+#include "kernels/group_norm_act.h"
+#include "kernels/loss.h"
+#include "kernels/multi_tensor.h"
+#include "kernels/pixel_unshuffle.h"
+#include "kernels/time_embedding.h"
+#include "kernels/upsample.h"
+#include "kernels/weight_standardize.h"
+#undef cuda_rng
+#undef cuda

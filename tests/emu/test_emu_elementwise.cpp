@@ -1,0 +1,142 @@
+// kernels/cuda/elementwise.cu, activation.cu, adam.cu, loss.cu and
+// multi_tensor.cu, run on the CPU through the host emulation, vs the CPU backend.
+// Sizes straddle the 256-thread blocks, the two-pass reductions' partials and,
+// for multi_tensor, the per-launch limits of kernels/cuda/multi_tensor_plan.h.
+#include "tests/emu/emu_ops.h"
+
+#include <catch2/catch.hpp>
+
+#include "kernels/cuda/multi_tensor_plan.h"
+#include "tests/emu/emu_test_util.h"
+
+using namespace dd;
+using namespace dd::test;
+using dd::emu_test::copy;
+using dd::emu_test::rnd;
+using dd::emu_test::uni;
+
+namespace {
+const std::vector<Shape> kShapes = {{1}, {7}, {3, 5, 4, 2}, {257}, {2, 31, 33, 3}};
+}
+
+TEST_CASE("emu: elementwise ops and sums match the cpu", "[emu][elementwise]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape& s : kShapes) {
+    INFO(shape_str(s));
+    Tensor a = rnd(rng, s), b = rnd(rng, s);
+    // One fp32 operation per element: 1e-6 (as tests/gpu).
+    expect_close("add", kernels::emu::add(a, b), kernels::cpu::add(a, b), 1e-6);
+    expect_close("sub", kernels::emu::sub(a, b), kernels::cpu::sub(a, b), 1e-6);
+    expect_close("mul", kernels::emu::mul(a, b), kernels::cpu::mul(a, b), 1e-6);
+    expect_close("affine", kernels::emu::affine(a, 0.7f, -1.5f), kernels::cpu::affine(a, 0.7f, -1.5f), 1e-6);
+    Tensor ye = copy(b), yc = copy(b);
+    kernels::emu::axpy_(ye, -0.3f, a);
+    kernels::cpu::axpy_(yc, -0.3f, a);
+    expect_close("axpy_", ye, yc, 1e-6);
+    kernels::emu::scale_(ye, 1.7f);
+    kernels::cpu::scale_(yc, 1.7f);
+    expect_close("scale_", ye, yc, 1e-6);
+    // Double sums in another order: 1e-9 relative (as tests/gpu).
+    CHECK(kernels::emu::sum(a) == Approx(kernels::cpu::sum(a)).epsilon(1e-9).margin(1e-9));
+    CHECK(kernels::emu::sum_squares(a) == Approx(kernels::cpu::sum_squares(a)).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("emu: activations match the cpu", "[emu][activation]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape& s : kShapes) {
+    INFO(shape_str(s));
+    Tensor a = rnd(rng, s, 3.0), dy = rnd(rng, s);
+    // A few libm calls per element: 1e-5 (as tests/gpu).
+    expect_close("silu", kernels::emu::silu_forward(a), kernels::cpu::silu_forward(a), 1e-5);
+    expect_close("silu_backward", kernels::emu::silu_backward(a, dy), kernels::cpu::silu_backward(a, dy), 1e-5);
+    expect_close("gelu", kernels::emu::gelu_forward(a), kernels::cpu::gelu_forward(a), 1e-5);
+    expect_close("gelu_backward", kernels::emu::gelu_backward(a, dy), kernels::cpu::gelu_backward(a, dy), 1e-5);
+  }
+}
+
+TEST_CASE("emu: adam update matches the cpu", "[emu][adam]") {
+  DD_TEST_RANDOM(rng);
+  const kernels::AdamStepScalars sc = kernels::adam_scalars({1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f}, 7);
+  for (const Shape& s : kShapes) {
+    INFO(shape_str(s));
+    Tensor p = rnd(rng, s), g = rnd(rng, s), m = rnd(rng, s, 0.1), v = uni(rng, s, 0.0, 0.01);
+    Tensor pe = copy(p), me = copy(m), ve = copy(v);
+    kernels::emu::adam_update(pe, g, me, ve, sc);
+    kernels::cpu::adam_update(p, g, m, v, sc);
+    // The same fp32 expression: 1e-6 (as tests/gpu).
+    expect_close("param", pe, p, 1e-6);
+    expect_close("m", me, m, 1e-6);
+    expect_close("v", ve, v, 1e-6);
+  }
+}
+
+TEST_CASE("emu: loss forward and backward match the cpu", "[emu][loss]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape& s : kShapes) {
+    const int64_t n = shape_numel(s);
+    std::vector<double> p = rng.normal_f32(n, 1.5), t = rng.normal_f32(n);
+    for (int64_t i = 0; i < n; i += 5) p[i] = t[i];                    // d == 0
+    for (int64_t i = 1; i < n; i += 7) p[i] = t[i] + (i % 2 ? 1 : -1);  // |d| == 1 (when exact in float)
+    const Tensor pc = from_double(s, p), tc = from_double(s, t);
+    for (kernels::LossType type : {kernels::LossType::L1, kernels::LossType::L2, kernels::LossType::Huber}) {
+      INFO(kernels::loss_type_name(type) << " shape " << shape_str(s));
+      const Tensor le = kernels::emu::loss_forward(pc, tc, type);
+      CHECK(le.shape() == Shape{});
+      // Both sum in double (different order) and round once to float: 1e-6 (as tests/gpu).
+      expect_close("forward", le, kernels::cpu::loss_forward(pc, tc, type), 1e-6);
+      for (float dloss : {1.0f, 0.37f})  // the same float expressions: bitwise (as tests/gpu)
+        expect_close("backward", kernels::emu::loss_backward(pc, tc, type, dloss),
+                     kernels::cpu::loss_backward(pc, tc, type, dloss), 0.0);
+    }
+  }
+}
+
+TEST_CASE("emu: multi-tensor adam, ema, sum of squares and scale match the cpu", "[emu][multi_tensor]") {
+  DD_TEST_RANDOM(rng);
+  namespace plan = dd::kernels::cuda;
+  // More tensors than one launch takes, sizes around the 512-thread block and the
+  // chunk, and one tensor of more chunks than one launch takes.
+  std::vector<Shape> shapes;
+  for (int i = 0; i < plan::kMaxTensors + 5; ++i) shapes.push_back({1 + (i * 37) % 601});
+  shapes.push_back({plan::kChunk + 1});
+  shapes.push_back({int64_t(plan::kMaxBlocks + 2) * plan::kChunk - 3});
+  shapes.push_back({3, 3, 7});
+  auto make = [&](double scale) {
+    std::vector<Tensor> out;
+    for (const Shape& s : shapes) out.push_back(rnd(rng, s, scale));
+    return out;
+  };
+  auto copies = [](const std::vector<Tensor>& ts) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : ts) out.push_back(copy(t));
+    return out;
+  };
+  std::vector<Tensor> p = make(1.0), g = make(1.0), m = make(0.1), v;
+  for (const Shape& s : shapes) v.push_back(uni(rng, s, 0.0, 0.01));
+  std::vector<Tensor> pe = copies(p), me = copies(m), ve = copies(v);
+  const kernels::AdamStepScalars sc = kernels::adam_scalars({2e-4f, 0.9f, 0.99f, 1e-8f, 0.01f}, 3);
+  std::vector<kernels::AdamSlot> cs, es;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    cs.push_back({p[i], g[i], m[i], v[i]});
+    es.push_back({pe[i], g[i], me[i], ve[i]});
+  }
+  kernels::cpu::adam_update_multi(cs, sc);
+  kernels::emu::adam_update_multi(es, sc);
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    // The same fp32 expression: 1e-6 (as tests/gpu).
+    expect_close("adam param " + std::to_string(i), pe[i], p[i], 1e-6);
+    expect_close("adam m " + std::to_string(i), me[i], m[i], 1e-6);
+    expect_close("adam v " + std::to_string(i), ve[i], v[i], 1e-6);
+  }
+  std::vector<Tensor> shadow = make(1.0), shadow_e = copies(shadow);
+  kernels::cpu::ema_update_multi(shadow, p, 0.0001f);
+  kernels::emu::ema_update_multi(shadow_e, pe, 0.0001f);
+  for (std::size_t i = 0; i < shapes.size(); ++i) expect_close("ema " + std::to_string(i), shadow_e[i], shadow[i], 1e-6);
+  // Double sums in another order: 1e-12 relative (as tests/gpu).
+  CHECK(kernels::emu::sum_squares_multi(g) == Approx(kernels::cpu::sum_squares_multi(g)).epsilon(1e-12));
+  std::vector<Tensor> ge = copies(g);
+  kernels::cpu::scale_multi_(g, 0.37f);
+  kernels::emu::scale_multi_(ge, 0.37f);
+  for (std::size_t i = 0; i < shapes.size(); ++i) expect_close("scale " + std::to_string(i), ge[i], g[i], 0.0);
+}

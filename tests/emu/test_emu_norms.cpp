@@ -1,0 +1,116 @@
+// kernels/cuda/group_norm.cu, group_norm_act.cu and broadcast.cu (which share
+// the two-pass channel sums of kernels/cuda/channel_sums.cuh), run on the CPU
+// through the host emulation, vs the CPU backend.
+#include "tests/emu/emu_ops.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "tests/emu/emu_test_util.h"
+
+using namespace dd;
+using namespace dd::test;
+using dd::emu_test::rnd;
+
+namespace {
+double max_abs(const Tensor& t) {
+  double m = 0.0;
+  for (float v : t.to_vector()) m = std::max(m, std::fabs(double(v)));
+  return m;
+}
+// dx is a difference of terms of size rstd * |gamma * dy| (x (1 + scale)), which
+// cancel exactly in a one-channel group (dx = 0; rstd ~ 316 there, at var 0):
+// judged at that scale, not at max |dx|.
+void expect_dx_close(const Tensor& actual, const Tensor& expected, const Tensor& dy, const Tensor& gamma,
+                     const Tensor& rstd, const Tensor& scale) {
+  const double terms = max_abs(dy) * max_abs(gamma) * max_abs(rstd) * (1.0 + (scale.defined() ? max_abs(scale) : 0.0));
+  // A reduction over the group (two-pass, other order): 1e-4, as tests/gpu.
+  expect_close("dx", actual.to_vector(), to_double(expected), 1e-4, std::max(1e-6, terms));
+}
+
+struct GnCase {
+  Shape shape;
+  int64_t groups;
+};
+// Channels below, at and above the 32-wide channel tile; S = 1; several position
+// chunks (S = 13 x 23 = 299 > the 8 row lanes x chunk sizes); groups of 1 channel.
+const std::vector<GnCase> kGnCases = {{{1, 1, 1, 4}, 1},  {{1, 1, 1, 4}, 4},  {{2, 3, 5, 6}, 3}, {{3, 7, 13, 16}, 8},
+                                      {{2, 5, 8}, 2},     {{5, 12}, 4},       {{2, 9, 9, 13}, 13},
+                                      {{1, 13, 23, 65}, 5}, {{2, 3, 3, 33}, 1}};
+}  // namespace
+
+TEST_CASE("emu: group norm matches the cpu", "[emu][group_norm]") {
+  DD_TEST_RANDOM(rng);
+  for (const GnCase& c : kGnCases) {
+    INFO(shape_str(c.shape) << " groups " << c.groups);
+    const int64_t C = c.shape.back();
+    Tensor x = rnd(rng, c.shape, 2.0), gamma = rnd(rng, {C}), beta = rnd(rng, {C}), dy = rnd(rng, c.shape);
+    kernels::GroupNormOut fe = kernels::emu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f);
+    kernels::GroupNormOut fc = kernels::cpu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f);
+    // Statistics in double, rounded once: 1e-6; y one elementwise pass on top: 1e-5 (as tests/gpu).
+    expect_close("mean", fe.mean, fc.mean, 1e-6);
+    expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
+    expect_close("y", fe.y, fc.y, 1e-5);
+    kernels::GroupNormGrads ge = kernels::emu::group_norm_backward(x, gamma, fc.mean, fc.rstd, dy);
+    kernels::GroupNormGrads gc = kernels::cpu::group_norm_backward(x, gamma, fc.mean, fc.rstd, dy);
+    // Reductions over positions: 1e-4.
+    expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, Tensor());
+    expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
+    expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
+  }
+}
+
+TEST_CASE("emu: fused group norm + scale/shift + SiLU matches the cpu", "[emu][group_norm_act]") {
+  DD_TEST_RANDOM(rng);
+  for (const GnCase& c : kGnCases) {
+    for (bool with_ss : {false, true}) {
+      INFO(shape_str(c.shape) << " groups " << c.groups << (with_ss ? " scale/shift" : ""));
+      const int64_t C = c.shape.back(), B = c.shape[0];
+      Tensor x = rnd(rng, c.shape, 2.0), gamma = rnd(rng, {C}), beta = rnd(rng, {C}), dy = rnd(rng, c.shape);
+      Tensor scale = with_ss ? rnd(rng, {B, C}, 0.5) : Tensor(), shift = with_ss ? rnd(rng, {B, C}) : Tensor();
+      kernels::GroupNormActOut fe = kernels::emu::group_norm_act_forward(x, gamma, beta, scale, shift, c.groups, 1e-5f);
+      kernels::GroupNormActOut fc = kernels::cpu::group_norm_act_forward(x, gamma, beta, scale, shift, c.groups, 1e-5f);
+      expect_close("mean", fe.mean, fc.mean, 1e-6);
+      expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
+      expect_close("y", fe.y, fc.y, 1e-5);
+      kernels::GroupNormActGrads ge =
+          kernels::emu::group_norm_act_backward(x, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+      kernels::GroupNormActGrads gc =
+          kernels::cpu::group_norm_act_backward(x, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+      expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, scale);
+      expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
+      expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
+      CHECK(ge.dscale.defined() == with_ss);
+      CHECK(ge.dshift.defined() == with_ss);
+      if (with_ss && ge.dscale.defined() && ge.dshift.defined()) {
+        expect_close("dscale", ge.dscale, gc.dscale, 1e-4);
+        expect_close("dshift", ge.dshift, gc.dshift, 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("emu: per-(batch, channel) broadcasts match the cpu", "[emu][broadcast]") {
+  DD_TEST_RANDOM(rng);
+  for (Shape shape : {Shape{1, 1, 1, 1}, Shape{1, 1, 1, 7}, Shape{5, 12}, Shape{2, 3, 5, 6}, Shape{3, 7, 13, 33},
+                      Shape{2, 5, 8}, Shape{1, 11, 29, 65}}) {
+    INFO(shape_str(shape));
+    const int64_t B = shape[0], C = shape.back();
+    Tensor x = rnd(rng, shape), dy = rnd(rng, shape), v = rnd(rng, {B, C}), w = rnd(rng, {B, C});
+    // Elementwise: 1e-6; sums over positions: 1e-5 (as tests/gpu).
+    expect_close("add_bc", kernels::emu::add_bc(x, v), kernels::cpu::add_bc(x, v), 1e-6);
+    expect_close("mul_bc", kernels::emu::mul_bc(x, v), kernels::cpu::mul_bc(x, v), 1e-6);
+    expect_close("scale_shift", kernels::emu::scale_shift(x, v, w), kernels::cpu::scale_shift(x, v, w), 1e-6);
+    expect_close("add_bc_backward", kernels::emu::add_bc_backward(dy), kernels::cpu::add_bc_backward(dy), 1e-5);
+    kernels::MulBcGrads me = kernels::emu::mul_bc_backward(x, v, dy), mc = kernels::cpu::mul_bc_backward(x, v, dy);
+    expect_close("mul_bc dx", me.dx, mc.dx, 1e-6);
+    expect_close("mul_bc dv", me.dv, mc.dv, 1e-5);
+    kernels::ScaleShiftGrads se = kernels::emu::scale_shift_backward(x, v, dy);
+    kernels::ScaleShiftGrads sc = kernels::cpu::scale_shift_backward(x, v, dy);
+    expect_close("scale_shift dx", se.dx, sc.dx, 1e-6);
+    expect_close("scale_shift dscale", se.dscale, sc.dscale, 1e-5);
+    expect_close("scale_shift dshift", se.dshift, sc.dshift, 1e-5);
+  }
+}
