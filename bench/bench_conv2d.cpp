@@ -1,0 +1,208 @@
+// Every distinct convolution of the CIFAR-10 preset U-Net (dim 64, dim_mults 1,2,4,8, 3 channels,
+// 32x32), forward, backward-data and backward-weight. GPU: ours vs cuDNN (NHWC fp32, the fastest
+// algorithm cudnnFind* measures; FMA math = true fp32 like ours, and TF32 for reference) at batch 128.
+// --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s.
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "bench/bench_common.h"
+#include "bench/unet_conv_shapes.h"
+#include "kernels/conv2d.h"
+#include "tests/reference/conv2d.h"
+#ifdef DD_BENCH_CUDNN
+#include "bench/cudnn_conv.h"
+#endif
+
+using namespace dd;
+using namespace dd::bench;
+
+namespace {
+
+struct Inputs {
+  Tensor x, w, bias, dy;
+};
+
+Inputs make_inputs(const ConvShape& s, int64_t B, Device d, uint64_t seed) {
+  const int64_t ho = s.h + 2 * s.pad - s.k + 1, wo = s.w + 2 * s.pad - s.k + 1;
+  Inputs in;
+  in.x = random_tensor({B, s.h, s.w, s.ci}, d, seed);
+  in.w = random_tensor({s.co, s.k, s.k, s.ci}, d, seed + 1, 1.0f / std::sqrt(float(s.ci * s.k * s.k)));
+  if (s.bias) in.bias = random_tensor({s.co}, d, seed + 2);
+  in.dy = random_tensor({B, ho, wo, s.co}, d, seed + 3);
+  return in;
+}
+
+double dot(const Tensor& a, const Tensor& b) {
+  const auto va = a.to_vector(), vb = b.to_vector();
+  double s = 0;
+  for (std::size_t i = 0; i < va.size(); ++i) s += double(va[i]) * vb[i];
+  return s;
+}
+double norm(const Tensor& a) { return std::sqrt(dot(a, a)); }
+
+// CPU mode: the forward against the float64 reference on image 0, and the backward by the adjoint
+// identities <dy, conv(x, w)> = <dx, x> = <dw, w> (each side a linear map), scaled by |dy| |conv(x, w)|.
+bool validate_cpu(const ConvShape& s, const Inputs& in, const Tensor& y, const kernels::Conv2dGrads& g) {
+  ref::ConvDims d{1, s.h, s.w, s.ci, s.co, s.k, s.pad};
+  auto to_d = [](const std::vector<float>& v, std::size_t n) { return std::vector<double>(v.begin(), v.begin() + n); };
+  const auto xv = in.x.to_vector();
+  std::vector<double> bias = s.bias ? to_d(in.bias.to_vector(), s.co) : std::vector<double>{};
+  std::vector<double> y0 = ref::conv2d(d, to_d(xv, d.x_numel()), to_d(in.w.to_vector(), d.w_numel()), bias);
+  const auto yv = y.to_vector();
+  Tensor y_img0 = Tensor::from_vector({d.y_numel()}, std::vector<float>(yv.begin(), yv.begin() + d.y_numel()));
+  bool ok = check(s.key() + " fwd vs float64 (image 0)", rel_err(y_img0, y0), 1e-4);
+  Tensor y_nb = kernels::cpu::conv2d_forward(in.x, in.w, Tensor(), int(s.pad));
+  const double ydy = dot(in.dy, y_nb), scale = norm(in.dy) * norm(y_nb);
+  ok &= check(s.key() + " bwd-data adjoint", std::fabs(dot(g.dx, in.x) - ydy) / scale, 1e-5);
+  ok &= check(s.key() + " bwd-weight adjoint", std::fabs(dot(g.dw, in.w) - ydy) / scale, 1e-5);
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Args a = parse_args(argc, argv);
+  require_device(a);
+  const Device dev = a.device();
+  const int64_t B = a.batch_or(128, 8);
+  const int warm = a.warmup_or(3, 2), reps = a.repeats_or(20, 9);
+
+  models::UnetConfig cfg;
+  cfg.dim = 64;
+  cfg.dim_mults = {1, 2, 4, 8};
+  cfg.channels = 3;
+  const std::vector<ConvShape> shapes = unet_conv_shapes(cfg, 32);
+
+  print_header(str_cat("Convolutions of the CIFAR-10 preset U-Net, batch ", B, a.cpu ? " (CPU: a smaller batch than training's 128)" : ""), a);
+  std::printf("%zu distinct convolutions, found by recording one forward of models/unet.cpp. `uses`: calls per "
+              "forward. TFLOP/s counts 2·MACs of the direction alone (bias excluded). %s\n\n", shapes.size(),
+              a.cpu ? "" : "cuDNN fp32 = CUDNN_FMA_MATH (no TF32, the precision of ours); ratio = our time / cuDNN fp32 time (>1: we are slower). cuDNN TF32 for reference.");
+  if (a.cpu)
+    table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ms", "GFLOP/s"});
+  else
+    table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN fp32 ms",
+                  "cuDNN fp32 TFLOP/s", "ours / cuDNN", "cuDNN TF32 ms", "cuDNN algos fp32 (f/d/w)"});
+
+  double tot_ours = 0, tot_ref = 0;
+  bool all_ok = true;
+  uint64_t seed = 1000;
+  for (const ConvShape& s : shapes) {
+    seed += 10;
+    const Inputs in = make_inputs(s, B, dev, seed);
+    const double gflop = s.flops_per_image() * double(B) / 1e9;
+    const int pad = int(s.pad);
+    auto fwd = [&] { return kernels::conv2d_forward(in.x, in.w, in.bias, pad); };
+    auto bwd_d = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, true, false, false); };
+    auto bwd_w = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, false, true, s.bias); };
+
+    // Validate first; a kernel that fails (or does not exist yet) is not timed.
+#ifdef DD_BENCH_CUDNN
+    std::unique_ptr<CudnnConv> cudnn[2];  // [0] fp32 (FMA math), [1] TF32; algorithms found once
+#endif
+    bool ok = true;
+    std::string why;
+    try {
+      Tensor y = fwd();
+      kernels::Conv2dGrads gd = bwd_d(), gw = bwd_w();
+      if (a.cpu) {
+        kernels::Conv2dGrads g{gd.dx, gw.dw, gw.dbias};
+        ok = validate_cpu(s, in, y, g);
+      } else {
+        Tensor xc = in.x.to(Device::CPU), wc = in.w.to(Device::CPU), dyc = in.dy.to(Device::CPU);
+        Tensor bc = s.bias ? in.bias.to(Device::CPU) : Tensor();
+        Tensor yc = kernels::cpu::conv2d_forward(xc, wc, bc, pad);
+        kernels::Conv2dGrads gc = kernels::cpu::conv2d_backward(xc, wc, dyc, pad, true, true, s.bias);
+        // fp32 convolutions with long reductions (up to 9·1024 terms per output, 128·32·32 per dw): 1e-4.
+        ok &= check(s.key() + " fwd vs cpu", rel_err(y, yc), 1e-4);
+        ok &= check(s.key() + " bwd-data vs cpu", rel_err(gd.dx, gc.dx), 1e-4);
+        ok &= check(s.key() + " bwd-weight vs cpu", rel_err(gw.dw, gc.dw), 1e-4);
+        if (s.bias) ok &= check(s.key() + " dbias vs cpu", rel_err(gw.dbias, gc.dbias), 1e-4);
+#ifdef DD_BENCH_CUDNN
+        // cuDNN is checked the same way, so a descriptor mistake cannot pass as a fast yardstick.
+        // fp32 (FMA math): the bound of ours. TF32 rounds each operand to 10 mantissa bits
+        // (relative 2^-11 per product): 1e-2 over reductions of up to 9·768 terms.
+        for (int tf32 = 0; tf32 < 2; ++tf32) try {
+          cudnn[tf32] = std::make_unique<CudnnConv>(s, B, tf32 == 1);
+          CudnnConv& c = *cudnn[tf32];
+          Tensor y2 = Tensor::empty(yc.shape(), dev), dx2 = Tensor::empty(xc.shape(), dev);
+          Tensor dw2 = Tensor::empty(wc.shape(), dev), db2 = s.bias ? Tensor::empty({s.co}, dev) : Tensor();
+          c.forward(in.x, in.w, in.bias, y2);
+          c.backward_data(in.w, in.dy, dx2);
+          c.backward_weight(in.x, in.dy, dw2, db2);
+          const double tol = tf32 ? 1e-2 : 1e-4;
+          const std::string name = s.key() + (tf32 ? " cuDNN TF32 " : " cuDNN fp32 ");
+          bool cok = check(name + "fwd vs cpu", rel_err(y2, yc), tol);
+          cok &= check(name + "bwd-data vs cpu", rel_err(dx2, gc.dx), tol);
+          cok &= check(name + "bwd-weight vs cpu", rel_err(dw2, gc.dw), tol);
+          if (s.bias) cok &= check(name + "dbias vs cpu", rel_err(db2, gc.dbias), tol);
+          if (!cok) {
+            std::fprintf(stderr, "%s: cuDNN disagrees with the CPU backend; its columns stay empty\n", s.key().c_str());
+            cudnn[tf32].reset();
+          }
+        } catch (const Error& e) {
+          std::fprintf(stderr, "%s: cuDNN: %s\n", s.key().c_str(), e.what());
+          cudnn[tf32].reset();
+        }
+#endif
+      }
+    } catch (const Error& e) {
+      ok = false;
+      why = e.what();
+      std::fprintf(stderr, "%s: %s\n", s.key().c_str(), e.what());
+    }
+    if (!ok) {
+      all_ok = false;
+      const std::string cell = why.empty() ? "FAILED validation, not timed" : "unavailable, not timed";
+      table_row({s.key(), std::to_string(s.uses), "all", cell});
+      continue;
+    }
+
+    const double t_f = time_ms(dev, [&] { fwd(); }, warm, reps);
+    const double t_d = time_ms(dev, [&] { bwd_d(); }, warm, reps);
+    const double t_w = time_ms(dev, [&] { bwd_w(); }, warm, reps);
+    const double ours[3] = {t_f, t_d, t_w};
+    const char* dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
+    for (double t : ours) tot_ours += t * s.uses;
+    if (a.cpu) {
+      for (int i = 0; i < 3; ++i)
+        table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3), 4)});
+      continue;
+    }
+#ifdef DD_BENCH_CUDNN
+    double ref[3], tf[3];
+    std::string algos;
+    for (int tf32 = 0; tf32 < 2; ++tf32) {
+      double* out = tf32 ? tf : ref;
+      if (!cudnn[tf32]) {  // failed its check above: not timed
+        out[0] = out[1] = out[2] = NAN;
+        continue;
+      }
+      CudnnConv& c = *cudnn[tf32];
+      if (!tf32) algos = c.algos();
+      Tensor y2 = Tensor::empty(in.dy.shape(), dev), dx2 = Tensor::empty(in.x.shape(), dev);
+      Tensor dw2 = Tensor::empty(in.w.shape(), dev), db2 = s.bias ? Tensor::empty({s.co}, dev) : Tensor();
+      out[0] = time_ms(dev, [&] { c.forward(in.x, in.w, in.bias, y2); }, warm, reps);
+      out[1] = time_ms(dev, [&] { c.backward_data(in.w, in.dy, dx2); }, warm, reps);
+      out[2] = time_ms(dev, [&] { c.backward_weight(in.x, in.dy, dw2, db2); }, warm, reps);
+    }
+    for (int i = 0; i < 3; ++i) {
+      tot_ref += ref[i] * s.uses;  // NaN when cuDNN was not timed: the total then reads "-"
+      table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3) / 1e3),
+                 fmt(ref[i]), fmt(gflop / (ref[i] * 1e-3) / 1e3), fmt(ours[i] / ref[i]), fmt(tf[i]), algos});
+    }
+#else
+    for (int i = 0; i < 3; ++i)
+      table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3) / 1e3), "-",
+                 "-", "-", "-", "built without cuDNN"});
+#endif
+  }
+  std::printf("\nAll convolutions of one forward + backward (each shape x uses, three directions): ours %s ms",
+              fmt(tot_ours).c_str());
+  if (tot_ref > 0) std::printf(", cuDNN fp32 %s ms, ratio %s", fmt(tot_ref).c_str(), fmt(tot_ours / tot_ref).c_str());
+  std::printf(".%s\n", all_ok ? "" : " Some shapes were not timed (see above): the total leaves them out.");
+  return all_ok ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_conv2d: %s\n", e.what());
+  return 2;
+}

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""The PyTorch peer of bench_train_step: the seed U-Net (tests/torch/unet_ref.py, the module our
+parity tests check against) trained and sampled the way our trainer does it, and the table that
+puts both side by side.
+
+  torch_peer.py train  --device cpu|cuda --preset cifar|fmnist --mode fp32|tf32|bf16|compile
+                       [--batch N] [--steps N] [--warmup N] [--json FILE]
+  torch_peer.py sample --device cpu|cuda [--mode fp32|tf32|bf16|compile] [--images 256]
+                       [--timesteps 1000] [--json FILE]
+  torch_peer.py table  --json FILE        # markdown tables from ours + the peer's JSON lines
+
+One (preset, mode) per process, so peak memory (CUDA: max_memory_allocated; CPU: peak RSS) is
+that run's own. The step is ours: a host batch copied to the device, t ~ U{0..999}, q_sample,
+huber loss on the noise, backward, clip_grad_norm_(1.0), Adam(lr 1e-3), zero_grad, and the EMA
+(0.995 every 10 steps, a plain copy up to step 100), the loss read back every step.
+Modes: fp32 = TF32 off everywhere; tf32 = TF32 on for matmuls and cuDNN convs; bf16 = autocast
+to bfloat16 (TF32 off); compile = torch.compile of the model, fp32. Where a mode does not exist in
+the installed torch (CPU: TF32; torch 1.13: torch.compile) a row says so instead of a number.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "torch"))
+from unet_ref import Unet  # noqa: E402
+
+PRESETS = {
+    "cifar": dict(dim=64, dim_mults=(1, 2, 4, 8), channels=3, image=32, batch=128),
+    "fmnist": dict(dim=32, dim_mults=(1, 2, 4), channels=1, image=28, batch=64),
+}
+T = 1000
+
+
+def linear_betas(steps):
+    scale = 1000 / steps  # the seed's linear schedule: 1e-4 .. 0.02 at T = 1000
+    return torch.linspace(scale * 1e-4, scale * 0.02, steps, dtype=torch.float64).float()
+
+
+class Buffers:
+    def __init__(self, steps, device):
+        betas = linear_betas(steps)
+        alphas = 1.0 - betas
+        ac = torch.cumprod(alphas, 0)
+        ac_prev = F.pad(ac[:-1], (1, 0), value=1.0)
+        self.betas = betas.to(device)
+        self.sqrt_ac = ac.sqrt().to(device)
+        self.sqrt_1m_ac = (1.0 - ac).sqrt().to(device)
+        self.sqrt_recip_alphas = (1.0 / alphas).sqrt().to(device)
+        self.posterior_sd = (betas * (1.0 - ac_prev) / (1.0 - ac)).sqrt().to(device)
+
+
+def unavailable(mode, device):
+    if mode == "compile" and not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    if mode == "tf32" and device == "cpu":
+        return "no TF32 on the CPU"
+    if mode == "bf16" and device == "cpu" and not hasattr(torch, "autocast"):
+        return f"torch {torch.__version__} has no CPU autocast"
+    return None
+
+
+def setup(args):
+    tf32 = args.mode == "tf32"
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+
+
+def autocast(args):
+    if args.mode == "bf16":
+        return torch.autocast(device_type=args.device, dtype=torch.bfloat16)
+    return torch.autocast(device_type=args.device, enabled=False)
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_mib(device):
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build(args, preset):
+    p = PRESETS[preset]
+    model = Unet(dim=p["dim"], dim_mults=p["dim_mults"], channels=p["channels"]).to(args.device)
+    fn = torch.compile(model) if args.mode == "compile" else model
+    return p, model, fn
+
+
+def emit(args, row):
+    row.update(device=args.device, mode=args.mode, torch=torch.__version__,
+               threads=torch.get_num_threads() if args.device == "cpu" else None)
+    line = json.dumps(row)
+    print(line)
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(line + "\n")
+
+
+def cmd_train(args):
+    why = unavailable(args.mode, args.device)
+    if why:
+        return emit(args, dict(kind="train", preset=args.preset, unavailable=why))
+    setup(args)
+    p, model, fn = build(args, args.preset)
+    bufs = Buffers(T, args.device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    params = list(model.parameters())
+    shadow = [q.detach().clone() for q in params]
+    B, S, C = args.batch or p["batch"], p["image"], p["channels"]
+    host = [torch.randn(B, C, S, S) * 0.5 for _ in range(4)]
+    step = [0]
+
+    def train_step():
+        x0 = host[step[0] % len(host)].to(args.device)
+        t = torch.randint(0, T, (B,), device=args.device)
+        noise = torch.randn_like(x0)
+        x_t = bufs.sqrt_ac[t].view(B, 1, 1, 1) * x0 + bufs.sqrt_1m_ac[t].view(B, 1, 1, 1) * noise
+        with autocast(args):
+            pred = fn(x_t, t)
+            loss = F.smooth_l1_loss(noise, pred.float())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step[0] += 1
+        if step[0] % 10 == 0:
+            with torch.no_grad():
+                for s, q in zip(shadow, params):
+                    if step[0] <= 100:
+                        s.copy_(q)
+                    else:
+                        s.lerp_(q, 1 - 0.995)
+        return loss.item()  # read back last, as our trainer does
+
+    try:
+        for _ in range(max(args.warmup, 1)):
+            train_step()
+    except RuntimeError as e:  # e.g. an op without a bf16 kernel in this torch's CPU autocast
+        msg = str(e).strip().splitlines()[-1][:120]
+        return emit(args, dict(kind="train", preset=args.preset, unavailable=f"fails in torch {torch.__version__}: {msg}"))
+    sync(args.device)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        lv = train_step()
+    sync(args.device)
+    ms = (time.perf_counter() - t0) * 1e3 / args.steps
+    emit(args, dict(kind="train", preset=args.preset, batch=B, ms_step=ms, peak_mib=peak_mib(args.device),
+                    steps=args.steps, loss=lv))
+
+
+def cmd_sample(args):
+    why = unavailable(args.mode, args.device)
+    if why:
+        return emit(args, dict(kind="sample", unavailable=why))
+    setup(args)
+    p, model, fn = build(args, "cifar")
+    model.eval()
+    bufs = Buffers(args.timesteps, args.device)
+    shape = (args.images, p["channels"], p["image"], p["image"])
+
+    @torch.no_grad()
+    def loop(steps):
+        x = torch.randn(shape, device=args.device)
+        for i in reversed(range(steps)):
+            t = torch.full((args.images,), i, device=args.device, dtype=torch.long)
+            with autocast(args):
+                eps = fn(x, t).float()
+            mean = bufs.sqrt_recip_alphas[i] * (x - bufs.betas[i] * eps / bufs.sqrt_1m_ac[i])
+            x = mean if i == 0 else mean + bufs.posterior_sd[i] * torch.randn_like(x)
+        return x
+
+    try:
+        loop(2)  # warm-up (and compilation)
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1][:120]
+        return emit(args, dict(kind="sample", unavailable=f"fails in torch {torch.__version__}: {msg}"))
+    sync(args.device)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    loop(args.timesteps)
+    sync(args.device)
+    emit(args, dict(kind="sample", images=args.images, timesteps=args.timesteps, seconds=time.perf_counter() - t0,
+                    peak_mib=peak_mib(args.device)))
+
+
+def fmt(v, nd=1):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def device_line(device):
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = "CPU"
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores; load average {' '.join(open('/proc/loadavg').read().split()[:3])}"
+
+
+def cmd_table(args):
+    rows = [json.loads(l) for l in open(args.json) if l.strip()]
+    commit = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    device = rows[0].get("device", "cpu") if rows else "cpu"
+    print(f"- device: {device_line(device)}\n- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+          f"- commit: {commit}\n- command: `{args.command}`")
+    ours = {(r.get("preset"), r["kind"]): r for r in rows if "mode" not in r}
+    peer = [r for r in rows if "mode" in r]
+    names = {"cifar": "CIFAR-10 preset (dim 64, 1,2,4,8, 3x32x32)", "fmnist": "Fashion-MNIST preset (dim 32, 1,2,4, 1x28x28)"}
+    classes = {"fp32": "fp32", "tf32": "TF32", "bf16": "bf16 autocast", "compile": "fp32 + torch.compile"}
+    for preset in ("cifar", "fmnist"):
+        mine = ours.get((preset, "train"))
+        theirs = [r for r in peer if r["kind"] == "train" and r.get("preset") == preset]
+        if not mine and not theirs:
+            continue
+        print(f"\n**Training step, {names[preset]}**\n")
+        print("| trainer | precision | batch | ms / step | img/s | peak MiB | ours / PyTorch (time) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        if mine:
+            print(f"| ours | fp32 | {mine['batch']} | {fmt(mine['ms_step'])} | {fmt(mine['batch'] * 1e3 / mine['ms_step'])} "
+                  f"| {fmt(mine['peak_mib'], 0)} | 1 |")
+        for r in theirs:
+            label = f"PyTorch {r['torch']}" + (f" ({r['threads']} threads)" if r.get("threads") else "")
+            if "unavailable" in r:
+                print(f"| {label} | {classes[r['mode']]} | - | - | - | - | unavailable: {r['unavailable']} |")
+                continue
+            ratio = fmt(mine["ms_step"] / r["ms_step"], 2) if mine else "-"
+            if mine and mine["ms_step"] > r["ms_step"]:
+                ratio += " **ours slower**"
+            note = "" if r["mode"] in ("fp32", "compile") else " (ours has no such mode: vs our fp32)"
+            print(f"| {label} | {classes[r['mode']]} | {r['batch']} | {fmt(r['ms_step'])} | "
+                  f"{fmt(r['batch'] * 1e3 / r['ms_step'])} | {fmt(r['peak_mib'], 0)} | {ratio}{note} |")
+    mine = ours.get((None, "sample"))
+    theirs = [r for r in peer if r["kind"] == "sample"]
+    if mine or theirs:
+        print("\n**Sampling, CIFAR-10 preset (one batch, Algorithm 2)**\n")
+        print("| sampler | precision | images x steps | total s | ms / step | peak MiB | ours / PyTorch (per image-step) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        rate = lambda r: r["seconds"] / (r["images"] * r["timesteps"])  # noqa: E731
+        if mine:
+            print(f"| ours | fp32 | {mine['images']} x {mine['timesteps']} | {fmt(mine['seconds'], 2)} | "
+                  f"{fmt(mine['seconds'] * 1e3 / mine['timesteps'])} | {fmt(mine['peak_mib'], 0)} | 1 |")
+        for r in theirs:
+            label = f"PyTorch {r['torch']}"
+            if "unavailable" in r:
+                print(f"| {label} | {classes[r['mode']]} | - | - | - | - | unavailable: {r['unavailable']} |")
+                continue
+            ratio = fmt(rate(mine) / rate(r), 2) if mine else "-"
+            if mine and rate(mine) > rate(r):
+                ratio += " **ours slower**"
+            print(f"| {label} | {classes[r['mode']]} | {r['images']} x {r['timesteps']} | {fmt(r['seconds'], 2)} | "
+                  f"{fmt(r['seconds'] * 1e3 / r['timesteps'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cmd", choices=["train", "sample", "table"])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--preset", default="cifar", choices=list(PRESETS))
+    ap.add_argument("--mode", default="fp32", choices=["fp32", "tf32", "bf16", "compile"])
+    ap.add_argument("--batch", type=int, default=0, help="training batch (0: the preset's)")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--timesteps", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    ap.add_argument("--json", default="")
+    ap.add_argument("--command", default="bench/torch_peer.py", help="table: the command named in the header")
+    args = ap.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads or os.cpu_count())
+    {"train": cmd_train, "sample": cmd_sample, "table": cmd_table}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
