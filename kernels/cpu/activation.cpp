@@ -30,8 +30,13 @@ Tensor map_grad(const Tensor& x, const Tensor& dy, F f) {
 }
 }  // namespace
 
-Tensor silu_forward(const Tensor& x) { return map1(x, silu_f); }
-Tensor silu_backward(const Tensor& x, const Tensor& dy) { return map_grad(x, dy, silu_grad_f); }
+// Lambdas, not function pointers: an indirect call per element would keep the loops scalar.
+Tensor silu_forward(const Tensor& x) {
+  return map1(x, [](float v) { return silu_f(v); });
+}
+Tensor silu_backward(const Tensor& x, const Tensor& dy) {
+  return map_grad(x, dy, [](float v, float g) { return silu_grad_f(v, g); });
+}
 Tensor gelu_forward(const Tensor& x) { return map1(x, gelu_f); }
 Tensor gelu_backward(const Tensor& x, const Tensor& dy) { return map_grad(x, dy, gelu_grad_f); }
 
