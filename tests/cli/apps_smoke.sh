@@ -8,6 +8,12 @@ B=$1
 DATA=$2
 SRC=$3
 PY=${DD_TORCH_PYTHON:-/usr/bin/python3}
+# A lent GPU machine has no Debian dataset package: scripts/pack_gpu_deps.sh carries the images.
+[ -d "$DATA" ] || DATA=$SRC/.gpu-deps/fashion-mnist
+if [ ! -d "$DATA" ]; then
+  echo "apps_smoke: no Fashion-MNIST images ($2 or .gpu-deps/fashion-mnist): skipped"
+  exit 77
+fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "apps_smoke: FAIL: $*" >&2; exit 1; }
