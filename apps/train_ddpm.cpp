@@ -33,7 +33,7 @@ std::vector<int> parse_mults(const std::string& s) {
 int main(int argc, char** argv) {
   dd::ddpm::TrainOptions o;
   std::string mults = "1,2,4";
-  CLI::App app{"Train a DDPM (the seed U-Net) on the CPU. Writes into --out: model.safetensors (the weights to "
+  CLI::App app{"Train a DDPM (the seed U-Net) on a CUDA GPU or the CPU (--device). Writes into --out: model.safetensors (the weights to "
                "sample from; EMA when on), checkpoint.safetensors (full state for --resume), samples/step_*.png, "
                "metrics.csv, loss_curve.png, config.json."};
   app.add_option("--data", o.data,

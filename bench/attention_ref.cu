@@ -56,7 +56,9 @@ struct RefAttention::Impl {
   float** ptrs(std::vector<const float*> host) {
     // Pointers are 8 bytes; a float tensor of twice the count holds them.
     Tensor t = Tensor::empty({static_cast<int64_t>(host.size()) * 2}, Device::CUDA);
-    DD_CUDA_CHECK(cudaMemcpy(t.data(), host.data(), host.size() * sizeof(float*), cudaMemcpyHostToDevice));
+    // On the engine's stream: the block may have been freed by a kernel still queued there, and a
+    // cudaMemcpy on the legacy stream would not wait for it (the engine's stream is non-blocking).
+    cuda_mem::copy_h2d(t.data(), host.data(), host.size() * sizeof(float*));
     holders.push_back(t);
     return reinterpret_cast<float**>(t.data());
   }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -101,7 +102,12 @@ void print_header(const std::string& title, const Args& a) {
   char date[64];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  std::string commit = run_cmd(str_cat("git -C '", DD_SOURCE_DIR, "' describe --always --dirty 2>/dev/null"));
+  // DD_COMMIT: set by the GPU scripts, whose binaries may have been built elsewhere and whose tree
+  // may have no .git.
+  const char* env_commit = std::getenv("DD_COMMIT");
+  std::string commit = env_commit && *env_commit
+                           ? std::string(env_commit)
+                           : run_cmd(str_cat("git -C '", DD_SOURCE_DIR, "' describe --always --dirty 2>/dev/null"));
   std::printf("\n### %s\n\n", title.c_str());
   std::printf("- device: %s\n- date: %s\n- commit: %s\n- command: `%s`\n\n", device_description(a.device()).c_str(),
               date, commit.empty() ? "unknown" : commit.c_str(), a.command.c_str());

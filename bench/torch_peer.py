@@ -3,9 +3,9 @@
 parity tests check against) trained and sampled the way our trainer does it, and the table that
 puts both side by side.
 
-  torch_peer.py train  --device cpu|cuda --preset cifar|fmnist --mode fp32|tf32|bf16|compile
+  torch_peer.py train  --device cpu|cuda --preset cifar|fmnist --mode MODE
                        [--batch N] [--steps N] [--warmup N] [--json FILE]
-  torch_peer.py sample --device cpu|cuda [--mode fp32|tf32|bf16|compile] [--images 256]
+  torch_peer.py sample --device cpu|cuda [--mode MODE] [--images 256]
                        [--timesteps 1000] [--json FILE]
   torch_peer.py table  --json FILE        # markdown tables from ours + the peer's JSON lines
 
@@ -13,9 +13,16 @@ One (preset, mode) per process, so peak memory (CUDA: max_memory_allocated; CPU:
 that run's own. The step is ours: a host batch copied to the device, t ~ U{0..999}, q_sample,
 huber loss on the noise, backward, clip_grad_norm_(1.0), Adam(lr 1e-3), zero_grad, and the EMA
 (0.995 every 10 steps, a plain copy up to step 100), the loss read back every step.
-Modes: fp32 = TF32 off everywhere; tf32 = TF32 on for matmuls and cuDNN convs; bf16 = autocast
-to bfloat16 (TF32 off); compile = torch.compile of the model, fp32. Where a mode does not exist in
-the installed torch (CPU: TF32; torch 1.13: torch.compile) a row says so instead of a number.
+Modes (MODE):
+  default      PyTorch as a user gets it: no flag touched (on CUDA: cuDNN convolutions in TF32,
+               matmuls in fp32, cudnn.benchmark off);
+  fp32         strict fp32: TF32 off everywhere (like-for-like with our fp32 engine);
+  tf32         TF32 on for matmuls and cuDNN convs;
+  bf16         autocast to bfloat16 (TF32 off for what stays fp32);
+  compile      torch.compile of the model, strict fp32;
+  compile-bf16 torch.compile and bf16 autocast: PyTorch's best mode, the user's real alternative.
+Every mode but default sets cudnn.benchmark. Where a mode does not exist in the installed torch
+(CPU: TF32; torch 1.13: torch.compile) a row says so instead of a number.
 """
 import argparse
 import json
@@ -57,27 +64,41 @@ class Buffers:
         self.posterior_sd = (betas * (1.0 - ac_prev) / (1.0 - ac)).sqrt().to(device)
 
 
+MODES = ["default", "fp32", "tf32", "bf16", "compile", "compile-bf16"]
+CLASSES = {"default": "PyTorch defaults", "fp32": "fp32", "tf32": "TF32", "bf16": "bf16 autocast",
+           "compile": "fp32 + torch.compile", "compile-bf16": "bf16 autocast + torch.compile"}
+# What each row is, beside ours (fp32 today).
+ROLES = {"default": "as a user gets it", "fp32": "like-for-like", "compile-bf16": "the user's best alternative"}
+
+
 def unavailable(mode, device):
-    if mode == "compile" and not hasattr(torch, "compile"):
+    if mode.startswith("compile") and not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
     if mode == "tf32" and device == "cpu":
         return "no TF32 on the CPU"
-    if mode == "bf16" and device == "cpu" and not hasattr(torch, "autocast"):
+    if mode.endswith("bf16") and device == "cpu" and not hasattr(torch, "autocast"):
         return f"torch {torch.__version__} has no CPU autocast"
     return None
 
 
 def setup(args):
-    tf32 = args.mode == "tf32"
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and args.mode != "default":
+        tf32 = args.mode == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
 
 
+def flags():
+    if not torch.cuda.is_available():
+        return None
+    b = torch.backends
+    return dict(matmul_tf32=b.cuda.matmul.allow_tf32, cudnn_tf32=b.cudnn.allow_tf32, cudnn_benchmark=b.cudnn.benchmark)
+
+
 def autocast(args):
-    if args.mode == "bf16":
+    if args.mode.endswith("bf16"):
         return torch.autocast(device_type=args.device, dtype=torch.bfloat16)
     return torch.autocast(device_type=args.device, enabled=False)
 
@@ -96,13 +117,14 @@ def peak_mib(device):
 def build(args, preset):
     p = PRESETS[preset]
     model = Unet(dim=p["dim"], dim_mults=p["dim_mults"], channels=p["channels"]).to(args.device)
-    fn = torch.compile(model) if args.mode == "compile" else model
+    fn = torch.compile(model) if args.mode.startswith("compile") else model
     return p, model, fn
 
 
 def emit(args, row):
     row.update(device=args.device, mode=args.mode, torch=torch.__version__,
-               threads=torch.get_num_threads() if args.device == "cpu" else None)
+               threads=torch.get_num_threads() if args.device == "cpu" else None,
+               flags=flags() if args.device == "cuda" else None)
     line = json.dumps(row)
     print(line)
     if args.json:
@@ -146,6 +168,7 @@ def cmd_train(args):
                         s.lerp_(q, 1 - 0.995)
         return loss.item()  # read back last, as our trainer does
 
+    t_warm = time.perf_counter()
     try:
         for _ in range(max(args.warmup, 1)):
             train_step()
@@ -153,6 +176,11 @@ def cmd_train(args):
         msg = str(e).strip().splitlines()[-1][:120]
         return emit(args, dict(kind="train", preset=args.preset, unavailable=f"fails in torch {torch.__version__}: {msg}"))
     sync(args.device)
+    t_held = time.perf_counter()
+    if args.hold:  # compiled and warm: wait for the GPU to be ours alone before timing
+        while not os.path.exists(args.hold):
+            time.sleep(0.05)
+    held = time.perf_counter() - t_held
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -161,7 +189,7 @@ def cmd_train(args):
     sync(args.device)
     ms = (time.perf_counter() - t0) * 1e3 / args.steps
     emit(args, dict(kind="train", preset=args.preset, batch=B, ms_step=ms, peak_mib=peak_mib(args.device),
-                    steps=args.steps, loss=lv))
+                    steps=args.steps, loss=lv, warmup_s=t_held - t_warm, held_s=held))
 
 
 def cmd_sample(args):
@@ -217,57 +245,69 @@ def device_line(device):
 
 def cmd_table(args):
     rows = [json.loads(l) for l in open(args.json) if l.strip()]
-    commit = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = os.environ.get("DD_COMMIT") or subprocess.run(
+        ["git", "-C", HERE, "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip() or "unknown"
     device = rows[0].get("device", "cpu") if rows else "cpu"
     print(f"- device: {device_line(device)}\n- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
           f"- commit: {commit}\n- command: `{args.command}`")
     ours = {(r.get("preset"), r["kind"]): r for r in rows if "mode" not in r}
     peer = [r for r in rows if "mode" in r]
     names = {"cifar": "CIFAR-10 preset (dim 64, 1,2,4,8, 3x32x32)", "fmnist": "Fashion-MNIST preset (dim 32, 1,2,4, 1x28x28)"}
-    classes = {"fp32": "fp32", "tf32": "TF32", "bf16": "bf16 autocast", "compile": "fp32 + torch.compile"}
+
+    def label(r):
+        return f"PyTorch {r['torch']}" + (f" ({r['threads']} threads)" if r.get("threads") else "")
+
+    def role(r):
+        return ROLES.get(r["mode"], "")
+
     for preset in ("cifar", "fmnist"):
         mine = ours.get((preset, "train"))
         theirs = [r for r in peer if r["kind"] == "train" and r.get("preset") == preset]
         if not mine and not theirs:
             continue
         print(f"\n**Training step, {names[preset]}**\n")
-        print("| trainer | precision | batch | ms / step | img/s | peak MiB | ours / PyTorch (time) |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| trainer | precision | row | batch | ms / step | img/s | peak MiB | ours / PyTorch (time) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         if mine:
-            print(f"| ours | fp32 | {mine['batch']} | {fmt(mine['ms_step'])} | {fmt(mine['batch'] * 1e3 / mine['ms_step'])} "
+            print(f"| ours | fp32 | | {mine['batch']} | {fmt(mine['ms_step'])} | {fmt(mine['batch'] * 1e3 / mine['ms_step'])} "
                   f"| {fmt(mine['peak_mib'], 0)} | 1 |")
         for r in theirs:
-            label = f"PyTorch {r['torch']}" + (f" ({r['threads']} threads)" if r.get("threads") else "")
             if "unavailable" in r:
-                print(f"| {label} | {classes[r['mode']]} | - | - | - | - | unavailable: {r['unavailable']} |")
+                print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | - | - | - | - | unavailable: {r['unavailable']} |")
                 continue
             ratio = fmt(mine["ms_step"] / r["ms_step"], 2) if mine else "-"
             if mine and mine["ms_step"] > r["ms_step"]:
                 ratio += " **ours slower**"
-            note = "" if r["mode"] in ("fp32", "compile") else " (ours has no such mode: vs our fp32)"
-            print(f"| {label} | {classes[r['mode']]} | {r['batch']} | {fmt(r['ms_step'])} | "
-                  f"{fmt(r['batch'] * 1e3 / r['ms_step'])} | {fmt(r['peak_mib'], 0)} | {ratio}{note} |")
+            if r.get("warmup_s", 0) > 20:
+                ratio += f" (warm-up incl. compilation {r['warmup_s']:.0f} s, not timed)"
+            print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | {r['batch']} | {fmt(r['ms_step'])} | "
+                  f"{fmt(r['batch'] * 1e3 / r['ms_step'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
     mine = ours.get((None, "sample"))
     theirs = [r for r in peer if r["kind"] == "sample"]
     if mine or theirs:
         print("\n**Sampling, CIFAR-10 preset (one batch, Algorithm 2)**\n")
-        print("| sampler | precision | images x steps | total s | ms / step | peak MiB | ours / PyTorch (per image-step) |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| sampler | precision | row | images x steps | total s | ms / step | 1000 steps at this rate (s) | "
+              "peak MiB | ours / PyTorch (per image-step) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         rate = lambda r: r["seconds"] / (r["images"] * r["timesteps"])  # noqa: E731
         if mine:
-            print(f"| ours | fp32 | {mine['images']} x {mine['timesteps']} | {fmt(mine['seconds'], 2)} | "
-                  f"{fmt(mine['seconds'] * 1e3 / mine['timesteps'])} | {fmt(mine['peak_mib'], 0)} | 1 |")
+            print(f"| ours | fp32 | | {mine['images']} x {mine['timesteps']} | {fmt(mine['seconds'], 2)} | "
+                  f"{fmt(mine['seconds'] * 1e3 / mine['timesteps'])} | {fmt(mine['seconds'] * 1000 / mine['timesteps'])} | "
+                  f"{fmt(mine['peak_mib'], 0)} | 1 |")
         for r in theirs:
-            label = f"PyTorch {r['torch']}"
             if "unavailable" in r:
-                print(f"| {label} | {classes[r['mode']]} | - | - | - | - | unavailable: {r['unavailable']} |")
+                print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | - | - | - | - | - | unavailable: {r['unavailable']} |")
                 continue
             ratio = fmt(rate(mine) / rate(r), 2) if mine else "-"
             if mine and rate(mine) > rate(r):
                 ratio += " **ours slower**"
-            print(f"| {label} | {classes[r['mode']]} | {r['images']} x {r['timesteps']} | {fmt(r['seconds'], 2)} | "
-                  f"{fmt(r['seconds'] * 1e3 / r['timesteps'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
+            print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | {r['images']} x {r['timesteps']} | "
+                  f"{fmt(r['seconds'], 2)} | {fmt(r['seconds'] * 1e3 / r['timesteps'])} | "
+                  f"{fmt(r['seconds'] * 1000 / r['timesteps'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
+    modes_seen = {r["mode"]: r.get("flags") for r in peer if r.get("flags")}
+    if modes_seen:
+        print("\nPyTorch's flags per mode (matmul TF32 / cuDNN TF32 / cudnn.benchmark): " + "; ".join(
+            f"{CLASSES[m]}: {f['matmul_tf32']}/{f['cudnn_tf32']}/{f['cudnn_benchmark']}" for m, f in modes_seen.items()))
 
 
 def main():
@@ -275,7 +315,7 @@ def main():
     ap.add_argument("cmd", choices=["train", "sample", "table"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--preset", default="cifar", choices=list(PRESETS))
-    ap.add_argument("--mode", default="fp32", choices=["fp32", "tf32", "bf16", "compile"])
+    ap.add_argument("--mode", default="fp32", choices=MODES)
     ap.add_argument("--batch", type=int, default=0, help="training batch (0: the preset's)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -283,6 +323,7 @@ def main():
     ap.add_argument("--timesteps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--hold", default="", help="train: after the warm-up, wait until this file exists before timing")
     ap.add_argument("--command", default="bench/torch_peer.py", help="table: the command named in the header")
     args = ap.parse_args()
     if args.device == "cpu":

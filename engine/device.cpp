@@ -24,6 +24,28 @@ Device resolve_device(const std::string& name, const char* flag) {
   return Device::CUDA;
 }
 
+namespace {
+std::string cuda_version_str(int v) { return str_cat(v / 1000, ".", (v % 1000) / 10); }
+}  // namespace
+
+bool cuda_probe_verdict(const CudaProbe& p) {
+  if (p.ok) return p.device_count > 0;
+  if (p.no_device) return false;
+  if (p.insufficient_driver && p.driver_version == 0) {
+    // No libcuda at all: a machine without an NVIDIA driver, unless its kernel side is there.
+    DD_CHECK(!p.device_node, "CUDA: an NVIDIA device node exists (/dev/nvidiactl or /dev/nvidia0) but the CUDA "
+             "driver library (libcuda.so.1) could not be loaded: ", p.error,
+             "; check the driver installation (nvidia-smi) and LD_LIBRARY_PATH");
+    return false;
+  }
+  if (p.insufficient_driver)
+    DD_FAIL("CUDA: the NVIDIA driver supports CUDA up to ", cuda_version_str(p.driver_version),
+            " but this program was built with the CUDA ", cuda_version_str(p.runtime_version),
+            " runtime: update the driver or rebuild with an older toolkit (", p.error, ")");
+  DD_FAIL("CUDA: cannot reach the GPU: ", p.error, " (driver ", cuda_version_str(p.driver_version), ", runtime ",
+          cuda_version_str(p.runtime_version), ")");
+}
+
 bool cuda_built() {
 #ifdef DD_WITH_CUDA
   return true;
@@ -41,6 +63,7 @@ namespace cuda_mem {
 void* alloc(std::size_t) { no_cuda("cuda alloc"); }
 void free(void*) noexcept {}
 void copy_h2d(void*, const void*, std::size_t) { no_cuda("copy to cuda"); }
+bool copy_h2d_staged(void*, const void*, std::size_t) { no_cuda("copy to cuda"); }
 void copy_d2h(void*, const void*, std::size_t) { no_cuda("copy from cuda"); }
 void copy_d2d(void*, const void*, std::size_t) { no_cuda("cuda copy"); }
 void memset(void*, int, std::size_t) { no_cuda("cuda memset"); }

@@ -11,9 +11,29 @@ const char* device_name(Device d);
 // Parses "cpu" or "cuda" (the --device flag); throws naming the bad value.
 Device parse_device(const char* name);
 
-// True when this build has the CUDA backend and a CUDA device is present.
+// True when this build has the CUDA backend and a CUDA device is present; false when there is
+// no device or no NVIDIA driver at all. Any other failure to reach the device (a driver older than
+// the runtime, a driver library missing beside loaded kernel modules, an initialisation error)
+// throws with the CUDA error: a broken GPU machine must never pass for a CPU machine, or its GPU
+// tests would report "skipped" instead of failing.
 bool cuda_available();
 bool cuda_built();
+
+// What the CUDA runtime said when asked for its devices, as plain facts so the verdict below is
+// testable without a GPU.
+struct CudaProbe {
+  bool ok = false;                    // cudaGetDeviceCount returned cudaSuccess
+  int device_count = 0;
+  bool no_device = false;             // cudaErrorNoDevice (also what CUDA_VISIBLE_DEVICES="" gives)
+  bool insufficient_driver = false;   // cudaErrorInsufficientDriver
+  std::string error;                  // "cudaErrorX: description" when !ok
+  int driver_version = 0;             // cudaDriverGetVersion: 0 when no driver library could be loaded
+  int runtime_version = 0;            // cudaRuntimeGetVersion
+  bool device_node = false;           // /dev/nvidiactl or /dev/nvidia0 exists (kernel driver loaded)
+};
+// True: use the device. False: there is none. Throws naming the cause when a device is there but
+// unusable.
+bool cuda_probe_verdict(const CudaProbe& p);
 
 // The apps' --device flag: "cpu", "cuda", or "auto" (cuda when available,
 // else cpu). "cuda" without a usable device throws, naming the flag and why.
@@ -22,7 +42,12 @@ Device resolve_device(const std::string& name, const char* flag = "--device");
 namespace cuda_mem {
 void* alloc(std::size_t bytes);
 void free(void* p) noexcept;
+// Host to device on the engine's stream, through a pinned staging buffer (asynchronous); src may be
+// reused as soon as this returns.
 void copy_h2d(void* dst, const void* src, std::size_t bytes);
+// The pinned path alone: false (nothing queued) when bytes exceed the staging limit (64 MiB) or
+// pinned memory could not be had. Used by copy_h2d.
+bool copy_h2d_staged(void* dst, const void* src, std::size_t bytes);
 void copy_d2h(void* dst, const void* src, std::size_t bytes);
 void copy_d2d(void* dst, const void* src, std::size_t bytes);
 void memset(void* dst, int value, std::size_t bytes);
@@ -36,6 +61,8 @@ struct Stats {
   std::size_t cached = 0;       // freed, kept for reuse
   std::size_t reserved = 0;     // in_use + cached: what cudaMalloc handed out
   long long device_mallocs = 0;  // cudaMalloc calls so far
+  long long h2d_staged = 0;      // host-to-device copies through pinned staging (asynchronous)
+  long long h2d_pageable = 0;    // host-to-device copies from pageable memory (the host waits)
 };
 Stats stats();
 void reset_peak();

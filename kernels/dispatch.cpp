@@ -11,14 +11,12 @@ void no_cuda_kernel(const char* op) {
 }
 
 Device common_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  // Called by every op on every launch: the operands' descriptions are built only for the error.
   bool found = false;
-  Device dev = Device::CPU;
-  std::string all;
   bool mixed = false;
+  Device dev = Device::CPU;
   for (const Tensor* t : ts) {
     if (!t || !t->defined()) continue;
-    if (!all.empty()) all += ", ";
-    all += describe(*t);
     if (!found) {
       dev = t->device();
       found = true;
@@ -27,7 +25,15 @@ Device common_device(const char* op, std::initializer_list<const Tensor*> ts) {
     }
   }
   DD_CHECK(found, op, ": no defined input tensor");
-  DD_CHECK(!mixed, op, ": inputs are on different devices: ", all);
+  if (mixed) {
+    std::string all;
+    for (const Tensor* t : ts) {
+      if (!t || !t->defined()) continue;
+      if (!all.empty()) all += ", ";
+      all += describe(*t);
+    }
+    DD_FAIL(op, ": inputs are on different devices: ", all);
+  }
   return dev;
 }
 

@@ -1,99 +1,172 @@
 #!/usr/bin/env bash
-# The one command for a machine with an NVIDIA GPU: builds Release, runs the GPU tests (every op
-# against the CPU backend, the whole training step, the sampler), runs compute-sanitizer memcheck and
-# racecheck over the op tests, trains 300 steps of the Fashion-MNIST GPU preset, samples a grid from
-# it, and prints a summary table last. Exits non-zero if any step failed.
+# The check for a machine with an NVIDIA GPU, sized for a 15-minute lease (about 5 minutes on an
+# H100 with carried binaries; see README "On a GPU machine"):
+#   1. binaries: the carried .gpu-deps/bin.tgz when it matches these sources, else a Release build of
+#      only dd_gpu_tests, train_ddpm, sample_ddpm and the bench binaries, with every core;
+#   2. the GPU tests, one process per test case, several at a time (a failing case is named, with
+#      the command that reruns it alone);
+#   3. compute-sanitizer memcheck and racecheck over the op tests, side by side, within one bounded
+#      window (cases not reached in time are listed as not checked, never as passed);
+#   4. 300 training steps of the Fashion-MNIST GPU preset, then a 64-image grid (1000 DDPM steps);
+#   5. a summary table, last. Exit status non-zero if any step failed.
+# No CPU ctest here: CI runs it. Logs, the grid and the loss curve go to $CHECK_DIR (default
+# gpu-check/) and to $OUT when set (the device tool's output folder).
 #
-# A bare lent GPU machine has CUDA and CMake but not our Debian build dependencies or the dataset:
-# run scripts/pack_gpu_deps.sh on the CPU machine first and carry .gpu-deps along; this script uses
-# it when the system has no Eigen. Logs and images go to $CHECK_DIR (default gpu-check/), and are
-# also copied to $OUT when that is set (the device tool's output folder).
+# Budget knobs (seconds): CHECK_BUDGET (whole script, default 400: the summary always prints before
+# it), SANITIZER_WINDOW (default 150), TEST_JOBS (6), SANITIZER_JOBS (4 per tool), STEPS (300);
+# CHECK_DEVICE=cpu runs the train and sample parts on the CPU (a dry run of this script elsewhere).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BUILD_DIR=${BUILD_DIR:-build-gpu}
 CHECK_DIR=${CHECK_DIR:-gpu-check}
 STEPS=${STEPS:-300}
+CHECK_BUDGET=${CHECK_BUDGET:-400}
+SANITIZER_WINDOW=${SANITIZER_WINDOW:-150}
+TEST_JOBS=${TEST_JOBS:-6}
+SANITIZER_JOBS=${SANITIZER_JOBS:-4}
+t_start=$SECONDS
 mkdir -p "$CHECK_DIR"
-rm -rf "$CHECK_DIR/run"
+rm -rf "${CHECK_DIR:?}/run" "${CHECK_DIR:?}/cases"
+# shellcheck source=scripts/gpu_common.sh
+source scripts/gpu_common.sh
 
 names=() results=() times=() notes=()
 record() { names+=("$1"); results+=("$2"); times+=("$3"); notes+=("$4"); }
-# step NAME LOG COMMAND...: runs the command, output to $CHECK_DIR/LOG, records pass/fail and seconds.
+left() { echo $((CHECK_BUDGET - (SECONDS - t_start))); }
+# step NAME LOG SECONDS COMMAND...: runs the command (cut after SECONDS, or when the budget runs out),
+# output to $CHECK_DIR/LOG; records PASS, FAIL or CUT and the seconds it took.
 step() {
-  local name=$1 log=$CHECK_DIR/$2
-  shift 2
-  echo "== $name: $*"
-  local t0=$SECONDS
-  if "$@" >"$log" 2>&1; then
-    record "$name" PASS $((SECONDS - t0)) ""
-  else
-    record "$name" FAIL $((SECONDS - t0)) "see $log"
-    tail -n 30 "$log"
+  local name=$1 log=$CHECK_DIR/$2 limit=$3
+  shift 3
+  local l
+  l=$(left)
+  [ "$limit" -gt "$l" ] && limit=$l
+  if [ "$limit" -lt 10 ]; then
+    record "$name" SKIP 0 "out of time (CHECK_BUDGET=$CHECK_BUDGET)"
+    return 1
   fi
+  echo "== $name: $* (limit ${limit} s)"
+  local t0=$SECONDS rc
+  timeout -k 10 "$limit" "$@" >"$log" 2>&1
+  rc=$?
+  if [ $rc = 0 ]; then
+    record "$name" PASS $((SECONDS - t0)) ""
+  elif [ $rc = 124 ] || [ $rc = 137 ]; then
+    record "$name" CUT $((SECONDS - t0)) "stopped at its ${limit} s limit; see $log"
+    tail -n 20 "$log"
+  else
+    record "$name" FAIL $((SECONDS - t0)) "exit $rc; see $log"
+    tail -n 40 "$log"
+  fi
+  return $rc
 }
+note() { notes[${#notes[@]}-1]="${notes[${#notes[@]}-1]}${notes[${#notes[@]}-1]:+; }$1"; }
 
-gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)
 if [ -z "$gpu" ]; then
   echo "gpu_check: no NVIDIA GPU found (nvidia-smi lists none); this script is for a GPU machine" >&2
   exit 2
 fi
-echo "gpu_check: $gpu; $(nvcc --version | tail -n 2 | head -n 1)"
+echo "gpu_check: $gpu; $(nvcc --version 2>/dev/null | tail -n 2 | head -n 1); $(nproc) cores"
 
-CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}")
-if [ ! -f /usr/include/eigen3/Eigen/Core ]; then
-  if [ ! -d .gpu-deps/usr ]; then
-    echo "gpu_check: this machine lacks the build dependencies and there is no .gpu-deps/: run" >&2
-    echo "  scripts/pack_gpu_deps.sh where the Debian packages are, and bring .gpu-deps along" >&2
-    exit 2
-  fi
-  DEPS=$ROOT/.gpu-deps/usr
-  CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$DEPS" -DCMAKE_CXX_FLAGS="-isystem $DEPS/include"
-               -DCMAKE_CUDA_FLAGS="-isystem $DEPS/include")
+# 1. Binaries.
+t0=$SECONDS
+GPU_BUILD_LOG=$CHECK_DIR/build.log
+if gpu_binaries dd_gpu_tests train_ddpm sample_ddpm dd_bench; then
+  record "binaries" PASS $((SECONDS - t0)) "$GPU_BIN_ORIGIN"
+else
+  record "binaries" FAIL $((SECONDS - t0)) "build failed; see $GPU_BUILD_LOG"
+  tail -n 40 "$GPU_BUILD_LOG"
 fi
+T=$(gpu_tests_binary)
+export DD_COMMIT=${DD_COMMIT:-$(gpu_commit)}
+
+if [ -x "$T" ]; then
+  # 2. The GPU tests, each case in its own process.
+  step "GPU tests (one process per case)" gpu_tests.log 240 \
+    python3 scripts/gpu_cases.py --binary "$T" --name gpu_tests --jobs "$TEST_JOBS" --deadline 230 \
+      --case-timeout 180 --timeout-fails --log-dir "$CHECK_DIR/cases" --summary "$CHECK_DIR/gpu_tests.sum"
+  note "$(cat "$CHECK_DIR/gpu_tests.sum" 2>/dev/null)"
+
+  # 3. memcheck and racecheck side by side, each over the op tests. The training-step cases repeat
+  # the same kernels for many steps and only add time; the allocator cases test the cache that
+  # memcheck runs without. racecheck (shared-memory hazards) also leaves out the long shape sweeps:
+  # the other cases of those ops launch every kernel variant. DD_CUDA_NO_CACHE=1 gives every tensor
+  # its own exact-size cudaMalloc, so memcheck sees each tensor's own bounds.
+  win=$SANITIZER_WINDOW
+  [ "$win" -gt $(($(left) - 60)) ] && win=$(($(left) - 60))
+  if [ "$win" -ge 30 ]; then
+    t0=$SECONDS
+    python3 scripts/gpu_cases.py --binary "$T" --filter "~[train_step]~[allocator]" --name memcheck \
+      --jobs "$SANITIZER_JOBS" --deadline "$win" --case-timeout "$win" --log-dir "$CHECK_DIR/cases" \
+      --env DD_CUDA_NO_CACHE=1 --summary "$CHECK_DIR/memcheck.sum" \
+      --wrap "compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check no" >"$CHECK_DIR/memcheck.log" 2>&1 &
+    pid_mem=$!
+    python3 scripts/gpu_cases.py --binary "$T" --filter "~[train_step]~[allocator]~[sweep]~[multi_tensor]" \
+      --name racecheck --jobs "$SANITIZER_JOBS" --deadline "$win" --case-timeout "$win" \
+      --log-dir "$CHECK_DIR/cases" --summary "$CHECK_DIR/racecheck.sum" \
+      --wrap "compute-sanitizer --tool racecheck --error-exitcode 1" >"$CHECK_DIR/racecheck.log" 2>&1 &
+    pid_race=$!
+    for tool in memcheck racecheck; do
+      pid=$pid_mem
+      [ $tool = racecheck ] && pid=$pid_race
+      if wait "$pid"; then r=PASS; else r=FAIL; tail -n 60 "$CHECK_DIR/$tool.log"; fi
+      sum=$(cat "$CHECK_DIR/$tool.sum" 2>/dev/null || echo "no summary; see $CHECK_DIR/$tool.log")
+      case "$sum" in *"not run"*|*timeout*) [ $r = PASS ] && r=PARTIAL ;; esac
+      record "$tool (op tests, ${win} s window)" $r $((SECONDS - t0)) "$sum"
+    done
+  else
+    record "memcheck + racecheck" SKIP 0 "out of time (CHECK_BUDGET=$CHECK_BUDGET)"
+  fi
+else
+  record "GPU tests" SKIP 0 "no test binary"
+fi
+
+# 4. Train, then sample.
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 [ -d "$DATA" ] || DATA=$ROOT/.gpu-deps/fashion-mnist
-
-step "configure" configure.log cmake -S . -B "$BUILD_DIR" "${CMAKE_ARGS[@]}"
-step "build (Release, sm_${CUDA_ARCH:-90})" build.log cmake --build "$BUILD_DIR" -j"$(nproc)"
-T=$BUILD_DIR/tests/dd_gpu_tests
-step "GPU tests (all)" gpu_tests.log "$T" --durations yes
-n_cases=$(grep -Eo "test cases?: *[0-9]+|in [0-9]+ test cases" "$CHECK_DIR/gpu_tests.log" | tail -n 1)
-notes[${#notes[@]}-1]="${notes[${#notes[@]}-1]}${n_cases}"
-# The parity tests want a Python with torch: Debian's on our machines, the image's python3 on a lent one.
-[ -n "${DD_TORCH_PYTHON:-}" ] || { /usr/bin/python3 -c "import torch" 2>/dev/null || export DD_TORCH_PYTHON=$(command -v python3); }
-step "CPU tests (ctest)" ctest.log bash -c "cd '$BUILD_DIR' && ctest -j$(nproc) --output-on-failure -E gpu_ops"
-# The op tests under the sanitizers; the multi-step training tests repeat the same kernels and only add
-# time. racecheck (shared-memory hazards) also skips the long shape sweeps ("[sweep]"): the other
-# cases of the same ops launch every kernel variant. Each tool is bounded, so a slow one shows as a
-# failed row instead of eating the whole budget.
-# DD_CUDA_NO_CACHE=1: one exact-size cudaMalloc per tensor, so memcheck sees every tensor's own bounds.
-step "memcheck (op tests, no allocator cache)" memcheck.log env DD_CUDA_NO_CACHE=1 timeout 300 \
-  compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check no "$T" "~[train_step]~[allocator]"
-step "racecheck (op tests but the sweeps)" racecheck.log timeout 240 compute-sanitizer --tool racecheck \
-  --error-exitcode 1 "$T" "~[train_step]~[multi_tensor]~[sweep]"
-step "train $STEPS steps (Fashion-MNIST GPU preset)" train.log "$BUILD_DIR"/train_ddpm --data "$DATA" \
-  --out "$CHECK_DIR/run" --steps "$STEPS" --batch-size 64 --dim 32 --dim-mults 1,2,4 --lr 2e-4 \
-  --log-every 50 --sample-every 0 --save-every 0 --n-samples 16 --device cuda
-ips=$(grep -Eo "done: step [0-9]+, [0-9.]+ img/s" "$CHECK_DIR/train.log" | grep -Eo "[0-9.]+ img/s")
-loss=$(tail -n 1 "$CHECK_DIR/run/metrics.csv" 2>/dev/null | cut -d, -f2)
-notes[${#notes[@]}-1]="${ips:-?} ; last logged loss ${loss:-?}"
-step "sample 64 images (1000 steps)" sample.log "$BUILD_DIR"/sample_ddpm --weights "$CHECK_DIR/run/model.safetensors" \
-  --n 64 --batch-size 64 --seed 3 --out "$CHECK_DIR/grid.png" --device cuda
-notes[${#notes[@]}-1]="$CHECK_DIR/grid.png"
-
-if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  cp "$CHECK_DIR"/*.log "$OUT"/ 2>/dev/null
-  cp "$CHECK_DIR/grid.png" "$OUT"/ 2>/dev/null
-  cp "$CHECK_DIR/run/loss_curve.png" "$OUT"/ 2>/dev/null
+if [ -x "$GPU_BIN_DIR/train_ddpm" ]; then
+  step "train $STEPS steps (Fashion-MNIST GPU preset)" train.log 150 "$GPU_BIN_DIR/train_ddpm" --data "$DATA" \
+    --out "$CHECK_DIR/run" --steps "$STEPS" --batch-size 64 --dim 32 --dim-mults 1,2,4 --lr 2e-4 \
+    --log-every 50 --sample-every 0 --save-every 0 --n-samples 16 --device "${CHECK_DEVICE:-cuda}"
+  ips=$(grep -Eo "done: step [0-9]+, [0-9.]+ img/s" "$CHECK_DIR/train.log" | grep -Eo "[0-9.]+ img/s")
+  loss=$(tail -n 1 "$CHECK_DIR/run/metrics.csv" 2>/dev/null | cut -d, -f2)
+  note "${ips:-?}; last logged loss ${loss:-?}"
+  if [ -f "$CHECK_DIR/run/model.safetensors" ]; then
+    step "sample 64 images (1000 steps)" sample.log 90 "$GPU_BIN_DIR/sample_ddpm" \
+      --weights "$CHECK_DIR/run/model.safetensors" --n 64 --batch-size 64 --seed 3 --out "$CHECK_DIR/grid.png" \
+      --device "${CHECK_DEVICE:-cuda}"
+    note "$CHECK_DIR/grid.png"
+  else
+    record "sample 64 images (1000 steps)" SKIP 0 "no trained weights"
+  fi
 fi
 
-echo
-echo "## gpu_check summary: $gpu, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-printf "| %-48s | %-6s | %7s | %s\n" "step" "result" "seconds" "notes"
+table=$CHECK_DIR/summary.md
+{
+  echo "## gpu_check summary: $gpu, $(date -u +%Y-%m-%dT%H:%MZ), commit $DD_COMMIT, $((SECONDS - t_start)) s"
+  echo
+  echo "| step | result | seconds | notes |"
+  echo "| --- | --- | --- | --- |"
+  for i in "${!names[@]}"; do
+    echo "| ${names[$i]} | ${results[$i]} | ${times[$i]} | ${notes[$i]} |"
+  done
+} >"$table"
 failed=0
-for i in "${!names[@]}"; do
-  printf "| %-48s | %-6s | %7s | %s\n" "${names[$i]}" "${results[$i]}" "${times[$i]}" "${notes[$i]}"
-  [ "${results[$i]}" = PASS ] || failed=1
+for r in "${results[@]}"; do case $r in PASS|PARTIAL) ;; *) failed=1 ;; esac; done
+
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  # At most 8 files come back: the summary, the three case tables, the train log, the grid, the loss
+  # curve, and every case log packed into one archive.
+  cp "$table" "$CHECK_DIR/gpu_tests.log" "$CHECK_DIR/memcheck.log" "$CHECK_DIR/racecheck.log" "$OUT"/ 2>/dev/null
+  cp "$CHECK_DIR/grid.png" "$CHECK_DIR/run/loss_curve.png" "$OUT"/ 2>/dev/null
+  tar -czf "$OUT/check_logs.tgz" -C "$CHECK_DIR" --exclude=run . 2>/dev/null
+fi
+
+# Failing cases' details first, the table last (the device tool returns the end of the output).
+for f in gpu_tests memcheck racecheck; do
+  grep -q -- "^---- " "$CHECK_DIR/$f.log" 2>/dev/null && { echo; sed -n '/^---- /,$p' "$CHECK_DIR/$f.log" | tail -n 80; }
 done
+echo
+cat "$table"
 exit $failed

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Packs what scripts/gpu_check.sh needs but a bare GPU machine lacks into .gpu-deps/ (in .gitignore):
-# the header-only and static build dependencies from this machine's Debian packages (Eigen, Catch2,
-# CLI11, nlohmann-json, stb with its prebuilt libstb.a, zlib's header and libz.a), with their CMake
-# package files, mirrored under .gpu-deps/usr so the packages' relative paths still hold; and the
-# Fashion-MNIST training images. About 40 MB: within what travels to a lent GPU machine.
+# Packs into .gpu-deps/ (git-ignored) what the GPU commands (scripts/gpu_check.sh, bench/run_gpu.sh)
+# need but a bare lent GPU machine lacks, within the 64 MiB that travels with a call:
+#   - bin.tgz: the binaries they run (dd_gpu_tests, train_ddpm, sample_ddpm, the bench binaries),
+#     built here: Release, sm_90, x86-64-v3 instead of -march=native (the lent machine's CPU is
+#     another), stb linked statically, libgomp beside them, a stamp of the sources they were built
+#     from. The GPU scripts use them only when the stamp matches, which saves the on-device build;
+#   - usr/: the header-only and static build dependencies from this machine's Debian packages (Eigen,
+#     Catch2, CLI11, nlohmann-json, stb with libstb.a, zlib's header and libz.a) with their CMake
+#     package files, mirrored under .gpu-deps/usr, for the on-device build when the stamp differs;
+#   - fashion-mnist/: the training images.
+# --no-binaries skips the build (the GPU machine then builds, several minutes of device time).
+# Prints the build time and the pack's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 bash scripts/install_deps.sh
 DEST=.gpu-deps
 rm -rf "$DEST"
@@ -21,4 +29,30 @@ for f in "/usr/lib/$ML/libstb.a" "/usr/lib/$ML/libz.a" /usr/lib/libCatch2WithMai
 # zconf.h may live in the multiarch include folder.
 [ -f "/usr/include/$ML/zconf.h" ] && copy "/usr/include/$ML/zconf.h"
 cp /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz "$DEST/fashion-mnist/"
-echo "pack_gpu_deps: $(du -sh "$DEST" | cut -f1) in $DEST; carry it: run(command='bash scripts/gpu_check.sh', carry=['.gpu-deps'])"
+
+if [ "${1:-}" != "--no-binaries" ]; then
+  # shellcheck source=scripts/gpu_common.sh
+  source scripts/gpu_common.sh
+  B=${PACK_BUILD_DIR:-build-gpu-pack}
+  gen=()
+  command -v ninja >/dev/null && [ ! -f "$B/Makefile" ] && gen=(-G Ninja)
+  t0=$SECONDS
+  cmake -S . -B "$B" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DDD_NATIVE=OFF \
+    -DCMAKE_CXX_FLAGS="-march=x86-64-v3" -DSTB_LIBRARY="/usr/lib/$ML/libstb.a" >/dev/null
+  cmake --build "$B" -j"$(nproc)" --target dd_gpu_tests train_ddpm sample_ddpm dd_bench >/dev/null
+  build_s=$((SECONDS - t0))
+  stage=$(mktemp -d)
+  mkdir -p "$stage/bin/lib"
+  cp "$B/tests/dd_gpu_tests" "$B/train_ddpm" "$B/sample_ddpm" "$B"/bench/bench_* "$stage/bin/"
+  strip "$stage"/bin/* 2>/dev/null || true
+  cp -L "$(gcc -print-file-name=libgomp.so.1)" "$stage/bin/lib/"
+  gpu_source_stamp >"$stage/bin/STAMP"
+  git describe --always --dirty 2>/dev/null >"$stage/bin/COMMIT" || echo unknown >"$stage/bin/COMMIT"
+  tar -czf "$DEST/bin.tgz" -C "$stage" bin
+  rm -rf "$stage"
+  echo "pack_gpu_deps: built the GPU binaries in ${build_s} s on $(nproc) cores ($B); stamp $(gpu_source_stamp)"
+fi
+total=$(du -sb "$DEST" | cut -f1)
+echo "pack_gpu_deps: $((total >> 20)) MiB in $DEST (limit for what travels: 64 MiB with the tree);" \
+     "carry it: run(command='bash scripts/gpu_check.sh', carry=['.gpu-deps'])"
+[ "$total" -lt $((60 << 20)) ] || { echo "pack_gpu_deps: $DEST is over 60 MiB: it will not travel" >&2; exit 1; }

@@ -1,9 +1,12 @@
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
+
+#include <unistd.h>
 
 #include "engine/cuda_check.h"
 #include "engine/cuda_stream.h"
@@ -12,13 +15,21 @@
 namespace dd {
 
 bool cuda_available() {
-  int n = 0;
-  // No device (or no driver) is an answer here, not an error.
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return n > 0;
+  // Probed once: the answer cannot change within a process, and the apps and tests ask often.
+  static const bool available = [] {
+    CudaProbe p;
+    const cudaError_t err = cudaGetDeviceCount(&p.device_count);
+    cudaGetLastError();  // the probe's error is reported below, never left for a later check
+    p.ok = err == cudaSuccess;
+    p.no_device = err == cudaErrorNoDevice;
+    p.insufficient_driver = err == cudaErrorInsufficientDriver;
+    if (!p.ok) p.error = str_cat(cudaGetErrorName(err), ": ", cudaGetErrorString(err));
+    if (cudaDriverGetVersion(&p.driver_version) != cudaSuccess) p.driver_version = 0;
+    if (cudaRuntimeGetVersion(&p.runtime_version) != cudaSuccess) p.runtime_version = 0;
+    p.device_node = access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0;
+    return cuda_probe_verdict(p);
+  }();
+  return available;
 }
 
 cudaStream_t cuda_stream() {
@@ -137,6 +148,8 @@ class CachingAllocator {
   bool no_cache_ = false;
 };
 
+std::atomic<long long> g_h2d_staged{0}, g_h2d_pageable{0};
+
 CachingAllocator& allocator() {
   // Never destroyed: at exit the driver reclaims device memory, and freeing
   // after the CUDA runtime has shut down would fail.
@@ -152,14 +165,25 @@ void* alloc(std::size_t bytes) {
 void free(void* p) noexcept {
   if (p) allocator().free(p);
 }
-Stats stats() { return allocator().stats(); }
+Stats stats() {
+  Stats s = allocator().stats();
+  s.h2d_staged = g_h2d_staged.load();
+  s.h2d_pageable = g_h2d_pageable.load();
+  return s;
+}
 void reset_peak() { allocator().reset_peak(); }
 void empty_cache() { allocator().empty_cache(); }
 
-// Pageable host memory: cudaMemcpyAsync returns once the host buffer has been
-// staged (h2d), so the caller may reuse it; d2h waits for the data.
+// Through a pinned staging slot (engine/cuda/staging.cu) so the DMA is asynchronous; the source is
+// copied out before this returns either way, so the caller may reuse it at once.
 void copy_h2d(void* dst, const void* src, std::size_t bytes) {
-  if (bytes) DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
+  if (!bytes) return;
+  if (copy_h2d_staged(dst, src, bytes)) {
+    ++g_h2d_staged;
+    return;
+  }
+  DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
+  ++g_h2d_pageable;
 }
 void copy_d2h(void* dst, const void* src, std::size_t bytes) {
   if (!bytes) return;

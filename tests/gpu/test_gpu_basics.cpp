@@ -64,3 +64,10 @@ TEST_CASE("gpu: adam update matches the cpu", "[gpu][adam]") {
   expect_close("adam m", gm.to(Device::CPU), m, 1e-6);
   expect_close("adam v", gv.to(Device::CPU), v, 1e-6);
 }
+
+TEST_CASE("gpu: an op given a cpu and a cuda tensor names both", "[gpu][dispatch]") {
+  Tensor a = Tensor::full({2, 3}, 1.0f, Device::CPU);
+  Tensor b = Tensor::full({2, 3}, 2.0f, Device::CUDA);
+  CHECK_THROWS_WITH(kernels::add(a, b),
+                    Catch::Contains("inputs are on different devices: [2,3] cpu, [2,3] cuda"));
+}
