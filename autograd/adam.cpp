@@ -24,7 +24,9 @@ Adam::Adam(std::vector<Var> params, kernels::AdamHyper hyper) : params_(std::mov
   }
 }
 
-void Adam::step() {
+void Adam::step() { step(Tensor()); }
+
+void Adam::step(const Tensor& grad_scale) {
   // Parameters are grouped by their step count (normally one group), so each
   // group is a single multi-tensor update with one set of step scalars.
   std::vector<std::pair<int64_t, std::vector<kernels::AdamSlot>>> groups;
@@ -36,8 +38,12 @@ void Adam::step() {
     if (it == groups.end()) it = groups.insert(groups.end(), {step, {}});
     it->second.push_back({p.value(), p.grad(), m_[i], v_[i]});
   }
-  for (const auto& [step, slots] : groups)
-    kernels::adam_update_multi(slots, kernels::adam_scalars(hyper_, step));
+  for (const auto& [step, slots] : groups) {
+    if (grad_scale.defined())
+      kernels::adam_update_multi_scaled(slots, kernels::adam_scalars(hyper_, step), grad_scale);
+    else
+      kernels::adam_update_multi(slots, kernels::adam_scalars(hyper_, step));
+  }
 }
 
 void Adam::zero_grad() {
@@ -58,6 +64,14 @@ double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
     kernels::scale_multi_(grads, static_cast<float>(coef));
   }
   return norm;
+}
+
+Tensor clip_grad_norm_factor(const std::vector<Var>& params, double max_norm) {
+  DD_CHECK(!params.empty(), "clip_grad_norm_factor: no parameters");
+  std::vector<Tensor> grads;
+  for (const Var& p : params)
+    if (p.has_grad()) grads.push_back(p.grad());
+  return kernels::clip_coefficient_multi(grads, max_norm, params.front().value().device());
 }
 
 }  // namespace dd::ag

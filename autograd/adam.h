@@ -15,6 +15,10 @@ class Adam {
   // One update of every parameter that has a gradient (as PyTorch, a
   // parameter without one is skipped and its moments are untouched).
   void step();
+  // The same update with every gradient multiplied by grad_scale[0] first (a float tensor on the
+  // parameters' device: clip_grad_norm_factor's), so the clip needs no host round trip; bitwise
+  // what clip_grad_norm followed by step() gives.
+  void step(const Tensor& grad_scale);
   void zero_grad();
 
   // Updates applied to each parameter (PyTorch keeps state['step'] per
@@ -38,5 +42,10 @@ class Adam {
 // exceeds max_norm, every gradient is scaled by max_norm / (norm + 1e-6).
 // Returns the norm before clipping.
 double clip_grad_norm(const std::vector<Var>& params, double max_norm);
+
+// The same clip for a step that reads nothing back: returns [factor, norm] as a 2-element float
+// tensor on the parameters' device and leaves the gradients as they are; Adam::step(factor)
+// applies it. The norm is read (one copy) only when someone wants to log it.
+Tensor clip_grad_norm_factor(const std::vector<Var>& params, double max_norm);
 
 }  // namespace dd::ag

@@ -12,7 +12,8 @@ puts both side by side.
 One (preset, mode) per process, so peak memory (CUDA: max_memory_allocated; CPU: peak RSS) is
 that run's own. The step is ours: a host batch copied to the device, t ~ U{0..999}, q_sample,
 huber loss on the noise, backward, clip_grad_norm_(1.0), Adam(lr 1e-3), zero_grad, and the EMA
-(0.995 every 10 steps, a plain copy up to step 100), the loss read back every step.
+(0.995 every 10 steps, a plain copy up to step 100); the losses are read back once per timed run and
+checked, as our trainer reads them in batches (neither side waits for the GPU inside a step).
 Modes (MODE):
   default      PyTorch as a user gets it: no flag touched (on CUDA: cuDNN convolutions in TF32,
                matmuls in fp32, cudnn.benchmark off);
@@ -132,6 +133,14 @@ def emit(args, row):
             f.write(line + "\n")
 
 
+def check_finite(losses):
+    values = torch.stack(losses).float().cpu().tolist()
+    bad = [i for i, v in enumerate(values) if v != v or v in (float("inf"), float("-inf"))]
+    if bad:
+        raise SystemExit(f"torch_peer: the loss is not finite at step {bad[0] + 1} of {len(values)}")
+    return values[-1]
+
+
 def cmd_train(args):
     why = unavailable(args.mode, args.device)
     if why:
@@ -166,12 +175,12 @@ def cmd_train(args):
                         s.copy_(q)
                     else:
                         s.lerp_(q, 1 - 0.995)
-        return loss.item()  # read back last, as our trainer does
+        return loss.detach()  # read back in batches, as our trainer does (no sync inside a step)
 
     t_warm = time.perf_counter()
     try:
-        for _ in range(max(args.warmup, 1)):
-            train_step()
+        warm = [train_step() for _ in range(max(args.warmup, 1))]
+        check_finite(warm)
     except RuntimeError as e:  # e.g. an op without a bf16 kernel in this torch's CPU autocast
         msg = str(e).strip().splitlines()[-1][:120]
         return emit(args, dict(kind="train", preset=args.preset, unavailable=f"fails in torch {torch.__version__}: {msg}"))
@@ -184,8 +193,8 @@ def cmd_train(args):
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    for _ in range(args.steps):
-        lv = train_step()
+    timed = [train_step() for _ in range(args.steps)]
+    lv = check_finite(timed)  # the one read-back of the timed run
     sync(args.device)
     ms = (time.perf_counter() - t0) * 1e3 / args.steps
     emit(args, dict(kind="train", preset=args.preset, batch=B, ms_step=ms, peak_mib=peak_mib(args.device),

@@ -63,6 +63,8 @@ struct Stats {
   long long device_mallocs = 0;  // cudaMalloc calls so far
   long long h2d_staged = 0;      // host-to-device copies through pinned staging (asynchronous)
   long long h2d_pageable = 0;    // host-to-device copies from pageable memory (the host waits)
+  long long d2h_copies = 0;      // device-to-host copies (each waits for the stream)
+  long long host_syncs = 0;      // times the host waited for the stream to drain (d2h copies included)
 };
 Stats stats();
 void reset_peak();

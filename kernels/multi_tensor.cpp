@@ -16,10 +16,8 @@ Device list_device(const char* op, const std::vector<const Tensor*>& ts) {
   }
   return dev;
 }
-}  // namespace
 
-void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
-  std::vector<const Tensor*> all;
+void check_slots(const std::vector<AdamSlot>& slots, std::vector<const Tensor*>& all) {
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const AdamSlot& a = slots[i];
     DD_CHECK(a.param.defined() && a.grad.defined() && a.m.defined() && a.v.defined(), "adam_update_multi: slot ",
@@ -29,8 +27,35 @@ void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars
              describe(a.m), ", v ", describe(a.v), " must have one shape");
     all.insert(all.end(), {&a.param, &a.grad, &a.m, &a.v});
   }
+}
+}  // namespace
+
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
+  std::vector<const Tensor*> all;
+  check_slots(slots, all);
   if (slots.empty()) return;
   DD_DISPATCH(list_device("adam_update_multi", all), adam_update_multi, slots, s);
+}
+
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale) {
+  std::vector<const Tensor*> all;
+  check_slots(slots, all);
+  if (slots.empty()) return;
+  DD_CHECK(grad_scale.defined() && grad_scale.numel() >= 1, "adam_update_multi_scaled: grad_scale ",
+           describe(grad_scale), " must hold at least one element");
+  all.push_back(&grad_scale);
+  DD_DISPATCH(list_device("adam_update_multi_scaled", all), adam_update_multi_scaled, slots, s, grad_scale);
+}
+
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev) {
+  DD_CHECK(max_norm > 0.0, "clip_coefficient_multi: max_norm must be positive, got ", max_norm);
+  std::vector<const Tensor*> all;
+  for (const Tensor& t : grads) all.push_back(&t);
+  if (!grads.empty()) {
+    const Device d = list_device("clip_coefficient_multi", all);
+    DD_CHECK(d == dev, "clip_coefficient_multi: gradients on ", device_name(d), ", asked for ", device_name(dev));
+  }
+  DD_DISPATCH(dev, clip_coefficient_multi, grads, max_norm, dev);
 }
 
 void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w) {

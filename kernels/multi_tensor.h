@@ -30,11 +30,23 @@ double sum_squares_multi(const std::vector<Tensor>& ts);
 // x_i *= alpha for every i, in place.
 void scale_multi_(const std::vector<Tensor>& ts, float alpha);
 
+// clip_grad_norm_ without a host round trip (the GPU step reads nothing back): a 2-element float
+// tensor on dev, [0] = the factor every gradient is multiplied by, min(1, max_norm / (norm + 1e-6)),
+// [1] = the norm. The norm comes from sum_squares_multi's double sum and the factor is computed in
+// double and rounded once, as ag::clip_grad_norm does on the host.
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev);
+// adam_update_multi with every gradient first multiplied by grad_scale[0] (a float on the slots'
+// device, e.g. clip_coefficient_multi's), rounded as a separate multiply: bitwise what scaling the
+// gradients in place and then calling adam_update_multi gives, without a pass over them.
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale);
+
 namespace cpu {
 void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s);
 void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w);
 double sum_squares_multi(const std::vector<Tensor>& ts);
 void scale_multi_(const std::vector<Tensor>& ts, float alpha);
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev);
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
@@ -43,6 +55,8 @@ void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars
 void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w);
 double sum_squares_multi(const std::vector<Tensor>& ts);
 void scale_multi_(const std::vector<Tensor>& ts, float alpha);
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev);
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale);
 }  // namespace cuda
 #endif
 

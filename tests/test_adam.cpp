@@ -104,3 +104,51 @@ TEST_CASE("clip_grad_norm scales all gradients to the max norm", "[adam]") {
   CHECK(again == Approx(1.0).epsilon(1e-5));
   CHECK(b.grad().to_vector()[0] == Approx(0.8).epsilon(1e-5));
 }
+
+// The trainer's clip: the factor stays where the gradients are and Adam applies it. It must give
+// bitwise what clip_grad_norm (gradients scaled in place) followed by step() gives, whether the
+// clip bites or not, and leave the gradients themselves untouched.
+TEST_CASE("adam: step(clip_grad_norm_factor) is bitwise clip_grad_norm then step", "[adam][multi_tensor]") {
+  DD_TEST_RANDOM(rng);
+  for (double max_norm : {0.05, 1e6}) {  // clipping, and not
+    const std::vector<Shape> shapes = {{3, 5}, {7}, {1}, {2, 3, 3, 4}};
+    std::vector<ag::Var> a, b;
+    std::vector<Tensor> grads;
+    for (const Shape& s : shapes) {
+      const Tensor w = from_double(s, rng.normal(shape_numel(s), 1.0));
+      a.emplace_back(w.clone(), true);
+      b.emplace_back(w.clone(), true);
+      grads.push_back(from_double(s, rng.normal(shape_numel(s), 0.3)));
+    }
+    const kernels::AdamHyper h{1e-2f, 0.9f, 0.99f, 1e-8f, 0.01f};
+    ag::Adam ref(a, h), fused(b, h);
+    for (int step = 0; step < 3; ++step) {
+      for (std::size_t i = 0; i < shapes.size(); ++i) {
+        a[i].accumulate_grad(grads[i].clone());
+        b[i].accumulate_grad(grads[i]);  // shares the caller's storage: must not be scaled in place
+      }
+      const double norm = ag::clip_grad_norm(a, max_norm);
+      ref.step();
+      const Tensor factor = ag::clip_grad_norm_factor(b, max_norm);
+      const std::vector<float> fv = factor.to_vector();
+      CHECK(fv[1] == static_cast<float>(norm));
+      CHECK(fv[0] == (max_norm / (norm + 1e-6) < 1.0 ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f));
+      fused.step(factor);
+      for (std::size_t i = 0; i < shapes.size(); ++i) {
+        CHECK(b[i].value().to_vector() == a[i].value().to_vector());
+        CHECK(fused.exp_avg()[i].to_vector() == ref.exp_avg()[i].to_vector());
+        CHECK(fused.exp_avg_sq()[i].to_vector() == ref.exp_avg_sq()[i].to_vector());
+        CHECK(b[i].grad().to_vector() == grads[i].to_vector());
+      }
+      ref.zero_grad();
+      fused.zero_grad();
+    }
+  }
+}
+
+TEST_CASE("adam: clip_grad_norm_factor with no gradient is 1, and rejects a bad max_norm", "[adam]") {
+  ag::Var a(Tensor::zeros({2}), true);
+  CHECK(ag::clip_grad_norm_factor({a}, 1.0).to_vector() == std::vector<float>{1.0f, 0.0f});
+  a.accumulate_grad(Tensor::from_vector({2}, {3.0f, 4.0f}));
+  CHECK_THROWS_WITH(ag::clip_grad_norm_factor({a}, 0.0), Catch::Contains("max_norm must be positive"));
+}

@@ -11,6 +11,7 @@
 #include "apps/data/loader.h"
 #include "apps/data/open_dataset.h"
 #include "apps/ddpm/checkpoint.h"
+#include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/report/atomic_file.h"
 #include "apps/report/image_grid.h"
@@ -243,27 +244,43 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   double interval_loss = 0.0, smooth_loss = NAN;
   int64_t interval_steps = 0;
   const double elapsed_before = state.elapsed_s;
+  // On the GPU the losses are read back only when needed (see loss_ring.h); the CPU reads each step,
+  // which costs nothing there and keeps the progress line current.
+  LossRing losses(dev, 1024);
+  // Reads the pending losses: each must be finite (a diverged step has touched only the in-memory
+  // weights: nothing is saved after the throw, so the last checkpoint stays intact).
+  auto drain_losses = [&] {
+    const std::vector<float> lvs = losses.drain();
+    const int64_t first = state.step - static_cast<int64_t>(lvs.size()) + 1;
+    for (std::size_t i = 0; i < lvs.size(); ++i) {
+      const double lv = lvs[i];
+      DD_CHECK(std::isfinite(lv), "training diverged at step ", first + static_cast<int64_t>(i), ": the loss is ",
+               lv, ". Lower --lr or keep --grad-clip on; the last checkpoint in ", opts.out, " is intact");
+      interval_loss += lv;
+      ++interval_steps;
+      smooth_loss = std::isnan(smooth_loss) ? lv : 0.98 * smooth_loss + 0.02 * lv;
+    }
+  };
 
   while (state.step < opts.steps && !g_stop) {
     Tensor x0 = loader.next_batch().to(dev);
     ag::Var loss = diffusion.p_losses(model, x0, gen);
     ag::Tape::current().backward(loss);
-    if (opts.grad_clip > 0) ag::clip_grad_norm(params, opts.grad_clip);
-    adam.step();
+    // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
+    if (opts.grad_clip > 0)
+      adam.step(ag::clip_grad_norm_factor(params, opts.grad_clip));
+    else
+      adam.step();
     adam.zero_grad();
     ag::Tape::current().clear();
     if (ema) ema->update(state.step + 1);
-    // Read back only now: on the GPU, reading it right after the forward would leave the device
-    // idle while the backward's launches are queued. A diverged step has touched only the
-    // in-memory weights: nothing is saved after the throw, so the last checkpoint stays intact.
-    const double lv = loss.value().item();
-    DD_CHECK(std::isfinite(lv), "training diverged at step ", state.step + 1, ": the loss is ", lv,
-             ". Lower --lr or keep --grad-clip on; the last checkpoint in ", opts.out, " is intact");
+    losses.push(loss.value());
     ++state.step;
+    const bool log_step = state.step % opts.log_every == 0 || state.step == opts.steps;
+    const bool save_step = opts.save_every > 0 && state.step % opts.save_every == 0;
+    const bool sample_step = opts.sample_every > 0 && state.step % opts.sample_every == 0;
+    if (dev == Device::CPU || log_step || save_step || sample_step || losses.full() || g_stop) drain_losses();
 
-    interval_loss += lv;
-    ++interval_steps;
-    smooth_loss = std::isnan(smooth_loss) ? lv : 0.98 * smooth_loss + 0.02 * lv;
     const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
     const double ips = static_cast<double>((state.step - summary.start_step) * opts.batch_size) / std::max(run_s, 1e-9);
     char extra[128];
@@ -271,7 +288,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
                   smooth_loss, ips);
     progress.update(state.step, extra);
 
-    if (state.step % opts.log_every == 0 || state.step == opts.steps) {
+    if (log_step) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - t_interval).count();
       summary.last_loss = interval_loss / static_cast<double>(interval_steps);
@@ -290,6 +307,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
       write_samples();
     }
   }
+  drain_losses();  // none pending (the last step drains), but a ring is never left unchecked
   progress.finish();
   summary.end_step = state.step;
   summary.interrupted = state.step < opts.steps;

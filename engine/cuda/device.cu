@@ -46,6 +46,9 @@ cudaStream_t cuda_stream() {
 namespace cuda_mem {
 
 namespace {
+// Counters of what crosses between host and device (cuda_mem::stats()).
+std::atomic<long long> g_h2d_staged{0}, g_h2d_pageable{0}, g_d2h_copies{0}, g_host_syncs{0};
+
 // Exact-size free lists. A training step asks for the same sizes every step,
 // so after the first step every request is a hit and cudaMalloc (which
 // synchronizes the device) never runs inside the loop.
@@ -132,6 +135,7 @@ class CachingAllocator {
   void release_cached_locked() {
     if (stats_.cached == 0) return;  // nothing to give back (and maybe no device to ask)
     // Blocks may still be read by queued kernels: drain the stream first.
+    ++g_host_syncs;
     DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
     for (auto& [size, ptrs] : free_) {
       for (void* p : ptrs) DD_CUDA_CHECK(cudaFree(p));
@@ -147,8 +151,6 @@ class CachingAllocator {
   Stats stats_;
   bool no_cache_ = false;
 };
-
-std::atomic<long long> g_h2d_staged{0}, g_h2d_pageable{0};
 
 CachingAllocator& allocator() {
   // Never destroyed: at exit the driver reclaims device memory, and freeing
@@ -169,6 +171,8 @@ Stats stats() {
   Stats s = allocator().stats();
   s.h2d_staged = g_h2d_staged.load();
   s.h2d_pageable = g_h2d_pageable.load();
+  s.d2h_copies = g_d2h_copies.load();
+  s.host_syncs = g_host_syncs.load();
   return s;
 }
 void reset_peak() { allocator().reset_peak(); }
@@ -187,6 +191,8 @@ void copy_h2d(void* dst, const void* src, std::size_t bytes) {
 }
 void copy_d2h(void* dst, const void* src, std::size_t bytes) {
   if (!bytes) return;
+  ++g_d2h_copies;
+  ++g_host_syncs;
   DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
   DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
 }
@@ -210,6 +216,7 @@ void fill_f32(float* dst, float value, std::size_t count) {
   DD_CUDA_LAUNCH_CHECK("fill_kernel");
 }
 void synchronize() {
+  ++g_host_syncs;
   DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
   DD_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,5 +1,7 @@
 #include "kernels/multi_tensor.h"
 
+#include <cmath>
+
 #include "kernels/adam_math.h"
 #include "kernels/cpu/parallel.h"
 
@@ -41,6 +43,30 @@ void scale_multi_(const std::vector<Tensor>& ts, float alpha) {
     const int64_t n = t.numel();
 #pragma omp parallel for simd schedule(static) if (n > (1 << 15))
     for (int64_t i = 0; i < n; ++i) p[i] *= alpha;
+  }
+}
+
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device) {
+  const double norm = std::sqrt(sum_squares_multi(grads));
+  const double coef = max_norm / (norm + 1e-6);
+  return Tensor::from_vector({2}, {coef < 1.0 ? static_cast<float>(coef) : 1.0f, static_cast<float>(norm)});
+}
+
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale) {
+  const float scale = grad_scale.data()[0];
+  if (scale == 1.0f) return cpu::adam_update_multi(slots, s);
+  // The scaled gradient is stored, then read by the plain update (another translation unit), so
+  // the product is rounded on its own whatever the compiler contracts: bitwise the in-place scale
+  // followed by adam_update_multi, without modifying a gradient that may share its storage.
+  for (const AdamSlot& a : slots) {
+    Tensor scaled = Tensor::empty(a.grad.shape());
+    const int64_t n = a.grad.numel();
+    const float* g = a.grad.data();
+    float* gs = scaled.data();
+#pragma omp parallel for simd schedule(static) if (n > (1 << 15))
+    for (int64_t i = 0; i < n; ++i) gs[i] = g[i] * scale;
+    Tensor p = a.param, m = a.m, v = a.v;
+    cpu::adam_update(p, scaled, m, v, s);
   }
 }
 

@@ -20,17 +20,22 @@ __device__ __forceinline__ void block_range(const Table<P>& tab, int& t, int64_t
   hi = min(lo + kChunk, tab.n[t]);
 }
 
-__global__ void __launch_bounds__(kBlockThreads) adam_multi_kernel(Table<4> tab, AdamStepScalars s) {
+// grad_scale: null, or a device float every gradient is multiplied by first (the clip factor,
+// computed on the device by fold_partials_kernel). __fmul_rn keeps that product a rounding of its
+// own, never contracted into the update's arithmetic: bitwise the in-place scale, then Adam.
+__global__ void __launch_bounds__(kBlockThreads) adam_multi_kernel(Table<4> tab, AdamStepScalars s,
+                                                                   const float* grad_scale) {
   int t;
   int64_t lo, hi;
   block_range(tab, t, lo, hi);
+  const float scale = grad_scale ? *grad_scale : 1.0f;
   float* p = tab.ptr[0][t];
   const float* g = tab.ptr[1][t];
   float* m = tab.ptr[2][t];
   float* v = tab.ptr[3][t];
   for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
     float pi = p[i], mi = m[i], vi = v[i];
-    adam_element(pi, g[i], mi, vi, s);
+    adam_element(pi, grad_scale ? __fmul_rn(g[i], scale) : g[i], mi, vi, s);
     p[i] = pi;
     m[i] = mi;
     v[i] = vi;
@@ -74,8 +79,11 @@ __global__ void __launch_bounds__(kBlockThreads)
   if (threadIdx.x == 0) partial[first_block + blockIdx.x] = red[0];
 }
 
-// One block folds every partial: each thread a strided subset in order, then a fixed tree.
-__global__ void __launch_bounds__(kBlockThreads) fold_partials_kernel(const double* partial, int64_t n, double* out) {
+// One block folds every partial: each thread a strided subset in order, then a fixed tree. With
+// clip non-null it also writes clip_grad_norm_'s factor and the norm there, in the host's double
+// arithmetic (IEEE sqrt and division), so nothing is read back to decide the clip.
+__global__ void __launch_bounds__(kBlockThreads)
+    fold_partials_kernel(const double* partial, int64_t n, double* out, double max_norm, float* clip) {
   __shared__ double red[kBlockThreads];
   double acc = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
@@ -85,7 +93,15 @@ __global__ void __launch_bounds__(kBlockThreads) fold_partials_kernel(const doub
     if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
     __syncthreads();
   }
-  if (threadIdx.x == 0) *out = red[0];
+  if (threadIdx.x == 0) {
+    *out = red[0];
+    if (clip) {
+      const double norm = sqrt(red[0]);
+      const double coef = max_norm / (norm + 1e-6);
+      clip[0] = coef < 1.0 ? float(coef) : 1.0f;
+      clip[1] = float(norm);
+    }
+  }
 }
 
 std::vector<std::array<float*, 1>> one_ptr(const std::vector<Tensor>& ts, std::vector<int64_t>& sizes) {
@@ -98,7 +114,8 @@ std::vector<std::array<float*, 1>> one_ptr(const std::vector<Tensor>& ts, std::v
 }
 }  // namespace
 
-void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
+namespace {
+void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const float* grad_scale) {
   std::vector<std::array<float*, 4>> ptrs;
   std::vector<int64_t> sizes;
   for (const AdamSlot& a : slots) {
@@ -107,9 +124,46 @@ void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars
     sizes.push_back(a.param.numel());
   }
   for_each_table<4>(ptrs, sizes, [&](const Table<4>& tab, int blocks, int64_t) {
-    adam_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, s);
+    adam_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, s, grad_scale);
     DD_CUDA_LAUNCH_CHECK("adam_multi_kernel");
   });
+}
+
+// The sum of squares of every tensor into device scratch; returns it, holding the partials and, at
+// [total_blocks], the total (doubles in a float tensor), or an undefined tensor for no elements.
+Tensor sum_squares_device(const std::vector<Tensor>& ts, int64_t& total_blocks, double max_norm, float* clip) {
+  std::vector<int64_t> sizes;
+  const auto ptrs = one_ptr(ts, sizes);
+  total_blocks = 0;
+  for (int64_t n : sizes) total_blocks += (n + kChunk - 1) / kChunk;
+  if (total_blocks == 0) return Tensor();
+  Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, Device::CUDA);
+  double* partial = reinterpret_cast<double*>(scratch.data());
+  for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t first) {
+    sum_squares_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, partial, first);
+    DD_CUDA_LAUNCH_CHECK("sum_squares_multi_kernel");
+  });
+  fold_partials_kernel<<<1, kBlockThreads, 0, stream()>>>(partial, total_blocks, partial + total_blocks, max_norm,
+                                                          clip);
+  DD_CUDA_LAUNCH_CHECK("fold_partials_kernel");
+  return scratch;
+}
+}  // namespace
+
+void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
+  adam_launches(slots, s, nullptr);
+}
+
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale) {
+  adam_launches(slots, s, grad_scale.data());
+}
+
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device) {
+  Tensor clip = Tensor::empty({2}, Device::CUDA);
+  int64_t total_blocks = 0;
+  const Tensor scratch = sum_squares_device(grads, total_blocks, max_norm, clip.data());
+  if (total_blocks == 0) clip = Tensor::from_vector({2}, {1.0f, 0.0f}, Device::CUDA);  // no gradient: no clip
+  return clip;
 }
 
 void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w) {
@@ -126,22 +180,11 @@ void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tens
 }
 
 double sum_squares_multi(const std::vector<Tensor>& ts) {
-  std::vector<int64_t> sizes;
-  const auto ptrs = one_ptr(ts, sizes);
   int64_t total_blocks = 0;
-  for (int64_t n : sizes) total_blocks += (n + kChunk - 1) / kChunk;
+  const Tensor scratch = sum_squares_device(ts, total_blocks, 0.0, nullptr);
   if (total_blocks == 0) return 0.0;
-  // total_blocks partials and the result, as doubles in float-typed scratch.
-  Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, Device::CUDA);
-  double* partial = reinterpret_cast<double*>(scratch.data());
-  for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t first) {
-    sum_squares_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, partial, first);
-    DD_CUDA_LAUNCH_CHECK("sum_squares_multi_kernel");
-  });
-  fold_partials_kernel<<<1, kBlockThreads, 0, stream()>>>(partial, total_blocks, partial + total_blocks);
-  DD_CUDA_LAUNCH_CHECK("fold_partials_kernel");
   double result = 0.0;
-  cuda_mem::copy_d2h(&result, partial + total_blocks, sizeof(double));
+  cuda_mem::copy_d2h(&result, reinterpret_cast<const double*>(scratch.data()) + total_blocks, sizeof(double));
   return result;
 }
 

@@ -142,3 +142,58 @@ TEST_CASE("emu: multi-tensor adam, ema, sum of squares and scale match the cpu",
   kernels::emu::scale_multi_(ge, 0.37f);
   for (std::size_t i = 0; i < shapes.size(); ++i) expect_close("scale " + std::to_string(i), ge[i], g[i], 0.0);
 }
+
+// The trainer's clip without a read-back: the factor and norm from the fold kernel, and Adam with
+// the factor applied in-kernel (a separate rounded multiply), against the CPU backend.
+TEST_CASE("emu: clip factor and adam with a grad scale match the cpu", "[emu][multi_tensor]") {
+  DD_TEST_RANDOM(rng);
+  namespace plan = dd::kernels::cuda;
+  std::vector<Shape> shapes;
+  for (int i = 0; i < plan::kMaxTensors + 3; ++i) shapes.push_back({1 + (i * 53) % 701});
+  shapes.push_back({plan::kChunk + 7});
+  std::vector<Tensor> p, g, m, v;
+  for (const Shape& s : shapes) {
+    p.push_back(rnd(rng, s, 1.0));
+    g.push_back(rnd(rng, s, 1.0));
+    m.push_back(rnd(rng, s, 0.1));
+    v.push_back(uni(rng, s, 0.0, 0.01));
+  }
+  for (double max_norm : {0.5, 1e9}) {
+    const Tensor fc = kernels::cpu::clip_coefficient_multi(g, max_norm, Device::CPU);
+    const Tensor fe = kernels::emu::clip_coefficient_multi(g, max_norm, Device::CPU);
+    // One double sum in another order, then the same double arithmetic rounded to float: within an
+    // ulp or two of float.
+    expect_close("clip factor", fe, fc, 1e-6);
+    if (max_norm > 1e6) CHECK(fe.to_vector()[0] == 1.0f);
+  }
+  const std::vector<Tensor> none;
+  CHECK(kernels::emu::clip_coefficient_multi(none, 1.0, Device::CPU).to_vector() == std::vector<float>{1.0f, 0.0f});
+
+  const Tensor factor = Tensor::from_vector({2}, {0.3712f, 0.0f});
+  std::vector<Tensor> pe, me, ve;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    pe.push_back(copy(p[i]));
+    me.push_back(copy(m[i]));
+    ve.push_back(copy(v[i]));
+  }
+  const kernels::AdamStepScalars sc = kernels::adam_scalars({2e-4f, 0.9f, 0.99f, 1e-8f, 0.01f}, 4);
+  std::vector<kernels::AdamSlot> cs, es;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    cs.push_back({p[i], g[i], m[i], v[i]});
+    es.push_back({pe[i], g[i], me[i], ve[i]});
+  }
+  const std::vector<Tensor> g_before = [&] {
+    std::vector<Tensor> out;
+    for (const Tensor& t : g) out.push_back(copy(t));
+    return out;
+  }();
+  kernels::cpu::adam_update_multi_scaled(cs, sc, factor);
+  kernels::emu::adam_update_multi_scaled(es, sc, factor);
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    // The same fp32 expressions (as the unscaled update above): 1e-6.
+    expect_close("scaled adam param " + std::to_string(i), pe[i], p[i], 1e-6);
+    expect_close("scaled adam m " + std::to_string(i), me[i], m[i], 1e-6);
+    expect_close("scaled adam v " + std::to_string(i), ve[i], v[i], 1e-6);
+    CHECK(g[i].to_vector() == g_before[i].to_vector());  // the gradients are left as they were
+  }
+}
