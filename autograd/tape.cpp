@@ -57,18 +57,33 @@ Tape& Tape::current() {
   return tape;
 }
 
-void Tape::record(std::function<void()> backward) { nodes_.push_back(std::move(backward)); }
+void Tape::record(std::function<void()> backward) {
+  DD_CHECK(!ran_, "record: this tape has already been run; clear() it before recording a new forward");
+  nodes_.push_back(std::move(backward));
+}
 
 void Tape::backward(const Var& loss) {
   DD_CHECK(loss.defined(), "backward: undefined loss");
   DD_CHECK(loss.value().numel() == 1, "backward: loss must be a scalar, got ",
            describe(loss.value()));
   DD_CHECK(loss.requires_grad(), "backward: loss does not depend on any variable that requires grad");
+  DD_CHECK(!ran_, "backward: this tape has already been run (its closures, and the activations they held, were "
+           "freed as they ran); clear() it and record the forward again");
+  ran_ = true;
   loss.accumulate_grad(Tensor::full(loss.shape(), 1.0f, loss.value().device()));
-  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) (*it)();
+  // Each closure is destroyed as soon as it has run: the activations it captured are freed during
+  // the backward instead of at clear(), so the backward's peak holds only what is still to come.
+  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
+    std::function<void()> node = std::move(*it);
+    *it = nullptr;
+    node();
+  }
 }
 
-void Tape::clear() { nodes_.clear(); }
+void Tape::clear() {
+  nodes_.clear();
+  ran_ = false;
+}
 
 bool grad_enabled() { return g_grad_enabled; }
 

@@ -52,7 +52,8 @@ class Tape {
 
   void record(std::function<void()> backward);
   // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs every
-  // recorded closure in reverse order.
+  // recorded closure in reverse order, freeing each (and what it captured) once
+  // it has run. A tape runs once: backward again, or recording, needs clear().
   void backward(const Var& loss);
   // Forgets the recorded closures (and the activations they hold); keeps capacity.
   void clear();
@@ -60,6 +61,7 @@ class Tape {
 
  private:
   std::vector<std::function<void()>> nodes_;
+  bool ran_ = false;
 };
 
 bool grad_enabled();

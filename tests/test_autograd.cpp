@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <memory>
 
 #include "autograd/activation.h"
 #include "autograd/elementwise.h"
@@ -109,4 +110,36 @@ TEST_CASE("autograd: backward needs a scalar loss that depends on a parameter", 
   REQUIRE_THROWS_WITH(ag::Tape::current().backward(y), Catch::Contains("scalar") && Catch::Contains("[2]"));
   ag::Var c(Tensor::scalar(1.0f));
   REQUIRE_THROWS_WITH(ag::Tape::current().backward(c), Catch::Contains("requires grad"));
+}
+
+// The tape frees each closure, and what it captured, as soon as it has run: by the time an earlier
+// op's backward runs, every later op's closure (and its activations) is already gone.
+TEST_CASE("autograd: backward frees each closure once it has run, and runs only once", "[autograd]") {
+  TapeGuard guard;
+  ag::Tape& tape = ag::Tape::current();
+  tape.clear();
+  ag::Var w(Tensor::from_vector({2}, {1, 2}), true);
+  auto held_first = std::make_shared<int>(1), held_second = std::make_shared<int>(2);
+  std::weak_ptr<int> first = held_first, second = held_second;
+  bool second_freed_before_first_ran = false, first_ran = false;
+  // Recorded first, so it runs last.
+  tape.record([held = std::move(held_first), second, &second_freed_before_first_ran, &first_ran] {
+    second_freed_before_first_ran = second.expired();
+    first_ran = *held == 1;
+  });
+  tape.record([held = std::move(held_second)] { (void)held; });
+  ag::Var loss = ag::sum(ag::mul(w, w));
+  CHECK_FALSE(first.expired());
+  tape.backward(loss);
+  CHECK(first_ran);
+  CHECK(second_freed_before_first_ran);
+  CHECK(first.expired());
+  CHECK(w.grad().to_vector() == std::vector<float>{2, 4});
+  CHECK_THROWS_WITH(tape.backward(loss), Catch::Contains("already been run"));
+  CHECK_THROWS_WITH(ag::sum(ag::mul(w, w)), Catch::Contains("clear() it before recording"));
+  tape.clear();
+  ag::Var again = ag::sum(ag::mul(w, w));
+  w.zero_grad();
+  tape.backward(again);
+  CHECK(w.grad().to_vector() == std::vector<float>{2, 4});
 }
