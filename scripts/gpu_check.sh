@@ -5,8 +5,8 @@
 #      only dd_gpu_tests, train_ddpm, sample_ddpm and the bench binaries, with every core;
 #   2. the GPU tests, one process per test case, several at a time (a failing case is named, with
 #      the command that reruns it alone);
-#   3. compute-sanitizer memcheck and racecheck over the op tests, side by side, within one bounded
-#      window (cases not reached in time are listed as not checked, never as passed);
+#   3. compute-sanitizer memcheck, racecheck, synccheck and initcheck over the op tests, side by side,
+#      within one bounded window (cases not reached in time are listed as not checked, never passed);
 #   4. 300 training steps of the Fashion-MNIST GPU preset, then a 64-image grid (1000 DDPM steps);
 #   5. a summary table, last. Exit status non-zero if any step failed.
 # No CPU ctest here: CI runs it. Logs, the grid and the loss curve go to $CHECK_DIR (default
@@ -88,35 +88,40 @@ if [ -x "$T" ]; then
       --case-timeout 180 --timeout-fails --log-dir "$CHECK_DIR/cases" --summary "$CHECK_DIR/gpu_tests.sum"
   note "$(cat "$CHECK_DIR/gpu_tests.sum" 2>/dev/null)"
 
-  # 3. memcheck and racecheck side by side, each over the op tests. The training-step cases repeat
-  # the same kernels for many steps and only add time; the allocator cases test the cache that
-  # memcheck runs without. racecheck (shared-memory hazards) also leaves out the long shape sweeps:
-  # the other cases of those ops launch every kernel variant. DD_CUDA_NO_CACHE=1 gives every tensor
-  # its own exact-size cudaMalloc, so memcheck sees each tensor's own bounds.
+  # 3. The sanitizers side by side, each over the op tests, in one window. The training-step cases
+  # repeat the same kernels for many steps and only add time; the allocator cases test the cache that
+  # memcheck and initcheck run without (DD_CUDA_NO_CACHE=1: every tensor its own exact-size
+  # cudaMalloc, so memcheck sees each tensor's own bounds and initcheck each one's first writes).
+  # racecheck and synccheck (shared-memory hazards, barriers) also leave out the long shape sweeps:
+  # the other cases of those ops launch every kernel variant.
   win=$SANITIZER_WINDOW
   [ "$win" -gt $(($(left) - 60)) ] && win=$(($(left) - 60))
   if [ "$win" -ge 30 ]; then
     t0=$SECONDS
-    python3 scripts/gpu_cases.py --binary "$T" --filter "~[train_step]~[allocator]" --name memcheck \
-      --jobs "$SANITIZER_JOBS" --deadline "$win" --case-timeout "$win" --log-dir "$CHECK_DIR/cases" \
-      --env DD_CUDA_NO_CACHE=1 --summary "$CHECK_DIR/memcheck.sum" \
-      --wrap "compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check no" >"$CHECK_DIR/memcheck.log" 2>&1 &
-    pid_mem=$!
-    python3 scripts/gpu_cases.py --binary "$T" --filter "~[train_step]~[allocator]~[sweep]~[multi_tensor]" \
-      --name racecheck --jobs "$SANITIZER_JOBS" --deadline "$win" --case-timeout "$win" \
-      --log-dir "$CHECK_DIR/cases" --summary "$CHECK_DIR/racecheck.sum" \
-      --wrap "compute-sanitizer --tool racecheck --error-exitcode 1" >"$CHECK_DIR/racecheck.log" 2>&1 &
-    pid_race=$!
-    for tool in memcheck racecheck; do
-      pid=$pid_mem
-      [ $tool = racecheck ] && pid=$pid_race
-      if wait "$pid"; then r=PASS; else r=FAIL; tail -n 60 "$CHECK_DIR/$tool.log"; fi
+    ops="~[train_step]~[allocator]"
+    tools=(memcheck racecheck synccheck initcheck)
+    declare -A filter=([memcheck]="$ops" [racecheck]="$ops~[sweep]~[multi_tensor]" [synccheck]="$ops~[sweep]"
+                       [initcheck]="$ops~[sweep]")
+    declare -A jobs=([memcheck]=$SANITIZER_JOBS [racecheck]=$SANITIZER_JOBS [synccheck]=2 [initcheck]=2)
+    declare -A extra=([memcheck]="--leak-check no" [racecheck]="" [synccheck]="" [initcheck]="")
+    declare -A pid
+    for tool in "${tools[@]}"; do
+      envs=()
+      case $tool in memcheck|initcheck) envs=(--env DD_CUDA_NO_CACHE=1) ;; esac
+      python3 scripts/gpu_cases.py --binary "$T" --filter "${filter[$tool]}" --name "$tool" --jobs "${jobs[$tool]}" \
+        --deadline "$win" --case-timeout "$win" --log-dir "$CHECK_DIR/cases" "${envs[@]}" \
+        --summary "$CHECK_DIR/$tool.sum" \
+        --wrap "compute-sanitizer --tool $tool --error-exitcode 1 ${extra[$tool]}" >"$CHECK_DIR/$tool.log" 2>&1 &
+      pid[$tool]=$!
+    done
+    for tool in "${tools[@]}"; do
+      if wait "${pid[$tool]}"; then r=PASS; else r=FAIL; tail -n 60 "$CHECK_DIR/$tool.log"; fi
       sum=$(cat "$CHECK_DIR/$tool.sum" 2>/dev/null || echo "no summary; see $CHECK_DIR/$tool.log")
       case "$sum" in *"not run"*|*timeout*) [ $r = PASS ] && r=PARTIAL ;; esac
       record "$tool (op tests, ${win} s window)" $r $((SECONDS - t0)) "$sum"
     done
   else
-    record "memcheck + racecheck" SKIP 0 "out of time (CHECK_BUDGET=$CHECK_BUDGET)"
+    record "sanitizers" SKIP 0 "out of time (CHECK_BUDGET=$CHECK_BUDGET)"
   fi
 else
   record "GPU tests" SKIP 0 "no test binary"
@@ -156,15 +161,15 @@ failed=0
 for r in "${results[@]}"; do case $r in PASS|PARTIAL) ;; *) failed=1 ;; esac; done
 
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  # At most 8 files come back: the summary, the three case tables, the train log, the grid, the loss
-  # curve, and every case log packed into one archive.
+  # At most 8 files come back: the summary, three case tables, the grid, the loss curve, and every
+  # log (the other sanitizers' tables, the train and sample logs, each case's log) in one archive.
   cp "$table" "$CHECK_DIR/gpu_tests.log" "$CHECK_DIR/memcheck.log" "$CHECK_DIR/racecheck.log" "$OUT"/ 2>/dev/null
   cp "$CHECK_DIR/grid.png" "$CHECK_DIR/run/loss_curve.png" "$OUT"/ 2>/dev/null
   tar -czf "$OUT/check_logs.tgz" -C "$CHECK_DIR" --exclude=run . 2>/dev/null
 fi
 
 # Failing cases' details first, the table last (the device tool returns the end of the output).
-for f in gpu_tests memcheck racecheck; do
+for f in gpu_tests memcheck racecheck synccheck initcheck; do
   grep -q -- "^---- " "$CHECK_DIR/$f.log" 2>/dev/null && { echo; sed -n '/^---- /,$p' "$CHECK_DIR/$f.log" | tail -n 80; }
 done
 echo
