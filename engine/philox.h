@@ -82,4 +82,11 @@ DD_HOST_DEVICE inline uint32_t philox_u32(uint64_t seed, uint64_t block, int lan
   return philox4x32_10(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)).v[lane & 3];
 }
 
+// A uniform integer in [0, n) from one block: 64 random bits (lanes 0 and 1) modulo n; the bias is
+// below 2^-40 for n < 2^24. Generator::uniform_int and the device's timestep draw both use this.
+DD_HOST_DEVICE inline uint64_t philox_uniform_int(uint64_t seed, uint64_t block, uint64_t n) {
+  const uint64_t x = (static_cast<uint64_t>(philox_u32(seed, block, 0)) << 32) | philox_u32(seed, block, 1);
+  return x % n;
+}
+
 }  // namespace dd

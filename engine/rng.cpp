@@ -33,10 +33,7 @@ Tensor randn(const Shape& shape, uint64_t seed, uint64_t offset, Device dev) {
 
 uint64_t Generator::uniform_int(uint64_t n) {
   DD_CHECK(n > 0, "Generator::uniform_int: empty range");
-  uint64_t b = offset_++;
-  uint64_t x = (static_cast<uint64_t>(philox_u32(seed_, b, 0)) << 32) | philox_u32(seed_, b, 1);
-  // 64 random bits modulo a small n: bias below 2^-40 for n < 2^24.
-  return x % n;
+  return philox_uniform_int(seed_, offset_++, n);
 }
 
 double Generator::uniform() {

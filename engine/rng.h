@@ -36,6 +36,13 @@ class Generator {
   }
   // A uniform integer in [0, n) (n > 0); uses one block.
   uint64_t uniform_int(uint64_t n);
+  // Reserves `blocks` blocks (e.g. one per uniform_int drawn elsewhere, on a device) and returns the
+  // offset of the first.
+  uint64_t skip(uint64_t blocks) {
+    uint64_t o = offset_;
+    offset_ += blocks;
+    return o;
+  }
   // A uniform double in [0, 1); uses one block.
   double uniform();
 

@@ -5,6 +5,7 @@
 #include "autograd/loss.h"
 #include "engine/error.h"
 #include "kernels/diffusion.h"
+#include "kernels/timesteps.h"
 
 namespace dd::models {
 
@@ -47,11 +48,18 @@ ag::Var predict_eps(const char* op, Denoiser& model, const ag::Var& x_t, const T
 // One timestep for the whole batch: buffer[t] (rounded once to float) for each of B samples.
 Tensor coef(double value, int64_t B, Device dev) { return Tensor::full({B}, static_cast<float>(value), dev); }
 
-Tensor timesteps(const std::vector<int64_t>& t, Device dev) {
-  std::vector<float> v(t.begin(), t.end());
-  return Tensor::from_vector({static_cast<int64_t>(t.size())}, v, dev);
-}
 }  // namespace
+
+const Tensor& GaussianDiffusion::table(const std::vector<double>& buffer, Device dev) const {
+  const auto key = std::make_pair(static_cast<const void*>(&buffer), dev);
+  auto it = cache_.tables.find(key);
+  if (it == cache_.tables.end()) {
+    std::vector<int64_t> all(static_cast<std::size_t>(schedule_.T));
+    for (int64_t i = 0; i < schedule_.T; ++i) all[static_cast<std::size_t>(i)] = i;
+    it = cache_.tables.emplace(key, schedule_.extract(buffer, all, dev)).first;
+  }
+  return it->second;
+}
 
 GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_type, Objective objective)
     : schedule_(std::move(schedule)), loss_type_(loss_type), objective_(objective) {
@@ -70,17 +78,16 @@ ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator
   const int64_t B = x0.dim(0);
   const Device dev = x0.device();
 
-  // The documented draw order: timesteps, noise, then the self-conditioning coin.
-  std::vector<int64_t> t(static_cast<std::size_t>(B));
-  for (auto& v : t) v = static_cast<int64_t>(gen.uniform_int(static_cast<uint64_t>(schedule_.T)));
-  // The noise's counters are reserved here, as gen.randn would, and drawn inside q_sample_philox.
+  // The documented draw order: timesteps, noise, then the self-conditioning coin. The timesteps
+  // and the noise are drawn on x0's device from their reserved blocks: nothing is uploaded.
+  const Tensor tt = kernels::draw_timesteps(B, schedule_.T, gen.seed(), gen.skip(static_cast<uint64_t>(B)), dev);
   const uint64_t noise_offset = gen.reserve(x0.numel());
   const bool self_cond = model.self_condition() && gen.uniform() < 0.5;
+  const auto at = [&](const std::vector<double>& buffer) { return kernels::gather_timesteps(table(buffer, dev), tt); };
 
-  const Tensor tt = timesteps(t, dev);
-  kernels::QSampleOut q = kernels::q_sample_philox(
-      x0, schedule_.extract(schedule_.sqrt_alphas_cumprod, t, dev),
-      schedule_.extract(schedule_.sqrt_one_minus_alphas_cumprod, t, dev), gen.seed(), noise_offset);
+  kernels::QSampleOut q = kernels::q_sample_philox(x0, at(schedule_.sqrt_alphas_cumprod),
+                                                   at(schedule_.sqrt_one_minus_alphas_cumprod), gen.seed(),
+                                                   noise_offset);
   const Tensor noise = q.noise;
   const ag::Var x_t(q.x_t);
   ag::Var x_self_cond;
@@ -88,14 +95,13 @@ ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator
     ag::NoGrad no_grad;
     const ag::Var eps = predict_eps(op, model, x_t, tt, ag::Var());
     // A fresh Var that requires no gradient: nothing flows back through it.
-    x_self_cond = ag::Var(kernels::predict_x0(
-        x_t.value(), eps.value(), schedule_.extract(schedule_.sqrt_recip_alphas_cumprod, t, dev),
-        schedule_.extract(schedule_.sqrt_recipm1_alphas_cumprod, t, dev),
-        /*clamp=*/false));
+    x_self_cond = ag::Var(kernels::predict_x0(x_t.value(), eps.value(), at(schedule_.sqrt_recip_alphas_cumprod),
+                                              at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/false));
   }
   const ag::Var eps = predict_eps(op, model, x_t, tt, x_self_cond);
-  if (draw) {
-    draw->t = t;
+  if (draw) {  // for logs and tests: a read-back only when asked for
+    draw->t.clear();
+    for (float v : tt.to_vector()) draw->t.push_back(static_cast<int64_t>(v));
     draw->self_conditioned = self_cond;
   }
   // The seed writes loss(noise, predicted); every LossType is symmetric in its operands.

@@ -4,7 +4,8 @@
 // ancestral sampler (Algorithm 2), driving any Denoiser.
 //
 // Random numbers come only from the Generator passed in, in a fixed order:
-//   p_losses:      t_b = gen.uniform_int(T) for b = 0..B-1 (one block each), then
+//   p_losses:      t_b = gen.uniform_int(T) for b = 0..B-1 (one block each; drawn on the
+//                  batch's device from the same blocks, kernels/timesteps.h), then
 //                  noise = gen.randn(x0 shape), then, only for a self-conditioning
 //                  model, u = gen.uniform() (one block; self-condition when u < 0.5).
 //   p_sample:      noise = gen.randn(x_t shape) when t > 0; nothing at t == 0.
@@ -13,7 +14,9 @@
 // shapes, and (p_losses) whether the model self-conditions.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/var.h"
@@ -71,9 +74,24 @@ class GaussianDiffusion {
                        Device dev = Device::CPU) const;
 
  private:
+  // A schedule buffer rounded once to float, as a [T] tensor on dev, made on first use: the
+  // per-sample coefficients are then gathered where the timesteps are, with nothing uploaded.
+  const Tensor& table(const std::vector<double>& buffer, Device dev) const;
+  // Keyed by the buffer's address in this object's schedule_: a copy starts with an empty cache.
+  struct TableCache {
+    std::map<std::pair<const void*, Device>, Tensor> tables;
+    TableCache() = default;
+    TableCache(const TableCache&) {}
+    TableCache& operator=(const TableCache&) {
+      tables.clear();
+      return *this;
+    }
+  };
+
   Schedule schedule_;
   kernels::LossType loss_type_;
   Objective objective_;
+  mutable TableCache cache_;
 };
 
 }  // namespace dd::models

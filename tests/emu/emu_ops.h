@@ -19,6 +19,7 @@
 #include "kernels/multi_tensor.h"
 #include "kernels/pixel_unshuffle.h"
 #include "kernels/time_embedding.h"
+#include "kernels/timesteps.h"
 #include "kernels/upsample.h"
 #include "kernels/weight_standardize.h"
 #undef cuda_rng

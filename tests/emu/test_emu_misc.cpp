@@ -1,5 +1,5 @@
 // kernels/cuda/diffusion.cu, upsample.cu, pixel_unshuffle.cu, concat.cu,
-// time_embedding.cu and engine/cuda/rng.cu, run on the CPU through the host
+// time_embedding.cu, timesteps.cu and engine/cuda/rng.cu, run on the CPU through the host
 // emulation, vs the CPU backend.
 #include "tests/emu/emu_ops.h"
 
@@ -128,6 +128,21 @@ TEST_CASE("emu: time embedding matches the cpu", "[emu][time_embedding]") {
                    1e-5);
       expect_close("backward", kernels::emu::time_embedding_backward(t, dy), kernels::cpu::time_embedding_backward(t, dy),
                    1e-4);
+    }
+  }
+}
+
+TEST_CASE("emu: timestep draw and gather (kernels/cuda/timesteps.cu) match the cpu", "[emu][timesteps]") {
+  for (int64_t T : {1, 13, 1000}) {
+    for (int64_t B : {1, 5, 300}) {  // more than one block of 256 threads
+      const uint64_t seed = 0xabcdef12345ULL + static_cast<uint64_t>(T * B), offset = 77 + static_cast<uint64_t>(B);
+      const Tensor tc = kernels::cpu::draw_timesteps(B, T, seed, offset, Device::CPU);
+      const Tensor te = kernels::emu::draw_timesteps(B, T, seed, offset, Device::CPU);
+      CHECK(te.to_vector() == tc.to_vector());  // integer arithmetic: bitwise
+      std::vector<float> tab(static_cast<std::size_t>(T));
+      for (int64_t i = 0; i < T; ++i) tab[static_cast<std::size_t>(i)] = 0.5f + static_cast<float>(i) * 1.25f;
+      const Tensor table = Tensor::from_vector({T}, tab);
+      CHECK(kernels::emu::gather_timesteps(table, te).to_vector() == kernels::cpu::gather_timesteps(table, tc).to_vector());
     }
   }
 }

@@ -9,6 +9,7 @@
 
 #include "engine/rng.h"
 #include "kernels/diffusion.h"
+#include "kernels/timesteps.h"
 #include "tests/support/compare.h"
 
 using namespace dd;
@@ -128,6 +129,24 @@ TEST_CASE("gpu: diffusion steps match the cpu", "[gpu][diffusion]") {
           expect_close("p_sample_step_philox at t = 0", pg.to(Device::CPU),
                        kernels::p_sample_step(xg, eg, Tensor(), cg).to(Device::CPU), 0.0);
       }
+    }
+  }
+}
+
+// Training's timesteps drawn on the device: the CPU's numbers bitwise (integer arithmetic), and the
+// gathered coefficients equal to the CPU's lookups; offsets past 2^32 exercise the counter's high word.
+TEST_CASE("gpu: timestep draw and gather match the cpu", "[gpu][diffusion][timesteps]") {
+  for (int64_t T : {1, 17, 1000}) {
+    for (int64_t B : {1, 7, 513}) {
+      const uint64_t seed = 0x1234abcd5678ULL + static_cast<uint64_t>(B), offset = (uint64_t(1) << 32) - 3;
+      const Tensor tc = kernels::draw_timesteps(B, T, seed, offset, Device::CPU);
+      const Tensor tg = kernels::draw_timesteps(B, T, seed, offset, Device::CUDA);
+      CHECK(tg.to_vector() == tc.to_vector());
+      std::vector<float> tab(static_cast<std::size_t>(T));
+      for (int64_t i = 0; i < T; ++i) tab[static_cast<std::size_t>(i)] = 1.0f / static_cast<float>(i + 3);
+      const Tensor table = Tensor::from_vector({T}, tab);
+      CHECK(kernels::gather_timesteps(table.to(Device::CUDA), tg).to_vector() ==
+            kernels::gather_timesteps(table, tc).to_vector());
     }
   }
 }
