@@ -15,15 +15,6 @@ const char* dtype_name(DType t) {
   DD_FAIL("dtype_name: invalid DType value ", static_cast<int>(t));
 }
 
-std::size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::F32: case DType::I32: return 4;
-    case DType::BF16: case DType::F16: return 2;
-    case DType::I64: return 8;
-  }
-  DD_FAIL("dtype_size: invalid DType value ", static_cast<int>(t));
-}
-
 const char* dtype_safetensors_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";

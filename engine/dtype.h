@@ -34,7 +34,9 @@ enum class DType : uint8_t { F32, BF16, F16, I32, I64 };
 
 // PyTorch's names: "float32", "bfloat16", "float16", "int32", "int64".
 const char* dtype_name(DType t);
-std::size_t dtype_size(DType t);
+DD_HOST_DEVICE constexpr std::size_t dtype_size(DType t) {
+  return t == DType::I64 ? 8 : (t == DType::BF16 || t == DType::F16) ? 2 : 4;
+}
 // The safetensors names ("F32", "BF16", "F16", "I32", "I64") and back; the reverse
 // returns false for a name that is not one of these five.
 const char* dtype_safetensors_name(DType t);
