@@ -13,11 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define DD_HOST_DEVICE __host__ __device__
-#else
-#define DD_HOST_DEVICE
-#endif
+#include "engine/host_device.h"
 
 namespace dd {
 

@@ -34,32 +34,6 @@ struct Entry {
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
-float half_to_float(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    // Zero or subnormal: value = mant * 2^-24, exact in float.
-    const float f = std::ldexp(static_cast<float>(mant), -24);
-    return sign ? -f : f;
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13);  // inf / nan (payload kept)
-  } else {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);  // rebias 15 -> 127
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float bf16_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 template <typename T>
 T load_as(const uint8_t* p) {
   T v;
@@ -97,7 +71,7 @@ bool for_each_value(const SafeTensor& t, Fn&& fn) {
     const bool half = d == "F16";
     for (int64_t i = 0; i < n; ++i) {
       const uint16_t h = load_as<uint16_t>(p + 2 * i);
-      fn(i, half ? half_to_float(h) : bf16_to_float(h));
+      fn(i, half ? dtype_conv::f16_to_f32(h) : dtype_conv::bf16_to_f32(h));
     }
     return true;
   }
@@ -172,15 +146,26 @@ std::vector<int64_t> SafeTensor::to_i64() const {
   return out;
 }
 
+Tensor SafeTensor::to_tensor(Device dev) const {
+  check_bytes_match(*this, "SafeTensor::to_tensor");
+  DType dt;
+  DD_CHECK(dtype_from_safetensors(dtype, dt), "SafeTensor::to_tensor: dtype ", dtype,
+           " is not an engine dtype (F32, BF16, F16, I32, I64); to_f32() converts it to F32");
+  return Tensor::from_raw(shape, dt, bytes.data(), dev);
+}
+
 void SafeTensorsFile::put_f32(const std::string& name, const Tensor& t) {
   DD_CHECK(t.defined(), "SafeTensorsFile::put_f32 '", name, "': undefined tensor");
-  DD_CHECK(!name.empty() && name != kMetadataKey, "SafeTensorsFile::put_f32: invalid tensor name '", name, "'");
+  put(name, t.to(DType::F32));
+}
+
+void SafeTensorsFile::put(const std::string& name, const Tensor& t) {
+  DD_CHECK(t.defined(), "SafeTensorsFile::put '", name, "': undefined tensor");
+  DD_CHECK(!name.empty() && name != kMetadataKey, "SafeTensorsFile::put: invalid tensor name '", name, "'");
   SafeTensor st;
-  st.dtype = "F32";
+  st.dtype = dtype_safetensors_name(t.dtype());
   st.shape = t.shape();
-  const std::vector<float> v = t.to_vector();
-  st.bytes.resize(v.size() * sizeof(float));
-  if (!v.empty()) std::memcpy(st.bytes.data(), v.data(), st.bytes.size());
+  st.bytes = t.to_bytes();
   tensors[name] = std::move(st);
 }
 

@@ -32,6 +32,9 @@ struct SafeTensor {
   Tensor to_f32() const;
   // Integer dtypes as int64; float dtypes only when every value is an integer in int64 range.
   std::vector<int64_t> to_i64() const;
+  // A tensor of the stored dtype, bit for bit, on dev: F32, BF16, F16, I32 and I64 (the
+  // engine's dtypes). Other dtypes throw, naming to_f32() which converts them.
+  Tensor to_tensor(Device dev = Device::CPU) const;
 };
 
 struct SafeTensorsFile {
@@ -41,8 +44,10 @@ struct SafeTensorsFile {
   // file built in memory.
   std::string source;
 
-  // Stores t (any device) as F32. Replaces an existing tensor of the same name.
+  // Stores t (any device) as F32, casting other dtypes. Replaces an existing tensor of the same name.
   void put_f32(const std::string& name, const Tensor& t);
+  // Stores t (any device) in its own dtype, bit for bit. Replaces an existing tensor of the same name.
+  void put(const std::string& name, const Tensor& t);
   // Stores values as I64 with the given shape (its element count must match).
   void put_i64(const std::string& name, const std::vector<int64_t>& values, const std::vector<int64_t>& shape);
   bool contains(const std::string& name) const { return tensors.count(name) != 0; }

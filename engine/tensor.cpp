@@ -6,6 +6,7 @@
 #include <limits>
 #include <new>
 
+#include "engine/cast.h"
 #include "engine/error.h"
 
 namespace dd {
@@ -55,41 +56,68 @@ Storage::~Storage() {
     cuda_mem::free(ptr_);
 }
 
-Tensor Tensor::empty(const Shape& shape, Device dev) {
+Tensor Tensor::empty(const Shape& shape, Device dev, DType dtype) {
   Tensor t;
   t.shape_ = shape;
   t.numel_ = shape_numel(shape);
-  t.storage_ = std::make_shared<Storage>(static_cast<std::size_t>(t.numel_) * sizeof(float), dev);
+  t.dtype_ = dtype;
+  t.storage_ = std::make_shared<Storage>(t.nbytes(), dev);
   if (g_poison) {
-    if (dev == Device::CPU)
+    if (dev == Device::CPU && dtype == DType::F32)
       t.fill_(std::numeric_limits<float>::quiet_NaN());
+    else if (dev == Device::CPU)
+      std::memset(t.raw_data(), 0xFF, t.nbytes());  // NaN for the 16-bit floats, -1 for ints
     else
-      cuda_mem::memset(t.data(), 0xFF, t.storage_->bytes());  // 0xFFFFFFFF is a NaN
+      cuda_mem::memset(t.raw_data(), 0xFF, t.nbytes());  // 0xFFFFFFFF is a NaN
   }
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, Device dev) {
-  Tensor t = empty(shape, dev);
+Tensor Tensor::zeros(const Shape& shape, Device dev, DType dtype) {
+  Tensor t = empty(shape, dev, dtype);
   t.zero_();
   return t;
 }
 
-Tensor Tensor::full(const Shape& shape, float value, Device dev) {
-  Tensor t = empty(shape, dev);
+Tensor Tensor::full(const Shape& shape, float value, Device dev, DType dtype) {
+  Tensor t = empty(shape, dev, dtype);
   t.fill_(value);
   return t;
 }
 
-Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values, Device dev) {
+Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values, Device dev, DType dtype) {
   DD_CHECK(shape_numel(shape) == static_cast<int64_t>(values.size()), "Tensor::from_vector: shape ",
            shape_str(shape), " needs ", shape_numel(shape), " values, got ", values.size());
-  Tensor t = empty(shape, dev);
+  Tensor f32 = from_raw(shape, DType::F32, values.data(), dev);
+  return f32.to(dtype);
+}
+
+Tensor Tensor::from_raw(const Shape& shape, DType dtype, const void* bytes, Device dev) {
+  Tensor t = empty(shape, dev, dtype);
+  if (t.nbytes() == 0) return t;
   if (dev == Device::CPU)
-    std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+    std::memcpy(t.raw_data(), bytes, t.nbytes());
   else
-    cuda_mem::copy_h2d(t.data(), values.data(), values.size() * sizeof(float));
+    cuda_mem::copy_h2d(t.raw_data(), bytes, t.nbytes());
   return t;
+}
+
+Tensor Tensor::view_of(const Tensor& base, int64_t offset_elems, const Shape& shape) {
+  DD_CHECK(base.defined(), "Tensor::view_of: undefined base tensor");
+  const int64_t n = shape_numel(shape);
+  DD_CHECK(offset_elems >= 0 && offset_elems <= base.numel_ && n <= base.numel_ - offset_elems,
+           "Tensor::view_of: a view of ", shape_str(shape), " (", n, " elements) at offset ", offset_elems,
+           " does not fit in its base ", describe(base), " of ", base.numel_, " elements");
+  Tensor t = base;
+  t.shape_ = shape;
+  t.numel_ = n;
+  t.offset_ = base.offset_ + offset_elems;
+  return t;
+}
+
+void Tensor::fail_dtype(DType want) const {
+  DD_FAIL("Tensor::data: expected a ", dtype_name(want), " tensor, got ", describe(*this), " (dtype ",
+          dtype_name(dtype_), "); the kernels compute in float32: cast with to(DType::F32) first");
 }
 
 int64_t Tensor::dim(int i) const {
@@ -106,8 +134,19 @@ Device Tensor::device() const {
 
 Tensor Tensor::to(Device dev) const {
   DD_CHECK(defined(), "to(", device_name(dev), ") of an undefined tensor");
-  Tensor out = empty(shape_, dev);
+  Tensor out = empty(shape_, dev, dtype_);
   out.copy_from(*this);
+  return out;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  DD_CHECK(defined(), "to(", dtype_name(dtype), ") of an undefined tensor");
+  if (dtype == dtype_) return *this;
+  Tensor out = empty(shape_, device(), dtype);
+  if (device() == Device::CPU)
+    cast_host(raw_data(), dtype_, out.raw_data(), dtype, numel_);
+  else
+    cuda_cast::cast(raw_data(), dtype_, out.raw_data(), dtype, numel_);
   return out;
 }
 
@@ -123,11 +162,24 @@ Tensor Tensor::reshape(const Shape& shape) const {
 
 std::vector<float> Tensor::to_vector() const {
   DD_CHECK(defined(), "to_vector of an undefined tensor");
+  if (dtype_ != DType::F32) return to(DType::F32).to_vector();
   std::vector<float> v(static_cast<std::size_t>(numel_));
+  if (v.empty()) return v;
   if (device() == Device::CPU)
     std::memcpy(v.data(), data(), v.size() * sizeof(float));
   else
     cuda_mem::copy_d2h(v.data(), data(), v.size() * sizeof(float));
+  return v;
+}
+
+std::vector<uint8_t> Tensor::to_bytes() const {
+  DD_CHECK(defined(), "to_bytes of an undefined tensor");
+  std::vector<uint8_t> v(nbytes());
+  if (v.empty()) return v;
+  if (device() == Device::CPU)
+    std::memcpy(v.data(), raw_data(), v.size());
+  else
+    cuda_mem::copy_d2h(v.data(), raw_data(), v.size());
   return v;
 }
 
@@ -136,15 +188,40 @@ float Tensor::item() const {
   return to_vector()[0];
 }
 
+namespace {
+// The element bits of value cast to dtype, in the low bytes.
+uint64_t element_bits(float value, DType dtype) {
+  uint64_t bits = 0;
+  float src = value;
+  cast_host(&src, DType::F32, &bits, dtype, 1);  // little-endian: the element sits in the low bytes
+  return bits;
+}
+
+template <typename T>
+void fill_host(void* p, int64_t n, uint64_t bits) {
+  T v;
+  std::memcpy(&v, &bits, sizeof(T));
+  T* d = static_cast<T*>(p);
+  for (int64_t i = 0; i < n; ++i) d[i] = v;
+}
+}  // namespace
+
 void Tensor::fill_(float value) {
   DD_CHECK(defined(), "fill_ of an undefined tensor");
+  if (numel_ == 0) return;
+  const uint64_t bits = element_bits(value, dtype_);
   if (device() == Device::CPU) {
-    float* p = data();
-    for (int64_t i = 0; i < numel_; ++i) p[i] = value;
-  } else if (value == 0.0f) {
-    cuda_mem::memset(data(), 0, static_cast<std::size_t>(numel_) * sizeof(float));
-  } else {
+    switch (element_size()) {
+      case 2: return fill_host<uint16_t>(raw_data(), numel_, bits);
+      case 4: return fill_host<uint32_t>(raw_data(), numel_, bits);
+      default: return fill_host<uint64_t>(raw_data(), numel_, bits);
+    }
+  } else if (bits == 0) {
+    cuda_mem::memset(raw_data(), 0, nbytes());
+  } else if (dtype_ == DType::F32) {
     cuda_mem::fill_f32(data(), value, static_cast<std::size_t>(numel_));
+  } else {
+    cuda_cast::fill(raw_data(), element_size(), bits, numel_);
   }
 }
 
@@ -153,21 +230,30 @@ void Tensor::zero_() { fill_(0.0f); }
 void Tensor::copy_from(const Tensor& src) {
   DD_CHECK(defined() && src.defined(), "copy_from: undefined tensor");
   DD_CHECK(src.numel() == numel_, "copy_from: ", describe(src), " into ", describe(*this));
-  std::size_t bytes = static_cast<std::size_t>(numel_) * sizeof(float);
+  if (src.dtype_ != dtype_) return copy_from(src.to(dtype_));
+  if (numel_ == 0) return;
+  if (same_storage(src)) {
+    if (src.offset_ == offset_) return;  // onto itself
+    // Overlapping views of one buffer: memcpy/cudaMemcpy would be undefined, so go through a copy.
+    if (src.offset_ < offset_ + numel_ && offset_ < src.offset_ + numel_) return copy_from(src.clone());
+  }
+  const std::size_t bytes = nbytes();
   Device from = src.device(), to_dev = device();
   if (from == Device::CPU && to_dev == Device::CPU)
-    std::memcpy(data(), src.data(), bytes);
+    std::memcpy(raw_data(), src.raw_data(), bytes);
   else if (from == Device::CPU)
-    cuda_mem::copy_h2d(data(), src.data(), bytes);
+    cuda_mem::copy_h2d(raw_data(), src.raw_data(), bytes);
   else if (to_dev == Device::CPU)
-    cuda_mem::copy_d2h(data(), src.data(), bytes);
+    cuda_mem::copy_d2h(raw_data(), src.raw_data(), bytes);
   else
-    cuda_mem::copy_d2d(data(), src.data(), bytes);
+    cuda_mem::copy_d2d(raw_data(), src.raw_data(), bytes);
 }
 
 std::string describe(const Tensor& t) {
   if (!t.defined()) return "<undefined>";
-  return shape_str(t.shape()) + " " + device_name(t.device());
+  std::string s = shape_str(t.shape()) + " " + device_name(t.device());
+  if (t.dtype() != DType::F32) s += std::string(" ") + dtype_name(t.dtype());
+  return s;
 }
 
 }  // namespace dd

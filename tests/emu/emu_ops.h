@@ -1,10 +1,12 @@
 #pragma once
-// Declares the emulated ops, dd::kernels::emu::<op> (and dd::emu_rng::randn_fill),
+// Declares the emulated ops, dd::kernels::emu::<op> (and dd::emu_rng::randn_fill, dd::emu_cast::cast and fill),
 // with the signatures of dd::kernels::cuda::<op>: the op headers read with
 // `cuda` renamed, exactly as the generated <op>.emu.cpp files read them. Include
 // this before any other header of the project in a test file.
 #define cuda emu
 #define cuda_rng emu_rng
+#define cuda_cast emu_cast
+#include "engine/cast.h"
 #include "engine/rng.h"
 #include "kernels/activation.h"
 #include "kernels/adam.h"
@@ -22,5 +24,6 @@
 #include "kernels/timesteps.h"
 #include "kernels/upsample.h"
 #include "kernels/weight_standardize.h"
+#undef cuda_cast
 #undef cuda_rng
 #undef cuda

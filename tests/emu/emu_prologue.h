@@ -18,11 +18,13 @@
 
 // Everything the kernel file defines or includes from here on, its op header's
 // `namespace cuda { ... }` declarations and the kernels/cuda/*.cuh helpers
-// included, lands in dd::kernels::emu (engine/cuda/rng.cu: dd::emu_rng). Each
+// included, lands in dd::kernels::emu (engine/cuda/rng.cu: dd::emu_rng, engine/cuda/cast.cu:
+// dd::emu_cast). Each
 // generated file then links beside the real CPU and CUDA backends: no host
 // symbol of the nvcc-built dd::kernels::cuda is defined twice.
 #define cuda emu
 #define cuda_rng emu_rng
+#define cuda_cast emu_cast
 // "CUDA" tensors of the emulated ops are host tensors (and NaN-poisoned like
 // any new tensor when the test runner turns poisoning on).
 #define CUDA CPU

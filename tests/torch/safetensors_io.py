@@ -5,9 +5,10 @@ files with this module. It follows the same rules as the reference library (and 
 little-endian u64 header length, JSON header, tensors tiling the data buffer with no gaps.
 
     load(path) -> (dict name -> numpy array, dict metadata)
+    load_torch(path) -> (dict name -> torch tensor, dict metadata)
     save(path, dict name -> numpy array or torch tensor, metadata=None)
 
-BF16 has no numpy dtype: load() returns it widened to float32; save() accepts it as a torch.bfloat16
+BF16 has no numpy dtype: load() returns it widened to float32 (load_torch() as torch.bfloat16); save() accepts it as a torch.bfloat16
 tensor. torch is imported only when a torch tensor is passed.
 """
 import json
@@ -36,7 +37,7 @@ def _fail(path, msg):
     raise SafetensorsError(f"safetensors '{path}': {msg}")
 
 
-def load(path):
+def _load_raw(path):
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 8:
@@ -69,13 +70,7 @@ def load(path):
             _fail(path, f"tensor '{name}': data_offsets [{begin},{end}] do not match {dtype} {shape}")
         if end > len(buf):
             _fail(path, f"tensor '{name}': data_offsets [{begin},{end}] outside the {len(buf)}-byte buffer")
-        raw = bytes(buf[begin:end])
-        if dtype == "BF16":
-            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            arr = bits.view(np.float32)
-        else:
-            arr = np.frombuffer(raw, dtype=_NUMPY_OF[dtype]).copy()
-        tensors[name] = arr.reshape(shape)
+        tensors[name] = (dtype, shape, bytes(buf[begin:end]))
         spans.append((begin, end, name))
     pos = 0
     for begin, end, name in sorted(spans):
@@ -85,6 +80,34 @@ def load(path):
     if pos != len(buf):
         _fail(path, f"tensors cover {pos} bytes but the buffer holds {len(buf)}")
     return tensors, dict(metadata)
+
+
+def load(path):
+    raw, metadata = _load_raw(path)
+    tensors = {}
+    for name, (dtype, shape, data) in raw.items():
+        if dtype == "BF16":
+            bits = np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16
+            arr = bits.view(np.float32)
+        else:
+            arr = np.frombuffer(data, dtype=_NUMPY_OF[dtype]).copy()
+        tensors[name] = arr.reshape(shape)
+    return tensors, metadata
+
+
+def load_torch(path):
+    """Like load(), but torch tensors, BF16 as torch.bfloat16 (bit for bit)."""
+    import torch
+
+    raw, metadata = _load_raw(path)
+    tensors = {}
+    for name, (dtype, shape, data) in raw.items():
+        if dtype == "BF16":
+            t = torch.frombuffer(bytearray(data), dtype=torch.bfloat16) if data else torch.empty(0, dtype=torch.bfloat16)
+        else:
+            t = torch.from_numpy(np.frombuffer(data, dtype=_NUMPY_OF[dtype]).copy())
+        tensors[name] = t.reshape(shape)
+    return tensors, metadata
 
 
 def _to_dtype_and_bytes(name, value):
