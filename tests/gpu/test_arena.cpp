@@ -9,6 +9,7 @@
 #include "autograd/adam.h"
 #include "engine/device.h"
 #include "engine/rng.h"
+#include "kernels/multi_tensor.h"
 #include "models/diffusion.h"
 #include "models/ema.h"
 #include "models/unet.h"
@@ -153,4 +154,31 @@ TEST_CASE("gpu: a flat optimizer step allocates nothing and reads nothing back",
   CHECK(after.host_syncs == before.host_syncs);
   CHECK(after.d2h_copies == before.d2h_copies);
   CHECK(after.device_mallocs == before.device_mallocs);
+}
+
+// A flat buffer larger than one table launch covers (320 chunks of 16384) still takes one launch:
+// the flat kernels stride over it. Against the CPU backend.
+TEST_CASE("gpu: flat single-tensor adam, ema, clip and scale over a 6M-element buffer match the cpu", "[gpu][arena]") {
+  DD_TEST_RANDOM(rng);
+  const Shape s{6000011};
+  Tensor p = from_double(s, rng.normal(s[0], 1.0)), g = from_double(s, rng.normal(s[0], 1.0));
+  Tensor m = from_double(s, rng.normal(s[0], 0.1)), v = from_double(s, rng.uniform(s[0], 0.0, 0.01));
+  Tensor gp = p.to(Device::CUDA), gg = g.to(Device::CUDA), gm = m.to(Device::CUDA), gv = v.to(Device::CUDA);
+  const auto sc = kernels::adam_scalars({2e-4f, 0.9f, 0.99f, 1e-8f, 0.01f}, 3);
+  const Tensor cf = kernels::clip_coefficient_multi({g}, 0.5, Device::CPU);
+  const Tensor gf = kernels::clip_coefficient_multi({gg}, 0.5, Device::CUDA);
+  expect_close("clip factor", gf, cf, 1e-6);
+  CHECK(kernels::sum_squares_multi({gg}) == Approx(kernels::sum_squares_multi({g})).epsilon(1e-12));
+  kernels::adam_update_multi_scaled({{p, g, m, v}}, sc, cf);
+  kernels::adam_update_multi_scaled({{gp, gg, gm, gv}}, sc, cf.to(Device::CUDA));
+  expect_close("adam param", gp, p, 1e-6);
+  expect_close("adam v", gv, v, 1e-6);
+  Tensor shadow = from_double(s, rng.normal(s[0], 1.0));
+  Tensor gshadow = shadow.to(Device::CUDA);
+  kernels::ema_update_multi({shadow}, {p}, 0.01f);
+  kernels::ema_update_multi({gshadow}, {gp}, 0.01f);
+  expect_close("ema", gshadow, shadow, 1e-6);
+  kernels::scale_multi_({g}, 0.37f);
+  kernels::scale_multi_({gg}, 0.37f);
+  expect_close("scale", gg, g, 0.0);
 }
