@@ -11,7 +11,10 @@
 namespace dd::ag {
 
 Adam::Adam(std::vector<Var> params, kernels::AdamHyper hyper, Tensor param_arena, Tensor grad_arena)
-    : params_(std::move(params)), hyper_(hyper), param_arena_(std::move(param_arena)), grad_arena_(std::move(grad_arena)) {
+    : params_(std::move(params)),
+      hyper_(hyper),
+      param_arena_(std::move(param_arena)),
+      grad_arena_(std::move(grad_arena)) {
   DD_CHECK(hyper_.lr >= 0.0f, "Adam: invalid learning rate ", hyper_.lr);
   DD_CHECK(hyper_.beta1 >= 0.0f && hyper_.beta1 < 1.0f, "Adam: invalid beta1 ", hyper_.beta1);
   DD_CHECK(hyper_.beta2 >= 0.0f && hyper_.beta2 < 1.0f, "Adam: invalid beta2 ", hyper_.beta2);
@@ -34,17 +37,20 @@ Adam::Adam(std::vector<Var> params, kernels::AdamHyper hyper, Tensor param_arena
   }
   int64_t off = 0;
   for (const Var& p : params_) {
-    m_.push_back(total > 0 ? Tensor::view_of(m_arena_, off, p.shape()) : Tensor::zeros(p.shape(), p.value().device()));
-    v_.push_back(total > 0 ? Tensor::view_of(v_arena_, off, p.shape()) : Tensor::zeros(p.shape(), p.value().device()));
+    const Device dev = p.value().device();
+    m_.push_back(total > 0 ? Tensor::view_of(m_arena_, off, p.shape()) : Tensor::zeros(p.shape(), dev));
+    v_.push_back(total > 0 ? Tensor::view_of(v_arena_, off, p.shape()) : Tensor::zeros(p.shape(), dev));
     off += p.value().numel();
   }
   if (param_arena_.defined() || grad_arena_.defined()) {
-    DD_CHECK(param_arena_.defined() && grad_arena_.defined(), "Adam: give both arenas (parameters and gradients) "
-             "or neither");
-    DD_CHECK(tiles_flat(param_arena_, params_.size(), [&](std::size_t i) -> const Tensor& { return params_[i].value(); }),
+    DD_CHECK(param_arena_.defined() && grad_arena_.defined(),
+             "Adam: give both arenas (parameters and gradients) or neither");
+    const std::size_t n = params_.size();
+    DD_CHECK(tiles_flat(param_arena_, n, [&](std::size_t i) -> const Tensor& { return params_[i].value(); }),
              "Adam: the parameters are not consecutive views of the parameter arena ", describe(param_arena_));
-    DD_CHECK(tiles_flat(grad_arena_, params_.size(), [&](std::size_t i) -> const Tensor& { return params_[i].grad_buffer(); }),
-             "Adam: the parameters' grad buffers are not consecutive views of the gradient arena ", describe(grad_arena_));
+    DD_CHECK(tiles_flat(grad_arena_, n, [&](std::size_t i) -> const Tensor& { return params_[i].grad_buffer(); }),
+             "Adam: the parameters' grad buffers are not consecutive views of the gradient arena ",
+             describe(grad_arena_));
   }
 }
 
@@ -104,7 +110,8 @@ Tensor flat_grads(const std::vector<Var>& params, const Tensor& grad_arena) {
   if (!grad_arena.defined() || params.empty()) return Tensor();
   for (const Var& p : params)
     if (!p.has_grad()) return Tensor();
-  const bool ok = tiles_flat(grad_arena, params.size(), [&](std::size_t i) -> const Tensor& { return params[i].grad(); });
+  const bool ok =
+      tiles_flat(grad_arena, params.size(), [&](std::size_t i) -> const Tensor& { return params[i].grad(); });
   return ok ? grad_arena : Tensor();
 }
 

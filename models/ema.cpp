@@ -36,7 +36,8 @@ Ema::Ema(std::vector<ag::Var> params, EmaConfig config, Tensor param_arena)
     off += p.value().numel();
   }
   if (param_arena_.defined())
-    DD_CHECK(ag::tiles_flat(param_arena_, params_.size(), [&](std::size_t i) -> const Tensor& { return params_[i].value(); }),
+    DD_CHECK(ag::tiles_flat(param_arena_, params_.size(),
+                            [&](std::size_t i) -> const Tensor& { return params_[i].value(); }),
              "ema: the parameters are not consecutive views of the parameter arena ", describe(param_arena_));
 }
 

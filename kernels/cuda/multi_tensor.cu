@@ -89,7 +89,8 @@ __global__ void __launch_bounds__(kBlockThreads) sum_squares_flat_kernel(const f
   __shared__ double red[kBlockThreads];
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   double acc = 0.0;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) acc += double(x[i]) * double(x[i]);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    acc += double(x[i]) * double(x[i]);
   red[threadIdx.x] = acc;
   __syncthreads();
   for (int stride2 = kBlockThreads / 2; stride2 > 0; stride2 >>= 1) {
@@ -160,7 +161,10 @@ void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s,
     const AdamSlot& a = slots[0];
     const int64_t n = a.param.numel();
     if (n == 0) return;
-    adam_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(const_cast<float*>(a.param.data()), a.grad.data(), const_cast<float*>(a.m.data()), const_cast<float*>(a.v.data()), n, s, grad_scale);
+    float* p = const_cast<float*>(a.param.data());
+    float* m = const_cast<float*>(a.m.data());
+    float* v = const_cast<float*>(a.v.data());
+    adam_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(p, a.grad.data(), m, v, n, s, grad_scale);
     DD_CUDA_LAUNCH_CHECK("adam_flat_kernel");
     return;
   }
@@ -192,7 +196,8 @@ Tensor sum_squares_device(const std::vector<Tensor>& ts, int64_t& total_blocks, 
   Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, Device::CUDA);
   double* partial = reinterpret_cast<double*>(scratch.data());
   if (flat) {
-    sum_squares_flat_kernel<<<static_cast<int>(total_blocks), kBlockThreads, 0, stream()>>>(ts[0].data(), sizes[0], partial);
+    const int blocks = static_cast<int>(total_blocks);
+    sum_squares_flat_kernel<<<blocks, kBlockThreads, 0, stream()>>>(ts[0].data(), sizes[0], partial);
     DD_CUDA_LAUNCH_CHECK("sum_squares_flat_kernel");
   } else {
     for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t first) {
@@ -227,7 +232,8 @@ void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tens
   if (shadows.size() == 1) {
     const int64_t n = shadows[0].numel();
     if (n == 0) return;
-    ema_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(const_cast<float*>(shadows[0].data()), params[0].data(), n, w);
+    float* sh = const_cast<float*>(shadows[0].data());
+    ema_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(sh, params[0].data(), n, w);
     DD_CUDA_LAUNCH_CHECK("ema_flat_kernel");
     return;
   }
