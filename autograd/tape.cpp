@@ -33,7 +33,15 @@ void Var::accumulate_grad(const Tensor& g) const {
   if (!d_ || !d_->requires_grad || !g.defined()) return;
   DD_CHECK(g.shape() == d_->value.shape(), "accumulate_grad: gradient ", describe(g),
            " does not match value ", describe(d_->value));
-  if (!d_->grad.defined()) {
+  if (d_->grad_buffer.defined()) {
+    // A copy, not a first add into zeros: bitwise what taking g's storage gives (0 + -0 is +0).
+    if (!d_->grad.defined()) {
+      d_->grad_buffer.copy_from(g);
+      d_->grad = d_->grad_buffer;
+    } else {
+      kernels::axpy_(d_->grad, 1.0f, g);
+    }
+  } else if (!d_->grad.defined()) {
     // First contribution: share g's storage instead of copying it. Any later
     // in-place change goes through mutable_grad(), which copies if shared.
     d_->grad = g;
@@ -44,8 +52,25 @@ void Var::accumulate_grad(const Tensor& g) const {
 
 Tensor& Var::mutable_grad() const {
   DD_CHECK(d_ && d_->grad.defined(), "mutable_grad: variable has no gradient");
-  if (!d_->grad.storage_unique()) d_->grad = d_->grad.clone();
+  // A buffer-backed gradient shares the arena's storage by design (never storage_unique).
+  if (!d_->grad_buffer.defined() && !d_->grad.storage_unique()) d_->grad = d_->grad.clone();
   return d_->grad;
+}
+
+void Var::attach_grad_buffer(const Tensor& buffer) const {
+  DD_CHECK(d_, "attach_grad_buffer: undefined variable");
+  if (buffer.defined()) {
+    DD_CHECK(buffer.shape() == d_->value.shape() && buffer.dtype() == d_->value.dtype() &&
+                 buffer.device() == d_->value.device(),
+             "attach_grad_buffer: buffer ", describe(buffer), " does not match value ", describe(d_->value));
+  }
+  d_->grad_buffer = buffer;
+  d_->grad = Tensor();
+}
+
+const Tensor& Var::grad_buffer() const {
+  DD_CHECK(d_, "Var::grad_buffer of an undefined variable");
+  return d_->grad_buffer;
 }
 
 void Var::zero_grad() const {

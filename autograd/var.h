@@ -16,7 +16,10 @@ namespace dd::ag {
 
 struct VarData {
   Tensor value;
-  Tensor grad;  // undefined until a gradient reaches this variable
+  Tensor grad;  // undefined until a gradient reaches this variable (since the last zero_grad)
+  // Where grad lives when set (a view into a parameter set's gradient arena), or undefined: the
+  // gradient is then written into this buffer in place instead of taking the incoming tensor.
+  Tensor grad_buffer;
   bool requires_grad = false;
 };
 
@@ -33,12 +36,22 @@ class Var {
   bool requires_grad() const { return d_ && d_->requires_grad; }
   const Shape& shape() const { return value().shape(); }
 
-  // Adds g into grad (takes g's storage when grad is still empty).
+  // Adds g into grad. Without a grad buffer the first contribution takes g's storage; with one it
+  // is copied into the buffer and later ones are added there in place, so the gradient always
+  // lives in the buffer and never shares storage with g.
   void accumulate_grad(const Tensor& g) const;
-  void zero_grad() const;  // drops the gradient
-  // The gradient, made safe to modify in place (copied first if its storage
-  // is shared with another tensor, e.g. a pass-through gradient).
+  // Drops the gradient (has_grad() is false until the next contribution); a grad buffer stays
+  // attached, its contents untouched (the next contribution overwrites it).
+  void zero_grad() const;
+  // The gradient, made safe to modify in place: copied first if its storage is shared with another
+  // tensor (e.g. a pass-through gradient). A grad-buffer gradient is returned as it is: the buffer
+  // is this variable's own place in the arena, and writes are meant to land there.
   Tensor& mutable_grad() const;
+  // Fixes where this variable's gradient lives: a tensor of the value's shape, dtype and device
+  // (normally a view into a gradient arena, see models::ParamSet). Drops the current gradient.
+  // An undefined tensor detaches the buffer (gradients take the incoming storage again).
+  void attach_grad_buffer(const Tensor& buffer) const;
+  const Tensor& grad_buffer() const;
   bool same(const Var& o) const { return d_ == o.d_; }
 
  private:

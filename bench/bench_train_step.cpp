@@ -118,8 +118,11 @@ int main(int argc, char** argv) try {
   const std::vector<ag::Var> params = model.params().vars();
   kernels::AdamHyper hyper;
   hyper.lr = 1e-3f;
-  ag::Adam adam(params, hyper);
-  models::Ema ema(params, models::EmaConfig{});
+  // As the trainer: parameters, gradients, moments and the EMA shadow in flat arenas.
+  model.params().zero_grad();
+  const Tensor param_arena = model.params().param_arena(), grad_arena = model.params().grad_arena();
+  ag::Adam adam(params, hyper, param_arena, grad_arena);
+  models::Ema ema(params, models::EmaConfig{}, param_arena);
   // A few host batches in [-1, 1]-ish, cycled: the loader's output, without the disk.
   std::vector<Tensor> host_batches;
   for (int i = 0; i < 4; ++i) host_batches.push_back(random_tensor({batch, p.image, p.image, p.cfg.channels}, Device::CPU, 40 + i, 0.5f));
@@ -139,8 +142,8 @@ int main(int argc, char** argv) try {
     Tensor x0 = host_batches[step % host_batches.size()].to(dev);
     ag::Var loss = diffusion.p_losses(model, x0, gen);
     ag::Tape::current().backward(loss);
-    adam.step(ag::clip_grad_norm_factor(params, 1.0));
-    adam.zero_grad();
+    adam.step(ag::clip_grad_norm_factor(params, 1.0, grad_arena));
+    model.params().zero_grad();
     ag::Tape::current().clear();
     ema.update(step + 1);
     losses.push(loss.value());

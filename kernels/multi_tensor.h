@@ -3,7 +3,8 @@
 // the global gradient norm and the clip. The U-Net has a few hundred parameter
 // tensors, many of them tiny (biases, norms); one launch per tensor would be
 // launch-bound on the GPU, so the CUDA backend packs many tensors into each
-// launch (kernels/cuda/multi_tensor.cu). Element arithmetic is the same as the
+// launch (kernels/cuda/multi_tensor.cu), and runs a list of one tensor (a flat
+// parameter arena, models::ParamSet) as a single launch whatever its size. Element arithmetic is the same as the
 // single-tensor ops (kernels/adam_math.h, torch's lerp), so results match them.
 #include <vector>
 

@@ -4,12 +4,14 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/flat.h"
 #include "engine/error.h"
 #include "kernels/multi_tensor.h"
 
 namespace dd::models {
 
-Ema::Ema(std::vector<ag::Var> params, EmaConfig config) : params_(std::move(params)), config_(config) {
+Ema::Ema(std::vector<ag::Var> params, EmaConfig config, Tensor param_arena)
+    : params_(std::move(params)), config_(config), param_arena_(std::move(param_arena)) {
   DD_CHECK(!params_.empty(), "ema: no parameters to average");
   DD_CHECK(config_.decay >= 0.0 && config_.decay <= 1.0, "ema: decay ", config_.decay, " must lie in [0, 1]");
   DD_CHECK(config_.update_every >= 1, "ema: update_every ", config_.update_every, " must be >= 1");
@@ -18,10 +20,25 @@ Ema::Ema(std::vector<ag::Var> params, EmaConfig config) : params_(std::move(para
   DD_CHECK(config_.inv_gamma > 0.0 && config_.power > 0.0, "ema: warmup inv_gamma ", config_.inv_gamma,
            " and power ", config_.power, " must be > 0");
   shadow_.reserve(params_.size());
+  int64_t total = 0;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     DD_CHECK(params_[i].defined(), "ema: parameter ", i, " is undefined");
-    shadow_.push_back(params_[i].value().clone());
+    DD_CHECK(params_[i].value().device() == params_[0].value().device(), "ema: parameter ", i, " ",
+             describe(params_[i].value()), " is not on ", device_name(params_[0].value().device()), " like the first");
+    total += params_[i].value().numel();
   }
+  if (total > 0) shadow_arena_ = Tensor::empty({total}, params_[0].value().device());
+  int64_t off = 0;
+  for (const ag::Var& p : params_) {
+    Tensor s = total > 0 ? Tensor::view_of(shadow_arena_, off, p.shape()) : p.value().clone();
+    if (total > 0) s.copy_from(p.value());
+    shadow_.push_back(s);
+    off += p.value().numel();
+  }
+  if (param_arena_.defined())
+    DD_CHECK(ag::tiles_flat(param_arena_, params_.size(),
+                            [&](std::size_t i) -> const Tensor& { return params_[i].value(); }),
+             "ema: the parameters are not consecutive views of the parameter arena ", describe(param_arena_));
 }
 
 double Ema::decay_at(int64_t step) const {
@@ -61,7 +78,11 @@ void Ema::update(int64_t step) {
              " but its shadow is ", describe(shadow_[i]));
     values.push_back(p);
   }
-  kernels::ema_update_multi(shadow_, values, w);
+  // One tensor when both sides are still their arenas (a ParamSet::to since would have moved them).
+  if (ag::tiles_flat(param_arena_, values) && ag::tiles_flat(shadow_arena_, shadow_))
+    kernels::ema_update_multi({shadow_arena_}, {param_arena_}, w);
+  else
+    kernels::ema_update_multi(shadow_, values, w);
   ++averaged_;
 }
 

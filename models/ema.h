@@ -36,8 +36,11 @@ struct EmaState {
 
 class Ema {
  public:
-  // Tracks params (the model's Vars, shared); the shadow starts as a copy of them.
-  explicit Ema(std::vector<ag::Var> params, EmaConfig config = {});
+  // Tracks params (the model's Vars, shared); the shadow starts as a copy of them. The shadow is
+  // one flat buffer laid out as the parameters; param_arena, when given, is the flat buffer the
+  // parameters are views into, in order (models::ParamSet::param_arena()), and the average then
+  // runs over the two buffers as one tensor (one launch on the GPU; the same bits: it is elementwise).
+  explicit Ema(std::vector<ag::Var> params, EmaConfig config = {}, Tensor param_arena = Tensor());
 
   // Call once after each optimizer step with that step's index, counting from 0
   // (ema-pytorch's internal counter). Steps must increase.
@@ -65,7 +68,8 @@ class Ema {
 
   std::vector<ag::Var> params_;
   EmaConfig config_;
-  std::vector<Tensor> shadow_;
+  std::vector<Tensor> shadow_;  // views into shadow_arena_
+  Tensor shadow_arena_, param_arena_;
   int64_t last_step_ = -1;
   int64_t averaged_ = 0;
   bool initted_ = false;

@@ -15,7 +15,56 @@ ag::Var ParamSet::add(const std::string& name, const Shape& shape, ParamKind kin
   ag::Var v(Tensor::zeros(shape), /*requires_grad=*/true);
   index_[name] = params_.size();
   params_.push_back({name, v, kind});
+  packed_ = false;
   return v;
+}
+
+void ParamSet::pack_on(Device dev) {
+  const int64_t total = numel();
+  Tensor arena = total > 0 ? Tensor::empty({total}, dev) : Tensor();
+  int64_t off = 0;
+  for (auto& p : params_) {
+    ag::Var v = p.var;
+    Tensor view = Tensor::view_of(arena, off, v.shape());
+    view.copy_from(v.value());
+    v.value() = view;
+    off += view.numel();
+  }
+  param_arena_ = arena;
+  packed_ = true;
+  // A gradient arena follows the parameters' layout and device.
+  if (grad_arena_.defined()) make_grad_arena();
+}
+
+void ParamSet::pack() {
+  if (!packed_) pack_on(device());
+}
+
+const Tensor& ParamSet::param_arena() {
+  pack();
+  return param_arena_;
+}
+
+void ParamSet::make_grad_arena() {
+  const int64_t total = numel();
+  grad_arena_ = total > 0 ? Tensor::zeros({total}, device()) : Tensor();
+  int64_t off = 0;
+  for (auto& p : params_) {
+    p.var.attach_grad_buffer(Tensor::view_of(grad_arena_, off, p.var.shape()));
+    off += p.var.value().numel();
+  }
+}
+
+const Tensor& ParamSet::grad_arena() {
+  pack();
+  if (!grad_arena_.defined()) make_grad_arena();
+  return grad_arena_;
+}
+
+void ParamSet::zero_grad() {
+  grad_arena();
+  if (grad_arena_.defined()) grad_arena_.zero_();
+  for (const auto& p : params_) p.var.zero_grad();
 }
 
 std::vector<ag::Var> ParamSet::vars() const {
@@ -38,11 +87,9 @@ int64_t ParamSet::numel() const {
 }
 
 void ParamSet::to(Device dev) {
-  for (auto& p : params_) {
-    ag::Var v = p.var;
-    v.zero_grad();
-    if (v.value().device() != dev) v.value() = v.value().to(dev);
-  }
+  for (const auto& p : params_) p.var.zero_grad();
+  if (!packed_ || (param_arena_.defined() && param_arena_.device() != dev)) pack_on(dev);
+  else if (grad_arena_.defined()) grad_arena_.zero_();
 }
 
 Device ParamSet::device() const { return params_.empty() ? Device::CPU : params_.front().var.value().device(); }

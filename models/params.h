@@ -19,15 +19,35 @@ struct Parameter {
   ParamKind kind = ParamKind::Plain;
 };
 
+// The parameters live in one flat buffer, the parameter arena: each Var's value is a view into it,
+// in registration order, back to back. Once gradients are asked for (grad_arena(), zero_grad()), a
+// gradient arena of the same layout holds every gradient: each Var gets its view as grad buffer,
+// so backward accumulates in place there, zero_grad is one memset, and the optimizer, the EMA and
+// the clip can run over the whole model as one tensor (ag::Adam, models::Ema, ag::clip_grad_norm*).
 class ParamSet {
  public:
+  // A new parameter, zero, stored on its own until the next pack() (the arena is rebuilt lazily:
+  // registering a few hundred tensors one by one must not copy the arena each time).
   ag::Var add(const std::string& name, const Shape& shape, ParamKind kind = ParamKind::Plain);
+  // Moves every parameter into a fresh arena on the parameters' device (values kept; the Vars see
+  // their new views). A no-op when nothing was added since the last pack. Models call it once
+  // built; the arena accessors and to() call it too.
+  void pack();
+  // The parameter arena: a 1-D tensor of numel() elements (undefined for an empty set).
+  const Tensor& param_arena();
+  // The gradient arena, created zero (and attached to every Var) on first use; 1-D, numel() elements.
+  const Tensor& grad_arena();
+  bool has_grad_arena() const { return grad_arena_.defined(); }
+  // Clears every gradient: one memset of the gradient arena (created if need be) and every Var's
+  // 'has a gradient' flag, so Adam still skips a parameter that then receives none.
+  void zero_grad();
   const std::vector<Parameter>& all() const { return params_; }
   std::vector<ag::Var> vars() const;
   const Parameter& at(const std::string& name) const;
   int64_t numel() const;
-  // Moves every parameter to dev in place (the Vars the model holds see the
-  // move); gradients are dropped. Optimizers and EMAs are built after this.
+  // Moves every parameter to dev in place (a new arena there; the Vars the model holds see the
+  // move); gradients are dropped, a gradient arena moves along (zero). Optimizers and EMAs are
+  // built after this.
   void to(Device dev);
   Device device() const;  // of the first parameter (CPU when there are none)
 
@@ -40,8 +60,13 @@ class ParamSet {
                        bool strict = true);
 
  private:
+  void pack_on(Device dev);
+  void make_grad_arena();
+
   std::vector<Parameter> params_;
   std::map<std::string, size_t> index_;
+  Tensor param_arena_, grad_arena_;
+  bool packed_ = true;  // every parameter is a view into param_arena_ (true for the empty set)
 };
 
 // PyTorch's default initialisation: Conv2d/Linear weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))

@@ -286,6 +286,7 @@ Unet::Unet(const UnetConfig& cfg, Generator& gen) : cfg_(cfg), impl_(std::make_u
   }
   m.final_res_block = ResnetBlock(ps, gen, "final_res_block", dim * 2, dim, time_dim, groups);
   m.final_conv = Conv(ps, gen, "final_conv", dim, cfg_.resolved_out_dim(), 1);
+  ps.pack();  // every weight a view into one arena from here on (see ParamSet)
 }
 
 ag::Var Unet::forward(const ag::Var& x_in, const Tensor& t, const ag::Var& x_self_cond) {

@@ -93,8 +93,7 @@ void restore_checkpoint(const SafeTensorsFile& ckpt, const std::string& path, mo
       ag::Var v = ps[i].var;
       load_into(ckpt, path, "model/" + ps[i].name, ps[i], v.value());
       if (ckpt.contains("adam.exp_avg/" + ps[i].name)) {
-        adam.exp_avg()[i] = Tensor::empty(v.shape(), v.value().device());
-        adam.exp_avg_sq()[i] = Tensor::empty(v.shape(), v.value().device());
+        // Loaded in place: the moments are views into Adam's moment arenas.
         load_into(ckpt, path, "adam.exp_avg/" + ps[i].name, ps[i], adam.exp_avg()[i]);
         load_into(ckpt, path, "adam.exp_avg_sq/" + ps[i].name, ps[i], adam.exp_avg_sq()[i]);
       }

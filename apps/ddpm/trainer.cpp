@@ -154,9 +154,13 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   model.params().to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
   const models::GaussianDiffusion diffusion(models::Schedule::make(beta_schedule, opts.timesteps), loss_type);
   const std::vector<ag::Var> params = model.params().vars();
+  // The gradient arena exists (zero) before the first backward, so every gradient lands in it and
+  // Adam, the clip and the EMA run over the flat buffers.
+  model.params().zero_grad();
+  const Tensor param_arena = model.params().param_arena(), grad_arena = model.params().grad_arena();
   kernels::AdamHyper hyper;
   hyper.lr = static_cast<float>(opts.lr);
-  ag::Adam adam(params, hyper);
+  ag::Adam adam(params, hyper, param_arena, grad_arena);
   const bool use_ema = opts.ema_decay > 0;
   std::unique_ptr<models::Ema> ema;
   std::unique_ptr<models::Unet> ema_model;
@@ -165,7 +169,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     ec.decay = opts.ema_decay;
     ec.update_every = opts.ema_every;
     ec.update_after_step = opts.ema_start;
-    ema = std::make_unique<models::Ema>(params, ec);
+    ema = std::make_unique<models::Ema>(params, ec, param_arena);
     Generator unused(0);
     ema_model = std::make_unique<models::Unet>(cfg.unet, unused);
     ema_model->params().to(dev);
@@ -268,10 +272,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     ag::Tape::current().backward(loss);
     // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
     if (opts.grad_clip > 0)
-      adam.step(ag::clip_grad_norm_factor(params, opts.grad_clip));
+      adam.step(ag::clip_grad_norm_factor(params, opts.grad_clip, grad_arena));
     else
       adam.step();
-    adam.zero_grad();
+    model.params().zero_grad();  // one memset of the gradient arena
     ag::Tape::current().clear();
     if (ema) ema->update(state.step + 1);
     losses.push(loss.value());

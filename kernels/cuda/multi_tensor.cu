@@ -59,6 +59,47 @@ __global__ void __launch_bounds__(kBlockThreads) scale_multi_kernel(Table<1> tab
   for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) x[i] *= alpha;
 }
 
+// The flat (single-tensor) forms: the same per-element arithmetic, a grid-stride loop over [0, n).
+__global__ void __launch_bounds__(kBlockThreads) adam_flat_kernel(float* p, const float* g, float* m, float* v,
+                                                                  int64_t n, AdamStepScalars s,
+                                                                  const float* grad_scale) {
+  const float scale = grad_scale ? *grad_scale : 1.0f;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    float pi = p[i], mi = m[i], vi = v[i];
+    adam_element(pi, grad_scale ? __fmul_rn(g[i], scale) : g[i], mi, vi, s);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+__global__ void __launch_bounds__(kBlockThreads) ema_flat_kernel(float* sh, const float* p, int64_t n, float w) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) sh[i] = lerp_f(sh[i], p[i], w);
+}
+
+__global__ void __launch_bounds__(kBlockThreads) scale_flat_kernel(float* x, int64_t n, float alpha) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) x[i] *= alpha;
+}
+
+// One double partial per block (the grid depends only on n, so the sum is reproducible).
+__global__ void __launch_bounds__(kBlockThreads) sum_squares_flat_kernel(const float* x, int64_t n, double* partial) {
+  __shared__ double red[kBlockThreads];
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  double acc = 0.0;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    acc += double(x[i]) * double(x[i]);
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int stride2 = kBlockThreads / 2; stride2 > 0; stride2 >>= 1) {
+    if (threadIdx.x < stride2) red[threadIdx.x] += red[threadIdx.x + stride2];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = red[0];
+}
+
 // One double partial per block, written at its global block index; the
 // in-block tree has a fixed shape, so the result is reproducible.
 __global__ void __launch_bounds__(kBlockThreads)
@@ -116,6 +157,17 @@ std::vector<std::array<float*, 1>> one_ptr(const std::vector<Tensor>& ts, std::v
 
 namespace {
 void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const float* grad_scale) {
+  if (slots.size() == 1) {
+    const AdamSlot& a = slots[0];
+    const int64_t n = a.param.numel();
+    if (n == 0) return;
+    float* p = const_cast<float*>(a.param.data());
+    float* m = const_cast<float*>(a.m.data());
+    float* v = const_cast<float*>(a.v.data());
+    adam_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(p, a.grad.data(), m, v, n, s, grad_scale);
+    DD_CUDA_LAUNCH_CHECK("adam_flat_kernel");
+    return;
+  }
   std::vector<std::array<float*, 4>> ptrs;
   std::vector<int64_t> sizes;
   for (const AdamSlot& a : slots) {
@@ -134,15 +186,25 @@ void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s,
 Tensor sum_squares_device(const std::vector<Tensor>& ts, int64_t& total_blocks, double max_norm, float* clip) {
   std::vector<int64_t> sizes;
   const auto ptrs = one_ptr(ts, sizes);
+  const bool flat = ts.size() == 1;
   total_blocks = 0;
-  for (int64_t n : sizes) total_blocks += (n + kChunk - 1) / kChunk;
+  if (flat)
+    total_blocks = flat_blocks(sizes[0]);
+  else
+    for (int64_t n : sizes) total_blocks += (n + kChunk - 1) / kChunk;
   if (total_blocks == 0) return Tensor();
   Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, Device::CUDA);
   double* partial = reinterpret_cast<double*>(scratch.data());
-  for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t first) {
-    sum_squares_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, partial, first);
-    DD_CUDA_LAUNCH_CHECK("sum_squares_multi_kernel");
-  });
+  if (flat) {
+    const int blocks = static_cast<int>(total_blocks);
+    sum_squares_flat_kernel<<<blocks, kBlockThreads, 0, stream()>>>(ts[0].data(), sizes[0], partial);
+    DD_CUDA_LAUNCH_CHECK("sum_squares_flat_kernel");
+  } else {
+    for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t first) {
+      sum_squares_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, partial, first);
+      DD_CUDA_LAUNCH_CHECK("sum_squares_multi_kernel");
+    });
+  }
   fold_partials_kernel<<<1, kBlockThreads, 0, stream()>>>(partial, total_blocks, partial + total_blocks, max_norm,
                                                           clip);
   DD_CUDA_LAUNCH_CHECK("fold_partials_kernel");
@@ -167,6 +229,14 @@ Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm,
 }
 
 void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, float w) {
+  if (shadows.size() == 1) {
+    const int64_t n = shadows[0].numel();
+    if (n == 0) return;
+    float* sh = const_cast<float*>(shadows[0].data());
+    ema_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(sh, params[0].data(), n, w);
+    DD_CUDA_LAUNCH_CHECK("ema_flat_kernel");
+    return;
+  }
   std::vector<std::array<float*, 2>> ptrs;
   std::vector<int64_t> sizes;
   for (std::size_t i = 0; i < shadows.size(); ++i) {
@@ -189,6 +259,13 @@ double sum_squares_multi(const std::vector<Tensor>& ts) {
 }
 
 void scale_multi_(const std::vector<Tensor>& ts, float alpha) {
+  if (ts.size() == 1) {
+    const int64_t n = ts[0].numel();
+    if (n == 0) return;
+    scale_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(const_cast<float*>(ts[0].data()), n, alpha);
+    DD_CUDA_LAUNCH_CHECK("scale_flat_kernel");
+    return;
+  }
   std::vector<int64_t> sizes;
   const auto ptrs = one_ptr(ts, sizes);
   for_each_table<1>(ptrs, sizes, [&](const Table<1>& tab, int blocks, int64_t) {

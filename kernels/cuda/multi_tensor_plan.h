@@ -24,6 +24,15 @@ struct Table {
 };
 static_assert(sizeof(Table<4>) + 64 <= 4096, "kernel argument over 4 KB");
 
+// A list of one tensor (a flat parameter/gradient arena) goes in a single launch whatever its
+// size: a grid of at most kFlatMaxBlocks blocks (two of 512 threads per SM of a 132-SM H100) strides
+// over it, instead of the tables' one block per chunk and 320 chunks per launch.
+constexpr int kFlatMaxBlocks = 264;
+inline int flat_blocks(int64_t n) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  return static_cast<int>(chunks < kFlatMaxBlocks ? chunks : kFlatMaxBlocks);
+}
+
 // Walks every tensor's chunks, filling tables and calling launch(table,
 // blocks, first_global_block) whenever one is full, and once at the end.
 template <int P, class Launch>

@@ -197,3 +197,43 @@ TEST_CASE("emu: clip factor and adam with a grad scale match the cpu", "[emu][mu
     CHECK(g[i].to_vector() == g_before[i].to_vector());  // the gradients are left as they were
   }
 }
+
+// A list of one tensor (a flat arena, as ag::Adam, models::Ema and the clip pass) runs the flat
+// kernels: one launch whatever the size, a grid-stride loop over at most kFlatMaxBlocks blocks.
+// The second size needs more chunks than that grid has blocks, so the stride wraps.
+TEST_CASE("emu: flat single-tensor adam, ema, sum of squares, scale and clip match the cpu", "[emu][multi_tensor]") {
+  DD_TEST_RANDOM(rng);
+  namespace plan = dd::kernels::cuda;
+  for (int64_t n : {int64_t(3) * plan::kChunk + 5, int64_t(plan::kFlatMaxBlocks + 3) * plan::kChunk + 11}) {
+    INFO("n = " << n);
+    const Shape s{n};
+    Tensor p = rnd(rng, s, 1.0), g = rnd(rng, s, 1.0), m = rnd(rng, s, 0.1), v = uni(rng, s, 0.0, 0.01);
+    Tensor pe = copy(p), me = copy(m), ve = copy(v);
+    const kernels::AdamStepScalars sc = kernels::adam_scalars({2e-4f, 0.9f, 0.99f, 1e-8f, 0.01f}, 5);
+    kernels::cpu::adam_update_multi({{p, g, m, v}}, sc);
+    kernels::emu::adam_update_multi({{pe, g, me, ve}}, sc);
+    // The same fp32 expression: 1e-6 (as tests/gpu).
+    expect_close("flat adam param", pe, p, 1e-6);
+    expect_close("flat adam m", me, m, 1e-6);
+    expect_close("flat adam v", ve, v, 1e-6);
+    const Tensor factor = Tensor::from_vector({2}, {0.4219f, 0.0f});
+    kernels::cpu::adam_update_multi_scaled({{p, g, m, v}}, sc, factor);
+    kernels::emu::adam_update_multi_scaled({{pe, g, me, ve}}, sc, factor);
+    expect_close("flat scaled adam param", pe, p, 1e-6);
+    expect_close("flat scaled adam v", ve, v, 1e-6);
+
+    Tensor shadow = rnd(rng, s, 1.0), shadow_e = copy(shadow);
+    kernels::cpu::ema_update_multi({shadow}, {p}, 0.003f);
+    kernels::emu::ema_update_multi({shadow_e}, {pe}, 0.003f);
+    expect_close("flat ema", shadow_e, shadow, 1e-6);
+
+    // Double sums in another order: 1e-12 relative (as tests/gpu); the clip within an ulp or two.
+    CHECK(kernels::emu::sum_squares_multi({g}) == Approx(kernels::cpu::sum_squares_multi({g})).epsilon(1e-12));
+    expect_close("flat clip factor", kernels::emu::clip_coefficient_multi({g}, 0.5, Device::CPU),
+                 kernels::cpu::clip_coefficient_multi({g}, 0.5, Device::CPU), 1e-6);
+    Tensor ge = copy(g);
+    kernels::cpu::scale_multi_({g}, 0.37f);
+    kernels::emu::scale_multi_({ge}, 0.37f);
+    expect_close("flat scale", ge, g, 0.0);
+  }
+}
