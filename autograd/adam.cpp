@@ -69,15 +69,17 @@ bool Adam::flat_ready() const {
 void Adam::step() { step(Tensor()); }
 
 void Adam::step(const Tensor& grad_scale) {
+  const auto update = [&](const std::vector<kernels::AdamSlot>& slots, int64_t step) {
+    const kernels::AdamStepScalars sc = kernels::adam_scalars(hyper_, step);
+    if (grad_scale.defined())
+      kernels::adam_update_multi_scaled(slots, sc, grad_scale);
+    else
+      kernels::adam_update_multi(slots, sc);
+  };
   last_flat_ = flat_ready();
   if (last_flat_) {
     for (int64_t& st : steps_) ++st;
-    const std::vector<kernels::AdamSlot> slot{{param_arena_, grad_arena_, m_arena_, v_arena_}};
-    const kernels::AdamStepScalars sc = kernels::adam_scalars(hyper_, steps_.front());
-    if (grad_scale.defined())
-      kernels::adam_update_multi_scaled(slot, sc, grad_scale);
-    else
-      kernels::adam_update_multi(slot, sc);
+    update({{param_arena_, grad_arena_, m_arena_, v_arena_}}, steps_.front());
     return;
   }
   // Parameters are grouped by their step count (normally one group), so each
@@ -91,12 +93,7 @@ void Adam::step(const Tensor& grad_scale) {
     if (it == groups.end()) it = groups.insert(groups.end(), {step, {}});
     it->second.push_back({p.value(), p.grad(), m_[i], v_[i]});
   }
-  for (const auto& [step, slots] : groups) {
-    if (grad_scale.defined())
-      kernels::adam_update_multi_scaled(slots, kernels::adam_scalars(hyper_, step), grad_scale);
-    else
-      kernels::adam_update_multi(slots, kernels::adam_scalars(hyper_, step));
-  }
+  for (const auto& [step, slots] : groups) update(slots, step);
 }
 
 void Adam::zero_grad() {

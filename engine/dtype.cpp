@@ -44,29 +44,15 @@ void cast_loop(const void* src, void* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = dtype_conv::cast<To, From>(s[i]);
 }
 
-template <typename From>
-void cast_from(const void* src, void* dst, DType to, int64_t n) {
-  switch (to) {
-    case DType::F32: return cast_loop<float, From>(src, dst, n);
-    case DType::BF16: return cast_loop<bf16, From>(src, dst, n);
-    case DType::F16: return cast_loop<f16, From>(src, dst, n);
-    case DType::I32: return cast_loop<int32_t, From>(src, dst, n);
-    case DType::I64: return cast_loop<int64_t, From>(src, dst, n);
-  }
-  DD_FAIL("cast: invalid target DType value ", static_cast<int>(to));
-}
 }  // namespace
 
 void cast_host(const void* src, DType from, void* dst, DType to, int64_t n) {
   if (n <= 0) return;
-  switch (from) {
-    case DType::F32: return cast_from<float>(src, dst, to, n);
-    case DType::BF16: return cast_from<bf16>(src, dst, to, n);
-    case DType::F16: return cast_from<f16>(src, dst, to, n);
-    case DType::I32: return cast_from<int32_t>(src, dst, to, n);
-    case DType::I64: return cast_from<int64_t>(src, dst, to, n);
-  }
-  DD_FAIL("cast: invalid source DType value ", static_cast<int>(from));
+  DD_CHECK(dtype_valid(from) && dtype_valid(to), "cast: invalid DType value ", static_cast<int>(from), " or ",
+           static_cast<int>(to));
+  visit_dtype(from, [&](auto f) {
+    visit_dtype(to, [&](auto t) { cast_loop<decltype(t), decltype(f)>(src, dst, n); });
+  });
 }
 
 }  // namespace dd

@@ -37,6 +37,8 @@ const char* dtype_name(DType t);
 DD_HOST_DEVICE constexpr std::size_t dtype_size(DType t) {
   return t == DType::I64 ? 8 : (t == DType::BF16 || t == DType::F16) ? 2 : 4;
 }
+// False for a value outside the enum (a corrupted or cast integer).
+constexpr bool dtype_valid(DType t) { return static_cast<uint8_t>(t) <= static_cast<uint8_t>(DType::I64); }
 // The safetensors names ("F32", "BF16", "F16", "I32", "I64") and back; the reverse
 // returns false for a name that is not one of these five.
 const char* dtype_safetensors_name(DType t);
@@ -192,6 +194,20 @@ DD_HOST_DEVICE inline To cast(From v) {
 }
 
 }  // namespace dtype_conv
+
+// Calls f with a value of dtype t's storage type (f(float{}), f(bf16{}), ...), so code written once
+// as a generic lambda runs for every dtype: the casts' two-level dispatch on host and device.
+template <typename F>
+decltype(auto) visit_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: return f(float{});
+    case DType::BF16: return f(bf16{});
+    case DType::F16: return f(f16{});
+    case DType::I32: return f(int32_t{});
+    case DType::I64: return f(int64_t{});
+  }
+  return f(float{});  // unreachable for a valid DType; callers check the value first
+}
 
 // Host cast of n elements (src and dst must not overlap unless they are equal and
 // the dtypes match).

@@ -32,18 +32,6 @@ void launch_cast(const void* src, void* dst, int64_t n) {
   DD_CUDA_LAUNCH_CHECK("cast_kernel");
 }
 
-template <typename From>
-void cast_from(const void* src, void* dst, DType to, int64_t n) {
-  switch (to) {
-    case DType::F32: return launch_cast<float, From>(src, dst, n);
-    case DType::BF16: return launch_cast<bf16, From>(src, dst, n);
-    case DType::F16: return launch_cast<f16, From>(src, dst, n);
-    case DType::I32: return launch_cast<int32_t, From>(src, dst, n);
-    case DType::I64: return launch_cast<int64_t, From>(src, dst, n);
-  }
-  DD_FAIL("cuda cast: invalid target DType value ", static_cast<int>(to));
-}
-
 template <typename T>
 __global__ void fill_kernel(T* dst, T value, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
@@ -61,14 +49,11 @@ void launch_fill(void* dst, uint64_t bits, int64_t n) {
 
 void cast(const void* src, DType from, void* dst, DType to, int64_t n) {
   if (n <= 0) return;
-  switch (from) {
-    case DType::F32: return cast_from<float>(src, dst, to, n);
-    case DType::BF16: return cast_from<bf16>(src, dst, to, n);
-    case DType::F16: return cast_from<f16>(src, dst, to, n);
-    case DType::I32: return cast_from<int32_t>(src, dst, to, n);
-    case DType::I64: return cast_from<int64_t>(src, dst, to, n);
-  }
-  DD_FAIL("cuda cast: invalid source DType value ", static_cast<int>(from));
+  DD_CHECK(dtype_valid(from) && dtype_valid(to), "cuda cast: invalid DType value ", static_cast<int>(from), " or ",
+           static_cast<int>(to));
+  visit_dtype(from, [&](auto f) {
+    visit_dtype(to, [&](auto t) { launch_cast<decltype(t), decltype(f)>(src, dst, n); });
+  });
 }
 
 void fill(void* dst, std::size_t element_size, uint64_t bits, int64_t n) {
