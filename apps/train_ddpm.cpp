@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of the initialisation, noise, timesteps and data order")->capture_default_str();
   app.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  app.add_option("--cuda-graphs", o.cuda_graphs,
+                 "on, off or auto: capture the training step as a CUDA graph once and replay it (auto = on for "
+                 "--device cuda)")
+      ->capture_default_str();
   app.add_flag("--resume", o.resume, "continue the run in --out from its checkpoint");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -68,7 +68,38 @@ bool Adam::flat_ready() const {
 
 void Adam::step() { step(Tensor()); }
 
+void Adam::bind_step_scalars(Tensor scalars) {
+  DD_CHECK(scalars.defined() && scalars.nbytes() >= sizeof(kernels::AdamStepScalars),
+           "Adam::bind_step_scalars: expected kernels::adam_step_scalars_tensor's tensor, got ",
+           scalars.defined() ? describe(scalars) : std::string("undefined"));
+  DD_CHECK(param_arena_.defined() && scalars.device() == param_arena_.device(),
+           "Adam::bind_step_scalars: needs the parameter arenas, on the scalars' device ", describe(scalars));
+  bound_scalars_ = std::move(scalars);
+  if (!one_.defined() || one_.device() != bound_scalars_.device()) one_ = Tensor::full({1}, 1.0f, bound_scalars_.device());
+}
+
+kernels::AdamStepScalars Adam::next_step_scalars() const {
+  DD_CHECK(!steps_.empty(), "Adam: no parameters");
+  return kernels::adam_scalars(hyper_, steps_.front() + 1);
+}
+
+void Adam::advance_step() {
+  for (int64_t& st : steps_) ++st;
+}
+
 void Adam::step(const Tensor& grad_scale) {
+  if (bound_scalars_.defined()) {
+    DD_CHECK(flat_ready(), "Adam::step: bound to device step scalars (a CUDA graph step), but the flat update ",
+             "cannot run: every parameter needs a gradient in the arena and one step count");
+    last_flat_ = true;
+    advance_step();
+    // The scalars passed by value are the ones written for this step; the kernel reads the bound
+    // tensor's (the same at capture, the replayed step's afterwards).
+    kernels::adam_update_multi_scaled({{param_arena_, grad_arena_, m_arena_, v_arena_}},
+                                      kernels::adam_scalars(hyper_, steps_.front()),
+                                      grad_scale.defined() ? grad_scale : one_, bound_scalars_);
+    return;
+  }
   const auto update = [&](const std::vector<kernels::AdamSlot>& slots, int64_t step) {
     const kernels::AdamStepScalars sc = kernels::adam_scalars(hyper_, step);
     if (grad_scale.defined())

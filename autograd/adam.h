@@ -41,6 +41,16 @@ class Adam {
   // Whether the last step() ran as one flat update (for tests and the bench).
   bool last_step_flat() const { return last_flat_; }
 
+  // For CUDA graphs (a captured step replays without the host): while bound, step() runs the flat
+  // update reading its per-step scalars from `scalars` (kernels::adam_step_scalars_tensor on the
+  // parameters' device) and throws if the flat update cannot run. The replayer writes
+  // next_step_scalars() there before each replay and calls advance_step() after it, which is what
+  // the replayed step() would have done on the host. Same arithmetic: the same bits as unbound.
+  void bind_step_scalars(Tensor scalars);
+  void unbind_step_scalars() { bound_scalars_ = Tensor(); }
+  kernels::AdamStepScalars next_step_scalars() const;
+  void advance_step();
+
  private:
   bool flat_ready() const;
 
@@ -50,6 +60,7 @@ class Adam {
   Tensor param_arena_, grad_arena_, m_arena_, v_arena_;
   std::vector<int64_t> steps_;
   bool last_flat_ = false;
+  Tensor bound_scalars_, one_;  // one_: the unit grad scale of an unclipped bound step
 };
 
 // torch.nn.utils.clip_grad_norm_: total L2 norm over all gradients; when it

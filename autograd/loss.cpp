@@ -9,7 +9,7 @@ Var loss(const Var& pred, const Var& target, kernels::LossType type) {
   if (y.requires_grad())
     Tape::current().record([pred, target, y, type] {
       if (!y.has_grad()) return;
-      Tensor dpred = kernels::loss_backward(pred.value(), target.value(), type, y.grad().item());
+      Tensor dpred = kernels::loss_backward(pred.value(), target.value(), type, y.grad());
       if (target.requires_grad()) target.accumulate_grad(kernels::affine(dpred, -1.0f, 0.0f));
       if (pred.requires_grad()) pred.accumulate_grad(dpred);
     });

@@ -14,5 +14,14 @@
                                       cudaGetErrorString(dd_err_)));                      \
   } while (0)
 
-// After a <<<...>>> launch: catches bad launch configurations at once.
-#define DD_CUDA_LAUNCH_CHECK(what) DD_CUDA_CHECK(cudaGetLastError())
+namespace dd::cuda_mem {
+void count_launch() noexcept;  // engine/device.h
+}
+
+// After a <<<...>>> launch: catches bad launch configurations at once, and counts the launch
+// (cuda_mem::Stats::launches).
+#define DD_CUDA_LAUNCH_CHECK(what)     \
+  do {                                 \
+    ::dd::cuda_mem::count_launch();    \
+    DD_CUDA_CHECK(cudaGetLastError()); \
+  } while (0)

@@ -1,4 +1,5 @@
 #include "engine/device.h"
+#include "engine/cuda_graph.h"
 
 #include <cstring>
 
@@ -72,7 +73,23 @@ void synchronize() {}
 Stats stats() { return {}; }
 void reset_peak() {}
 void empty_cache() {}
+void* alloc_in_pool(std::size_t, int) { no_cuda("cuda alloc"); }
+int create_pool() { no_cuda("cuda memory pool"); }
+void release_pool(int) {}
+PoolScope::PoolScope(int pool) : prev_(pool) {}
+PoolScope::~PoolScope() {}
+void write_small(void*, const void*, std::size_t) { no_cuda("cuda write"); }
+void count_launch() noexcept {}
 }  // namespace cuda_mem
+
+bool cuda_graphs_supported() { return false; }
+struct CudaGraph::Impl {};
+CudaGraph::CudaGraph() : impl_(std::make_unique<Impl>()) {}
+CudaGraph::~CudaGraph() = default;
+void CudaGraph::capture(const std::function<void()>&) { DD_FAIL("CUDA graphs: this build has no CUDA backend"); }
+void CudaGraph::replay() { DD_FAIL("CUDA graphs: this build has no CUDA backend"); }
+bool CudaGraph::captured() const { return false; }
+long long CudaGraph::nodes() const { return 0; }
 #endif
 
 }  // namespace dd

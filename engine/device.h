@@ -40,8 +40,34 @@ bool cuda_probe_verdict(const CudaProbe& p);
 Device resolve_device(const std::string& name, const char* flag = "--device");
 
 namespace cuda_mem {
+// From the current context's pool (engine/context.h).
 void* alloc(std::size_t bytes);
+void* alloc_in_pool(std::size_t bytes, int pool);
 void free(void* p) noexcept;
+
+// Private pools, for CUDA graphs: blocks handed out while a pool is current are reused only by
+// that pool, so a captured graph's tensors keep their addresses for every replay while eager work
+// allocates elsewhere. release_pool (after the graph is destroyed) returns them to the general pool.
+int create_pool();
+void release_pool(int pool);
+class PoolScope {
+ public:
+  explicit PoolScope(int pool);
+  ~PoolScope();
+  PoolScope(const PoolScope&) = delete;
+  PoolScope& operator=(const PoolScope&) = delete;
+
+ private:
+  int prev_;
+};
+
+// Writes `bytes` (at most kWriteSmallMax) of host data to device memory as the argument of a
+// one-block kernel: no pinned buffer, no wait, and legal inside a captured graph (whose replays
+// write the value captured). The per-step scalars of a graph are written this way before a replay.
+constexpr std::size_t kWriteSmallMax = 256;
+void write_small(void* dst, const void* src, std::size_t bytes);
+// Counted by DD_CUDA_LAUNCH_CHECK (engine/cuda_check.h): every kernel launch of the engine.
+void count_launch() noexcept;
 // Host to device on the engine's stream, through a pinned staging buffer (asynchronous); src may be
 // reused as soon as this returns.
 void copy_h2d(void* dst, const void* src, std::size_t bytes);
@@ -65,10 +91,11 @@ struct Stats {
   long long h2d_pageable = 0;    // host-to-device copies from pageable memory (the host waits)
   long long d2h_copies = 0;      // device-to-host copies (each waits for the stream)
   long long host_syncs = 0;      // times the host waited for the stream to drain (d2h copies included)
+  long long launches = 0;        // kernel launches (DD_CUDA_LAUNCH_CHECK), cuBLAS and graph replays not included
 };
 Stats stats();
 void reset_peak();
-// Returns every cached block to the driver (after synchronizing the stream).
+// Returns every cached block of the general pool to the driver (after synchronizing the stream).
 void empty_cache();
 }  // namespace cuda_mem
 

@@ -17,6 +17,19 @@
 
 namespace dd {
 
+// Where a draw starts in its stream: `value` blocks after *base when base is set, else at value.
+// base points into device memory (host memory on the CPU) that the host rewrites before each replay
+// of a captured CUDA graph (cuda_mem::write_small), so a replayed draw moves on with the run
+// instead of repeating the captured offset. Built implicitly from a plain offset.
+struct PhiloxOffset {
+  uint64_t value = 0;
+  const uint64_t* base = nullptr;
+  DD_HOST_DEVICE PhiloxOffset() {}
+  DD_HOST_DEVICE PhiloxOffset(uint64_t v) : value(v) {}  // NOLINT: implicit, as a plain offset
+  DD_HOST_DEVICE PhiloxOffset(uint64_t v, const uint64_t* b) : value(v), base(b) {}
+  DD_HOST_DEVICE uint64_t get() const { return base ? *base + value : value; }
+};
+
 struct Philox4x32 {
   uint32_t v[4];
 };

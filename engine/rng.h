@@ -4,6 +4,7 @@
 // integers, so a training run can save and restore it exactly.
 #include <cstdint>
 
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 namespace dd {
@@ -46,9 +47,28 @@ class Generator {
   // A uniform double in [0, 1); uses one block.
   double uniform();
 
+  // For CUDA graphs: while anchored, reserve_at/skip_at hand out offsets relative to *base (a
+  // device counter holding offset() as of anchor(): value = the offset minus that), so a captured
+  // draw reads where the run is at each replay; the replayer writes offset() to *base before it.
+  // Unanchored they are reserve/skip as plain offsets. The host counter advances the same either way.
+  void anchor(const uint64_t* base) {
+    anchor_base_ = base;
+    anchor_at_ = offset_;
+  }
+  void unanchor() {
+    anchor_base_ = nullptr;
+    anchor_at_ = 0;
+  }
+  PhiloxOffset reserve_at(int64_t n) { return at(reserve(n)); }
+  PhiloxOffset skip_at(uint64_t blocks) { return at(skip(blocks)); }
+
  private:
+  PhiloxOffset at(uint64_t o) const { return anchor_base_ ? PhiloxOffset(o - anchor_at_, anchor_base_) : PhiloxOffset(o); }
+
   uint64_t seed_;
   uint64_t offset_;
+  const uint64_t* anchor_base_ = nullptr;
+  uint64_t anchor_at_ = 0;
 };
 
 namespace cuda_rng {

@@ -60,7 +60,7 @@ Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip
 }
 
 QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
-                           uint64_t offset) {
+                           PhiloxOffset offset) {
   const char* op = "q_sample_philox";
   check_data(op, "x0", x0);
   check_coef(op, "coef_a", x0, coef_a);
@@ -69,7 +69,7 @@ QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor&
 }
 
 Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
-                            uint64_t offset) {
+                            PhiloxOffset offset) {
   const char* op = "p_sample_step_philox";
   check_data(op, "x_t", x_t);
   check_same(op, "eps", x_t, "x_t", eps);

@@ -8,6 +8,7 @@
 // to a few float32 ulps plus the rounding of the coefficients.
 #include <cstdint>
 
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 namespace dd::kernels {
@@ -36,18 +37,19 @@ Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip
 // The same steps with their Gaussian noise drawn inside the op from the Philox
 // stream at (seed, offset) (engine/rng.h: element i uses block offset + i / 4,
 // lane i % 4), so the result equals randn(shape, seed, offset) fed to the op
-// above. The caller reserves philox_blocks(numel) blocks (Generator::reserve).
+// above. The caller reserves philox_blocks(numel) blocks (Generator::reserve). The offset may
+// be relative to a device counter (engine/philox.h), read in the kernel: a captured graph's draw.
 //
 // q_sample_philox: x_t = coef_a[b] * x0 + coef_b[b] * noise; returns both.
 struct QSampleOut {
   Tensor x_t, noise;
 };
 QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
-                           uint64_t offset);
+                           PhiloxOffset offset);
 // p_sample_step with noise; a sample whose sigma[b] == 0 gets the mean alone
 // (exactly p_sample_step without noise).
 Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
-                            uint64_t offset);
+                            PhiloxOffset offset);
 
 namespace cpu {
 Tensor q_sample(const Tensor& x0, const Tensor& noise, const Tensor& coef_a, const Tensor& coef_b);
@@ -55,9 +57,9 @@ Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, 
 Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac,
                   const Tensor& sqrt_recipm1_ac, bool clamp);
 QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
-                           uint64_t offset);
+                           PhiloxOffset offset);
 Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
-                            uint64_t offset);
+                            PhiloxOffset offset);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
@@ -67,9 +69,9 @@ Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, 
 Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac,
                   const Tensor& sqrt_recipm1_ac, bool clamp);
 QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
-                           uint64_t offset);
+                           PhiloxOffset offset);
 Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
-                            uint64_t offset);
+                            PhiloxOffset offset);
 }  // namespace cuda
 #endif
 

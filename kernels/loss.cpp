@@ -40,4 +40,12 @@ Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, fl
               dloss);
 }
 
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss) {
+  const Device dev = check_pair("loss_backward", pred, target, type);
+  DD_CHECK(dloss.defined() && dloss.numel() == 1 && dloss.dtype() == DType::F32 && dloss.device() == dev,
+           "loss_backward: dloss must be one float on ", device_name(dev), ", got ",
+           dloss.defined() ? describe(dloss) : std::string("undefined"));
+  DD_DISPATCH(dev, loss_backward, pred, target, type, dloss);
+}
+
 }  // namespace dd::kernels

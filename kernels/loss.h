@@ -21,16 +21,21 @@ const char* loss_type_name(LossType type);
 
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
+// The same with dloss a one-element float tensor on the operands' device (the autograd seed): the
+// GPU reads it in the kernel, so the backward does not wait for the host.
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss);
 
 namespace cpu {
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
 namespace cuda {
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss);
 }  // namespace cuda
 #endif
 

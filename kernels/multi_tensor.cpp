@@ -1,5 +1,7 @@
 #include "kernels/multi_tensor.h"
 
+#include <cstring>
+
 #include "kernels/dispatch.h"
 
 namespace dd::kernels {
@@ -37,14 +39,34 @@ void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars
   DD_DISPATCH(list_device("adam_update_multi", all), adam_update_multi, slots, s);
 }
 
-void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale) {
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale,
+                              const Tensor& step_scalars) {
   std::vector<const Tensor*> all;
   check_slots(slots, all);
   if (slots.empty()) return;
   DD_CHECK(grad_scale.defined() && grad_scale.numel() >= 1, "adam_update_multi_scaled: grad_scale ",
            describe(grad_scale), " must hold at least one element");
   all.push_back(&grad_scale);
-  DD_DISPATCH(list_device("adam_update_multi_scaled", all), adam_update_multi_scaled, slots, s, grad_scale);
+  if (step_scalars.defined()) {
+    DD_CHECK(step_scalars.nbytes() >= sizeof(AdamStepScalars), "adam_update_multi_scaled: step_scalars ",
+             describe(step_scalars), " is too small for the step's scalars (make it with adam_step_scalars_tensor)");
+    all.push_back(&step_scalars);
+  }
+  DD_DISPATCH(list_device("adam_update_multi_scaled", all), adam_update_multi_scaled, slots, s, grad_scale,
+              step_scalars);
+}
+
+Tensor adam_step_scalars_tensor(Device dev) {
+  constexpr int64_t n = (sizeof(AdamStepScalars) + sizeof(float) - 1) / sizeof(float);
+  return Tensor::zeros({n}, dev);
+}
+
+void write_adam_step_scalars(Tensor& dst, const AdamStepScalars& s) {
+  DD_CHECK(dst.nbytes() >= sizeof(AdamStepScalars), "write_adam_step_scalars: ", describe(dst), " is too small");
+  if (dst.device() == Device::CPU)
+    std::memcpy(dst.raw_data(), &s, sizeof s);
+  else
+    cuda_mem::write_small(dst.raw_data(), &s, sizeof s);
 }
 
 Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev) {

@@ -39,7 +39,16 @@ Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm,
 // adam_update_multi with every gradient first multiplied by grad_scale[0] (a float on the slots'
 // device, e.g. clip_coefficient_multi's), rounded as a separate multiply: bitwise what scaling the
 // gradients in place and then calling adam_update_multi gives, without a pass over them.
-void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale);
+// step_scalars: undefined (use s), or an AdamStepScalars held in a float tensor on the slots'
+// device (adam_step_scalars_tensor), read by the kernel instead of s: the scalars a captured CUDA
+// graph step needs, rewritten before each replay.
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale,
+                              const Tensor& step_scalars = Tensor());
+
+// A float tensor on dev big enough for one AdamStepScalars, and the host-to-device write of one
+// into it (cuda_mem::write_small on the GPU: no copy, no wait, legal outside a capture only).
+Tensor adam_step_scalars_tensor(Device dev);
+void write_adam_step_scalars(Tensor& dst, const AdamStepScalars& s);
 
 namespace cpu {
 void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s);
@@ -47,7 +56,8 @@ void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tens
 double sum_squares_multi(const std::vector<Tensor>& ts);
 void scale_multi_(const std::vector<Tensor>& ts, float alpha);
 Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev);
-void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale);
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale,
+                              const Tensor& step_scalars = Tensor());
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
@@ -57,7 +67,8 @@ void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tens
 double sum_squares_multi(const std::vector<Tensor>& ts);
 void scale_multi_(const std::vector<Tensor>& ts, float alpha);
 Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev);
-void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale);
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale,
+                              const Tensor& step_scalars = Tensor());
 }  // namespace cuda
 #endif
 

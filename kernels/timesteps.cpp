@@ -4,7 +4,7 @@
 
 namespace dd::kernels {
 
-Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Device dev) {
+Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev) {
   DD_CHECK(B >= 1, "draw_timesteps: batch size ", B, " must be at least 1");
   DD_CHECK(T >= 1 && T < (int64_t(1) << 24), "draw_timesteps: T = ", T, " must be in [1, 2^24)");
   DD_DISPATCH(dev, draw_timesteps, B, T, seed, offset, dev);

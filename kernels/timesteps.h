@@ -10,21 +10,22 @@
 // draw never makes one; the CPU checks and throws).
 #include <cstdint>
 
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 namespace dd::kernels {
 
-Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Device dev);
+Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev);
 Tensor gather_timesteps(const Tensor& table, const Tensor& t);
 
 namespace cpu {
-Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Device dev);
+Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev);
 Tensor gather_timesteps(const Tensor& table, const Tensor& t);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
 namespace cuda {
-Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Device dev);
+Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev);
 Tensor gather_timesteps(const Tensor& table, const Tensor& t);
 }  // namespace cuda
 #endif

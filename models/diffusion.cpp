@@ -71,6 +71,20 @@ GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_t
   kernels::loss_type_name(loss_type_);  // rejects an out-of-range enum value
 }
 
+bool GaussianDiffusion::self_condition_coin(const Denoiser& model, const Tensor& x0, const Generator& gen) const {
+  if (!model.self_condition()) return false;
+  Generator g = gen;  // p_losses' draw order: the timesteps, the noise, then the coin
+  g.skip(static_cast<uint64_t>(x0.dim(0)));
+  g.reserve(x0.numel());
+  return g.uniform() < 0.5;
+}
+
+void GaussianDiffusion::prepare(Device dev) const {
+  for (const auto* b : {&schedule_.sqrt_alphas_cumprod, &schedule_.sqrt_one_minus_alphas_cumprod,
+                        &schedule_.sqrt_recip_alphas_cumprod, &schedule_.sqrt_recipm1_alphas_cumprod})
+    table(*b, dev);
+}
+
 ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator& gen, LossDraw* draw) const {
   const char* op = "p_losses";
   DD_CHECK(x0.defined(), op, ": x0 is undefined");
@@ -80,8 +94,8 @@ ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator
 
   // The documented draw order: timesteps, noise, then the self-conditioning coin. The timesteps
   // and the noise are drawn on x0's device from their reserved blocks: nothing is uploaded.
-  const Tensor tt = kernels::draw_timesteps(B, schedule_.T, gen.seed(), gen.skip(static_cast<uint64_t>(B)), dev);
-  const uint64_t noise_offset = gen.reserve(x0.numel());
+  const Tensor tt = kernels::draw_timesteps(B, schedule_.T, gen.seed(), gen.skip_at(static_cast<uint64_t>(B)), dev);
+  const PhiloxOffset noise_offset = gen.reserve_at(x0.numel());
   const bool self_cond = model.self_condition() && gen.uniform() < 0.5;
   const auto at = [&](const std::vector<double>& buffer) { return kernels::gather_timesteps(table(buffer, dev), tt); };
 
@@ -138,8 +152,7 @@ Tensor GaussianDiffusion::p_sample(Denoiser& model, const Tensor& x_t, int t, Ge
   // Algorithm 2 returns the mean at the last step: no draw there. Otherwise the
   // counters are reserved as gen.randn would and the noise is drawn in the step.
   if (t == 0) return kernels::p_sample_step(x_t, eps, Tensor(), c);
-  const uint64_t noise_offset = gen.reserve(x_t.numel());
-  return kernels::p_sample_step_philox(x_t, eps, c, gen.seed(), noise_offset);
+  return kernels::p_sample_step_philox(x_t, eps, c, gen.seed(), gen.reserve_at(x_t.numel()));
 }
 
 Tensor GaussianDiffusion::p_sample_loop(Denoiser& model, const Shape& shape, Generator& gen,

@@ -57,6 +57,11 @@ class GaussianDiffusion {
   // no-grad pass of the model, detached; otherwise it is undefined. Records on
   // ag::Tape::current(); the caller clears the tape and runs backward.
   ag::Var p_losses(Denoiser& model, const Tensor& x0, Generator& gen, LossDraw* draw = nullptr) const;
+  // Whether p_losses(model, x0, gen) will self-condition, read from gen's counters without
+  // drawing (a CUDA graph step picks its graph before it replays; nothing is read back).
+  bool self_condition_coin(const Denoiser& model, const Tensor& x0, const Generator& gen) const;
+  // Uploads every per-timestep table p_losses uses on dev, so a captured step uploads nothing.
+  void prepare(Device dev) const;
 
   // One reverse step at timestep t (the same for the whole batch), no gradient.
   // x_self_cond: the previous step's x0 estimate for a self-conditioning model

@@ -32,7 +32,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"log_every", log_every},
           {"seed", seed},
           {"device", device},
-          {"threads", threads}};
+          {"threads", threads},
+          {"cuda_graphs", cuda_graphs}};
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
@@ -68,6 +69,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("seed", o.seed);
     get("device", o.device);
     get("threads", o.threads);
+    get("cuda_graphs", o.cuda_graphs);
   } catch (const nlohmann::json::exception& e) {
     DD_FAIL("training options: ", e.what());
   }
@@ -76,7 +78,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
 
 bool resumable_override(const std::string& key) {
   static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "n_samples",
-                                        "log_every", "device", "threads"};
+                                        "log_every", "device", "threads", "cuda_graphs"};
   return ok.count(key) != 0;
 }
 

@@ -41,6 +41,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;  // 0 = OpenMP's default
+  std::string cuda_graphs = "auto";  // on, off, auto (= on for a CUDA device); see apps/ddpm/train_step.h
   bool resume = false;
 
   nlohmann::json to_json() const;

@@ -13,6 +13,7 @@
 #include "apps/ddpm/checkpoint.h"
 #include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/sampler.h"
+#include "apps/ddpm/train_step.h"
 #include "apps/report/atomic_file.h"
 #include "apps/report/image_grid.h"
 #include "apps/report/loss_curve.h"
@@ -93,7 +94,7 @@ TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::s
     } else {
       DD_CHECK(now[key] == merged[key], flag_name(key), " is ", now[key].dump(), " but the run in ", given.out,
                " was started with ", merged[key].dump(), "; a resumed run keeps its settings (it may change only ",
-               "--steps, --sample-every, --save-every, --n-samples, --log-every, --device, --threads)");
+               "--steps, --sample-every, --save-every, --n-samples, --log-every, --device, --threads, --cuda-graphs)");
     }
   }
   TrainOptions o = TrainOptions::from_json(merged);
@@ -124,6 +125,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), files.checkpoint());
   validate(opts);
   const Device dev = resolve_device(opts.device);
+  const bool cuda_graphs = resolve_cuda_graphs(opts.cuda_graphs, dev);
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
   const auto beta_schedule = models::parse_beta_schedule(opts.beta_schedule);
   const auto loss_type = kernels::parse_loss_type(opts.loss);
@@ -233,10 +235,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
                dataset->description.c_str(), cfg.unet.dim, nlohmann::json(cfg.unet.dim_mults).dump().c_str(),
                static_cast<long long>(model.params().numel()), opts.timesteps, opts.beta_schedule.c_str(),
                opts.loss.c_str());
-  std::fprintf(log, "%s %s at step %lld of %lld; batch %d, lr %g, %d threads, device %s\n",
+  std::fprintf(log, "%s %s at step %lld of %lld; batch %d, lr %g, %d threads, device %s%s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
                static_cast<long long>(opts.steps), opts.batch_size, opts.lr, omp_get_max_threads(),
-               device_name(dev));
+               device_name(dev), cuda_graphs ? " (CUDA graphs)" : "");
 
   TrainSummary summary;
   summary.start_step = state.step;
@@ -266,19 +268,17 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     }
   };
 
+  TrainStepParts parts;
+  parts.model = &model;
+  parts.diffusion = &diffusion;
+  parts.gen = &gen;
+  parts.adam = &adam;
+  parts.grad_clip = opts.grad_clip;
+  TrainStep train_step(parts, dev, cuda_graphs);
   while (state.step < opts.steps && !g_stop) {
-    Tensor x0 = loader.next_batch().to(dev);
-    ag::Var loss = diffusion.p_losses(model, x0, gen);
-    ag::Tape::current().backward(loss);
-    // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
-    if (opts.grad_clip > 0)
-      adam.step(ag::clip_grad_norm_factor(params, opts.grad_clip, grad_arena));
-    else
-      adam.step();
-    model.params().zero_grad();  // one memset of the gradient arena
-    ag::Tape::current().clear();
+    const Tensor loss = train_step.run(loader.next_batch());
     if (ema) ema->update(state.step + 1);
-    losses.push(loss.value());
+    losses.push(loss);
     ++state.step;
     const bool log_step = state.step % opts.log_every == 0 || state.step == opts.steps;
     const bool save_step = opts.save_every > 0 && state.step % opts.save_every == 0;

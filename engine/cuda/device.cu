@@ -1,14 +1,17 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <unistd.h>
 
 #include "engine/cuda_check.h"
+#include "engine/context.h"
 #include "engine/cuda_stream.h"
 #include "engine/device.h"
 
@@ -32,22 +35,18 @@ bool cuda_available() {
   return available;
 }
 
-cudaStream_t cuda_stream() {
-  // Non-blocking: nothing on the legacy default stream can serialise against
-  // it, so every copy below goes on this stream too.
-  static cudaStream_t stream = [] {
-    cudaStream_t s = nullptr;
-    DD_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    return s;
-  }();
-  return stream;
-}
-
 namespace cuda_mem {
 
 namespace {
 // Counters of what crosses between host and device (cuda_mem::stats()).
-std::atomic<long long> g_h2d_staged{0}, g_h2d_pageable{0}, g_d2h_copies{0}, g_host_syncs{0};
+std::atomic<long long> g_h2d_staged{0}, g_h2d_pageable{0}, g_d2h_copies{0}, g_host_syncs{0}, g_launches{0};
+
+// Host work that would leave the device inside a captured CUDA graph throws, naming what it was.
+void check_not_capturing(const char* what) {
+  DD_CHECK(!current_context().capturing(), what, " inside a captured CUDA graph: a graph replays device work only, "
+           "so this would be recorded once and then read stale memory (or the host would wait on a stream "
+           "that is being captured); do it before the capture or after the replay");
+}
 
 // Exact-size free lists. A training step asks for the same sizes every step,
 // so after the first step every request is a hit and cudaMalloc (which
@@ -62,19 +61,22 @@ class CachingAllocator {
     no_cache_ = env && *env && std::string(env) != "0";
   }
 
-  void* alloc(std::size_t bytes) {
+  void* alloc(std::size_t bytes, int pool) {
     const std::size_t size = no_cache_ ? bytes : round_up(bytes);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
+    auto& lists = free_[pool];
+    auto it = lists.find(size);
+    if (it != lists.end() && !it->second.empty()) {
       void* p = it->second.back();
       it->second.pop_back();
       stats_.cached -= size;
-      return hand_out(p, size);
+      return hand_out(p, size, pool);
     }
+    // A capture must not wait on the stream it is recording, so it never frees the cache to retry.
+    const bool capturing = current_context().capturing();
     void* p = nullptr;
     cudaError_t err = cudaMalloc(&p, size);
-    if (err == cudaErrorMemoryAllocation) {
+    if (err == cudaErrorMemoryAllocation && !capturing) {
       cudaGetLastError();
       release_cached_locked();
       err = cudaMalloc(&p, size);
@@ -88,23 +90,46 @@ class CachingAllocator {
     }
     ++stats_.device_mallocs;
     stats_.reserved += size;
-    return hand_out(p, size);
+    return hand_out(p, size, pool);
   }
 
   void free(void* p) noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) return;  // not ours: nothing sane to do in a destructor
-    const std::size_t size = it->second;
+    const std::size_t size = it->second.size;
+    // A block of a released pool (its graph is gone) goes back to the general pool.
+    const int pool = released_.count(it->second.pool) ? 0 : it->second.pool;
     live_.erase(it);
     stats_.in_use -= size;
-    if (no_cache_) {
+    if (no_cache_ && pool == 0 && !current_context().capturing()) {  // cudaFree would end a capture
       stats_.reserved -= size;
       cudaFree(p);  // synchronizes the device: queued kernels finish first
       return;
     }
+    // Private pools keep their blocks even without the cache: a graph's addresses must stay valid.
     stats_.cached += size;
-    free_[size].push_back(p);
+    free_[pool][size].push_back(p);
+  }
+
+  int create_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_pool_++;
+  }
+  // The pool's cached blocks join the general pool; its live blocks follow when freed. The caller
+  // has destroyed the graph that replayed from them, and every later use is ordered after its
+  // replays on the stream.
+  void release_pool(int pool) {
+    if (pool == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    released_.insert(pool);
+    auto it = free_.find(pool);
+    if (it == free_.end()) return;
+    for (auto& [size, ptrs] : it->second) {
+      auto& dst = free_[0][size];
+      dst.insert(dst.end(), ptrs.begin(), ptrs.end());
+    }
+    free_.erase(it);
   }
 
   Stats stats() {
@@ -126,28 +151,37 @@ class CachingAllocator {
     const std::size_t q = bytes < (std::size_t(1) << 20) ? kSmall : kLarge;
     return (bytes + q - 1) / q * q;
   }
-  void* hand_out(void* p, std::size_t size) {
-    live_[p] = size;
+  void* hand_out(void* p, std::size_t size, int pool) {
+    live_[p] = Block{size, pool};
     stats_.in_use += size;
     stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
     return p;
   }
   void release_cached_locked() {
     if (stats_.cached == 0) return;  // nothing to give back (and maybe no device to ask)
-    // Blocks may still be read by queued kernels: drain the stream first.
+    // Blocks may still be read by queued kernels: drain the stream first. Only the general pool's
+    // blocks go: a private pool's belong to a live graph.
     ++g_host_syncs;
     DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
-    for (auto& [size, ptrs] : free_) {
+    auto& general = free_[0];
+    for (auto& [size, ptrs] : general) {
       for (void* p : ptrs) DD_CUDA_CHECK(cudaFree(p));
       stats_.reserved -= size * ptrs.size();
       stats_.cached -= size * ptrs.size();
     }
-    free_.clear();
+    general.clear();
   }
 
+  struct Block {
+    std::size_t size;
+    int pool;
+  };
   std::mutex mu_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
-  std::unordered_map<void*, std::size_t> live_;
+  // pool -> size -> free blocks (exact sizes; pool 0 is the general pool).
+  std::unordered_map<int, std::unordered_map<std::size_t, std::vector<void*>>> free_;
+  std::unordered_map<void*, Block> live_;
+  std::unordered_set<int> released_;
+  int next_pool_ = 1;
   Stats stats_;
   bool no_cache_ = false;
 };
@@ -160,10 +194,16 @@ CachingAllocator& allocator() {
 }
 }  // namespace
 
-void* alloc(std::size_t bytes) {
+void* alloc(std::size_t bytes) { return alloc_in_pool(bytes, current_context().pool()); }
+void* alloc_in_pool(std::size_t bytes, int pool) {
   if (bytes == 0) return nullptr;
-  return allocator().alloc(bytes);
+  return allocator().alloc(bytes, pool);
 }
+int create_pool() { return allocator().create_pool(); }
+void release_pool(int pool) { allocator().release_pool(pool); }
+PoolScope::PoolScope(int pool) : prev_(current_context().pool()) { current_context().set_pool(pool); }
+PoolScope::~PoolScope() { current_context().set_pool(prev_); }
+void count_launch() noexcept { ++g_launches; }
 void free(void* p) noexcept {
   if (p) allocator().free(p);
 }
@@ -173,15 +213,20 @@ Stats stats() {
   s.h2d_pageable = g_h2d_pageable.load();
   s.d2h_copies = g_d2h_copies.load();
   s.host_syncs = g_host_syncs.load();
+  s.launches = g_launches.load();
   return s;
 }
 void reset_peak() { allocator().reset_peak(); }
-void empty_cache() { allocator().empty_cache(); }
+void empty_cache() {
+  check_not_capturing("empty_cache");
+  allocator().empty_cache();
+}
 
 // Through a pinned staging slot (engine/cuda/staging.cu) so the DMA is asynchronous; the source is
 // copied out before this returns either way, so the caller may reuse it at once.
 void copy_h2d(void* dst, const void* src, std::size_t bytes) {
   if (!bytes) return;
+  check_not_capturing("a host-to-device copy");
   if (copy_h2d_staged(dst, src, bytes)) {
     ++g_h2d_staged;
     return;
@@ -191,6 +236,7 @@ void copy_h2d(void* dst, const void* src, std::size_t bytes) {
 }
 void copy_d2h(void* dst, const void* src, std::size_t bytes) {
   if (!bytes) return;
+  check_not_capturing("a device-to-host copy");
   ++g_d2h_copies;
   ++g_host_syncs;
   DD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
@@ -215,7 +261,26 @@ void fill_f32(float* dst, float value, std::size_t count) {
   fill_kernel<<<blocks, 256, 0, cuda_stream()>>>(dst, value, count);
   DD_CUDA_LAUNCH_CHECK("fill_kernel");
 }
+
+namespace {
+struct SmallBytes {
+  unsigned char b[kWriteSmallMax];
+};
+__global__ void write_small_kernel(unsigned char* dst, SmallBytes src, unsigned bytes) {
+  for (unsigned i = threadIdx.x; i < bytes; i += blockDim.x) dst[i] = src.b[i];
+}
+}  // namespace
+void write_small(void* dst, const void* src, std::size_t bytes) {
+  if (!bytes) return;
+  DD_CHECK(bytes <= kWriteSmallMax, "write_small: ", bytes, " bytes is more than the ", kWriteSmallMax,
+           " a kernel argument carries");
+  SmallBytes v;
+  std::memcpy(v.b, src, bytes);
+  write_small_kernel<<<1, 64, 0, cuda_stream()>>>(static_cast<unsigned char*>(dst), v, static_cast<unsigned>(bytes));
+  DD_CUDA_LAUNCH_CHECK("write_small_kernel");
+}
 void synchronize() {
+  check_not_capturing("a stream synchronization");
   ++g_host_syncs;
   DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
   DD_CUDA_CHECK(cudaGetLastError());

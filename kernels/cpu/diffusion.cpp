@@ -58,16 +58,16 @@ Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip
 // results equal randn + q_sample / p_sample_step bit for bit by construction
 // (the fusion only pays on the GPU, where it saves a pass over memory).
 QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
-                           uint64_t offset) {
+                           PhiloxOffset offset) {
   QSampleOut out;
-  out.noise = randn(x0.shape(), seed, offset);
+  out.noise = randn(x0.shape(), seed, offset.get());
   out.x_t = cpu::q_sample(x0, out.noise, coef_a, coef_b);
   return out;
 }
 
 Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
-                            uint64_t offset) {
-  Tensor out = cpu::p_sample_step(x_t, eps, randn(x_t.shape(), seed, offset), c);
+                            PhiloxOffset offset) {
+  Tensor out = cpu::p_sample_step(x_t, eps, randn(x_t.shape(), seed, offset.get()), c);
   const int64_t B = x_t.dim(0), inner = x_t.numel() / B;
   const float* sg = c.sigma.data();
   bool any_zero = false;

@@ -86,4 +86,8 @@ Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, fl
   DD_FAIL("loss_backward: invalid LossType value ", static_cast<int>(type));
 }
 
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss) {
+  return cpu::loss_backward(pred, target, type, dloss.data()[0]);
+}
+
 }  // namespace dd::kernels::cpu

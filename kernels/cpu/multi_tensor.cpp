@@ -1,6 +1,7 @@
 #include "kernels/multi_tensor.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "kernels/adam_math.h"
 #include "kernels/cpu/parallel.h"
@@ -52,7 +53,10 @@ Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm,
   return Tensor::from_vector({2}, {coef < 1.0 ? static_cast<float>(coef) : 1.0f, static_cast<float>(norm)});
 }
 
-void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale) {
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s_arg,
+                              const Tensor& grad_scale, const Tensor& step_scalars) {
+  AdamStepScalars s = s_arg;
+  if (step_scalars.defined()) std::memcpy(&s, step_scalars.raw_data(), sizeof s);
   const float scale = grad_scale.data()[0];
   if (scale == 1.0f) return cpu::adam_update_multi(slots, s);
   // The scaled gradient is stored, then read by the plain update (another translation unit), so

@@ -5,11 +5,11 @@
 
 namespace dd::kernels::cpu {
 
-Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Device) {
+Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device) {
   Tensor t = Tensor::empty({B});
   float* pt = t.data();
   for (int64_t b = 0; b < B; ++b)
-    pt[b] = static_cast<float>(philox_uniform_int(seed, offset + static_cast<uint64_t>(b), static_cast<uint64_t>(T)));
+    pt[b] = static_cast<float>(philox_uniform_int(seed, offset.get() + static_cast<uint64_t>(b), static_cast<uint64_t>(T)));
   return t;
 }
 

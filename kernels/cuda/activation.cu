@@ -19,7 +19,7 @@ __global__ void act_backward_kernel(const float* x, const float* dy, float* dx, 
 
 template <Act act>
 Tensor forward(const Tensor& x) {
-  Tensor y = Tensor::empty(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty(x.shape(), x.device());
   const int64_t n = x.numel();
   if (n == 0) return y;
   act_forward_kernel<act><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), y.data(), n);
@@ -29,7 +29,7 @@ Tensor forward(const Tensor& x) {
 
 template <Act act>
 Tensor backward(const Tensor& x, const Tensor& dy) {
-  Tensor dx = Tensor::empty(x.shape(), Device::CUDA);
+  Tensor dx = Tensor::empty(x.shape(), x.device());
   const int64_t n = x.numel();
   if (n == 0) return dx;
   act_backward_kernel<act><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), dy.data(), dx.data(), n);

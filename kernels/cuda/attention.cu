@@ -22,7 +22,7 @@ int64_t positions(const Tensor& qkv) { return qkv.numel() / (qkv.dim(0) * qkv.di
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
   Shape out_shape = qkv.shape();
   out_shape.back() = heads * dim_head;
-  Tensor out = Tensor::empty(out_shape, Device::CUDA);
+  Tensor out = Tensor::empty(out_shape, qkv.device());
   const int64_t B = qkv.dim(0), N = positions(qkv);
   const attn::Params p =
       attn::make_params("attention_forward", qkv.data(), nullptr, out.data(), nullptr, B, N, heads, dim_head);
@@ -31,9 +31,9 @@ Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
 }
 
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
-  Tensor dqkv = Tensor::empty(qkv.shape(), Device::CUDA);
+  Tensor dqkv = Tensor::empty(qkv.shape(), qkv.device());
   const int64_t B = qkv.dim(0), N = positions(qkv);
-  Tensor stats = Tensor::empty({attn::backward_scratch_floats(B, N, heads)}, Device::CUDA);
+  Tensor stats = Tensor::empty({attn::backward_scratch_floats(B, N, heads)}, qkv.device());
   const attn::Params p = attn::make_params("attention_backward", qkv.data(), dy.data(), dqkv.data(), stats.data(),
                                            B, N, heads, dim_head);
   attn::backward_plan(p, B, Launcher{});

@@ -30,7 +30,7 @@ __global__ void map_bc_kernel(const float* x, const float* v, const float* w, in
 template <Map op>
 Tensor map_bc(const Tensor& x, const Tensor& v, const Tensor& w) {
   const Dims d = dims_of(x);
-  Tensor y = Tensor::empty(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty(x.shape(), x.device());
   const int64_t n = x.numel();
   if (n == 0) return y;
   map_bc_kernel<op><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), v.data(), w.defined() ? w.data() : nullptr,
@@ -92,7 +92,7 @@ Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift) {
 
 Tensor add_bc_backward(const Tensor& dy) {
   const Dims d = dims_of(dy);
-  Tensor dv = Tensor::empty({d.B, d.C}, Device::CUDA);
+  Tensor dv = Tensor::empty({d.B, d.C}, dy.device());
   Tensor* const outs[1] = {&dv};
   reduce_to<1>(SumDyTerm{dy.data()}, d, outs);
   return dv;
@@ -100,7 +100,7 @@ Tensor add_bc_backward(const Tensor& dy) {
 
 MulBcGrads mul_bc_backward(const Tensor& x, const Tensor& v, const Tensor& dy) {
   const Dims d = dims_of(x);
-  MulBcGrads g{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.B, d.C}, Device::CUDA)};
+  MulBcGrads g{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.C}, x.device())};
   Tensor* const outs[1] = {&g.dv};
   reduce_to<1>(MulBcTerm{x.data(), v.data(), dy.data(), g.dx.data(), d.C}, d, outs);
   return g;
@@ -108,8 +108,8 @@ MulBcGrads mul_bc_backward(const Tensor& x, const Tensor& v, const Tensor& dy) {
 
 ScaleShiftGrads scale_shift_backward(const Tensor& x, const Tensor& scale, const Tensor& dy) {
   const Dims d = dims_of(x);
-  ScaleShiftGrads g{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.B, d.C}, Device::CUDA),
-                    Tensor::empty({d.B, d.C}, Device::CUDA)};
+  ScaleShiftGrads g{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.C}, x.device()),
+                    Tensor::empty({d.B, d.C}, x.device())};
   Tensor* const outs[2] = {&g.dscale, &g.dshift};
   reduce_to<2>(ScaleShiftTerm{x.data(), scale.data(), dy.data(), g.dx.data(), d.C}, d, outs);
   return g;

@@ -37,7 +37,7 @@ Tensor concat(const std::vector<Tensor>& xs) {
   Shape shape = xs[0].shape();
   shape.back() = 0;
   for (const Tensor& t : xs) shape.back() += t.dim(-1);
-  Tensor y = Tensor::empty(shape, Device::CUDA);
+  Tensor y = Tensor::empty(shape, xs.front().device());
   const int64_t rows = leading_rows(shape), total = shape.back();
   int64_t off = 0;
   for (const Tensor& t : xs) {
@@ -55,7 +55,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {
   for (int64_t w : widths) {
     Shape s = x.shape();
     s.back() = w;
-    outs.push_back(Tensor::empty(s, Device::CUDA));
+    outs.push_back(Tensor::empty(s, x.device()));
     copy_columns(x.data(), total, off, outs.back().data(), w, 0, rows, w);
     off += w;
   }
@@ -65,7 +65,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {
 Tensor chunk_backward(const std::vector<Tensor>& dys, const Shape& x_shape) {
   const int64_t n = static_cast<int64_t>(dys.size());
   const int64_t rows = leading_rows(x_shape), total = x_shape.back(), w = total / n;
-  Tensor dx = Tensor::empty(x_shape, Device::CUDA);
+  Tensor dx = Tensor::empty(x_shape, dys.front().device());
   for (int64_t i = 0; i < n; ++i) {
     const Tensor& g = dys[static_cast<std::size_t>(i)];
     copy_columns(g.defined() ? g.data() : nullptr, w, 0, dx.data(), total, i * w, rows, w);

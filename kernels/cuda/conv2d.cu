@@ -377,7 +377,7 @@ Geom input_geom(const Tensor& x, int64_t k, int64_t p) {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
-  Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA);
+  Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, x.device());
   launch_forward(x.data(), g, w.data(), co, bias.defined() ? bias.data() : nullptr, y.data());
   return y;
 }
@@ -388,20 +388,20 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   const int co = checked_int(w.dim(0), "Co");
   Conv2dGrads out;
   if (need_dbias) {
-    out.dbias = Tensor::empty({co}, Device::CUDA);
+    out.dbias = Tensor::empty({co}, x.device());
     bias_grad(dy.data(), checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo"), co, out.dbias.data());
   }
   if (need_dw) {
-    out.dw = Tensor::empty(w.shape(), Device::CUDA);
+    out.dw = Tensor::empty(w.shape(), x.device());
     weight_grad(x.data(), g, dy.data(), co, out.dw.data());
   }
   if (need_dx) {
-    Tensor wt = Tensor::empty({g.c, g.k, g.k, co}, Device::CUDA);
+    Tensor wt = Tensor::empty({g.c, g.k, g.k, co}, x.device());
     flip_transpose_kernel<<<grid_for(w.numel()), kThreads, 0, stream()>>>(w.data(), co, g.k, g.c, wt.data());
     DD_CUDA_LAUNCH_CHECK("flip_transpose_kernel");
     // dy as the input of a conv with Ci outputs, padding K-1-p: its output is H x W.
     const Geom gd{g.b, g.ho, g.wo, co, g.k, g.k - 1 - g.p, g.h, g.w};
-    out.dx = Tensor::empty(x.shape(), Device::CUDA);
+    out.dx = Tensor::empty(x.shape(), x.device());
     launch_forward(dy.data(), gd, wt.data(), g.c, nullptr, out.dx.data());
   }
   return out;

@@ -1,28 +1,12 @@
-#include "engine/cuda_stream.h"
+#include "engine/cuda_context.h"
 #include "kernels/cuda/cublas.cuh"
 
 namespace dd::kernels::cuda {
 
-namespace {
-bool g_tf32 = false;
-cublasMath_t math_mode() { return g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH; }
-}  // namespace
+// The handle and the math mode belong to the current context (engine/context.h).
+cublasHandle_t cublas_handle() { return context_cublas(current_context()); }
 
-cublasHandle_t cublas_handle() {
-  static cublasHandle_t handle = [] {
-    cublasHandle_t h = nullptr;
-    DD_CUBLAS_CHECK(cublasCreate(&h));
-    DD_CUBLAS_CHECK(cublasSetStream(h, ::dd::cuda_stream()));
-    DD_CUBLAS_CHECK(cublasSetMathMode(h, math_mode()));
-    return h;
-  }();
-  return handle;
-}
-
-void set_tf32(bool on) {
-  g_tf32 = on;
-  DD_CUBLAS_CHECK(cublasSetMathMode(cublas_handle(), math_mode()));
-}
-bool tf32_enabled() { return g_tf32; }
+void set_tf32(bool on) { current_context().set_precision(on ? Precision::TF32 : Precision::FP32); }
+bool tf32_enabled() { return current_context().precision() != Precision::FP32; }
 
 }  // namespace dd::kernels::cuda

@@ -15,7 +15,8 @@
   } while (0)
 
 namespace dd::kernels::cuda {
-// Created on first use. Pedantic fp32 math (no TF32) unless set_tf32(true):
+// The current context's handle (engine/cuda_context.h). Pedantic fp32 math (no TF32) unless
+// set_tf32(true), which sets the context's precision policy:
 // the default path must agree with the CPU backend to fp32 rounding.
 cublasHandle_t cublas_handle();
 void set_tf32(bool on);

@@ -54,8 +54,9 @@ __global__ void predict_x0_kernel(const float* x, const float* eps, const float*
 // offset + k, exactly as randn's kernel. Tensors are whole allocations (no
 // views), so 4k floats from the base are 16-byte aligned for float4 access.
 __global__ void q_sample_philox_kernel(const float* x0, const float* a, const float* bb, float* x_t, float* noise,
-                                       int64_t n, int64_t inner, uint64_t seed, uint64_t offset) {
+                                       int64_t n, int64_t inner, uint64_t seed, PhiloxOffset offset_at) {
   const int64_t blocks = (n + 3) / 4;
+  const uint64_t offset = offset_at.get();
   DD_GRID_STRIDE(k, blocks) {
     float z[4];
     philox_normal4(seed, offset + static_cast<uint64_t>(k), z);
@@ -81,8 +82,9 @@ __global__ void q_sample_philox_kernel(const float* x0, const float* a, const fl
 }
 
 __global__ void p_sample_step_philox_kernel(const float* x, const float* eps, StepCoefs c, float* out, int64_t n,
-                                            int64_t inner, uint64_t seed, uint64_t offset) {
+                                            int64_t inner, uint64_t seed, PhiloxOffset offset_at) {
   const int64_t blocks = (n + 3) / 4;
+  const uint64_t offset = offset_at.get();
   DD_GRID_STRIDE(k, blocks) {
     const int64_t i0 = 4 * k;
     const int lanes = i0 + 3 < n ? 4 : static_cast<int>(n - i0);
@@ -103,7 +105,7 @@ int64_t inner_of(const Tensor& x) { return x.numel() / x.dim(0); }
 }  // namespace
 
 Tensor q_sample(const Tensor& x0, const Tensor& noise, const Tensor& coef_a, const Tensor& coef_b) {
-  Tensor out = Tensor::empty(x0.shape(), Device::CUDA);
+  Tensor out = Tensor::empty(x0.shape(), x0.device());
   const int64_t n = x0.numel();
   q_sample_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x0.data(), noise.data(), coef_a.data(), coef_b.data(),
                                                           out.data(), n, inner_of(x0));
@@ -112,7 +114,7 @@ Tensor q_sample(const Tensor& x0, const Tensor& noise, const Tensor& coef_a, con
 }
 
 Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, const PSampleCoefs& c) {
-  Tensor out = Tensor::empty(x_t.shape(), Device::CUDA);
+  Tensor out = Tensor::empty(x_t.shape(), x_t.device());
   const int64_t n = x_t.numel();
   p_sample_step_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
       x_t.data(), eps.data(), noise.defined() ? noise.data() : nullptr, step_coefs(c), out.data(), n, inner_of(x_t));
@@ -122,7 +124,7 @@ Tensor p_sample_step(const Tensor& x_t, const Tensor& eps, const Tensor& noise, 
 
 Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip_ac, const Tensor& sqrt_recipm1_ac,
                   bool clamp) {
-  Tensor out = Tensor::empty(x_t.shape(), Device::CUDA);
+  Tensor out = Tensor::empty(x_t.shape(), x_t.device());
   const int64_t n = x_t.numel();
   predict_x0_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x_t.data(), eps.data(), sqrt_recip_ac.data(),
                                                             sqrt_recipm1_ac.data(), out.data(), n, inner_of(x_t),
@@ -132,10 +134,10 @@ Tensor predict_x0(const Tensor& x_t, const Tensor& eps, const Tensor& sqrt_recip
 }
 
 QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor& coef_b, uint64_t seed,
-                           uint64_t offset) {
+                           PhiloxOffset offset) {
   QSampleOut out;
-  out.x_t = Tensor::empty(x0.shape(), Device::CUDA);
-  out.noise = Tensor::empty(x0.shape(), Device::CUDA);
+  out.x_t = Tensor::empty(x0.shape(), x0.device());
+  out.noise = Tensor::empty(x0.shape(), x0.device());
   const int64_t n = x0.numel();
   q_sample_philox_kernel<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(
       x0.data(), coef_a.data(), coef_b.data(), out.x_t.data(), out.noise.data(), n, inner_of(x0), seed, offset);
@@ -144,8 +146,8 @@ QSampleOut q_sample_philox(const Tensor& x0, const Tensor& coef_a, const Tensor&
 }
 
 Tensor p_sample_step_philox(const Tensor& x_t, const Tensor& eps, const PSampleCoefs& c, uint64_t seed,
-                            uint64_t offset) {
-  Tensor out = Tensor::empty(x_t.shape(), Device::CUDA);
+                            PhiloxOffset offset) {
+  Tensor out = Tensor::empty(x_t.shape(), x_t.device());
   const int64_t n = x_t.numel();
   p_sample_step_philox_kernel<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(
       x_t.data(), eps.data(), step_coefs(c), out.data(), n, inner_of(x_t), seed, offset);

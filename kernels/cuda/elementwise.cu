@@ -62,7 +62,7 @@ __global__ void fold_kernel(const double* partial, int count, double* out) {
 
 template <Op2 op>
 Tensor map2(const Tensor& a, const Tensor& b) {
-  Tensor out = Tensor::empty(a.shape(), Device::CUDA);
+  Tensor out = Tensor::empty(a.shape(), a.device());
   const int64_t n = a.numel();
   if (n == 0) return out;
   map2_kernel<op><<<grid_for(n), kThreads, 0, stream()>>>(a.data(), b.data(), out.data(), n);
@@ -97,7 +97,7 @@ Tensor sub(const Tensor& a, const Tensor& b) { return map2<Op2::Sub>(a, b); }
 Tensor mul(const Tensor& a, const Tensor& b) { return map2<Op2::Mul>(a, b); }
 
 Tensor affine(const Tensor& a, float alpha, float beta) {
-  Tensor out = Tensor::empty(a.shape(), Device::CUDA);
+  Tensor out = Tensor::empty(a.shape(), a.device());
   const int64_t n = a.numel();
   if (n == 0) return out;
   affine_kernel<<<grid_for(n), kThreads, 0, stream()>>>(a.data(), alpha, beta, out.data(), n);

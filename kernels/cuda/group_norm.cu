@@ -55,8 +55,8 @@ __global__ void gn_dx_kernel(const float* x, const float* dy, const float* gamma
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
                                 float eps) {
   const GnDims d(x, groups);
-  GroupNormOut out{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.B, d.G}, Device::CUDA),
-                   Tensor::empty({d.B, d.G}, Device::CUDA)};
+  GroupNormOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
+                   Tensor::empty({d.B, d.G}, x.device())};
   DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
@@ -70,13 +70,13 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                                    const Tensor& dy) {
   const GnDims d(x, mean.dim(1));
-  GroupNormGrads out{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.C}, Device::CUDA),
-                     Tensor::empty({d.C}, Device::CUDA)};
+  GroupNormGrads out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.C}, x.device()),
+                     Tensor::empty({d.C}, x.device())};
   DoubleScratch sums(2 * d.B * d.C);
   channel_sums<2>(BackwardTerm{x.data(), dy.data(), mean.data(), d.G, d.D}, d.B, d.S, d.C, sums.get());
   const double* sdx = sums.get();
   const double* sdy = sums.get() + d.B * d.C;
-  Tensor kk = Tensor::empty({d.B, d.G}, Device::CUDA), oo = Tensor::empty({d.B, d.G}, Device::CUDA);
+  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
   gn_backward_tail(sdx, sdy, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(), kk.data(),
                    oo.data());
   const int64_t n = d.numel();

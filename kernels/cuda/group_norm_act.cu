@@ -102,8 +102,8 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
                            const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy) {
   const GnDims d(x, mean.dim(1));
   const int64_t BC = d.B * d.C;
-  GroupNormActGrads out{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.C}, Device::CUDA),
-                        Tensor::empty({d.C}, Device::CUDA), Tensor(), Tensor()};
+  GroupNormActGrads out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.C}, x.device()),
+                        Tensor::empty({d.C}, x.device()), Tensor(), Tensor()};
   const Recompute<kScaleShift> r{x.data(),
                                  dy.data(),
                                  gamma.data(),
@@ -119,12 +119,12 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
   DoubleScratch sums(K * BC);
   channel_sums<K>(BackwardTerm<kScaleShift>{r}, d.B, d.S, d.C, sums.get());
   if constexpr (kScaleShift) {
-    out.dscale = Tensor::empty({d.B, d.C}, Device::CUDA);
-    out.dshift = Tensor::empty({d.B, d.C}, Device::CUDA);
+    out.dscale = Tensor::empty({d.B, d.C}, x.device());
+    out.dshift = Tensor::empty({d.B, d.C}, x.device());
     double_to_float(sums.get() + 2 * BC, out.dscale.data(), BC);
     double_to_float(sums.get() + 3 * BC, out.dshift.data(), BC);
   }
-  Tensor kk = Tensor::empty({d.B, d.G}, Device::CUDA), oo = Tensor::empty({d.B, d.G}, Device::CUDA);
+  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
   gn_backward_tail(sums.get(), sums.get() + BC, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(),
                    kk.data(), oo.data());
   const int64_t n = d.numel();
@@ -138,8 +138,8 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
 GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
   const GnDims d(x, groups);
-  GroupNormActOut out{Tensor::empty(x.shape(), Device::CUDA), Tensor::empty({d.B, d.G}, Device::CUDA),
-                      Tensor::empty({d.B, d.G}, Device::CUDA)};
+  GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
+                      Tensor::empty({d.B, d.G}, x.device())};
   DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());

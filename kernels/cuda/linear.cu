@@ -45,7 +45,7 @@ int as_int(int64_t v, const char* what) {
 
 Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
-  Tensor y = Tensor::empty({m, n}, Device::CUDA);
+  Tensor y = Tensor::empty({m, n}, x.device());
   if (m == 0 || n == 0) return y;
   // Like the CPU: start from the broadcast bias (or zeros) and let the GEMM accumulate onto it.
   if (bias.defined()) {
@@ -69,7 +69,7 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   const float one = 1.0f, zero = 0.0f;
   LinearGrads g;
   if (need_dx) {
-    g.dx = Tensor::empty({m, k}, Device::CUDA);
+    g.dx = Tensor::empty({m, k}, x.device());
     if (n == 0) {
       g.dx.zero_();
     } else if (m > 0 && k > 0) {
@@ -80,7 +80,7 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
     }
   }
   if (need_dw) {
-    g.dw = Tensor::empty({n, k}, Device::CUDA);
+    g.dw = Tensor::empty({n, k}, x.device());
     if (m == 0) {
       g.dw.zero_();
     } else if (n > 0 && k > 0) {
@@ -91,14 +91,14 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
     }
   }
   if (need_dbias) {
-    g.dbias = Tensor::empty({n}, Device::CUDA);
+    g.dbias = Tensor::empty({n}, x.device());
     if (n > 0) {
       const int64_t chunks = (m + kBiasRowChunk - 1) / kBiasRowChunk;
       if (chunks == 0) {
         g.dbias.zero_();
       } else {
         // Scratch of chunks * n doubles, held as twice as many floats.
-        Tensor scratch = Tensor::empty({2 * chunks * n}, Device::CUDA);
+        Tensor scratch = Tensor::empty({2 * chunks * n}, x.device());
         double* partial = reinterpret_cast<double*>(scratch.data());
         column_partials_kernel<<<grid_for(chunks * n), kThreads, 0, stream()>>>(dy.data(), m, n, chunks, partial);
         DD_CUDA_LAUNCH_CHECK("column_partials_kernel");

@@ -20,9 +20,9 @@ template <bool kBackward>
 Tensor run(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head) {
   Shape out_shape = qkv.shape();
   if (!kBackward) out_shape.back() = heads * dim_head;
-  Tensor out = Tensor::empty(out_shape, Device::CUDA);
+  Tensor out = Tensor::empty(out_shape, qkv.device());
   const int64_t B = qkv.dim(0), N = qkv.numel() / (qkv.dim(0) * qkv.dim(-1));
-  Tensor scratch = Tensor::empty({linattn::scratch_floats(B, heads, dim_head)}, Device::CUDA);
+  Tensor scratch = Tensor::empty({linattn::scratch_floats(B, heads, dim_head)}, qkv.device());
   const linattn::Params p = linattn::make_params(op, qkv.data(), dy ? dy->data() : nullptr, out.data(),
                                                  scratch.data(), B, N, heads, dim_head);
   linattn::plan<kBackward>(p, B, Launcher{});

@@ -2,7 +2,7 @@
 // partials from a grid that depends only on n, then one block folds them in a
 // fixed order) whose second pass also divides by n and writes the float scalar,
 // so no host sync. Backward: an elementwise map with the CPU's float expressions
-// and host-rounded scale factors, so the gradients match the CPU bit for bit.
+// and scale factors rounded as the CPU rounds them, so the gradients match the CPU bit for bit.
 #include "kernels/cuda/launch.cuh"
 #include "kernels/loss.h"
 
@@ -52,13 +52,37 @@ __global__ void loss_fold_kernel(const double* partial, int count, int64_t n, fl
   if (threadIdx.x == 0) out[0] = static_cast<float>(buf[0] / static_cast<double>(n));
 }
 
-// The scale factors, rounded to float on the host exactly as the CPU backend does.
+// The scale factors, rounded to float exactly as the CPU backend does (one function for the host
+// and the device: the seeded backward computes them from the device's dloss, with the same bits).
 struct BackwardScalars {
   float g, neg_g, norm, dloss, pos, neg;
 };
 
+__host__ __device__ inline BackwardScalars backward_scalars(LossType type, int64_t n, float dloss) {
+  BackwardScalars s{};
+  s.dloss = dloss;
+  switch (type) {
+    case LossType::L1:
+      s.g = dloss / static_cast<float>(n);  // IEEE division on the device too (no fast math)
+      s.neg_g = -s.g;
+      break;
+    case LossType::L2:
+      s.norm = static_cast<float>(2.0 / static_cast<double>(n));
+      break;
+    case LossType::Huber:
+      s.norm = static_cast<float>(1.0 / static_cast<double>(n));
+      s.neg = -s.norm * dloss;  // lone products: nothing to contract into an FMA
+      s.pos = s.norm * dloss;
+      break;
+  }
+  return s;
+}
+
+// dloss_dev: null (the scalars come in s), or the device's one-float upstream gradient, read here
+// so the backward needs nothing from the host.
 __global__ void loss_backward_kernel(const float* p, const float* t, float* out, int64_t n, LossType type,
-                                     BackwardScalars s) {
+                                     BackwardScalars s, const float* dloss_dev) {
+  if (dloss_dev) s = backward_scalars(type, n, *dloss_dev);
   DD_GRID_STRIDE(i, n) {
     const float d = p[i] - t[i];
     float v;
@@ -72,14 +96,23 @@ __global__ void loss_backward_kernel(const float* p, const float* t, float* out,
     out[i] = v;
   }
 }
+
+Tensor launch_backward(const Tensor& pred, const Tensor& target, LossType type, const BackwardScalars& s,
+                       const float* dloss_dev) {
+  const int64_t n = pred.numel();
+  Tensor out = Tensor::empty(pred.shape(), pred.device());
+  loss_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred.data(), target.data(), out.data(), n, type, s, dloss_dev);
+  DD_CUDA_LAUNCH_CHECK("loss_backward_kernel");
+  return out;
+}
 }  // namespace
 
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type) {
   const int64_t n = pred.numel();  // > 0, checked by the public entry
   const int blocks = static_cast<int>(std::min<int64_t>(kMaxPartials, (n + kThreads - 1) / kThreads));
-  Tensor scratch = Tensor::empty({2 * static_cast<int64_t>(blocks)}, Device::CUDA);  // blocks doubles
+  Tensor scratch = Tensor::empty({2 * static_cast<int64_t>(blocks)}, pred.device());  // blocks doubles
   double* partial = reinterpret_cast<double*>(scratch.data());
-  Tensor out = Tensor::empty({}, Device::CUDA);
+  Tensor out = Tensor::empty({}, pred.device());
   loss_partial_kernel<<<blocks, kThreads, 0, stream()>>>(pred.data(), target.data(), n, type, partial);
   DD_CUDA_LAUNCH_CHECK("loss_partial_kernel");
   loss_fold_kernel<<<1, kThreads, 0, stream()>>>(partial, blocks, n, out.data());
@@ -88,27 +121,11 @@ Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type) {
 }
 
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss) {
-  const int64_t n = pred.numel();
-  BackwardScalars s{};
-  s.dloss = dloss;
-  switch (type) {
-    case LossType::L1:
-      s.g = dloss / static_cast<float>(n);
-      s.neg_g = -s.g;
-      break;
-    case LossType::L2:
-      s.norm = static_cast<float>(2.0 / static_cast<double>(n));
-      break;
-    case LossType::Huber:
-      s.norm = static_cast<float>(1.0 / static_cast<double>(n));
-      s.neg = -s.norm * dloss;
-      s.pos = s.norm * dloss;
-      break;
-  }
-  Tensor out = Tensor::empty(pred.shape(), Device::CUDA);
-  loss_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred.data(), target.data(), out.data(), n, type, s);
-  DD_CUDA_LAUNCH_CHECK("loss_backward_kernel");
-  return out;
+  return launch_backward(pred, target, type, backward_scalars(type, pred.numel(), dloss), nullptr);
+}
+
+Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss) {
+  return launch_backward(pred, target, type, BackwardScalars{}, dloss.data());
 }
 
 }  // namespace dd::kernels::cuda

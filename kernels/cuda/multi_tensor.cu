@@ -23,8 +23,11 @@ __device__ __forceinline__ void block_range(const Table<P>& tab, int& t, int64_t
 // grad_scale: null, or a device float every gradient is multiplied by first (the clip factor,
 // computed on the device by fold_partials_kernel). __fmul_rn keeps that product a rounding of its
 // own, never contracted into the update's arithmetic: bitwise the in-place scale, then Adam.
+// s_dev: null, or the step's scalars in device memory (a captured graph's), read instead of s.
 __global__ void __launch_bounds__(kBlockThreads) adam_multi_kernel(Table<4> tab, AdamStepScalars s,
-                                                                   const float* grad_scale) {
+                                                                   const float* grad_scale,
+                                                                   const AdamStepScalars* s_dev) {
+  if (s_dev) s = *s_dev;
   int t;
   int64_t lo, hi;
   block_range(tab, t, lo, hi);
@@ -62,7 +65,9 @@ __global__ void __launch_bounds__(kBlockThreads) scale_multi_kernel(Table<1> tab
 // The flat (single-tensor) forms: the same per-element arithmetic, a grid-stride loop over [0, n).
 __global__ void __launch_bounds__(kBlockThreads) adam_flat_kernel(float* p, const float* g, float* m, float* v,
                                                                   int64_t n, AdamStepScalars s,
-                                                                  const float* grad_scale) {
+                                                                  const float* grad_scale,
+                                                                  const AdamStepScalars* s_dev) {
+  if (s_dev) s = *s_dev;
   const float scale = grad_scale ? *grad_scale : 1.0f;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -156,7 +161,8 @@ std::vector<std::array<float*, 1>> one_ptr(const std::vector<Tensor>& ts, std::v
 }  // namespace
 
 namespace {
-void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const float* grad_scale) {
+void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const float* grad_scale,
+                   const AdamStepScalars* s_dev) {
   if (slots.size() == 1) {
     const AdamSlot& a = slots[0];
     const int64_t n = a.param.numel();
@@ -164,7 +170,7 @@ void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s,
     float* p = const_cast<float*>(a.param.data());
     float* m = const_cast<float*>(a.m.data());
     float* v = const_cast<float*>(a.v.data());
-    adam_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(p, a.grad.data(), m, v, n, s, grad_scale);
+    adam_flat_kernel<<<flat_blocks(n), kBlockThreads, 0, stream()>>>(p, a.grad.data(), m, v, n, s, grad_scale, s_dev);
     DD_CUDA_LAUNCH_CHECK("adam_flat_kernel");
     return;
   }
@@ -176,7 +182,7 @@ void adam_launches(const std::vector<AdamSlot>& slots, const AdamStepScalars& s,
     sizes.push_back(a.param.numel());
   }
   for_each_table<4>(ptrs, sizes, [&](const Table<4>& tab, int blocks, int64_t) {
-    adam_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, s, grad_scale);
+    adam_multi_kernel<<<blocks, kBlockThreads, 0, stream()>>>(tab, s, grad_scale, s_dev);
     DD_CUDA_LAUNCH_CHECK("adam_multi_kernel");
   });
 }
@@ -193,7 +199,7 @@ Tensor sum_squares_device(const std::vector<Tensor>& ts, int64_t& total_blocks, 
   else
     for (int64_t n : sizes) total_blocks += (n + kChunk - 1) / kChunk;
   if (total_blocks == 0) return Tensor();
-  Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, Device::CUDA);
+  Tensor scratch = Tensor::empty({2 * (total_blocks + 1)}, ts.front().device());
   double* partial = reinterpret_cast<double*>(scratch.data());
   if (flat) {
     const int blocks = static_cast<int>(total_blocks);
@@ -213,18 +219,20 @@ Tensor sum_squares_device(const std::vector<Tensor>& ts, int64_t& total_blocks, 
 }  // namespace
 
 void adam_update_multi(const std::vector<AdamSlot>& slots, const AdamStepScalars& s) {
-  adam_launches(slots, s, nullptr);
+  adam_launches(slots, s, nullptr, nullptr);
 }
 
-void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale) {
-  adam_launches(slots, s, grad_scale.data());
+void adam_update_multi_scaled(const std::vector<AdamSlot>& slots, const AdamStepScalars& s, const Tensor& grad_scale,
+                              const Tensor& step_scalars) {
+  adam_launches(slots, s, grad_scale.data(),
+                step_scalars.defined() ? static_cast<const AdamStepScalars*>(step_scalars.raw_data()) : nullptr);
 }
 
-Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device) {
-  Tensor clip = Tensor::empty({2}, Device::CUDA);
+Tensor clip_coefficient_multi(const std::vector<Tensor>& grads, double max_norm, Device dev) {
+  Tensor clip = Tensor::empty({2}, dev);
   int64_t total_blocks = 0;
   const Tensor scratch = sum_squares_device(grads, total_blocks, max_norm, clip.data());
-  if (total_blocks == 0) clip = Tensor::from_vector({2}, {1.0f, 0.0f}, Device::CUDA);  // no gradient: no clip
+  if (total_blocks == 0) clip = Tensor::from_vector({2}, {1.0f, 0.0f}, dev);  // no gradient: no clip
   return clip;
 }
 

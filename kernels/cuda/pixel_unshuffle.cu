@@ -34,7 +34,7 @@ __global__ void pixel_unshuffle_backward_kernel(const float* dy, float* dx, int6
 
 Tensor pixel_unshuffle_forward(const Tensor& x) {
   const int64_t B = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
-  Tensor y = Tensor::empty({B, H / 2, W / 2, 4 * C}, Device::CUDA);
+  Tensor y = Tensor::empty({B, H / 2, W / 2, 4 * C}, x.device());
   const int64_t n = y.numel();
   if (n == 0) return y;
   pixel_unshuffle_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), y.data(), W / 2, C, n);
@@ -44,7 +44,7 @@ Tensor pixel_unshuffle_forward(const Tensor& x) {
 
 Tensor pixel_unshuffle_backward(const Tensor& dy) {
   const int64_t B = dy.dim(0), h2 = dy.dim(1), w2 = dy.dim(2), C = dy.dim(3) / 4;
-  Tensor dx = Tensor::empty({B, 2 * h2, 2 * w2, C}, Device::CUDA);
+  Tensor dx = Tensor::empty({B, 2 * h2, 2 * w2, C}, dy.device());
   const int64_t n = dx.numel();
   if (n == 0) return dx;
   pixel_unshuffle_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dy.data(), dx.data(), w2, C, n);

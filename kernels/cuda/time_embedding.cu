@@ -68,7 +68,7 @@ Tensor frequencies_on_device(int64_t dim) {
 
 Tensor time_embedding_forward(const Tensor& t, int64_t dim) {
   const int64_t B = t.dim(0), half = dim / 2;
-  Tensor y = Tensor::empty({B, dim}, Device::CUDA);
+  Tensor y = Tensor::empty({B, dim}, t.device());
   if (B == 0) return y;
   const Tensor f = frequencies_on_device(dim);
   time_embedding_kernel<<<grid_for(B * dim), kThreads, 0, stream()>>>(t.data(), f.data(), y.data(), B, half);
@@ -78,7 +78,7 @@ Tensor time_embedding_forward(const Tensor& t, int64_t dim) {
 
 Tensor time_embedding_backward(const Tensor& t, const Tensor& dy) {
   const int64_t B = t.dim(0), dim = dy.dim(1), half = dim / 2;
-  Tensor dt = Tensor::empty({B}, Device::CUDA);
+  Tensor dt = Tensor::empty({B}, t.device());
   if (B == 0) return dt;
   DD_CHECK(B <= 0x7fffffff, "time_embedding_backward (cuda): batch ", B, " exceeds the grid");
   const Tensor f = frequencies_on_device(dim);

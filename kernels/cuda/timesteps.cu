@@ -5,8 +5,9 @@
 namespace dd::kernels::cuda {
 
 namespace {
-__global__ void draw_timesteps_kernel(float* t, int64_t B, uint64_t T, uint64_t seed, uint64_t offset) {
-  DD_GRID_STRIDE(b, B) t[b] = static_cast<float>(philox_uniform_int(seed, offset + static_cast<uint64_t>(b), T));
+__global__ void draw_timesteps_kernel(float* t, int64_t B, uint64_t T, uint64_t seed, PhiloxOffset offset) {
+  const uint64_t first = offset.get();
+  DD_GRID_STRIDE(b, B) t[b] = static_cast<float>(philox_uniform_int(seed, first + static_cast<uint64_t>(b), T));
 }
 
 // A timestep outside [0, T) cannot come from draw_timesteps; if one does, it reads entry 0 rather
@@ -19,8 +20,8 @@ __global__ void gather_timesteps_kernel(const float* table, int64_t T, const flo
 }
 }  // namespace
 
-Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Device) {
-  Tensor t = Tensor::empty({B}, Device::CUDA);
+Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev) {
+  Tensor t = Tensor::empty({B}, dev);
   draw_timesteps_kernel<<<grid_for(B), kThreads, 0, stream()>>>(t.data(), B, static_cast<uint64_t>(T), seed, offset);
   DD_CUDA_LAUNCH_CHECK("draw_timesteps_kernel");
   return t;
@@ -28,7 +29,7 @@ Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, uint64_t offset, Devi
 
 Tensor gather_timesteps(const Tensor& table, const Tensor& t) {
   const int64_t B = t.numel();
-  Tensor out = Tensor::empty({B}, Device::CUDA);
+  Tensor out = Tensor::empty({B}, table.device());
   gather_timesteps_kernel<<<grid_for(B), kThreads, 0, stream()>>>(table.data(), table.numel(), t.data(), out.data(), B);
   DD_CUDA_LAUNCH_CHECK("gather_timesteps_kernel");
   return out;

@@ -36,7 +36,7 @@ __global__ void upsample2x_backward_kernel(const float* dy, float* dx, int64_t W
 
 Tensor upsample2x_forward(const Tensor& x) {
   const int64_t B = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
-  Tensor y = Tensor::empty({B, 2 * H, 2 * W, C}, Device::CUDA);
+  Tensor y = Tensor::empty({B, 2 * H, 2 * W, C}, x.device());
   const int64_t n = y.numel();
   if (n == 0) return y;
   upsample2x_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), y.data(), H, W, C, n);
@@ -46,7 +46,7 @@ Tensor upsample2x_forward(const Tensor& x) {
 
 Tensor upsample2x_backward(const Tensor& dy) {
   const int64_t B = dy.dim(0), H = dy.dim(1) / 2, W = dy.dim(2) / 2, C = dy.dim(3);
-  Tensor dx = Tensor::empty({B, H, W, C}, Device::CUDA);
+  Tensor dx = Tensor::empty({B, H, W, C}, dy.device());
   const int64_t n = dx.numel();
   if (n == 0) return dx;
   upsample2x_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dy.data(), dx.data(), W, C, n);

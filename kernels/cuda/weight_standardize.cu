@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(kWsThreads) ws_backward_kernel(const float* __
 Tensor weight_standardize_forward(const Tensor& w, float eps) {
   const int64_t rows = w.dim(0), n = w.numel() / rows;
   DD_CHECK(rows <= 0x7fffffff, "weight_standardize (cuda): ", rows, " output channels exceed the grid");
-  Tensor out = Tensor::empty(w.shape(), Device::CUDA);
+  Tensor out = Tensor::empty(w.shape(), w.device());
   ws_forward_kernel<<<static_cast<unsigned>(rows), kWsThreads, 0, stream()>>>(w.data(), n, eps, out.data());
   DD_CUDA_LAUNCH_CHECK("ws_forward_kernel");
   return out;
@@ -83,7 +83,7 @@ Tensor weight_standardize_forward(const Tensor& w, float eps) {
 Tensor weight_standardize_backward(const Tensor& w, const Tensor& dw_hat, float eps) {
   const int64_t rows = w.dim(0), n = w.numel() / rows;
   DD_CHECK(rows <= 0x7fffffff, "weight_standardize_backward (cuda): ", rows, " output channels exceed the grid");
-  Tensor dw = Tensor::empty(w.shape(), Device::CUDA);
+  Tensor dw = Tensor::empty(w.shape(), w.device());
   ws_backward_kernel<<<static_cast<unsigned>(rows), kWsThreads, 0, stream()>>>(w.data(), dw_hat.data(), n, eps,
                                                                              dw.data());
   DD_CUDA_LAUNCH_CHECK("ws_backward_kernel");

@@ -43,6 +43,7 @@ inline void copy_d2d(void* dst, const void* src, std::size_t bytes) { std::memmo
 inline void memset(void* dst, int value, std::size_t bytes) { std::memset(dst, value, bytes); }
 inline void fill_f32(float* dst, float value, std::size_t count) { std::fill(dst, dst + count, value); }
 inline void synchronize() {}
+inline void write_small(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
 }  // namespace dd::dd_emu_mem
 #define cuda_mem dd_emu_mem
 #undef DD_CUDA_LAUNCH_CHECK

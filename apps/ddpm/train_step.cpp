@@ -1,0 +1,93 @@
+#include "apps/ddpm/train_step.h"
+
+#include "autograd/var.h"
+#include "engine/device.h"
+#include "engine/error.h"
+#include "kernels/multi_tensor.h"
+
+namespace dd::ddpm {
+
+bool resolve_cuda_graphs(const std::string& value, Device dev) {
+  DD_CHECK(value == "on" || value == "off" || value == "auto", "--cuda-graphs must be on, off or auto, got '",
+           value, "'");
+  if (value == "auto") return dev == Device::CUDA && cuda_graphs_supported();
+  if (value == "off") return false;
+  DD_CHECK(dev == Device::CUDA, "--cuda-graphs on needs --device cuda (the run is on ", device_name(dev), ")");
+  DD_CHECK(cuda_graphs_supported(), "--cuda-graphs on: this build has no CUDA backend");
+  return true;
+}
+
+TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(parts), dev_(dev), graphs_(cuda_graphs) {
+  DD_CHECK(p_.model && p_.diffusion && p_.gen && p_.adam, "TrainStep: every part is required");
+  DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");
+}
+
+Tensor TrainStep::body(const Tensor& x0) {
+  ag::Var loss = p_.diffusion->p_losses(*p_.model, x0, *p_.gen);
+  ag::Tape::current().backward(loss);
+  // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
+  const auto& params = p_.adam->params();
+  if (p_.grad_clip > 0)
+    p_.adam->step(ag::clip_grad_norm_factor(params, p_.grad_clip, p_.model->params().grad_arena()));
+  else
+    p_.adam->step();
+  p_.model->params().zero_grad();  // one memset of the gradient arena
+  ag::Tape::current().clear();
+  return loss.value();
+}
+
+Tensor TrainStep::run(const Tensor& batch) {
+  if (!graphs_ || !warm_) {
+    // Eager; in graph mode this is the warm-up step, after which nothing is made lazily.
+    const Tensor loss = body(batch.device() == dev_ ? batch : batch.to(dev_));
+    if (graphs_) {
+      p_.diffusion->prepare(dev_);
+      x0_ = Tensor::empty(batch.shape(), dev_);
+      rng_base_ = Tensor::zeros({1}, dev_, DType::I64);
+      adam_scalars_ = kernels::adam_step_scalars_tensor(dev_);
+      warm_ = true;
+    }
+    return loss;
+  }
+  DD_CHECK(batch.shape() == x0_.shape(), "TrainStep: batch ", describe(batch), " differs from the captured ",
+           describe(x0_), " (a CUDA graph replays fixed shapes)");
+  x0_.copy_from(batch);
+  // Where this step's draws start and which Adam step it is, written where the graph reads them.
+  Generator& gen = *p_.gen;
+  const uint64_t base = gen.offset();
+  cuda_mem::write_small(rng_base_.raw_data(), &base, sizeof base);
+  kernels::write_adam_step_scalars(adam_scalars_, p_.adam->next_step_scalars());
+  Side& side = sides_[p_.diffusion->self_condition_coin(*p_.model, x0_, gen) ? 1 : 0];
+  if (!side.graph) {
+    side.graph = std::make_unique<CudaGraph>();
+    gen.anchor(static_cast<const uint64_t*>(rng_base_.raw_data()));
+    p_.adam->bind_step_scalars(adam_scalars_);
+    try {
+      side.graph->capture([&] { side.loss = body(x0_); });
+    } catch (...) {
+      gen.unanchor();
+      p_.adam->unbind_step_scalars();
+      side.graph.reset();
+      throw;
+    }
+    gen.unanchor();
+    p_.adam->unbind_step_scalars();
+    side.blocks = gen.offset() - base;  // the capture advanced the host state by one step
+    ++captures_;
+  } else {
+    gen.skip(side.blocks);
+    p_.adam->advance_step();
+  }
+  side.graph->replay();
+  ++replays_;
+  return side.loss;
+}
+
+long long TrainStep::graph_nodes() const {
+  long long n = 0;
+  for (const Side& s : sides_)
+    if (s.graph) n += s.graph->nodes();
+  return n;
+}
+
+}  // namespace dd::ddpm
