@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apps/ddpm/options.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/report/image_grid.h"
 #include "engine/error.h"
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
   int n = 16, nrow = 0, batch = 64, frames = 10;
   uint64_t seed = 0;
-  std::string device = "auto";
+  std::string device = "auto", cuda_graphs = "auto";
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
   app.add_option("--weights", weights, "model.safetensors")->required();
   app.add_option("--n", n, "number of images")->capture_default_str();
@@ -29,9 +30,13 @@ int main(int argc, char** argv) {
   app.add_option("--trajectory", trajectory, "also write a strip of image 0's denoising trajectory to this PNG");
   app.add_option("--frames", frames, "frames in the trajectory strip")->capture_default_str();
   app.add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
+  app.add_option("--cuda-graphs", cuda_graphs,
+                 "on, off or auto: replay each denoising step from one CUDA graph (auto = on for --device cuda)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     const dd::Device dev = dd::resolve_device(device);
+    const bool graphs = dd::ddpm::resolve_cuda_graphs(cuda_graphs, dev);
     DD_CHECK(n > 0, "--n must be positive, got ", n);
     DD_CHECK(frames >= 2, "--frames must be at least 2, got ", frames);
     dd::models::ModelConfig cfg;
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
     req.seed = seed;
     req.trajectory_frames = trajectory.empty() ? 0 : frames;
     req.device = dev;
+    req.cuda_graphs = graphs;
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);

@@ -1,7 +1,9 @@
 // Our whole training step, as apps/ddpm/trainer.cpp runs it (host batch copied to the device,
 // p_losses with the huber loss, backward, clip_grad_norm 1.0, Adam lr 1e-3, EMA 0.995 every 10
-// steps after 100), for a preset: img/s, ms/step, peak memory. --sample: Algorithm-2 sampling.
-//   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE]
+// steps after 100), for a preset: img/s, ms/step, host enqueue ms/step, launches/step, host
+// syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
+// only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
+//   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs]
 //   bench_train_step --sample [--images 256] [--timesteps 1000] [--json FILE]
 // Presets: cifar = dim 64, dim_mults 1,2,4,8, 3 channels, 32x32, batch 128 (35.7M parameters);
 //          fmnist = dim 32, dim_mults 1,2,4, 1 channel, 28x28, batch 64.
@@ -14,6 +16,7 @@
 #include <fstream>
 
 #include "apps/ddpm/loss_ring.h"
+#include "apps/ddpm/train_step.h"
 #include "autograd/adam.h"
 #include "bench/bench_common.h"
 #include "engine/device.h"
@@ -76,6 +79,7 @@ int main(int argc, char** argv) try {
   const Device dev = a.device();
   const std::string json = a.get("--json", "");
   const bool sampling = std::find(a.rest.begin(), a.rest.end(), "--sample") != a.rest.end();
+  const bool no_graphs = std::find(a.rest.begin(), a.rest.end(), "--no-graphs") != a.rest.end();
   const Preset p = preset(sampling ? "cifar" : a.get("--preset", "cifar"));
 
   Generator gen(0);
@@ -94,19 +98,34 @@ int main(int argc, char** argv) try {
       warm.p_sample_loop(model, {n, p.image, p.image, 3}, gen, {}, dev);
       sync(dev);
     }
-    if (dev == Device::CUDA) cuda_mem::reset_peak();
-    const auto t0 = clk::now();
-    Tensor x = diffusion.p_sample_loop(model, {n, p.image, p.image, 3}, gen, {}, dev);
-    sync(dev);
-    const double s = std::chrono::duration<double>(clk::now() - t0).count();
-    DD_CHECK(std::isfinite(kernels::sum(x)), "sampling produced non-finite images");
-    const double ms_step = 1e3 * s / T;
     table_header({"sampler", "images x steps", "total s", "ms / step", "image-steps / s", "peak MiB",
-                  "256 x 1000 at this rate (s)"});
-    table_row({"ours fp32", str_cat(n, " x ", T), fmt(s), fmt(ms_step), fmt(n * T / s, 4), fmt(peak_mib(dev), 4),
-               fmt(256.0 * 1000.0 / (n * T / s), 4)});
-    append_json(json, str_cat("{\"kind\": \"sample\", \"device\": \"", a.cpu ? "cpu" : "cuda", "\", \"images\": ", n,
-                              ", \"timesteps\": ", T, ", \"seconds\": ", s, ", \"peak_mib\": ", peak_mib(dev), "}"));
+                  "256 x 1000 at this rate (s)", "launches / step"});
+    std::vector<float> first;
+    for (bool graphs : {false, true}) {
+      if (graphs && (dev != Device::CUDA || no_graphs)) break;
+      Generator g(7);
+      if (dev == Device::CUDA) cuda_mem::reset_peak();
+      const cuda_mem::Stats before = cuda_mem::stats();
+      const auto t0 = clk::now();
+      Tensor x = graphs ? diffusion.p_sample_loop_graphed(model, {n, p.image, p.image, 3}, g, {}, dev)
+                        : diffusion.p_sample_loop(model, {n, p.image, p.image, 3}, g, {}, dev);
+      sync(dev);
+      const double s = std::chrono::duration<double>(clk::now() - t0).count();
+      const cuda_mem::Stats after = cuda_mem::stats();
+      const std::vector<float> xs = x.to_vector();
+      for (float v : xs) DD_CHECK(std::isfinite(v), "sampling produced non-finite images");
+      if (graphs)  // validated before it is reported: the graphed chain is the eager chain, bit for bit
+        DD_CHECK(xs == first, "the CUDA-graph sampler and the eager sampler disagree (they must be bitwise equal)");
+      else
+        first = xs;
+      const double ms_step = 1e3 * s / T;
+      table_row({graphs ? "ours fp32, CUDA graph" : "ours fp32, eager", str_cat(n, " x ", T), fmt(s), fmt(ms_step),
+                 fmt(n * T / s, 4), fmt(peak_mib(dev), 4), fmt(256.0 * 1000.0 / (n * T / s), 4),
+                 fmt(double(after.launches - before.launches) / T, 4)});
+      append_json(json, str_cat("{\"kind\": \"sample\", \"device\": \"", a.cpu ? "cpu" : "cuda", "\", \"images\": ", n,
+                                ", \"timesteps\": ", T, ", \"seconds\": ", s, ", \"cuda_graphs\": ",
+                                graphs ? "true" : "false", ", \"peak_mib\": ", peak_mib(dev), "}"));
+    }
     return 0;
   }
 
@@ -115,68 +134,99 @@ int main(int argc, char** argv) try {
   const int steps = std::stoi(a.get("--steps", a.cpu ? "3" : "20"));
   const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 1000),
                                             kernels::LossType::Huber);
-  const std::vector<ag::Var> params = model.params().vars();
-  kernels::AdamHyper hyper;
-  hyper.lr = 1e-3f;
-  // As the trainer: parameters, gradients, moments and the EMA shadow in flat arenas.
-  model.params().zero_grad();
-  const Tensor param_arena = model.params().param_arena(), grad_arena = model.params().grad_arena();
-  ag::Adam adam(params, hyper, param_arena, grad_arena);
-  models::Ema ema(params, models::EmaConfig{}, param_arena);
   // A few host batches in [-1, 1]-ish, cycled: the loader's output, without the disk.
   std::vector<Tensor> host_batches;
   for (int i = 0; i < 4; ++i) host_batches.push_back(random_tensor({batch, p.image, p.image, p.cfg.channels}, Device::CPU, 40 + i, 0.5f));
 
-  int64_t step = 0;
-  double last_loss = 0;
-  // As the trainer: the clip factor stays on the device and the losses are read back in batches
-  // (here once per timed run), so nothing in a step waits for the GPU.
-  ddpm::LossRing losses(dev, 1024);
-  auto check_losses = [&] {
-    const std::vector<float> lvs = losses.drain();
-    for (std::size_t i = 0; i < lvs.size(); ++i)
-      DD_CHECK(std::isfinite(lvs[i]), "the loss is not finite at step ", step - int64_t(lvs.size()) + int64_t(i) + 1);
-    if (!lvs.empty()) last_loss = lvs.back();
+  struct Run {
+    bool graphs = false;
+    double ms = 0, host_ms = 0, peak = 0, syncs = 0, launches = 0, last_loss = 0;
+    long long graph_nodes = 0;
+    std::vector<float> losses;  // every step's, to check the modes against each other
   };
-  auto train_step = [&] {
-    Tensor x0 = host_batches[step % host_batches.size()].to(dev);
-    ag::Var loss = diffusion.p_losses(model, x0, gen);
-    ag::Tape::current().backward(loss);
-    adam.step(ag::clip_grad_norm_factor(params, 1.0, grad_arena));
-    model.params().zero_grad();
-    ag::Tape::current().clear();
-    ema.update(step + 1);
-    losses.push(loss.value());
-    ++step;
+  // The trainer's step (ddpm::TrainStep: eager, or replayed from a CUDA graph), from the same
+  // weights, batches and generator in each mode.
+  auto run_mode = [&](bool graphs) {
+    Run r;
+    r.graphs = graphs;
+    Generator init(0), noise_gen(1);
+    models::Unet m(p.cfg, init);
+    m.params().to(dev);
+    m.params().zero_grad();
+    const std::vector<ag::Var> params = m.params().vars();
+    kernels::AdamHyper hyper;
+    hyper.lr = 1e-3f;
+    // As the trainer: parameters, gradients, moments and the EMA shadow in flat arenas.
+    ag::Adam adam(params, hyper, m.params().param_arena(), m.params().grad_arena());
+    models::Ema ema(params, models::EmaConfig{}, m.params().param_arena());
+    ddpm::TrainStep step_fn(ddpm::TrainStepParts{&m, &diffusion, &noise_gen, &adam, 1.0}, dev, graphs);
+    // As the trainer: losses read back in batches (here once per timed run), so nothing in a step
+    // waits for the GPU.
+    ddpm::LossRing ring(dev, 1024);
+    int64_t step = 0;
+    auto drain = [&] {
+      for (float lv : ring.drain()) {
+        DD_CHECK(std::isfinite(lv), "the loss is not finite (cuda graphs ", graphs ? "on" : "off", ")");
+        r.losses.push_back(lv);
+      }
+    };
+    auto one = [&] {
+      const Tensor loss = step_fn.run(host_batches[step % host_batches.size()]);
+      ema.update(step + 1);
+      ring.push(loss);
+      ++step;
+    };
+    for (int i = 0; i < warm; ++i) one();  // in graph mode the first is eager and the second captures
+    drain();
+    sync(dev);
+    if (dev == Device::CUDA) cuda_mem::reset_peak();
+    std::vector<double> per_step;
+    const cuda_mem::Stats before = cuda_mem::stats();
+    const auto t0 = clk::now();
+    for (int i = 0; i < steps; ++i) {
+      const auto ts = clk::now();
+      one();  // on the GPU: the host's enqueue time (the queue's depth bounds how far it runs ahead)
+      per_step.push_back(std::chrono::duration<double, std::milli>(clk::now() - ts).count());
+    }
+    const cuda_mem::Stats after = cuda_mem::stats();
+    drain();
+    sync(dev);
+    r.ms = std::chrono::duration<double, std::milli>(clk::now() - t0).count() / steps;
+    r.host_ms = median(per_step);
+    r.peak = peak_mib(dev);
+    r.syncs = double(after.host_syncs - before.host_syncs) / steps;
+    r.launches = double(after.launches - before.launches) / steps;
+    r.graph_nodes = step_fn.graph_nodes();
+    r.last_loss = r.losses.empty() ? 0.0 : r.losses.back();
+    return r;
   };
-  for (int i = 0; i < warm; ++i) train_step();
-  check_losses();
-  sync(dev);
-  if (dev == Device::CUDA) cuda_mem::reset_peak();
-  std::vector<double> per_step;
-  const cuda_mem::Stats before = cuda_mem::stats();
-  const auto t0 = clk::now();
-  for (int i = 0; i < steps; ++i) {
-    const auto ts = clk::now();
-    train_step();  // on the GPU: the host's enqueue time (the queue's depth bounds how far it runs ahead)
-    per_step.push_back(std::chrono::duration<double, std::milli>(clk::now() - ts).count());
+  std::vector<Run> runs{run_mode(false)};
+  if (dev == Device::CUDA && !no_graphs) {
+    if (warm < 2) DD_FAIL("--warmup must be at least 2 with CUDA graphs (an eager step, then the capture)");
+    runs.push_back(run_mode(true));
+    // Validate before reporting: a replayed step is the eager step, bit for bit.
+    DD_CHECK(runs[1].losses == runs[0].losses, "CUDA graph steps and eager steps disagree: last losses ",
+             runs[1].last_loss, " vs ", runs[0].last_loss, " (they must be bitwise equal)");
   }
-  const cuda_mem::Stats after = cuda_mem::stats();
-  check_losses();
-  sync(dev);
-  const double total_ms = std::chrono::duration<double, std::milli>(clk::now() - t0).count();
-  const double ms = total_ms / steps;
   print_header(str_cat("Training step, ", p.name == "cifar" ? "CIFAR-10" : "Fashion-MNIST", " preset (ours, fp32)"), a);
   std::printf("%sM parameters, batch %d, %dx%dx%d; %d warm-up steps, %d timed; loss at the last step %s.\n\n",
               fmt(n_params / 1e6, 4).c_str(), batch, p.image, p.image, p.cfg.channels, warm, steps,
-              fmt(last_loss, 4).c_str());
+              fmt(runs[0].last_loss, 4).c_str());
   table_header({"trainer", "ms / step (mean)", dev == Device::CUDA ? "host ms / step (median)" : "ms / step (median)",
-                "img/s", "peak MiB", "host syncs / step"});
-  table_row({"ours fp32", fmt(ms), fmt(median(per_step)), fmt(batch / (ms * 1e-3), 4), fmt(peak_mib(dev), 4),
-             fmt(double(after.host_syncs - before.host_syncs) / steps, 3)});
-  append_json(json, str_cat("{\"kind\": \"train\", \"preset\": \"", p.name, "\", \"device\": \"", a.cpu ? "cpu" : "cuda",
-                            "\", \"batch\": ", batch, ", \"ms_step\": ", ms, ", \"peak_mib\": ", peak_mib(dev),
-                            ", \"steps\": ", steps, "}"));
+                "img/s", "peak MiB", "host syncs / step", "launches / step", "graph nodes"});
+  for (const Run& r : runs) {
+    table_row({r.graphs ? "ours fp32, CUDA graph" : "ours fp32, eager", fmt(r.ms), fmt(r.host_ms),
+               fmt(batch / (r.ms * 1e-3), 4), fmt(r.peak, 4), fmt(r.syncs, 3), fmt(r.launches, 4),
+               r.graphs ? std::to_string(r.graph_nodes) : "-"});
+    append_json(json, str_cat("{\"kind\": \"train\", \"preset\": \"", p.name, "\", \"device\": \"", a.cpu ? "cpu" : "cuda",
+                              "\", \"batch\": ", batch, ", \"ms_step\": ", r.ms, ", \"host_ms_step\": ", r.host_ms,
+                              ", \"launches_step\": ", r.launches, ", \"cuda_graphs\": ", r.graphs ? "true" : "false",
+                              ", \"peak_mib\": ", r.peak, ", \"steps\": ", steps, "}"));
+  }
+  if (runs.size() == 2)
+    std::printf("\nCUDA graph vs eager: %sx the step time, %sx the host time; losses bitwise equal over %zu steps.\n",
+                fmt(runs[1].ms / runs[0].ms, 3).c_str(), fmt(runs[1].host_ms / runs[0].host_ms, 3).c_str(),
+                runs[0].losses.size());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_train_step: %s\n", e.what());

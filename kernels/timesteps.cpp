@@ -18,4 +18,11 @@ Tensor gather_timesteps(const Tensor& table, const Tensor& t) {
   DD_DISPATCH(common_device("gather_timesteps", {&table, &t}), gather_timesteps, table, t);
 }
 
+Tensor broadcast_timestep(const Tensor& t, int64_t B) {
+  DD_CHECK(t.defined() && t.numel() == 1 && t.dtype() == DType::F32, "broadcast_timestep: t ",
+           t.defined() ? describe(t) : std::string("undefined"), " must be one float");
+  DD_CHECK(B >= 1, "broadcast_timestep: batch size ", B, " must be at least 1");
+  DD_DISPATCH(t.device(), broadcast_timestep, t, B);
+}
+
 }  // namespace dd::kernels

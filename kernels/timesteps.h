@@ -17,16 +17,21 @@ namespace dd::kernels {
 
 Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev);
 Tensor gather_timesteps(const Tensor& table, const Tensor& t);
+// [B] copies of t[0] (one float on the device: a sampler graph's timestep, rewritten before each
+// replay), read in the kernel.
+Tensor broadcast_timestep(const Tensor& t, int64_t B);
 
 namespace cpu {
 Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev);
 Tensor gather_timesteps(const Tensor& table, const Tensor& t);
+Tensor broadcast_timestep(const Tensor& t, int64_t B);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
 namespace cuda {
 Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev);
 Tensor gather_timesteps(const Tensor& table, const Tensor& t);
+Tensor broadcast_timestep(const Tensor& t, int64_t B);
 }  // namespace cuda
 #endif
 

@@ -6,6 +6,8 @@
 #include "engine/error.h"
 #include "kernels/diffusion.h"
 #include "kernels/timesteps.h"
+#include "engine/cuda_graph.h"
+#include "engine/device.h"
 
 namespace dd::models {
 
@@ -63,6 +65,7 @@ const Tensor& GaussianDiffusion::table(const std::vector<double>& buffer, Device
 
 GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_type, Objective objective)
     : schedule_(std::move(schedule)), loss_type_(loss_type), objective_(objective) {
+  for (double v : schedule_.posterior_variance) posterior_std_.push_back(std::sqrt(v));
   DD_CHECK(schedule_.T >= 1 && static_cast<int>(schedule_.betas.size()) == schedule_.T,
            "diffusion: schedule is empty or inconsistent (T = ", schedule_.T, ", ", schedule_.betas.size(),
            " betas); build it with Schedule::make or Schedule::from_betas");
@@ -168,6 +171,93 @@ Tensor GaussianDiffusion::p_sample_loop(Denoiser& model, const Shape& shape, Gen
     x0_pred = next_x0;
     if (on_step) on_step(t, x);
   }
+  return x;
+}
+
+Tensor GaussianDiffusion::p_sample_device_t(Denoiser& model, const Tensor& x_t, const Tensor& t_dev, Generator& gen,
+                                            Tensor* x0_pred_out, const Tensor& x_self_cond) const {
+  const char* op = "p_sample_device_t";
+  DD_CHECK(x_t.defined(), op, ": x_t is undefined");
+  check_batch(op, model, x_t.shape());
+  DD_CHECK(t_dev.defined() && t_dev.numel() == 1 && t_dev.device() == x_t.device(), op, ": t_dev ",
+           t_dev.defined() ? describe(t_dev) : std::string("undefined"), " must be one float on x_t's device");
+  const Device dev = x_t.device();
+  const int64_t B = x_t.dim(0);
+  const Tensor tt = kernels::broadcast_timestep(t_dev, B);
+  const auto at = [&](const std::vector<double>& buffer) { return kernels::gather_timesteps(table(buffer, dev), tt); };
+
+  ag::NoGrad no_grad;
+  const ag::Var sc = x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var();
+  const Tensor eps = predict_eps(op, model, ag::Var(x_t), tt, sc).value();
+  if (x0_pred_out)
+    *x0_pred_out = kernels::predict_x0(x_t, eps, at(schedule_.sqrt_recip_alphas_cumprod),
+                                       at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/true);
+  kernels::PSampleCoefs c;
+  c.sqrt_recip_alpha = at(schedule_.sqrt_recip_alphas);
+  c.beta = at(schedule_.betas);
+  c.sqrt_one_minus_ac = at(schedule_.sqrt_one_minus_alphas_cumprod);
+  c.sigma = at(posterior_std_);
+  return kernels::p_sample_step_philox(x_t, eps, c, gen.seed(), gen.reserve_at(x_t.numel()));
+}
+
+Tensor GaussianDiffusion::p_sample_loop_graphed(Denoiser& model, const Shape& shape, Generator& gen,
+                                                const std::function<void(int t, const Tensor& x)>& on_step,
+                                                Device dev) const {
+  check_batch("p_sample_loop_graphed", model, shape);
+  DD_CHECK(dev == Device::CUDA, "p_sample_loop_graphed: CUDA graphs need a CUDA device, got ", device_name(dev));
+  const bool self_cond = model.self_condition();
+  Tensor x = gen.randn(shape, dev);
+  Tensor x0_pred;
+  int t = schedule_.T - 1;
+  if (t >= 1) {  // eager first step
+    Tensor next_x0;
+    x = p_sample(model, x, t, gen, self_cond ? &next_x0 : nullptr, Tensor());
+    x0_pred = next_x0;
+    if (on_step) on_step(t, x);
+    --t;
+  }
+  if (t >= 1) {
+    for (const auto* b : {&schedule_.sqrt_recip_alphas_cumprod, &schedule_.sqrt_recipm1_alphas_cumprod,
+                          &schedule_.sqrt_recip_alphas, &schedule_.betas, &schedule_.sqrt_one_minus_alphas_cumprod,
+                          &posterior_std_})
+      table(*b, dev);  // uploaded now: a capture uploads nothing
+    // The graph's state: the chain's x and x0 estimate live in fixed buffers it reads and rewrites.
+    Tensor x_in = x.clone(), sc_in = self_cond ? x0_pred.clone() : Tensor();
+    Tensor t_dev = Tensor::zeros({1}, dev), base = Tensor::zeros({1}, dev, DType::I64);
+    CudaGraph graph;
+    uint64_t blocks = 0;
+    for (; t >= 1; --t) {
+      const float tf = static_cast<float>(t);
+      const uint64_t start = gen.offset();
+      cuda_mem::write_small(t_dev.raw_data(), &tf, sizeof tf);
+      cuda_mem::write_small(base.raw_data(), &start, sizeof start);
+      if (!graph.captured()) {
+        gen.anchor(static_cast<const uint64_t*>(base.raw_data()));
+        try {
+          graph.capture([&] {
+            Tensor next_x0;
+            const Tensor out = p_sample_device_t(model, x_in, t_dev, gen, self_cond ? &next_x0 : nullptr, sc_in);
+            x_in.copy_from(out);
+            if (self_cond) sc_in.copy_from(next_x0);
+          });
+        } catch (...) {
+          gen.unanchor();
+          throw;
+        }
+        gen.unanchor();
+        blocks = gen.offset() - start;
+      } else {
+        gen.skip(blocks);
+      }
+      graph.replay();
+      if (on_step) on_step(t, x_in);
+    }
+    x = x_in;
+    x0_pred = sc_in;
+  }
+  Tensor last_x0;  // t == 0: the mean, no draw
+  x = p_sample(model, x, 0, gen, self_cond ? &last_x0 : nullptr, self_cond ? x0_pred : Tensor());
+  if (on_step) on_step(0, x);
   return x;
 }
 

@@ -78,6 +78,19 @@ class GaussianDiffusion {
                        const std::function<void(int t, const Tensor& x)>& on_step = {},
                        Device dev = Device::CPU) const;
 
+  // p_sample at the timestep held in t_dev (one float on x_t's device), read there: every
+  // coefficient is gathered from the tables, and the model gets t_dev broadcast. The same values as
+  // p_sample(model, x_t, t, ...) for t >= 1 (t == 0 draws no noise: use p_sample there).
+  Tensor p_sample_device_t(Denoiser& model, const Tensor& x_t, const Tensor& t_dev, Generator& gen,
+                           Tensor* x0_pred_out = nullptr, const Tensor& x_self_cond = Tensor()) const;
+  // p_sample_loop on a CUDA device with the steps t = T-2..1 replayed from one CUDA graph, captured
+  // at t = T-2 (t = T-1 runs eagerly: it makes the lazily created state, and a self-conditioning
+  // model has no x0 estimate yet; t = 0 runs eagerly: it draws nothing). Before each replay the host
+  // writes t and the generator's offset where the graph reads them. The same images, bit for bit, as
+  // p_sample_loop on the same device; on_step sees the same (t, x) sequence.
+  Tensor p_sample_loop_graphed(Denoiser& model, const Shape& shape, Generator& gen,
+                               const std::function<void(int t, const Tensor& x)>& on_step, Device dev) const;
+
  private:
   // A schedule buffer rounded once to float, as a [T] tensor on dev, made on first use: the
   // per-sample coefficients are then gathered where the timesteps are, with nothing uploaded.
@@ -94,6 +107,7 @@ class GaussianDiffusion {
   };
 
   Schedule schedule_;
+  std::vector<double> posterior_std_;  // sqrt(posterior_variance): p_sample's sigma, as a table
   kernels::LossType loss_type_;
   Objective objective_;
   mutable TableCache cache_;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "apps/ddpm/options.h"
 #include "apps/ddpm/train_step.h"
 #include "autograd/adam.h"
 #include "engine/context.h"
@@ -218,7 +219,7 @@ TEST_CASE("graph step protocol: anchored draws and device-read Adam scalars give
   }
 }
 
-TEST_CASE("--cuda-graphs: auto follows the device; on needs CUDA; anything else is refused", "[train][graphs]") {
+TEST_CASE("cuda graphs flag: auto follows the device, on needs CUDA, anything else is refused", "[train][graphs]") {
   CHECK_FALSE(ddpm::resolve_cuda_graphs("auto", Device::CPU));
   CHECK_FALSE(ddpm::resolve_cuda_graphs("off", Device::CPU));
   CHECK(ddpm::resolve_cuda_graphs("auto", Device::CUDA) == cuda_graphs_supported());
@@ -227,4 +228,34 @@ TEST_CASE("--cuda-graphs: auto follows the device; on needs CUDA; anything else 
   models::Unet* none = nullptr;
   REQUIRE_THROWS_WITH(ddpm::TrainStep(ddpm::TrainStepParts{none, nullptr, nullptr, nullptr, 0.0}, Device::CPU, false),
                       Catch::Contains("every part is required"));
+}
+
+TEST_CASE("sampler step with its timestep in memory equals p_sample at that timestep bitwise", "[diffusion][graphs]") {
+  for (bool self_condition : {false, true}) {
+    INFO("self_condition " << self_condition);
+    DD_TEST_RANDOM(rng);
+    Generator init(4);
+    models::Unet model(tiny_config(self_condition), init);
+    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Cosine, 50),
+                                              kernels::LossType::L2);
+    const Tensor x = from_double({2, 8, 8, 1}, rng.uniform(128, -1.5, 1.5));
+    const Tensor sc = self_condition ? from_double({2, 8, 8, 1}, rng.uniform(128, -1.0, 1.0)) : Tensor();
+    for (int t : {1, 17, 49}) {
+      INFO("t " << t);
+      Generator g1(31, 7), g2(31, 7);
+      Tensor x0a, x0b;
+      const Tensor a = diffusion.p_sample(model, x, t, g1, &x0a, sc);
+      Tensor t_mem = Tensor::full({1}, static_cast<float>(t));
+      const Tensor b = diffusion.p_sample_device_t(model, x, t_mem, g2, &x0b, sc);
+      CHECK(a.to_vector() == b.to_vector());
+      CHECK(x0a.to_vector() == x0b.to_vector());
+      CHECK(g1.offset() == g2.offset());
+    }
+  }
+}
+
+TEST_CASE("broadcast_timestep: B copies of the one float, bad operands refused", "[timesteps]") {
+  CHECK(kernels::broadcast_timestep(Tensor::full({1}, 7.0f), 3).to_vector() == std::vector<float>{7.0f, 7.0f, 7.0f});
+  REQUIRE_THROWS_WITH(kernels::broadcast_timestep(Tensor::full({2}, 1.0f), 3), Catch::Contains("must be one float"));
+  REQUIRE_THROWS_WITH(kernels::broadcast_timestep(Tensor::full({1}, 1.0f), 0), Catch::Contains("batch size 0"));
 }

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "engine/cuda_graph.h"
 #include "engine/error.h"
 
 namespace dd::ddpm {
@@ -80,6 +81,16 @@ bool resumable_override(const std::string& key) {
   static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "n_samples",
                                         "log_every", "device", "threads", "cuda_graphs"};
   return ok.count(key) != 0;
+}
+
+bool resolve_cuda_graphs(const std::string& value, Device dev) {
+  DD_CHECK(value == "on" || value == "off" || value == "auto", "--cuda-graphs must be on, off or auto, got '",
+           value, "'");
+  if (value == "auto") return dev == Device::CUDA && cuda_graphs_supported();
+  if (value == "off") return false;
+  DD_CHECK(dev == Device::CUDA, "--cuda-graphs on needs --device cuda (the run is on ", device_name(dev), ")");
+  DD_CHECK(cuda_graphs_supported(), "--cuda-graphs on: this build has no CUDA backend");
+  return true;
 }
 
 }  // namespace dd::ddpm

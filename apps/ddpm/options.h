@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/device.h"
+
 namespace dd::ddpm {
 
 struct TrainOptions {
@@ -50,5 +52,9 @@ struct TrainOptions {
 
 // Flags that a resumed run may change; any other flag given with --resume must match the run.
 bool resumable_override(const std::string& key);
+
+// --cuda-graphs (train_ddpm and sample_ddpm): "on", "off" or "auto" (on for a CUDA device); throws
+// naming the flag for anything else, or for "on" without a CUDA device.
+bool resolve_cuda_graphs(const std::string& value, Device dev);
 
 }  // namespace dd::ddpm

@@ -49,9 +49,7 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   int64_t done = 0;
   for (int b = 0; b < batches; ++b) {
     const int n = std::min(req.batch_size, req.n - b * req.batch_size);
-    Tensor x = diffusion.p_sample_loop(
-        model, {n, S, S, C}, gen,
-        [&](int t, const Tensor& xt) {
+    const std::function<void(int, const Tensor&)> on_step = [&](int t, const Tensor& xt) {
       ++done;
       if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
       if (b == 0 && std::find(snap_t.begin(), snap_t.end(), t) != snap_t.end()) {
@@ -60,8 +58,10 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
         std::copy(host.data(), host.data() + first.numel(), first.data());
         result.trajectory.push_back(clamp_unit(first));
       }
-        },
-        req.device);
+    };
+    const Shape shape{n, S, S, C};
+    Tensor x = req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, gen, on_step, req.device)
+                               : diffusion.p_sample_loop(model, shape, gen, on_step, req.device);
     copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);
   }
   if (progress) progress->finish();

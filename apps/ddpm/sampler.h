@@ -19,6 +19,7 @@ struct SampleRequest {
   std::FILE* progress_out = stderr;
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
   Device device = Device::CPU;  // where the chain runs: the model's parameters must be there too
+  bool cuda_graphs = false;     // replay the chain's steps from a CUDA graph (device CUDA only)
 };
 
 struct SampleResult {

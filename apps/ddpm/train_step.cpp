@@ -7,16 +7,6 @@
 
 namespace dd::ddpm {
 
-bool resolve_cuda_graphs(const std::string& value, Device dev) {
-  DD_CHECK(value == "on" || value == "off" || value == "auto", "--cuda-graphs must be on, off or auto, got '",
-           value, "'");
-  if (value == "auto") return dev == Device::CUDA && cuda_graphs_supported();
-  if (value == "off") return false;
-  DD_CHECK(dev == Device::CUDA, "--cuda-graphs on needs --device cuda (the run is on ", device_name(dev), ")");
-  DD_CHECK(cuda_graphs_supported(), "--cuda-graphs on: this build has no CUDA backend");
-  return true;
-}
-
 TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(parts), dev_(dev), graphs_(cuda_graphs) {
   DD_CHECK(p_.model && p_.diffusion && p_.gen && p_.adam, "TrainStep: every part is required");
   DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");

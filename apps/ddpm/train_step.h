@@ -65,8 +65,4 @@ class TrainStep {
   int64_t captures_ = 0, replays_ = 0;
 };
 
-// --cuda-graphs: "on", "off" or "auto" (on for a CUDA device); throws naming the flag for anything
-// else, or for "on" without a CUDA device.
-bool resolve_cuda_graphs(const std::string& value, Device dev);
-
 }  // namespace dd::ddpm

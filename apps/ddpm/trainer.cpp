@@ -216,6 +216,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.seed = opts.seed;  // the same noise every time, so successive grids show the model improving
     req.progress_out = log;
     req.device = dev;
+    req.cuda_graphs = cuda_graphs;
     std::fprintf(log, "sampling %d images at step %lld (%d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), opts.timesteps);
     SampleResult r = sample_images(sampling_model(), diffusion, req);

@@ -75,7 +75,18 @@ class CachingAllocator {
     // A capture must not wait on the stream it is recording, so it never frees the cache to retry.
     const bool capturing = current_context().capturing();
     void* p = nullptr;
-    cudaError_t err = cudaMalloc(&p, size);
+    cudaError_t err;
+    if (capturing) {
+      // cudaMalloc is not a stream operation, so a capture does not record it; in the capture's own
+      // (thread-local) mode it counts as unsafe and would invalidate the capture. The block is
+      // meant to outlive the capture (the graph's private pool), so it is safe: relax for this call.
+      cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+      DD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+      err = cudaMalloc(&p, size);
+      DD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    } else {
+      err = cudaMalloc(&p, size);
+    }
     if (err == cudaErrorMemoryAllocation && !capturing) {
       cudaGetLastError();
       release_cached_locked();

@@ -28,4 +28,6 @@ Tensor gather_timesteps(const Tensor& table, const Tensor& t) {
   return out;
 }
 
+Tensor broadcast_timestep(const Tensor& t, int64_t B) { return Tensor::full({B}, t.data()[0]); }
+
 }  // namespace dd::kernels::cpu

@@ -18,7 +18,17 @@ __global__ void gather_timesteps_kernel(const float* table, int64_t T, const flo
     out[b] = table[(i >= 0 && i < T) ? i : 0];
   }
 }
+__global__ void broadcast_timestep_kernel(const float* t, float* out, int64_t B) {
+  DD_GRID_STRIDE(b, B) out[b] = t[0];
+}
 }  // namespace
+
+Tensor broadcast_timestep(const Tensor& t, int64_t B) {
+  Tensor out = Tensor::empty({B}, t.device());
+  broadcast_timestep_kernel<<<grid_for(B), kThreads, 0, stream()>>>(t.data(), out.data(), B);
+  DD_CUDA_LAUNCH_CHECK("broadcast_timestep_kernel");
+  return out;
+}
 
 Tensor draw_timesteps(int64_t B, int64_t T, uint64_t seed, PhiloxOffset offset, Device dev) {
   Tensor t = Tensor::empty({B}, dev);

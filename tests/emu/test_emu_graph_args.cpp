@@ -86,3 +86,11 @@ TEST_CASE("emu: the loss backward seeded by a one-float tensor equals the float-
     }
   }
 }
+
+TEST_CASE("emu: broadcast_timestep reads its timestep from memory", "[emu][graphs][timesteps]") {
+  Tensor t = Tensor::full({1}, 3.0f);
+  for (int64_t B : {1, 5, 300}) {
+    t.data()[0] = static_cast<float>(B) + 0.5f;
+    CHECK(kernels::emu::broadcast_timestep(t, B).to_vector() == kernels::cpu::broadcast_timestep(t, B).to_vector());
+  }
+}
