@@ -10,8 +10,12 @@ bool cuda_graphs_supported() { return true; }
 
 struct CudaGraph::Impl {
   cudaGraphExec_t exec = nullptr;
+  cudaStream_t stream = nullptr;  // the capturing context's: replays go there
   long long nodes = 0;
   void reset() {
+    // A replay may still be running: let it finish before its executable and (after the destructor)
+    // its pool's blocks are given up.
+    if (exec) cudaStreamSynchronize(stream);
     if (exec) cudaGraphExecDestroy(exec);
     exec = nullptr;
     nodes = 0;
@@ -30,6 +34,7 @@ void CudaGraph::capture(const std::function<void()>& body) {
   DD_CHECK(!ctx.capturing(), "CudaGraph::capture: a capture is already under way on this context");
   impl_->reset();
   cudaStream_t stream = cuda_stream();
+  impl_->stream = stream;
   // Thread-local mode: another thread's unsafe calls (a loader's cudaMallocHost) cannot invalidate
   // this capture; this thread's own are caught by the engine before they reach the driver.
   DD_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
@@ -60,7 +65,7 @@ void CudaGraph::capture(const std::function<void()>& body) {
 void CudaGraph::replay() {
   DD_CHECK(impl_->exec, "CudaGraph::replay: nothing captured");
   DD_CHECK(!current_context().capturing(), "CudaGraph::replay inside a capture");
-  DD_CUDA_CHECK(cudaGraphLaunch(impl_->exec, cuda_stream()));
+  DD_CUDA_CHECK(cudaGraphLaunch(impl_->exec, impl_->stream));
 }
 
 bool CudaGraph::captured() const { return impl_->exec != nullptr; }

@@ -44,6 +44,13 @@ if "$B/train_ddpm" --out "$T/run2" --steps 1 --device tpu "${common[@]:0:$((${#c
   fail "--device tpu was accepted"
 fi
 grep -q "must be cpu, cuda or auto" "$T/bad.log" || { cat "$T/bad.log"; fail "--device tpu: unclear error"; }
+# --cuda-graphs on with the CPU: refused, naming the flag, before anything is written.
+if "$B/train_ddpm" --out "$T/run3" --steps 1 --cuda-graphs on "${common[@]:0:$((${#common[@]} - 2))}" --device cpu \
+    >"$T/graphs.log" 2>&1; then
+  fail "--cuda-graphs on was accepted on the CPU"
+fi
+grep -q -- "--cuda-graphs on needs --device cuda" "$T/graphs.log" || { cat "$T/graphs.log"; fail "--cuda-graphs on: unclear error"; }
+[ ! -e "$T/run3/checkpoint.safetensors" ] || fail "a refused --cuda-graphs on wrote a checkpoint"
 
 "$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 3 --batch-size 2 --out "$T/grid.png" \
   --trajectory "$T/strip.png" --frames 3 --device cpu >"$T/sample.log" 2>&1 || { cat "$T/sample.log"; fail "sample_ddpm"; }
