@@ -18,7 +18,10 @@ int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
   int n = 16, nrow = 0, batch = 64, frames = 10;
   uint64_t seed = 0;
-  std::string device = "auto", cuda_graphs = "auto";
+  std::string device = "auto", cuda_graphs = "auto", sampler = "ddpm", spacing = "leading";
+  int steps = 50;
+  double eta = 0.0;
+  bool no_clip = false;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
   app.add_option("--weights", weights, "model.safetensors")->required();
   app.add_option("--n", n, "number of images")->capture_default_str();
@@ -33,6 +36,14 @@ int main(int argc, char** argv) {
   app.add_option("--cuda-graphs", cuda_graphs,
                  "on, off or auto: replay each denoising step from one CUDA graph (auto = on for --device cuda)")
       ->capture_default_str();
+  app.add_option("--sampler", sampler,
+                 "ddpm (Algorithm 2 over all T steps; diffusers' DDPMScheduler) or ddim (--steps steps; DDIMScheduler)")
+      ->capture_default_str();
+  app.add_option("--steps", steps, "DDIM: denoising steps out of T (num_inference_steps)")->capture_default_str();
+  app.add_option("--eta", eta, "DDIM: eta, 0 = deterministic, 1 = DDPM-like noise")->capture_default_str();
+  app.add_option("--timestep-spacing", spacing, "DDIM: leading, linspace or trailing (diffusers' timestep_spacing)")
+      ->capture_default_str();
+  app.add_flag("--no-clip-sample", no_clip, "DDIM: do not clamp the x0 estimate to [-1, 1] (clip_sample=False)");
   CLI11_PARSE(app, argc, argv);
   try {
     const dd::Device dev = dd::resolve_device(device);
@@ -57,6 +68,15 @@ int main(int argc, char** argv) {
     req.trajectory_frames = trajectory.empty() ? 0 : frames;
     req.device = dev;
     req.cuda_graphs = graphs;
+    DD_CHECK(sampler == "ddpm" || sampler == "ddim", "--sampler must be ddpm or ddim, got '", sampler, "'");
+    req.sampler = sampler;
+    req.ddim.steps = steps;
+    req.ddim.eta = eta;
+    req.ddim.spacing = dd::models::parse_timestep_spacing(spacing);
+    req.ddim.clip_sample = !no_clip;
+    if (sampler == "ddim")
+      DD_CHECK(steps >= 1 && steps <= cfg.diffusion.timesteps, "--steps ", steps, " must lie in [1, ",
+               cfg.diffusion.timesteps, "] (the model's timesteps)");
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);

@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev             # safetensors metadata
   libcli11-dev                   # command-line flags
   python3-torch python3-numpy    # PyTorch parity tests (Debian's /usr/bin/python3)
+  python3-pip                    # scripts/install_py_refs.sh: diffusers, pinned, into .pydeps/
   dataset-fashion-mnist          # real images at /usr/share/datasets/fashion-mnist
 )
 

@@ -30,6 +30,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"sample_every", sample_every},
           {"save_every", save_every},
           {"n_samples", n_samples},
+          {"sample_sampler", sample_sampler},
+          {"sample_steps", sample_steps},
           {"log_every", log_every},
           {"seed", seed},
           {"device", device},
@@ -66,6 +68,8 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("sample_every", o.sample_every);
     get("save_every", o.save_every);
     get("n_samples", o.n_samples);
+    get("sample_sampler", o.sample_sampler);
+    get("sample_steps", o.sample_steps);
     get("log_every", o.log_every);
     get("seed", o.seed);
     get("device", o.device);
@@ -79,6 +83,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
 
 bool resumable_override(const std::string& key) {
   static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "n_samples",
+                                        "sample_sampler", "sample_steps",
                                         "log_every", "device", "threads", "cuda_graphs"};
   return ok.count(key) != 0;
 }

@@ -39,6 +39,8 @@ struct TrainOptions {
   int64_t sample_every = 1000;  // 0 = only at the end
   int64_t save_every = 1000;    // 0 = only at the end
   int n_samples = 36;
+  std::string sample_sampler = "ddim";  // the periodic grids' sampler: ddim (fast) or ddpm (all T steps)
+  int sample_steps = 50;                // DDIM steps of those grids (at most --timesteps)
   int64_t log_every = 50;
   uint64_t seed = 0;
   std::string device = "auto";

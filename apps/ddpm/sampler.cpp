@@ -31,7 +31,10 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   DD_CHECK(req.batch_size > 0, "sampling: --batch-size must be positive, got ", req.batch_size);
   DD_CHECK(req.image_size > 0, "sampling: image size must be positive, got ", req.image_size);
   ag::NoGrad no_grad;
-  const int C = model.channels(), S = req.image_size, T = diffusion.T();
+  DD_CHECK(req.sampler == "ddpm" || req.sampler == "ddim", "sampling: --sampler must be ddpm or ddim, got '",
+           req.sampler, "'");
+  const bool ddim = req.sampler == "ddim";
+  const int C = model.channels(), S = req.image_size, T = ddim ? req.ddim.steps : diffusion.T();
   SampleResult result;
   result.images = Tensor::empty({req.n, S, S, C});
   // One generator for the whole request: the same seed and batch size give the same images.
@@ -40,19 +43,23 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   const int64_t total = static_cast<int64_t>(batches) * T;
   std::unique_ptr<report::Progress> progress;
   if (req.show_progress) progress = std::make_unique<report::Progress>(total, "sample", req.progress_out);
-  // Snapshot times for image 0's trajectory: x_T, evenly spaced steps, and x_0.
-  std::vector<int> snap_t;
+  // Snapshots of image 0's trajectory, by step index from the first step (k = 0) to the last (T - 1):
+  // evenly spaced, the first and the last included (for DDPM, k = T - 1 - t).
+  std::vector<int> snap_k;
   if (req.trajectory_frames > 0) {
     const int frames = std::max(2, req.trajectory_frames);
-    for (int f = 0; f < frames; ++f) snap_t.push_back(T - 1 - static_cast<int>((int64_t)(T - 1) * f / (frames - 1)));
+    for (int f = 0; f < frames; ++f) snap_k.push_back(static_cast<int>((int64_t)(T - 1) * f / (frames - 1)));
   }
   int64_t done = 0;
   for (int b = 0; b < batches; ++b) {
     const int n = std::min(req.batch_size, req.n - b * req.batch_size);
-    const std::function<void(int, const Tensor&)> on_step = [&](int t, const Tensor& xt) {
+    int k = 0;  // this batch's step index
+    const std::function<void(int, const Tensor&)> on_step = [&](int, const Tensor& xt) {
       ++done;
       if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
-      if (b == 0 && std::find(snap_t.begin(), snap_t.end(), t) != snap_t.end()) {
+      const bool snap = b == 0 && std::find(snap_k.begin(), snap_k.end(), k) != snap_k.end();
+      ++k;
+      if (snap) {
         Tensor first = Tensor::empty({1, S, S, C});
         const Tensor host = xt.to(Device::CPU);  // one copy: begin and end must point into the same buffer
         std::copy(host.data(), host.data() + first.numel(), first.data());
@@ -60,8 +67,9 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
       }
     };
     const Shape shape{n, S, S, C};
-    Tensor x = req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, gen, on_step, req.device)
-                               : diffusion.p_sample_loop(model, shape, gen, on_step, req.device);
+    Tensor x = ddim ? models::ddim_sample_loop(diffusion, model, shape, gen, req.ddim, on_step, req.device)
+               : req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, gen, on_step, req.device)
+                                 : diffusion.p_sample_loop(model, shape, gen, on_step, req.device);
     copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);
   }
   if (progress) progress->finish();

@@ -3,9 +3,11 @@
 // train_ddpm's periodic grids and sample_ddpm.
 #include <cstdio>
 #include <functional>
+#include <string>
 
 #include "engine/rng.h"
 #include "models/denoiser.h"
+#include "models/ddim.h"
 #include "models/diffusion.h"
 
 namespace dd::ddpm {
@@ -19,7 +21,9 @@ struct SampleRequest {
   std::FILE* progress_out = stderr;
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
   Device device = Device::CPU;  // where the chain runs: the model's parameters must be there too
-  bool cuda_graphs = false;     // replay the chain's steps from a CUDA graph (device CUDA only)
+  bool cuda_graphs = false;     // replay the chain's steps from a CUDA graph (device CUDA only; ddpm)
+  std::string sampler = "ddpm";  // ddpm (Algorithm 2, all T steps) or ddim
+  models::DdimOptions ddim;      // the DDIM sampler's steps, eta, spacing, clipping
 };
 
 struct SampleResult {

@@ -72,6 +72,9 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.sample_every >= 0 && o.save_every >= 0 && o.log_every > 0,
            "--sample-every and --save-every must be >= 0 and --log-every positive");
   DD_CHECK(o.n_samples > 0, "--n-samples must be positive, got ", o.n_samples);
+  DD_CHECK(o.sample_sampler == "ddim" || o.sample_sampler == "ddpm", "--sample-sampler must be ddim or ddpm, got '",
+           o.sample_sampler, "'");
+  DD_CHECK(o.sample_steps >= 1, "--sample-steps must be positive, got ", o.sample_steps);
   DD_CHECK(o.timesteps > 0, "--timesteps must be positive, got ", o.timesteps);
   DD_CHECK(o.image_size >= 0 && o.channels >= 0, "--image-size and --channels must be >= 0 (0 = the dataset's)");
   DD_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "--channels must be 1 or 3, got ", o.channels);
@@ -94,7 +97,8 @@ TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::s
     } else {
       DD_CHECK(now[key] == merged[key], flag_name(key), " is ", now[key].dump(), " but the run in ", given.out,
                " was started with ", merged[key].dump(), "; a resumed run keeps its settings (it may change only ",
-               "--steps, --sample-every, --save-every, --n-samples, --log-every, --device, --threads, --cuda-graphs)");
+               "--steps, --sample-every, --save-every, --n-samples, --sample-sampler, --sample-steps, --log-every, "
+               "--device, --threads, --cuda-graphs)");
     }
   }
   TrainOptions o = TrainOptions::from_json(merged);
@@ -217,8 +221,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.progress_out = log;
     req.device = dev;
     req.cuda_graphs = cuda_graphs;
-    std::fprintf(log, "sampling %d images at step %lld (%d denoising steps)\n", req.n,
-                 static_cast<long long>(state.step), opts.timesteps);
+    req.sampler = opts.sample_sampler;
+    req.ddim.steps = std::min(opts.sample_steps, opts.timesteps);
+    std::fprintf(log, "sampling %d images at step %lld (%s, %d denoising steps)\n", req.n,
+                 static_cast<long long>(state.step), req.sampler.c_str(),
+                 req.sampler == "ddim" ? req.ddim.steps : opts.timesteps);
     SampleResult r = sample_images(sampling_model(), diffusion, req);
     const int nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.n))));
     const std::string path = files.samples_dir() + "/" + step_name(state.step) + ".png";

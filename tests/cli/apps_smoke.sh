@@ -55,6 +55,15 @@ grep -q -- "--cuda-graphs on needs --device cuda" "$T/graphs.log" || { cat "$T/g
 "$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 3 --batch-size 2 --out "$T/grid.png" \
   --trajectory "$T/strip.png" --frames 3 --device cpu >"$T/sample.log" 2>&1 || { cat "$T/sample.log"; fail "sample_ddpm"; }
 [ -s "$T/grid.png" ] && [ -s "$T/strip.png" ] || fail "sample_ddpm wrote no PNGs"
+"$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 2 --sampler ddim --steps 4 --eta 0.5 \
+  --timestep-spacing trailing --out "$T/ddim.png" --trajectory "$T/ddim_strip.png" --frames 3 --device cpu \
+  >"$T/ddim.log" 2>&1 || { cat "$T/ddim.log"; fail "sample_ddpm --sampler ddim"; }
+[ -s "$T/ddim.png" ] && [ -s "$T/ddim_strip.png" ] || fail "sample_ddpm --sampler ddim wrote no PNGs"
+if "$B/sample_ddpm" --weights "$T/run/model.safetensors" --sampler ddim --steps 11 --out "$T/bad.png" --device cpu \
+    >"$T/ddim_bad.log" 2>&1; then
+  fail "sample_ddpm --steps 11 of 10 timesteps was accepted"
+fi
+grep -q -- "--steps 11" "$T/ddim_bad.log" || { cat "$T/ddim_bad.log"; fail "--steps 11: unclear error"; }
 
 "$B/ddpm_tool" info "$T/run/model.safetensors" >"$T/info.log" 2>&1 || fail "ddpm_tool info"
 grep -q "parameters:" "$T/info.log" || fail "ddpm_tool info printed no parameter count"

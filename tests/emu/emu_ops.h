@@ -22,6 +22,7 @@
 #include "kernels/pixel_unshuffle.h"
 #include "kernels/time_embedding.h"
 #include "kernels/timesteps.h"
+#include "kernels/ddim_step.h"
 #include "kernels/upsample.h"
 #include "kernels/weight_standardize.h"
 #undef cuda_cast

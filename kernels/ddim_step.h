@@ -1,0 +1,41 @@
+#pragma once
+// One DDIM step (Song et al. 2021; diffusers' DDIMScheduler.step for epsilon prediction), the same
+// timestep for the whole batch, so its coefficients are scalars:
+//   x0   = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t)        clamped to [-clip, clip] when clip > 0
+//   prev = sqrt(abar_prev) * x0 + dir * eps (+ sigma * z)
+// with dir = sqrt(1 - abar_prev - sigma^2), sigma = eta * sqrt(variance); z is the Philox stream at
+// (seed, offset) as randn's (engine/rng.h), drawn in the kernel only when sigma > 0. The coefficients
+// are computed in double by the caller and rounded to float once; the element arithmetic is float32
+// in diffusers' operation order.
+#include <cstdint>
+
+#include "engine/philox.h"
+#include "engine/tensor.h"
+
+namespace dd::kernels {
+
+struct DdimStepCoefs {
+  float sqrt_abar = 1.0f;          // sqrt(abar_t)
+  float sqrt_one_minus_abar = 0.0f;  // sqrt(1 - abar_t)
+  float sqrt_abar_prev = 1.0f;     // sqrt(abar_prev)
+  float dir = 0.0f;                // sqrt(1 - abar_prev - sigma^2)
+  float sigma = 0.0f;              // eta * sqrt(variance); 0: no noise, nothing drawn
+  float clip = 0.0f;               // clip_sample_range; 0 = no clipping
+};
+
+// Returns prev; *x0_out (when given) receives the (clipped) x0 estimate.
+Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, uint64_t seed, PhiloxOffset offset,
+                 Tensor* x0_out = nullptr);
+
+namespace cpu {
+Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, uint64_t seed, PhiloxOffset offset,
+                 Tensor* x0_out);
+}
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, uint64_t seed, PhiloxOffset offset,
+                 Tensor* x0_out);
+}
+#endif
+
+}  // namespace dd::kernels

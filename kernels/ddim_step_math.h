@@ -1,0 +1,20 @@
+#pragma once
+// The DDIM step's element arithmetic, shared by the CPU and CUDA backends (kernels/ddim_step.h).
+#include "engine/host_device.h"
+#include "kernels/ddim_step.h"
+
+namespace dd::kernels {
+
+DD_HOST_DEVICE inline float ddim_x0(const DdimStepCoefs& c, float x, float eps) {
+  float x0 = (x - c.sqrt_one_minus_abar * eps) / c.sqrt_abar;
+  if (c.clip > 0.0f) x0 = x0 < -c.clip ? -c.clip : (x0 > c.clip ? c.clip : x0);
+  return x0;
+}
+
+// z: the element's normal draw (ignored when sigma == 0).
+DD_HOST_DEVICE inline float ddim_prev(const DdimStepCoefs& c, float x0, float eps, float z) {
+  const float prev = c.sqrt_abar_prev * x0 + c.dir * eps;
+  return c.sigma > 0.0f ? prev + c.sigma * z : prev;
+}
+
+}  // namespace dd::kernels
