@@ -44,6 +44,12 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", o.batch_size, "images per step")->capture_default_str();
   app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
   app.add_option("--grad-clip", o.grad_clip, "clip the global gradient norm to this (0 = off)")->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "decoupled weight decay, as torch.optim.AdamW (0 = Adam)")
+      ->capture_default_str();
+  app.add_option("--lr-warmup-steps", o.lr_warmup_steps, "linear warm-up of the learning rate from 0 (diffusers')")
+      ->capture_default_str();
+  app.add_option("--lr-schedule", o.lr_schedule, "constant, linear or cosine decay to --steps, after the warm-up")
+      ->capture_default_str();
   app.add_option("--image-size", o.image_size, "train at this size (center-crop + resize); 0 = the dataset's")->capture_default_str();
   app.add_option("--channels", o.channels, "1 or 3; 0 = the dataset's")->capture_default_str();
   app.add_flag("!--no-flip", o.random_flip, "no random horizontal flips");

@@ -17,7 +17,8 @@ AdamStepScalars adam_scalars(const AdamHyper& h, int64_t step) {
   s.step_size = static_cast<float>(static_cast<double>(h.lr) / bc1);
   s.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
   s.eps = h.eps;
-  s.weight_decay = h.weight_decay;
+  s.weight_decay = h.decoupled ? 0.0f : h.weight_decay;
+  s.decay = h.decoupled ? static_cast<float>(1.0 - static_cast<double>(h.lr) * static_cast<double>(h.weight_decay)) : 1.0f;
   return s;
 }
 

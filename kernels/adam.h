@@ -19,6 +19,9 @@ struct AdamHyper {
   float beta2 = 0.999f;
   float eps = 1e-8f;
   float weight_decay = 0.0f;
+  // false: torch.optim.Adam's L2 decay (weight_decay * param added to the gradient); true:
+  // torch.optim.AdamW's decoupled decay (param *= 1 - lr * weight_decay before the update).
+  bool decoupled = false;
 };
 
 // The per-step scalars every element uses (step counts from 1).
@@ -29,7 +32,8 @@ struct AdamStepScalars {
   float step_size;       // lr / (1 - beta1^t)
   float bc2_sqrt;        // sqrt(1 - beta2^t)
   float eps;
-  float weight_decay;
+  float weight_decay;    // L2 (Adam); 0 for AdamW
+  float decay = 1.0f;    // AdamW: 1 - lr * weight_decay rounded to float (as torch's mul_ by a Python float); 1 = none
 };
 AdamStepScalars adam_scalars(const AdamHyper& h, int64_t step);
 

@@ -18,6 +18,7 @@ DD_ADAM_HD float lerp_f(float a, float b, float w) {
 }
 
 DD_ADAM_HD void adam_element(float& p, float g, float& m, float& v, const AdamStepScalars& s) {
+  if (s.decay != 1.0f) p = p * s.decay;  // AdamW: torch decays the parameter before the update
   if (s.weight_decay != 0.0f) g = g + s.weight_decay * p;
   m = lerp_f(m, g, s.lerp_weight);
   v = v * s.beta2 + s.one_minus_beta2 * g * g;

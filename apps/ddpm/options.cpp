@@ -23,6 +23,9 @@ nlohmann::json TrainOptions::to_json() const {
           {"batch_size", batch_size},
           {"lr", lr},
           {"grad_clip", grad_clip},
+          {"weight_decay", weight_decay},
+          {"lr_warmup_steps", lr_warmup_steps},
+          {"lr_schedule", lr_schedule},
           {"ema_decay", ema_decay},
           {"ema_every", ema_every},
           {"ema_start", ema_start},
@@ -61,6 +64,9 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("batch_size", o.batch_size);
     get("lr", o.lr);
     get("grad_clip", o.grad_clip);
+    get("weight_decay", o.weight_decay);
+    get("lr_warmup_steps", o.lr_warmup_steps);
+    get("lr_schedule", o.lr_schedule);
     get("ema_decay", o.ema_decay);
     get("ema_every", o.ema_every);
     get("ema_start", o.ema_start);

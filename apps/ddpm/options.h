@@ -31,6 +31,9 @@ struct TrainOptions {
   int batch_size = 64;
   double lr = 1e-3;
   double grad_clip = 1.0;  // 0 = off
+  double weight_decay = 0.0;            // decoupled (AdamW); 0 = plain Adam
+  int64_t lr_warmup_steps = 0;          // diffusers' lr_warmup_steps
+  std::string lr_schedule = "constant";  // constant, linear, cosine (apps/ddpm/lr_schedule.h)
   double ema_decay = 0.995;  // 0 = no EMA
   int ema_every = 10;
   int64_t ema_start = 100;

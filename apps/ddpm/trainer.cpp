@@ -12,6 +12,7 @@
 #include "apps/data/open_dataset.h"
 #include "apps/ddpm/checkpoint.h"
 #include "apps/ddpm/loss_ring.h"
+#include "apps/ddpm/lr_schedule.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/train_step.h"
 #include "apps/report/atomic_file.h"
@@ -66,6 +67,9 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
   DD_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number, got ", o.lr);
   DD_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0 (0 turns clipping off), got ", o.grad_clip);
+  DD_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "--weight-decay must be >= 0, got ", o.weight_decay);
+  DD_CHECK(o.lr_warmup_steps >= 0, "--lr-warmup-steps must be >= 0, got ", o.lr_warmup_steps);
+  parse_lr_schedule(o.lr_schedule);
   DD_CHECK(o.ema_decay >= 0 && o.ema_decay < 1, "--ema-decay must be in [0, 1) (0 turns EMA off), got ", o.ema_decay);
   DD_CHECK(o.ema_every > 0, "--ema-every must be positive, got ", o.ema_every);
   DD_CHECK(o.ema_start >= 0, "--ema-start must be >= 0, got ", o.ema_start);
@@ -166,6 +170,13 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const Tensor param_arena = model.params().param_arena(), grad_arena = model.params().grad_arena();
   kernels::AdamHyper hyper;
   hyper.lr = static_cast<float>(opts.lr);
+  hyper.weight_decay = static_cast<float>(opts.weight_decay);
+  hyper.decoupled = opts.weight_decay > 0;
+  const LrSchedule lr_schedule = parse_lr_schedule(opts.lr_schedule);
+  // The rate of the step after `done` steps (LambdaLR's, as diffusers' training scripts step it).
+  const auto lr_at = [&](int64_t done) {
+    return opts.lr * lr_multiplier(lr_schedule, done, opts.lr_warmup_steps, opts.steps);
+  };
   ag::Adam adam(params, hyper, param_arena, grad_arena);
   const bool use_ema = opts.ema_decay > 0;
   std::unique_ptr<models::Ema> ema;
@@ -283,7 +294,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   parts.adam = &adam;
   parts.grad_clip = opts.grad_clip;
   TrainStep train_step(parts, dev, cuda_graphs);
+  double step_lr = lr_at(state.step);
   while (state.step < opts.steps && !g_stop) {
+    step_lr = lr_at(state.step);
+    adam.set_lr(static_cast<float>(step_lr));
     const Tensor loss = train_step.run(loader.next_batch());
     if (ema) ema->update(state.step + 1);
     losses.push(loss);
@@ -304,7 +318,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - t_interval).count();
       summary.last_loss = interval_loss / static_cast<double>(interval_steps);
-      metrics.append(state.step, summary.last_loss, opts.lr,
+      metrics.append(state.step, summary.last_loss, step_lr,
                      static_cast<double>(interval_steps * opts.batch_size) / std::max(dt, 1e-9),
                      elapsed_before + run_s);
       interval_loss = 0.0;

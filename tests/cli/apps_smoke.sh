@@ -52,6 +52,11 @@ fi
 grep -q -- "--cuda-graphs on needs --device cuda" "$T/graphs.log" || { cat "$T/graphs.log"; fail "--cuda-graphs on: unclear error"; }
 [ ! -e "$T/run3/checkpoint.safetensors" ] || fail "a refused --cuda-graphs on wrote a checkpoint"
 
+# The learning-rate warm-up and schedule reach the optimiser (metrics.csv's lr column), with AdamW.
+"$B/train_ddpm" --out "$T/sched" --steps 4 --lr 0.001 --lr-warmup-steps 2 --lr-schedule linear --weight-decay 0.01 \
+  "${common[@]}" >"$T/sched.log" 2>&1 || { cat "$T/sched.log"; fail "train_ddpm --lr-schedule"; }
+lrs=$(awk -F, 'NR > 1 { printf "%s ", $3 }' "$T/sched/metrics.csv")
+[ "$lrs" = "0 0.0005 0.001 0.0005 " ] || fail "lr warm-up then linear decay: metrics.csv has lr '$lrs'"
 "$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 3 --batch-size 2 --out "$T/grid.png" \
   --trajectory "$T/strip.png" --frames 3 --device cpu >"$T/sample.log" 2>&1 || { cat "$T/sample.log"; fail "sample_ddpm"; }
 [ -s "$T/grid.png" ] && [ -s "$T/strip.png" ] || fail "sample_ddpm wrote no PNGs"
