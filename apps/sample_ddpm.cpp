@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
   int n = 16, nrow = 0, batch = 64, frames = 10;
   uint64_t seed = 0;
-  std::string device = "auto", cuda_graphs = "auto", sampler = "ddpm", spacing = "leading";
-  int steps = 50;
+  std::string device = "auto", cuda_graphs = "auto", sampler = "ddpm", spacing;
+  int steps = 50, order = 2;
   double eta = 0.0;
   bool no_clip = false;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
@@ -37,12 +37,15 @@ int main(int argc, char** argv) {
                  "on, off or auto: replay each denoising step from one CUDA graph (auto = on for --device cuda)")
       ->capture_default_str();
   app.add_option("--sampler", sampler,
-                 "ddpm (Algorithm 2 over all T steps; diffusers' DDPMScheduler) or ddim (--steps steps; DDIMScheduler)")
+                 "ddpm (Algorithm 2 over all T steps; diffusers' DDPMScheduler), ddim (--steps steps; DDIMScheduler) "
+                 "or dpmpp (DPM-Solver++ multistep, --steps steps, e.g. 20; DPMSolverMultistepScheduler)")
       ->capture_default_str();
-  app.add_option("--steps", steps, "DDIM: denoising steps out of T (num_inference_steps)")->capture_default_str();
+  app.add_option("--steps", steps, "ddim, dpmpp: denoising steps out of T (num_inference_steps)")->capture_default_str();
+  app.add_option("--order", order, "dpmpp: solver order 1, 2 (2M, the default) or 3")->capture_default_str();
   app.add_option("--eta", eta, "DDIM: eta, 0 = deterministic, 1 = DDPM-like noise")->capture_default_str();
-  app.add_option("--timestep-spacing", spacing, "DDIM: leading, linspace or trailing (diffusers' timestep_spacing)")
-      ->capture_default_str();
+  app.add_option("--timestep-spacing", spacing,
+                 "ddim, dpmpp: leading, linspace or trailing (diffusers' timestep_spacing; default leading for "
+                 "ddim, linspace for dpmpp, as diffusers)");
   app.add_flag("--no-clip-sample", no_clip, "DDIM: do not clamp the x0 estimate to [-1, 1] (clip_sample=False)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -68,13 +71,18 @@ int main(int argc, char** argv) {
     req.trajectory_frames = trajectory.empty() ? 0 : frames;
     req.device = dev;
     req.cuda_graphs = graphs;
-    DD_CHECK(sampler == "ddpm" || sampler == "ddim", "--sampler must be ddpm or ddim, got '", sampler, "'");
+    DD_CHECK(sampler == "ddpm" || sampler == "ddim" || sampler == "dpmpp", "--sampler must be ddpm, ddim or dpmpp, got '",
+             sampler, "'");
     req.sampler = sampler;
     req.ddim.steps = steps;
     req.ddim.eta = eta;
-    req.ddim.spacing = dd::models::parse_timestep_spacing(spacing);
+    if (!spacing.empty()) req.ddim.spacing = dd::models::parse_timestep_spacing(spacing);
     req.ddim.clip_sample = !no_clip;
-    if (sampler == "ddim")
+    req.dpm.steps = steps;
+    req.dpm.order = order;
+    if (!spacing.empty()) req.dpm.spacing = dd::models::parse_timestep_spacing(spacing);
+    DD_CHECK(order >= 1 && order <= 3, "--order must be 1, 2 or 3, got ", order);
+    if (sampler != "ddpm")
       DD_CHECK(steps >= 1 && steps <= cfg.diffusion.timesteps, "--steps ", steps, " must lie in [1, ",
                cfg.diffusion.timesteps, "] (the model's timesteps)");
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);

@@ -67,9 +67,10 @@ int main(int argc, char** argv) {
   app.add_option("--save-every", o.save_every, "write a checkpoint every this many steps (0 = at the end only)")->capture_default_str();
   app.add_option("--n-samples", o.n_samples, "images per sample grid")->capture_default_str();
   app.add_option("--sample-sampler", o.sample_sampler,
-                 "sampler of the sample grids: ddim (--sample-steps steps, eta 0) or ddpm (all --timesteps steps)")
+                 "sampler of the sample grids: ddim (--sample-steps steps, eta 0), dpmpp (DPM-Solver++ 2M, "
+                 "--sample-steps steps) or ddpm (all --timesteps steps)")
       ->capture_default_str();
-  app.add_option("--sample-steps", o.sample_steps, "DDIM steps of the sample grids (at most --timesteps)")
+  app.add_option("--sample-steps", o.sample_steps, "ddim/dpmpp steps of the sample grids (at most --timesteps)")
       ->capture_default_str();
   app.add_option("--log-every", o.log_every, "steps per metrics.csv row")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the initialisation, noise, timesteps and data order")->capture_default_str();

@@ -31,10 +31,11 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   DD_CHECK(req.batch_size > 0, "sampling: --batch-size must be positive, got ", req.batch_size);
   DD_CHECK(req.image_size > 0, "sampling: image size must be positive, got ", req.image_size);
   ag::NoGrad no_grad;
-  DD_CHECK(req.sampler == "ddpm" || req.sampler == "ddim", "sampling: --sampler must be ddpm or ddim, got '",
-           req.sampler, "'");
-  const bool ddim = req.sampler == "ddim";
-  const int C = model.channels(), S = req.image_size, T = ddim ? req.ddim.steps : diffusion.T();
+  DD_CHECK(req.sampler == "ddpm" || req.sampler == "ddim" || req.sampler == "dpmpp",
+           "sampling: --sampler must be ddpm, ddim or dpmpp, got '", req.sampler, "'");
+  const bool ddim = req.sampler == "ddim", dpm = req.sampler == "dpmpp";
+  const int C = model.channels(), S = req.image_size;
+  const int T = ddim ? req.ddim.steps : dpm ? req.dpm.steps : diffusion.T();
   SampleResult result;
   result.images = Tensor::empty({req.n, S, S, C});
   // One generator for the whole request: the same seed and batch size give the same images.
@@ -67,7 +68,8 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
       }
     };
     const Shape shape{n, S, S, C};
-    Tensor x = ddim ? models::ddim_sample_loop(diffusion, model, shape, gen, req.ddim, on_step, req.device)
+    Tensor x = ddim  ? models::ddim_sample_loop(diffusion, model, shape, gen, req.ddim, on_step, req.device)
+               : dpm ? models::dpm_solver_sample_loop(diffusion, model, shape, gen, req.dpm, on_step, req.device)
                : req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, gen, on_step, req.device)
                                  : diffusion.p_sample_loop(model, shape, gen, on_step, req.device);
     copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);

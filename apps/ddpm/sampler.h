@@ -8,6 +8,7 @@
 #include "engine/rng.h"
 #include "models/denoiser.h"
 #include "models/ddim.h"
+#include "models/dpm_solver.h"
 #include "models/diffusion.h"
 
 namespace dd::ddpm {
@@ -22,8 +23,9 @@ struct SampleRequest {
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
   Device device = Device::CPU;  // where the chain runs: the model's parameters must be there too
   bool cuda_graphs = false;     // replay the chain's steps from a CUDA graph (device CUDA only; ddpm)
-  std::string sampler = "ddpm";  // ddpm (Algorithm 2, all T steps) or ddim
+  std::string sampler = "ddpm";  // ddpm (Algorithm 2, all T steps), ddim or dpmpp
   models::DdimOptions ddim;      // the DDIM sampler's steps, eta, spacing, clipping
+  models::DpmSolverOptions dpm;  // DPM-Solver++'s steps, order, spacing
 };
 
 struct SampleResult {

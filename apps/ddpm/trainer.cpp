@@ -76,8 +76,8 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.sample_every >= 0 && o.save_every >= 0 && o.log_every > 0,
            "--sample-every and --save-every must be >= 0 and --log-every positive");
   DD_CHECK(o.n_samples > 0, "--n-samples must be positive, got ", o.n_samples);
-  DD_CHECK(o.sample_sampler == "ddim" || o.sample_sampler == "ddpm", "--sample-sampler must be ddim or ddpm, got '",
-           o.sample_sampler, "'");
+  DD_CHECK(o.sample_sampler == "ddim" || o.sample_sampler == "ddpm" || o.sample_sampler == "dpmpp",
+           "--sample-sampler must be ddim, dpmpp or ddpm, got '", o.sample_sampler, "'");
   DD_CHECK(o.sample_steps >= 1, "--sample-steps must be positive, got ", o.sample_steps);
   DD_CHECK(o.timesteps > 0, "--timesteps must be positive, got ", o.timesteps);
   DD_CHECK(o.image_size >= 0 && o.channels >= 0, "--image-size and --channels must be >= 0 (0 = the dataset's)");
@@ -234,9 +234,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.cuda_graphs = cuda_graphs;
     req.sampler = opts.sample_sampler;
     req.ddim.steps = std::min(opts.sample_steps, opts.timesteps);
+    req.dpm.steps = req.ddim.steps;
     std::fprintf(log, "sampling %d images at step %lld (%s, %d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), req.sampler.c_str(),
-                 req.sampler == "ddim" ? req.ddim.steps : opts.timesteps);
+                 req.sampler == "ddpm" ? opts.timesteps : req.ddim.steps);
     SampleResult r = sample_images(sampling_model(), diffusion, req);
     const int nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.n))));
     const std::string path = files.samples_dir() + "/" + step_name(state.step) + ".png";

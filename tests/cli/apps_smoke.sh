@@ -64,6 +64,9 @@ lrs=$(awk -F, 'NR > 1 { printf "%s ", $3 }' "$T/sched/metrics.csv")
   --timestep-spacing trailing --out "$T/ddim.png" --trajectory "$T/ddim_strip.png" --frames 3 --device cpu \
   >"$T/ddim.log" 2>&1 || { cat "$T/ddim.log"; fail "sample_ddpm --sampler ddim"; }
 [ -s "$T/ddim.png" ] && [ -s "$T/ddim_strip.png" ] || fail "sample_ddpm --sampler ddim wrote no PNGs"
+"$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 2 --sampler dpmpp --steps 5 --order 3 --out "$T/dpm.png" \
+  --device cpu >"$T/dpm.log" 2>&1 || { cat "$T/dpm.log"; fail "sample_ddpm --sampler dpmpp"; }
+[ -s "$T/dpm.png" ] || fail "sample_ddpm --sampler dpmpp wrote no PNG"
 if "$B/sample_ddpm" --weights "$T/run/model.safetensors" --sampler ddim --steps 11 --out "$T/bad.png" --device cpu \
     >"$T/ddim_bad.log" 2>&1; then
   fail "sample_ddpm --steps 11 of 10 timesteps was accepted"

@@ -1,0 +1,20 @@
+#pragma once
+// The DPM-Solver++ step's element arithmetic, shared by the CPU and CUDA backends.
+#include "engine/host_device.h"
+#include "kernels/dpm_solver_step.h"
+
+namespace dd::kernels {
+
+DD_HOST_DEVICE inline float dpm_m0(const DpmStepCoefs& k, float x, float eps) {
+  return (x - k.sigma_s0 * eps) / k.alpha_s0;
+}
+
+// m1 / m2 are read only when their coefficient is non-zero (they may be absent).
+DD_HOST_DEVICE inline float dpm_next(const DpmStepCoefs& k, float x, float m0, float m1, float m2) {
+  float out = k.a * x + k.b * m0;
+  if (k.c != 0.0f) out += k.c * m1;
+  if (k.d != 0.0f) out += k.d * m2;
+  return out;
+}
+
+}  // namespace dd::kernels
