@@ -2,6 +2,7 @@
 // (optionally every image as its own PNG, and a strip of one image's denoising trajectory).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -19,7 +20,9 @@ int main(int argc, char** argv) {
   int n = 16, nrow = 0, batch = 64, frames = 10;
   uint64_t seed = 0;
   std::string device = "auto", cuda_graphs = "auto", sampler = "ddpm", spacing;
-  int steps = 50, order = 2;
+  int steps = 0, order = 2;
+  std::string variance_type = "fixed_small";
+  bool clip_sample = false;
   double eta = 0.0;
   bool no_clip = false;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
@@ -40,7 +43,13 @@ int main(int argc, char** argv) {
                  "ddpm (Algorithm 2 over all T steps; diffusers' DDPMScheduler), ddim (--steps steps; DDIMScheduler) "
                  "or dpmpp (DPM-Solver++ multistep, --steps steps, e.g. 20; DPMSolverMultistepScheduler)")
       ->capture_default_str();
-  app.add_option("--steps", steps, "ddim, dpmpp: denoising steps out of T (num_inference_steps)")->capture_default_str();
+  app.add_option("--steps", steps,
+                 "denoising steps out of T (num_inference_steps); 0 = the sampler's default: ddpm all T, ddim 50, "
+                 "dpmpp 20 (at most T)")
+      ->capture_default_str();
+  app.add_option("--variance-type", variance_type, "ddpm: fixed_small (posterior, default) or fixed_large (beta_t)")
+      ->capture_default_str();
+  app.add_flag("--clip-sample", clip_sample, "ddpm: clamp the x0 estimate to [-1, 1] (diffusers' clip_sample)");
   app.add_option("--order", order, "dpmpp: solver order 1, 2 (2M, the default) or 3")->capture_default_str();
   app.add_option("--eta", eta, "DDIM: eta, 0 = deterministic, 1 = DDPM-like noise")->capture_default_str();
   app.add_option("--timestep-spacing", spacing,
@@ -74,17 +83,21 @@ int main(int argc, char** argv) {
     DD_CHECK(sampler == "ddpm" || sampler == "ddim" || sampler == "dpmpp", "--sampler must be ddpm, ddim or dpmpp, got '",
              sampler, "'");
     req.sampler = sampler;
-    req.ddim.steps = steps;
+    DD_CHECK(steps >= 0, "--steps must be >= 0, got ", steps);
+    const int T = cfg.diffusion.timesteps;
+    req.ddim.steps = steps ? steps : std::min(50, T);
     req.ddim.eta = eta;
     if (!spacing.empty()) req.ddim.spacing = dd::models::parse_timestep_spacing(spacing);
     req.ddim.clip_sample = !no_clip;
-    req.dpm.steps = steps;
+    req.dpm.steps = steps ? steps : std::min(20, T);
+    req.ddpm.steps = steps;
+    req.ddpm.variance_type = dd::models::parse_variance_type(variance_type);
+    req.ddpm.clip_sample = clip_sample;
+    if (!spacing.empty()) req.ddpm.spacing = dd::models::parse_timestep_spacing(spacing);
     req.dpm.order = order;
     if (!spacing.empty()) req.dpm.spacing = dd::models::parse_timestep_spacing(spacing);
     DD_CHECK(order >= 1 && order <= 3, "--order must be 1, 2 or 3, got ", order);
-    if (sampler != "ddpm")
-      DD_CHECK(steps >= 1 && steps <= cfg.diffusion.timesteps, "--steps ", steps, " must lie in [1, ",
-               cfg.diffusion.timesteps, "] (the model's timesteps)");
+    DD_CHECK(steps <= T, "--steps ", steps, " must lie in [1, ", T, "] (the model's timesteps; 0 = the default)");
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);

@@ -13,7 +13,7 @@ Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, u
   DD_CHECK(x_t.shape() == eps.shape() && x_t.numel() > 0, op, ": x_t ", describe(x_t), " and eps ", describe(eps),
            " must have one non-empty shape");
   DD_CHECK(c.sqrt_abar > 0.0f && std::isfinite(c.sqrt_abar) && c.sigma >= 0.0f && c.clip >= 0.0f &&
-               std::isfinite(c.dir) && std::isfinite(c.sqrt_abar_prev),
+               std::isfinite(c.dir) && std::isfinite(c.sqrt_abar_prev) && std::isfinite(c.x_coef),
            op, ": invalid coefficients (sqrt_abar ", c.sqrt_abar, ", dir ", c.dir, ", sigma ", c.sigma, ", clip ",
            c.clip, ")");
   DD_DISPATCH(common_device(op, {&x_t, &eps}), ddim_step, x_t, eps, c, seed, offset, x0_out);

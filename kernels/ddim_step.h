@@ -2,11 +2,12 @@
 // One DDIM step (Song et al. 2021; diffusers' DDIMScheduler.step for epsilon prediction), the same
 // timestep for the whole batch, so its coefficients are scalars:
 //   x0   = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t)        clamped to [-clip, clip] when clip > 0
-//   prev = sqrt(abar_prev) * x0 + dir * eps (+ sigma * z)
+//   prev = sqrt(abar_prev) * x0 + dir * eps (+ x_coef * x_t) (+ sigma * z)
 // with dir = sqrt(1 - abar_prev - sigma^2), sigma = eta * sqrt(variance); z is the Philox stream at
 // (seed, offset) as randn's (engine/rng.h), drawn in the kernel only when sigma > 0. The coefficients
 // are computed in double by the caller and rounded to float once; the element arithmetic is float32
-// in diffusers' operation order.
+// in diffusers' operation order. With dir = 0 and x_coef set it is DDPM's step in x0 form (diffusers'
+// DDPMScheduler): prev = c1 * x0 + c2 * x_t + sigma * z, the posterior mean from the clipped x0.
 #include <cstdint>
 
 #include "engine/philox.h"
@@ -21,6 +22,7 @@ struct DdimStepCoefs {
   float dir = 0.0f;                // sqrt(1 - abar_prev - sigma^2)
   float sigma = 0.0f;              // eta * sqrt(variance); 0: no noise, nothing drawn
   float clip = 0.0f;               // clip_sample_range; 0 = no clipping
+  float x_coef = 0.0f;             // DDPM's current_sample_coeff; 0 for DDIM
 };
 
 // Returns prev; *x0_out (when given) receives the (clipped) x0 estimate.

@@ -12,8 +12,9 @@ DD_HOST_DEVICE inline float ddim_x0(const DdimStepCoefs& c, float x, float eps) 
 }
 
 // z: the element's normal draw (ignored when sigma == 0).
-DD_HOST_DEVICE inline float ddim_prev(const DdimStepCoefs& c, float x0, float eps, float z) {
-  const float prev = c.sqrt_abar_prev * x0 + c.dir * eps;
+DD_HOST_DEVICE inline float ddim_prev(const DdimStepCoefs& c, float x0, float eps, float x, float z) {
+  float prev = c.sqrt_abar_prev * x0 + c.dir * eps;
+  if (c.x_coef != 0.0f) prev += c.x_coef * x;
   return c.sigma > 0.0f ? prev + c.sigma * z : prev;
 }
 

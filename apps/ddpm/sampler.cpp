@@ -35,7 +35,10 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
            "sampling: --sampler must be ddpm, ddim or dpmpp, got '", req.sampler, "'");
   const bool ddim = req.sampler == "ddim", dpm = req.sampler == "dpmpp";
   const int C = model.channels(), S = req.image_size;
-  const int T = ddim ? req.ddim.steps : dpm ? req.dpm.steps : diffusion.T();
+  const bool ddpm_x0 = req.sampler == "ddpm" && ((req.ddpm.steps != 0 && req.ddpm.steps != diffusion.T()) ||
+                                                 req.ddpm.clip_sample ||
+                                                 req.ddpm.variance_type != models::VarianceType::FixedSmall);
+  const int T = ddim ? req.ddim.steps : dpm ? req.dpm.steps : ddpm_x0 && req.ddpm.steps ? req.ddpm.steps : diffusion.T();
   SampleResult result;
   result.images = Tensor::empty({req.n, S, S, C});
   // One generator for the whole request: the same seed and batch size give the same images.
@@ -70,6 +73,7 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
     const Shape shape{n, S, S, C};
     Tensor x = ddim  ? models::ddim_sample_loop(diffusion, model, shape, gen, req.ddim, on_step, req.device)
                : dpm ? models::dpm_solver_sample_loop(diffusion, model, shape, gen, req.dpm, on_step, req.device)
+               : ddpm_x0 ? models::ddpm_sample_loop(diffusion, model, shape, gen, req.ddpm, on_step, req.device)
                : req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, gen, on_step, req.device)
                                  : diffusion.p_sample_loop(model, shape, gen, on_step, req.device);
     copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);

@@ -8,6 +8,7 @@
 #include "engine/rng.h"
 #include "models/denoiser.h"
 #include "models/ddim.h"
+#include "models/ddpm_sampler.h"
 #include "models/dpm_solver.h"
 #include "models/diffusion.h"
 
@@ -26,6 +27,9 @@ struct SampleRequest {
   std::string sampler = "ddpm";  // ddpm (Algorithm 2, all T steps), ddim or dpmpp
   models::DdimOptions ddim;      // the DDIM sampler's steps, eta, spacing, clipping
   models::DpmSolverOptions dpm;  // DPM-Solver++'s steps, order, spacing
+  // ddpm: with respaced steps, fixed_large or clipping, the x0-form sampler (models/ddpm_sampler.h);
+  // otherwise Algorithm 2 (GaussianDiffusion::p_sample_loop, CUDA graphs on the GPU).
+  models::DdpmOptions ddpm;
 };
 
 struct SampleResult {

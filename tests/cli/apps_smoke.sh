@@ -67,6 +67,9 @@ lrs=$(awk -F, 'NR > 1 { printf "%s ", $3 }' "$T/sched/metrics.csv")
 "$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 2 --sampler dpmpp --steps 5 --order 3 --out "$T/dpm.png" \
   --device cpu >"$T/dpm.log" 2>&1 || { cat "$T/dpm.log"; fail "sample_ddpm --sampler dpmpp"; }
 [ -s "$T/dpm.png" ] || fail "sample_ddpm --sampler dpmpp wrote no PNG"
+"$B/sample_ddpm" --weights "$T/run/model.safetensors" --n 2 --sampler ddpm --steps 5 --variance-type fixed_large \
+  --clip-sample --out "$T/ddpm5.png" --device cpu >"$T/ddpm5.log" 2>&1 || { cat "$T/ddpm5.log"; fail "sample_ddpm respaced"; }
+[ -s "$T/ddpm5.png" ] || fail "sample_ddpm --sampler ddpm --steps 5 wrote no PNG"
 if "$B/sample_ddpm" --weights "$T/run/model.safetensors" --sampler ddim --steps 11 --out "$T/bad.png" --device cpu \
     >"$T/ddim_bad.log" 2>&1; then
   fail "sample_ddpm --steps 11 of 10 timesteps was accepted"
