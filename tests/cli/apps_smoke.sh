@@ -76,6 +76,9 @@ if "$B/sample_ddpm" --weights "$T/run/model.safetensors" --sampler ddim --steps 
 fi
 grep -q -- "--steps 11" "$T/ddim_bad.log" || { cat "$T/ddim_bad.log"; fail "--steps 11: unclear error"; }
 
+"$B/ddpm_tool" schedule "$T/run/model.safetensors" --sampler ddim --steps 4 >"$T/sched.txt" 2>&1 ||
+  { cat "$T/sched.txt"; fail "ddpm_tool schedule"; }
+[ "$(awk 'NR > 2 { printf "%s ", $2 }' "$T/sched.txt")" = "6 4 2 0 " ] || { cat "$T/sched.txt"; fail "ddpm_tool schedule: timesteps"; }
 "$B/ddpm_tool" info "$T/run/model.safetensors" >"$T/info.log" 2>&1 || fail "ddpm_tool info"
 grep -q "parameters:" "$T/info.log" || fail "ddpm_tool info printed no parameter count"
 # ddpm_tool forward: the PyTorch-side file format in (NCHW x, int64 t), model_output out.
