@@ -69,7 +69,7 @@ int run_schedule(const std::string& weights, const std::string& sampler, int ste
     for (int t = T - 1; t >= 0; --t) ts.push_back(t);
   } else if (sampler == "dpmpp") {
     models::DpmSolverOptions o;
-    o.steps = steps ? steps : std::min(20, T);
+    o.steps = steps ? steps : std::min(20, std::max(1, T / 2));
     if (!spacing.empty()) o.spacing = models::parse_timestep_spacing(spacing);
     ts = models::dpm_solver_timesteps(o, T);
   } else {

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     req.ddim.eta = eta;
     if (!spacing.empty()) req.ddim.spacing = dd::models::parse_timestep_spacing(spacing);
     req.ddim.clip_sample = !no_clip;
-    req.dpm.steps = steps ? steps : std::min(20, T);
+    req.dpm.steps = steps ? steps : std::min(20, std::max(1, T / 2));
     req.ddpm.steps = steps;
     req.ddpm.variance_type = dd::models::parse_variance_type(variance_type);
     req.ddpm.clip_sample = clip_sample;

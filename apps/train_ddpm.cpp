@@ -60,6 +60,12 @@ int main(int argc, char** argv) {
   app.add_option("--timesteps", o.timesteps, "diffusion steps T")->capture_default_str();
   app.add_option("--beta-schedule", o.beta_schedule, "linear, cosine, quadratic or sigmoid")->capture_default_str();
   app.add_option("--loss", o.loss, "l1, l2 or huber")->capture_default_str();
+  app.add_option("--objective", o.objective, "what the model predicts: pred_noise, pred_x0 or pred_v (lucidrains')")
+      ->capture_default_str();
+  bool min_snr = false;
+  app.add_flag("--min-snr", min_snr, "min-SNR loss weighting with gamma 5 (Hang et al.; --min-snr-gamma sets gamma)");
+  app.add_option("--min-snr-gamma", o.min_snr_gamma, "min-SNR gamma (0 = off)")->capture_default_str();
+  app.add_option("--offset-noise", o.offset_noise, "offset noise strength (0 = off; e.g. 0.1)")->capture_default_str();
   app.add_option("--ema-decay", o.ema_decay, "EMA decay of the weights (0 = no EMA)")->capture_default_str();
   app.add_option("--ema-every", o.ema_every, "update the EMA every this many steps")->capture_default_str();
   app.add_option("--ema-start", o.ema_start, "the EMA copies the weights until this step")->capture_default_str();
@@ -82,6 +88,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--resume", o.resume, "continue the run in --out from its checkpoint");
   CLI11_PARSE(app, argc, argv);
+  if (min_snr && o.min_snr_gamma == 0.0) o.min_snr_gamma = 5.0;
   try {
     o.dim_mults = parse_mults(mults);
     // Keys the user set explicitly: a resumed run must not silently ignore them.
@@ -93,6 +100,7 @@ int main(int argc, char** argv) {
       for (char& c : key)
         if (c == '-') c = '_';
       if (key == "no_flip") key = "random_flip";
+      if (key == "min_snr") key = "min_snr_gamma";
       given.push_back(key);
     }
     const auto summary = dd::ddpm::train(o, given, stderr);

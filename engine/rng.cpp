@@ -5,13 +5,14 @@
 
 namespace dd {
 
-void randn_fill(Tensor& out, uint64_t seed, uint64_t offset) {
+void randn_fill(Tensor& out, uint64_t seed, PhiloxOffset at) {
   DD_CHECK(out.defined(), "randn_fill: undefined tensor");
   const int64_t n = out.numel();
   if (out.device() == Device::CUDA) {
-    cuda_rng::randn_fill(out.data(), n, seed, offset);
+    cuda_rng::randn_fill(out.data(), n, seed, at);
     return;
   }
+  const uint64_t offset = at.get();
   float* p = out.data();
   const int64_t blocks = static_cast<int64_t>(philox_blocks(n));
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -25,7 +26,7 @@ void randn_fill(Tensor& out, uint64_t seed, uint64_t offset) {
   }
 }
 
-Tensor randn(const Shape& shape, uint64_t seed, uint64_t offset, Device dev) {
+Tensor randn(const Shape& shape, uint64_t seed, PhiloxOffset offset, Device dev) {
   Tensor t = Tensor::empty(shape, dev);
   randn_fill(t, seed, offset);
   return t;
@@ -44,7 +45,7 @@ double Generator::uniform() {
 
 #ifndef DD_WITH_CUDA
 namespace cuda_rng {
-void randn_fill(float*, int64_t, uint64_t, uint64_t) {
+void randn_fill(float*, int64_t, uint64_t, PhiloxOffset) {
   DD_FAIL("randn on cuda: this build has no CUDA backend");
 }
 }  // namespace cuda_rng

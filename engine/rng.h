@@ -10,9 +10,9 @@
 namespace dd {
 
 // Standard normal tensor: element i is normal number i of the stream at (seed, offset).
-Tensor randn(const Shape& shape, uint64_t seed, uint64_t offset, Device dev = Device::CPU);
+Tensor randn(const Shape& shape, uint64_t seed, PhiloxOffset offset, Device dev = Device::CPU);
 // Writes the same stream into an existing tensor (CPU or CUDA).
-void randn_fill(Tensor& out, uint64_t seed, uint64_t offset);
+void randn_fill(Tensor& out, uint64_t seed, PhiloxOffset offset);
 
 // Number of Philox blocks a draw of n normals consumes.
 inline uint64_t philox_blocks(int64_t n) { return static_cast<uint64_t>((n + 3) / 4); }
@@ -34,6 +34,10 @@ class Generator {
   }
   Tensor randn(const Shape& shape, Device dev = Device::CPU) {
     return dd::randn(shape, seed_, reserve(shape_numel(shape)), dev);
+  }
+  // randn at reserve_at's offset (relative to the anchor while anchored: a captured graph's draw).
+  Tensor randn_at(const Shape& shape, Device dev = Device::CPU) {
+    return dd::randn(shape, seed_, reserve_at(shape_numel(shape)), dev);
   }
   // A uniform integer in [0, n) (n > 0); uses one block.
   uint64_t uniform_int(uint64_t n);
@@ -72,7 +76,7 @@ class Generator {
 };
 
 namespace cuda_rng {
-void randn_fill(float* out, int64_t n, uint64_t seed, uint64_t offset);
+void randn_fill(float* out, int64_t n, uint64_t seed, PhiloxOffset offset);
 }
 
 }  // namespace dd

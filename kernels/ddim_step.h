@@ -23,6 +23,11 @@ struct DdimStepCoefs {
   float sigma = 0.0f;              // eta * sqrt(variance); 0: no noise, nothing drawn
   float clip = 0.0f;               // clip_sample_range; 0 = no clipping
   float x_coef = 0.0f;             // DDPM's current_sample_coeff; 0 for DDIM
+  // A model that predicts x0 or v (diffusers' prediction_type "sample" / "v_prediction"): the kernel's
+  // "eps" operand is the model's output, and x0 = x0_x * x + x0_out * out, eps = eps_x * x + eps_out * out
+  // (the formulas diffusers evaluates) replace the eps-form x0 above.
+  bool linear_output = false;
+  float x0_x = 0.0f, x0_out = 0.0f, eps_x = 0.0f, eps_out = 0.0f;
 };
 
 // Returns prev; *x0_out (when given) receives the (clipped) x0 estimate.

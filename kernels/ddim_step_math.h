@@ -5,8 +5,13 @@
 
 namespace dd::kernels {
 
+// The eps the step uses: the model output itself, or its conversion (linear_output).
+DD_HOST_DEVICE inline float ddim_eps(const DdimStepCoefs& c, float x, float out) {
+  return c.linear_output ? c.eps_x * x + c.eps_out * out : out;
+}
+
 DD_HOST_DEVICE inline float ddim_x0(const DdimStepCoefs& c, float x, float eps) {
-  float x0 = (x - c.sqrt_one_minus_abar * eps) / c.sqrt_abar;
+  float x0 = c.linear_output ? c.x0_x * x + c.x0_out * eps : (x - c.sqrt_one_minus_abar * eps) / c.sqrt_abar;
   if (c.clip > 0.0f) x0 = x0 < -c.clip ? -c.clip : (x0 > c.clip ? c.clip : x0);
   return x0;
 }

@@ -5,8 +5,15 @@
 
 namespace dd::kernels {
 
-DD_HOST_DEVICE inline float dpm_m0(const DpmStepCoefs& k, float x, float eps) {
-  return (x - k.sigma_s0 * eps) / k.alpha_s0;
+DD_HOST_DEVICE inline float dpm_m0(const DpmStepCoefs& k, float x, float out) {
+  switch (k.output) {
+    case DpmStepCoefs::Output::V:
+      return k.alpha_s0 * x - k.sigma_s0 * out;
+    case DpmStepCoefs::Output::X0:
+      return out;
+    default:
+      return (x - k.sigma_s0 * out) / k.alpha_s0;
+  }
 }
 
 // m1 / m2 are read only when their coefficient is non-zero (they may be absent).

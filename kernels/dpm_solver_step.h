@@ -12,6 +12,9 @@ namespace dd::kernels {
 struct DpmStepCoefs {
   float alpha_s0 = 1.0f, sigma_s0 = 0.0f;  // the current timestep's alpha_t, sigma_t
   float a = 1.0f, b = 0.0f, c = 0.0f, d = 0.0f;
+  // A model predicting v: its output's data prediction is alpha_s0 * x - sigma_s0 * out (diffusers');
+  // x0 prediction: the output itself. Both replace the eps form of m0 above.
+  enum class Output { Eps, V, X0 } output = Output::Eps;
 };
 
 // m1 / m2 may be undefined when c / d are 0 (lower orders). Returns the next sample; *m0_out gets m0.

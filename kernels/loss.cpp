@@ -48,4 +48,27 @@ Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, co
   DD_DISPATCH(dev, loss_backward, pred, target, type, dloss);
 }
 
+namespace {
+Device check_weights(const char* op, const Tensor& pred, const Tensor& target, LossType type, const Tensor& w) {
+  const Device dev = check_pair(op, pred, target, type);
+  DD_CHECK(w.defined() && w.ndim() == 1 && w.dim(0) == pred.dim(0) && w.device() == dev && w.dtype() == DType::F32, op,
+           ": weights ", w.defined() ? describe(w) : std::string("undefined"), " must be [B] = [", pred.dim(0),
+           "] floats on ", device_name(dev));
+  return dev;
+}
+}  // namespace
+
+Tensor loss_forward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights) {
+  DD_DISPATCH(check_weights("weighted loss", pred, target, type, weights), loss_forward_weighted, pred, target, type,
+              weights);
+}
+
+Tensor loss_backward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights,
+                              const Tensor& dloss) {
+  const Device dev = check_weights("weighted loss_backward", pred, target, type, weights);
+  DD_CHECK(dloss.defined() && dloss.numel() == 1 && dloss.device() == dev, "weighted loss_backward: dloss must be one "
+           "float on ", device_name(dev));
+  DD_DISPATCH(dev, loss_backward_weighted, pred, target, type, weights, dloss);
+}
+
 }  // namespace dd::kernels

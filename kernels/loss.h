@@ -25,8 +25,18 @@ Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, fl
 // GPU reads it in the kernel, so the backward does not wait for the host.
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss);
 
+// Per-sample weighted (min-SNR weighting): mean over every element of w[b] * loss term, b the
+// element's sample (pred is [B, ...], weights [B]); the backward's dloss is a one-element tensor on the
+// operands' device. With all weights 1 the values equal the unweighted ones up to the product's rounding.
+Tensor loss_forward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights);
+Tensor loss_backward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights,
+                              const Tensor& dloss);
+
 namespace cpu {
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
+Tensor loss_forward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights);
+Tensor loss_backward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights,
+                              const Tensor& dloss);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss);
 }  // namespace cpu
@@ -34,6 +44,9 @@ Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, co
 #ifdef DD_WITH_CUDA
 namespace cuda {
 Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type);
+Tensor loss_forward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights);
+Tensor loss_backward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights,
+                              const Tensor& dloss);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss);
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, const Tensor& dloss);
 }  // namespace cuda

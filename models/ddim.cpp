@@ -40,19 +40,28 @@ kernels::DdimStepCoefs ddim_coefs(const Schedule& s, const DdimOptions& o, int t
   return c;
 }
 
+kernels::DdimStepCoefs ddim_coefs(const GaussianDiffusion& d, const DdimOptions& o, int t) {
+  kernels::DdimStepCoefs c = ddim_coefs(d.schedule(), o, t);
+  if (d.objective() != Objective::PredNoise) {
+    const GaussianDiffusion::OutputConversion k = d.output_conversion(t);
+    c.linear_output = true;
+    c.x0_x = static_cast<float>(k.x0_x);
+    c.x0_out = static_cast<float>(k.x0_out);
+    c.eps_x = static_cast<float>(k.eps_x);
+    c.eps_out = static_cast<float>(k.eps_out);
+  }
+  return c;
+}
+
 Tensor ddim_step(const GaussianDiffusion& diffusion, Denoiser& model, const Tensor& x, int t, Generator& gen,
                  const DdimOptions& o, Tensor* x0_out, const Tensor& x_self_cond) {
   check_options(o, diffusion.T());
-  DD_CHECK(diffusion.objective() == Objective::PredNoise, "ddim: only pred_noise models are supported");
-  ag::NoGrad no_grad;
   const Tensor tt = Tensor::full({x.dim(0)}, static_cast<float>(t), x.device());
-  const ag::Var sc = x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var();
-  const Tensor eps = model.forward(ag::Var(x), tt, sc).value();
-  DD_CHECK(eps.shape() == x.shape(), "ddim: the model returned ", describe(eps), " for x ", describe(x));
+  const Tensor out = diffusion.model_output(model, x, tt, x_self_cond);  // converted in the step
   // The draw is reserved whenever eta > 0 (not only where sigma > 0), so the stream's position
   // depends on the options and the shapes alone.
   const uint64_t offset = o.eta > 0.0 ? gen.reserve(x.numel()) : 0;
-  return kernels::ddim_step(x, eps, ddim_coefs(diffusion.schedule(), o, t), gen.seed(), offset, x0_out);
+  return kernels::ddim_step(x, out, ddim_coefs(diffusion, o, t), gen.seed(), offset, x0_out);
 }
 
 Tensor ddim_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,

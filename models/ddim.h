@@ -27,7 +27,9 @@ struct DdimOptions {
 
 // The per-step coefficients of the step from timestep t (diffusers' prev_timestep = t - T // steps,
 // whatever the spacing), in double, rounded once to float.
+// With a diffusion given, a model predicting x0 or v gets the conversion of its output into the step.
 kernels::DdimStepCoefs ddim_coefs(const Schedule& s, const DdimOptions& o, int t);
+kernels::DdimStepCoefs ddim_coefs(const GaussianDiffusion& d, const DdimOptions& o, int t);
 
 // Random numbers: x_T = gen.randn(shape), then, when eta > 0, one normal draw of x's size per step
 // (reserved whether or not that step's sigma is 0, so the stream does not depend on the values).

@@ -46,7 +46,6 @@ kernels::DdimStepCoefs ddpm_coefs(const Schedule& s, const DdpmOptions& o, int t
 
 Tensor ddpm_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,
                         const DdpmOptions& o, const std::function<void(int t, const Tensor& x)>& on_step, Device dev) {
-  DD_CHECK(diffusion.objective() == Objective::PredNoise, "ddpm: only pred_noise models are supported");
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "ddpm: expected an NHWC shape with ", model.channels(),
            " channels, got ", shape_str(shape));
   const int n = steps_of(o, diffusion.T());
@@ -57,13 +56,19 @@ Tensor ddpm_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, con
   const bool self_cond = model.self_condition();
   for (int t : ts) {
     const Tensor tt = Tensor::full({shape[0]}, static_cast<float>(t), dev);
-    const ag::Var sc = self_cond && x0.defined() ? ag::Var(x0) : ag::Var();
-    const Tensor eps = model.forward(ag::Var(x), tt, sc).value();
-    DD_CHECK(eps.shape() == x.shape(), "ddpm: the model returned ", describe(eps), " for x ", describe(x));
-    const kernels::DdimStepCoefs c = ddpm_coefs(diffusion.schedule(), o, t);
+    const Tensor out = diffusion.model_output(model, x, tt, self_cond ? x0 : Tensor());  // converted in the step
+    kernels::DdimStepCoefs c = ddpm_coefs(diffusion.schedule(), o, t);
+    if (diffusion.objective() != Objective::PredNoise) {
+      const GaussianDiffusion::OutputConversion k = diffusion.output_conversion(t);
+      c.linear_output = true;
+      c.x0_x = static_cast<float>(k.x0_x);
+      c.x0_out = static_cast<float>(k.x0_out);
+      c.eps_x = static_cast<float>(k.eps_x);
+      c.eps_out = static_cast<float>(k.eps_out);
+    }
     const uint64_t offset = c.sigma > 0.0f ? gen.reserve(x.numel()) : 0;
     Tensor next_x0;
-    x = kernels::ddim_step(x, eps, c, gen.seed(), offset, self_cond ? &next_x0 : nullptr);
+    x = kernels::ddim_step(x, out, c, gen.seed(), offset, self_cond ? &next_x0 : nullptr);
     x0 = next_x0;
     if (on_step) on_step(t, x);
   }

@@ -1,10 +1,13 @@
 #include "models/diffusion.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/loss.h"
 #include "engine/error.h"
+#include "kernels/broadcast.h"
 #include "kernels/diffusion.h"
+#include "kernels/elementwise.h"
 #include "kernels/timesteps.h"
 #include "engine/cuda_graph.h"
 #include "engine/device.h"
@@ -63,15 +66,77 @@ const Tensor& GaussianDiffusion::table(const std::vector<double>& buffer, Device
   return it->second;
 }
 
-GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_type, Objective objective)
-    : schedule_(std::move(schedule)), loss_type_(loss_type), objective_(objective) {
+GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_type, Objective objective,
+                                     LossOptions loss_options)
+    : schedule_(std::move(schedule)), loss_type_(loss_type), objective_(objective), loss_options_(loss_options) {
   for (double v : schedule_.posterior_variance) posterior_std_.push_back(std::sqrt(v));
   DD_CHECK(schedule_.T >= 1 && static_cast<int>(schedule_.betas.size()) == schedule_.T,
            "diffusion: schedule is empty or inconsistent (T = ", schedule_.T, ", ", schedule_.betas.size(),
            " betas); build it with Schedule::make or Schedule::from_betas");
-  DD_CHECK(objective_ == Objective::PredNoise, "diffusion: objective ", objective_name(objective_),
-           " is not supported; only pred_noise (the seed's noise prediction) is implemented");
-  kernels::loss_type_name(loss_type_);  // rejects an out-of-range enum value
+  objective_name(objective_);           // rejects an out-of-range enum value
+  kernels::loss_type_name(loss_type_);  // likewise
+  DD_CHECK(loss_options_.min_snr_gamma >= 0 && std::isfinite(loss_options_.min_snr_gamma),
+           "diffusion: min-SNR gamma must be >= 0 (0 = off), got ", loss_options_.min_snr_gamma);
+  DD_CHECK(loss_options_.offset_noise >= 0 && std::isfinite(loss_options_.offset_noise),
+           "diffusion: offset noise strength must be >= 0, got ", loss_options_.offset_noise);
+  const double gamma = loss_options_.min_snr_gamma;
+  if (objective_ != Objective::PredNoise || gamma > 0) {
+    for (double a : schedule_.alphas_cumprod) {
+      const double snr = a / (1.0 - a), clipped = gamma > 0 ? std::min(snr, gamma) : snr;
+      loss_weight_.push_back(objective_ == Objective::PredNoise ? clipped / snr
+                             : objective_ == Objective::PredX0  ? clipped
+                                                                : clipped / (snr + 1.0));
+    }
+  }
+  for (std::size_t t = 0; t < schedule_.alphas_cumprod.size(); ++t) {
+    const double a = schedule_.alphas_cumprod[t], sa = std::sqrt(a), s1 = std::sqrt(1.0 - a);
+    neg_sqrt_one_minus_ac_.push_back(-s1);
+    if (objective_ == Objective::PredX0) {
+      eps_x_.push_back(1.0 / s1);
+      eps_out_.push_back(-sa / s1);
+    } else if (objective_ == Objective::PredV) {
+      eps_x_.push_back(s1);
+      eps_out_.push_back(sa);
+    }
+  }
+}
+
+double GaussianDiffusion::loss_weight(int t) const {
+  DD_CHECK(t >= 0 && t < schedule_.T, "diffusion: timestep ", t, " outside [0, ", schedule_.T, ")");
+  return loss_weight_.empty() ? 1.0 : loss_weight_[static_cast<std::size_t>(t)];
+}
+
+Tensor GaussianDiffusion::model_output(Denoiser& model, const Tensor& x, const Tensor& t,
+                                       const Tensor& x_self_cond) const {
+  ag::NoGrad no_grad;
+  return predict_eps("model_output", model, ag::Var(x), t, x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var())
+      .value();
+}
+
+GaussianDiffusion::OutputConversion GaussianDiffusion::output_conversion(int t) const {
+  DD_CHECK(t >= 0 && t < schedule_.T, "diffusion: timestep ", t, " outside [0, ", schedule_.T, ")");
+  const double a = schedule_.alphas_cumprod[static_cast<std::size_t>(t)], sa = std::sqrt(a), s1 = std::sqrt(1.0 - a);
+  switch (objective_) {
+    case Objective::PredNoise:
+      return {1.0 / sa, -s1 / sa, 0.0, 1.0};
+    case Objective::PredX0:
+      return {0.0, 1.0, 1.0 / s1, -sa / s1};
+    case Objective::PredV:
+      return {sa, -s1, s1, sa};
+  }
+  DD_FAIL("diffusion: invalid objective");
+}
+
+Tensor GaussianDiffusion::eps_prediction(Denoiser& model, const Tensor& x, const Tensor& t,
+                                         const Tensor& x_self_cond) const {
+  ag::NoGrad no_grad;
+  const Tensor out =
+      predict_eps("eps_prediction", model, ag::Var(x), t, x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var())
+          .value();
+  if (objective_ == Objective::PredNoise) return out;
+  const Device dev = x.device();
+  return kernels::q_sample(x, out, kernels::gather_timesteps(table(eps_x_, dev), t),
+                           kernels::gather_timesteps(table(eps_out_, dev), t));
 }
 
 bool GaussianDiffusion::self_condition_coin(const Denoiser& model, const Tensor& x0, const Generator& gen) const {
@@ -86,6 +151,8 @@ void GaussianDiffusion::prepare(Device dev) const {
   for (const auto* b : {&schedule_.sqrt_alphas_cumprod, &schedule_.sqrt_one_minus_alphas_cumprod,
                         &schedule_.sqrt_recip_alphas_cumprod, &schedule_.sqrt_recipm1_alphas_cumprod})
     table(*b, dev);
+  for (const auto* b : {&loss_weight_, &eps_x_, &eps_out_, &neg_sqrt_one_minus_ac_})
+    if (!b->empty()) table(*b, dev);
 }
 
 ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator& gen, LossDraw* draw) const {
@@ -105,24 +172,34 @@ ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator
   kernels::QSampleOut q = kernels::q_sample_philox(x0, at(schedule_.sqrt_alphas_cumprod),
                                                    at(schedule_.sqrt_one_minus_alphas_cumprod), gen.seed(),
                                                    noise_offset);
+  if (loss_options_.offset_noise > 0) {  // drawn last, so the other draws stay where they were
+    const Tensor n = gen.randn_at({B, x0.dim(3)}, dev);
+    q.noise = kernels::add_bc(q.noise, kernels::affine(n, static_cast<float>(loss_options_.offset_noise), 0.0f));
+    q.x_t = kernels::q_sample(x0, q.noise, at(schedule_.sqrt_alphas_cumprod), at(schedule_.sqrt_one_minus_alphas_cumprod));
+  }
   const Tensor noise = q.noise;
   const ag::Var x_t(q.x_t);
   ag::Var x_self_cond;
   if (self_cond) {
-    ag::NoGrad no_grad;
-    const ag::Var eps = predict_eps(op, model, x_t, tt, ag::Var());
     // A fresh Var that requires no gradient: nothing flows back through it.
-    x_self_cond = ag::Var(kernels::predict_x0(x_t.value(), eps.value(), at(schedule_.sqrt_recip_alphas_cumprod),
+    const Tensor eps = eps_prediction(model, x_t.value(), tt, Tensor());
+    x_self_cond = ag::Var(kernels::predict_x0(x_t.value(), eps, at(schedule_.sqrt_recip_alphas_cumprod),
                                               at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/false));
   }
-  const ag::Var eps = predict_eps(op, model, x_t, tt, x_self_cond);
+  const ag::Var out = predict_eps(op, model, x_t, tt, x_self_cond);
   if (draw) {  // for logs and tests: a read-back only when asked for
     draw->t.clear();
     for (float v : tt.to_vector()) draw->t.push_back(static_cast<int64_t>(v));
     draw->self_conditioned = self_cond;
   }
+  // The target the objective names: the noise, x0, or v = sqrt(abar) noise - sqrt(1 - abar) x0.
+  const Tensor target = objective_ == Objective::PredNoise ? noise
+                        : objective_ == Objective::PredX0
+                            ? x0
+                            : kernels::q_sample(noise, x0, at(schedule_.sqrt_alphas_cumprod), at(neg_sqrt_one_minus_ac_));
   // The seed writes loss(noise, predicted); every LossType is symmetric in its operands.
-  return ag::loss(eps, ag::Var(noise), loss_type_);
+  if (loss_weight_.empty()) return ag::loss(out, ag::Var(target), loss_type_);
+  return ag::weighted_loss(out, ag::Var(target), loss_type_, at(loss_weight_));
 }
 
 Tensor GaussianDiffusion::p_sample(Denoiser& model, const Tensor& x_t, int t, Generator& gen,
@@ -141,9 +218,7 @@ Tensor GaussianDiffusion::p_sample(Denoiser& model, const Tensor& x_t, int t, Ge
   };
 
   ag::NoGrad no_grad;
-  const ag::Var sc = x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var();
-  const Tensor eps =
-      predict_eps(op, model, ag::Var(x_t), Tensor::full({B}, static_cast<float>(t), dev), sc).value();
+  const Tensor eps = eps_prediction(model, x_t, Tensor::full({B}, static_cast<float>(t), dev), x_self_cond);
   if (x0_pred_out)
     *x0_pred_out = kernels::predict_x0(x_t, eps, at(schedule_.sqrt_recip_alphas_cumprod),
                                        at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/true);
@@ -187,8 +262,7 @@ Tensor GaussianDiffusion::p_sample_device_t(Denoiser& model, const Tensor& x_t, 
   const auto at = [&](const std::vector<double>& buffer) { return kernels::gather_timesteps(table(buffer, dev), tt); };
 
   ag::NoGrad no_grad;
-  const ag::Var sc = x_self_cond.defined() ? ag::Var(x_self_cond) : ag::Var();
-  const Tensor eps = predict_eps(op, model, ag::Var(x_t), tt, sc).value();
+  const Tensor eps = eps_prediction(model, x_t, tt, x_self_cond);
   if (x0_pred_out)
     *x0_pred_out = kernels::predict_x0(x_t, eps, at(schedule_.sqrt_recip_alphas_cumprod),
                                        at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/true);
@@ -219,8 +293,8 @@ Tensor GaussianDiffusion::p_sample_loop_graphed(Denoiser& model, const Shape& sh
   if (t >= 1) {
     for (const auto* b : {&schedule_.sqrt_recip_alphas_cumprod, &schedule_.sqrt_recipm1_alphas_cumprod,
                           &schedule_.sqrt_recip_alphas, &schedule_.betas, &schedule_.sqrt_one_minus_alphas_cumprod,
-                          &posterior_std_})
-      table(*b, dev);  // uploaded now: a capture uploads nothing
+                          &posterior_std_, &eps_x_, &eps_out_})
+      if (!b->empty()) table(*b, dev);  // uploaded now: a capture uploads nothing
     // The graph's state: the chain's x and x0 estimate live in fixed buffers it reads and rewrites.
     Tensor x_in = x.clone(), sc_in = self_cond ? x0_pred.clone() : Tensor();
     Tensor t_dev = Tensor::zeros({1}, dev), base = Tensor::zeros({1}, dev, DType::I64);

@@ -27,11 +27,24 @@
 
 namespace dd::models {
 
-// lucidrains' objectives; only pred_noise (the seed's) is implemented.
+// lucidrains' objectives: the model predicts the noise (the seed's), x0, or v = sqrt(abar) eps -
+// sqrt(1 - abar) x0. Samplers convert every output to an eps prediction (eps_prediction below).
 enum class Objective { PredNoise, PredX0, PredV };
 // "pred_noise", "pred_x0", "pred_v"; anything else throws, listing them.
 Objective parse_objective(const std::string& name);
 const char* objective_name(Objective o);
+
+// Training-only settings of the loss (lucidrains' GaussianDiffusion):
+//   min_snr_gamma > 0: loss weight min(snr, gamma) / snr (pred_noise), min(snr, gamma) (pred_x0),
+//                      min(snr, gamma) / (snr + 1) (pred_v), snr = abar / (1 - abar); with 0, lucidrains'
+//                      unclipped weights: 1, snr and snr / (snr + 1). Per sample, the loss being the mean
+//                      over every element of weight * term.
+//   offset_noise > 0:  noise += offset_noise * n[b, c], n ~ N(0, 1) per (sample, channel), drawn after the
+//                      self-conditioning coin (so runs without it draw what they drew before).
+struct LossOptions {
+  double min_snr_gamma = 0.0;
+  double offset_noise = 0.0;
+};
 
 // What one p_losses call drew (for logs and tests).
 struct LossDraw {
@@ -41,14 +54,31 @@ struct LossDraw {
 
 class GaussianDiffusion {
  public:
-  // Throws for an objective other than pred_noise. L1 is the seed's p_losses default.
+  // L1 is the seed's p_losses default.
   explicit GaussianDiffusion(Schedule schedule, kernels::LossType loss_type = kernels::LossType::L1,
-                             Objective objective = Objective::PredNoise);
+                             Objective objective = Objective::PredNoise, LossOptions loss_options = {});
 
   const Schedule& schedule() const { return schedule_; }
   int T() const { return schedule_.T; }
   kernels::LossType loss_type() const { return loss_type_; }
   Objective objective() const { return objective_; }
+  const LossOptions& loss_options() const { return loss_options_; }
+  // The per-timestep loss weight p_losses applies (1 for every t with pred_noise and no min-SNR).
+  double loss_weight(int t) const;
+
+  // The model's output at (x, t) as a noise prediction, whatever the objective (no gradient):
+  //   pred_x0: eps = (x - sqrt(abar) out) / sqrt(1 - abar);  pred_v: eps = sqrt(1 - abar) x + sqrt(abar) out.
+  // t: [B] float timesteps on x's device; x_self_cond may be undefined.
+  Tensor eps_prediction(Denoiser& model, const Tensor& x, const Tensor& t, const Tensor& x_self_cond) const;
+  // The model's raw output (what the objective names), no gradient, its shape checked.
+  Tensor model_output(Denoiser& model, const Tensor& x, const Tensor& t, const Tensor& x_self_cond) const;
+
+  // For the fused sampler steps: x0 = x0_x x + x0_out out and eps = eps_x x + eps_out out at timestep t,
+  // from the model's raw output (diffusers' formulas for prediction_type sample / v_prediction).
+  struct OutputConversion {
+    double x0_x, x0_out, eps_x, eps_out;
+  };
+  OutputConversion output_conversion(int t) const;
 
   // Training loss for a batch x0 [B, H, W, C] (NHWC, C == model.channels()):
   // t ~ U{0..T-1} per sample, x_t = q_sample(x0, t, noise), and
@@ -110,6 +140,10 @@ class GaussianDiffusion {
   std::vector<double> posterior_std_;  // sqrt(posterior_variance): p_sample's sigma, as a table
   kernels::LossType loss_type_;
   Objective objective_;
+  LossOptions loss_options_;
+  std::vector<double> loss_weight_;            // per t; empty when every weight is 1
+  std::vector<double> eps_x_, eps_out_;        // eps = eps_x[t] x + eps_out[t] out (not pred_noise)
+  std::vector<double> neg_sqrt_one_minus_ac_;  // -sqrt(1 - abar): v = sqrt(abar) noise - sqrt(1 - abar) x0
   mutable TableCache cache_;
 };
 

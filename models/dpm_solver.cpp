@@ -57,7 +57,12 @@ std::vector<int> dpm_solver_timesteps(const DpmSolverOptions& o, int T) {
     case TimestepSpacing::Trailing:
       return inference_timesteps(TimestepSpacing::Trailing, T, n, 0);
   }
-  for (int t : out) DD_CHECK(t >= 0 && t < T, "dpm-solver: timestep ", t, " outside [0, ", T, ")");
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    DD_CHECK(out[i] >= 0 && out[i] < T, "dpm-solver: timestep ", out[i], " outside [0, ", T, ")");
+    // Two equal timesteps make a step of zero log-SNR (a division by zero in the multistep update).
+    DD_CHECK(i == 0 || out[i] < out[i - 1], "dpm-solver: ", n, " steps of T = ", T, " with ",
+             timestep_spacing_name(o.spacing), " spacing repeat timestep ", out[i], "; use fewer steps");
+  }
   return out;
 }
 
@@ -115,7 +120,6 @@ kernels::DpmStepCoefs dpm_solver_coefs(const Schedule& s, const DpmSolverOptions
 Tensor dpm_solver_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,
                               const DpmSolverOptions& o, const std::function<void(int t, const Tensor& x)>& on_step,
                               Device dev) {
-  DD_CHECK(diffusion.objective() == Objective::PredNoise, "dpm-solver: only pred_noise models are supported");
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "dpm-solver: expected an NHWC shape with ",
            model.channels(), " channels, got ", shape_str(shape));
   const std::vector<int> ts = dpm_solver_timesteps(o, diffusion.T());
@@ -126,11 +130,13 @@ Tensor dpm_solver_sample_loop(const GaussianDiffusion& diffusion, Denoiser& mode
   for (int i = 0; i < static_cast<int>(ts.size()); ++i) {
     const int t = ts[static_cast<std::size_t>(i)];
     const Tensor tt = Tensor::full({shape[0]}, static_cast<float>(t), dev);
-    const ag::Var sc = self_cond && x0.defined() ? ag::Var(x0) : ag::Var();
-    const Tensor eps = model.forward(ag::Var(x), tt, sc).value();
-    DD_CHECK(eps.shape() == x.shape(), "dpm-solver: the model returned ", describe(eps), " for x ", describe(x));
+    const Tensor out = diffusion.model_output(model, x, tt, self_cond ? x0 : Tensor());  // converted in the step
     Tensor m0;
-    x = kernels::dpm_solver_step(x, eps, m1, m2, dpm_solver_coefs(diffusion.schedule(), o, ts, i), &m0);
+    kernels::DpmStepCoefs k = dpm_solver_coefs(diffusion.schedule(), o, ts, i);
+    k.output = diffusion.objective() == Objective::PredV    ? kernels::DpmStepCoefs::Output::V
+               : diffusion.objective() == Objective::PredX0 ? kernels::DpmStepCoefs::Output::X0
+                                                            : kernels::DpmStepCoefs::Output::Eps;
+    x = kernels::dpm_solver_step(x, out, m1, m2, k, &m0);
     m2 = m1;
     m1 = m0;
     x0 = m0;

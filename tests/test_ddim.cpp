@@ -88,11 +88,16 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     int T, steps;
     double eta;
     bool clip, alpha_one;
+    const char* objective;
   };
-  for (const Case& k : {Case{"leading", 1000, 50, 0.0, true, true}, Case{"trailing", 1000, 20, 0.7, false, true},
-                        Case{"linspace", 100, 13, 1.0, true, false}}) {
-    INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << " steps, eta " << k.eta);
-    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T));
+  for (const Case& k : {Case{"leading", 1000, 50, 0.0, true, true, "pred_noise"},
+                        Case{"trailing", 1000, 20, 0.7, false, true, "pred_noise"},
+                        Case{"linspace", 100, 13, 1.0, true, false, "pred_noise"},
+                        Case{"leading", 1000, 25, 0.5, false, true, "pred_v"},
+                        Case{"trailing", 200, 10, 0.0, true, true, "pred_x0"}}) {
+    INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << " steps, eta " << k.eta << ", " << k.objective);
+    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T),
+                                              kernels::LossType::L1, models::parse_objective(k.objective));
     models::DdimOptions o;
     o.steps = k.steps;
     o.eta = k.eta;
@@ -129,6 +134,9 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     in.put_f32("noise", stack(noises));
     in.metadata["config"] = nlohmann::json{{"T", k.T}, {"steps", k.steps}, {"eta", k.eta}, {"spacing", k.spacing},
                                            {"clip", k.clip}, {"set_alpha_to_one", k.alpha_one},
+                                           {"prediction_type", std::string(k.objective) == "pred_v"    ? "v_prediction"
+                                                               : std::string(k.objective) == "pred_x0" ? "sample"
+                                                                                                     : "epsilon"},
                                            {"alphas_cumprod", diffusion.schedule().alphas_cumprod}}
                                 .dump();
     save_safetensors(dir.file("in.safetensors"), in);

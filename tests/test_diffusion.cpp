@@ -172,14 +172,15 @@ TEST_CASE("one p_sample step matches the seed's torch p_sample on the same x eps
 
 // ---------------------------------------------------------------- GaussianDiffusion
 
-TEST_CASE("GaussianDiffusion accepts only pred_noise; objective names", "[diffusion]") {
+TEST_CASE("GaussianDiffusion: objective names, loss options checked", "[diffusion]") {
   const Schedule sc = Schedule::make(BetaSchedule::Cosine, 10);
   CHECK(GaussianDiffusion(sc).loss_type() == kernels::LossType::L1);  // the seed's default
-  REQUIRE_THROWS_WITH(GaussianDiffusion(sc, kernels::LossType::L2, models::Objective::PredX0),
-                      Catch::Contains("pred_x0") && Catch::Contains("only pred_noise"));
-  REQUIRE_THROWS_WITH(GaussianDiffusion(sc, kernels::LossType::L2, models::Objective::PredV),
-                      Catch::Contains("pred_v"));
+  CHECK(GaussianDiffusion(sc, kernels::LossType::L2, models::Objective::PredV).objective() == models::Objective::PredV);
   REQUIRE_THROWS_WITH(GaussianDiffusion(Schedule{}), Catch::Contains("schedule is empty"));
+  models::LossOptions bad;
+  bad.min_snr_gamma = -1;
+  REQUIRE_THROWS_WITH(GaussianDiffusion(sc, kernels::LossType::L2, models::Objective::PredNoise, bad),
+                      Catch::Contains("min-SNR gamma"));
   for (auto o : {models::Objective::PredNoise, models::Objective::PredX0, models::Objective::PredV})
     CHECK(models::parse_objective(models::objective_name(o)) == o);
   REQUIRE_THROWS_WITH(models::parse_objective("eps"),

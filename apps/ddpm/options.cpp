@@ -19,6 +19,9 @@ nlohmann::json TrainOptions::to_json() const {
           {"timesteps", timesteps},
           {"beta_schedule", beta_schedule},
           {"loss", loss},
+          {"objective", objective},
+          {"min_snr_gamma", min_snr_gamma},
+          {"offset_noise", offset_noise},
           {"steps", steps},
           {"batch_size", batch_size},
           {"lr", lr},
@@ -60,6 +63,9 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("timesteps", o.timesteps);
     get("beta_schedule", o.beta_schedule);
     get("loss", o.loss);
+    get("objective", o.objective);
+    get("min_snr_gamma", o.min_snr_gamma);
+    get("offset_noise", o.offset_noise);
     get("steps", o.steps);
     get("batch_size", o.batch_size);
     get("lr", o.lr);

@@ -26,6 +26,9 @@ struct TrainOptions {
   int timesteps = 1000;
   std::string beta_schedule = "linear";
   std::string loss = "huber";
+  std::string objective = "pred_noise";  // pred_noise, pred_x0, pred_v (lucidrains')
+  double min_snr_gamma = 0.0;            // min-SNR loss weighting; 0 = off (--min-snr: 5)
+  double offset_noise = 0.0;             // offset noise strength; 0 = off
   // optimisation
   int64_t steps = 20000;
   int batch_size = 64;

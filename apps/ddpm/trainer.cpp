@@ -70,6 +70,10 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "--weight-decay must be >= 0, got ", o.weight_decay);
   DD_CHECK(o.lr_warmup_steps >= 0, "--lr-warmup-steps must be >= 0, got ", o.lr_warmup_steps);
   parse_lr_schedule(o.lr_schedule);
+  DD_CHECK(o.objective == "pred_noise" || o.objective == "pred_x0" || o.objective == "pred_v",
+           "--objective must be pred_noise, pred_x0 or pred_v, got '", o.objective, "'");
+  DD_CHECK(o.min_snr_gamma >= 0, "--min-snr-gamma must be >= 0 (0 = off), got ", o.min_snr_gamma);
+  DD_CHECK(o.offset_noise >= 0, "--offset-noise must be >= 0, got ", o.offset_noise);
   DD_CHECK(o.ema_decay >= 0 && o.ema_decay < 1, "--ema-decay must be in [0, 1) (0 turns EMA off), got ", o.ema_decay);
   DD_CHECK(o.ema_every > 0, "--ema-every must be positive, got ", o.ema_every);
   DD_CHECK(o.ema_start >= 0, "--ema-start must be >= 0, got ", o.ema_start);
@@ -157,12 +161,17 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   cfg.diffusion.timesteps = opts.timesteps;
   cfg.diffusion.beta_schedule = models::beta_schedule_name(beta_schedule);
   cfg.diffusion.loss_type = opts.loss;
+  cfg.diffusion.objective = opts.objective;  // the weights file records it; sampling converts by it
   cfg = models::ModelConfig::from_json(cfg.to_json(), "the flags --dim/--dim-mults/--image-size");
 
   Generator gen(opts.seed);
   models::Unet model(cfg.unet, gen);
   model.params().to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
-  const models::GaussianDiffusion diffusion(models::Schedule::make(beta_schedule, opts.timesteps), loss_type);
+  models::LossOptions loss_options;
+  loss_options.min_snr_gamma = opts.min_snr_gamma;
+  loss_options.offset_noise = opts.offset_noise;
+  const models::GaussianDiffusion diffusion(models::Schedule::make(beta_schedule, opts.timesteps), loss_type,
+                                            models::parse_objective(opts.objective), loss_options);
   const std::vector<ag::Var> params = model.params().vars();
   // The gradient arena exists (zero) before the first backward, so every gradient lands in it and
   // Adam, the clip and the EMA run over the flat buffers.
@@ -234,7 +243,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.cuda_graphs = cuda_graphs;
     req.sampler = opts.sample_sampler;
     req.ddim.steps = std::min(opts.sample_steps, opts.timesteps);
-    req.dpm.steps = req.ddim.steps;
+    req.dpm.steps = std::min(opts.sample_steps, std::max(1, opts.timesteps / 2));
     std::fprintf(log, "sampling %d images at step %lld (%s, %d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), req.sampler.c_str(),
                  req.sampler == "ddpm" ? opts.timesteps : req.ddim.steps);
@@ -251,10 +260,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     if (pts.size() >= 2) report::write_loss_curve(files.loss_curve(), pts);
   };
 
-  std::fprintf(log, "data: %s\nmodel: U-Net dim %d, dim_mults %s, %lld parameters; %d timesteps, %s schedule, %s loss\n",
+  std::fprintf(log, "data: %s\nmodel: U-Net dim %d, dim_mults %s, %lld parameters; %d timesteps, %s schedule, %s loss, %s%s\n",
                dataset->description.c_str(), cfg.unet.dim, nlohmann::json(cfg.unet.dim_mults).dump().c_str(),
                static_cast<long long>(model.params().numel()), opts.timesteps, opts.beta_schedule.c_str(),
-               opts.loss.c_str());
+               opts.loss.c_str(), opts.objective.c_str(),
+               opts.min_snr_gamma > 0 ? (", min-SNR gamma " + std::to_string(opts.min_snr_gamma)).c_str() : "");
   std::fprintf(log, "%s %s at step %lld of %lld; batch %d, lr %g, %d threads, device %s%s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
                static_cast<long long>(opts.steps), opts.batch_size, opts.lr, omp_get_max_threads(),

@@ -9,7 +9,8 @@ namespace dd {
 namespace cuda_rng {
 
 namespace {
-__global__ void randn_kernel(float* out, int64_t n, uint64_t seed, uint64_t offset) {
+__global__ void randn_kernel(float* out, int64_t n, uint64_t seed, PhiloxOffset at) {
+  const uint64_t offset = at.get();
   int64_t blocks = (n + 3) / 4;
   for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < blocks;
        b += int64_t(gridDim.x) * blockDim.x) {
@@ -28,7 +29,7 @@ __global__ void randn_kernel(float* out, int64_t n, uint64_t seed, uint64_t offs
 }
 }  // namespace
 
-void randn_fill(float* out, int64_t n, uint64_t seed, uint64_t offset) {
+void randn_fill(float* out, int64_t n, uint64_t seed, PhiloxOffset offset) {
   if (n <= 0) return;
   int64_t blocks = (n + 3) / 4;
   unsigned grid = static_cast<unsigned>(std::min<int64_t>((blocks + 255) / 256, 65535));

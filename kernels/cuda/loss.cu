@@ -29,12 +29,16 @@ __device__ inline void block_tree_sum(double* buf) {
   }
 }
 
-__global__ void loss_partial_kernel(const float* p, const float* t, int64_t n, LossType type, double* partial) {
+// w: null, or per-sample weights (sample = i / inner) multiplying each term in double.
+__global__ void loss_partial_kernel(const float* p, const float* t, int64_t n, LossType type, double* partial,
+                                    const float* w, int64_t inner) {
   __shared__ double buf[kThreads];
   double s = 0.0;
   DD_GRID_STRIDE(i, n) {
     const float d = p[i] - t[i];  // the difference in float, as PyTorch (and the CPU)
-    s = __dadd_rn(s, loss_term(type, static_cast<double>(d)));
+    double term = loss_term(type, static_cast<double>(d));
+    if (w) term = __dmul_rn(term, static_cast<double>(w[i / inner]));
+    s = __dadd_rn(s, term);
   }
   buf[threadIdx.x] = s;
   __syncthreads();
@@ -81,7 +85,7 @@ __host__ __device__ inline BackwardScalars backward_scalars(LossType type, int64
 // dloss_dev: null (the scalars come in s), or the device's one-float upstream gradient, read here
 // so the backward needs nothing from the host.
 __global__ void loss_backward_kernel(const float* p, const float* t, float* out, int64_t n, LossType type,
-                                     BackwardScalars s, const float* dloss_dev) {
+                                     BackwardScalars s, const float* dloss_dev, const float* w, int64_t inner) {
   if (dloss_dev) s = backward_scalars(type, n, *dloss_dev);
   DD_GRID_STRIDE(i, n) {
     const float d = p[i] - t[i];
@@ -93,31 +97,48 @@ __global__ void loss_backward_kernel(const float* p, const float* t, float* out,
         v = d <= -1.0f ? s.neg : (d >= 1.0f ? s.pos : __fmul_rn(__fmul_rn(s.norm, d), s.dloss));
         break;
     }
-    out[i] = v;
+    out[i] = w ? __fmul_rn(v, w[i / inner]) : v;
   }
 }
 
 Tensor launch_backward(const Tensor& pred, const Tensor& target, LossType type, const BackwardScalars& s,
-                       const float* dloss_dev) {
+                       const float* dloss_dev, const float* w = nullptr) {
   const int64_t n = pred.numel();
   Tensor out = Tensor::empty(pred.shape(), pred.device());
-  loss_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred.data(), target.data(), out.data(), n, type, s, dloss_dev);
+  loss_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred.data(), target.data(), out.data(), n, type, s, dloss_dev, w,
+                                                               w ? n / pred.dim(0) : 1);
   DD_CUDA_LAUNCH_CHECK("loss_backward_kernel");
   return out;
 }
 }  // namespace
 
-Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type) {
+namespace {
+Tensor launch_forward(const Tensor& pred, const Tensor& target, LossType type, const float* w) {
   const int64_t n = pred.numel();  // > 0, checked by the public entry
   const int blocks = static_cast<int>(std::min<int64_t>(kMaxPartials, (n + kThreads - 1) / kThreads));
   Tensor scratch = Tensor::empty({2 * static_cast<int64_t>(blocks)}, pred.device());  // blocks doubles
   double* partial = reinterpret_cast<double*>(scratch.data());
   Tensor out = Tensor::empty({}, pred.device());
-  loss_partial_kernel<<<blocks, kThreads, 0, stream()>>>(pred.data(), target.data(), n, type, partial);
+  loss_partial_kernel<<<blocks, kThreads, 0, stream()>>>(pred.data(), target.data(), n, type, partial, w,
+                                                         w ? n / pred.dim(0) : 1);
   DD_CUDA_LAUNCH_CHECK("loss_partial_kernel");
   loss_fold_kernel<<<1, kThreads, 0, stream()>>>(partial, blocks, n, out.data());
   DD_CUDA_LAUNCH_CHECK("loss_fold_kernel");
   return out;
+}
+}  // namespace
+
+Tensor loss_forward(const Tensor& pred, const Tensor& target, LossType type) {
+  return launch_forward(pred, target, type, nullptr);
+}
+
+Tensor loss_forward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights) {
+  return launch_forward(pred, target, type, weights.data());
+}
+
+Tensor loss_backward_weighted(const Tensor& pred, const Tensor& target, LossType type, const Tensor& weights,
+                              const Tensor& dloss) {
+  return launch_backward(pred, target, type, BackwardScalars{}, dloss.data(), weights.data());
 }
 
 Tensor loss_backward(const Tensor& pred, const Tensor& target, LossType type, float dloss) {

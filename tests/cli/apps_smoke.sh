@@ -52,6 +52,15 @@ fi
 grep -q -- "--cuda-graphs on needs --device cuda" "$T/graphs.log" || { cat "$T/graphs.log"; fail "--cuda-graphs on: unclear error"; }
 [ ! -e "$T/run3/checkpoint.safetensors" ] || fail "a refused --cuda-graphs on wrote a checkpoint"
 
+# Another objective with min-SNR weighting and offset noise: trained, recorded in the weights file, sampled.
+"$B/train_ddpm" --out "$T/vpred" --steps 2 --objective pred_v --min-snr --offset-noise 0.1 "${common[@]}" \
+  >"$T/vpred.log" 2>&1 || { cat "$T/vpred.log"; fail "train_ddpm --objective pred_v"; }
+grep -q "pred_v, min-SNR gamma 5" "$T/vpred.log" || { cat "$T/vpred.log"; fail "pred_v run: the log names no objective"; }
+"$B/ddpm_tool" info "$T/vpred/model.safetensors" | grep -q '"objective": "pred_v"' || fail "weights file lacks the objective"
+for smp in ddpm ddim dpmpp; do
+  "$B/sample_ddpm" --weights "$T/vpred/model.safetensors" --n 2 --sampler $smp --out "$T/v_$smp.png" --device cpu \
+    >"$T/v_$smp.log" 2>&1 || { cat "$T/v_$smp.log"; fail "sample_ddpm --sampler $smp of a pred_v model"; }
+done
 # The learning-rate warm-up and schedule reach the optimiser (metrics.csv's lr column), with AdamW.
 "$B/train_ddpm" --out "$T/sched" --steps 4 --lr 0.001 --lr-warmup-steps 2 --lr-schedule linear --weight-decay 0.01 \
   "${common[@]}" >"$T/sched.log" 2>&1 || { cat "$T/sched.log"; fail "train_ddpm --lr-schedule"; }

@@ -2,7 +2,8 @@
 
 usage: ddim_diffusers.py IN.safetensors OUT.safetensors
 IN: x [S, ...] F32 (our x at each step),
-    eps [S, ...] F32 (the model output at each step), noise [S, ...] F32 (the variance noise of each step),
+    eps [S, ...] F32 (the model output at each step: eps, x0 or v as
+    "prediction_type" says), noise [S, ...] F32 (the variance noise of each step),
     and __metadata__ "config": {"steps", "eta", "spacing", "clip", "set_alpha_to_one", "T", "alphas_cumprod"}
     (ours, in full double precision, so both sides share one schedule).
 OUT: timesteps [S] I64 (DDIMScheduler.set_timesteps'), prev [S, ...] F64 and x0 [S, ...] F64 (each step's
@@ -32,7 +33,8 @@ def main():
     inp, meta = safetensors_io.load(sys.argv[1])
     cfg = json.loads(meta["config"])
     s = DDIMScheduler(num_train_timesteps=cfg["T"], timestep_spacing=cfg["spacing"], clip_sample=cfg["clip"],
-                      set_alpha_to_one=cfg["set_alpha_to_one"], prediction_type="epsilon")
+                      set_alpha_to_one=cfg["set_alpha_to_one"],
+                      prediction_type=cfg.get("prediction_type", "epsilon"))
     s.set_timesteps(cfg["steps"])
     # One schedule on both sides, in float64: the comparison is of the step, not of float32 cumprods.
     s.alphas_cumprod = torch.tensor(cfg["alphas_cumprod"], dtype=torch.float64)
