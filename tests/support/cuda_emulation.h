@@ -234,12 +234,13 @@ inline std::string lane_state(const Fiber& f) {
     const std::string st = lane_state(s.fibers[l]);
     unsigned e = l + 1;
     while (e < end && lane_state(s.fibers[e]) == st) ++e;
-    msg += (e - l == 1 ? " lane " + std::to_string(l - base) : " lanes " + std::to_string(l - base) + "-" +
-                                                                   std::to_string(e - 1 - base)) +
-           " " + st + ";";
+    msg += std::string(l == base ? " " : "; ") +
+           (e - l == 1 ? "lane " + std::to_string(l - base)
+                       : "lanes " + std::to_string(l - base) + "-" + std::to_string(e - 1 - base)) +
+           " " + st;
     l = e;
   }
-  throw std::runtime_error(msg);
+  throw std::runtime_error(msg + ".");
 }
 
 inline void start_block(Scheduler& s, const Dim3& bidx) {
