@@ -6,79 +6,20 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <limits>
 #include <string>
 #include <vector>
 
-#include "engine/dtype.h"
-#include "tests/support/compare.h"
+#include "tests/emu/warp_reference.h"
 #include "tests/support/cuda_emulation.h"
 
 #define cuda emu
 #include "tests/emu/warp_kernels.h"
 #undef cuda
 
-using namespace dd;
-using namespace dd::dtype_conv;
+using namespace dd::warp_test;
 using Catch::Matchers::Contains;
 namespace wt = dd::warp_test::emu;
 using wt::Bug;
-
-namespace {
-
-struct Half16 {  // 16-bit inputs as the kernel gets them, and their exact values
-  std::vector<uint16_t> bits;
-  std::vector<double> value;
-};
-
-Half16 random_16bit(test::Random& rng, int n, bool f16) {
-  Half16 h;
-  for (double v : rng.normal_f32(n)) {
-    const uint16_t b = f16 ? f32_to_f16(float(v)) : f32_to_bf16(float(v));
-    h.bits.push_back(b);
-    h.value.push_back(f16 ? f16_to_f32(b) : bf16_to_f32(b));
-  }
-  return h;
-}
-
-std::vector<float> as_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
-
-// cvt.rna.tf32.f32 on the host, written independently of the emulator: 11
-// significant bits, halfway cases away from zero.
-double tf32_rna(float x) {
-  int e = 0;
-  const double m = std::frexp(double(x), &e);
-  return std::ldexp(std::round(std::ldexp(m, 11)), e - 11);
-}
-
-// Checks D (M x N) against C + A B in double. Products of bf16/f16/tf32 values
-// are exact in fp32; the K + 1 terms summed in fp32 in any order err by at most
-// about K u (|C| + sum |A B|), u = 2^-24: allow (K + 1) u of that sum per element.
-// Returns how many elements are outside the bound.
-int mma_errors(const std::vector<float>& D, const std::vector<double>& A, const std::vector<double>& B,
-               const std::vector<float>& C, int M, int N, int K) {
-  int bad = 0;
-  for (int r = 0; r < M; ++r)
-    for (int c = 0; c < N; ++c) {
-      double ref = C[r * N + c], mag = std::fabs(ref);
-      for (int k = 0; k < K; ++k) {
-        ref += A[r * K + k] * B[k * N + c];
-        mag += std::fabs(A[r * K + k] * B[k * N + c]);
-      }
-      const double tol = (K + 1) * std::ldexp(mag, -24);
-      if (!(std::fabs(D[r * N + c] - ref) <= tol)) ++bad;
-    }
-  return bad;
-}
-
-std::vector<float> nans(std::size_t n) { return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()); }
-bool any_nan(const std::vector<float>& v) {
-  for (float x : v)
-    if (std::isnan(x)) return true;
-  return false;
-}
-
-}  // namespace
 
 TEST_CASE("emu warp: mma m16n8k16 bf16/f16 matches a double matmul", "[emu][warp][mma]") {
   DD_TEST_RANDOM(rng);
@@ -132,16 +73,7 @@ TEST_CASE("emu warp: ldmatrix gives the PTX fragment layout", "[emu][warp][ldmat
       INFO("x" << num << (trans ? ".trans" : ""));
       std::vector<uint32_t> out(128, 0xDEADBEEF);
       wt::ldmatrix_fragments(tile.data(), num, trans, out.data());
-      for (int lane = 0; lane < 32; ++lane)
-        for (int i = 0; i < num; ++i) {
-          // Matrix i is rows 8 (i % 2).., columns 8 (i / 2).. of the tile. Lane l gets row
-          // l / 4, columns 2 (l % 4) and +1 (.trans: that column, those rows).
-          const int r = lane / 4, c = 2 * (lane % 4), r0 = 8 * (i % 2), c0 = 8 * (i / 2);
-          const uint32_t lo = trans ? (r0 + c) * 16 + c0 + r : (r0 + r) * 16 + c0 + c;
-          const uint32_t hi = trans ? (r0 + c + 1) * 16 + c0 + r : lo + 1;
-          INFO("lane " << lane << " register " << i);
-          CHECK(out[lane * 4 + i] == (lo | hi << 16));
-        }
+      CHECK(out == ldmatrix_expected(num, trans));
     }
   // Spot checks read off the PTX ISA's ldmatrix figure: lane 0 holds row 0, columns 0-1;
   // lane 5 row 1, columns 2-3; lane 31 row 7, columns 6-7.
@@ -189,9 +121,7 @@ TEST_CASE("emu warp: cp.async pipelines deliver every tile after its wait", "[em
     for (int tiles : {1, 2, 5}) {
       INFO(stages << " stages, " << tiles << " tiles");
       const std::vector<float> src = as_float(rng.normal_f32(128 * tiles));
-      std::vector<float> want(128 * tiles);
-      for (int t = 0; t < tiles; ++t)
-        for (int e = 0; e < 128; ++e) want[128 * t + e] = 2.0f * src[128 * t + (e + 37) % 128] + float(t);
+      const std::vector<float> want = pipeline_expected(src, tiles);
       std::vector<float> out = nans(128 * tiles);
       wt::cp_async_pipeline(stages, src.data(), tiles, out.data());
       CHECK(out == want);  // the same float operations: exact
@@ -211,9 +141,7 @@ TEST_CASE("emu warp: cp.async zero-fill gives halos of zeros", "[emu][warp][cp_a
   for (int n : {133, 64, 65, 8}) {
     INFO("n = " << n);
     const std::vector<float> x = as_float(rng.normal_f32(n));
-    std::vector<float> want(n);
-    for (int i = 0; i < n; ++i)
-      want[i] = ((i > 0 ? x[i - 1] : 0.0f) + x[i]) + (i + 1 < n ? x[i + 1] : 0.0f);
+    const std::vector<float> want = halo_expected(x);
     std::vector<float> out = nans(n);
     wt::cp_async_halo(x.data(), n, out.data());
     CHECK(out == want);  // the same float additions in the same order: exact
@@ -233,37 +161,7 @@ TEST_CASE("emu warp: shuffles and votes match a per-warp reference", "[emu][warp
   std::vector<float> out = nans(7 * threads);
   std::vector<uint32_t> bits(3 * threads, 0xDEADBEEF);
   wt::warp_shuffles(x.data(), threads, out.data(), bits.data());
-  for (int w = 0; w < threads / 32; ++w) {
-    const float* xv = x.data() + 32 * w;
-    float total = 0.0f;
-    uint32_t ballot = 0;
-    bool any = false, all = true;
-    for (int l = 0; l < 32; ++l) {
-      total += xv[l];
-      ballot |= uint32_t(xv[l] > 0.0f) << l;
-      any = any || xv[l] > 2.0f;
-      all = all && xv[l] > -100.0f;
-    }
-    float scan = 0.0f;
-    for (int l = 0; l < 32; ++l) {
-      const float* o = out.data() + 7 * (32 * w + l);
-      const uint32_t* b = bits.data() + 3 * (32 * w + l);
-      INFO("warp " << w << " lane " << l);
-      scan += xv[l];
-      float seg = 0.0f;
-      for (int j = l & ~7; j < (l & ~7) + 8; ++j) seg += xv[j];
-      CHECK(o[0] == total);
-      if (l == 0) CHECK(o[1] == total);
-      CHECK(o[2] == scan);
-      CHECK(o[3] == xv[(5 * w + 3) % 32]);
-      CHECK(o[4] == seg);
-      CHECK(o[5] == xv[(l & ~15) + (l + 3) % 16]);
-      CHECK(o[6] == total);
-      CHECK(b[0] == ballot);
-      CHECK(b[1] == uint32_t(any));
-      CHECK(b[2] == uint32_t(all));
-    }
-  }
+  CHECK(shuffle_mismatch(x, out, bits) == "");
 }
 
 TEST_CASE("emu warp: a lane that is elsewhere during a shuffle is warp divergence", "[emu][warp][shfl]") {
