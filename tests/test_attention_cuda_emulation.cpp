@@ -80,8 +80,11 @@ TEST_CASE("emulated cuda attention kernels match the cpu", "[attention][cuda_emu
       std::vector<float> stats = nans(kc::attn::backward_scratch_floats(c.B, c.N, c.heads));
       p = kc::attn::make_params("test", qkv.data(), dy.data(), dqkv.data(), stats.data(), c.B, c.N, c.heads, c.d);
       kc::attn::backward_plan(p, c.B, EmuLaunch{});
+      // Recomputed softmax and sums over N in another order: 1e-4; with qkv at scale 10 the logits are
+      // ~100x larger, and their fp32 rounding reaches the softmax gradient (seen: 1.2e-4 with
+      // DD_TEST_SEED=1735172113131959065): 3e-4 there.
       expect_close("backward " + c.name(), Tensor::from_vector(c.qkv_shape(), dqkv),
-                   kernels::cpu::attention_backward(qkv, dy, c.heads, c.d), 1e-4);
+                   kernels::cpu::attention_backward(qkv, dy, c.heads, c.d), c.scale > 1.0 ? 3e-4 : 1e-4);
     }
   }
 }

@@ -38,9 +38,10 @@ void check_case(const Case& c, Random& rng, const Shape& lead) {
 
   Tensor dqkv = kernels::attention_backward(gqkv, gdy, c.heads, c.d);
   REQUIRE(dqkv.shape() == qkv_shape);
-  // Recomputed softmax and sums over N in another order: 1e-4.
+  // Recomputed softmax and sums over N in another order: 1e-4; at scale 10 the logits are ~100x
+  // larger and their fp32 rounding reaches the gradient (1.2e-4 seen in the emulated test): 3e-4.
   expect_close("attention backward " + c.name(), dqkv.to(Device::CPU),
-               kernels::attention_backward(qkv, dy, c.heads, c.d), 1e-4);
+               kernels::attention_backward(qkv, dy, c.heads, c.d), c.scale > 1.0 ? 3e-4 : 1e-4);
 }
 }  // namespace
 
