@@ -27,6 +27,10 @@ struct DdimStepCoefs {
   // "eps" operand is the model's output, and x0 = x0_x * x + x0_out * out, eps = eps_x * x + eps_out * out
   // (the formulas diffusers evaluates) replace the eps-form x0 above.
   bool linear_output = false;
+  // Recompute eps from the clipped x0: eps = (x - sqrt(abar) x0) / sqrt(1 - abar) (diffusers'
+  // use_clipped_model_output=True, lucidrains' rederive_pred_noise). Without it a clipped x0 and the
+  // raw eps disagree, and an imperfect model's chain ends in saturated noise.
+  bool rederive_eps = false;
   float x0_x = 0.0f, x0_out = 0.0f, eps_x = 0.0f, eps_out = 0.0f;
 };
 

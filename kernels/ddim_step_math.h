@@ -16,6 +16,11 @@ DD_HOST_DEVICE inline float ddim_x0(const DdimStepCoefs& c, float x, float eps) 
   return x0;
 }
 
+// The eps the update's direction term uses: ddim_eps, or re-derived from the (clipped) x0.
+DD_HOST_DEVICE inline float ddim_dir_eps(const DdimStepCoefs& c, float x, float out, float x0) {
+  return c.rederive_eps ? (x - c.sqrt_abar * x0) / c.sqrt_one_minus_abar : ddim_eps(c, x, out);
+}
+
 // z: the element's normal draw (ignored when sigma == 0).
 DD_HOST_DEVICE inline float ddim_prev(const DdimStepCoefs& c, float x0, float eps, float x, float z) {
   float prev = c.sqrt_abar_prev * x0 + c.dir * eps;

@@ -37,6 +37,7 @@ kernels::DdimStepCoefs ddim_coefs(const Schedule& s, const DdimOptions& o, int t
   c.dir = static_cast<float>(std::sqrt(std::max(0.0, dir2)));
   c.sigma = static_cast<float>(sigma);
   c.clip = o.clip_sample ? static_cast<float>(o.clip_sample_range) : 0.0f;
+  c.rederive_eps = o.use_clipped_model_output;
   return c;
 }
 

@@ -23,6 +23,9 @@ struct DdimOptions {
   bool clip_sample = true;  // diffusers' default, and lucidrains' clip_denoised
   double clip_sample_range = 1.0;
   bool set_alpha_to_one = true;  // the last step's abar_prev: 1 (else abar_0)
+  // Re-derive eps from the clipped x0 (diffusers' use_clipped_model_output=True, lucidrains' default):
+  // with clipping on and this off, an imperfect model's chain saturates into noise.
+  bool use_clipped_model_output = true;
 };
 
 // The per-step coefficients of the step from timestep t (diffusers' prev_timestep = t - T // steps,

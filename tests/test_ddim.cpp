@@ -73,7 +73,9 @@ TEST_CASE("ddim: the fused step matches a float64 evaluation of diffusers' formu
       for (std::size_t i = 0; i < xv.size(); ++i) {
         double e = (double(xv[i]) - double(c.sqrt_one_minus_abar) * ev[i]) / double(c.sqrt_abar);
         if (clip) e = std::min(1.0, std::max(-1.0, e));
-        const double p = double(c.sqrt_abar_prev) * e + double(c.dir) * ev[i] + (eta > 0 ? double(c.sigma) * z[i] : 0.0);
+        // use_clipped_model_output (the default): eps re-derived from the clipped x0.
+        const double ed = c.rederive_eps ? (double(xv[i]) - double(c.sqrt_abar) * e) / double(c.sqrt_one_minus_abar) : ev[i];
+        const double p = double(c.sqrt_abar_prev) * e + double(c.dir) * ed + (eta > 0 ? double(c.sigma) * z[i] : 0.0);
         // float32 arithmetic of a few terms of size up to ~|x| / sqrt(abar) (here < 10): 1e-6 of that.
         CHECK(std::fabs(x0v[i] - e) <= 1e-6 * std::max(1.0, std::fabs(e)));
         CHECK(std::fabs(pv[i] - p) <= 1e-5 * std::max(1.0, std::fabs(p)));
@@ -89,12 +91,14 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     double eta;
     bool clip, alpha_one;
     const char* objective;
+    bool clipped_output = true;
   };
   for (const Case& k : {Case{"leading", 1000, 50, 0.0, true, true, "pred_noise"},
                         Case{"trailing", 1000, 20, 0.7, false, true, "pred_noise"},
                         Case{"linspace", 100, 13, 1.0, true, false, "pred_noise"},
                         Case{"leading", 1000, 25, 0.5, false, true, "pred_v"},
-                        Case{"trailing", 200, 10, 0.0, true, true, "pred_x0"}}) {
+                        Case{"trailing", 200, 10, 0.0, true, true, "pred_x0"},
+                        Case{"leading", 1000, 30, 0.3, true, true, "pred_noise", false}}) {
     INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << " steps, eta " << k.eta << ", " << k.objective);
     const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T),
                                               kernels::LossType::L1, models::parse_objective(k.objective));
@@ -104,6 +108,7 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     o.spacing = models::parse_timestep_spacing(k.spacing);
     o.clip_sample = k.clip;
     o.set_alpha_to_one = k.alpha_one;
+    o.use_clipped_model_output = k.clipped_output;
     FnModel model;
     const Shape shape{2, 4, 4, 1};
     Generator gen(123);
@@ -133,7 +138,7 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     in.put_f32("eps", stack(epss));
     in.put_f32("noise", stack(noises));
     in.metadata["config"] = nlohmann::json{{"T", k.T}, {"steps", k.steps}, {"eta", k.eta}, {"spacing", k.spacing},
-                                           {"clip", k.clip}, {"set_alpha_to_one", k.alpha_one},
+                                           {"clip", k.clip}, {"set_alpha_to_one", k.alpha_one}, {"use_clipped_model_output", k.clipped_output},
                                            {"prediction_type", std::string(k.objective) == "pred_v"    ? "v_prediction"
                                                                : std::string(k.objective) == "pred_x0" ? "sample"
                                                                                                      : "epsilon"},

@@ -20,7 +20,7 @@ Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, u
   for (int64_t i = 0; i < n; ++i) {
     const float e = ddim_x0(c, px[i], pe[i]);
     if (p0) p0[i] = e;
-    po[i] = ddim_prev(c, e, ddim_eps(c, px[i], pe[i]), px[i], pz ? pz[i] : 0.0f);
+    po[i] = ddim_prev(c, e, ddim_dir_eps(c, px[i], pe[i], e), px[i], pz ? pz[i] : 0.0f);
   }
   if (x0_out) *x0_out = x0;
   return out;

@@ -19,7 +19,7 @@ __global__ void ddim_step_kernel(const float* x, const float* eps, DdimStepCoefs
       const int64_t i = 4 * k + l;
       const float e = ddim_x0(c, x[i], eps[i]);
       if (x0) x0[i] = e;
-      out[i] = ddim_prev(c, e, ddim_eps(c, x[i], eps[i]), x[i], z[l]);
+      out[i] = ddim_prev(c, e, ddim_dir_eps(c, x[i], eps[i], e), x[i], z[l]);
     }
   }
 }

@@ -23,6 +23,7 @@ TEST_CASE("emu: the fused ddim step matches the cpu (with and without noise and 
         c.sigma = sigma;
         c.clip = clip;
         c.x_coef = clip > 0.0f ? 0.3f : 0.0f;  // the DDPM x0-form step with clipping
+        c.rederive_eps = sigma > 0.0f && clip == 0.0f;
         Tensor x0e, x0c;
         const Tensor pe = kernels::emu::ddim_step(x, eps, c, 77, 1234, &x0e);
         const Tensor pc = kernels::cpu::ddim_step(x, eps, c, 77, 1234, &x0c);

@@ -45,7 +45,8 @@ def main():
     prev, x0 = [], []
     for i, t in enumerate(s.timesteps.tolist()):
         kw = {"variance_noise": noise[i]} if cfg["eta"] > 0 else {}
-        out = s.step(eps[i], t, xs[i], eta=cfg["eta"], **kw)
+        out = s.step(eps[i], t, xs[i], eta=cfg["eta"], use_clipped_model_output=cfg.get("use_clipped_model_output", False),
+                     **kw)
         prev.append(out.prev_sample)
         x0.append(out.pred_original_sample)
     safetensors_io.save(sys.argv[2], {"timesteps": s.timesteps.numpy().astype(np.int64),
