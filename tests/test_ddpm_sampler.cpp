@@ -13,36 +13,12 @@
 #include "models/ddpm_sampler.h"
 #include "models/unet.h"
 #include "tests/support/compare.h"
+#include "tests/support/sampler_test_util.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/torch_runner.h"
 
 using namespace dd;
 using namespace dd::test;
-
-namespace {
-// A fixed function of x and t standing in for a trained model: eps = 0.8 tanh(x + t / 1000).
-struct FnModel : models::Denoiser {
-  ag::Var forward(const ag::Var& x, const Tensor& t, const ag::Var&) override {
-    const std::vector<float> xv = x.value().to_vector(), tv = t.to_vector();
-    const int64_t per = x.value().numel() / x.value().dim(0);
-    std::vector<float> out(xv.size());
-    for (std::size_t i = 0; i < xv.size(); ++i)
-      out[i] = static_cast<float>(0.8 * std::tanh(double(xv[i]) + double(tv[i / static_cast<std::size_t>(per)]) / 1000.0));
-    return ag::Var(Tensor::from_vector(x.value().shape(), out));
-  }
-  bool self_condition() const override { return false; }
-  int channels() const override { return 1; }
-};
-
-Tensor stack(const std::vector<Tensor>& v) {
-  Shape s{static_cast<int64_t>(v.size())};
-  for (int64_t d : v[0].shape()) s.push_back(d);
-  std::vector<float> all;
-  for (const Tensor& t : v)
-    for (float f : t.to_vector()) all.push_back(f);
-  return Tensor::from_vector(s, all);
-}
-}  // namespace
 
 TEST_CASE("ddpm sampler: every step equals diffusers' DDPMScheduler.step from the same x, output and noise",
           "[ddpm][torch]") {
@@ -76,26 +52,21 @@ TEST_CASE("ddpm sampler: every step equals diffusers' DDPMScheduler.step from th
     CHECK(probe.offset() == gen.offset());
     TempDir dir("ddpm_diffusers");
     SafeTensorsFile in;
-    in.put_f32("x", stack(xs));
-    in.put_f32("eps", stack(epss));
-    in.put_f32("noise", stack(noises));
+    in.put_f32("x", stack_steps(xs));
+    in.put_f32("eps", stack_steps(epss));
+    in.put_f32("noise", stack_steps(noises));
     in.metadata["config"] = nlohmann::json{{"T", k.T}, {"steps", k.steps}, {"variance_type", k.variance},
                                            {"clip", k.clip}, {"alphas_cumprod", diffusion.schedule().alphas_cumprod}}
                                 .dump();
     save_safetensors(dir.file("in.safetensors"), in);
-    const int rc = run_python_script("ddpm_diffusers.py", {dir.file("in.safetensors"), dir.file("out.safetensors")});
-    if (rc == 77) {
-      std::printf("diffusers is not installed (scripts/install_py_refs.sh): skipping\n");
-      std::exit(77);  // ctest reports this test skipped (SKIP_RETURN_CODE), never passed
-    }
-    REQUIRE(rc == 0);
+    run_reference_script("ddpm_diffusers.py", {dir.file("in.safetensors"), dir.file("out.safetensors")});
     const SafeTensorsFile ref = load_safetensors(dir.file("out.safetensors"));
     const std::vector<float> ref_ts = ref.at("timesteps").to_f32().to_vector();
     REQUIRE(ref_ts.size() == ts.size());
     for (std::size_t i = 0; i < ts.size(); ++i) CHECK(int(ref_ts[i]) == ts[i]);
     // Our float32 step against diffusers' float64 one from the same inputs: 1e-5 relative to each
     // step's largest value (the issue's bound).
-    const Tensor ours = stack(outs), theirs = ref.at("prev").to_f32();
+    const Tensor ours = stack_steps(outs), theirs = ref.at("prev").to_f32();
     const int64_t per = shape_numel(shape);
     for (std::size_t i = 0; i < ts.size(); ++i)
       expect_close("step " + std::to_string(i) + " (t " + std::to_string(ts[i]) + ")",

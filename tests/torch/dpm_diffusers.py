@@ -14,17 +14,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", ".pydeps"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
 
-try:
-    from diffusers import DPMSolverMultistepScheduler
-except Exception as e:  # noqa: BLE001
-    print(f"diffusers is not available ({e}); run scripts/install_py_refs.sh")
-    sys.exit(77)
+import diffusers_ref  # noqa: E402,F401  (exits 77 without diffusers)
+from diffusers import DPMSolverMultistepScheduler  # noqa: E402
 
 
 def main():

@@ -13,18 +13,14 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", ".pydeps"))
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
 
 
 def lr(schedule, warmup, total, out_path):
-    try:
-        from diffusers.optimization import get_scheduler
-    except Exception as e:  # noqa: BLE001
-        print(f"diffusers is not available ({e}); run scripts/install_py_refs.sh")
-        sys.exit(77)
+    import diffusers_ref  # noqa: F401  (exits 77 without diffusers)
+    from diffusers.optimization import get_scheduler
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)
     name = {"constant": "constant_with_warmup"}.get(schedule, schedule)
