@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "apps/ddpm/sampler.h"
+#include "apps/ddpm/sampler_flags.h"
 #include "autograd/var.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
@@ -58,29 +60,19 @@ int run_info(const std::string& weights) {
 }
 
 // abar_t, SNR = abar / (1 - abar) and its log at the timesteps the sampler visits, in order.
-int run_schedule(const std::string& weights, const std::string& sampler, int steps, const std::string& spacing) {
+int run_schedule(const std::string& weights, const ddpm::SamplerFlags& flags) {
   models::ModelConfig cfg;
   models::load_unet(weights, &cfg);
   const int T = cfg.diffusion.timesteps;
-  const models::Schedule s =
-      models::Schedule::make(models::parse_beta_schedule(cfg.diffusion.beta_schedule), T);
-  std::vector<int> ts;
-  if (sampler == "ddpm" && steps == 0) {
-    for (int t = T - 1; t >= 0; --t) ts.push_back(t);
-  } else if (sampler == "dpmpp") {
-    models::DpmSolverOptions o;
-    o.steps = steps ? steps : std::min(20, std::max(1, T / 2));
-    if (!spacing.empty()) o.spacing = models::parse_timestep_spacing(spacing);
-    ts = models::dpm_solver_timesteps(o, T);
-  } else {
-    DD_CHECK(sampler == "ddpm" || sampler == "ddim", "--sampler must be ddpm, ddim or dpmpp, got '", sampler, "'");
-    const int n = steps ? steps : (sampler == "ddim" ? std::min(50, T) : T);
-    ts = models::inference_timesteps(spacing.empty() ? models::TimestepSpacing::Leading
-                                                     : models::parse_timestep_spacing(spacing),
-                                     T, n);
-  }
-  std::printf("%s: %s schedule, T = %d; sampler %s, %zu steps\n", weights.c_str(), cfg.diffusion.beta_schedule.c_str(),
-              T, sampler.c_str(), ts.size());
+  const models::GaussianDiffusion diffusion(models::Schedule::make(
+      models::parse_beta_schedule(cfg.diffusion.beta_schedule), T, cfg.diffusion.rescale_zero_terminal_snr));
+  const models::Schedule& s = diffusion.schedule();
+  ddpm::SampleRequest req;
+  flags.apply(req, T);
+  const std::vector<int> ts = ddpm::sampler_timesteps(diffusion, req);
+  std::printf("%s: %s schedule%s, T = %d; sampler %s, %zu steps\n", weights.c_str(),
+              cfg.diffusion.beta_schedule.c_str(), s.zero_terminal_snr() ? " (zero terminal SNR)" : "", T,
+              flags.sampler.c_str(), ts.size());
   std::printf("%6s %6s %14s %14s %14s %10s\n", "step", "t", "beta_t", "abar_t", "snr", "log_snr");
   for (std::size_t i = 0; i < ts.size(); ++i) {
     const double a = s.alphas_cumprod[static_cast<std::size_t>(ts[i])];
@@ -104,17 +96,16 @@ int main(int argc, char** argv) {
   fwd->add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
   auto* info = app.add_subcommand("info", "print the config and the parameter count");
   info->add_option("weights", info_weights, "model.safetensors")->required();
-  std::string sched_weights, sampler = "ddpm", spacing;
-  int steps = 0;
-  auto* sched = app.add_subcommand("schedule", "print beta, abar, SNR and log-SNR at the timesteps a sampler visits");
+  std::string sched_weights;
+  ddpm::SamplerFlags sched_flags;
+  auto* sched = app.add_subcommand("schedule", "print beta, abar, SNR and log-SNR at the timesteps a sampler visits "
+                                               "(the sampler flags of sample_ddpm)");
   sched->add_option("weights", sched_weights, "model.safetensors")->required();
-  sched->add_option("--sampler", sampler, "ddpm, ddim or dpmpp (as sample_ddpm)")->capture_default_str();
-  sched->add_option("--steps", steps, "steps out of T; 0 = the sampler's default")->capture_default_str();
-  sched->add_option("--timestep-spacing", spacing, "leading, linspace or trailing (the sampler's default if absent)");
+  sched_flags.add_to(*sched);
   CLI11_PARSE(app, argc, argv);
   try {
     if (*fwd) return run_forward(weights, input, output, device);
-    if (*sched) return run_schedule(sched_weights, sampler, steps, spacing);
+    if (*sched) return run_schedule(sched_weights, sched_flags);
     return run_info(info_weights);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ddpm_tool: error: %s\n", e.what());

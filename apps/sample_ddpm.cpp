@@ -9,6 +9,7 @@
 
 #include "apps/ddpm/options.h"
 #include "apps/ddpm/sampler.h"
+#include "apps/ddpm/sampler_flags.h"
 #include "apps/report/image_grid.h"
 #include "engine/error.h"
 #include "kernels/loss.h"
@@ -19,12 +20,8 @@ int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
   int n = 16, nrow = 0, batch = 64, frames = 10;
   uint64_t seed = 0;
-  std::string device = "auto", cuda_graphs = "auto", sampler = "ddpm", spacing;
-  int steps = 0, order = 2;
-  std::string variance_type = "fixed_small";
-  bool clip_sample = false;
-  double eta = 0.0;
-  bool no_clip = false;
+  std::string device = "auto", cuda_graphs = "auto";
+  dd::ddpm::SamplerFlags flags;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
   app.add_option("--weights", weights, "model.safetensors")->required();
   app.add_option("--n", n, "number of images")->capture_default_str();
@@ -39,23 +36,7 @@ int main(int argc, char** argv) {
   app.add_option("--cuda-graphs", cuda_graphs,
                  "on, off or auto: replay each denoising step from one CUDA graph (auto = on for --device cuda)")
       ->capture_default_str();
-  app.add_option("--sampler", sampler,
-                 "ddpm (Algorithm 2 over all T steps; diffusers' DDPMScheduler), ddim (--steps steps; DDIMScheduler) "
-                 "or dpmpp (DPM-Solver++ multistep, --steps steps, e.g. 20; DPMSolverMultistepScheduler)")
-      ->capture_default_str();
-  app.add_option("--steps", steps,
-                 "denoising steps out of T (num_inference_steps); 0 = the sampler's default: ddpm all T, ddim 50, "
-                 "dpmpp 20 (at most T)")
-      ->capture_default_str();
-  app.add_option("--variance-type", variance_type, "ddpm: fixed_small (posterior, default) or fixed_large (beta_t)")
-      ->capture_default_str();
-  app.add_flag("--clip-sample", clip_sample, "ddpm: clamp the x0 estimate to [-1, 1] (diffusers' clip_sample)");
-  app.add_option("--order", order, "dpmpp: solver order 1, 2 (2M, the default) or 3")->capture_default_str();
-  app.add_option("--eta", eta, "DDIM: eta, 0 = deterministic, 1 = DDPM-like noise")->capture_default_str();
-  app.add_option("--timestep-spacing", spacing,
-                 "ddim, dpmpp: leading, linspace or trailing (diffusers' timestep_spacing; default leading for "
-                 "ddim, linspace for dpmpp, as diffusers)");
-  app.add_flag("--no-clip-sample", no_clip, "DDIM: do not clamp the x0 estimate to [-1, 1] (clip_sample=False)");
+  flags.add_to(app);
   CLI11_PARSE(app, argc, argv);
   try {
     const dd::Device dev = dd::resolve_device(device);
@@ -66,11 +47,13 @@ int main(int argc, char** argv) {
     auto model = dd::models::load_unet(weights, &cfg, dev);
     const auto schedule = dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule);
     const auto objective = dd::models::parse_objective(cfg.diffusion.objective);
-    const dd::models::GaussianDiffusion diffusion(dd::models::Schedule::make(schedule, cfg.diffusion.timesteps),
-                                                  dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
-    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule), %lld parameters, device %s\n",
+    const dd::models::GaussianDiffusion diffusion(
+        dd::models::Schedule::make(schedule, cfg.diffusion.timesteps, cfg.diffusion.rescale_zero_terminal_snr),
+        dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
+    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule%s), %lld parameters, device %s\n",
                  weights.c_str(), cfg.diffusion.image_size, cfg.diffusion.image_size, cfg.unet.channels,
                  cfg.diffusion.timesteps, cfg.diffusion.beta_schedule.c_str(),
+                 cfg.diffusion.rescale_zero_terminal_snr ? ", zero terminal SNR" : "",
                  static_cast<long long>(model->params().numel()), dd::device_name(dev));
     dd::ddpm::SampleRequest req;
     req.n = n;
@@ -80,24 +63,7 @@ int main(int argc, char** argv) {
     req.trajectory_frames = trajectory.empty() ? 0 : frames;
     req.device = dev;
     req.cuda_graphs = graphs;
-    DD_CHECK(sampler == "ddpm" || sampler == "ddim" || sampler == "dpmpp", "--sampler must be ddpm, ddim or dpmpp, got '",
-             sampler, "'");
-    req.sampler = sampler;
-    DD_CHECK(steps >= 0, "--steps must be >= 0, got ", steps);
-    const int T = cfg.diffusion.timesteps;
-    req.ddim.steps = steps ? steps : std::min(50, T);
-    req.ddim.eta = eta;
-    if (!spacing.empty()) req.ddim.spacing = dd::models::parse_timestep_spacing(spacing);
-    req.ddim.clip_sample = !no_clip;
-    req.dpm.steps = steps ? steps : std::min(20, std::max(1, T / 2));
-    req.ddpm.steps = steps;
-    req.ddpm.variance_type = dd::models::parse_variance_type(variance_type);
-    req.ddpm.clip_sample = clip_sample;
-    if (!spacing.empty()) req.ddpm.spacing = dd::models::parse_timestep_spacing(spacing);
-    req.dpm.order = order;
-    if (!spacing.empty()) req.dpm.spacing = dd::models::parse_timestep_spacing(spacing);
-    DD_CHECK(order >= 1 && order <= 3, "--order must be 1, 2 or 3, got ", order);
-    DD_CHECK(steps <= T, "--steps ", steps, " must lie in [1, ", T, "] (the model's timesteps; 0 = the default)");
+    flags.apply(req, cfg.diffusion.timesteps);
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);

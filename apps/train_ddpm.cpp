@@ -41,7 +41,12 @@ int main(int argc, char** argv) {
                  "default: /usr/share/datasets/fashion-mnist");
   app.add_option("--out", o.out, "run folder")->capture_default_str();
   app.add_option("--steps", o.steps, "total optimisation steps (a resumed run continues to this number)")->capture_default_str();
-  app.add_option("--batch-size", o.batch_size, "images per step")->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "images per micro-batch (per step without --grad-accum)")
+      ->capture_default_str();
+  app.add_option("--grad-accum", o.grad_accum,
+                 "micro-batches of --batch-size whose gradients are summed into one optimizer step (the loss is "
+                 "their mean)")
+      ->capture_default_str();
   app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
   app.add_option("--grad-clip", o.grad_clip, "clip the global gradient norm to this (0 = off)")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "decoupled weight decay, as torch.optim.AdamW (0 = Adam)")
@@ -59,6 +64,9 @@ int main(int argc, char** argv) {
   app.add_flag("--self-condition", o.self_condition, "self-conditioning (a no-grad first pass on half the steps)");
   app.add_option("--timesteps", o.timesteps, "diffusion steps T")->capture_default_str();
   app.add_option("--beta-schedule", o.beta_schedule, "linear, cosine, quadratic or sigmoid")->capture_default_str();
+  app.add_flag("--rescale-zero-terminal-snr", o.rescale_zero_terminal_snr,
+               "rescale the betas to zero terminal SNR (Lin et al.; diffusers' rescale_betas_zero_snr); needs "
+               "--objective pred_v or pred_x0");
   app.add_option("--loss", o.loss, "l1, l2 or huber")->capture_default_str();
   app.add_option("--objective", o.objective, "what the model predicts: pred_noise, pred_x0 or pred_v (lucidrains')")
       ->capture_default_str();

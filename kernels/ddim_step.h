@@ -34,18 +34,20 @@ struct DdimStepCoefs {
   float x0_x = 0.0f, x0_out = 0.0f, eps_x = 0.0f, eps_out = 0.0f;
 };
 
-// Returns prev; *x0_out (when given) receives the (clipped) x0 estimate.
+// Returns prev; *x0_out (when given) receives the (clipped) x0 estimate. thresh, when defined, is a
+// [B] tensor of dynamic-threshold scales s (kernels/threshold.h; x_t is [B, ...]): x0 becomes
+// clamp(x0, -s, s) / s in place of clipping (diffusers' thresholding=True).
 Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, uint64_t seed, PhiloxOffset offset,
-                 Tensor* x0_out = nullptr);
+                 Tensor* x0_out = nullptr, const Tensor& thresh = Tensor());
 
 namespace cpu {
 Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, uint64_t seed, PhiloxOffset offset,
-                 Tensor* x0_out);
+                 Tensor* x0_out, const Tensor& thresh = Tensor());
 }
 #ifdef DD_WITH_CUDA
 namespace cuda {
 Tensor ddim_step(const Tensor& x_t, const Tensor& eps, const DdimStepCoefs& c, uint64_t seed, PhiloxOffset offset,
-                 Tensor* x0_out);
+                 Tensor* x0_out, const Tensor& thresh = Tensor());
 }
 #endif
 

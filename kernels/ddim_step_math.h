@@ -10,9 +10,13 @@ DD_HOST_DEVICE inline float ddim_eps(const DdimStepCoefs& c, float x, float out)
   return c.linear_output ? c.eps_x * x + c.eps_out * out : out;
 }
 
-DD_HOST_DEVICE inline float ddim_x0(const DdimStepCoefs& c, float x, float eps) {
+// s: the sample's dynamic-threshold scale (kernels/threshold.h), 0 = none; it replaces clipping.
+DD_HOST_DEVICE inline float ddim_x0(const DdimStepCoefs& c, float x, float eps, float s = 0.0f) {
   float x0 = c.linear_output ? c.x0_x * x + c.x0_out * eps : (x - c.sqrt_one_minus_abar * eps) / c.sqrt_abar;
-  if (c.clip > 0.0f) x0 = x0 < -c.clip ? -c.clip : (x0 > c.clip ? c.clip : x0);
+  if (s != 0.0f)  // a NaN s (a NaN in the sample) gives NaN, as torch's quantile and clamp
+    x0 = (x0 < -s ? -s : (x0 > s ? s : x0)) / s;
+  else if (c.clip > 0.0f)
+    x0 = x0 < -c.clip ? -c.clip : (x0 > c.clip ? c.clip : x0);
   return x0;
 }
 

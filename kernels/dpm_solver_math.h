@@ -16,6 +16,10 @@ DD_HOST_DEVICE inline float dpm_m0(const DpmStepCoefs& k, float x, float out) {
   }
 }
 
+// s: the sample's dynamic-threshold scale, 0 = none (a NaN s gives NaN, as torch's clamp).
+DD_HOST_DEVICE inline float dpm_threshold(float m0, float s) {
+  return s != 0.0f ? (m0 < -s ? -s : (m0 > s ? s : m0)) / s : m0;
+}
 // m1 / m2 are read only when their coefficient is non-zero (they may be absent).
 DD_HOST_DEVICE inline float dpm_next(const DpmStepCoefs& k, float x, float m0, float m1, float m2) {
   float out = k.a * x + k.b * m0;

@@ -7,7 +7,7 @@
 namespace dd::kernels {
 
 Tensor dpm_solver_step(const Tensor& x, const Tensor& eps, const Tensor& m1, const Tensor& m2, const DpmStepCoefs& k,
-                       Tensor* m0_out) {
+                       Tensor* m0_out, const Tensor& thresh) {
   const char* op = "dpm_solver_step";
   DD_CHECK(x.defined() && eps.defined() && x.shape() == eps.shape() && x.numel() > 0, op, ": x ",
            x.defined() ? describe(x) : "undefined", " and eps ", eps.defined() ? describe(eps) : "undefined",
@@ -21,7 +21,10 @@ Tensor dpm_solver_step(const Tensor& x, const Tensor& eps, const Tensor& m1, con
   const Tensor none;
   const Tensor& u1 = k.c != 0.0f ? m1 : none;
   const Tensor& u2 = k.d != 0.0f ? m2 : none;
-  DD_DISPATCH(common_device(op, {&x, &eps, &u1, &u2}), dpm_solver_step, x, eps, u1, u2, k, m0_out);
+  DD_CHECK(!thresh.defined() || (thresh.ndim() == 1 && thresh.dim(0) == x.dim(0) && thresh.dtype() == DType::F32),
+           op, ": thresh must be float32 [", x.dim(0), "] (one scale per sample of x ", describe(x), "), got ",
+           thresh.defined() ? describe(thresh) : "");
+  DD_DISPATCH(common_device(op, {&x, &eps, &u1, &u2, &thresh}), dpm_solver_step, x, eps, u1, u2, k, m0_out, thresh);
 }
 
 }  // namespace dd::kernels

@@ -18,17 +18,19 @@ struct DpmStepCoefs {
 };
 
 // m1 / m2 may be undefined when c / d are 0 (lower orders). Returns the next sample; *m0_out gets m0.
+// thresh, when defined, is a [B] tensor of dynamic-threshold scales s (kernels/threshold.h): m0
+// becomes clamp(m0, -s, s) / s before the update (diffusers' thresholding=True).
 Tensor dpm_solver_step(const Tensor& x, const Tensor& eps, const Tensor& m1, const Tensor& m2, const DpmStepCoefs& k,
-                       Tensor* m0_out);
+                       Tensor* m0_out, const Tensor& thresh = Tensor());
 
 namespace cpu {
 Tensor dpm_solver_step(const Tensor& x, const Tensor& eps, const Tensor& m1, const Tensor& m2, const DpmStepCoefs& k,
-                       Tensor* m0_out);
+                       Tensor* m0_out, const Tensor& thresh = Tensor());
 }
 #ifdef DD_WITH_CUDA
 namespace cuda {
 Tensor dpm_solver_step(const Tensor& x, const Tensor& eps, const Tensor& m1, const Tensor& m2, const DpmStepCoefs& k,
-                       Tensor* m0_out);
+                       Tensor* m0_out, const Tensor& thresh = Tensor());
 }
 #endif
 

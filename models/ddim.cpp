@@ -62,7 +62,8 @@ Tensor ddim_step(const GaussianDiffusion& diffusion, Denoiser& model, const Tens
   // The draw is reserved whenever eta > 0 (not only where sigma > 0), so the stream's position
   // depends on the options and the shapes alone.
   const uint64_t offset = o.eta > 0.0 ? gen.reserve(x.numel()) : 0;
-  return kernels::ddim_step(x, out, ddim_coefs(diffusion, o, t), gen.seed(), offset, x0_out);
+  const kernels::DdimStepCoefs c = ddim_coefs(diffusion, o, t);
+  return kernels::ddim_step(x, out, c, gen.seed(), offset, x0_out, ddim_threshold_scales(o.thresholding, x, out, c));
 }
 
 Tensor ddim_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,

@@ -11,6 +11,7 @@
 #include "kernels/ddim_step.h"
 #include "models/denoiser.h"
 #include "models/diffusion.h"
+#include "models/thresholding.h"
 #include "models/timestep_spacing.h"
 
 namespace dd::models {
@@ -26,6 +27,7 @@ struct DdimOptions {
   // Re-derive eps from the clipped x0 (diffusers' use_clipped_model_output=True, lucidrains' default):
   // with clipping on and this off, an imperfect model's chain saturates into noise.
   bool use_clipped_model_output = true;
+  DynamicThresholding thresholding;  // replaces clip_sample when enabled, as in diffusers
 };
 
 // The per-step coefficients of the step from timestep t (diffusers' prev_timestep = t - T // steps,

@@ -83,7 +83,8 @@ GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_t
   if (objective_ != Objective::PredNoise || gamma > 0) {
     for (double a : schedule_.alphas_cumprod) {
       const double snr = a / (1.0 - a), clipped = gamma > 0 ? std::min(snr, gamma) : snr;
-      loss_weight_.push_back(objective_ == Objective::PredNoise ? clipped / snr
+      // At zero SNR (zero terminal SNR) min(snr, gamma) / snr is 0 / 0: its limit, 1.
+      loss_weight_.push_back(objective_ == Objective::PredNoise ? (snr > 0.0 ? clipped / snr : 1.0)
                              : objective_ == Objective::PredX0  ? clipped
                                                                 : clipped / (snr + 1.0));
     }
@@ -94,9 +95,13 @@ GaussianDiffusion::GaussianDiffusion(Schedule schedule, kernels::LossType loss_t
     if (objective_ == Objective::PredX0) {
       eps_x_.push_back(1.0 / s1);
       eps_out_.push_back(-sa / s1);
+      x0_x_.push_back(0.0);
+      x0_out_.push_back(1.0);
     } else if (objective_ == Objective::PredV) {
       eps_x_.push_back(s1);
       eps_out_.push_back(sa);
+      x0_x_.push_back(sa);
+      x0_out_.push_back(-s1);
     }
   }
 }
@@ -151,7 +156,7 @@ void GaussianDiffusion::prepare(Device dev) const {
   for (const auto* b : {&schedule_.sqrt_alphas_cumprod, &schedule_.sqrt_one_minus_alphas_cumprod,
                         &schedule_.sqrt_recip_alphas_cumprod, &schedule_.sqrt_recipm1_alphas_cumprod})
     table(*b, dev);
-  for (const auto* b : {&loss_weight_, &eps_x_, &eps_out_, &neg_sqrt_one_minus_ac_})
+  for (const auto* b : {&loss_weight_, &eps_x_, &eps_out_, &x0_x_, &x0_out_, &neg_sqrt_one_minus_ac_})
     if (!b->empty()) table(*b, dev);
 }
 
@@ -182,9 +187,14 @@ ag::Var GaussianDiffusion::p_losses(Denoiser& model, const Tensor& x0, Generator
   ag::Var x_self_cond;
   if (self_cond) {
     // A fresh Var that requires no gradient: nothing flows back through it.
-    const Tensor eps = eps_prediction(model, x_t.value(), tt, Tensor());
-    x_self_cond = ag::Var(kernels::predict_x0(x_t.value(), eps, at(schedule_.sqrt_recip_alphas_cumprod),
-                                              at(schedule_.sqrt_recipm1_alphas_cumprod), /*clamp=*/false));
+    // x0 straight from a v or x0 output (lucidrains' predict_start_from_v), finite at zero SNR
+    // where the eps route divides by sqrt(abar) = 0.
+    x_self_cond = ag::Var(
+        objective_ == Objective::PredNoise
+            ? kernels::predict_x0(x_t.value(), eps_prediction(model, x_t.value(), tt, Tensor()),
+                                  at(schedule_.sqrt_recip_alphas_cumprod), at(schedule_.sqrt_recipm1_alphas_cumprod),
+                                  /*clamp=*/false)
+            : kernels::q_sample(x_t.value(), model_output(model, x_t.value(), tt, Tensor()), at(x0_x_), at(x0_out_)));
   }
   const ag::Var out = predict_eps(op, model, x_t, tt, x_self_cond);
   if (draw) {  // for logs and tests: a read-back only when asked for

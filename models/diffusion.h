@@ -143,6 +143,7 @@ class GaussianDiffusion {
   LossOptions loss_options_;
   std::vector<double> loss_weight_;            // per t; empty when every weight is 1
   std::vector<double> eps_x_, eps_out_;        // eps = eps_x[t] x + eps_out[t] out (not pred_noise)
+  std::vector<double> x0_x_, x0_out_;          // x0 = x0_x[t] x + x0_out[t] out (not pred_noise)
   std::vector<double> neg_sqrt_one_minus_ac_;  // -sqrt(1 - abar): v = sqrt(abar) noise - sqrt(1 - abar) x0
   mutable TableCache cache_;
 };

@@ -28,11 +28,56 @@ AlphaSigma at_sigma(double sigma) {
   r.lambda = std::log(r.alpha) - std::log(r.sigma);  // +inf at sigma 0 (the final step)
   return r;
 }
-double sigma_of(const Schedule& s, int t) {
+// abar clamped to 2^-24 where it is 0 (zero terminal SNR), as diffusers' scheduler does.
+double solver_abar(const Schedule& s, int t) {
   const double a = s.alphas_cumprod[static_cast<std::size_t>(t)];
+  return a == 0.0 ? std::ldexp(1.0, -24) : a;
+}
+double sigma_of(const Schedule& s, int t) {
+  const double a = solver_abar(s, t);
   return static_cast<double>(static_cast<float>(std::sqrt((1.0 - a) / a)));
 }
+
+// diffusers' _sigma_to_t: the fractional timestep whose log sigma matches, interpolated between the
+// neighbouring entries of log_sigmas (increasing with t), clamped to [0, T - 1].
+double sigma_to_t(double sigma, const std::vector<double>& log_sigmas) {
+  const double ls = std::log(std::max(sigma, 1e-10));
+  const int n = static_cast<int>(log_sigmas.size());
+  int low = 0;
+  for (int i = 0; i < n; ++i)
+    if (ls - log_sigmas[static_cast<std::size_t>(i)] >= 0.0) low = i;
+  low = std::min(low, n - 2);
+  const double lo = log_sigmas[static_cast<std::size_t>(low)], hi = log_sigmas[static_cast<std::size_t>(low + 1)];
+  const double w = std::clamp((lo - ls) / (lo - hi), 0.0, 1.0);
+  return (1.0 - w) * low + w * (low + 1);
+}
 }  // namespace
+
+DpmSolverPlan dpm_solver_plan(const Schedule& s, const DpmSolverOptions& o) {
+  DpmSolverPlan p;
+  if (!o.karras_sigmas) {
+    p.timesteps = dpm_solver_timesteps(o, s.T);
+    for (int t : p.timesteps) p.sigmas.push_back(sigma_of(s, t));
+    p.sigmas.push_back(0.0);
+    return p;
+  }
+  check_options(o, s.T);
+  DD_CHECK(s.T >= 2, "dpm-solver: Karras sigmas need T >= 2 timesteps");
+  std::vector<double> log_sigmas(static_cast<std::size_t>(s.T));
+  for (int t = 0; t < s.T; ++t) log_sigmas[static_cast<std::size_t>(t)] = std::log(sigma_of(s, t));
+  const double rho = 7.0, sigma_min = sigma_of(s, 0), sigma_max = sigma_of(s, s.T - 1);
+  const double min_inv = std::pow(sigma_min, 1.0 / rho), max_inv = std::pow(sigma_max, 1.0 / rho);
+  const int n = o.steps;
+  for (int i = 0; i < n; ++i) {
+    // numpy's linspace(0, 1, n): i * (1 / (n - 1)), the last exactly 1.
+    const double ramp = n == 1 ? 0.0 : (i == n - 1 ? 1.0 : i * (1.0 / (n - 1)));
+    const double sigma = std::pow(max_inv + ramp * (min_inv - max_inv), rho);
+    p.timesteps.push_back(static_cast<int>(std::nearbyint(sigma_to_t(sigma, log_sigmas))));
+    p.sigmas.push_back(static_cast<double>(static_cast<float>(sigma)));
+  }
+  p.sigmas.push_back(0.0);
+  return p;
+}
 
 std::vector<int> dpm_solver_timesteps(const DpmSolverOptions& o, int T) {
   check_options(o, T);
@@ -66,9 +111,11 @@ std::vector<int> dpm_solver_timesteps(const DpmSolverOptions& o, int T) {
   return out;
 }
 
-kernels::DpmStepCoefs dpm_solver_coefs(const Schedule& s, const DpmSolverOptions& o, const std::vector<int>& ts,
-                                       int i, int* order_out) {
-  const int n = static_cast<int>(ts.size());
+kernels::DpmStepCoefs dpm_solver_coefs(const DpmSolverPlan& plan, const DpmSolverOptions& o, int i,
+                                       int* order_out) {
+  const int n = static_cast<int>(plan.timesteps.size());
+  DD_CHECK(plan.sigmas.size() == plan.timesteps.size() + 1, "dpm-solver: the plan needs one sigma more than steps");
+  const auto sigma = [&](int j) { return plan.sigmas[static_cast<std::size_t>(j)]; };
   DD_CHECK(i >= 0 && i < n, "dpm-solver: step ", i, " outside [0, ", n, ")");
   // diffusers: the last step is first order (final_sigmas_type "zero"); with lower_order_final and
   // fewer than 15 steps the one before it is at most second order; warm-up: order i + 1.
@@ -79,7 +126,7 @@ kernels::DpmStepCoefs dpm_solver_coefs(const Schedule& s, const DpmSolverOptions
   if (second_last) order = std::min(order, 2);
   if (order_out) *order_out = order;
 
-  const AlphaSigma s0 = at_sigma(sigma_of(s, ts[static_cast<std::size_t>(i)]));
+  const AlphaSigma s0 = at_sigma(sigma(i));
   kernels::DpmStepCoefs k;
   k.alpha_s0 = static_cast<float>(s0.alpha);
   k.sigma_s0 = static_cast<float>(s0.sigma);
@@ -88,19 +135,19 @@ kernels::DpmStepCoefs dpm_solver_coefs(const Schedule& s, const DpmSolverOptions
     k.b = 1.0f;
     return k;
   }
-  const AlphaSigma t = at_sigma(sigma_of(s, ts[static_cast<std::size_t>(i + 1)]));
+  const AlphaSigma t = at_sigma(sigma(i + 1));
   const double h = t.lambda - s0.lambda, em1 = std::exp(-h) - 1.0;
   const double a = t.sigma / s0.sigma, p = -(t.alpha * em1);  // x_t = a x + p D0 + ...
   double b = p, c = 0.0, d = 0.0;
   if (order >= 2) {
-    const AlphaSigma s1 = at_sigma(sigma_of(s, ts[static_cast<std::size_t>(i - 1)]));
+    const AlphaSigma s1 = at_sigma(sigma(i - 1));
     const double r0 = (s0.lambda - s1.lambda) / h;
     if (order == 2) {  // midpoint: - 0.5 (alpha_t (e^-h - 1)) D1, D1 = (m0 - m1) / r0
       const double q = 0.5 * p / r0;
       b += q;
       c -= q;
     } else {
-      const AlphaSigma s2 = at_sigma(sigma_of(s, ts[static_cast<std::size_t>(i - 2)]));
+      const AlphaSigma s2 = at_sigma(sigma(i - 2));
       const double r1 = (s1.lambda - s2.lambda) / h;
       const double Q = t.alpha * (em1 / h + 1.0), R = -(t.alpha * ((em1 + h) / (h * h) - 0.5));
       const double kk = r0 / (r0 + r1);
@@ -122,7 +169,8 @@ Tensor dpm_solver_sample_loop(const GaussianDiffusion& diffusion, Denoiser& mode
                               Device dev) {
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "dpm-solver: expected an NHWC shape with ",
            model.channels(), " channels, got ", shape_str(shape));
-  const std::vector<int> ts = dpm_solver_timesteps(o, diffusion.T());
+  const DpmSolverPlan plan = dpm_solver_plan(diffusion.schedule(), o);
+  const std::vector<int>& ts = plan.timesteps;
   ag::NoGrad no_grad;
   Tensor x = gen.randn(shape, dev);
   Tensor m1, m2, x0;  // the previous data predictions; x0 feeds a self-conditioning model
@@ -132,11 +180,11 @@ Tensor dpm_solver_sample_loop(const GaussianDiffusion& diffusion, Denoiser& mode
     const Tensor tt = Tensor::full({shape[0]}, static_cast<float>(t), dev);
     const Tensor out = diffusion.model_output(model, x, tt, self_cond ? x0 : Tensor());  // converted in the step
     Tensor m0;
-    kernels::DpmStepCoefs k = dpm_solver_coefs(diffusion.schedule(), o, ts, i);
+    kernels::DpmStepCoefs k = dpm_solver_coefs(plan, o, i);
     k.output = diffusion.objective() == Objective::PredV    ? kernels::DpmStepCoefs::Output::V
                : diffusion.objective() == Objective::PredX0 ? kernels::DpmStepCoefs::Output::X0
                                                             : kernels::DpmStepCoefs::Output::Eps;
-    x = kernels::dpm_solver_step(x, out, m1, m2, k, &m0);
+    x = kernels::dpm_solver_step(x, out, m1, m2, k, &m0, dpm_threshold_scales(o.thresholding, x, out, k));
     m2 = m1;
     m1 = m0;
     x0 = m0;

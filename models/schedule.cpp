@@ -89,12 +89,38 @@ std::vector<double> make_betas(BetaSchedule schedule, int T) {
   DD_FAIL("schedule: invalid BetaSchedule value ", static_cast<int>(schedule));
 }
 
+std::vector<double> rescale_zero_terminal_snr(const std::vector<double>& betas) {
+  const std::size_t n = betas.size();
+  DD_CHECK(n >= 2, "schedule: zero terminal SNR needs T >= 2 timesteps, got T = ", n);
+  std::vector<double> sq(n);
+  double prod = 1.0;
+  for (std::size_t t = 0; t < n; ++t) {
+    prod *= 1.0 - betas[t];
+    sq[t] = std::sqrt(prod);
+  }
+  const double first = sq[0], last = sq[n - 1];
+  DD_CHECK(first > last, "schedule: zero terminal SNR needs a decreasing abar (abar_0 = ", first * first,
+           ", abar_T = ", last * last, ")");
+  std::vector<double> out(n);
+  double prev_bar = 0.0;
+  for (std::size_t t = 0; t < n; ++t) {
+    // diffusers' order: subtract the last, then scale by first / (first - last).
+    const double s = (sq[t] - last) * (first / (first - last)), bar = s * s;
+    out[t] = t == 0 ? 1.0 - bar : 1.0 - bar / prev_bar;
+    prev_bar = bar;
+  }
+  out[n - 1] = 1.0;  // abar_{T-1} = 0 exactly (the formula gives 0 / abar_{T-2})
+  return out;
+}
+
 Schedule Schedule::from_betas(std::vector<double> betas) {
   const int T = static_cast<int>(betas.size());
   check_T(T, "from_betas");
   for (int t = 0; t < T; ++t) {
     const double b = betas[static_cast<std::size_t>(t)];
-    DD_CHECK(b > 0.0 && b < 1.0, "schedule: beta[", t, "] = ", b, " must lie in (0, 1)");
+    const bool last = t == T - 1 && T > 1;
+    DD_CHECK(b > 0.0 && (b < 1.0 || (last && b == 1.0)), "schedule: beta[", t, "] = ", b,
+             last ? " must lie in (0, 1]" : " must lie in (0, 1)");
   }
   Schedule s;
   s.T = T;

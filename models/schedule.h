@@ -31,6 +31,12 @@ const char* beta_schedule_name(BetaSchedule s);
 // end for the second), so float64 results agree with torch's float64 to an ulp.
 std::vector<double> make_betas(BetaSchedule schedule, int T);
 
+// Lin et al. 2023's rescaling to zero terminal SNR (diffusers' rescale_zero_terminal_snr): sqrt(abar)
+// shifted so its last value is 0 and scaled so its first is unchanged, then betas from the ratios of
+// consecutive abar. The last beta becomes exactly 1 (abar_{T-1} = 0: x_T is pure noise), so a model
+// must predict v or x0 there; eps gives no x0 at zero SNR. Needs T >= 2.
+std::vector<double> rescale_zero_terminal_snr(const std::vector<double>& betas);
+
 // torch.linspace(start, end, steps) in double (steps >= 1).
 std::vector<double> linspace(double start, double end, int steps);
 
@@ -48,9 +54,13 @@ struct Schedule {
   std::vector<double> sqrt_recip_alphas_cumprod;      // 1 / sqrt(abar_t)         (x0 from eps)
   std::vector<double> sqrt_recipm1_alphas_cumprod;    // sqrt(1 / abar_t - 1)     (x0 from eps)
 
-  // Buffers from explicit betas (each in (0, 1), at least one).
+  // Buffers from explicit betas (each in (0, 1), at least one; the last may be 1, zero terminal SNR,
+  // where the reciprocal buffers are +inf).
   static Schedule from_betas(std::vector<double> betas);
-  static Schedule make(BetaSchedule schedule, int T) { return from_betas(make_betas(schedule, T)); }
+  static Schedule make(BetaSchedule schedule, int T, bool zero_terminal_snr = false) {
+    return from_betas(zero_terminal_snr ? rescale_zero_terminal_snr(make_betas(schedule, T)) : make_betas(schedule, T));
+  }
+  bool zero_terminal_snr() const { return T > 0 && alphas_cumprod.back() == 0.0; }
 
   // The seed's extract(): buffer[t_b] for each sample, as a float32 [B] tensor
   // (rounded once from double). Every t_b must lie in [0, T).

@@ -10,6 +10,7 @@ nlohmann::json ModelConfig::to_json() const {
   j["image_size"] = diffusion.image_size;
   j["timesteps"] = diffusion.timesteps;
   j["beta_schedule"] = diffusion.beta_schedule;
+  if (diffusion.rescale_zero_terminal_snr) j["rescale_zero_terminal_snr"] = true;
   j["objective"] = diffusion.objective;
   j["loss_type"] = diffusion.loss_type;
   return j;
@@ -32,6 +33,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
     get_int("image_size", c.diffusion.image_size);
     get_int("timesteps", c.diffusion.timesteps);
     get_str("beta_schedule", c.diffusion.beta_schedule);
+    if (j.contains("rescale_zero_terminal_snr") && !j["rescale_zero_terminal_snr"].is_null()) {
+      DD_CHECK(j["rescale_zero_terminal_snr"].is_boolean(), "'rescale_zero_terminal_snr' must be true or false, got ",
+               j["rescale_zero_terminal_snr"].dump());
+      c.diffusion.rescale_zero_terminal_snr = j["rescale_zero_terminal_snr"].get<bool>();
+    }
     get_str("objective", c.diffusion.objective);
     get_str("loss_type", c.diffusion.loss_type);
     DD_CHECK(c.diffusion.image_size > 0 && c.diffusion.image_size % c.unet.size_divisor() == 0,

@@ -15,6 +15,7 @@ struct DiffusionConfig {
   int image_size = 32;
   int timesteps = 1000;
   std::string beta_schedule = "linear";
+  bool rescale_zero_terminal_snr = false;  // Lin et al.; absent in older files = false
   std::string objective = "pred_noise";
   std::string loss_type = "huber";
 };

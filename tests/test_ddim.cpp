@@ -77,15 +77,21 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     bool clip, alpha_one;
     const char* objective;
     bool clipped_output = true;
+    bool thresholding = false;
+    bool zero_snr = false;  // the betas rescaled to zero terminal SNR (abar_{T-1} = 0)
   };
   for (const Case& k : {Case{"leading", 1000, 50, 0.0, true, true, "pred_noise"},
                         Case{"trailing", 1000, 20, 0.7, false, true, "pred_noise"},
                         Case{"linspace", 100, 13, 1.0, true, false, "pred_noise"},
                         Case{"leading", 1000, 25, 0.5, false, true, "pred_v"},
                         Case{"trailing", 200, 10, 0.0, true, true, "pred_x0"},
-                        Case{"leading", 1000, 30, 0.3, true, true, "pred_noise", false}}) {
-    INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << " steps, eta " << k.eta << ", " << k.objective);
-    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T),
+                        Case{"leading", 1000, 30, 0.3, true, true, "pred_noise", false},
+                        Case{"leading", 1000, 50, 0.0, true, true, "pred_noise", true, true},
+                        Case{"trailing", 1000, 25, 0.4, false, true, "pred_v", true, true, true},
+                        Case{"trailing", 1000, 10, 0.0, true, true, "pred_x0", true, false, true}}) {
+    INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << " steps, eta " << k.eta << ", " << k.objective
+                    << ", thresholding " << k.thresholding << ", zero SNR " << k.zero_snr);
+    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T, k.zero_snr),
                                               kernels::LossType::L1, models::parse_objective(k.objective));
     models::DdimOptions o;
     o.steps = k.steps;
@@ -94,6 +100,9 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     o.clip_sample = k.clip;
     o.set_alpha_to_one = k.alpha_one;
     o.use_clipped_model_output = k.clipped_output;
+    o.thresholding.enabled = k.thresholding;
+    o.thresholding.ratio = 0.9;  // over 16 elements a sample: between two order statistics
+    o.thresholding.max_value = 1.7;
     FnModel model;
     const Shape shape{2, 4, 4, 1};
     Generator gen(123);
@@ -116,6 +125,8 @@ TEST_CASE("ddim: every step equals diffusers' DDIMScheduler.step from the same x
     in.put_f32("noise", stack_steps(noises));
     in.metadata["config"] = nlohmann::json{{"T", k.T}, {"steps", k.steps}, {"eta", k.eta}, {"spacing", k.spacing},
                                            {"clip", k.clip}, {"set_alpha_to_one", k.alpha_one}, {"use_clipped_model_output", k.clipped_output},
+                                           {"thresholding", k.thresholding}, {"thresholding_ratio", o.thresholding.ratio},
+                                           {"sample_max_value", o.thresholding.max_value},
                                            {"prediction_type", std::string(k.objective) == "pred_v"    ? "v_prediction"
                                                                : std::string(k.objective) == "pred_x0" ? "sample"
                                                                                                      : "epsilon"},

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -26,15 +27,23 @@ TEST_CASE("ddpm sampler: every step equals diffusers' DDPMScheduler.step from th
     int T, steps;
     const char* variance;
     bool clip;
+    std::string respacing;  // improved-diffusion's, as diffusers' custom timesteps; "" = none
+    bool thresholding;
   };
-  for (const Case& k : {Case{100, 100, "fixed_large", true}, Case{1000, 25, "fixed_small", false},
-                        Case{200, 40, "fixed_large", false}}) {
-    INFO(k.steps << " of " << k.T << " steps, " << k.variance << ", clip " << k.clip);
+  for (const Case& k : {Case{100, 100, "fixed_large", true, "", false}, Case{1000, 25, "fixed_small", false, "", false},
+                        Case{200, 40, "fixed_large", false, "", true}, Case{100, 0, "fixed_large", true, "ddim10", false},
+                        Case{1000, 0, "fixed_small", false, "10,15,5", true}}) {
+    INFO(k.steps << " of " << k.T << " steps, " << k.variance << ", clip " << k.clip << ", respacing '" << k.respacing
+                 << "', thresholding " << k.thresholding);
     const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T));
     models::DdpmOptions o;
     o.steps = k.steps;
     o.variance_type = models::parse_variance_type(k.variance);
     o.clip_sample = k.clip;
+    o.thresholding.enabled = k.thresholding;
+    o.thresholding.ratio = 0.9;  // over 9 elements a sample: between two order statistics
+    o.thresholding.max_value = 1.7;
+    if (!k.respacing.empty()) o.timesteps = models::respaced_timesteps(k.respacing, k.T);
     FnModel model;
     const Shape shape{2, 3, 3, 1};
     Generator gen(77);
@@ -43,7 +52,7 @@ TEST_CASE("ddpm sampler: every step equals diffusers' DDPMScheduler.step from th
     models::ddpm_sample_loop(diffusion, model, shape, gen, o, [&](int, const Tensor& x) { outs.push_back(x); });
     // Rebuild each step's inputs: x_T, then the outputs; the noise from the same counters.
     std::vector<Tensor> xs{probe.randn(shape)}, epss, noises;
-    const std::vector<int> ts = models::inference_timesteps(o.spacing, k.T, k.steps);
+    const std::vector<int> ts = o.timesteps.empty() ? models::inference_timesteps(o.spacing, k.T, k.steps) : o.timesteps;
     for (std::size_t i = 0; i + 1 < outs.size(); ++i) xs.push_back(outs[i]);
     for (std::size_t i = 0; i < ts.size(); ++i) {
       epss.push_back(model.forward(ag::Var(xs[i]), Tensor::full({2}, float(ts[i])), ag::Var()).value());
@@ -55,8 +64,15 @@ TEST_CASE("ddpm sampler: every step equals diffusers' DDPMScheduler.step from th
     in.put_f32("x", stack_steps(xs));
     in.put_f32("eps", stack_steps(epss));
     in.put_f32("noise", stack_steps(noises));
-    in.metadata["config"] = nlohmann::json{{"T", k.T}, {"steps", k.steps}, {"variance_type", k.variance},
-                                           {"clip", k.clip}, {"alphas_cumprod", diffusion.schedule().alphas_cumprod}}
+    in.metadata["config"] = nlohmann::json{{"T", k.T},
+                                           {"steps", k.steps},
+                                           {"variance_type", k.variance},
+                                           {"clip", k.clip},
+                                           {"custom_timesteps", o.timesteps},
+                                           {"thresholding", k.thresholding},
+                                           {"thresholding_ratio", o.thresholding.ratio},
+                                           {"sample_max_value", o.thresholding.max_value},
+                                           {"alphas_cumprod", diffusion.schedule().alphas_cumprod}}
                                 .dump();
     save_safetensors(dir.file("in.safetensors"), in);
     run_reference_script("ddpm_diffusers.py", {dir.file("in.safetensors"), dir.file("out.safetensors")});
@@ -73,6 +89,24 @@ TEST_CASE("ddpm sampler: every step equals diffusers' DDPMScheduler.step from th
                    Tensor::view_of(ours, static_cast<int64_t>(i) * per, shape),
                    Tensor::view_of(theirs, static_cast<int64_t>(i) * per, shape), 1e-5);
   }
+}
+
+TEST_CASE("ddpm sampler: improved-diffusion's respacing", "[ddpm]") {
+  // Worked by hand from space_timesteps' definition.
+  CHECK(models::respaced_timesteps("ddim3", 10) == std::vector<int>{8, 4, 0});      // stride 4: 0, 4, 8
+  CHECK(models::respaced_timesteps("4", 10) == std::vector<int>{9, 6, 3, 0});       // stride 9 / 3
+  CHECK(models::respaced_timesteps("2,3", 10) == std::vector<int>{9, 7, 5, 4, 0});  // sections 0-4 and 5-9
+  CHECK(models::respaced_timesteps("3", 8) == std::vector<int>{7, 4, 0});           // 0, 3.5 -> 4 (half to even), 7
+  CHECK(models::respaced_timesteps("1", 5) == std::vector<int>{0});
+  const std::vector<int> d50 = models::respaced_timesteps("ddim50", 1000);
+  REQUIRE(d50.size() == 50);
+  CHECK(d50.front() == 980);
+  CHECK(d50.back() == 0);
+  CHECK(models::respaced_timesteps("250", 1000).size() == 250);
+  CHECK(models::respaced_timesteps("10,15,20", 1000).size() == 45);
+  REQUIRE_THROWS_WITH(models::respaced_timesteps("ddim7", 10), Catch::Contains("no integer stride"));
+  REQUIRE_THROWS_WITH(models::respaced_timesteps("20", 10), Catch::Contains("fewer than 20"));
+  REQUIRE_THROWS_WITH(models::respaced_timesteps("ten", 10), Catch::Contains("ddimN"));
 }
 
 TEST_CASE("ddpm sampler: fixed_small over all T steps without clipping is Algorithm 2", "[ddpm]") {

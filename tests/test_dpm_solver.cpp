@@ -47,16 +47,29 @@ TEST_CASE("dpm-solver: every step equals diffusers' DPMSolverMultistepScheduler 
     const char* spacing;
     int T, steps, order;
     bool lower_final;
+    bool karras = false, thresholding = false, zero_snr = false;
+    const char* objective = "pred_noise";
   };
   for (const Case& k : {Case{"linspace", 1000, 20, 2, true}, Case{"leading", 1000, 10, 3, true},
-                        Case{"trailing", 1000, 12, 1, true}, Case{"linspace", 100, 8, 3, false}}) {
-    INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << ", order " << k.order);
-    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T));
+                        Case{"trailing", 1000, 12, 1, true}, Case{"linspace", 100, 8, 3, false},
+                        Case{"linspace", 1000, 20, 2, true, true}, Case{"linspace", 1000, 15, 3, true, true, true},
+                        Case{"leading", 1000, 12, 2, true, false, true},
+                        Case{"trailing", 1000, 10, 2, true, false, false, true, "pred_v"},
+                        Case{"trailing", 1000, 16, 3, true, true, false, true, "pred_v"}}) {
+    INFO("spacing " << k.spacing << ", " << k.steps << " of " << k.T << ", order " << k.order << ", karras "
+                    << k.karras << ", thresholding " << k.thresholding << ", zero SNR " << k.zero_snr << ", "
+                    << k.objective);
+    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, k.T, k.zero_snr),
+                                              kernels::LossType::L1, models::parse_objective(k.objective));
     models::DpmSolverOptions o;
     o.steps = k.steps;
     o.order = k.order;
     o.lower_order_final = k.lower_final;
     o.spacing = models::parse_timestep_spacing(k.spacing);
+    o.karras_sigmas = k.karras;
+    o.thresholding.enabled = k.thresholding;
+    o.thresholding.ratio = 0.9;  // over 16 elements a sample: between two order statistics
+    o.thresholding.max_value = 1.7;
     FnModel model;
     const Shape shape{2, 4, 4, 1};
     std::vector<Tensor> xs, epss, prevs;
@@ -66,7 +79,7 @@ TEST_CASE("dpm-solver: every step equals diffusers' DPMSolverMultistepScheduler 
     Generator again(321);
     xs.push_back(again.randn(shape));
     for (std::size_t i = 0; i + 1 < prevs.size(); ++i) xs.push_back(prevs[i]);
-    const std::vector<int> ts = models::dpm_solver_timesteps(o, k.T);
+    const std::vector<int> ts = models::dpm_solver_plan(diffusion.schedule(), o).timesteps;
     REQUIRE(ts.size() == prevs.size());
     for (std::size_t i = 0; i < ts.size(); ++i)
       epss.push_back(model.forward(ag::Var(xs[i]), Tensor::full({2}, float(ts[i])), ag::Var()).value());
@@ -76,6 +89,13 @@ TEST_CASE("dpm-solver: every step equals diffusers' DPMSolverMultistepScheduler 
     in.put_f32("eps", stack_steps(epss));
     in.metadata["config"] = nlohmann::json{{"T", k.T}, {"steps", k.steps}, {"order", k.order}, {"spacing", k.spacing},
                                            {"lower_order_final", k.lower_final},
+                                           {"karras", k.karras},
+                                           {"thresholding", k.thresholding},
+                                           {"thresholding_ratio", o.thresholding.ratio},
+                                           {"sample_max_value", o.thresholding.max_value},
+                                           {"zero_snr", k.zero_snr},
+                                           {"prediction_type", std::string(k.objective) == "pred_v" ? "v_prediction"
+                                                                                                   : "epsilon"},
                                            {"alphas_cumprod", diffusion.schedule().alphas_cumprod}}
                                 .dump();
     save_safetensors(dir.file("in.safetensors"), in);

@@ -1,11 +1,16 @@
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/error.h"
 #include "models/schedule.h"
 #include "tests/reference/diffusion.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/torch_runner.h"
 
 using namespace dd;
 using models::BetaSchedule;
@@ -62,7 +67,10 @@ TEST_CASE("schedules need T >= 1 and every beta strictly between 0 and 1", "[sch
     REQUIRE_THROWS_WITH(Schedule::make(s, -3), Catch::Contains("T = -3"));
   }
   REQUIRE_THROWS_WITH(Schedule::from_betas({}), Catch::Contains("T >= 1"));
-  REQUIRE_THROWS_WITH(Schedule::from_betas({0.1, 1.0}), Catch::Contains("beta[1]"));
+  REQUIRE_THROWS_WITH(Schedule::from_betas({0.1, 1.0, 0.2}), Catch::Contains("beta[1]"));
+  REQUIRE_THROWS_WITH(Schedule::from_betas({1.0, 0.2}), Catch::Contains("beta[0]"));
+  REQUIRE_THROWS_WITH(Schedule::from_betas({1.0}), Catch::Contains("beta[0]"));
+  CHECK(Schedule::from_betas({0.1, 1.0}).zero_terminal_snr());  // only the last may be 1
   REQUIRE_THROWS_WITH(Schedule::from_betas({0.0}), Catch::Contains("beta[0]"));
 }
 
@@ -166,4 +174,37 @@ TEST_CASE("schedules match seed 003's torch formulas (float64 and the seed's flo
         CHECK(e32 <= tol32);
       }
     }
+}
+
+TEST_CASE("zero terminal SNR: the rescaled schedule keeps abar_0, ends at abar = 0, against diffusers", "[schedule][torch]") {
+  for (BetaSchedule s : kAll) {
+    INFO(models::beta_schedule_name(s));
+    const std::vector<double> betas = models::make_betas(s, 1000);
+    const Schedule z = Schedule::make(s, 1000, true), plain = Schedule::make(s, 1000);
+    CHECK(z.zero_terminal_snr());
+    CHECK_FALSE(plain.zero_terminal_snr());
+    CHECK(z.alphas_cumprod.back() == 0.0);
+    CHECK(z.betas.back() == 1.0);
+    CHECK(std::fabs(z.alphas_cumprod[0] - plain.alphas_cumprod[0]) <= 1e-15);
+    // sqrt(abar) is an affine map of the original's: (sqrt(abar) - last) * first / (first - last).
+    const double first = plain.sqrt_alphas_cumprod[0], last = plain.sqrt_alphas_cumprod.back();
+    for (std::size_t t = 0; t < 1000; t += 37)
+      CHECK(std::fabs(z.sqrt_alphas_cumprod[t] - (plain.sqrt_alphas_cumprod[t] - last) * first / (first - last)) <=
+            1e-12);
+    for (double v : z.posterior_variance) CHECK(std::isfinite(v));
+    // diffusers' rescale_zero_terminal_snr on the same float64 betas: the same operations, ~1 ulp each.
+    dd::test::TempDir dir("zero_snr");
+    {
+      std::ofstream f(dir.file("betas.json"));
+      f << nlohmann::json(betas).dump();
+    }
+    dd::test::run_reference_script("zero_snr_diffusers.py", {dir.file("betas.json"), dir.file("out.json")});
+    std::ifstream in(dir.file("out.json"));
+    const std::vector<double> ref = nlohmann::json::parse(in).get<std::vector<double>>();
+    std::size_t worst = 0;
+    const double err = max_rel(z.betas, ref, &worst);
+    INFO("worst beta " << worst << ": " << z.betas[worst] << " vs " << ref[worst]);
+    CHECK(err <= 1e-12);
+  }
+  REQUIRE_THROWS_WITH(Schedule::make(BetaSchedule::Linear, 1, true), Catch::Contains("T >= 2"));
 }

@@ -62,15 +62,20 @@ std::FILE* quiet() {
 }  // namespace
 
 TEST_CASE("train: resuming gives bitwise-identical weights, EMA, Adam state and data order", "[train]") {
+  const int accum = GENERATE(1, 2);  // --grad-accum: micro-batches per step
+  INFO("grad_accum " << accum);
   TempDir dir("dd_train_resume");
   const std::string data = write_tiny_idx(dir);
   auto straight = tiny_options(data, dir.path() + "/straight");
+  straight.grad_accum = accum;
   ddpm::train(straight, {}, quiet());
 
   auto part = tiny_options(data, dir.path() + "/resumed");
+  part.grad_accum = accum;
   part.steps = 5;
   ddpm::train(part, {}, quiet());
   auto rest = tiny_options(data, dir.path() + "/resumed");
+  rest.grad_accum = accum;
   rest.resume = true;
   const auto summary = ddpm::train(rest, {"steps"}, quiet());
   CHECK(summary.start_step == 5);

@@ -18,12 +18,14 @@ nlohmann::json TrainOptions::to_json() const {
           {"self_condition", self_condition},
           {"timesteps", timesteps},
           {"beta_schedule", beta_schedule},
+          {"rescale_zero_terminal_snr", rescale_zero_terminal_snr},
           {"loss", loss},
           {"objective", objective},
           {"min_snr_gamma", min_snr_gamma},
           {"offset_noise", offset_noise},
           {"steps", steps},
           {"batch_size", batch_size},
+          {"grad_accum", grad_accum},
           {"lr", lr},
           {"grad_clip", grad_clip},
           {"weight_decay", weight_decay},
@@ -62,12 +64,14 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("self_condition", o.self_condition);
     get("timesteps", o.timesteps);
     get("beta_schedule", o.beta_schedule);
+    get("rescale_zero_terminal_snr", o.rescale_zero_terminal_snr);
     get("loss", o.loss);
     get("objective", o.objective);
     get("min_snr_gamma", o.min_snr_gamma);
     get("offset_noise", o.offset_noise);
     get("steps", o.steps);
     get("batch_size", o.batch_size);
+    get("grad_accum", o.grad_accum);
     get("lr", o.lr);
     get("grad_clip", o.grad_clip);
     get("weight_decay", o.weight_decay);

@@ -25,6 +25,7 @@ struct TrainOptions {
   // diffusion
   int timesteps = 1000;
   std::string beta_schedule = "linear";
+  bool rescale_zero_terminal_snr = false;  // Lin et al. 2023 (diffusers' rescale_betas_zero_snr)
   std::string loss = "huber";
   std::string objective = "pred_noise";  // pred_noise, pred_x0, pred_v (lucidrains')
   double min_snr_gamma = 0.0;            // min-SNR loss weighting; 0 = off (--min-snr: 5)
@@ -32,6 +33,7 @@ struct TrainOptions {
   // optimisation
   int64_t steps = 20000;
   int batch_size = 64;
+  int grad_accum = 1;  // micro-batches of --batch-size per optimizer step
   double lr = 1e-3;
   double grad_clip = 1.0;  // 0 = off
   double weight_decay = 0.0;            // decoupled (AdamW); 0 = plain Adam

@@ -23,7 +23,30 @@ Tensor clamp_unit(const Tensor& x) {
   return out;
 }
 
+// Whether a "ddpm" request runs the x0-form sampler (models/ddpm_sampler.h) rather than Algorithm 2.
+// Algorithm 2 (eps form) divides by sqrt(alpha_t), 0 at zero terminal SNR: the x0 form takes over there.
+bool ddpm_x0_form(const models::GaussianDiffusion& diffusion, const SampleRequest& req) {
+  return req.sampler == "ddpm" &&
+         ((req.ddpm.steps != 0 && req.ddpm.steps != diffusion.T()) || req.ddpm.clip_sample ||
+          !req.ddpm.timesteps.empty() || req.ddpm.thresholding.enabled ||
+          req.ddpm.variance_type != models::VarianceType::FixedSmall || diffusion.schedule().zero_terminal_snr());
+}
+
 }  // namespace
+
+std::vector<int> sampler_timesteps(const models::GaussianDiffusion& diffusion, const SampleRequest& req) {
+  const int T = diffusion.T();
+  if (req.sampler == "ddim")
+    return models::inference_timesteps(req.ddim.spacing, T, req.ddim.steps, req.ddim.steps_offset);
+  if (req.sampler == "dpmpp") return models::dpm_solver_plan(diffusion.schedule(), req.dpm).timesteps;
+  DD_CHECK(req.sampler == "ddpm", "sampling: --sampler must be ddpm, ddim, dpmpp or respaced, got '", req.sampler, "'");
+  if (!req.ddpm.timesteps.empty()) return req.ddpm.timesteps;
+  if (ddpm_x0_form(diffusion, req) && req.ddpm.steps != 0)
+    return models::inference_timesteps(req.ddpm.spacing, T, req.ddpm.steps);
+  std::vector<int> all;
+  for (int t = T - 1; t >= 0; --t) all.push_back(t);
+  return all;
+}
 
 SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffusion& diffusion,
                            const SampleRequest& req) {
@@ -32,13 +55,11 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   DD_CHECK(req.image_size > 0, "sampling: image size must be positive, got ", req.image_size);
   ag::NoGrad no_grad;
   DD_CHECK(req.sampler == "ddpm" || req.sampler == "ddim" || req.sampler == "dpmpp",
-           "sampling: --sampler must be ddpm, ddim or dpmpp, got '", req.sampler, "'");
+           "sampling: --sampler must be ddpm, ddim, dpmpp or respaced, got '", req.sampler, "'");
   const bool ddim = req.sampler == "ddim", dpm = req.sampler == "dpmpp";
   const int C = model.channels(), S = req.image_size;
-  const bool ddpm_x0 = req.sampler == "ddpm" && ((req.ddpm.steps != 0 && req.ddpm.steps != diffusion.T()) ||
-                                                 req.ddpm.clip_sample ||
-                                                 req.ddpm.variance_type != models::VarianceType::FixedSmall);
-  const int T = ddim ? req.ddim.steps : dpm ? req.dpm.steps : ddpm_x0 && req.ddpm.steps ? req.ddpm.steps : diffusion.T();
+  const bool ddpm_x0 = ddpm_x0_form(diffusion, req);
+  const int T = static_cast<int>(sampler_timesteps(diffusion, req).size());  // steps per batch
   SampleResult result;
   result.images = Tensor::empty({req.n, S, S, C});
   // One generator for the whole request: the same seed and batch size give the same images.

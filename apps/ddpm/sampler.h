@@ -1,6 +1,7 @@
 #pragma once
-// Drawing images from a trained model (Algorithm 2), in batches, with a progress bar. Shared by
-// train_ddpm's periodic grids and sample_ddpm.
+// Drawing images from a trained model (Algorithm 2, x0-form or respaced DDPM, DDIM, DPM-Solver++), in
+// batches, with a progress bar counted in sampler steps. Shared by train_ddpm's periodic grids and
+// sample_ddpm.
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -24,11 +25,12 @@ struct SampleRequest {
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
   Device device = Device::CPU;  // where the chain runs: the model's parameters must be there too
   bool cuda_graphs = false;     // replay the chain's steps from a CUDA graph (device CUDA only; ddpm)
-  std::string sampler = "ddpm";  // ddpm (Algorithm 2, all T steps), ddim or dpmpp
+  std::string sampler = "ddpm";  // ddpm (Algorithm 2 or x0-form, see ddpm below), ddim or dpmpp
   models::DdimOptions ddim;      // the DDIM sampler's steps, eta, spacing, clipping
   models::DpmSolverOptions dpm;  // DPM-Solver++'s steps, order, spacing
-  // ddpm: with respaced steps, fixed_large or clipping, the x0-form sampler (models/ddpm_sampler.h);
-  // otherwise Algorithm 2 (GaussianDiffusion::p_sample_loop, CUDA graphs on the GPU).
+  // ddpm: with fewer steps, custom (respaced) timesteps, fixed_large, clipping, thresholding or at
+  // zero terminal SNR, the x0-form sampler (models/ddpm_sampler.h); otherwise Algorithm 2
+  // (GaussianDiffusion::p_sample_loop, CUDA graphs on the GPU).
   models::DdpmOptions ddpm;
 };
 
@@ -36,6 +38,9 @@ struct SampleResult {
   Tensor images;                  // [n, H, W, C] in [-1, 1] (clamped)
   std::vector<Tensor> trajectory;  // [1, H, W, C] snapshots of image 0, from the first step (noise) to x_0
 };
+
+// The timesteps the request's sampler visits, from the first step (the noisiest) to the last.
+std::vector<int> sampler_timesteps(const models::GaussianDiffusion& diffusion, const SampleRequest& req);
 
 SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffusion& diffusion,
                            const SampleRequest& req);

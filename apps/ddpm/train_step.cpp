@@ -1,8 +1,10 @@
 #include "apps/ddpm/train_step.h"
 
+#include "autograd/elementwise.h"
 #include "autograd/var.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "kernels/elementwise.h"
 #include "kernels/multi_tensor.h"
 
 namespace dd::ddpm {
@@ -12,9 +14,7 @@ TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(pa
   DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");
 }
 
-Tensor TrainStep::body(const Tensor& x0) {
-  ag::Var loss = p_.diffusion->p_losses(*p_.model, x0, *p_.gen);
-  ag::Tape::current().backward(loss);
+void TrainStep::optimizer_step() {
   // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
   const auto& params = p_.adam->params();
   if (p_.grad_clip > 0)
@@ -22,8 +22,35 @@ Tensor TrainStep::body(const Tensor& x0) {
   else
     p_.adam->step();
   p_.model->params().zero_grad();  // one memset of the gradient arena
+}
+
+Tensor TrainStep::body(const Tensor& x0) {
+  ag::Var loss = p_.diffusion->p_losses(*p_.model, x0, *p_.gen);
+  ag::Tape::current().backward(loss);
+  optimizer_step();
   ag::Tape::current().clear();
   return loss.value();
+}
+
+Tensor TrainStep::run(const std::vector<Tensor>& micro_batches) {
+  const std::size_t n = micro_batches.size();
+  DD_CHECK(n >= 1, "TrainStep: no micro-batch given");
+  if (n == 1) return run(micro_batches[0]);
+  DD_CHECK(!graphs_, "TrainStep: gradient accumulation runs eagerly (--cuda-graphs off)");
+  // 1/N seeds each backward, so the arena accumulates the gradient of the mean loss; the losses
+  // are scaled the same way and summed on the device (nothing read back).
+  const float inv = static_cast<float>(1.0 / static_cast<double>(n));
+  Tensor total;
+  for (const Tensor& batch : micro_batches) {
+    const ag::Var loss =
+        ag::affine(p_.diffusion->p_losses(*p_.model, batch.device() == dev_ ? batch : batch.to(dev_), *p_.gen), inv,
+                   0.0f);
+    ag::Tape::current().backward(loss);
+    ag::Tape::current().clear();
+    total = total.defined() ? kernels::add(total, loss.value()) : loss.value();
+  }
+  optimizer_step();
+  return total;
 }
 
 Tensor TrainStep::run(const Tensor& batch) {

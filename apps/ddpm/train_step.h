@@ -33,12 +33,21 @@ struct TrainStepParts {
   double grad_clip = 0.0;  // 0 = off
 };
 
+// Gradient accumulation (--grad-accum N): N micro-batches, each with its own forward and backward
+// seeded by 1/N, so the arena holds the gradient of the mean of their losses (the loss of one batch
+// N times larger, up to the order of the float sums); then one clip, one Adam step, one zero_grad.
+// Each micro-batch draws its timesteps and noise in turn from the generator. It runs eagerly: the
+// CUDA graph covers the single-batch step only.
+
 class TrainStep {
  public:
   TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs);
   // One step on batch (any device); returns the step's loss, a one-element tensor on the device
   // (in graph mode the graph's own output: read or copy it before the next run()).
   Tensor run(const Tensor& batch);
+  // One optimizer step over micro-batches (see above); returns the mean of their losses. One batch
+  // is run(batch).
+  Tensor run(const std::vector<Tensor>& micro_batches);
 
   bool graphs() const { return graphs_; }
   int64_t captures() const { return captures_; }
@@ -48,6 +57,7 @@ class TrainStep {
 
  private:
   Tensor body(const Tensor& x0);
+  void optimizer_step();
 
   TrainStepParts p_;
   Device dev_;

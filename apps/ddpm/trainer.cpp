@@ -65,6 +65,10 @@ std::string flag_name(const std::string& key) {
 void validate(const TrainOptions& o) {
   DD_CHECK(o.steps > 0, "--steps must be positive, got ", o.steps);
   DD_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
+  DD_CHECK(o.grad_accum >= 1, "--grad-accum must be >= 1 (micro-batches per step), got ", o.grad_accum);
+  DD_CHECK(!o.rescale_zero_terminal_snr || o.objective != "pred_noise",
+           "--rescale-zero-terminal-snr needs --objective pred_v or pred_x0: at zero SNR the noise prediction "
+           "gives no x0 (x0 = (x - eps) / 0), as Lin et al. note");
   DD_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number, got ", o.lr);
   DD_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0 (0 turns clipping off), got ", o.grad_clip);
   DD_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "--weight-decay must be >= 0, got ", o.weight_decay);
@@ -137,7 +141,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), files.checkpoint());
   validate(opts);
   const Device dev = resolve_device(opts.device);
-  const bool cuda_graphs = resolve_cuda_graphs(opts.cuda_graphs, dev);
+  // The graph covers the single-batch step; accumulation runs eagerly (apps/ddpm/train_step.h).
+  DD_CHECK(opts.grad_accum == 1 || opts.cuda_graphs != "on",
+           "--cuda-graphs on does not cover --grad-accum > 1 (the accumulated step runs eagerly); use --cuda-graphs "
+           "auto or off");
+  const bool cuda_graphs = opts.grad_accum == 1 && resolve_cuda_graphs(opts.cuda_graphs, dev);
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
   const auto beta_schedule = models::parse_beta_schedule(opts.beta_schedule);
   const auto loss_type = kernels::parse_loss_type(opts.loss);
@@ -160,6 +168,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   cfg.diffusion.image_size = static_cast<int>(dataset->height);
   cfg.diffusion.timesteps = opts.timesteps;
   cfg.diffusion.beta_schedule = models::beta_schedule_name(beta_schedule);
+  cfg.diffusion.rescale_zero_terminal_snr = opts.rescale_zero_terminal_snr;
   cfg.diffusion.loss_type = opts.loss;
   cfg.diffusion.objective = opts.objective;  // the weights file records it; sampling converts by it
   cfg = models::ModelConfig::from_json(cfg.to_json(), "the flags --dim/--dim-mults/--image-size");
@@ -170,7 +179,8 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   models::LossOptions loss_options;
   loss_options.min_snr_gamma = opts.min_snr_gamma;
   loss_options.offset_noise = opts.offset_noise;
-  const models::GaussianDiffusion diffusion(models::Schedule::make(beta_schedule, opts.timesteps), loss_type,
+  const models::GaussianDiffusion diffusion(
+      models::Schedule::make(beta_schedule, opts.timesteps, opts.rescale_zero_terminal_snr), loss_type,
                                             models::parse_objective(opts.objective), loss_options);
   const std::vector<ag::Var> params = model.params().vars();
   // The gradient arena exists (zero) before the first backward, so every gradient lands in it and
@@ -265,13 +275,17 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
                static_cast<long long>(model.params().numel()), opts.timesteps, opts.beta_schedule.c_str(),
                opts.loss.c_str(), opts.objective.c_str(),
                opts.min_snr_gamma > 0 ? (", min-SNR gamma " + std::to_string(opts.min_snr_gamma)).c_str() : "");
-  std::fprintf(log, "%s %s at step %lld of %lld; batch %d, lr %g, %d threads, device %s%s\n",
+  const std::string batch_text = opts.grad_accum > 1 ? std::to_string(opts.grad_accum) + " x " +
+                                                         std::to_string(opts.batch_size) + " (accumulated)"
+                                                   : std::to_string(opts.batch_size);
+  std::fprintf(log, "%s %s at step %lld of %lld; batch %s, lr %g, %d threads, device %s%s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
-               static_cast<long long>(opts.steps), opts.batch_size, opts.lr, omp_get_max_threads(),
+               static_cast<long long>(opts.steps), batch_text.c_str(), opts.lr, omp_get_max_threads(),
                device_name(dev), cuda_graphs ? " (CUDA graphs)" : "");
 
   TrainSummary summary;
   summary.start_step = state.step;
+  const int64_t images_per_step = static_cast<int64_t>(opts.batch_size) * opts.grad_accum;
   StopOnSignal stop_guard;
   report::Progress progress(opts.steps, "train", log, state.step);
   using clock = std::chrono::steady_clock;
@@ -309,7 +323,9 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   while (state.step < opts.steps && !g_stop) {
     step_lr = lr_at(state.step);
     adam.set_lr(static_cast<float>(step_lr));
-    const Tensor loss = train_step.run(loader.next_batch());
+    std::vector<Tensor> micro_batches;
+    for (int k = 0; k < opts.grad_accum; ++k) micro_batches.push_back(loader.next_batch());
+    const Tensor loss = train_step.run(micro_batches);
     if (ema) ema->update(state.step + 1);
     losses.push(loss);
     ++state.step;
@@ -319,7 +335,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     if (dev == Device::CPU || log_step || save_step || sample_step || losses.full() || g_stop) drain_losses();
 
     const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
-    const double ips = static_cast<double>((state.step - summary.start_step) * opts.batch_size) / std::max(run_s, 1e-9);
+    const double ips = static_cast<double>((state.step - summary.start_step) * images_per_step) / std::max(run_s, 1e-9);
     char extra[128];
     std::snprintf(extra, sizeof extra, "step %lld  loss %.4f  %.1f img/s", static_cast<long long>(state.step),
                   smooth_loss, ips);
@@ -330,7 +346,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
       const double dt = std::chrono::duration<double>(now - t_interval).count();
       summary.last_loss = interval_loss / static_cast<double>(interval_steps);
       metrics.append(state.step, summary.last_loss, step_lr,
-                     static_cast<double>(interval_steps * opts.batch_size) / std::max(dt, 1e-9),
+                     static_cast<double>(interval_steps * images_per_step) / std::max(dt, 1e-9),
                      elapsed_before + run_s);
       interval_loss = 0.0;
       interval_steps = 0;
@@ -349,7 +365,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   summary.end_step = state.step;
   summary.interrupted = state.step < opts.steps;
   const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
-  summary.images_per_s = static_cast<double>((state.step - summary.start_step) * opts.batch_size) / std::max(run_s, 1e-9);
+  summary.images_per_s = static_cast<double>((state.step - summary.start_step) * images_per_step) / std::max(run_s, 1e-9);
   write_checkpoint();
   write_curve();
   if (summary.interrupted) {

@@ -61,6 +61,30 @@ for smp in ddpm ddim dpmpp; do
   "$B/sample_ddpm" --weights "$T/vpred/model.safetensors" --n 2 --sampler $smp --out "$T/v_$smp.png" --device cpu \
     >"$T/v_$smp.log" 2>&1 || { cat "$T/v_$smp.log"; fail "sample_ddpm --sampler $smp of a pred_v model"; }
 done
+# Zero terminal SNR (needs v or x0 prediction) with accumulated micro-batches, recorded in the weights
+# file; every sampler and option runs on it (Algorithm 2 would divide by sqrt(alpha_T) = 0).
+if "$B/train_ddpm" --out "$T/zbad" --steps 1 --rescale-zero-terminal-snr "${common[@]}" >"$T/zbad.log" 2>&1; then
+  fail "--rescale-zero-terminal-snr with pred_noise was accepted"
+fi
+grep -q "needs --objective pred_v" "$T/zbad.log" || { cat "$T/zbad.log"; fail "zero SNR with pred_noise: unclear error"; }
+"$B/train_ddpm" --out "$T/zsnr" --steps 2 --objective pred_v --rescale-zero-terminal-snr --grad-accum 2 \
+  "${common[@]}" >"$T/zsnr.log" 2>&1 || { cat "$T/zsnr.log"; fail "train_ddpm --rescale-zero-terminal-snr --grad-accum 2"; }
+grep -q "batch 2 x 4 (accumulated)" "$T/zsnr.log" || { cat "$T/zsnr.log"; fail "grad-accum: the log does not say so"; }
+"$B/ddpm_tool" info "$T/zsnr/model.safetensors" | grep -q '"rescale_zero_terminal_snr": true' ||
+  fail "weights file lacks rescale_zero_terminal_snr"
+for opts in "--sampler ddpm" "--sampler respaced --steps 4" "--sampler respaced --respacing ddim5 --dynamic-thresholding" \
+    "--sampler ddim --steps 5 --timestep-spacing trailing --dynamic-thresholding" \
+    "--sampler dpmpp --steps 4 --karras-sigmas --dynamic-thresholding --dynamic-thresholding-ratio 0.9"; do
+  # shellcheck disable=SC2086
+  "$B/sample_ddpm" --weights "$T/zsnr/model.safetensors" --n 2 $opts --out "$T/z.png" --device cpu \
+    >"$T/z.log" 2>&1 || { cat "$T/z.log"; fail "sample_ddpm $opts at zero terminal SNR"; }
+  [ -s "$T/z.png" ] || fail "sample_ddpm $opts wrote no PNG"
+  rm "$T/z.png"
+done
+"$B/ddpm_tool" schedule "$T/zsnr/model.safetensors" --sampler respaced --respacing 2,3 >"$T/zsched.txt" 2>&1 ||
+  { cat "$T/zsched.txt"; fail "ddpm_tool schedule --sampler respaced"; }
+[ "$(awk 'NR > 2 { printf "%s ", $2 }' "$T/zsched.txt")" = "9 7 5 4 0 " ] ||
+  { cat "$T/zsched.txt"; fail "ddpm_tool schedule: respaced timesteps"; }
 # The learning-rate warm-up and schedule reach the optimiser (metrics.csv's lr column), with AdamW.
 "$B/train_ddpm" --out "$T/sched" --steps 4 --lr 0.001 --lr-warmup-steps 2 --lr-schedule linear --weight-decay 0.01 \
   "${common[@]}" >"$T/sched.log" 2>&1 || { cat "$T/sched.log"; fail "train_ddpm --lr-schedule"; }

@@ -24,6 +24,7 @@
 #include "kernels/timesteps.h"
 #include "kernels/ddim_step.h"
 #include "kernels/dpm_solver_step.h"
+#include "kernels/threshold.h"
 #include "kernels/upsample.h"
 #include "kernels/weight_standardize.h"
 #undef cuda_cast

@@ -6,7 +6,9 @@
 #include "kernels/ddim_step.h"
 #include "kernels/dpm_solver_step.h"
 #include "kernels/loss.h"
+#include "kernels/threshold.h"
 #include "tests/support/compare.h"
+#include "tests/support/threshold_reference.h"
 
 using namespace dd;
 using namespace dd::test;
@@ -84,5 +86,39 @@ TEST_CASE("gpu: the weighted (min-SNR) loss matches the cpu", "[gpu][loss]") {
     expect_close("backward",
                  kernels::loss_backward_weighted(gpu(p), gpu(t), type, gpu(w), gpu(dl)).to(Device::CPU),
                  kernels::loss_backward_weighted(p, t, type, w, dl), 0.0);
+  }
+}
+
+TEST_CASE("gpu: the dynamic-threshold scale and the thresholded steps match the cpu", "[gpu][samplers]") {
+  DD_TEST_RANDOM(rng);
+  // 3 x 3072 (a CIFAR-10 image per sample) and a sample smaller than the block.
+  for (const Shape& s : {Shape{3, 32, 32, 3}, Shape{2, 3, 5, 1}}) {
+    const Tensor x0 = from_double(s, rng.normal_f32(shape_numel(s), 2.5));
+    for (double ratio : {0.0, 0.995, 1.0}) {
+      INFO(shape_str(s) << " ratio " << ratio);
+      // The same two float32 order statistics and the same lerp: bitwise.
+      expect_close("scale", kernels::dynamic_threshold_scale(gpu(x0), ratio, 1.7).to(Device::CPU),
+                   kernels::dynamic_threshold_scale(x0, ratio, 1.7), 0.0);
+    }
+    const Tensor out = from_double(s, rng.uniform(shape_numel(s), -1.0, 1.0));
+    const Tensor thresh = kernels::dynamic_threshold_scale(x0, 0.9, 2.0);
+    kernels::DdimStepCoefs c;
+    c.sqrt_abar = 0.5f;
+    c.sqrt_one_minus_abar = 0.8660254f;
+    c.sqrt_abar_prev = 0.7f;
+    c.dir = 0.6f;
+    c.rederive_eps = true;
+    Tensor x0c, x0g;
+    const Tensor pc = kernels::ddim_step(x0, out, c, 5, 11, &x0c, thresh);
+    const Tensor pg = kernels::ddim_step(gpu(x0), gpu(out), c, 5, 11, &x0g, gpu(thresh));
+    // The same float expressions (either may contract a multiply-add): 1e-6 of the terms' size.
+    expect_close("ddim x0", x0g.to(Device::CPU), x0c, 1e-6, 4.0);
+    expect_close("ddim prev", pg.to(Device::CPU), pc, 1e-6, 8.0);
+    kernels::DpmStepCoefs k{0.5f, 0.8660254f, 0.3f, 0.6f, 0.0f, 0.0f};
+    Tensor mc, mg;
+    const Tensor nc = kernels::dpm_solver_step(x0, out, Tensor(), Tensor(), k, &mc, thresh);
+    const Tensor ng = kernels::dpm_solver_step(gpu(x0), gpu(out), Tensor(), Tensor(), k, &mg, gpu(thresh));
+    expect_close("dpm m0", mg.to(Device::CPU), mc, 1e-6, 4.0);
+    expect_close("dpm next", ng.to(Device::CPU), nc, 1e-6, 8.0);
   }
 }

@@ -30,7 +30,10 @@ def main():
     cfg = json.loads(meta["config"])
     s = DDIMScheduler(num_train_timesteps=cfg["T"], timestep_spacing=cfg["spacing"], clip_sample=cfg["clip"],
                       set_alpha_to_one=cfg["set_alpha_to_one"],
-                      prediction_type=cfg.get("prediction_type", "epsilon"))
+                      prediction_type=cfg.get("prediction_type", "epsilon"),
+                      thresholding=cfg.get("thresholding", False),
+                      dynamic_thresholding_ratio=cfg.get("thresholding_ratio", 0.995),
+                      sample_max_value=cfg.get("sample_max_value", 1.0))
     s.set_timesteps(cfg["steps"])
     # One schedule on both sides, in float64: the comparison is of the step, not of float32 cumprods.
     s.alphas_cumprod = torch.tensor(cfg["alphas_cumprod"], dtype=torch.float64)
