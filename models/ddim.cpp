@@ -61,7 +61,7 @@ Tensor ddim_step(const GaussianDiffusion& diffusion, Denoiser& model, const Tens
   const Tensor out = diffusion.model_output(model, x, tt, x_self_cond);  // converted in the step
   // The draw is reserved whenever eta > 0 (not only where sigma > 0), so the stream's position
   // depends on the options and the shapes alone.
-  const uint64_t offset = o.eta > 0.0 ? gen.reserve(x.numel()) : 0;
+  const PhiloxOffset offset = o.eta > 0.0 ? gen.reserve_at(x.numel()) : PhiloxOffset(0);
   const kernels::DdimStepCoefs c = ddim_coefs(diffusion, o, t);
   return kernels::ddim_step(x, out, c, gen.seed(), offset, x0_out, ddim_threshold_scales(o.thresholding, x, out, c));
 }
@@ -73,7 +73,7 @@ Tensor ddim_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, con
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "ddim: expected an NHWC shape with ", model.channels(),
            " channels, got ", shape_str(shape));
   const std::vector<int> ts = inference_timesteps(o.spacing, diffusion.T(), o.steps, o.steps_offset);
-  Tensor x = gen.randn(shape, dev);
+  Tensor x = gen.randn_at(shape, dev);  // relative to the anchor inside a captured chain
   Tensor x0;  // undefined at the first step, as lucidrains' x_start = None
   const bool self_cond = model.self_condition();
   for (int t : ts) {

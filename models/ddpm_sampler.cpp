@@ -119,7 +119,7 @@ Tensor ddpm_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, con
   const int n = steps_of(o, diffusion.T());
   const std::vector<int> ts = o.timesteps.empty() ? inference_timesteps(o.spacing, diffusion.T(), n) : o.timesteps;
   ag::NoGrad no_grad;
-  Tensor x = gen.randn(shape, dev);
+  Tensor x = gen.randn_at(shape, dev);  // relative to the anchor inside a captured chain
   Tensor x0;
   const bool self_cond = model.self_condition();
   for (std::size_t i = 0; i < ts.size(); ++i) {
@@ -137,7 +137,7 @@ Tensor ddpm_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, con
       c.eps_x = static_cast<float>(k.eps_x);
       c.eps_out = static_cast<float>(k.eps_out);
     }
-    const uint64_t offset = c.sigma > 0.0f ? gen.reserve(x.numel()) : 0;
+    const PhiloxOffset offset = c.sigma > 0.0f ? gen.reserve_at(x.numel()) : PhiloxOffset(0);
     Tensor next_x0;
     x = kernels::ddim_step(x, out, c, gen.seed(), offset, self_cond ? &next_x0 : nullptr,
                            ddim_threshold_scales(o.thresholding, x, out, c));

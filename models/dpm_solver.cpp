@@ -172,7 +172,7 @@ Tensor dpm_solver_sample_loop(const GaussianDiffusion& diffusion, Denoiser& mode
   const DpmSolverPlan plan = dpm_solver_plan(diffusion.schedule(), o);
   const std::vector<int>& ts = plan.timesteps;
   ag::NoGrad no_grad;
-  Tensor x = gen.randn(shape, dev);
+  Tensor x = gen.randn_at(shape, dev);  // relative to the anchor inside a captured chain
   Tensor m1, m2, x0;  // the previous data predictions; x0 feeds a self-conditioning model
   const bool self_cond = model.self_condition();
   for (int i = 0; i < static_cast<int>(ts.size()); ++i) {

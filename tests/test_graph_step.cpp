@@ -20,7 +20,10 @@
 #include "kernels/loss.h"
 #include "kernels/multi_tensor.h"
 #include "kernels/timesteps.h"
+#include "models/ddim.h"
+#include "models/ddpm_sampler.h"
 #include "models/diffusion.h"
+#include "models/dpm_solver.h"
 #include "models/unet.h"
 #include "tests/support/compare.h"
 
@@ -258,4 +261,44 @@ TEST_CASE("broadcast_timestep: B copies of the one float, bad operands refused",
   CHECK(kernels::broadcast_timestep(Tensor::full({1}, 7.0f), 3).to_vector() == std::vector<float>{7.0f, 7.0f, 7.0f});
   REQUIRE_THROWS_WITH(kernels::broadcast_timestep(Tensor::full({2}, 1.0f), 3), Catch::Contains("must be one float"));
   REQUIRE_THROWS_WITH(kernels::broadcast_timestep(Tensor::full({1}, 1.0f), 0), Catch::Contains("batch size 0"));
+}
+
+TEST_CASE("sampler chains: every draw is anchored, so a chain run relative to a counter is the eager chain",
+          "[graphs][sampler]") {
+  // What a replayed chain graph relies on (apps/ddpm/chain_graph.h): with the generator anchored to a
+  // counter holding its offset, each draw of the chain (x_T, DDIM's and DDPM's noise) is taken
+  // relative to that counter. Run on the CPU with a host counter, the chain must equal the eager one.
+  Generator init(4);
+  models::Unet unet(tiny_config(true), init);
+  const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 30),
+                                            kernels::LossType::L1, models::Objective::PredV);
+  const Shape shape{2, 8, 8, 1};
+  for (int which = 0; which < 3; ++which) {
+    INFO("sampler " << which);
+    auto chain = [&](Generator& g) {
+      models::DdimOptions d;
+      d.steps = 5;
+      d.eta = 0.7;
+      models::DpmSolverOptions p;
+      p.steps = 4;
+      models::DdpmOptions q;
+      q.steps = 6;
+      return which == 0   ? models::ddim_sample_loop(diffusion, unet, shape, g, d)
+             : which == 1 ? models::dpm_solver_sample_loop(diffusion, unet, shape, g, p)
+                          : models::ddpm_sample_loop(diffusion, unet, shape, g, q);
+    };
+    Generator eager(9, 100), anchored(9, 100);
+    const Tensor a = chain(eager);
+    uint64_t base = 100;
+    anchored.anchor(&base);
+    const Tensor b = chain(anchored);
+    anchored.unanchor();
+    CHECK(a.to_vector() == b.to_vector());
+    CHECK(anchored.offset() == eager.offset());
+    // Moving the counter moves every draw: the same chain from another position differs.
+    Generator moved(9, 100);
+    base = 500;
+    moved.anchor(&base);
+    CHECK(chain(moved).to_vector() != a.to_vector());
+  }
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "apps/ddpm/chain_graph.h"
 #include "apps/report/progress.h"
 #include "autograd/var.h"
 #include "engine/error.h"
@@ -76,6 +77,9 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
     for (int f = 0; f < frames; ++f) snap_k.push_back(static_cast<int>((int64_t)(T - 1) * f / (frames - 1)));
   }
   int64_t done = 0;
+  // DDIM, DPM-Solver++ and the x0-form DDPM replay whole chains (apps/ddpm/chain_graph.h); Algorithm 2
+  // replays one graph per step (GaussianDiffusion::p_sample_loop_graphed).
+  ChainGraphs chains(req.cuda_graphs && (ddim || dpm || ddpm_x0), req.device);
   for (int b = 0; b < batches; ++b) {
     const int n = std::min(req.batch_size, req.n - b * req.batch_size);
     int k = 0;  // this batch's step index
@@ -92,11 +96,20 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
       }
     };
     const Shape shape{n, S, S, C};
-    Tensor x = ddim  ? models::ddim_sample_loop(diffusion, model, shape, gen, req.ddim, on_step, req.device)
-               : dpm ? models::dpm_solver_sample_loop(diffusion, model, shape, gen, req.dpm, on_step, req.device)
-               : ddpm_x0 ? models::ddpm_sample_loop(diffusion, model, shape, gen, req.ddpm, on_step, req.device)
-               : req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, gen, on_step, req.device)
-                                 : diffusion.p_sample_loop(model, shape, gen, on_step, req.device);
+    const ChainGraphs::Chain chain = [&](Generator& g, bool eager) {
+      const auto& cb = eager ? on_step : std::function<void(int, const Tensor&)>();
+      return ddim      ? models::ddim_sample_loop(diffusion, model, shape, g, req.ddim, cb, req.device)
+             : dpm     ? models::dpm_solver_sample_loop(diffusion, model, shape, g, req.dpm, cb, req.device)
+             : ddpm_x0 ? models::ddpm_sample_loop(diffusion, model, shape, g, req.ddpm, cb, req.device)
+             : req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, g, cb, req.device)
+                               : diffusion.p_sample_loop(model, shape, g, cb, req.device);
+    };
+    const int64_t replays_before = chains.replays();
+    Tensor x = chains.run(n, gen, chain);
+    if (chains.replays() != replays_before) {  // a replayed chain: its steps report at once
+      done += T;
+      if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
+    }
     copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);
   }
   if (progress) progress->finish();

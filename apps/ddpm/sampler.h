@@ -24,7 +24,7 @@ struct SampleRequest {
   std::FILE* progress_out = stderr;
   int trajectory_frames = 0;    // >0: keep this many snapshots of image 0 along the chain
   Device device = Device::CPU;  // where the chain runs: the model's parameters must be there too
-  bool cuda_graphs = false;     // replay the chain's steps from a CUDA graph (device CUDA only; ddpm)
+  bool cuda_graphs = false;     // replay from CUDA graphs (device CUDA only; see apps/ddpm/chain_graph.h)
   std::string sampler = "ddpm";  // ddpm (Algorithm 2 or x0-form, see ddpm below), ddim or dpmpp
   models::DdimOptions ddim;      // the DDIM sampler's steps, eta, spacing, clipping
   models::DpmSolverOptions dpm;  // DPM-Solver++'s steps, order, spacing
