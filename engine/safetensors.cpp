@@ -10,6 +10,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "engine/crc32c.h"
+#include "engine/durable_file.h"
 #include "engine/error.h"
 
 // The format is little-endian and tensors are kept as raw bytes that to_f32/to_i64 memcpy.
@@ -22,6 +24,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 const char* const kMetadataKey = "__metadata__";
+// The data buffer's CRC-32C, 8 hex digits, in every file we write; verified (and dropped from the
+// metadata the caller sees) on load.
+const char* const kChecksumKey = "dd_data_crc32c";
 
 // The reference library rejects headers above 100 MB; a larger one is a corrupt length field,
 // and refusing it early avoids a giant allocation.
@@ -284,6 +289,7 @@ SafeTensorsFile load_safetensors(const std::string& path) {
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
   uint64_t pos = 0;
+  uint32_t crc = 0;
   for (const Entry& e : entries) {
     DD_CHECK(e.begin == pos, where, ": tensor '", e.name, "' starts at buffer byte ", e.begin,
              " but the previous tensor ends at ", pos, " (gaps and overlaps are not allowed)");
@@ -292,8 +298,18 @@ SafeTensorsFile load_safetensors(const std::string& path) {
     if (t.bytes.empty()) continue;
     in.read(reinterpret_cast<char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
     DD_CHECK(in.good(), where, ": read error in tensor '", e.name, "'");
+    crc = crc32c_extend(crc, t.bytes.data(), t.bytes.size());
   }
   DD_CHECK(pos == buffer_len, where, ": the tensors cover ", pos, " bytes but the data buffer holds ", buffer_len);
+  // Files we write carry the data's checksum (files from elsewhere do not, and load as they are).
+  const auto sum = out.metadata.find(kChecksumKey);
+  if (sum != out.metadata.end()) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08x", crc);
+    DD_CHECK(sum->second == hex, where, ": corrupted: the data's CRC-32C is ", hex, " but the file recorded ",
+             sum->second, " (a damaged or partly overwritten file; use an older copy)");
+    out.metadata.erase(sum);
+  }
   return out;
 }
 
@@ -318,7 +334,16 @@ void save_safetensors(const std::string& path, const SafeTensorsFile& f) {
     header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
   }
-  if (!f.metadata.empty()) header[kMetadataKey] = f.metadata;
+  uint32_t crc = 0;
+  for (const std::string& name : order) {
+    const auto& bytes = f.tensors.at(name).bytes;
+    crc = crc32c_extend(crc, bytes.data(), bytes.size());
+  }
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08x", crc);
+  std::map<std::string, std::string> metadata = f.metadata;
+  metadata[kChecksumKey] = hex;
+  header[kMetadataKey] = metadata;
   std::string text;
   try {
     text = header.dump();
@@ -328,28 +353,14 @@ void save_safetensors(const std::string& path, const SafeTensorsFile& f) {
   // Spaces pad the header so the data buffer starts 8-byte aligned; JSON ignores them.
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    DD_CHECK(out.good(), where, ": cannot create ", quoted(tmp), ": ", std::strerror(errno));
-    uint8_t len_bytes[8];
-    for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len_bytes), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const std::string& name : order) {
-      const auto& bytes = f.tensors.at(name).bytes;
-      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    }
-    out.close();
-    DD_CHECK(!out.fail(), where, ": write to ", quoted(tmp), " failed: ", std::strerror(errno));
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    DD_CHECK(!ec, where, ": cannot rename ", quoted(tmp), " to it: ", ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
+  uint8_t len_bytes[8];
+  for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  std::vector<std::pair<const void*, std::size_t>> pieces{{len_bytes, 8}, {text.data(), text.size()}};
+  for (const std::string& name : order) {
+    const auto& bytes = f.tensors.at(name).bytes;
+    pieces.emplace_back(bytes.data(), bytes.size());
   }
+  write_file_durably(path, pieces, "save_safetensors");
 }
 
 }  // namespace dd

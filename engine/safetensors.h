@@ -59,8 +59,10 @@ struct SafeTensorsFile {
 int64_t safetensors_dtype_size(const std::string& dtype);
 
 SafeTensorsFile load_safetensors(const std::string& path);
-// Writes to a temporary file beside path and renames it over path, so an interrupted save
-// never leaves a truncated file under the real name.
+// Writes durably (engine/durable_file.h: temporary file, fsync, rename, directory fsync), so an
+// interrupted save or a full disk never leaves a truncated file under the real name. The metadata
+// gains the data's CRC-32C ("dd_data_crc32c"), which load_safetensors verifies: a file whose data
+// no longer matches it is reported as corrupted, naming the file. Files without it load as before.
 void save_safetensors(const std::string& path, const SafeTensorsFile& f);
 
 }  // namespace dd

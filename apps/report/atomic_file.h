@@ -1,6 +1,7 @@
 #pragma once
-// Every file the apps produce is written to a temporary name beside its destination and renamed
-// over it, so a crash or a full disk never leaves a half-written image or log under the real name.
+// Every file the apps produce is written to a temporary name beside its destination, fsync'ed and
+// renamed over it (engine/durable_file.h), so a crash or a full disk never leaves a half-written
+// image or log under the real name.
 #include <cstddef>
 #include <string>
 
