@@ -87,8 +87,17 @@ Dataset load_idx_images(const std::string& path) {
   d.name = fs::path(path).filename().string();
   d.description = str_cat("IDX images from ", path);
   const int64_t need = count * rows * cols;
-  d.pixels.resize(static_cast<std::size_t>(need));
-  const int64_t got = read_fully(gz.f, d.pixels.data(), need, path);
+  // The buffer grows with the bytes actually read (64 MiB at a time): a header that claims more
+  // than the file holds is reported as truncated instead of allocating what it claims (found by
+  // tests/fuzz/fuzz_idx.cpp).
+  int64_t got = 0;
+  while (got < need) {
+    const int64_t chunk = std::min<int64_t>(need - got, int64_t{64} << 20);
+    d.pixels.resize(static_cast<std::size_t>(got + chunk));
+    const int64_t r = read_fully(gz.f, d.pixels.data() + got, chunk, path);
+    got += r;
+    if (r < chunk) break;
+  }
   DD_CHECK(got == need, "IDX file ", path, ": truncated: the header declares ", count, " images of ", rows, "x",
            cols, " (", need, " pixel bytes) but only ", got, " follow", gz_error(gz.f));
   unsigned char extra[4096];

@@ -13,6 +13,8 @@ namespace dd::data {
 namespace fs = std::filesystem;
 
 namespace {
+constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192 x 8192
+
 bool hidden(const fs::path& p) {
   const std::string name = p.filename().string();
   return !name.empty() && name[0] == '.';
@@ -95,6 +97,12 @@ Dataset load_image_folder(const std::string& dir, int64_t image_size, int64_t ch
     for (int64_t i = 0; i < n; ++i) {
       const std::string path = full(i);
       int w = 0, h = 0, c = 0;
+      // The header first: a file claiming a huge image is refused before anything is allocated.
+      if (stbi_info(path.c_str(), &w, &h, &c) && static_cast<int64_t>(w) * h > kMaxPixels) {
+        errors[static_cast<std::size_t>(i)] = str_cat("image folder ", dir, ": ", path, " is ", w, "x", h,
+                                                      ", more than the ", kMaxPixels, " pixels an image may have");
+        continue;
+      }
       unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 0);
       if (!px) {
         errors[static_cast<std::size_t>(i)] = str_cat("image folder ", dir, ": cannot decode ", path, ": ",
