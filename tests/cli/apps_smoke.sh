@@ -67,6 +67,9 @@ if "$B/train_ddpm" --out "$T/zbad" --steps 1 --rescale-zero-terminal-snr "${comm
   fail "--rescale-zero-terminal-snr with pred_noise was accepted"
 fi
 grep -q "needs --objective pred_v" "$T/zbad.log" || { cat "$T/zbad.log"; fail "zero SNR with pred_noise: unclear error"; }
+# Errors name the repository-relative source line, not the build machine's path.
+grep -q "^train_ddpm: error: apps/ddpm/trainer.cpp:[0-9]*: " "$T/zbad.log" ||
+  { cat "$T/zbad.log"; fail "the error names no repository-relative file:line"; }
 "$B/train_ddpm" --out "$T/zsnr" --steps 2 --objective pred_v --rescale-zero-terminal-snr --grad-accum 2 \
   "${common[@]}" >"$T/zsnr.log" 2>&1 || { cat "$T/zsnr.log"; fail "train_ddpm --rescale-zero-terminal-snr --grad-accum 2"; }
 grep -q "batch 2 x 4 (accumulated)" "$T/zsnr.log" || { cat "$T/zsnr.log"; fail "grad-accum: the log does not say so"; }
