@@ -1,6 +1,7 @@
 #include "engine/durable_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,6 +37,24 @@ bool write_all(int fd, const char* p, std::size_t n) {
 }  // namespace
 
 std::string durable_temp_path(const std::string& path) { return path + ".tmp-" + std::to_string(::getpid()); }
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const std::size_t at = name.rfind(".tmp-");
+    if (at == std::string::npos || at + 5 == name.size()) continue;
+    const std::string digits = name.substr(at + 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    // Alive (ours, or another process writing right now): leave it.
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code rm;
+    if (std::filesystem::remove(e.path(), rm)) removed.push_back(e.path().string());
+  }
+  return removed;
+}
 
 void write_file_durably(const std::string& path, const std::vector<std::pair<const void*, std::size_t>>& pieces,
                         const std::string& who) {

@@ -17,4 +17,8 @@ void write_file_durably(const std::string& path, const std::vector<std::pair<con
 // The temporary name used for path: unique per process, in the same directory (rename stays atomic).
 std::string durable_temp_path(const std::string& path);
 
+// Removes the temporary files (name.tmp-PID) that processes no longer alive left in dir when they
+// were killed mid-write (SIGKILL, a power cut: no handler runs). Returns the paths removed.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
+
 }  // namespace dd

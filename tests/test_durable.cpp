@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -110,4 +111,19 @@ TEST_CASE("durable files: a full disk fails the save, keeps the previous file an
   CHECK(entries == 1);
   REQUIRE_THROWS_WITH(write_file_durably(mnt + "/big.bin", {{std::string(100000, 'x').data(), 100000}}, "test"),
                       Catch::Contains("disk is full"));
+}
+
+TEST_CASE("durable files: temporaries of dead processes are removed, live ones and other files kept", "[durable]") {
+  TempDir dir("durable_stale");
+  const auto touch = [&](const std::string& name) { std::ofstream(dir.file(name)) << "x"; };
+  // PID 2^22 + 12345 is above Linux's pid_max default: no such process.
+  touch("checkpoint.safetensors.tmp-4206649");
+  touch("model.safetensors.tmp-" + std::to_string(::getpid()));  // ours: in use
+  touch("model.safetensors.tmp-1");                               // init: alive
+  touch("notes.tmp-abc");
+  touch("model.safetensors");
+  const std::vector<std::string> removed = remove_stale_temporaries(dir.path());
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0] == dir.file("checkpoint.safetensors.tmp-4206649"));
+  CHECK(dir.entries() == 4);
 }

@@ -22,6 +22,7 @@
 #include "apps/report/progress.h"
 #include "autograd/adam.h"
 #include "engine/device.h"
+#include "engine/durable_file.h"
 #include "engine/error.h"
 #include "models/diffusion.h"
 #include "models/ema.h"
@@ -219,6 +220,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
              state.step);
   }
   fs::create_directories(files.samples_dir());
+  // A run killed mid-save (SIGKILL, preemption) leaves its temporary files: the saved files are
+  // intact (each write is temp + rename), the temporaries are clutter.
+  for (const std::string& dir : {opts.out, files.samples_dir()})
+    for (const std::string& stale : remove_stale_temporaries(dir))
+      std::fprintf(log, "removed %s, left by an interrupted save\n", stale.c_str());
   {
     nlohmann::json c{{"train", opts.to_json()}, {"model", cfg.to_json()}, {"dataset", dataset->description}};
     const std::string text = c.dump(2) + "\n";
