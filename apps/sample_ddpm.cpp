@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/options.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/sampler_flags.h"
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
     req.device = dev;
     req.cuda_graphs = graphs;
     flags.apply(req, cfg.diffusion.timesteps);
+    dd::ddpm::InterruptGuard interrupt_guard;  // SIGINT/SIGTERM: stop after the current step, write nothing
     const auto result = dd::ddpm::sample_images(*model, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);
@@ -92,6 +94,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "wrote %s (%lld frames, noise to image)\n", trajectory.c_str(), static_cast<long long>(f));
     }
     return 0;
+  } catch (const dd::ddpm::Interrupted& e) {
+    std::fprintf(stderr, "\nsample_ddpm: %s; nothing written\n", e.what());
+    return dd::ddpm::stop_exit_code();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sample_ddpm: error: %s\n", e.what());
     return 1;

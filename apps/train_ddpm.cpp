@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/trainer.h"
 #include "engine/error.h"
 
@@ -112,7 +113,8 @@ int main(int argc, char** argv) {
       given.push_back(key);
     }
     const auto summary = dd::ddpm::train(o, given, stderr);
-    return summary.interrupted ? 130 : 0;
+    // 130 for SIGINT, 143 for SIGTERM (apps/ddpm/interrupt.h).
+    return summary.interrupted ? dd::ddpm::stop_exit_code() : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_ddpm: error: %s\n", e.what());
     return 1;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "apps/ddpm/chain_graph.h"
+#include "apps/ddpm/interrupt.h"
 #include "apps/report/progress.h"
 #include "autograd/var.h"
 #include "engine/error.h"
@@ -84,6 +85,9 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
     const int n = std::min(req.batch_size, req.n - b * req.batch_size);
     int k = 0;  // this batch's step index
     const std::function<void(int, const Tensor&)> on_step = [&](int, const Tensor& xt) {
+      // A stop request ends the chain after this step; the caller writes no partial grid.
+      if (stop_requested())
+        throw Interrupted(str_cat("sampling stopped by ", stop_signal_name(), " at batch ", b + 1, " of ", batches));
       ++done;
       if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
       const bool snap = b == 0 && std::find(snap_k.begin(), snap_k.end(), k) != snap_k.end();
@@ -104,6 +108,8 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
              : req.cuda_graphs ? diffusion.p_sample_loop_graphed(model, shape, g, cb, req.device)
                                : diffusion.p_sample_loop(model, shape, g, cb, req.device);
     };
+    if (stop_requested())
+      throw Interrupted(str_cat("sampling stopped by ", stop_signal_name(), " before batch ", b + 1, " of ", batches));
     const int64_t replays_before = chains.replays();
     Tensor x = chains.run(n, gen, chain);
     if (chains.replays() != replays_before) {  // a replayed chain: its steps report at once

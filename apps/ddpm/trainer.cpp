@@ -2,15 +2,14 @@
 
 #include <omp.h>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 
 #include "apps/data/loader.h"
 #include "apps/data/open_dataset.h"
 #include "apps/ddpm/checkpoint.h"
+#include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/lr_schedule.h"
 #include "apps/ddpm/sampler.h"
@@ -34,27 +33,6 @@ namespace dd::ddpm {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-extern "C" void request_stop(int) { g_stop = true; }
-
-// Restores the previous SIGINT/SIGTERM handlers when training returns.
-class StopOnSignal {
- public:
-  StopOnSignal() {
-    g_stop = false;
-    prev_int_ = std::signal(SIGINT, request_stop);
-    prev_term_ = std::signal(SIGTERM, request_stop);
-  }
-  ~StopOnSignal() {
-    std::signal(SIGINT, prev_int_);
-    std::signal(SIGTERM, prev_term_);
-  }
-
- private:
-  void (*prev_int_)(int);
-  void (*prev_term_)(int);
-};
 
 std::string flag_name(const std::string& key) {
   std::string f = "--" + key;
@@ -292,7 +270,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   TrainSummary summary;
   summary.start_step = state.step;
   const int64_t images_per_step = static_cast<int64_t>(opts.batch_size) * opts.grad_accum;
-  StopOnSignal stop_guard;
+  InterruptGuard interrupt_guard;  // apps/ddpm/interrupt.h: SIGINT, SIGTERM, SIGUSR1
   report::Progress progress(opts.steps, "train", log, state.step);
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
@@ -326,7 +304,8 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   parts.grad_clip = opts.grad_clip;
   TrainStep train_step(parts, dev, cuda_graphs);
   double step_lr = lr_at(state.step);
-  while (state.step < opts.steps && !g_stop) {
+  bool grid_interrupted = false;
+  while (state.step < opts.steps && !stop_requested()) {
     step_lr = lr_at(state.step);
     adam.set_lr(static_cast<float>(step_lr));
     std::vector<Tensor> micro_batches;
@@ -338,7 +317,9 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     const bool log_step = state.step % opts.log_every == 0 || state.step == opts.steps;
     const bool save_step = opts.save_every > 0 && state.step % opts.save_every == 0;
     const bool sample_step = opts.sample_every > 0 && state.step % opts.sample_every == 0;
-    if (dev == Device::CPU || log_step || save_step || sample_step || losses.full() || g_stop) drain_losses();
+    const bool usr1 = take_checkpoint_request();
+    if (dev == Device::CPU || log_step || save_step || sample_step || losses.full() || usr1 || stop_requested())
+      drain_losses();
 
     const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
     const double ips = static_cast<double>((state.step - summary.start_step) * images_per_step) / std::max(run_s, 1e-9);
@@ -360,25 +341,43 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     }
     state.elapsed_s = elapsed_before + run_s;
     const bool last = state.step == opts.steps;
-    if (opts.save_every > 0 && state.step % opts.save_every == 0 && !last) write_checkpoint();
-    if (opts.sample_every > 0 && state.step % opts.sample_every == 0 && !last) {
+    if (opts.save_every > 0 && state.step % opts.save_every == 0 && !last) {
+      write_checkpoint();
+    } else if (usr1 && !last) {  // SIGUSR1: a checkpoint now, then on (the last step saves anyway)
+      write_checkpoint();
+      std::fprintf(log, "\ncheckpoint written at step %lld (SIGUSR1)\n", static_cast<long long>(state.step));
+    }
+    if (opts.sample_every > 0 && state.step % opts.sample_every == 0 && !last && !stop_requested()) {
       write_curve();
-      write_samples();
+      try {
+        write_samples();
+      } catch (const Interrupted&) {  // no partial grid; the loop ends and the checkpoint is written below
+        grid_interrupted = true;
+      }
     }
   }
   drain_losses();  // none pending (the last step drains), but a ring is never left unchecked
   progress.finish();
   summary.end_step = state.step;
-  summary.interrupted = state.step < opts.steps;
+  summary.interrupted = state.step < opts.steps || grid_interrupted;
   const double run_s = std::chrono::duration<double>(clock::now() - t_start).count();
   summary.images_per_s = static_cast<double>((state.step - summary.start_step) * images_per_step) / std::max(run_s, 1e-9);
   write_checkpoint();
   write_curve();
   if (summary.interrupted) {
-    std::fprintf(log, "stopped at step %lld; checkpoint saved. Continue with: train_ddpm --out %s --resume\n",
-                 static_cast<long long>(state.step), opts.out.c_str());
+    std::fprintf(log, "\nstopped by %s at step %lld; checkpoint saved. Continue with: train_ddpm --out %s --resume\n",
+                 stop_signal_name(), static_cast<long long>(state.step), opts.out.c_str());
   } else if (summary.end_step > summary.start_step || opts.sample_every == 0) {
-    write_samples();
+    try {
+      write_samples();
+    } catch (const Interrupted&) {
+      summary.interrupted = true;
+      std::fprintf(log,
+                   "\nstopped by %s during the final sample grid (no grid written); training is complete and saved: "
+                   "sample_ddpm --weights %s\n",
+                   stop_signal_name(), files.weights().c_str());
+      return summary;
+    }
   }
   std::fprintf(log, "done: step %lld, %.1f img/s; weights in %s\n", static_cast<long long>(state.step),
                summary.images_per_s, files.weights().c_str());
