@@ -80,6 +80,10 @@ int main(int argc, char** argv) {
   app.add_option("--ema-start", o.ema_start, "the EMA copies the weights until this step")->capture_default_str();
   app.add_option("--sample-every", o.sample_every, "write a sample grid every this many steps (0 = at the end only)")->capture_default_str();
   app.add_option("--save-every", o.save_every, "write a checkpoint every this many steps (0 = at the end only)")->capture_default_str();
+  app.add_option("--keep-checkpoints", o.keep_checkpoints,
+                 "training states kept in --out: the newest and K - 1 older; --resume takes the newest that "
+                 "verifies")
+      ->capture_default_str();
   app.add_option("--n-samples", o.n_samples, "images per sample grid")->capture_default_str();
   app.add_option("--sample-sampler", o.sample_sampler,
                  "sampler of the sample grids: ddim (--sample-steps steps, eta 0), dpmpp (DPM-Solver++ 2M, "

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "apps/ddpm/sampler.h"
+#include "apps/ddpm/checkpoint_files.h"
 #include "apps/ddpm/trainer.h"
 #include "engine/safetensors.h"
 #include "models/unet.h"
@@ -191,4 +192,48 @@ TEST_CASE("sampling: grid images in [-1, 1], a trajectory strip, same seed -> sa
   CHECK(a.trajectory.back().to_vector() == std::vector<float>(all.begin(), all.begin() + 16));
   const auto b = ddpm::sample_images(model, diffusion, req);
   CHECK(a.images.to_vector() == b.images.to_vector());
+}
+
+TEST_CASE("train: older states are kept; --resume skips a corrupted newest for the newest that verifies",
+          "[train][durable]") {
+  TempDir dir("dd_train_keep");
+  const std::string data = write_tiny_idx(dir);
+  auto straight = tiny_options(data, dir.path() + "/straight");
+  straight.steps = 10;
+  ddpm::train(straight, {}, quiet());
+
+  auto part = tiny_options(data, dir.path() + "/kept");
+  part.steps = 8;
+  part.save_every = 2;
+  part.keep_checkpoints = 3;
+  ddpm::train(part, {}, quiet());
+  const std::string newest = dir.path() + "/kept/checkpoint.safetensors";
+  CHECK(ddpm::checkpoint_candidates(newest) ==
+        std::vector<std::string>{newest, ddpm::checkpoint_step_path(newest, 6), ddpm::checkpoint_step_path(newest, 4)});
+  {  // a flipped byte in the newest state's data
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-3, std::ios::end);
+    f.put('\x7f');
+  }
+  auto rest = tiny_options(data, dir.path() + "/kept");
+  rest.steps = 10;
+  rest.resume = true;
+  std::FILE* log = std::tmpfile();
+  const auto summary = ddpm::train(rest, {"steps"}, log);
+  CHECK(summary.start_step == 6);
+  CHECK(summary.end_step == 10);
+  std::rewind(log);
+  std::string text;
+  for (int c; (c = std::fgetc(log)) != EOF;) text.push_back(static_cast<char>(c));
+  std::fclose(log);
+  CHECK_THAT(text, Catch::Contains("skipping " + newest) && Catch::Contains("corrupted") &&
+                       Catch::Contains("resuming from " + ddpm::checkpoint_step_path(newest, 6)));
+  // Resumed from step 6, the run ends where the uninterrupted one does, bit for bit.
+  const auto a = load_safetensors(dir.path() + "/straight/model.safetensors");
+  const auto b = load_safetensors(dir.path() + "/kept/model.safetensors");
+  for (const auto& kv : a.tensors) CHECK(kv.second.bytes == b.at(kv.first).bytes);
+  // A fresh run refuses a folder holding only older states.
+  std::filesystem::remove(newest);
+  auto again = tiny_options(data, dir.path() + "/kept");
+  REQUIRE_THROWS_WITH(ddpm::train(again, {}, quiet()), Catch::Contains("pass --resume"));
 }

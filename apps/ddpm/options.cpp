@@ -37,6 +37,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"out", out},
           {"sample_every", sample_every},
           {"save_every", save_every},
+          {"keep_checkpoints", keep_checkpoints},
           {"n_samples", n_samples},
           {"sample_sampler", sample_sampler},
           {"sample_steps", sample_steps},
@@ -83,6 +84,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("out", o.out);
     get("sample_every", o.sample_every);
     get("save_every", o.save_every);
+    get("keep_checkpoints", o.keep_checkpoints);
     get("n_samples", o.n_samples);
     get("sample_sampler", o.sample_sampler);
     get("sample_steps", o.sample_steps);
@@ -98,7 +100,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
 }
 
 bool resumable_override(const std::string& key) {
-  static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "n_samples",
+  static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "keep_checkpoints", "n_samples",
                                         "sample_sampler", "sample_steps",
                                         "log_every", "device", "threads", "cuda_graphs"};
   return ok.count(key) != 0;

@@ -46,6 +46,7 @@ struct TrainOptions {
   std::string out = "run";
   int64_t sample_every = 1000;  // 0 = only at the end
   int64_t save_every = 1000;    // 0 = only at the end
+  int keep_checkpoints = 2;     // training states kept: the newest and K - 1 older (apps/ddpm/checkpoint_files.h)
   int n_samples = 36;
   std::string sample_sampler = "ddim";  // the periodic grids' sampler: ddim (fast) or ddpm (all T steps)
   int sample_steps = 50;                // DDIM steps of those grids (at most --timesteps)

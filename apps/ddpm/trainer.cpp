@@ -9,6 +9,7 @@
 #include "apps/data/loader.h"
 #include "apps/data/open_dataset.h"
 #include "apps/ddpm/checkpoint.h"
+#include "apps/ddpm/checkpoint_files.h"
 #include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/lr_schedule.h"
@@ -44,6 +45,7 @@ std::string flag_name(const std::string& key) {
 void validate(const TrainOptions& o) {
   DD_CHECK(o.steps > 0, "--steps must be positive, got ", o.steps);
   DD_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
+  DD_CHECK(o.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1, got ", o.keep_checkpoints);
   DD_CHECK(o.grad_accum >= 1, "--grad-accum must be >= 1 (micro-batches per step), got ", o.grad_accum);
   DD_CHECK(!o.rescale_zero_terminal_snr || o.objective != "pred_noise",
            "--rescale-zero-terminal-snr needs --objective pred_v or pred_x0: at zero SNR the noise prediction "
@@ -109,15 +111,15 @@ std::string step_name(int64_t step) {
 TrainSummary train(const TrainOptions& given, const std::vector<std::string>& explicit_keys, std::FILE* log) {
   const RunFiles files{given.out};
   std::unique_ptr<SafeTensorsFile> ckpt;
+  std::string ckpt_path = files.checkpoint();  // the state resumed from: the newest that verifies
   if (given.resume) {
-    DD_CHECK(fs::exists(files.checkpoint()), "--resume: no checkpoint at ", files.checkpoint(),
-             " (start the run without --resume, or point --out at an existing run folder)");
-    ckpt = std::make_unique<SafeTensorsFile>(load_safetensors(files.checkpoint()));
+    ckpt = std::make_unique<SafeTensorsFile>(load_newest_checkpoint(files.checkpoint(), log, &ckpt_path));
   } else {
-    DD_CHECK(!fs::exists(files.checkpoint()), files.checkpoint(),
+    const std::vector<std::string> existing = checkpoint_candidates(files.checkpoint());
+    DD_CHECK(existing.empty(), existing.empty() ? "" : existing.front(),
              " exists: pass --resume to continue that run, or choose another --out (nothing was overwritten)");
   }
-  const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), files.checkpoint());
+  const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), ckpt_path);
   validate(opts);
   const Device dev = resolve_device(opts.device);
   // The graph covers the single-batch step; accumulation runs eagerly (apps/ddpm/train_step.h).
@@ -193,7 +195,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   TrainState state;
   state.step = 0;
   if (ckpt) {
-    restore_checkpoint(*ckpt, files.checkpoint(), model, adam, ema.get(), loader, gen, state);
+    restore_checkpoint(*ckpt, ckpt_path, model, adam, ema.get(), loader, gen, state);
     DD_CHECK(state.step <= opts.steps, "--steps ", opts.steps, " is behind the run in ", opts.out, ", which is at step ",
              state.step);
   }
@@ -222,8 +224,14 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     models::save_weights(files.weights(), m.params(), cfg,
                          {{"step", std::to_string(state.step)}, {"ema", use_ema ? "true" : "false"}});
   };
+  // The step of the state at checkpoint.safetensors, kept as an older copy at the next save; -1 when
+  // there is none, or when the run resumed from an older copy (the newest did not verify).
+  int64_t newest_saved_step = ckpt && ckpt_path == files.checkpoint() ? state.step : -1;
   auto write_checkpoint = [&]() {
+    // The state now at checkpoint.safetensors stays as an older copy (--keep-checkpoints).
+    rotate_checkpoints(files.checkpoint(), newest_saved_step, opts.keep_checkpoints);
     save_checkpoint(files.checkpoint(), opts.to_json(), cfg, model, adam, ema.get(), loader, gen, state);
+    newest_saved_step = state.step;
     write_weights();
   };
   auto write_samples = [&]() {
