@@ -1,0 +1,174 @@
+#include "models/diffusers_folder.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/error.h"
+#include "engine/safetensors.h"
+
+namespace dd::models {
+
+namespace fs = std::filesystem;
+
+namespace {
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  DD_CHECK(in.good(), p.string(), ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    DD_FAIL(p.string(), ": not valid JSON: ", e.what());
+  }
+}
+
+void write_text_atomic(const fs::path& p, const std::string& text) {
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    DD_CHECK(out.good(), tmp.string(), ": cannot open for writing");
+    out << text;
+    out.flush();
+    DD_CHECK(out.good(), tmp.string(), ": write failed");
+  }
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  DD_CHECK(!ec, "cannot rename ", tmp.string(), " to ", p.string(), ": ", ec.message());
+}
+}  // namespace
+
+Schedule DiffusersScheduler::schedule() const {
+  const int T = num_train_timesteps;
+  std::vector<double> betas(static_cast<size_t>(T));
+  for (int i = 0; i < T; ++i) {
+    const double f = T == 1 ? 0.0 : static_cast<double>(i) / (T - 1);
+    if (beta_schedule == "linear") {
+      betas[static_cast<size_t>(i)] = beta_start + f * (beta_end - beta_start);
+    } else {
+      const double s = std::sqrt(beta_start) + f * (std::sqrt(beta_end) - std::sqrt(beta_start));
+      betas[static_cast<size_t>(i)] = s * s;
+    }
+  }
+  return Schedule::from_betas(std::move(betas));
+}
+
+nlohmann::json DiffusersScheduler::to_json() const {
+  return {{"_class_name", "DDPMScheduler"},
+          {"_diffusers_version", "0.31.0"},
+          {"num_train_timesteps", num_train_timesteps},
+          {"beta_schedule", beta_schedule},
+          {"beta_start", beta_start},
+          {"beta_end", beta_end},
+          {"trained_betas", nullptr},
+          {"variance_type", variance_type},
+          {"clip_sample", clip_sample},
+          {"clip_sample_range", clip_sample_range},
+          {"prediction_type", prediction_type},
+          {"timestep_spacing", timestep_spacing},
+          {"thresholding", false},
+          {"steps_offset", 0},
+          {"rescale_betas_zero_snr", false}};
+}
+
+DiffusersScheduler DiffusersScheduler::from_json(const nlohmann::json& j, const std::string& source) {
+  DD_CHECK(j.is_object(), source, ": expected a JSON object");
+  DiffusersScheduler s;
+  auto has = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  try {
+    if (has("num_train_timesteps")) s.num_train_timesteps = j["num_train_timesteps"].get<int>();
+    if (has("beta_schedule")) s.beta_schedule = j["beta_schedule"].get<std::string>();
+    if (has("beta_start")) s.beta_start = j["beta_start"].get<double>();
+    if (has("beta_end")) s.beta_end = j["beta_end"].get<double>();
+    if (has("variance_type")) s.variance_type = j["variance_type"].get<std::string>();
+    if (has("clip_sample")) s.clip_sample = j["clip_sample"].get<bool>();
+    if (has("clip_sample_range")) s.clip_sample_range = j["clip_sample_range"].get<double>();
+    if (has("prediction_type")) s.prediction_type = j["prediction_type"].get<std::string>();
+    if (has("timestep_spacing")) s.timestep_spacing = j["timestep_spacing"].get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    DD_FAIL(source, ": a key has the wrong type: ", e.what());
+  }
+  DD_CHECK(s.num_train_timesteps >= 1, source, ": num_train_timesteps must be >= 1");
+  DD_CHECK(s.beta_schedule == "linear" || s.beta_schedule == "scaled_linear", source, ": beta_schedule '",
+           s.beta_schedule, "' is not supported (linear or scaled_linear)");
+  DD_CHECK(!has("trained_betas"), source, ": trained_betas is not supported");
+  DD_CHECK(s.variance_type == "fixed_small" || s.variance_type == "fixed_large", source, ": variance_type '",
+           s.variance_type, "' is not supported (fixed_small or fixed_large)");
+  DD_CHECK(s.prediction_type == "epsilon", source, ": prediction_type '", s.prediction_type,
+           "' is not supported (epsilon)");
+  DD_CHECK(!(has("thresholding") && j["thresholding"].is_boolean() && j["thresholding"].get<bool>()), source,
+           ": thresholding is not supported");
+  return s;
+}
+
+bool is_diffusers_folder(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return false;
+  return fs::exists(fs::path(path) / "config.json") || fs::exists(fs::path(path) / "unet" / "config.json");
+}
+
+DiffusersFolder read_diffusers_folder(const std::string& path) {
+  const fs::path root(path);
+  DD_CHECK(fs::is_directory(root), path, ": not a directory");
+  DiffusersFolder f;
+  fs::path unet = root, sched;
+  if (fs::exists(root / "unet" / "config.json")) {
+    unet = root / "unet";
+    sched = root / "scheduler" / "scheduler_config.json";
+  } else {
+    DD_CHECK(fs::exists(root / "config.json"), path,
+             ": no config.json and no unet/config.json (expected diffusers' UNet2DModel folder or a pipeline folder)");
+    sched = root / "scheduler_config.json";
+    if (!fs::exists(sched)) sched = root / "scheduler" / "scheduler_config.json";
+  }
+  f.unet_dir = unet.string();
+  f.config = Unet2DConfig::from_json(read_json(unet / "config.json"), (unet / "config.json").string());
+  if (fs::exists(sched)) f.scheduler = DiffusersScheduler::from_json(read_json(sched), sched.string());
+  const fs::path st = unet / "diffusion_pytorch_model.safetensors";
+  if (!fs::exists(st)) {
+    const fs::path bin = unet / "diffusion_pytorch_model.bin";
+    DD_CHECK(!fs::exists(bin), bin.string(),
+             ": PyTorch pickle weights are not read (only .safetensors). Convert them once with:\n  python -c \"import "
+             "torch; from safetensors.torch import save_file; save_file(torch.load('",
+             bin.string(), "', map_location='cpu'), '", st.string(), "')\"");
+    DD_FAIL(unet.string(), ": no diffusion_pytorch_model.safetensors");
+  }
+  SafeTensorsFile file = load_safetensors(st.string());
+  std::map<std::string, Tensor> tensors;
+  for (const auto& kv : file.tensors) tensors[kv.first] = kv.second.to_f32();
+  f.tensors = unet2d_canonical_state_dict(std::move(tensors));
+  return f;
+}
+
+std::unique_ptr<Unet2D> load_unet2d(const std::string& path, DiffusersFolder* folder_out, Device dev) {
+  DiffusersFolder f = read_diffusers_folder(path);
+  Generator gen(0);
+  auto model = std::make_unique<Unet2D>(f.config, gen);
+  model->params().load_state_dict(f.tensors, f.unet_dir + "/diffusion_pytorch_model.safetensors", true);
+  if (dev != Device::CPU) model->params().to(dev);
+  if (folder_out) {
+    f.tensors.clear();
+    *folder_out = std::move(f);
+  }
+  return model;
+}
+
+void write_diffusers_folder(const std::string& dir, const ParamSet& params, const Unet2DConfig& config,
+                            const DiffusersScheduler& scheduler) {
+  const fs::path root(dir);
+  fs::create_directories(root / "unet");
+  fs::create_directories(root / "scheduler");
+  SafeTensorsFile st;
+  for (const auto& kv : params.state_dict()) st.put_f32(kv.first, kv.second);
+  st.metadata["format"] = "pt";
+  save_safetensors((root / "unet" / "diffusion_pytorch_model.safetensors").string(), st);
+  write_text_atomic(root / "unet" / "config.json", config.to_json().dump(2) + "\n");
+  write_text_atomic(root / "scheduler" / "scheduler_config.json", scheduler.to_json().dump(2) + "\n");
+  const nlohmann::json index = {{"_class_name", "DDPMPipeline"},
+                                {"_diffusers_version", "0.31.0"},
+                                {"scheduler", {"diffusers", "DDPMScheduler"}},
+                                {"unet", {"diffusers", "UNet2DModel"}}};
+  write_text_atomic(root / "model_index.json", index.dump(2) + "\n");
+}
+
+}  // namespace dd::models
