@@ -133,7 +133,7 @@ void gemm(LA a, LB b, const float* bias, float* out, int M, int N, int K) {
   }
   const dim3 grid((M + kTile - 1) / kTile, (N + kTile - 1) / kTile, static_cast<unsigned>(splits));
   DD_CHECK(grid.y <= 65535, "conv2d strided (cuda): ", N, " columns exceed the grid");
-  gemm_nt_kernel<<<grid, dim3(kTile, kTile), 0, stream()>>>(a, b, splits > 1 ? nullptr : bias, dst, M, N, K,
+  gemm_nt_kernel<LA, LB><<<grid, dim3(kTile, kTile), 0, stream()>>>(a, b, splits > 1 ? nullptr : bias, dst, M, N, K,
                                                              static_cast<int>(per));
   DD_CUDA_LAUNCH_CHECK("gemm_nt_kernel");
   if (splits > 1) {
