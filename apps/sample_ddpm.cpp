@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "apps/ddpm/options.h"
 #include "apps/ddpm/sampler.h"
@@ -26,7 +27,10 @@ int main(int argc, char** argv) {
   double eta = 0.0;
   bool no_clip = false;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
-  app.add_option("--weights", weights, "model.safetensors")->required();
+  app.add_option("--weights", weights,
+                 "model.safetensors (train_ddpm's) or a diffusers folder (e.g. google/ddpm-cifar10-32: config.json + "
+                 "diffusion_pytorch_model.safetensors [+ scheduler_config.json], or a pipeline folder)")
+      ->required();
   app.add_option("--n", n, "number of images")->capture_default_str();
   app.add_option("--out", out, "PNG grid to write")->capture_default_str();
   app.add_option("--nrow", nrow, "images per grid row (0 = about square)")->capture_default_str();
@@ -55,7 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--timestep-spacing", spacing,
                  "ddim, dpmpp: leading, linspace or trailing (diffusers' timestep_spacing; default leading for "
                  "ddim, linspace for dpmpp, as diffusers)");
-  app.add_flag("--no-clip-sample", no_clip, "DDIM: do not clamp the x0 estimate to [-1, 1] (clip_sample=False)");
+  app.add_flag("--no-clip-sample", no_clip, "DDIM, and DDPM from a diffusers folder whose scheduler clips: do not clamp the x0 estimate to [-1, 1] (clip_sample=False)");
   CLI11_PARSE(app, argc, argv);
   try {
     const dd::Device dev = dd::resolve_device(device);
@@ -63,15 +67,30 @@ int main(int argc, char** argv) {
     DD_CHECK(n > 0, "--n must be positive, got ", n);
     DD_CHECK(frames >= 2, "--frames must be at least 2, got ", frames);
     dd::models::ModelConfig cfg;
-    auto model = dd::models::load_unet(weights, &cfg, dev);
-    const auto schedule = dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule);
+    // A weights file of ours, or a diffusers folder (flat or a pipeline's, with unet/ and scheduler/):
+    // then its scheduler_config.json gives the schedule and, unless a flag says otherwise, the
+    // DDPMPipeline's sampling (every step, its variance_type, clip_sample and timestep_spacing).
+    std::optional<dd::models::DiffusersScheduler> sched;
+    auto model = dd::models::load_model(weights, &cfg, dev, &sched);
     const auto objective = dd::models::parse_objective(cfg.diffusion.objective);
-    const dd::models::GaussianDiffusion diffusion(dd::models::Schedule::make(schedule, cfg.diffusion.timesteps),
-                                                  dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
-    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule), %lld parameters, device %s\n",
-                 weights.c_str(), cfg.diffusion.image_size, cfg.diffusion.image_size, cfg.unet.channels,
-                 cfg.diffusion.timesteps, cfg.diffusion.beta_schedule.c_str(),
-                 static_cast<long long>(model->params().numel()), dd::device_name(dev));
+    const dd::models::GaussianDiffusion diffusion(
+        sched ? sched->schedule()
+              : dd::models::Schedule::make(dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule),
+                                           cfg.diffusion.timesteps),
+        dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
+    if (sched) {
+      if (app.get_option("--variance-type")->count() == 0) variance_type = sched->variance_type;
+      if (!clip_sample && !no_clip) clip_sample = sched->clip_sample;
+    }
+    if (no_clip) clip_sample = false;
+    std::fprintf(stderr, "%s: %s, %dx%dx%d images, %d timesteps (%s), %lld parameters, device %s\n", weights.c_str(),
+                 cfg.unet2d ? "UNet2DModel" : "U-Net", cfg.diffusion.image_size, cfg.diffusion.image_size,
+                 cfg.channels(), cfg.diffusion.timesteps,
+                 sched ? ("scheduler_config.json: " + sched->beta_schedule + " betas, " + sched->variance_type +
+                          (sched->clip_sample ? ", clip_sample" : ""))
+                             .c_str()
+                       : (cfg.diffusion.beta_schedule + " schedule").c_str(),
+                 static_cast<long long>(model.params->numel()), dd::device_name(dev));
     dd::ddpm::SampleRequest req;
     req.n = n;
     req.image_size = cfg.diffusion.image_size;
@@ -93,12 +112,16 @@ int main(int argc, char** argv) {
     req.ddpm.steps = steps;
     req.ddpm.variance_type = dd::models::parse_variance_type(variance_type);
     req.ddpm.clip_sample = clip_sample;
-    if (!spacing.empty()) req.ddpm.spacing = dd::models::parse_timestep_spacing(spacing);
+    if (sched) req.ddpm.clip_sample_range = sched->clip_sample_range;
+    if (!spacing.empty())
+      req.ddpm.spacing = dd::models::parse_timestep_spacing(spacing);
+    else if (sched)
+      req.ddpm.spacing = dd::models::parse_timestep_spacing(sched->timestep_spacing);
     req.dpm.order = order;
     if (!spacing.empty()) req.dpm.spacing = dd::models::parse_timestep_spacing(spacing);
     DD_CHECK(order >= 1 && order <= 3, "--order must be 1, 2 or 3, got ", order);
     DD_CHECK(steps <= T, "--steps ", steps, " must lie in [1, ", T, "] (the model's timesteps; 0 = the default)");
-    const auto result = dd::ddpm::sample_images(*model, diffusion, req);
+    const auto result = dd::ddpm::sample_images(*model.net, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);
     std::fprintf(stderr, "wrote %s\n", out.c_str());

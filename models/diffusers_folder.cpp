@@ -39,16 +39,12 @@ void write_text_atomic(const fs::path& p, const std::string& text) {
 }  // namespace
 
 Schedule DiffusersScheduler::schedule() const {
-  const int T = num_train_timesteps;
-  std::vector<double> betas(static_cast<size_t>(T));
-  for (int i = 0; i < T; ++i) {
-    const double f = T == 1 ? 0.0 : static_cast<double>(i) / (T - 1);
-    if (beta_schedule == "linear") {
-      betas[static_cast<size_t>(i)] = beta_start + f * (beta_end - beta_start);
-    } else {
-      const double s = std::sqrt(beta_start) + f * (std::sqrt(beta_end) - std::sqrt(beta_start));
-      betas[static_cast<size_t>(i)] = s * s;
-    }
+  std::vector<double> betas;
+  if (beta_schedule == "linear") {
+    betas = linspace(beta_start, beta_end, num_train_timesteps);
+  } else {  // scaled_linear
+    betas = linspace(std::sqrt(beta_start), std::sqrt(beta_end), num_train_timesteps);
+    for (double& b : betas) b = b * b;
   }
   return Schedule::from_betas(std::move(betas));
 }
