@@ -2,6 +2,7 @@
 // ddpm-cifar10-32 downsamplers' shapes, and bitwise repeatability.
 #include <catch2/catch.hpp>
 
+#include "engine/error.h"
 #include "kernels/conv2d.h"
 #include "tests/support/compare.h"
 
