@@ -100,7 +100,13 @@ DiffusersScheduler DiffusersScheduler::from_json(const nlohmann::json& j, const 
 bool is_diffusers_folder(const std::string& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return false;
-  return fs::exists(fs::path(path) / "config.json") || fs::exists(fs::path(path) / "unet" / "config.json");
+  if (fs::exists(fs::path(path) / "unet" / "config.json")) return true;
+  // A flat folder: its config.json must be a UNet2DModel's (a train_ddpm run folder has one too).
+  const fs::path c = fs::path(path) / "config.json";
+  if (!fs::exists(c)) return false;
+  std::ifstream in(c);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return Unet2DConfig::is_unet2d_json(j);
 }
 
 DiffusersFolder read_diffusers_folder(const std::string& path) {

@@ -34,7 +34,7 @@ struct DiffusersScheduler {
   static DiffusersScheduler from_json(const nlohmann::json& j, const std::string& source);
 };
 
-// True when path is a directory holding config.json or unet/config.json.
+// True when path is a directory holding unet/config.json, or a config.json of a UNet2DModel.
 bool is_diffusers_folder(const std::string& path);
 
 struct DiffusersFolder {

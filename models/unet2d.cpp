@@ -54,10 +54,10 @@ struct ResnetBlock {
   ResnetBlock(ParamSet& ps, Generator& g, const std::string& p, int cin, int cout, int temb, const Unet2DConfig& c,
               double out_scale_)
       : out_scale(out_scale_) {
-    norm1 = GroupNorm(ps, p + ".norm1", c.norm_num_groups, cin, c.norm_eps);
+    norm1 = GroupNorm(ps, p + ".norm1", c.norm_num_groups, cin, static_cast<float>(c.norm_eps));
     conv1 = Conv(ps, g, p + ".conv1", cin, cout, 3);
     temb_proj = Linear(ps, g, p + ".time_emb_proj", temb, cout);
-    norm2 = GroupNorm(ps, p + ".norm2", c.norm_num_groups, cout, c.norm_eps);
+    norm2 = GroupNorm(ps, p + ".norm2", c.norm_num_groups, cout, static_cast<float>(c.norm_eps));
     conv2 = Conv(ps, g, p + ".conv2", cout, cout, 3);
     has_shortcut = cin != cout;
     if (has_shortcut) shortcut = Conv(ps, g, p + ".conv_shortcut", cin, cout, 1);
@@ -83,7 +83,7 @@ struct AttnBlock {
       : rescale(rescale_) {
     heads = c.heads_for(ch);
     dim_head = ch / heads;
-    norm = GroupNorm(ps, p + ".group_norm", c.norm_num_groups, ch, c.norm_eps);
+    norm = GroupNorm(ps, p + ".group_norm", c.norm_num_groups, ch, static_cast<float>(c.norm_eps));
     to_q = Linear(ps, g, p + ".to_q", ch, ch);
     to_k = Linear(ps, g, p + ".to_k", ch, ch);
     to_v = Linear(ps, g, p + ".to_v", ch, ch);
@@ -178,7 +178,7 @@ Unet2D::Unet2D(const Unet2DConfig& cfg, Generator& gen) : cfg_(cfg), impl_(std::
     if (lv.has_sampler) lv.sampler = Conv(ps, gen, p + ".upsamplers.0.conv", out_ch, out_ch, 3);
     m.ups.push_back(std::move(lv));
   }
-  m.norm_out = GroupNorm(ps, "conv_norm_out", cfg_.norm_num_groups, boc[0], cfg_.norm_eps);
+  m.norm_out = GroupNorm(ps, "conv_norm_out", cfg_.norm_num_groups, boc[0], static_cast<float>(cfg_.norm_eps));
   m.conv_out = Conv(ps, gen, "conv_out", boc[0], cfg_.out_channels, 3);
   ps.pack();
 }
@@ -199,7 +199,7 @@ ag::Var Unet2D::forward(const ag::Var& x_in, const Tensor& t, const ag::Var&) {
   ag::Var temb(kernels::timestep_embedding(t, m.freqs_dev, c0, cfg_.flip_sin_to_cos));
   temb = m.lin2(ag::silu(m.lin1(temb)));
   const ag::Var temb_act = ag::silu(temb);
-  const Ctx ctx{&temb_act, dropout_gen_, cfg_.dropout};
+  const Ctx ctx{&temb_act, dropout_gen_, static_cast<float>(cfg_.dropout)};
 
   ag::Var x = cfg_.center_input_sample ? ag::affine(x_in, 2.0f, -1.0f) : x_in;
   x = m.conv_in(x);

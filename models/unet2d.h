@@ -32,10 +32,10 @@ struct Unet2DConfig {
   int layers_per_block = 2;
   double mid_block_scale_factor = 1.0;
   int downsample_padding = 1;
-  float dropout = 0.0f;
+  double dropout = 0.0;  // double, as in the JSON (the op takes it as float)
   int attention_head_dim = 8;  // 0: null in the config (one head over all channels)
   int norm_num_groups = 32;
-  float norm_eps = 1e-5f;
+  double norm_eps = 1e-5;
   bool add_attention = true;
 
   // Heads and head dim of an attention over ch channels (diffusers: ch // attention_head_dim heads).

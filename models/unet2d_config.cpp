@@ -28,7 +28,7 @@ void Unet2DConfig::validate() const {
   DD_CHECK(norm_num_groups > 0, "UNet2DModel config: norm_num_groups must be positive");
   DD_CHECK(block_out_channels[0] >= 2, "UNet2DModel config: block_out_channels[0] must be >= 2 (time embedding)");
   DD_CHECK(downsample_padding >= 0, "UNet2DModel config: downsample_padding must be >= 0");
-  DD_CHECK(dropout >= 0.0f && dropout < 1.0f, "UNet2DModel config: dropout must be in [0, 1), got ", dropout);
+  DD_CHECK(dropout >= 0.0 && dropout < 1.0, "UNet2DModel config: dropout must be in [0, 1), got ", dropout);
   DD_CHECK(mid_block_scale_factor != 0.0, "UNet2DModel config: mid_block_scale_factor must not be 0");
   for (int c : block_out_channels) {
     DD_CHECK(c > 0 && c % norm_num_groups == 0, "UNet2DModel config: GroupNorm(", norm_num_groups, ", ", c,
@@ -146,9 +146,7 @@ Unet2DConfig Unet2DConfig::from_json(const nlohmann::json& j, const std::string&
   get_int("layers_per_block", c.layers_per_block);
   get_num("mid_block_scale_factor", c.mid_block_scale_factor);
   get_int("downsample_padding", c.downsample_padding);
-  double dropout = c.dropout;
-  get_num("dropout", dropout);
-  c.dropout = static_cast<float>(dropout);
+  get_num("dropout", c.dropout);
   if (j.contains("attention_head_dim")) {
     if (j["attention_head_dim"].is_null())
       c.attention_head_dim = 0;
@@ -156,9 +154,7 @@ Unet2DConfig Unet2DConfig::from_json(const nlohmann::json& j, const std::string&
       get_int("attention_head_dim", c.attention_head_dim);
   }
   get_int("norm_num_groups", c.norm_num_groups);
-  double eps = c.norm_eps;
-  get_num("norm_eps", eps);
-  c.norm_eps = static_cast<float>(eps);
+  get_num("norm_eps", c.norm_eps);
   get_bool("add_attention", c.add_attention);
   require_str("time_embedding_type", {"positional"});
   require_str("act_fn", {"silu", "swish"});
@@ -187,7 +183,7 @@ Unet2DConfig Unet2DConfig::ddpm_cifar10() {
   c.downsample_padding = 0;
   c.flip_sin_to_cos = false;
   c.freq_shift = 1.0;
-  c.norm_eps = 1e-6f;
+  c.norm_eps = 1e-6;
   c.norm_num_groups = 32;
   c.mid_block_scale_factor = 1.0;
   return c;

@@ -1,5 +1,7 @@
 #include "models/weights.h"
 
+#include <filesystem>
+
 #include "engine/error.h"
 #include "engine/safetensors.h"
 
@@ -109,6 +111,14 @@ AnyModel load_model(const std::string& path, ModelConfig* config_out, Device dev
                     std::optional<DiffusersScheduler>* scheduler_out) {
   ModelConfig cfg;
   AnyModel m;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec) && !is_diffusers_folder(path)) {
+    // A train_ddpm run folder: its weights file.
+    const std::string w = path + "/model.safetensors";
+    DD_CHECK(std::filesystem::exists(w), path, ": a folder that is neither a diffusers UNet2DModel/pipeline folder "
+             "(config.json of a UNet2DModel, or unet/config.json) nor a train_ddpm run (model.safetensors)");
+    return load_model(w, config_out, dev, scheduler_out);
+  }
   if (is_diffusers_folder(path)) {
     DiffusersFolder f = read_diffusers_folder(path);
     cfg.unet2d = f.config;

@@ -59,7 +59,8 @@ struct AnyModel {
 };
 // Builds the model cfg describes, initialised from gen.
 AnyModel make_model(const ModelConfig& cfg, Generator& gen);
-// Loads a weights file of ours (either family) or a diffusers folder (models/diffusers_folder.h;
+// Loads a weights file of ours (either family), a train_ddpm run folder (its model.safetensors) or a
+// diffusers folder (models/diffusers_folder.h;
 // its scheduler_config.json, when present, goes to *scheduler_out), strict.
 AnyModel load_model(const std::string& path, ModelConfig* config_out = nullptr, Device dev = Device::CPU,
                     std::optional<DiffusersScheduler>* scheduler_out = nullptr);

@@ -98,9 +98,13 @@ TEST_CASE("train: a UNet2DModel run resumes bitwise (dropout, EMA, Adam) and exp
   models::ModelConfig cfg;
   models::AnyModel m = models::load_model(dir.path() + "/straight/model.safetensors", &cfg);
   REQUIRE(cfg.unet2d);
-  CHECK(cfg.unet2d->dropout == Approx(0.1f));
+  CHECK(cfg.unet2d->dropout == 0.1);
   CHECK(cfg.unet2d->sample_size == 8);
   CHECK(cfg.unet2d->in_channels == 1);
+  CHECK(cfg.unet2d->norm_eps == 1e-6);  // exact: no float round trip through the JSON
+  // A run folder (it has a config.json of its own, not diffusers') loads as its model.safetensors.
+  CHECK_FALSE(models::is_diffusers_folder(dir.path() + "/straight"));
+  CHECK(models::load_model(dir.path() + "/straight").params->numel() == m.params->numel());
   models::DiffusersScheduler s;
   s.num_train_timesteps = 20;
   models::write_diffusers_folder(dir.file("export"), *m.params, *cfg.unet2d, s);

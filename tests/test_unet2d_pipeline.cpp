@@ -90,7 +90,7 @@ TEST_CASE("A folder we write opens in diffusers with strict keys and reads back 
   TempDir dir("unet2d_export");
   Generator gen(3);
   Unet2DConfig c = Unet2DConfig::from_json(kTinyConfig);
-  c.dropout = 0.1f;
+  c.dropout = 0.1;
   Unet2D model(c, gen);
   DiffusersScheduler s;
   s.variance_type = "fixed_large";

@@ -169,7 +169,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
                                  : models::Unet2DConfig::from_json(opts.unet2d_config, "--model-config");
     u.in_channels = u.out_channels = static_cast<int>(dataset->channels);
     u.sample_size = static_cast<int>(dataset->height);
-    if (opts.dropout >= 0) u.dropout = static_cast<float>(opts.dropout);
+    if (opts.dropout >= 0) u.dropout = opts.dropout;
     u.validate();
     cfg.unet2d = u;
   }
