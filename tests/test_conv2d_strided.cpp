@@ -70,7 +70,7 @@ TEST_CASE("strided conv2d gradcheck of x, w and bias", "[conv2d][strided]") {
     }
 }
 
-TEST_CASE("strided conv2d is bitwise deterministic for any thread count; plain geometry takes the old path",
+TEST_CASE("strided conv2d is bitwise deterministic for any thread count and plain geometry takes the old path",
           "[conv2d][strided]") {
   DD_TEST_RANDOM(rng);
   const StridedConvDims d{4, 16, 16, 16, 24, 3, 2, 0, 0, 1, 1};

@@ -118,7 +118,7 @@ TEST_CASE("UNet2DModel: three levels, padding 0, one head, no mid attention, 1 -
   check_against_diffusers(cfg, 3, 2, true);
 }
 
-TEST_CASE("UNet2DModel: google/ddpm-cifar10-32's config, forward and gradients; parameter count",
+TEST_CASE("UNet2DModel: google/ddpm-cifar10-32's config, forward, gradients and parameter count",
           "[unet2d][torch][cifar]") {
   const nlohmann::json cfg = Unet2DConfig::ddpm_cifar10().to_json();
   // Batch 1 and the gradients of the first 40 parameters and every attention's: the whole
