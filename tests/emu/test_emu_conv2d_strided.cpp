@@ -22,6 +22,7 @@ TEST_CASE("emu: strided conv2d kernels match the cpu", "[emu][conv2d]") {
       {1, 7, 5, 2, 3, 3, {3, 2, 0, 1, 2}},    // stride 3, every side different
       {2, 12, 12, 20, 4, 3, {2, 0, 0, 1, 1}}, // dw: 72 pixels x 180 taps, dx: K*K*Co = 36
       {1, 40, 40, 2, 3, 3, {2, 0, 0, 1, 1}},  // 400 pixels: dbias/dw reductions split and folded
+      {1, 4, 4, 64, 5, 3, {2, 0, 0, 1, 1}},   // forward: K*K*Ci = 576 split in two, the bias added by the fold
   };
   for (const Case& c : cases)
     for (bool with_bias : {true, false}) {
