@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/options.h"
@@ -24,7 +25,10 @@ int main(int argc, char** argv) {
   std::string device = "auto", cuda_graphs = "auto";
   dd::ddpm::SamplerFlags flags;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
-  app.add_option("--weights", weights, "model.safetensors")->required();
+  app.add_option("--weights", weights,
+                 "model.safetensors (train_ddpm's) or a diffusers folder (e.g. google/ddpm-cifar10-32: config.json + "
+                 "diffusion_pytorch_model.safetensors [+ scheduler_config.json], or a pipeline folder)")
+      ->required();
   app.add_option("--n", n, "number of images")->capture_default_str();
   app.add_option("--out", out, "PNG grid to write")->capture_default_str();
   app.add_option("--nrow", nrow, "images per grid row (0 = about square)")->capture_default_str();
@@ -45,17 +49,26 @@ int main(int argc, char** argv) {
     DD_CHECK(n > 0, "--n must be positive, got ", n);
     DD_CHECK(frames >= 2, "--frames must be at least 2, got ", frames);
     dd::models::ModelConfig cfg;
-    auto model = dd::models::load_unet(weights, &cfg, dev);
-    const auto schedule = dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule);
+    // A weights file of ours, or a diffusers folder (flat or a pipeline's, with unet/ and scheduler/):
+    // then its scheduler_config.json gives the schedule and, unless a flag says otherwise, the
+    // DDPMPipeline's sampling (every step, its variance_type, clip_sample and timestep_spacing).
+    std::optional<dd::models::DiffusersScheduler> sched;
+    auto model = dd::models::load_model(weights, &cfg, dev, &sched);
     const auto objective = dd::models::parse_objective(cfg.diffusion.objective);
     const dd::models::GaussianDiffusion diffusion(
-        dd::models::Schedule::make(schedule, cfg.diffusion.timesteps, cfg.diffusion.rescale_zero_terminal_snr),
+        sched ? sched->schedule()
+              : dd::models::Schedule::make(dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule),
+                                           cfg.diffusion.timesteps, cfg.diffusion.rescale_zero_terminal_snr),
         dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
-    std::fprintf(stderr, "%s: %dx%dx%d images, %d timesteps (%s schedule%s), %lld parameters, device %s\n",
-                 weights.c_str(), cfg.diffusion.image_size, cfg.diffusion.image_size, cfg.unet.channels,
-                 cfg.diffusion.timesteps, cfg.diffusion.beta_schedule.c_str(),
-                 cfg.diffusion.rescale_zero_terminal_snr ? ", zero terminal SNR" : "",
-                 static_cast<long long>(model->params().numel()), dd::device_name(dev));
+    std::fprintf(stderr, "%s: %s, %dx%dx%d images, %d timesteps (%s%s), %lld parameters, device %s\n", weights.c_str(),
+                 cfg.unet2d ? "UNet2DModel" : "U-Net", cfg.diffusion.image_size, cfg.diffusion.image_size,
+                 cfg.channels(), cfg.diffusion.timesteps,
+                 sched ? ("scheduler_config.json: " + sched->beta_schedule + " betas, " + sched->variance_type +
+                          (sched->clip_sample ? ", clip_sample" : ""))
+                             .c_str()
+                       : (cfg.diffusion.beta_schedule + " schedule").c_str(),
+                 diffusion.schedule().zero_terminal_snr() ? ", zero terminal SNR" : "",
+                 static_cast<long long>(model.params->numel()), dd::device_name(dev));
     dd::ddpm::SampleRequest req;
     req.n = n;
     req.image_size = cfg.diffusion.image_size;
@@ -65,8 +78,23 @@ int main(int argc, char** argv) {
     req.device = dev;
     req.cuda_graphs = graphs;
     flags.apply(req, cfg.diffusion.timesteps);
+    if (sched) {
+      // DDPMPipeline's sampling unless a flag says otherwise: the scheduler's variance type,
+      // clipping (and its range), timestep spacing and thresholding.
+      if (app.get_option("--variance-type")->count() == 0)
+        req.ddpm.variance_type = dd::models::parse_variance_type(sched->variance_type);
+      if (!flags.clip_sample && !flags.no_clip) req.ddpm.clip_sample = sched->clip_sample;
+      req.ddpm.clip_sample_range = sched->clip_sample_range;
+      if (flags.spacing.empty()) req.ddpm.spacing = dd::models::parse_timestep_spacing(sched->timestep_spacing);
+      if (!flags.thresholding && sched->thresholding) {
+        req.ddpm.thresholding.enabled = true;
+        req.ddpm.thresholding.ratio = sched->dynamic_thresholding_ratio;
+        req.ddpm.thresholding.max_value = sched->sample_max_value;
+      }
+    }
+    if (flags.no_clip) req.ddpm.clip_sample = false;
     dd::ddpm::InterruptGuard interrupt_guard;  // SIGINT/SIGTERM: stop after the current step, write nothing
-    const auto result = dd::ddpm::sample_images(*model, diffusion, req);
+    const auto result = dd::ddpm::sample_images(*model.net, diffusion, req);
     if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     dd::report::write_image_grid(out, result.images, nrow);
     std::fprintf(stderr, "wrote %s\n", out.c_str());

@@ -2,12 +2,15 @@
 // folder, writing weights, checkpoints, sample grids, a metrics log and a loss curve into --out.
 #include <CLI/CLI.hpp>
 
+#include <fstream>
+
 #include <cstdio>
 #include <sstream>
 
 #include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/trainer.h"
 #include "engine/error.h"
+#include "models/unet2d.h"
 
 namespace {
 
@@ -34,7 +37,7 @@ std::vector<int> parse_mults(const std::string& s) {
 int main(int argc, char** argv) {
   dd::ddpm::TrainOptions o;
   std::string mults = "1,2,4";
-  CLI::App app{"Train a DDPM (the seed U-Net) on a CUDA GPU or the CPU (--device). Writes into --out: model.safetensors (the weights to "
+  CLI::App app{"Train a DDPM (the seed U-Net, or diffusers' UNet2DModel: --model) on a CUDA GPU or the CPU (--device). Writes into --out: model.safetensors (the weights to "
                "sample from; EMA when on), checkpoint.safetensors (full state for --resume), samples/step_*.png, "
                "metrics.csv, loss_curve.png, config.json."};
   app.add_option("--data", o.data,
@@ -59,6 +62,16 @@ int main(int argc, char** argv) {
   app.add_option("--image-size", o.image_size, "train at this size (center-crop + resize); 0 = the dataset's")->capture_default_str();
   app.add_option("--channels", o.channels, "1 or 3; 0 = the dataset's")->capture_default_str();
   app.add_flag("!--no-flip", o.random_flip, "no random horizontal flips");
+  std::string model_config;
+  app.add_option("--model", o.model,
+                 "unet (the seed's U-Net, --dim/--dim-mults), ddpm-cifar10 (diffusers' UNet2DModel as "
+                 "google/ddpm-cifar10-32, with Ho et al.'s recipe as the default of every flag not given: Adam 2e-4, "
+                 "5000 warm-up steps, grad clip 1, EMA 0.9999 every step, batch 128, flips, dropout 0.1, 800k steps, "
+                 "L2 loss) or unet2d (--model-config)")
+      ->capture_default_str();
+  app.add_option("--model-config", model_config,
+                 "diffusers' UNet2DModel config.json (implies --model unet2d unless --model ddpm-cifar10)");
+  app.add_option("--dropout", o.dropout, "UNet2DModel dropout (default: the config's; 0.1 with ddpm-cifar10)");
   app.add_option("--dim", o.dim, "U-Net base width")->capture_default_str();
   app.add_option("--dim-mults", mults, "width multiplier per level, comma separated")->capture_default_str();
   app.add_option("--resnet-block-groups", o.resnet_block_groups, "GroupNorm groups in the ResNet blocks")->capture_default_str();
@@ -114,8 +127,21 @@ int main(int argc, char** argv) {
         if (c == '-') c = '_';
       if (key == "no_flip") key = "random_flip";
       if (key == "min_snr") key = "min_snr_gamma";
+      if (key == "model_config") key = "unet2d_config";
       given.push_back(key);
     }
+    if (!model_config.empty()) {
+      std::ifstream in(model_config);
+      DD_CHECK(in.good(), "--model-config: cannot open ", model_config);
+      try {
+        o.unet2d_config = nlohmann::json::parse(in);
+      } catch (const std::exception& e) {
+        DD_FAIL("--model-config ", model_config, ": not valid JSON: ", e.what());
+      }
+      dd::models::Unet2DConfig::from_json(o.unet2d_config, model_config);  // errors name the file
+      if (o.model == "unet") o.model = "unet2d";
+    }
+    if (o.model == "ddpm-cifar10") dd::ddpm::apply_ddpm_cifar10_preset(o, given);
     const auto summary = dd::ddpm::train(o, given, stderr);
     // 130 for SIGINT, 143 for SIGTERM (apps/ddpm/interrupt.h).
     return summary.interrupted ? dd::ddpm::stop_exit_code() : 0;

@@ -20,4 +20,21 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, int padding) {
   return y;
 }
 
+Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {
+  if (geo.plain()) return conv2d(x, w, bias, geo.pad_top);
+  const Tensor no_bias;
+  Var y(kernels::conv2d_forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, geo),
+        needs_grad({&x, &w, &bias}));
+  if (y.requires_grad())
+    Tape::current().record([x, w, bias, y, geo] {
+      if (!y.has_grad()) return;
+      kernels::Conv2dGrads g = kernels::conv2d_backward(x.value(), w.value(), y.grad(), geo, x.requires_grad(),
+                                                        w.requires_grad(), bias.requires_grad());
+      if (x.requires_grad()) x.accumulate_grad(g.dx);
+      if (w.requires_grad()) w.accumulate_grad(g.dw);
+      if (bias.requires_grad()) bias.accumulate_grad(g.dbias);
+    });
+  return y;
+}
+
 }  // namespace dd::ag

@@ -159,7 +159,7 @@ int main(int argc, char** argv) try {
     // As the trainer: parameters, gradients, moments and the EMA shadow in flat arenas.
     ag::Adam adam(params, hyper, m.params().param_arena(), m.params().grad_arena());
     models::Ema ema(params, models::EmaConfig{}, m.params().param_arena());
-    ddpm::TrainStep step_fn(ddpm::TrainStepParts{&m, &diffusion, &noise_gen, &adam, 1.0}, dev, graphs);
+    ddpm::TrainStep step_fn(ddpm::TrainStepParts{&m, &m.params(), &diffusion, &noise_gen, &adam, 1.0}, dev, graphs);
     // As the trainer: losses read back in batches (here once per timed run), so nothing in a step
     // waits for the GPU.
     ddpm::LossRing ring(dev, 1024);

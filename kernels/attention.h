@@ -26,8 +26,12 @@ Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, in
 
 #ifdef DD_WITH_CUDA
 namespace cuda {
+// dim_head <= 128: the flash kernels (attention_kernels.cuh); wider heads: attention_wide_*.
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+// Heads of any width through materialised N x N scores and cuBLAS (kernels/cuda/attention_wide.cu).
+Tensor attention_wide_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor attention_wide_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 }  // namespace cuda
 #endif
 

@@ -19,6 +19,35 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
 
+// The general geometry: stride s and zero padding per side (diffusers' Downsample2D with
+// downsample_padding = 0 is F.pad(x, (0, 1, 0, 1)) then a 3x3 stride-2 conv: {2, 0, 0, 1, 1}).
+//   Ho = (H + pad_top + pad_bottom - K) / s + 1, Wo = (W + pad_left + pad_right - K) / s + 1
+//   y[b,oh,ow,o] = bias[o] + sum_{kh,kw,ci} x[b, oh*s + kh - pad_top, ow*s + kw - pad_left, ci] * w[o,kh,kw,ci]
+// Stride 1 with the same padding on every side runs the kernels above (their fast paths);
+// anything else runs the strided kernels (kernels/cpu/conv2d_strided.cpp, kernels/cuda/conv2d_strided.cu).
+struct Conv2dGeometry {
+  int stride = 1;
+  int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool plain() const { return stride == 1 && pad_top == pad_left && pad_top == pad_bottom && pad_top == pad_right; }
+};
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geo);
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeometry& geo,
+                            bool need_dx, bool need_dw, bool need_dbias);
+
+namespace cpu {
+Tensor conv2d_strided_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geo);
+Conv2dGrads conv2d_strided_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeometry& geo,
+                                    bool need_dx, bool need_dw, bool need_dbias);
+}  // namespace cpu
+
+#ifdef DD_WITH_CUDA
+namespace cuda {
+Tensor conv2d_strided_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geo);
+Conv2dGrads conv2d_strided_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeometry& geo,
+                                    bool need_dx, bool need_dw, bool need_dbias);
+}  // namespace cuda
+#endif
+
 namespace cpu {
 // The CPU backend lowers the conv to GEMMs over im2col buffers of chunk_rows
 // output pixels each (see kernels/cpu/conv2d.cpp); chunk_rows = 0 picks a

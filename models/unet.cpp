@@ -18,6 +18,7 @@
 #include "autograd/upsample.h"
 #include "autograd/weight_standardize.h"
 #include "engine/error.h"
+#include "models/layers.h"
 
 namespace dd::models {
 
@@ -90,54 +91,13 @@ bool fused_norm_act() { return g_fused_norm_act.load(); }
 
 namespace {
 
-float fan_in_bound(int64_t fan_in) { return 1.0f / std::sqrt(static_cast<float>(fan_in)); }
-
-struct Conv {
-  ag::Var w, b;
-  int pad = 0;
-  Conv() = default;
-  Conv(ParamSet& ps, Generator& g, const std::string& name, int cin, int cout, int k, bool bias = true) {
-    pad = k / 2;
-    w = ps.add(name + ".weight", {cout, k, k, cin}, ParamKind::ConvWeight);
-    const float bound = fan_in_bound(static_cast<int64_t>(cin) * k * k);
-    uniform_fill(w.value(), bound, g);
-    if (bias) {
-      b = ps.add(name + ".bias", {cout});
-      uniform_fill(b.value(), bound, g);
-    }
-  }
-  ag::Var operator()(const ag::Var& x) const { return ag::conv2d(x, w, b, pad); }
-};
+using layers::Conv;
+using layers::GroupNorm;
+using layers::Linear;
 
 struct WsConv : Conv {
   using Conv::Conv;
   ag::Var operator()(const ag::Var& x) const { return ag::conv2d(x, ag::weight_standardize(w, 1e-5f), b, pad); }
-};
-
-struct Linear {
-  ag::Var w, b;
-  Linear() = default;
-  Linear(ParamSet& ps, Generator& g, const std::string& name, int in, int out) {
-    w = ps.add(name + ".weight", {out, in});
-    b = ps.add(name + ".bias", {out});
-    const float bound = fan_in_bound(in);
-    uniform_fill(w.value(), bound, g);
-    uniform_fill(b.value(), bound, g);
-  }
-  ag::Var operator()(const ag::Var& x) const { return ag::linear(x, w, b); }
-};
-
-struct GroupNorm {
-  ag::Var g, b;
-  int groups = 1;
-  GroupNorm() = default;
-  GroupNorm(ParamSet& ps, const std::string& name, int groups_, int ch) : groups(groups_) {
-    g = ps.add(name + ".weight", {ch});
-    b = ps.add(name + ".bias", {ch});
-    g.value().fill_(1.0f);
-    b.value().fill_(0.0f);
-  }
-  ag::Var operator()(const ag::Var& x) const { return ag::group_norm(x, g, b, groups); }
 };
 
 struct Block {

@@ -3,11 +3,15 @@
 // layouts, F32) and whose __metadata__["config"] is a JSON object describing the model and the
 // diffusion, so `Unet(**config).load_state_dict(tensors, strict=True)` works in PyTorch.
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "models/diffusers_folder.h"
 #include "models/unet.h"
+#include "models/unet2d.h"
 
 namespace dd::models {
 
@@ -22,7 +26,14 @@ struct DiffusionConfig {
 
 struct ModelConfig {
   UnetConfig unet;
+  // Set: the model is diffusers' UNet2DModel (models/unet2d.h) and `unet` is unused. The JSON then
+  // holds {"family": "unet2d", "unet2d": <diffusers' config.json>, <diffusion keys>}.
+  std::optional<Unet2DConfig> unet2d;
   DiffusionConfig diffusion;
+
+  int channels() const { return unet2d ? unet2d->in_channels : unet.channels; }
+  bool self_condition() const { return unet2d ? false : unet.self_condition; }
+  const char* family() const { return unet2d ? "unet2d" : "unet"; }
 
   nlohmann::json to_json() const;
   // Missing keys take the defaults; `source` (a file name) prefixes every error.
@@ -40,6 +51,20 @@ struct WeightsFile {
   std::map<std::string, std::string> metadata;
 };
 WeightsFile load_weights(const std::string& path);
+
+// A model of either family and its parameters (unet2d set for the UNet2DModel family).
+struct AnyModel {
+  std::unique_ptr<Denoiser> net;
+  ParamSet* params = nullptr;
+  Unet2D* unet2d = nullptr;
+};
+// Builds the model cfg describes, initialised from gen.
+AnyModel make_model(const ModelConfig& cfg, Generator& gen);
+// Loads a weights file of ours (either family), a train_ddpm run folder (its model.safetensors) or a
+// diffusers folder (models/diffusers_folder.h;
+// its scheduler_config.json, when present, goes to *scheduler_out), strict.
+AnyModel load_model(const std::string& path, ModelConfig* config_out = nullptr, Device dev = Device::CPU,
+                    std::optional<DiffusersScheduler>* scheduler_out = nullptr);
 
 // Builds the model the file describes and loads its tensors (strict).
 std::unique_ptr<Unet> load_unet(const std::string& path, ModelConfig* config_out = nullptr, Device dev = Device::CPU);

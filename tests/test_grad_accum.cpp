@@ -50,6 +50,7 @@ TEST_CASE("grad accumulation: N backward passes give the one-tape step over the 
     Run a(cfg), b(cfg);
     ddpm::TrainStepParts parts;
     parts.model = a.model.get();
+    parts.params = &a.model->params();
     parts.diffusion = &diffusion;
     parts.gen = &a.gen;
     parts.adam = a.adam.get();
@@ -87,8 +88,8 @@ TEST_CASE("grad accumulation: one micro-batch is the plain step, and graphs refu
   const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 50));
   const Tensor x = Tensor::full({2, 8, 8, 1}, 0.25f);
   Run a(cfg), b(cfg);
-  ddpm::TrainStepParts pa{a.model.get(), &diffusion, &a.gen, a.adam.get(), 1.0};
-  ddpm::TrainStepParts pb{b.model.get(), &diffusion, &b.gen, b.adam.get(), 1.0};
+  ddpm::TrainStepParts pa{a.model.get(), &a.model->params(), &diffusion, &a.gen, a.adam.get(), 1.0};
+  ddpm::TrainStepParts pb{b.model.get(), &b.model->params(), &diffusion, &b.gen, b.adam.get(), 1.0};
   ddpm::TrainStep sa(pa, Device::CPU, false), sb(pb, Device::CPU, false);
   CHECK(sa.run(std::vector<Tensor>{x}).item() == sb.run(x).item());
   CHECK(a.model->params().param_arena().to_vector() == b.model->params().param_arena().to_vector());

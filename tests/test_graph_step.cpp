@@ -189,7 +189,7 @@ TEST_CASE("graph step protocol: anchored draws and device-read Adam scalars give
     const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 30),
                                               kernels::LossType::Huber);
     Generator eager_gen(8), graph_gen(8);
-    ddpm::TrainStepParts pe{&eager_model, &diffusion, &eager_gen, &eager_adam, 0.5};
+    ddpm::TrainStepParts pe{&eager_model, &eager_model.params(), &diffusion, &eager_gen, &eager_adam, 0.5};
     ddpm::TrainStep eager(pe, Device::CPU, false);
     Tensor base = Tensor::zeros({1}, Device::CPU, DType::I64);
     Tensor scalars = kernels::adam_step_scalars_tensor(Device::CPU);
@@ -229,7 +229,7 @@ TEST_CASE("cuda graphs flag: auto follows the device, on needs CUDA, anything el
   REQUIRE_THROWS_WITH(ddpm::resolve_cuda_graphs("on", Device::CPU), Catch::Contains("--cuda-graphs on needs --device cuda"));
   REQUIRE_THROWS_WITH(ddpm::resolve_cuda_graphs("yes", Device::CPU), Catch::Contains("--cuda-graphs must be on, off or auto"));
   models::Unet* none = nullptr;
-  REQUIRE_THROWS_WITH(ddpm::TrainStep(ddpm::TrainStepParts{none, nullptr, nullptr, nullptr, 0.0}, Device::CPU, false),
+  REQUIRE_THROWS_WITH(ddpm::TrainStep(ddpm::TrainStepParts{none, nullptr, nullptr, nullptr, nullptr, 0.0}, Device::CPU, false),
                       Catch::Contains("every part is required"));
 }
 

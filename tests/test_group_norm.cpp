@@ -215,3 +215,21 @@ TEST_CASE("group_norm autograd: grads equal the kernel backward through a PreNor
   CHECK_FALSE(g2.has_grad());
   CHECK_FALSE(b2.has_grad());
 }
+
+TEST_CASE("group_norm with eps 1e-6 and 32 groups (UNet2DModel's) matches float64", "[group_norm]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape& s : {Shape{2, 8, 8, 128}, Shape{1, 4, 4, 256}}) {
+    Inputs in = make_inputs(rng, s, 0.5);
+    kernels::GroupNormOut out = kernels::group_norm_forward(in.x, in.gamma, in.beta, 32, 1e-6f);
+    ref::GroupNormStats st = ref::group_norm_stats(in.xd, in.B, in.S, in.C, 32, 1e-6);
+    expect_close("rstd " + shape_str(s), out.rstd, st.rstd, 1e-6);
+    expect_close("y " + shape_str(s), out.y, ref::group_norm(in.xd, in.gd, in.bd, in.B, in.S, in.C, 32, 1e-6), 1e-5);
+    // eps is used: 1e-5 gives another rstd for groups of tiny variance.
+    std::vector<double> tiny(static_cast<size_t>(shape_numel(s)));
+    for (size_t i = 0; i < tiny.size(); ++i) tiny[i] = 1e-3 * std::sin(static_cast<double>(i));
+    Tensor xt = from_double(s, tiny);
+    const auto a = kernels::group_norm_forward(xt, in.gamma, in.beta, 32, 1e-6f).rstd.to_vector();
+    const auto b = kernels::group_norm_forward(xt, in.gamma, in.beta, 32, 1e-5f).rstd.to_vector();
+    CHECK(a != b);
+  }
+}

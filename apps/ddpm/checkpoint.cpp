@@ -42,10 +42,10 @@ nlohmann::json parse_meta(const SafeTensorsFile& f, const std::string& path, con
 }  // namespace
 
 void save_checkpoint(const std::string& path, const nlohmann::json& options, const models::ModelConfig& cfg,
-                     const models::Unet& model, ag::Adam& adam, const models::Ema* ema, const data::Loader& loader,
+                     const models::ParamSet& params, ag::Adam& adam, const models::Ema* ema, const data::Loader& loader,
                      const Generator& gen, const TrainState& state) {
   SafeTensorsFile f;
-  const auto& ps = model.params().all();
+  const auto& ps = params.all();
   for (size_t i = 0; i < ps.size(); ++i) {
     const auto& p = ps[i];
     f.put_f32("model/" + p.name, to_torch(p, p.var.value()));
@@ -80,12 +80,12 @@ nlohmann::json checkpoint_options(const SafeTensorsFile& ckpt, const std::string
   return parse_meta(ckpt, path, "train");
 }
 
-void restore_checkpoint(const SafeTensorsFile& ckpt, const std::string& path, models::Unet& model, ag::Adam& adam,
+void restore_checkpoint(const SafeTensorsFile& ckpt, const std::string& path, models::ParamSet& params, ag::Adam& adam,
                         models::Ema* ema, data::Loader& loader, Generator& gen, TrainState& state) {
   checkpoint_options(ckpt, path);
   const nlohmann::json st = parse_meta(ckpt, path, "state");
   try {
-    const auto& ps = model.params().all();
+    const auto& ps = params.all();
     const auto adam_steps = st.at("adam_steps").get<std::vector<int64_t>>();
     DD_CHECK(adam_steps.size() == ps.size(), path, ": Adam state for ", adam_steps.size(), " parameters, model has ",
              ps.size());

@@ -10,7 +10,7 @@
 #include "autograd/adam.h"
 #include "engine/safetensors.h"
 #include "models/ema.h"
-#include "models/unet.h"
+#include "models/params.h"
 #include "models/weights.h"
 
 namespace dd::ddpm {
@@ -21,14 +21,14 @@ struct TrainState {
 };
 
 void save_checkpoint(const std::string& path, const nlohmann::json& options, const models::ModelConfig& cfg,
-                     const models::Unet& model, ag::Adam& adam, const models::Ema* ema, const data::Loader& loader,
+                     const models::ParamSet& params, ag::Adam& adam, const models::Ema* ema, const data::Loader& loader,
                      const Generator& gen, const TrainState& state);
 
 // The options the run was started with (metadata "train").
 nlohmann::json checkpoint_options(const SafeTensorsFile& ckpt, const std::string& path);
 
 // Loads everything back; errors name the file and what does not fit (e.g. a different model).
-void restore_checkpoint(const SafeTensorsFile& ckpt, const std::string& path, models::Unet& model, ag::Adam& adam,
+void restore_checkpoint(const SafeTensorsFile& ckpt, const std::string& path, models::ParamSet& params, ag::Adam& adam,
                         models::Ema* ema, data::Loader& loader, Generator& gen, TrainState& state);
 
 }  // namespace dd::ddpm

@@ -12,6 +12,9 @@ nlohmann::json TrainOptions::to_json() const {
           {"image_size", image_size},
           {"channels", channels},
           {"random_flip", random_flip},
+          {"model", model},
+          {"unet2d_config", unet2d_config},
+          {"dropout", dropout},
           {"dim", dim},
           {"dim_mults", dim_mults},
           {"resnet_block_groups", resnet_block_groups},
@@ -59,6 +62,9 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("image_size", o.image_size);
     get("channels", o.channels);
     get("random_flip", o.random_flip);
+    get("model", o.model);
+    if (j.contains("unet2d_config")) o.unet2d_config = j.at("unet2d_config");
+    get("dropout", o.dropout);
     get("dim", o.dim);
     get("dim_mults", o.dim_mults);
     get("resnet_block_groups", o.resnet_block_groups);
@@ -97,6 +103,28 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     DD_FAIL("training options: ", e.what());
   }
   return o;
+}
+
+void apply_ddpm_cifar10_preset(TrainOptions& o, const std::vector<std::string>& explicit_keys) {
+  const std::set<std::string> given(explicit_keys.begin(), explicit_keys.end());
+  auto set = [&](const char* key, auto& dst, auto value) {
+    if (!given.count(key)) dst = value;
+  };
+  set("lr", o.lr, 2e-4);
+  set("lr_warmup_steps", o.lr_warmup_steps, int64_t{5000});
+  set("lr_schedule", o.lr_schedule, std::string("constant"));
+  set("grad_clip", o.grad_clip, 1.0);
+  set("ema_decay", o.ema_decay, 0.9999);
+  set("ema_every", o.ema_every, 1);
+  set("ema_start", o.ema_start, int64_t{0});
+  set("batch_size", o.batch_size, 128);
+  set("random_flip", o.random_flip, true);
+  set("dropout", o.dropout, 0.1);
+  set("steps", o.steps, int64_t{800000});
+  set("timesteps", o.timesteps, 1000);
+  set("beta_schedule", o.beta_schedule, std::string("linear"));
+  set("loss", o.loss, std::string("l2"));
+  set("objective", o.objective, std::string("pred_noise"));
 }
 
 bool resumable_override(const std::string& key) {

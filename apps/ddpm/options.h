@@ -18,6 +18,9 @@ struct TrainOptions {
   int channels = 0;        // 0 = the dataset's own channel count
   bool random_flip = true;
   // model
+  std::string model = "unet";     // unet (the seed's), ddpm-cifar10 (UNet2DModel, paper recipe) or unet2d
+  nlohmann::json unet2d_config;   // unet2d: diffusers' UNet2DModel config.json (--model-config); null otherwise
+  double dropout = -1.0;          // UNet2DModel dropout; < 0 = the config's
   int dim = 32;
   std::vector<int> dim_mults{1, 2, 4};
   int resnet_block_groups = 4;
@@ -60,6 +63,12 @@ struct TrainOptions {
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j);
 };
+
+// --model ddpm-cifar10: Ho et al.'s CIFAR-10 recipe for every option not in `explicit_keys`:
+// Adam lr 2e-4, 5000 warm-up steps, grad clip 1, EMA 0.9999 every step from step 0, batch 128,
+// random flips, dropout 0.1, 800k steps, T = 1000 linear betas, L2 loss on the noise; and the
+// google/ddpm-cifar10-32 architecture (unet2d_config).
+void apply_ddpm_cifar10_preset(TrainOptions& o, const std::vector<std::string>& explicit_keys);
 
 // Flags that a resumed run may change; any other flag given with --resume must match the run.
 bool resumable_override(const std::string& key);

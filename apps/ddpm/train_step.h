@@ -21,12 +21,14 @@
 #include "autograd/adam.h"
 #include "engine/cuda_graph.h"
 #include "models/diffusion.h"
-#include "models/unet.h"
+#include "models/denoiser.h"
+#include "models/params.h"
 
 namespace dd::ddpm {
 
 struct TrainStepParts {
-  models::Unet* model = nullptr;
+  models::Denoiser* model = nullptr;
+  models::ParamSet* params = nullptr;  // the model's
   const models::GaussianDiffusion* diffusion = nullptr;
   Generator* gen = nullptr;
   ag::Adam* adam = nullptr;

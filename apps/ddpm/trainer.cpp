@@ -26,7 +26,6 @@
 #include "engine/error.h"
 #include "models/diffusion.h"
 #include "models/ema.h"
-#include "models/unet.h"
 #include "models/weights.h"
 
 namespace dd::ddpm {
@@ -72,6 +71,11 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.image_size >= 0 && o.channels >= 0, "--image-size and --channels must be >= 0 (0 = the dataset's)");
   DD_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "--channels must be 1 or 3, got ", o.channels);
   DD_CHECK(!o.out.empty(), "--out must name a folder");
+  DD_CHECK(o.model == "unet" || o.model == "ddpm-cifar10" || o.model == "unet2d",
+           "--model must be unet, ddpm-cifar10 or unet2d (--model-config), got '", o.model, "'");
+  DD_CHECK(o.model != "unet2d" || !o.unet2d_config.is_null(), "--model unet2d needs --model-config config.json");
+  DD_CHECK(o.model == "unet" || !o.self_condition, "--self-condition is for the seed U-Net (--model unet) only");
+  DD_CHECK(o.dropout < 1.0, "--dropout must be < 1, got ", o.dropout);
   DD_CHECK(o.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", o.threads);
 }
 
@@ -146,28 +150,43 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   cfg.unet.channels = static_cast<int>(dataset->channels);
   cfg.unet.self_condition = opts.self_condition;
   cfg.unet.resnet_block_groups = opts.resnet_block_groups;
+  if (opts.model != "unet") {
+    // diffusers' UNet2DModel: the preset's or --model-config's architecture, at the dataset's size
+    // and channel count.
+    models::Unet2DConfig u = opts.unet2d_config.is_null()
+                                 ? models::Unet2DConfig::ddpm_cifar10()
+                                 : models::Unet2DConfig::from_json(opts.unet2d_config, "--model-config");
+    u.in_channels = u.out_channels = static_cast<int>(dataset->channels);
+    u.sample_size = static_cast<int>(dataset->height);
+    if (opts.dropout >= 0) u.dropout = opts.dropout;
+    u.validate();
+    cfg.unet2d = u;
+  }
   cfg.diffusion.image_size = static_cast<int>(dataset->height);
   cfg.diffusion.timesteps = opts.timesteps;
   cfg.diffusion.beta_schedule = models::beta_schedule_name(beta_schedule);
   cfg.diffusion.rescale_zero_terminal_snr = opts.rescale_zero_terminal_snr;
   cfg.diffusion.loss_type = opts.loss;
   cfg.diffusion.objective = opts.objective;  // the weights file records it; sampling converts by it
-  cfg = models::ModelConfig::from_json(cfg.to_json(), "the flags --dim/--dim-mults/--image-size");
+  cfg = models::ModelConfig::from_json(cfg.to_json(), "the flags --model/--model-config/--dim/--dim-mults/--image-size");
 
   Generator gen(opts.seed);
-  models::Unet model(cfg.unet, gen);
-  model.params().to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
+  models::AnyModel model = models::make_model(cfg, gen);
+  model.params->to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
+  // Training mode: the UNet2DModel's dropout draws its masks from the run's generator (saved in
+  // the checkpoint, so a resumed run draws the same masks).
+  if (model.unet2d) model.unet2d->set_dropout_generator(&gen);
   models::LossOptions loss_options;
   loss_options.min_snr_gamma = opts.min_snr_gamma;
   loss_options.offset_noise = opts.offset_noise;
   const models::GaussianDiffusion diffusion(
       models::Schedule::make(beta_schedule, opts.timesteps, opts.rescale_zero_terminal_snr), loss_type,
                                             models::parse_objective(opts.objective), loss_options);
-  const std::vector<ag::Var> params = model.params().vars();
+  const std::vector<ag::Var> params = model.params->vars();
   // The gradient arena exists (zero) before the first backward, so every gradient lands in it and
   // Adam, the clip and the EMA run over the flat buffers.
-  model.params().zero_grad();
-  const Tensor param_arena = model.params().param_arena(), grad_arena = model.params().grad_arena();
+  model.params->zero_grad();
+  const Tensor param_arena = model.params->param_arena(), grad_arena = model.params->grad_arena();
   kernels::AdamHyper hyper;
   hyper.lr = static_cast<float>(opts.lr);
   hyper.weight_decay = static_cast<float>(opts.weight_decay);
@@ -180,7 +199,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   ag::Adam adam(params, hyper, param_arena, grad_arena);
   const bool use_ema = opts.ema_decay > 0;
   std::unique_ptr<models::Ema> ema;
-  std::unique_ptr<models::Unet> ema_model;
+  models::AnyModel ema_model;
   if (use_ema) {
     models::EmaConfig ec;
     ec.decay = opts.ema_decay;
@@ -188,14 +207,14 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     ec.update_after_step = opts.ema_start;
     ema = std::make_unique<models::Ema>(params, ec, param_arena);
     Generator unused(0);
-    ema_model = std::make_unique<models::Unet>(cfg.unet, unused);
-    ema_model->params().to(dev);
+    ema_model = models::make_model(cfg, unused);
+    ema_model.params->to(dev);
   }
 
   TrainState state;
   state.step = 0;
   if (ckpt) {
-    restore_checkpoint(*ckpt, ckpt_path, model, adam, ema.get(), loader, gen, state);
+    restore_checkpoint(*ckpt, ckpt_path, *model.params, adam, ema.get(), loader, gen, state);
     DD_CHECK(state.step <= opts.steps, "--steps ", opts.steps, " is behind the run in ", opts.out, ", which is at step ",
              state.step);
   }
@@ -214,14 +233,14 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   report::MetricsLog metrics = ckpt ? report::MetricsLog::open_for_resume(files.metrics(), state.step)
                                     : report::MetricsLog(files.metrics());
 
-  auto sampling_model = [&]() -> models::Unet& {
+  auto sampling_model = [&]() -> models::AnyModel& {
     if (!use_ema) return model;
-    ema->copy_to(ema_model->params().vars());
-    return *ema_model;
+    ema->copy_to(ema_model.params->vars());
+    return ema_model;
   };
   auto write_weights = [&]() {
-    models::Unet& m = sampling_model();
-    models::save_weights(files.weights(), m.params(), cfg,
+    models::AnyModel& m = sampling_model();
+    models::save_weights(files.weights(), *m.params, cfg,
                          {{"step", std::to_string(state.step)}, {"ema", use_ema ? "true" : "false"}});
   };
   // The step of the state at checkpoint.safetensors, kept as an older copy at the next save; -1 when
@@ -230,7 +249,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   auto write_checkpoint = [&]() {
     // The state now at checkpoint.safetensors stays as an older copy (--keep-checkpoints).
     rotate_checkpoints(files.checkpoint(), newest_saved_step, opts.keep_checkpoints);
-    save_checkpoint(files.checkpoint(), opts.to_json(), cfg, model, adam, ema.get(), loader, gen, state);
+    save_checkpoint(files.checkpoint(), opts.to_json(), cfg, *model.params, adam, ema.get(), loader, gen, state);
     newest_saved_step = state.step;
     write_weights();
   };
@@ -249,7 +268,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     std::fprintf(log, "sampling %d images at step %lld (%s, %d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), req.sampler.c_str(),
                  req.sampler == "ddpm" ? opts.timesteps : req.ddim.steps);
-    SampleResult r = sample_images(sampling_model(), diffusion, req);
+    models::AnyModel& m = sampling_model();
+    if (m.unet2d) m.unet2d->set_dropout_generator(nullptr);  // eval mode while sampling
+    SampleResult r = sample_images(*m.net, diffusion, req);
+    if (model.unet2d) model.unet2d->set_dropout_generator(&gen);
     const int nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.n))));
     const std::string path = files.samples_dir() + "/" + step_name(state.step) + ".png";
     report::write_image_grid(path, r.images, nrow);
@@ -262,9 +284,13 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     if (pts.size() >= 2) report::write_loss_curve(files.loss_curve(), pts);
   };
 
-  std::fprintf(log, "data: %s\nmodel: U-Net dim %d, dim_mults %s, %lld parameters; %d timesteps, %s schedule, %s loss, %s%s\n",
-               dataset->description.c_str(), cfg.unet.dim, nlohmann::json(cfg.unet.dim_mults).dump().c_str(),
-               static_cast<long long>(model.params().numel()), opts.timesteps, opts.beta_schedule.c_str(),
+  const std::string arch =
+      cfg.unet2d ? "UNet2DModel block_out_channels " + nlohmann::json(cfg.unet2d->block_out_channels).dump() +
+                       ", dropout " + std::to_string(cfg.unet2d->dropout)
+                 : "U-Net dim " + std::to_string(cfg.unet.dim) + ", dim_mults " + nlohmann::json(cfg.unet.dim_mults).dump();
+  std::fprintf(log, "data: %s\nmodel: %s, %lld parameters; %d timesteps, %s schedule, %s loss, %s%s\n",
+               dataset->description.c_str(), arch.c_str(),
+               static_cast<long long>(model.params->numel()), opts.timesteps, opts.beta_schedule.c_str(),
                opts.loss.c_str(), opts.objective.c_str(),
                opts.min_snr_gamma > 0 ? (", min-SNR gamma " + std::to_string(opts.min_snr_gamma)).c_str() : "");
   const std::string batch_text = opts.grad_accum > 1 ? std::to_string(opts.grad_accum) + " x " +
@@ -305,7 +331,8 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   };
 
   TrainStepParts parts;
-  parts.model = &model;
+  parts.model = model.net.get();
+  parts.params = model.params;
   parts.diffusion = &diffusion;
   parts.gen = &gen;
   parts.adam = &adam;

@@ -20,6 +20,7 @@ int64_t positions(const Tensor& qkv) { return qkv.numel() / (qkv.dim(0) * qkv.di
 }  // namespace
 
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  if (dim_head > attn::kMaxHeadDim) return attention_wide_forward(qkv, heads, dim_head);
   Shape out_shape = qkv.shape();
   out_shape.back() = heads * dim_head;
   Tensor out = Tensor::empty(out_shape, qkv.device());
@@ -31,6 +32,7 @@ Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
 }
 
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+  if (dim_head > attn::kMaxHeadDim) return attention_wide_backward(qkv, dy, heads, dim_head);
   Tensor dqkv = Tensor::empty(qkv.shape(), qkv.device());
   const int64_t B = qkv.dim(0), N = positions(qkv);
   Tensor stats = Tensor::empty({attn::backward_scratch_floats(B, N, heads)}, qkv.device());

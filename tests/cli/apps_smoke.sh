@@ -139,4 +139,31 @@ y = np.asarray(out["model_output"])
 assert y.shape == (2, 1, 16, 16), y.shape
 assert np.isfinite(y).all()
 PYEOF
+
+# diffusers' UNet2DModel family: a tiny --model-config run (dropout), resumed, exported as a diffusers
+# pipeline folder, which sample_ddpm, ddpm_tool info and ddpm_tool forward then read.
+cat >"$T/unet2d.json" <<'JSON'
+{"block_out_channels": [16, 32], "layers_per_block": 1, "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+ "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 8, "attention_head_dim": null,
+ "downsample_padding": 0, "flip_sin_to_cos": false, "freq_shift": 1, "norm_eps": 1e-6}
+JSON
+"$B/train_ddpm" --out "$T/u2" --steps 2 --model-config "$T/unet2d.json" --dropout 0.1 --loss l2 "${common[@]}" \
+  >"$T/u2.log" 2>&1 || { cat "$T/u2.log"; fail "train_ddpm --model-config"; }
+grep -q "UNet2DModel" "$T/u2.log" || { cat "$T/u2.log"; fail "--model-config run: the log names no UNet2DModel"; }
+"$B/train_ddpm" --out "$T/u2" --resume --steps 3 --device cpu >"$T/u2r.log" 2>&1 || { cat "$T/u2r.log"; fail "unet2d resume"; }
+"$B/ddpm_tool" export-diffusers "$T/u2" "$T/u2_diffusers" >"$T/u2e.log" 2>&1 || { cat "$T/u2e.log"; fail "export-diffusers"; }
+for f in model_index.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json; do
+  [ -s "$T/u2_diffusers/$f" ] || fail "export-diffusers wrote no $f"
+done
+"$B/ddpm_tool" info "$T/u2_diffusers" >"$T/u2i.log" 2>&1 || { cat "$T/u2i.log"; fail "ddpm_tool info DIR/"; }
+grep -q '"variance_type": "fixed_large"' "$T/u2i.log" || { cat "$T/u2i.log"; fail "ddpm_tool info: no scheduler"; }
+"$B/sample_ddpm" --weights "$T/u2_diffusers/" --n 2 --steps 4 --out "$T/u2.png" --device cpu >"$T/u2s.log" 2>&1 ||
+  { cat "$T/u2s.log"; fail "sample_ddpm --weights DIR/"; }
+[ -s "$T/u2.png" ] || fail "sample_ddpm from a diffusers folder wrote no PNG"
+"$B/ddpm_tool" forward --weights "$T/u2_diffusers" --input "$T/in.safetensors" --output "$T/u2out.safetensors" \
+  --device cpu >"$T/u2f.log" 2>&1 || { cat "$T/u2f.log"; fail "ddpm_tool forward --weights DIR/"; }
+# A .bin-only folder: a clear error with the conversion line.
+mkdir -p "$T/binonly" && cp "$T/u2_diffusers/unet/config.json" "$T/binonly/" && touch "$T/binonly/diffusion_pytorch_model.bin"
+if "$B/ddpm_tool" info "$T/binonly" >"$T/bin.log" 2>&1; then fail "a .bin-only folder was accepted"; fi
+grep -q "save_file(torch.load" "$T/bin.log" || { cat "$T/bin.log"; fail ".bin: no conversion line"; }
 echo "apps_smoke: ok"

@@ -87,7 +87,15 @@ TEST_CASE("gpu: attention is bitwise repeatable", "[gpu][attention]") {
         kernels::attention_backward(qkv, dy, heads, d).to_vector());
 }
 
-TEST_CASE("gpu: attention rejects a dim_head it has no kernel for", "[gpu][attention]") {
-  Tensor qkv = Tensor::zeros({1, 2, 3 * 129}, Device::CUDA);
-  CHECK_THROWS_WITH(kernels::attention_forward(qkv, 1, 129), Catch::Contains("dim_head up to 128"));
+TEST_CASE("gpu: heads wider than 128 (cuBLAS path): ddpm-cifar10-32's one head of 256 at 16x16", "[gpu][attention]") {
+  DD_TEST_RANDOM(rng);
+  check_case({2, 256, 1, 256}, rng, {2, 16, 16});
+  check_case({1, 70, 2, 129}, rng, {1, 70});
+  check_case({2, 49, 1, 256, 10.0}, rng, {2, 49});
+  const int64_t B = 2, N = 256, d = 256;
+  Tensor qkv = from_double({B, N, 3 * d}, rng.normal_f32(B * N * 3 * d)).to(Device::CUDA);
+  Tensor dy = from_double({B, N, d}, rng.normal_f32(B * N * d)).to(Device::CUDA);
+  CHECK(kernels::attention_forward(qkv, 1, d).to_vector() == kernels::attention_forward(qkv, 1, d).to_vector());
+  CHECK(kernels::attention_backward(qkv, dy, 1, d).to_vector() ==
+        kernels::attention_backward(qkv, dy, 1, d).to_vector());
 }

@@ -48,7 +48,7 @@ struct GraphRig {
     model.params().zero_grad();
     adam = std::make_unique<ag::Adam>(model.params().vars(), kernels::AdamHyper{2e-4f, 0.9f, 0.999f, 1e-8f, 0.0f},
                                       model.params().param_arena(), model.params().grad_arena());
-    step = std::make_unique<ddpm::TrainStep>(ddpm::TrainStepParts{&model, &diffusion, &gen, adam.get(), 1.0},
+    step = std::make_unique<ddpm::TrainStep>(ddpm::TrainStepParts{&model, &model.params(), &diffusion, &gen, adam.get(), 1.0},
                                              Device::CUDA, graphs);
   }
 };

@@ -70,3 +70,24 @@ TEST_CASE("gpu: group_norm is bitwise reproducible run to run", "[gpu][group_nor
   const auto first = run();
   CHECK(run() == first);  // no atomics: fixed reduction order
 }
+
+TEST_CASE("gpu: GroupNorm(32, C, eps=1e-6) of UNet2DModel (ddpm-cifar10-32's shapes) matches the cpu",
+          "[gpu][group_norm]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape& shape : {Shape{4, 32, 32, 128}, Shape{4, 16, 16, 256}, Shape{2, 4, 4, 512}}) {
+    const int64_t n = shape_numel(shape), C = shape.back();
+    // A small spread, where eps matters: variance ~1e-6.
+    Tensor x = from_double(shape, rng.normal(n, 1e-3)), gamma = from_double({C}, rng.normal(C)),
+           beta = from_double({C}, rng.normal(C, 0.5)), dy = from_double(shape, rng.normal(n));
+    kernels::GroupNormOut fc = kernels::group_norm_forward(x, gamma, beta, 32, 1e-6f);
+    kernels::GroupNormOut fg = kernels::group_norm_forward(cuda(x), cuda(gamma), cuda(beta), 32, 1e-6f);
+    expect_close("rstd " + shape_str(shape), host(fg.rstd), fc.rstd, 1e-6);
+    expect_close("y " + shape_str(shape), host(fg.y), fc.y, 1e-5);
+    kernels::GroupNormGrads gc = kernels::group_norm_backward(x, gamma, fc.mean, fc.rstd, dy);
+    kernels::GroupNormGrads gg =
+        kernels::group_norm_backward(cuda(x), cuda(gamma), cuda(fc.mean), cuda(fc.rstd), cuda(dy));
+    expect_close("dx " + shape_str(shape), host(gg.dx).to_vector(), to_double(gc.dx), 1e-4,
+                 norm_dx_floor(gamma, fc.rstd, dy, Tensor()));
+    expect_close("dgamma " + shape_str(shape), host(gg.dgamma), gc.dgamma, 1e-4);
+  }
+}
