@@ -33,7 +33,7 @@ using namespace conv_tc;
 // (kThreads / 4)-th row of both operand tiles; its pixels (A rows) are decomposed once, the tap of
 // its chunk once per stage.
 template <class Op, class Tile>
-__global__ void __launch_bounds__(Tile::kThreads)
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
                          const float* __restrict__ bias, float* __restrict__ y, Geom g, int M, int N, int Kd) {
   using T = typename Op::T;
@@ -109,7 +109,10 @@ __global__ void __launch_bounds__(Tile::kThreads)
   }
   warp::cp_async_wait<0>();
 
+  // Each lane holds column pairs (n, n + 1), n even: with N even they are 8-byte aligned in y
+  // (and both inside or both outside N), so one float2 store each.
   const int gq = lane >> 2, tq = lane & 3;
+  const bool pairs = (N & 1) == 0;
 #pragma unroll
   for (int mi = 0; mi < Tile::MI; ++mi)
 #pragma unroll
@@ -118,12 +121,17 @@ __global__ void __launch_bounds__(Tile::kThreads)
       if (m >= M) continue;
       float* const yr = y + int64_t(m) * N;
 #pragma unroll
-      for (int ni = 0; ni < Tile::NI; ++ni)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const int n = n0 + wc + 8 * ni + 2 * tq + j;
-          if (n < N) yr[n] = acc[mi][ni][2 * h + j] + (bias ? bias[n] : 0.0f);
+      for (int ni = 0; ni < Tile::NI; ++ni) {
+        const int n = n0 + wc + 8 * ni + 2 * tq;
+        const float v0 = acc[mi][ni][2 * h] + (bias && n < N ? bias[n] : 0.0f);
+        const float v1 = acc[mi][ni][2 * h + 1] + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
+        if (pairs) {
+          if (n < N) *reinterpret_cast<float2*>(yr + n) = make_float2(v0, v1);
+        } else {
+          if (n < N) yr[n] = v0;
+          if (n + 1 < N) yr[n + 1] = v1;
         }
+      }
     }
 }
 
@@ -133,7 +141,7 @@ __global__ void __launch_bounds__(Tile::kThreads)
 // tiles are k-major. Thread tid loads a fixed chunk column of each tile (the tap of its x chunk
 // is decomposed once) for every few pixel rows, whose (b, oh, ow) advance by kBK per stage.
 template <class Op, class Tile>
-__global__ void __launch_bounds__(Tile::kThreads)
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_wgrad_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ dy,
                          float* __restrict__ out, Geom g, int M, int Cop, int Co, int Kd, int Ci,
                          int pixels_per_split) {

@@ -45,9 +45,12 @@ struct Tf32Op {
 };
 
 // Block tile BM x BN of the output, warp tile WM x WN, Stages-deep cp.async pipeline.
-template <int BM_, int BN_, int WM_, int WN_, int Stages_>
+// kMinBlocks: the __launch_bounds__ occupancy hint, which caps registers at 64K / (threads x
+// blocks) = 128 for every tile here. Without it ptxas picked its own cap and spilled 4 bytes in
+// the 64x64 tiles at 72 registers; with a hint of 1 it took up to 158, i.e. one 128x128 block per SM.
+template <int BM_, int BN_, int WM_, int WN_, int Stages_, int MinBlocks_>
 struct TileShape {
-  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, kStages = Stages_;
+  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, kStages = Stages_, kMinBlocks = MinBlocks_;
   static constexpr int kWarpsM = BM / WM, kWarpsN = BN / WN;
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
   static constexpr int MI = WM / 16, NI = WN / 8;  // mma tiles per warp
@@ -56,10 +59,10 @@ struct TileShape {
 
 // Named CUTLASS style: block MxN, warp MxN, stages (the reduction depth per stage is the
 // operand type's kBK: 32 for bf16, 16 for tf32).
-using Tile128x128_64x32_S3 = TileShape<128, 128, 64, 32, 3>;  // 8 warps
-using Tile128x64_64x32_S3 = TileShape<128, 64, 64, 32, 3>;    // 4 warps
-using Tile64x64_32x32_S3 = TileShape<64, 64, 32, 32, 3>;      // 4 warps
-using Tile128x32_32x32_S3 = TileShape<128, 32, 32, 32, 3>;    // 4 warps: narrow outputs (Co <= 32)
+using Tile128x128_64x32_S3 = TileShape<128, 128, 64, 32, 3, 2>;  // 8 warps
+using Tile128x64_64x32_S3 = TileShape<128, 64, 64, 32, 3, 4>;    // 4 warps
+using Tile64x64_32x32_S3 = TileShape<64, 64, 32, 32, 3, 4>;      // 4 warps
+using Tile128x32_32x32_S3 = TileShape<128, 32, 32, 32, 3, 4>;    // 4 warps: narrow outputs (Co <= 32)
 
 // Shared-memory elements of one stage of each layout.
 template <class Op, int Rows>
