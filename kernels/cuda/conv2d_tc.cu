@@ -7,7 +7,8 @@
 //   dbias    conv2d.cu's deterministic column sums (fp32 dy, unrounded)
 //
 // A cast pre-pass rounds each fp32 operand once (bf16: nearest even; tf32: cvt.rna) and pads its
-// channel dim with zeros to a multiple of a 16-byte chunk (conv2d_tc_tiles.cuh says why). The
+// channel dim with zeros to a multiple of a 16-byte chunk (conv2d_tc_tiles.cuh says why); tf32
+// skips it where no padding is needed and rounds as fragments are loaded instead. The
 // kernels then move only whole chunks with cp.async, zero-filling the halo, the rows past M or N
 // and the reduction tail, through a 3-stage pipeline; fragments come from shared memory by
 // ldmatrix (bf16) or 32-bit loads (tf32). Every sum runs in a fixed order (mma k order within a
@@ -293,20 +294,30 @@ int checked_int(int64_t v, const char* what) {
 
 int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
+// An operand as the kernels read it: a rounded, zero-padded copy (t), or the fp32 tensor itself.
 template <class Op>
 struct Packed {
   Tensor t;
-  typename Op::T* data() { return static_cast<typename Op::T*>(t.raw_data()); }
+  typename Op::T* ptr = nullptr;
+  typename Op::T* data() { return ptr; }
 };
 
 template <class Op>
 Packed<Op> packed_empty(int64_t n) {
-  return {Tensor::empty({n}, Device::CUDA, Op::kChunk == 8 ? DType::BF16 : DType::F32)};
+  Packed<Op> p;
+  p.t = Tensor::empty({n}, Device::CUDA, Op::kChunk == 8 ? DType::BF16 : DType::F32);
+  p.ptr = static_cast<typename Op::T*>(p.t.raw_data());
+  return p;
 }
 
-// src [rows, C] fp32 -> [rows, Cp] rounded and zero-padded.
+// src [rows, C] fp32 as [rows, Cp]. tf32 reads the tensor itself when its channels fill whole
+// chunks and it is 16-byte aligned (the fragment loads round it): no pre-pass for the U-Net's
+// layers but the 3-channel ones. Otherwise a rounded copy, zero-padded to Cp channels.
 template <class Op>
 Packed<Op> pack(const float* src, int64_t rows, int C, int Cp) {
+  if constexpr (Op::kChunk == 4) {
+    if (C == Cp && reinterpret_cast<uintptr_t>(src) % 16 == 0) return {Tensor(), const_cast<float*>(src)};
+  }
   Packed<Op> p = packed_empty<Op>(rows * Cp);
   pack_kernel<Op><<<grid_for(rows * Cp), kThreads, 0, stream()>>>(src, rows, C, Cp, p.data());
   DD_CUDA_LAUNCH_CHECK("pack_kernel");

@@ -34,7 +34,9 @@ struct Bf16Op {
   static constexpr int kColPad = 8;  // k-major tiles: 16 bytes
 };
 
-// tf32 operands (fp32 words with the low 13 bits zero): mma m16n8k8, 16 per stage (64 bytes).
+// tf32 operands: mma m16n8k8, 16 per stage (64 bytes). Shared memory holds fp32 words (the
+// tensors themselves when their channels fill whole chunks, else a zero-padded copy) and each
+// fragment element is rounded (cvt.rna) as it is loaded: idempotent on rounded values.
 struct Tf32Op {
   using T = float;
   static constexpr int kChunk = 4;
@@ -85,12 +87,11 @@ __device__ __forceinline__ void load_a_row(const typename Op::T* t, int ld, int 
   if constexpr (Op::kChunk == 8) {
     warp::ldmatrix_x4(a, t + (r0 + (lane & 15)) * ld + k0 + ((lane >> 4) << 3));
   } else {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(t);
     const int g = lane >> 2, c = lane & 3;
-    a[0] = u[(r0 + g) * ld + k0 + c];
-    a[1] = u[(r0 + g + 8) * ld + k0 + c];
-    a[2] = u[(r0 + g) * ld + k0 + c + 4];
-    a[3] = u[(r0 + g + 8) * ld + k0 + c + 4];
+    a[0] = warp::f32_to_tf32(t[(r0 + g) * ld + k0 + c]);
+    a[1] = warp::f32_to_tf32(t[(r0 + g + 8) * ld + k0 + c]);
+    a[2] = warp::f32_to_tf32(t[(r0 + g) * ld + k0 + c + 4]);
+    a[3] = warp::f32_to_tf32(t[(r0 + g + 8) * ld + k0 + c + 4]);
   }
 }
 
@@ -103,12 +104,11 @@ __device__ __forceinline__ void load_b_row(const typename Op::T* t, int ld, int 
     warp::ldmatrix_x4(r, t + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + (((lane >> 3) & 1) << 3));
     b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
   } else {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(t);
     const int g = lane >> 2, c = lane & 3;
-    b0[0] = u[(n0 + g) * ld + k0 + c];
-    b0[1] = u[(n0 + g) * ld + k0 + c + 4];
-    b1[0] = u[(n0 + 8 + g) * ld + k0 + c];
-    b1[1] = u[(n0 + 8 + g) * ld + k0 + c + 4];
+    b0[0] = warp::f32_to_tf32(t[(n0 + g) * ld + k0 + c]);
+    b0[1] = warp::f32_to_tf32(t[(n0 + g) * ld + k0 + c + 4]);
+    b1[0] = warp::f32_to_tf32(t[(n0 + 8 + g) * ld + k0 + c]);
+    b1[1] = warp::f32_to_tf32(t[(n0 + 8 + g) * ld + k0 + c + 4]);
   }
 }
 
@@ -120,12 +120,11 @@ __device__ __forceinline__ void load_a_col(const typename Op::T* t, int ld, int 
     const int i = lane >> 3;
     warp::ldmatrix_x4_trans(a, t + (k0 + (lane & 7) + ((i >> 1) << 3)) * ld + r0 + ((i & 1) << 3));
   } else {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(t);
     const int g = lane >> 2, c = lane & 3;
-    a[0] = u[(k0 + c) * ld + r0 + g];
-    a[1] = u[(k0 + c) * ld + r0 + g + 8];
-    a[2] = u[(k0 + c + 4) * ld + r0 + g];
-    a[3] = u[(k0 + c + 4) * ld + r0 + g + 8];
+    a[0] = warp::f32_to_tf32(t[(k0 + c) * ld + r0 + g]);
+    a[1] = warp::f32_to_tf32(t[(k0 + c) * ld + r0 + g + 8]);
+    a[2] = warp::f32_to_tf32(t[(k0 + c + 4) * ld + r0 + g]);
+    a[3] = warp::f32_to_tf32(t[(k0 + c + 4) * ld + r0 + g + 8]);
   }
 }
 
@@ -139,12 +138,11 @@ __device__ __forceinline__ void load_b_col(const typename Op::T* t, int ld, int 
     warp::ldmatrix_x4_trans(r, t + (k0 + (lane & 7) + ((i & 1) << 3)) * ld + n0 + ((i >> 1) << 3));
     b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
   } else {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(t);
     const int g = lane >> 2, c = lane & 3;
-    b0[0] = u[(k0 + c) * ld + n0 + g];
-    b0[1] = u[(k0 + c + 4) * ld + n0 + g];
-    b1[0] = u[(k0 + c) * ld + n0 + 8 + g];
-    b1[1] = u[(k0 + c + 4) * ld + n0 + 8 + g];
+    b0[0] = warp::f32_to_tf32(t[(k0 + c) * ld + n0 + g]);
+    b0[1] = warp::f32_to_tf32(t[(k0 + c + 4) * ld + n0 + g]);
+    b1[0] = warp::f32_to_tf32(t[(k0 + c) * ld + n0 + 8 + g]);
+    b1[1] = warp::f32_to_tf32(t[(k0 + c + 4) * ld + n0 + 8 + g]);
   }
 }
 

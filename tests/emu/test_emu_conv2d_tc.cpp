@@ -110,3 +110,27 @@ TEST_CASE("emu: conv2d under a BF16 / TF32 context runs the tensor-core path", "
   CHECK_FALSE(conv_tc::bitwise_equal(kernels::emu::conv2d_forward(x, w, Tensor(), 1),
                                      kernels::emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::BF16)));
 }
+
+TEST_CASE("emu: tf32 reads whole-chunk fp32 tensors directly, with the same bits as through the pre-pass",
+          "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // Ci = 8, Co = 12 (multiples of 4 floats): aligned tensors go straight to cp.async and are
+  // rounded at the fragment loads; views one float into a buffer are not 16-byte aligned and go
+  // through the rounding, padding pre-pass instead. Rounding is the same cvt.rna either way.
+  const Dims c{2, 5, 7, 8, 12, 3, 1};
+  auto offset_copy = [](const Tensor& t) {
+    std::vector<float> v = t.to_vector();
+    v.insert(v.begin(), 0.0f);
+    return Tensor::view_of(Tensor::from_vector({int64_t(v.size())}, v), 1, t.shape());
+  };
+  Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  Tensor dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+  Tensor xo = offset_copy(x), wo = offset_copy(w), dyo = offset_copy(dy);
+  REQUIRE(reinterpret_cast<uintptr_t>(xo.data()) % 16 != 0);
+  CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::TF32),
+                               kernels::emu::conv2d_forward_tc(xo, wo, Tensor(), 1, Precision::TF32)));
+  kernels::Conv2dGrads a = kernels::emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, Precision::TF32);
+  kernels::Conv2dGrads b = kernels::emu::conv2d_backward_tc(xo, wo, dyo, 1, true, true, false, Precision::TF32);
+  CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+  CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+}
