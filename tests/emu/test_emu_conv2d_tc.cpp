@@ -88,6 +88,15 @@ TEST_CASE("emu: every tensor-core conv tile shape and a dw split-K fold", "[emu]
     }
 }
 
+TEST_CASE("emu: tensor-core conv2d with other kernel sizes and paddings", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // Not the U-Net's, but the kernels take any K and padding: a 7x7/p3 stem on 3 channels, an
+  // unpadded 3x3, and padding beyond K-1 (dx then runs with a negative padding that crops).
+  const std::vector<Dims> cases = {{1, 9, 9, 3, 6, 7, 3}, {1, 7, 6, 5, 9, 3, 0}, {2, 4, 3, 6, 5, 1, 2}};
+  for (Precision prec : {Precision::BF16, Precision::TF32})
+    for (const Dims& c : cases) check_case(rng, c, prec, true);
+}
+
 TEST_CASE("emu: conv2d under a BF16 / TF32 context runs the tensor-core path", "[emu][conv2d][tc]") {
   DD_TEST_RANDOM(rng);
   const Dims c{1, 4, 4, 3, 5, 3, 1};

@@ -11,7 +11,8 @@
 // sum |x_i w_i| of the exact sum (plus the dw split fold and the bias add: n + 2 additions). So
 //   |ours - cpu| <= ((2u + u^2) + 2 (n + 2) 2^-24) S + 2^-23 |bias|,   S = sum_i |x_i w_i|,
 // with S computed here in float64 from the unrounded inputs. A wrong index or a dropped term
-// shows up as an error of order |x_i w_i|, hundreds of times these bounds.
+// shows up as an error of order |x_i w_i|, hundreds of times these bounds. On the emulator's
+// random cases the worst element reaches 0.4 to 0.6 of its bound (bf16 and tf32 alike).
 #include <catch2/catch.hpp>
 
 #include <cmath>
