@@ -7,8 +7,8 @@
 // --precision fp32|tf32|bf16|all (default all) picks the tables.
 //
 // ptxas -v of the tensor-core kernels (sm_90, CUDA 13.0; __launch_bounds__ caps them at 128
-// registers), tiles 128x128 / 128x64 / 64x64 / 128x32: no spills; registers fprop bf16 128, 128,
-// 104, 111; fprop tf32 122, 126, 96, 107; wgrad bf16 124, 124, 106, 101; wgrad tf32 124, 124,
+// registers), tiles 128x128 / 128x64 / 64x64 / 128x32: no spills; registers fprop bf16 128, 125,
+// 94, 103; fprop tf32 122, 128, 90, 101; wgrad bf16 124, 124, 106, 101; wgrad tf32 124, 124,
 // 100, 96. Regenerate with scripts/ptxas_conv2d_tc.sh.
 #include <cmath>
 #include <cstdio>

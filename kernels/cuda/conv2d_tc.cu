@@ -61,11 +61,18 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     pb[i] = conv::pixel_base(g, m_ok[i] ? m : 0);
   }
 
+  // The tap (kh, kw, ci) of this thread's chunk, kk = (kh K + kw) g.c + ci: loads run in k order,
+  // kBK apart, so it steps without the two divisions per stage (usually one carry, at most
+  // kBK / g.c of them).
+  int ci = lcol * kC, kh = 0, kw = 0;
+  auto carry = [&] {
+    ci -= g.c;
+    if (++kw == g.k) kw = 0, ++kh;
+  };
+  while (ci >= g.c) carry();
   auto load = [&](int stage, int k0) {
     const int kk = k0 + lcol * kC;
     const bool k_ok = kk < Kd;
-    const int tap = kk / g.c, ci = kk - tap * g.c;
-    const int kh = tap / g.k, kw = tap - kh * g.k;
     T* const as = As + stage * BM * ld + lcol * kC;
     T* const bs = Bs + stage * BN * ld + lcol * kC;
 #pragma unroll
@@ -85,6 +92,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       const T* src = ok ? w + int64_t(n0 + r) * Kd + kk : w;
       warp::cp_async_16_pred(bs + r * ld, src, ok);
     }
+    for (ci += BK; ci >= g.c;) carry();
   };
 
   const int warp_id = tid / 32, lane = tid % 32;
