@@ -36,9 +36,9 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
 #ifdef DD_WITH_CUDA
 namespace cuda {
 // Implicit-GEMM kernels (kernels/cuda/conv2d.cu); dw and dbias are reduced
-// deterministically (fixed splits folded in order), so results repeat bitwise.
+// deterministically (fixed splits folded in order), so results repeat bitwise. With the current
+// Context's precision TF32 or BF16 both run the tensor-core kernels below instead.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
-// With the current Context's precision TF32 or BF16 these run the tensor-core kernels below.
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
 
