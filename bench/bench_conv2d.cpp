@@ -2,12 +2,21 @@
 // 32x32), forward, backward-data and backward-weight. GPU: ours vs cuDNN (NHWC fp32, the fastest
 // algorithm cudnnFind* measures; FMA math = true fp32 like ours, and TF32 for reference) at batch 128.
 // --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s.
+// GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
+// the same precision (bf16: cuDNN gets bf16 tensors, ours takes fp32 and includes its cast pre-pass).
+// --precision fp32|tf32|bf16|all (default all) picks the tables.
+//
+// ptxas -v of the tensor-core kernels (sm_90, CUDA 13.0; __launch_bounds__ caps them at 128
+// registers), tiles 128x128 / 128x64 / 64x64 / 128x32: no spills; registers fprop bf16 128, 125,
+// 94, 103; fprop tf32 122, 128, 90, 101; wgrad bf16 124, 124, 106, 101; wgrad tf32 124, 124,
+// 100, 96. Regenerate with scripts/ptxas_conv2d_tc.sh.
 #include <cmath>
 #include <cstdio>
 #include <memory>
 
 #include "bench/bench_common.h"
 #include "bench/unet_conv_shapes.h"
+#include "engine/context.h"
 #include "kernels/conv2d.h"
 #include "tests/reference/conv2d.h"
 #ifdef DD_BENCH_CUDNN
@@ -59,6 +68,105 @@ bool validate_cpu(const ConvShape& s, const Inputs& in, const Tensor& y, const k
   return ok;
 }
 
+#ifdef DD_WITH_CUDA
+// Ours on tensor cores (the Context precision routes kernels::conv2d_* to conv2d_tc.cu) against
+// cuDNN in the same precision; both validated against the CPU backend first. Returns false when
+// a shape failed validation.
+bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int64_t B, int warm, int reps) {
+  const Device dev = Device::CUDA;
+  const bool bf16 = prec == Precision::BF16;
+  std::printf("\n### Tensor cores, %s (fp32 accumulation): ours vs cuDNN %s, batch %lld\n\n", precision_name(prec),
+              bf16 ? "with bf16 tensors" : "with fp32 tensors and TF32 math", static_cast<long long>(B));
+  table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
+                "ours / cuDNN", "cuDNN algos (f/d/w)"});
+  Context ctx;
+  ctx.set_precision(prec);
+  ContextScope scope(ctx);
+  double tot_ours = 0, tot_ref = 0;
+  bool all_ok = true;
+  uint64_t seed = 5000;
+  for (const ConvShape& s : shapes) {
+    seed += 10;
+    const Inputs in = make_inputs(s, B, dev, seed);
+    const double gflop = s.flops_per_image() * double(B) / 1e9;
+    const int pad = int(s.pad);
+    auto fwd = [&] { return kernels::conv2d_forward(in.x, in.w, in.bias, pad); };
+    auto bwd_d = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, true, false, false); };
+    auto bwd_w = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, false, true, s.bias); };
+    // Relative to the largest |expected|: rounding both operands (bf16 2^-8, tf32 2^-11 each) over
+    // reductions of up to 9*512 random-sign terms stays well inside these; cuDNN bf16 also rounds
+    // its outputs to bf16 (2^-8).
+    const double tol = bf16 ? 2e-2 : 5e-3;
+    bool ok = true;
+    try {
+      Tensor xc = in.x.to(Device::CPU), wc = in.w.to(Device::CPU), dyc = in.dy.to(Device::CPU);
+      Tensor bc = s.bias ? in.bias.to(Device::CPU) : Tensor();
+      Tensor yc = kernels::cpu::conv2d_forward(xc, wc, bc, pad);
+      kernels::Conv2dGrads gc = kernels::cpu::conv2d_backward(xc, wc, dyc, pad, true, true, s.bias);
+      kernels::Conv2dGrads gd = bwd_d(), gw = bwd_w();
+      const std::string name = s.key() + " ours " + precision_name(prec) + " ";
+      ok &= check(name + "fwd vs cpu", rel_err(fwd(), yc), tol);
+      ok &= check(name + "bwd-data vs cpu", rel_err(gd.dx, gc.dx), tol);
+      ok &= check(name + "bwd-weight vs cpu", rel_err(gw.dw, gc.dw), tol);
+      if (s.bias) ok &= check(name + "dbias vs cpu", rel_err(gw.dbias, gc.dbias), 1e-4);
+    } catch (const Error& e) {
+      ok = false;
+      std::fprintf(stderr, "%s: %s\n", s.key().c_str(), e.what());
+    }
+    if (!ok) {
+      all_ok = false;
+      table_row({s.key(), std::to_string(s.uses), "all", "FAILED validation, not timed"});
+      continue;
+    }
+    const double ours[3] = {time_ms(dev, [&] { fwd(); }, warm, reps), time_ms(dev, [&] { bwd_d(); }, warm, reps),
+                            time_ms(dev, [&] { bwd_w(); }, warm, reps)};
+    double ref[3] = {NAN, NAN, NAN};
+    std::string algos = "-";
+#ifdef DD_BENCH_CUDNN
+    try {
+      CudnnConv c(s, B, bf16 ? CudnnMode::BF16 : CudnnMode::TF32);
+      algos = c.algos();
+      const DType t = bf16 ? DType::BF16 : DType::F32;
+      Tensor x = in.x.to(t), w = in.w.to(t), dy = in.dy.to(t), bias = s.bias ? in.bias.to(t) : Tensor();
+      Tensor y2 = Tensor::empty(in.dy.shape(), dev, t), dx2 = Tensor::empty(in.x.shape(), dev, t);
+      Tensor dw2 = Tensor::empty(in.w.shape(), dev, t), db2 = s.bias ? Tensor::empty({s.co}, dev, t) : Tensor();
+      c.forward(x, w, bias, y2);
+      c.backward_data(w, dy, dx2);
+      c.backward_weight(x, dy, dw2, db2);
+      Tensor xc = in.x.to(Device::CPU), wc = in.w.to(Device::CPU), dyc = in.dy.to(Device::CPU);
+      Tensor bc = s.bias ? in.bias.to(Device::CPU) : Tensor();
+      kernels::Conv2dGrads gc = kernels::cpu::conv2d_backward(xc, wc, dyc, pad, true, true, false);
+      const std::string name = s.key() + " cuDNN " + precision_name(prec) + " ";
+      bool cok = check(name + "fwd vs cpu", rel_err(y2.to(DType::F32), kernels::cpu::conv2d_forward(xc, wc, bc, pad)), tol);
+      cok &= check(name + "bwd-data vs cpu", rel_err(dx2.to(DType::F32), gc.dx), tol);
+      cok &= check(name + "bwd-weight vs cpu", rel_err(dw2.to(DType::F32), gc.dw), tol);
+      if (cok) {
+        ref[0] = time_ms(dev, [&] { c.forward(x, w, bias, y2); }, warm, reps);
+        ref[1] = time_ms(dev, [&] { c.backward_data(w, dy, dx2); }, warm, reps);
+        ref[2] = time_ms(dev, [&] { c.backward_weight(x, dy, dw2, db2); }, warm, reps);
+      } else {
+        std::fprintf(stderr, "%s: cuDNN %s disagrees with the CPU backend; its columns stay empty\n", s.key().c_str(),
+                     precision_name(prec));
+      }
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s: cuDNN %s: %s\n", s.key().c_str(), precision_name(prec), e.what());
+    }
+#endif
+    const char* dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
+    for (int i = 0; i < 3; ++i) {
+      tot_ours += ours[i] * s.uses;
+      tot_ref += ref[i] * s.uses;
+      table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3) / 1e3),
+                 fmt(ref[i]), fmt(gflop / (ref[i] * 1e-3) / 1e3), fmt(ours[i] / ref[i]), algos});
+    }
+  }
+  std::printf("\nAll convolutions of one forward + backward in %s: ours %s ms, cuDNN %s ms, ratio %s.%s\n",
+              precision_name(prec), fmt(tot_ours).c_str(), fmt(tot_ref).c_str(), fmt(tot_ours / tot_ref).c_str(),
+              all_ok ? "" : " Some shapes were not timed (see above).");
+  return all_ok;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -73,6 +181,10 @@ int main(int argc, char** argv) try {
   cfg.dim_mults = {1, 2, 4, 8};
   cfg.channels = 3;
   const std::vector<ConvShape> shapes = unet_conv_shapes(cfg, 32);
+  const std::string precision = a.get("--precision", "all");
+  DD_CHECK(precision == "all" || precision == "fp32" || precision == "tf32" || precision == "bf16",
+           "bench_conv2d: --precision ", precision, " is not fp32, tf32, bf16 or all");
+  const bool fp32_table = a.cpu || precision == "all" || precision == "fp32";
 
   print_header(str_cat("Convolutions of the CIFAR-10 preset U-Net, batch ", B, a.cpu ? " (CPU: a smaller batch than training's 128)" : ""), a);
   std::printf("%zu distinct convolutions, found by recording one forward of models/unet.cpp. `uses`: calls per "
@@ -80,7 +192,7 @@ int main(int argc, char** argv) try {
               a.cpu ? "" : "cuDNN fp32 = CUDNN_FMA_MATH (no TF32, the precision of ours); ratio = our time / cuDNN fp32 time (>1: we are slower). cuDNN TF32 for reference.");
   if (a.cpu)
     table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ms", "GFLOP/s"});
-  else
+  else if (fp32_table)
     table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN fp32 ms",
                   "cuDNN fp32 TFLOP/s", "ours / cuDNN", "cuDNN TF32 ms", "cuDNN algos fp32 (f/d/w)"});
 
@@ -88,6 +200,7 @@ int main(int argc, char** argv) try {
   bool all_ok = true;
   uint64_t seed = 1000;
   for (const ConvShape& s : shapes) {
+    if (!fp32_table) break;
     seed += 10;
     const Inputs in = make_inputs(s, B, dev, seed);
     const double gflop = s.flops_per_image() * double(B) / 1e9;
@@ -123,7 +236,7 @@ int main(int argc, char** argv) try {
         // fp32 (FMA math): the bound of ours. TF32 rounds each operand to 10 mantissa bits
         // (relative 2^-11 per product): 1e-2 over reductions of up to 9·768 terms.
         for (int tf32 = 0; tf32 < 2; ++tf32) try {
-          cudnn[tf32] = std::make_unique<CudnnConv>(s, B, tf32 == 1);
+          cudnn[tf32] = std::make_unique<CudnnConv>(s, B, tf32 ? CudnnMode::TF32 : CudnnMode::FP32);
           CudnnConv& c = *cudnn[tf32];
           Tensor y2 = Tensor::empty(yc.shape(), dev), dx2 = Tensor::empty(xc.shape(), dev);
           Tensor dw2 = Tensor::empty(wc.shape(), dev), db2 = s.bias ? Tensor::empty({s.co}, dev) : Tensor();
@@ -197,10 +310,18 @@ int main(int argc, char** argv) try {
                  "-", "-", "-", "built without cuDNN"});
 #endif
   }
-  std::printf("\nAll convolutions of one forward + backward (each shape x uses, three directions): ours %s ms",
-              fmt(tot_ours).c_str());
-  if (tot_ref > 0) std::printf(", cuDNN fp32 %s ms, ratio %s", fmt(tot_ref).c_str(), fmt(tot_ours / tot_ref).c_str());
-  std::printf(".%s\n", all_ok ? "" : " Some shapes were not timed (see above): the total leaves them out.");
+  if (fp32_table) {
+    std::printf("\nAll convolutions of one forward + backward (each shape x uses, three directions): ours %s ms",
+                fmt(tot_ours).c_str());
+    if (tot_ref > 0) std::printf(", cuDNN fp32 %s ms, ratio %s", fmt(tot_ref).c_str(), fmt(tot_ours / tot_ref).c_str());
+    std::printf(".%s\n", all_ok ? "" : " Some shapes were not timed (see above): the total leaves them out.");
+  }
+#ifdef DD_WITH_CUDA
+  if (!a.cpu) {
+    if (precision == "all" || precision == "bf16") all_ok &= tensor_core_table(Precision::BF16, shapes, B, warm, reps);
+    if (precision == "all" || precision == "tf32") all_ok &= tensor_core_table(Precision::TF32, shapes, B, warm, reps);
+  }
+#endif
   return all_ok ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_conv2d: %s\n", e.what());

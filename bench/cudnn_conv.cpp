@@ -28,10 +28,10 @@ cudnnHandle_t handle() {
   return h;
 }
 
-cudnnTensorDescriptor_t nhwc(int64_t n, int64_t c, int64_t h, int64_t w) {
+cudnnTensorDescriptor_t nhwc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type) {
   cudnnTensorDescriptor_t d;
   DD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-  DD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(n), int(c), int(h), int(w)));
+  DD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NHWC, type, int(n), int(c), int(h), int(w)));
   return d;
 }
 
@@ -57,19 +57,20 @@ struct CudnnConv::Impl {
   std::size_t n_fwd = 0, n_data = 0, n_filter = 0;
 };
 
-CudnnConv::CudnnConv(const ConvShape& s, int64_t batch, bool tf32) : impl_(std::make_unique<Impl>()) {
+CudnnConv::CudnnConv(const ConvShape& s, int64_t batch, CudnnMode mode) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   const int64_t ho = s.h + 2 * s.pad - s.k + 1, wo = s.w + 2 * s.pad - s.k + 1;
-  m.x = nhwc(batch, s.ci, s.h, s.w);
-  m.y = nhwc(batch, s.co, ho, wo);
-  m.b = nhwc(1, s.co, 1, 1);
+  const cudnnDataType_t type = mode == CudnnMode::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  m.x = nhwc(batch, s.ci, s.h, s.w, type);
+  m.y = nhwc(batch, s.co, ho, wo, type);
+  m.b = nhwc(1, s.co, 1, 1, type);
   DD_CUDNN_CHECK(cudnnCreateFilterDescriptor(&m.w));
-  DD_CUDNN_CHECK(cudnnSetFilter4dDescriptor(m.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, int(s.co), int(s.ci), int(s.k),
-                                            int(s.k)));
+  DD_CUDNN_CHECK(cudnnSetFilter4dDescriptor(m.w, type, CUDNN_TENSOR_NHWC, int(s.co), int(s.ci), int(s.k), int(s.k)));
   DD_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&m.conv));
+  // The compute (accumulation) type is fp32 in every mode.
   DD_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(m.conv, int(s.pad), int(s.pad), 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                                  CUDNN_DATA_FLOAT));
-  const cudnnMathType_t math = tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  const cudnnMathType_t math = mode == CudnnMode::FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
   DD_CUDNN_CHECK(cudnnSetConvolutionMathType(m.conv, math));
 
   constexpr int kMax = 16;
@@ -108,25 +109,25 @@ CudnnConv::~CudnnConv() {
 void CudnnConv::forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
   Impl& m = *impl_;
   const float one = 1.0f, zero = 0.0f;
-  DD_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, m.x, x.data(), m.w, w.data(), m.conv, m.fwd,
-                                         m.ws_fwd.data(), m.n_fwd, &zero, m.y, y.data()));
-  if (bias.defined()) DD_CUDNN_CHECK(cudnnAddTensor(handle(), &one, m.b, bias.data(), &one, m.y, y.data()));
+  DD_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, m.x, x.raw_data(), m.w, w.raw_data(), m.conv, m.fwd,
+                                         m.ws_fwd.data(), m.n_fwd, &zero, m.y, y.raw_data()));
+  if (bias.defined()) DD_CUDNN_CHECK(cudnnAddTensor(handle(), &one, m.b, bias.raw_data(), &one, m.y, y.raw_data()));
 }
 
 void CudnnConv::backward_data(const Tensor& w, const Tensor& dy, Tensor& dx) {
   Impl& m = *impl_;
   const float one = 1.0f, zero = 0.0f;
-  DD_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, m.w, w.data(), m.y, dy.data(), m.conv, m.bwd_data,
-                                              m.ws_data.data(), m.n_data, &zero, m.x, dx.data()));
+  DD_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, m.w, w.raw_data(), m.y, dy.raw_data(), m.conv, m.bwd_data,
+                                              m.ws_data.data(), m.n_data, &zero, m.x, dx.raw_data()));
 }
 
 void CudnnConv::backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& dbias) {
   Impl& m = *impl_;
   const float one = 1.0f, zero = 0.0f;
-  DD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, m.x, x.data(), m.y, dy.data(), m.conv, m.bwd_filter,
-                                                m.ws_filter.data(), m.n_filter, &zero, m.w, dw.data()));
+  DD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, m.x, x.raw_data(), m.y, dy.raw_data(), m.conv, m.bwd_filter,
+                                                m.ws_filter.data(), m.n_filter, &zero, m.w, dw.raw_data()));
   if (dbias.defined())
-    DD_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle(), &one, m.y, dy.data(), &zero, m.b, dbias.data()));
+    DD_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle(), &one, m.y, dy.raw_data(), &zero, m.b, dbias.raw_data()));
 }
 
 std::string CudnnConv::algos() const {

@@ -7,6 +7,7 @@
 // (cross-correlation, as torch.nn.Conv2d). An absent bias is an undefined Tensor.
 #include <cstdint>
 
+#include "engine/context.h"
 #include "engine/tensor.h"
 
 namespace dd::kernels {
@@ -64,10 +65,28 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
 #ifdef DD_WITH_CUDA
 namespace cuda {
 // Implicit-GEMM kernels (kernels/cuda/conv2d.cu); dw and dbias are reduced
-// deterministically (fixed splits folded in order), so results repeat bitwise.
+// deterministically (fixed splits folded in order), so results repeat bitwise. With the current
+// Context's precision TF32 or BF16 both run the tensor-core kernels below instead.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
+
+// dbias[co] = sum over pixels of dy[.., co], deterministic (conv2d.cu), whatever the precision.
+Tensor conv2d_bias_grad(const Tensor& dy);
+
+// Tensor-core implicit GEMMs (kernels/cuda/conv2d_tc.cu), Precision::BF16 or TF32 only: each fp32
+// operand is rounded once to bf16 (nearest even) or tf32 (nearest, ties away), products are summed
+// in fp32; outputs are fp32 and repeat bitwise run to run. Any K, padding, Ci, Co.
+struct TcConvOptions {
+  int tile = -1;   // -1: the per-shape rule; 0 .. conv2d_tc_tile_count()-1 forces one (tests, bench)
+  int splits = 0;  // dw split-K count over the pixels; 0: the rule (a constant target, not the GPU's)
+};
+int conv2d_tc_tile_count();
+const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)
+Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                         const TcConvOptions& opt = {});
+Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                               bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt = {});
 }  // namespace cuda
 #endif
 

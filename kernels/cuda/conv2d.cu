@@ -1,4 +1,5 @@
-// Convolution as implicit GEMMs (no cuDNN, no TF32: fp32 FMA to match the CPU).
+// Convolution as implicit GEMMs (no cuDNN, no TF32: fp32 FMA to match the CPU). Under a TF32 or
+// BF16 Context precision the entry points hand over to the tensor-core kernels (conv2d_tc.cu).
 //
 //   forward  y[m, n]  = sum_kk A[m, kk] w[n, kk] + bias[n]   M = B*Ho*Wo, N = Co, Kd = K*K*Ci
 //   dx       the same kernel on dy with the flipped, channel-transposed weight
@@ -374,7 +375,16 @@ Geom input_geom(const Tensor& x, int64_t k, int64_t p) {
 }
 }  // namespace
 
+Tensor conv2d_bias_grad(const Tensor& dy) {
+  const int co = checked_int(dy.dim(dy.ndim() - 1), "Co");
+  Tensor dbias = Tensor::empty({co}, dy.device());
+  bias_grad(dy.data(), checked_int(dy.numel() / co, "B*Ho*Wo"), co, dbias.data());
+  return dbias;
+}
+
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  const Precision prec = current_context().precision();
+  if (prec != Precision::FP32) return conv2d_forward_tc(x, w, bias, padding, prec);
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, x.device());
@@ -384,13 +394,12 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
 
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias) {
+  const Precision prec = current_context().precision();
+  if (prec != Precision::FP32) return conv2d_backward_tc(x, w, dy, padding, need_dx, need_dw, need_dbias, prec);
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
   Conv2dGrads out;
-  if (need_dbias) {
-    out.dbias = Tensor::empty({co}, x.device());
-    bias_grad(dy.data(), checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo"), co, out.dbias.data());
-  }
+  if (need_dbias) out.dbias = conv2d_bias_grad(dy);
   if (need_dw) {
     out.dw = Tensor::empty(w.shape(), x.device());
     weight_grad(x.data(), g, dy.data(), co, out.dw.data());

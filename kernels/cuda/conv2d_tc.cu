@@ -1,0 +1,516 @@
+// Convolution as tensor-core implicit GEMMs (bf16 or tf32 operands, fp32 accumulation), the
+// TF32 / BF16 precision path of kernels::cuda::conv2d_* (the fp32 SIMT kernels of conv2d.cu stay
+// the reference and the FP32 path). The GEMMs are those of conv2d.cu:
+//   forward  y[m, n]  = sum_kk im2col(x)[m, kk] w[n, kk] + bias[n]  M = B*Ho*Wo, N = Co
+//   dx       the same kernel on dy with wt[ci, kh, kw, co] = w[co, K-1-kh, K-1-kw, ci], padding K-1-p
+//   dw[co, kk] = sum_m dy[m, co] im2col(x)[m, kk], split over m, partials folded in split order
+//   dbias    conv2d.cu's deterministic column sums (fp32 dy, unrounded)
+//
+// A cast pre-pass rounds each fp32 operand once (bf16: nearest even; tf32: cvt.rna) and pads its
+// channel dim with zeros to a multiple of a 16-byte chunk (conv2d_tc_tiles.cuh says why); tf32
+// skips it where no padding is needed and rounds as fragments are loaded instead. The
+// kernels then move only whole chunks with cp.async, zero-filling the halo, the rows past M or N
+// and the reduction tail, through a 3-stage pipeline; fragments come from shared memory by
+// ldmatrix (bf16) or 32-bit loads (tf32). Every sum runs in a fixed order (mma k order within a
+// stage, stages in order, dw splits folded in order): results repeat bitwise run to run.
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+
+#include "engine/dtype.h"
+#include "kernels/conv2d.h"
+#include "kernels/cuda/conv2d_tc_tiles.cuh"
+#include "kernels/cuda/conv2d_tiles.cuh"
+#include "kernels/cuda/launch.cuh"
+
+namespace dd::kernels::cuda {
+
+namespace {
+using conv::Geom;
+using namespace conv_tc;
+
+// y[m, n] = sum_kk im2col(x)[m, kk] w[n, kk] (+ bias[n]), with x [B, H, W, g.c] (g.c a multiple of
+// kChunk), w [N, Kd] and Kd = K*K*g.c. Thread tid loads chunk column tid % 4 of every
+// (kThreads / 4)-th row of both operand tiles; its pixels (A rows) are decomposed once, the tap of
+// its chunk once per stage.
+template <class Op, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
+    conv_tc_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
+                         const float* __restrict__ bias, float* __restrict__ y, Geom g, int M, int N, int Kd) {
+  using T = typename Op::T;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages;
+  constexpr int ld = BK + Op::kRowPad;
+  constexpr int kCpr = BK / kC;  // chunks per tile row
+  static_assert(Tile::kThreads % kCpr == 0, "loader mapping");
+  constexpr int kRowsPerPass = Tile::kThreads / kCpr;
+  constexpr int kAPasses = (BM + kRowsPerPass - 1) / kRowsPerPass;
+  constexpr int kBPasses = (BN + kRowsPerPass - 1) / kRowsPerPass;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* const As = reinterpret_cast<T*>(smem);
+  T* const Bs = As + S * BM * ld;
+
+  const int tid = threadIdx.x, lcol = tid % kCpr, lrow = tid / kCpr;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+
+  conv::PixelBase pb[kAPasses];
+  bool m_ok[kAPasses];
+#pragma unroll
+  for (int i = 0; i < kAPasses; ++i) {
+    const int r = lrow + kRowsPerPass * i, m = m0 + r;
+    m_ok[i] = r < BM && m < M;
+    pb[i] = conv::pixel_base(g, m_ok[i] ? m : 0);
+  }
+
+  // The tap (kh, kw, ci) of this thread's chunk, kk = (kh K + kw) g.c + ci: loads run in k order,
+  // kBK apart, so it steps without the two divisions per stage (usually one carry, at most
+  // kBK / g.c of them).
+  int ci = lcol * kC, kh = 0, kw = 0;
+  auto carry = [&] {
+    ci -= g.c;
+    if (++kw == g.k) kw = 0, ++kh;
+  };
+  while (ci >= g.c) carry();
+  auto load = [&](int stage, int k0) {
+    const int kk = k0 + lcol * kC;
+    const bool k_ok = kk < Kd;
+    T* const as = As + stage * BM * ld + lcol * kC;
+    T* const bs = Bs + stage * BN * ld + lcol * kC;
+#pragma unroll
+    for (int i = 0; i < kAPasses; ++i) {
+      const int r = lrow + kRowsPerPass * i;
+      if (r >= BM) break;
+      const int ih = pb[i].ih0 + kh, iw = pb[i].iw0 + kw;
+      const bool ok = m_ok[i] && k_ok && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+      const T* src = ok ? x + pb[i].image + (int64_t(ih) * g.w + iw) * g.c + ci : x;
+      warp::cp_async_16_pred(as + r * ld, src, ok);
+    }
+#pragma unroll
+    for (int i = 0; i < kBPasses; ++i) {
+      const int r = lrow + kRowsPerPass * i;
+      if (r >= BN) break;
+      const bool ok = n0 + r < N && k_ok;
+      const T* src = ok ? w + int64_t(n0 + r) * Kd + kk : w;
+      warp::cp_async_16_pred(bs + r * ld, src, ok);
+    }
+    for (ci += BK; ci >= g.c;) carry();
+  };
+
+  const int warp_id = tid / 32, lane = tid % 32;
+  const int wr = (warp_id / Tile::kWarpsN) * Tile::WM, wc = (warp_id % Tile::kWarpsN) * Tile::WN;
+  float acc[Tile::MI][Tile::NI][4] = {};
+
+  // Stage s holds k-tile s mod S; one commit group per k-tile (possibly empty), so that
+  // wait<S - 2> at k-tile kt means "k-tile kt has landed" (tests/emu/warp_kernels.cu's pipeline).
+  const int KT = (Kd + BK - 1) / BK;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load(s, s * BK);
+    warp::cp_async_commit();
+  }
+  for (int kt = 0; kt < KT; ++kt) {
+    warp::cp_async_wait<S - 2>();
+    __syncthreads();  // k-tile kt visible to all; everyone is done with k-tile kt - 1's stage
+    const int next = kt + S - 1;
+    if (next < KT) load(next % S, next * BK);
+    warp::cp_async_commit();
+    const int st = kt % S;
+    warp_stage_product<Op, Tile, false, false>(As + st * BM * ld, ld, Bs + st * BN * ld, ld, wr, wc, lane, acc);
+  }
+  warp::cp_async_wait<0>();
+
+  // Each lane holds column pairs (n, n + 1), n even: with N even they are 8-byte aligned in y
+  // (and both inside or both outside N), so one float2 store each.
+  const int gq = lane >> 2, tq = lane & 3;
+  const bool pairs = (N & 1) == 0;
+#pragma unroll
+  for (int mi = 0; mi < Tile::MI; ++mi)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int m = m0 + wr + 16 * mi + gq + 8 * h;
+      if (m >= M) continue;
+      float* const yr = y + int64_t(m) * N;
+#pragma unroll
+      for (int ni = 0; ni < Tile::NI; ++ni) {
+        const int n = n0 + wc + 8 * ni + 2 * tq;
+        const float v0 = acc[mi][ni][2 * h] + (bias && n < N ? bias[n] : 0.0f);
+        const float v1 = acc[mi][ni][2 * h + 1] + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
+        if (pairs) {
+          if (n < N) *reinterpret_cast<float2*>(yr + n) = make_float2(v0, v1);
+        } else {
+          if (n < N) yr[n] = v0;
+          if (n + 1 < N) yr[n + 1] = v1;
+        }
+      }
+    }
+}
+
+// out[split][co][tap * Ci + c] = sum over the split's pixels m of dy[m, co] x[pixel m's tap, c]:
+// GEMM rows co (dy [M, Cop]), columns kk = tap * g.c + c (x [B, H, W, g.c]), reduction over
+// pixels, kBK per stage. Both operands are contiguous along their GEMM row / column, so both
+// tiles are k-major. Thread tid loads a fixed chunk column of each tile (the tap of its x chunk
+// is decomposed once) for every few pixel rows, whose (b, oh, ow) advance by kBK per stage.
+template <class Op, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
+    conv_tc_wgrad_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ dy,
+                         float* __restrict__ out, Geom g, int M, int Cop, int Co, int Kd, int Ci,
+                         int pixels_per_split) {
+  using T = typename Op::T;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages;
+  constexpr int lda = BM + Op::kColPad, ldb = BN + Op::kColPad;
+  constexpr int kCprA = BM / kC, kCprB = BN / kC;
+  static_assert(Tile::kThreads % kCprA == 0 && Tile::kThreads % kCprB == 0, "loader mapping");
+  constexpr int kRppA = Tile::kThreads / kCprA, kRppB = Tile::kThreads / kCprB;
+  constexpr int kAPasses = (BK + kRppA - 1) / kRppA, kBPasses = (BK + kRppB - 1) / kRppB;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* const As = reinterpret_cast<T*>(smem);
+  T* const Bs = As + S * BK * lda;
+
+  const int tid = threadIdx.x;
+  const int co0 = blockIdx.x * BM, kk0 = blockIdx.y * BN, split = blockIdx.z;
+  const int m_begin = split * pixels_per_split;  // < M: the host leaves no split empty
+  const int m_end = static_cast<int>(min(int64_t(M), int64_t(m_begin) + pixels_per_split));
+
+  const int acol = tid % kCprA, arow = tid / kCprA, bcol = tid % kCprB, brow = tid / kCprB;
+  const int co = co0 + acol * kC, kk = kk0 + bcol * kC;
+  const bool co_ok = co < Cop, kk_ok = kk < Kd;
+  const int tap = kk / g.c, ci = kk - tap * g.c;
+  const int kh = tap / g.k, kw = tap - kh * g.k;
+
+  conv::PixelCursor cur[kBPasses];  // pixel of B row brow + kRppB i of the next load
+#pragma unroll
+  for (int i = 0; i < kBPasses; ++i) cur[i] = conv::pixel_cursor(g, min(m_begin + brow + kRppB * i, M - 1));
+
+  auto load = [&](int stage, int mb) {
+    T* const as = As + stage * BK * lda + acol * kC;
+    T* const bs = Bs + stage * BK * ldb + bcol * kC;
+#pragma unroll
+    for (int i = 0; i < kAPasses; ++i) {
+      const int r = arow + kRppA * i;
+      if (r >= BK) break;
+      const bool ok = co_ok && mb + r < m_end;
+      warp::cp_async_16_pred(as + r * lda, ok ? dy + int64_t(mb + r) * Cop + co : dy, ok);
+    }
+#pragma unroll
+    for (int i = 0; i < kBPasses; ++i) {
+      const int r = brow + kRppB * i;
+      if (r >= BK) break;
+      const int ih = cur[i].oh - g.p + kh, iw = cur[i].ow - g.p + kw;
+      const bool ok = kk_ok && mb + r < m_end && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+      const T* src = ok ? x + ((int64_t(cur[i].b) * g.h + ih) * g.w + iw) * g.c + ci : x;
+      warp::cp_async_16_pred(bs + r * ldb, src, ok);
+      cur[i].advance(g, BK);
+    }
+  };
+
+  const int warp_id = tid / 32, lane = tid % 32;
+  const int wr = (warp_id / Tile::kWarpsN) * Tile::WM, wc = (warp_id % Tile::kWarpsN) * Tile::WN;
+  float acc[Tile::MI][Tile::NI][4] = {};
+
+  const int KT = (m_end - m_begin + BK - 1) / BK;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load(s, m_begin + s * BK);
+    warp::cp_async_commit();
+  }
+  for (int kt = 0; kt < KT; ++kt) {
+    warp::cp_async_wait<S - 2>();
+    __syncthreads();
+    const int next = kt + S - 1;
+    if (next < KT) load(next % S, m_begin + next * BK);
+    warp::cp_async_commit();
+    const int st = kt % S;
+    warp_stage_product<Op, Tile, true, true>(As + st * BK * lda, lda, Bs + st * BK * ldb, ldb, wr, wc, lane, acc);
+  }
+  warp::cp_async_wait<0>();
+
+  const int kd_out = g.k * g.k * Ci;
+  float* const dst = out + int64_t(split) * Co * kd_out;
+  const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int ni = 0; ni < Tile::NI; ++ni)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int col = kk0 + wc + 8 * ni + 2 * tq + j;
+      const int t = col / g.c, c = col - t * g.c;
+      if (col >= Kd || c >= Ci) continue;  // the reduction's zero padding of x's channels
+#pragma unroll
+      for (int mi = 0; mi < Tile::MI; ++mi)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int r = co0 + wr + 16 * mi + gq + 8 * h;
+          if (r < Co) dst[int64_t(r) * kd_out + t * Ci + c] = acc[mi][ni][2 * h + j];
+        }
+    }
+}
+
+// ---- the cast pre-pass --------------------------------------------------------------------
+
+template <class Op>
+__device__ __forceinline__ typename Op::T round_operand(float v) {
+  if constexpr (Op::kChunk == 8)
+    return dtype_conv::f32_to_bf16(v);
+  else
+    return dtype_conv::bits_float(warp::f32_to_tf32(v));
+}
+
+// dst[r, c] = round(src[r, c]) for c < C, 0 for C <= c < Cp.
+template <class Op>
+__global__ void pack_kernel(const float* __restrict__ src, int64_t rows, int C, int Cp,
+                            typename Op::T* __restrict__ dst) {
+  const int64_t n = rows * Cp;
+  DD_GRID_STRIDE(i, n) {
+    const int64_t r = i / Cp;
+    const int c = static_cast<int>(i - r * Cp);
+    dst[i] = c < C ? round_operand<Op>(src[r * C + c]) : typename Op::T(0);
+  }
+}
+
+// wt[ci, kh, kw, co] = round(w[co, K-1-kh, K-1-kw, ci]) for co < Co, 0 for Co <= co < Cop.
+template <class Op>
+__global__ void flip_pack_kernel(const float* __restrict__ w, int Co, int K, int Ci, int Cop,
+                                 typename Op::T* __restrict__ wt) {
+  const int64_t n = int64_t(Ci) * K * K * Cop;
+  DD_GRID_STRIDE(i, n) {
+    const int co = static_cast<int>(i % Cop);
+    int64_t r = i / Cop;
+    const int kw = static_cast<int>(r % K);
+    r /= K;
+    const int kh = static_cast<int>(r % K);
+    const int ci = static_cast<int>(r / K);
+    wt[i] = co < Co ? round_operand<Op>(w[((int64_t(co) * K + (K - 1 - kh)) * K + (K - 1 - kw)) * Ci + ci])
+                    : typename Op::T(0);
+  }
+}
+
+// out[i] = sum_{s < splits} partial[s * n + i], in s order.
+__global__ void fold_tc_splits_kernel(const float* __restrict__ partial, int splits, int64_t n,
+                                      float* __restrict__ out) {
+  DD_GRID_STRIDE(i, n) {
+    float s = 0.0f;
+    for (int k = 0; k < splits; ++k) s += partial[int64_t(k) * n + i];
+    out[i] = s;
+  }
+}
+
+// ---- host side ----------------------------------------------------------------------------
+
+int checked_int(int64_t v, const char* what) {
+  DD_CHECK(v >= 0 && v <= INT_MAX - 1024, "conv2d (tensor cores): ", what, " = ", v,
+           " does not fit the kernels' int indices");
+  return static_cast<int>(v);
+}
+
+int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+// An operand as the kernels read it: a rounded, zero-padded copy (t), or the fp32 tensor itself.
+template <class Op>
+struct Packed {
+  Tensor t;
+  typename Op::T* ptr = nullptr;
+  typename Op::T* data() { return ptr; }
+};
+
+template <class Op>
+Packed<Op> packed_empty(int64_t n) {
+  Packed<Op> p;
+  p.t = Tensor::empty({n}, Device::CUDA, Op::kChunk == 8 ? DType::BF16 : DType::F32);
+  p.ptr = static_cast<typename Op::T*>(p.t.raw_data());
+  return p;
+}
+
+// src [rows, C] fp32 as [rows, Cp]. tf32 reads the tensor itself when its channels fill whole
+// chunks and it is 16-byte aligned (the fragment loads round it): no pre-pass for the U-Net's
+// layers but the 3-channel ones. Otherwise a rounded copy, zero-padded to Cp channels.
+template <class Op>
+Packed<Op> pack(const float* src, int64_t rows, int C, int Cp) {
+  if constexpr (Op::kChunk == 4) {
+    if (C == Cp && reinterpret_cast<uintptr_t>(src) % 16 == 0) return {Tensor(), const_cast<float*>(src)};
+  }
+  Packed<Op> p = packed_empty<Op>(rows * Cp);
+  pack_kernel<Op><<<grid_for(rows * Cp), kThreads, 0, stream()>>>(src, rows, C, Cp, p.data());
+  DD_CUDA_LAUNCH_CHECK("pack_kernel");
+  return p;
+}
+
+constexpr int kNumTiles = 4;
+const char* const kTileNames[kNumTiles] = {"128x128_64x32_S3", "128x64_64x32_S3", "64x64_32x32_S3",
+                                           "128x32_32x32_S3"};
+
+// The tile rule, for a GEMM of rows x cols: outputs no wider than 32 (the 3-channel last conv,
+// dx of the 3-channel first conv) take the narrow 128x32 tile, which wastes no columns; otherwise
+// the largest tile that still gives one wave of blocks (132 SMs; tiles of 128x128 need cols > 64),
+// else the smallest, 64x64, for the most blocks. Small maps at the bottom of the U-Net (4x4,
+// 8x8 at batch 128: 2048 and 8192 rows) thus run 64x64 or 128x64 tiles.
+int pick_tile(int64_t rows, int64_t cols) {
+  if (cols <= 32) return 3;
+  auto blocks = [&](int bm, int bn) { return ((rows + bm - 1) / bm) * ((cols + bn - 1) / bn); };
+  constexpr int64_t kWave = 132;
+  if (cols > 64 && blocks(128, 128) >= kWave) return 0;
+  if (blocks(128, 64) >= kWave) return 1;
+  return 2;
+}
+
+template <class Op, class Tile>
+void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y,
+                       const Geom& g, int M, int N, int Kd) {
+  const int smem = Tile::kStages * (row_tile_elems<Op, Tile::BM>() + row_tile_elems<Op, Tile::BN>()) *
+                   static_cast<int>(sizeof(typename Op::T));
+  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_fprop_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((M + Tile::BM - 1) / Tile::BM, (N + Tile::BN - 1) / Tile::BN);
+  DD_CHECK(grid.y <= 65535, "conv2d (tensor cores): ", N, " output channels exceed the grid");
+  conv_tc_fprop_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, M, N, Kd);
+  DD_CUDA_LAUNCH_CHECK("conv_tc_fprop_kernel");
+}
+
+template <class Op>
+void launch_fprop(int tile, const typename Op::T* x, const typename Op::T* w, const float* bias, float* y,
+                  const Geom& g, int N) {
+  const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
+  const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
+  if (tile < 0) tile = pick_tile(M, N);
+  switch (tile) {
+    case 0: return launch_fprop_tile<Op, Tile128x128_64x32_S3>(x, w, bias, y, g, M, N, Kd);
+    case 1: return launch_fprop_tile<Op, Tile128x64_64x32_S3>(x, w, bias, y, g, M, N, Kd);
+    case 2: return launch_fprop_tile<Op, Tile64x64_32x32_S3>(x, w, bias, y, g, M, N, Kd);
+    case 3: return launch_fprop_tile<Op, Tile128x32_32x32_S3>(x, w, bias, y, g, M, N, Kd);
+  }
+  DD_CHECK(false, "conv2d (tensor cores): no tile ", tile);
+}
+
+template <class Op, class Tile>
+void launch_wgrad_tile(const typename Op::T* x, const typename Op::T* dy, float* out, const Geom& g, int M,
+                       int Cop, int Co, int Kd, int Ci, int splits, int pixels_per_split) {
+  const int smem = Tile::kStages * (col_tile_elems<Op, Tile::BM>() + col_tile_elems<Op, Tile::BN>()) *
+                   static_cast<int>(sizeof(typename Op::T));
+  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_wgrad_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((Co + Tile::BM - 1) / Tile::BM, (Kd + Tile::BN - 1) / Tile::BN, static_cast<unsigned>(splits));
+  DD_CHECK(grid.y <= 65535, "conv2d_backward (tensor cores): K*K*Ci = ", Kd, " exceeds the grid");
+  conv_tc_wgrad_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, dy, out, g, M, Cop, Co, Kd, Ci, pixels_per_split);
+  DD_CUDA_LAUNCH_CHECK("conv_tc_wgrad_kernel");
+}
+
+// About four waves of 132 SMs; a constant (not the device's SM count) so the split, and with it
+// every bit of dw, is the same on any GPU.
+constexpr int64_t kTargetBlocks = 4 * 132;
+constexpr int64_t kMinStepsPerSplit = 8;
+
+// dw [Co, K, K, Ci] from x [B, H, W, g.c] and dy [M, Cop], both packed.
+template <class Op>
+void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& g, const typename Op::T* dy, int Cop,
+                 int Co, int Ci, float* dw) {
+  const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
+  const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
+  // Rows are Co, columns K*K*Ci: the forward's rule on that GEMM (no 128x32 tile unless asked).
+  int tile = opt.tile >= 0 ? opt.tile : (Co > 64 && Kd > 64 ? 0 : 2);
+  const int bm = tile == 2 ? 64 : 128, bn = tile == 0 ? 128 : tile == 3 ? 32 : 64;
+  const int64_t tiles = int64_t((Co + bm - 1) / bm) * ((Kd + bn - 1) / bn);
+  const int64_t steps = (M + Op::kBK - 1) / Op::kBK;
+  int64_t splits = opt.splits > 0 ? opt.splits
+                                  : std::min((kTargetBlocks + tiles - 1) / tiles,
+                                             std::max<int64_t>(1, steps / kMinStepsPerSplit));
+  splits = std::clamp<int64_t>(splits, 1, std::min<int64_t>(steps, 65535));
+  const int64_t steps_per_split = (steps + splits - 1) / splits;
+  splits = (steps + steps_per_split - 1) / steps_per_split;  // no empty split
+  const int pps = static_cast<int>(steps_per_split * Op::kBK);
+
+  const int64_t n = int64_t(Co) * g.k * g.k * Ci;
+  Tensor partial;
+  float* out = dw;
+  if (splits > 1) {
+    partial = Tensor::empty({splits, n}, Device::CUDA);
+    out = partial.data();
+  }
+  const int s = static_cast<int>(splits);
+  switch (tile) {
+    case 0: launch_wgrad_tile<Op, Tile128x128_64x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
+    case 1: launch_wgrad_tile<Op, Tile128x64_64x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
+    case 2: launch_wgrad_tile<Op, Tile64x64_32x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
+    case 3: launch_wgrad_tile<Op, Tile128x32_32x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
+    default: DD_CHECK(false, "conv2d_backward (tensor cores): no tile ", tile);
+  }
+  if (splits > 1) {
+    fold_tc_splits_kernel<<<grid_for(n), kThreads, 0, stream()>>>(out, s, n, dw);
+    DD_CUDA_LAUNCH_CHECK("fold_tc_splits_kernel");
+  }
+}
+
+void check_args(const char* op, const Tensor& x, const Tensor& w, Precision prec, const TcConvOptions& opt) {
+  DD_CHECK(prec == Precision::BF16 || prec == Precision::TF32, op, ": precision ", precision_name(prec),
+           " has no tensor-core path (fp32 runs conv2d_forward / conv2d_backward)");
+  DD_CHECK(x.ndim() == 4 && w.ndim() == 4 && w.dim(1) == w.dim(2) && w.dim(3) == x.dim(3), op, ": x ", describe(x),
+           " and w ", describe(w), " must be NHWC and OHWI with the same Ci");
+  DD_CHECK(opt.tile >= -1 && opt.tile < kNumTiles, op, ": tile ", opt.tile, " is not one of the ", kNumTiles);
+}
+
+Geom make_geom(const Tensor& x, int64_t k, int p, int c_padded) {
+  Geom g;
+  g.b = checked_int(x.dim(0), "B");
+  g.h = checked_int(x.dim(1), "H");
+  g.w = checked_int(x.dim(2), "W");
+  g.c = c_padded;
+  g.k = checked_int(k, "K");
+  g.p = p;
+  g.ho = checked_int(x.dim(1) + 2 * p - k + 1, "Ho");
+  g.wo = checked_int(x.dim(2) + 2 * p - k + 1, "Wo");
+  return g;
+}
+
+template <class Op>
+Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, const TcConvOptions& opt) {
+  const int ci = checked_int(x.dim(3), "Ci"), co = checked_int(w.dim(0), "Co"), k = checked_int(w.dim(1), "K");
+  const int cp = round_up(ci, Op::kChunk);
+  const Geom g = make_geom(x, k, padding, cp);
+  Packed<Op> xq = pack<Op>(x.data(), x.numel() / ci, ci, cp);
+  Packed<Op> wq = pack<Op>(w.data(), w.numel() / ci, ci, cp);
+  Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA);
+  launch_fprop<Op>(opt.tile, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, y.data(), g, co);
+  return y;
+}
+
+template <class Op>
+Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx, bool need_dw,
+                     const TcConvOptions& opt) {
+  const int ci = checked_int(x.dim(3), "Ci"), co = checked_int(w.dim(0), "Co"), k = checked_int(w.dim(1), "K");
+  const int cp = round_up(ci, Op::kChunk), cop = round_up(co, Op::kChunk);
+  const Geom g = make_geom(x, k, padding, cp);
+  Conv2dGrads out;
+  if (!need_dx && !need_dw) return out;
+  Packed<Op> dyq = pack<Op>(dy.data(), dy.numel() / co, co, cop);
+  if (need_dw) {
+    Packed<Op> xq = pack<Op>(x.data(), x.numel() / ci, ci, cp);
+    out.dw = Tensor::empty(w.shape(), Device::CUDA);
+    weight_grad<Op>(opt, xq.data(), g, dyq.data(), cop, co, ci, out.dw.data());
+  }
+  if (need_dx) {
+    Packed<Op> wt = packed_empty<Op>(int64_t(ci) * k * k * cop);
+    flip_pack_kernel<Op><<<grid_for(int64_t(ci) * k * k * cop), kThreads, 0, stream()>>>(w.data(), co, k, ci, cop, wt.data());
+    DD_CUDA_LAUNCH_CHECK("flip_pack_kernel");
+    // dy as the input of a conv with Ci outputs, padding K-1-p: its output is H x W.
+    const Geom gd{g.b, g.ho, g.wo, cop, k, k - 1 - padding, g.h, g.w};
+    out.dx = Tensor::empty(x.shape(), Device::CUDA);
+    launch_fprop<Op>(opt.tile, dyq.data(), wt.data(), nullptr, out.dx.data(), gd, ci);
+  }
+  return out;
+}
+}  // namespace
+
+const char* conv2d_tc_tile_name(int tile) { return tile >= 0 && tile < kNumTiles ? kTileNames[tile] : "auto"; }
+int conv2d_tc_tile_count() { return kNumTiles; }
+
+Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                         const TcConvOptions& opt) {
+  check_args("conv2d_forward_tc", x, w, prec, opt);
+  return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
+                                 : forward<Tf32Op>(x, w, bias, padding, opt);
+}
+
+Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                               bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt) {
+  check_args("conv2d_backward_tc", x, w, prec, opt);
+  Conv2dGrads out = prec == Precision::BF16 ? backward<Bf16Op>(x, w, dy, padding, need_dx, need_dw, opt)
+                                            : backward<Tf32Op>(x, w, dy, padding, need_dx, need_dw, opt);
+  if (need_dbias) out.dbias = conv2d_bias_grad(dy);
+  return out;
+}
+
+}  // namespace dd::kernels::cuda

@@ -1,0 +1,145 @@
+// kernels/cuda/conv2d_tc.cu (tensor-core implicit GEMMs: mma, ldmatrix, cp.async) run on the CPU
+// through the host emulation, against the fp32 CPU backend, in bf16 and tf32: forward, dx, dw,
+// dbias on odd shapes (Ci = 3, channel counts that are no multiple of a tile or of a 16-byte
+// chunk, batch 1, 4x4 and 5x7 maps, K = 1 and 3), every tile shape, dw with and without a
+// split-K fold. Outputs are NaN-poisoned by the runner (an element no kernel wrote fails), and
+// each result is recomputed and must repeat bitwise. Each element is held to the bound derived
+// in tests/support/conv_tc_bounds.h from sum |x_i w_i| (bf16 u = 2^-8, tf32 u = 2^-11).
+// Shapes stay small: every emulated thread is a fiber (a 128x128 tile is 256 of them).
+#include "tests/emu/emu_ops.h"
+
+#include <catch2/catch.hpp>
+
+#include "tests/emu/emu_test_util.h"
+#include "tests/support/conv_tc_bounds.h"
+
+using namespace dd;
+using namespace dd::test;
+using dd::emu_test::rnd;
+using dd::test::conv_tc::Dims;
+
+namespace {
+
+void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::emu::TcConvOptions opt = {}) {
+  const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
+                           kernels::emu::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits);
+  INFO(what << " " << precision_name(prec));
+  Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  Tensor bias = with_bias ? rnd(rng, {c.co}) : Tensor();
+  Tensor dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+  const int p = static_cast<int>(c.p);
+  const conv_tc::AbsSums s = conv_tc::abs_sums(c, x, w, dy);
+
+  Tensor y = kernels::emu::conv2d_forward_tc(x, w, bias, p, prec, opt);
+  REQUIRE(y.shape() == Shape{c.b, c.ho(), c.wo(), c.co});
+  // Reduction over K*K*Ci taps.
+  conv_tc::expect_within_bound("forward " + what, y, kernels::cpu::conv2d_forward(x, w, bias, p), s.y,
+                               c.k * c.k * c.ci, prec, bias);
+  CHECK(conv_tc::bitwise_equal(y, kernels::emu::conv2d_forward_tc(x, w, bias, p, prec, opt)));
+
+  kernels::Conv2dGrads g = kernels::emu::conv2d_backward_tc(x, w, dy, p, true, true, true, prec, opt);
+  kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(x, w, dy, p, true, true, true);
+  REQUIRE(g.dx.shape() == x.shape());
+  REQUIRE(g.dw.shape() == w.shape());
+  // dx: over K*K*Co taps; dw: over B*Ho*Wo pixels (plus the split fold, inside the bound's n + 2).
+  conv_tc::expect_within_bound("dx " + what, g.dx, e.dx, s.dx, c.k * c.k * c.co, prec);
+  conv_tc::expect_within_bound("dw " + what, g.dw, e.dw, s.dw, c.b * c.ho() * c.wo(), prec);
+  conv_tc::expect_dbias("dbias " + what, g.dbias, e.dbias, dy, c.co);
+  kernels::Conv2dGrads g2 = kernels::emu::conv2d_backward_tc(x, w, dy, p, true, true, true, prec, opt);
+  CHECK(conv_tc::bitwise_equal(g.dx, g2.dx));
+  CHECK(conv_tc::bitwise_equal(g.dw, g2.dw));
+  CHECK(conv_tc::bitwise_equal(g.dbias, g2.dbias));
+}
+
+const std::vector<Dims> kCases = {
+    {1, 4, 4, 3, 5, 3, 1},    // 3-channel input (one zero-padded chunk), batch 1, 4x4
+    {2, 5, 7, 3, 8, 3, 1},    // 5x7 maps: rows of a tile straddle images
+    {1, 5, 7, 13, 17, 1, 0},  // 1x1, odd channels on both sides
+    {2, 4, 4, 19, 33, 3, 1},  // Co > 32: the rule leaves the narrow tile
+    {1, 4, 4, 70, 9, 3, 1},   // K*K*Ci = 640 (bf16 chunks: 72 x 9): twenty 32-deep stages
+    {1, 5, 7, 40, 12, 1, 0},  // 1x1, Ci a multiple of 8 but not of the 32-deep stage
+};
+
+}  // namespace
+
+TEST_CASE("emu: tensor-core conv2d (bf16) matches the cpu within the bf16 bound", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  int i = 0;
+  for (const Dims& c : kCases) check_case(rng, c, Precision::BF16, i++ % 2 == 0);
+}
+
+TEST_CASE("emu: tensor-core conv2d (tf32) matches the cpu within the tf32 bound", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  int i = 0;
+  for (const Dims& c : kCases) check_case(rng, c, Precision::TF32, i++ % 2 == 1);
+}
+
+TEST_CASE("emu: every tensor-core conv tile shape and a dw split-K fold", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // M = 2*5*7 = 70 pixels: a partial tile in every shape; dw over 70 pixels in 3 splits of 32
+  // (bf16) or 5 of 16 (tf32) pixels, the last split partial.
+  const Dims c{2, 5, 7, 11, 37, 3, 1};
+  for (Precision prec : {Precision::BF16, Precision::TF32})
+    for (int tile = 0; tile < kernels::emu::conv2d_tc_tile_count(); ++tile) {
+      kernels::emu::TcConvOptions opt;
+      opt.tile = tile;
+      opt.splits = tile % 2 == 0 ? 5 : 1;
+      check_case(rng, c, prec, tile % 2 == 1, opt);
+    }
+}
+
+TEST_CASE("emu: tensor-core conv2d with other kernel sizes and paddings", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // Not the U-Net's, but the kernels take any K and padding: a 7x7/p3 stem on 3 channels, an
+  // unpadded 3x3, and padding beyond K-1 (dx then runs with a negative padding that crops).
+  const std::vector<Dims> cases = {{1, 9, 9, 3, 6, 7, 3}, {1, 7, 6, 5, 9, 3, 0}, {2, 4, 3, 6, 5, 1, 2}};
+  for (Precision prec : {Precision::BF16, Precision::TF32})
+    for (const Dims& c : cases) check_case(rng, c, prec, true);
+}
+
+TEST_CASE("emu: conv2d under a BF16 / TF32 context runs the tensor-core path", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  const Dims c{1, 4, 4, 3, 5, 3, 1};
+  Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  Tensor dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    Context ctx;
+    ctx.set_precision(prec);
+    ContextScope scope(ctx);
+    // The dispatch is the tensor-core call itself: bitwise the same results.
+    CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward(x, w, Tensor(), 1),
+                                 kernels::emu::conv2d_forward_tc(x, w, Tensor(), 1, prec)));
+    kernels::Conv2dGrads a = kernels::emu::conv2d_backward(x, w, dy, 1, true, true, false);
+    kernels::Conv2dGrads b = kernels::emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, prec);
+    CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+    CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+    CHECK_FALSE(a.dbias.defined());
+  }
+  // fp32 (the default context): the SIMT kernels, which differ from the bf16 rounding.
+  CHECK_FALSE(conv_tc::bitwise_equal(kernels::emu::conv2d_forward(x, w, Tensor(), 1),
+                                     kernels::emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::BF16)));
+}
+
+TEST_CASE("emu: tf32 reads whole-chunk fp32 tensors directly, with the same bits as through the pre-pass",
+          "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // Ci = 8, Co = 12 (multiples of 4 floats): aligned tensors go straight to cp.async and are
+  // rounded at the fragment loads; views one float into a buffer are not 16-byte aligned and go
+  // through the rounding, padding pre-pass instead. Rounding is the same cvt.rna either way.
+  const Dims c{2, 5, 7, 8, 12, 3, 1};
+  auto offset_copy = [](const Tensor& t) {
+    std::vector<float> v = t.to_vector();
+    v.insert(v.begin(), 0.0f);
+    return Tensor::view_of(Tensor::from_vector({int64_t(v.size())}, v), 1, t.shape());
+  };
+  Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  Tensor dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+  Tensor xo = offset_copy(x), wo = offset_copy(w), dyo = offset_copy(dy);
+  REQUIRE(reinterpret_cast<uintptr_t>(xo.data()) % 16 != 0);
+  CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::TF32),
+                               kernels::emu::conv2d_forward_tc(xo, wo, Tensor(), 1, Precision::TF32)));
+  kernels::Conv2dGrads a = kernels::emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, Precision::TF32);
+  kernels::Conv2dGrads b = kernels::emu::conv2d_backward_tc(xo, wo, dyo, 1, true, true, false, Precision::TF32);
+  CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+  CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+}

@@ -1,0 +1,120 @@
+// The tensor-core convolutions (kernels/cuda/conv2d_tc.cu) on the GPU vs the fp32 CPU backend, in
+// bf16 and tf32: the emulator's odd shapes (tests/emu/test_emu_conv2d_tc.cpp) with every tile, and
+// convolutions of the CIFAR-10 preset U-Net (dim 64, mults 1,2,4,8; bench/unet_conv_shapes.cpp
+// records them all) at batch 2. Each element is held to the bound of tests/support/conv_tc_bounds.h
+// (rounding of both operands, bf16 u = 2^-8 / tf32 u = 2^-11, plus fp32 sums over the reduction
+// length), results must repeat bitwise, and the Context precision must route conv2d_* here.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
+#include "kernels/conv2d.h"
+#include "tests/support/compare.h"
+#include "tests/support/conv_tc_bounds.h"
+
+using namespace dd;
+using namespace dd::test;
+using dd::test::conv_tc::Dims;
+
+namespace {
+
+Tensor random_tensor(Random& rng, const Shape& shape, double scale = 1.0) {
+  return from_double(shape, rng.normal_f32(shape_numel(shape), scale));
+}
+Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor(); }
+
+void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::cuda::TcConvOptions opt = {}) {
+  const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
+                           kernels::cuda::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits);
+  INFO(what << " " << precision_name(prec));
+  Tensor x = random_tensor(rng, {c.b, c.h, c.w, c.ci}), w = random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  Tensor bias = with_bias ? random_tensor(rng, {c.co}) : Tensor();
+  Tensor dy = random_tensor(rng, {c.b, c.ho(), c.wo(), c.co});
+  Tensor gx = gpu(x), gw = gpu(w), gb = gpu(bias), gdy = gpu(dy);
+  const int p = static_cast<int>(c.p);
+  const conv_tc::AbsSums s = conv_tc::abs_sums(c, x, w, dy);
+
+  Tensor y = kernels::cuda::conv2d_forward_tc(gx, gw, gb, p, prec, opt);
+  REQUIRE(y.device() == Device::CUDA);
+  REQUIRE(y.shape() == Shape{c.b, c.ho(), c.wo(), c.co});
+  // Reduction over K*K*Ci taps.
+  conv_tc::expect_within_bound("forward " + what, y, kernels::cpu::conv2d_forward(x, w, bias, p), s.y,
+                               c.k * c.k * c.ci, prec, bias);
+  CHECK(conv_tc::bitwise_equal(y, kernels::cuda::conv2d_forward_tc(gx, gw, gb, p, prec, opt)));
+
+  kernels::Conv2dGrads g = kernels::cuda::conv2d_backward_tc(gx, gw, gdy, p, true, true, true, prec, opt);
+  kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(x, w, dy, p, true, true, true);
+  REQUIRE(g.dx.shape() == x.shape());
+  REQUIRE(g.dw.shape() == w.shape());
+  // dx: over K*K*Co taps; dw: over B*Ho*Wo pixels (plus the split fold, inside the bound's n + 2).
+  conv_tc::expect_within_bound("dx " + what, g.dx, e.dx, s.dx, c.k * c.k * c.co, prec);
+  conv_tc::expect_within_bound("dw " + what, g.dw, e.dw, s.dw, c.b * c.ho() * c.wo(), prec);
+  conv_tc::expect_dbias("dbias " + what, g.dbias, e.dbias, dy, c.co);
+  kernels::Conv2dGrads g2 = kernels::cuda::conv2d_backward_tc(gx, gw, gdy, p, true, true, true, prec, opt);
+  CHECK(conv_tc::bitwise_equal(g.dx, g2.dx));
+  CHECK(conv_tc::bitwise_equal(g.dw, g2.dw));
+  CHECK(conv_tc::bitwise_equal(g.dbias, g2.dbias));
+}
+
+const std::vector<Dims> kOddCases = {
+    {1, 4, 4, 3, 5, 3, 1},   {2, 5, 7, 3, 8, 3, 1},  {1, 5, 7, 13, 17, 1, 0},
+    {2, 4, 4, 19, 33, 3, 1}, {1, 4, 4, 70, 9, 3, 1}, {1, 5, 7, 40, 12, 1, 0},
+};
+
+// Convolutions of the CIFAR-10 preset at batch 2 (the full batch-128 set runs in bench_conv2d).
+const std::vector<Dims> kPresetCases = {
+    {2, 32, 32, 3, 64, 3, 1},     // init conv (3 channels)
+    {2, 32, 32, 64, 64, 3, 1},    // level 0 block
+    {2, 16, 16, 64, 128, 3, 1},   // level 1 block, first conv
+    {2, 16, 16, 128, 128, 3, 1},  //
+    {2, 8, 8, 256, 256, 3, 1},    // level 2
+    {2, 4, 4, 512, 512, 3, 1},    // level 3 / mid: 4x4 maps
+    {2, 32, 32, 128, 64, 1, 0},   // a 1x1 residual projection of the up path
+    {2, 4, 4, 512, 1536, 1, 0},   // an attention to_qkv-like 1x1
+    {2, 32, 32, 64, 3, 1, 0},     // final conv: 3 outputs
+};
+
+}  // namespace
+
+TEST_CASE("gpu: tensor-core conv2d on odd shapes, every tile, bf16 and tf32", "[gpu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : kOddCases) check_case(rng, c, prec, i++ % 2 == 0);
+    for (int tile = 0; tile < kernels::cuda::conv2d_tc_tile_count(); ++tile) {
+      kernels::cuda::TcConvOptions opt;
+      opt.tile = tile;
+      opt.splits = tile % 2 == 0 ? 5 : 1;
+      check_case(rng, {2, 5, 7, 11, 37, 3, 1}, prec, tile % 2 == 1, opt);
+    }
+  }
+}
+
+TEST_CASE("gpu: tensor-core conv2d on the preset's convolutions", "[gpu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : kPresetCases) check_case(rng, c, prec, i++ % 2 == 0);
+  }
+}
+
+TEST_CASE("gpu: conv2d under a BF16 / TF32 context runs the tensor-core path", "[gpu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  const Dims c{2, 8, 8, 64, 64, 3, 1};
+  Tensor x = gpu(random_tensor(rng, {c.b, c.h, c.w, c.ci})), w = gpu(random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5));
+  Tensor dy = gpu(random_tensor(rng, {c.b, c.ho(), c.wo(), c.co}));
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    Context ctx;
+    ctx.set_precision(prec);
+    ContextScope scope(ctx);
+    CHECK(conv_tc::bitwise_equal(kernels::conv2d_forward(x, w, Tensor(), 1),
+                                 kernels::cuda::conv2d_forward_tc(x, w, Tensor(), 1, prec)));
+    kernels::Conv2dGrads a = kernels::conv2d_backward(x, w, dy, 1, true, true, true);
+    kernels::Conv2dGrads b = kernels::cuda::conv2d_backward_tc(x, w, dy, 1, true, true, true, prec);
+    CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+    CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+    CHECK(conv_tc::bitwise_equal(a.dbias, b.dbias));
+  }
+}
