@@ -72,7 +72,7 @@ TEST_CASE("arena: every parameter of the U-Net is a view into one parameter aren
   CHECK(arena.to_vector()[off + 2] == -7.25f);
 }
 
-TEST_CASE("arena: registering keeps values; pack() moves them into the arena unchanged", "[arena]") {
+TEST_CASE("arena: registering keeps values, pack() moves them into the arena unchanged", "[arena]") {
   models::ParamSet ps;
   ag::Var a = ps.add("a", {2, 3});
   ag::Var b = ps.add("b", {4});
@@ -93,7 +93,7 @@ TEST_CASE("arena: registering keeps values; pack() moves them into the arena unc
   CHECK(ps.param_arena().to_vector().back() == 11.0f);
 }
 
-TEST_CASE("arena: gradients accumulate in place in the gradient arena; zero_grad clears it", "[arena]") {
+TEST_CASE("arena: gradients accumulate in place in the gradient arena, zero_grad clears it", "[arena]") {
   models::ParamSet ps;
   ag::Var a = ps.add("a", {3});
   ag::Var b = ps.add("b", {2});

@@ -68,7 +68,7 @@ TEST_CASE("autograd: a variable used twice accumulates both contributions withou
   CHECK(p.grad().to_vector() == std::vector<float>{2, 2, 2});
 }
 
-TEST_CASE("autograd: gradients accumulate across steps until zero_grad; the tape is reused",
+TEST_CASE("autograd: gradients accumulate across steps until zero_grad, the tape is reused",
           "[autograd]") {
   TapeGuard guard;
   ag::Var w(Tensor::from_vector({2}, {0.5f, -1.0f}), true);

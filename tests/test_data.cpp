@@ -371,7 +371,7 @@ TEST_CASE("loader: each epoch a fresh permutation, drop-last, scaling to [-1, 1]
   CHECK(v == std::vector<float>{-1.0f, 1.0f});
 }
 
-TEST_CASE("loader: same seed same batches; set_state resumes bitwise", "[data][loader]") {
+TEST_CASE("loader: same seed same batches, set_state resumes bitwise", "[data][loader]") {
   DD_TEST_RANDOM(rng);
   const uint64_t seed = rng.engine()();
   auto data = indexed_dataset(rng, 37, 4, 5, 3);

@@ -188,7 +188,7 @@ TEST_CASE("GaussianDiffusion: objective names, loss options checked", "[diffusio
                           Catch::Contains("pred_x0") && Catch::Contains("pred_v"));
 }
 
-TEST_CASE("p_losses: documented draws; q_sample input; loss value; RNG state", "[diffusion]") {
+TEST_CASE("p_losses: documented draws, q_sample input, loss value, RNG state", "[diffusion]") {
   DD_TEST_RANDOM(rng);
   const Schedule sc = Schedule::make(BetaSchedule::Linear, 1000);
   for (auto type : {kernels::LossType::L1, kernels::LossType::L2, kernels::LossType::Huber}) {
@@ -230,7 +230,7 @@ TEST_CASE("p_losses: documented draws; q_sample input; loss value; RNG state", "
   }
 }
 
-TEST_CASE("p_losses self-conditioning: half the steps; detached unclamped x0; no gradient", "[diffusion]") {
+TEST_CASE("p_losses self-conditioning: half the steps, detached unclamped x0, no gradient", "[diffusion]") {
   DD_TEST_RANDOM(rng);
   const Schedule sc = Schedule::make(BetaSchedule::Linear, 1000);
   const GaussianDiffusion diff(sc, kernels::LossType::L2);
@@ -349,7 +349,7 @@ TEST_CASE("p_losses trains the tiny denoiser bitwise reproducibly", "[diffusion]
   }
 }
 
-TEST_CASE("p_sample: one step against float64; x0 estimate; draws only for t > 0", "[diffusion]") {
+TEST_CASE("p_sample: one step against float64, x0 estimate, draws only for t > 0", "[diffusion]") {
   DD_TEST_RANDOM(rng);
   const Schedule sc = Schedule::make(BetaSchedule::Cosine, 50);
   const GaussianDiffusion diff(sc);
@@ -399,7 +399,7 @@ TEST_CASE("p_sample: one step against float64; x0 estimate; draws only for t > 0
                       Catch::Contains("x_self_cond"));
 }
 
-TEST_CASE("p_sample_loop: T steps descending; deterministic; the composition of p_sample", "[diffusion]") {
+TEST_CASE("p_sample_loop: T steps descending, deterministic, the composition of p_sample", "[diffusion]") {
   DD_TEST_RANDOM(rng);
   const int T = 12;
   const GaussianDiffusion diff(Schedule::make(BetaSchedule::Sigmoid, T));

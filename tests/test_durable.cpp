@@ -60,7 +60,7 @@ TEST_CASE("crc32c: the standard check values, and extending equals one pass", "[
     CHECK(crc32c_extend(crc32c(bytes.data(), cut), bytes.data() + cut, bytes.size() - cut) == whole);
 }
 
-TEST_CASE("safetensors checksum: a flipped byte is corruption naming the file; files without one load",
+TEST_CASE("safetensors checksum: a flipped byte is corruption naming the file, files without one load",
           "[durable][safetensors]") {
   TempDir dir("durable");
   const std::string path = dir.file("w.safetensors");

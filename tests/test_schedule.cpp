@@ -54,7 +54,7 @@ double max_rel(const std::vector<double>& ours, const std::vector<T>& ref, std::
 }
 }  // namespace
 
-TEST_CASE("schedule names parse and round-trip; unknown names list the valid ones", "[schedule]") {
+TEST_CASE("schedule names parse and round-trip, unknown names list the valid ones", "[schedule]") {
   for (BetaSchedule s : kAll) CHECK(models::parse_beta_schedule(models::beta_schedule_name(s)) == s);
   REQUIRE_THROWS_WITH(models::parse_beta_schedule("cosin"),
                       Catch::Contains("'cosin'") && Catch::Contains("linear") && Catch::Contains("cosine") &&
@@ -74,7 +74,7 @@ TEST_CASE("schedules need T >= 1 and every beta strictly between 0 and 1", "[sch
   REQUIRE_THROWS_WITH(Schedule::from_betas({0.0}), Catch::Contains("beta[0]"));
 }
 
-TEST_CASE("schedule constants; endpoints and buffer identities", "[schedule]") {
+TEST_CASE("schedule constants, endpoints and buffer identities", "[schedule]") {
   // linspace endpoints are exact (torch's two-sided formula).
   for (int T : {1000, 7, 2}) {
     auto lin = models::make_betas(BetaSchedule::Linear, T);

@@ -131,7 +131,7 @@ TEST_CASE("train: the loss falls on a small fixed dataset, and the run folder is
     CHECK(fs::exists(dir.path() + "/run/" + f));
 }
 
-TEST_CASE("train: bad flags and data give errors naming them; a run is never overwritten", "[train]") {
+TEST_CASE("train: bad flags and data give errors naming them, a run is never overwritten", "[train]") {
   TempDir dir("dd_train_errors");
   const std::string data = write_tiny_idx(dir);
   auto o = tiny_options(data, dir.path() + "/run");
@@ -194,7 +194,7 @@ TEST_CASE("sampling: grid images in [-1, 1], a trajectory strip, same seed -> sa
   CHECK(a.images.to_vector() == b.images.to_vector());
 }
 
-TEST_CASE("train: older states are kept; --resume skips a corrupted newest for the newest that verifies",
+TEST_CASE("train: older states are kept, --resume skips a corrupted newest for the newest that verifies",
           "[train][durable]") {
   TempDir dir("dd_train_keep");
   const std::string data = write_tiny_idx(dir);
