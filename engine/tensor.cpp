@@ -62,7 +62,7 @@ Tensor Tensor::empty(const Shape& shape, Device dev, DType dtype) {
   t.numel_ = shape_numel(shape);
   t.dtype_ = dtype;
   t.storage_ = std::make_shared<Storage>(t.nbytes(), dev);
-  if (g_poison) {
+  if (g_poison && t.nbytes() > 0) {  // a zero-size tensor has no buffer to poison
     if (dev == Device::CPU && dtype == DType::F32)
       t.fill_(std::numeric_limits<float>::quiet_NaN());
     else if (dev == Device::CPU)

@@ -16,6 +16,7 @@ packages=(
   python3-torch python3-numpy    # PyTorch parity tests (Debian's /usr/bin/python3)
   python3-pip                    # scripts/install_py_refs.sh: diffusers, pinned, into .pydeps/
   dataset-fashion-mnist          # real images at /usr/share/datasets/fashion-mnist
+  clang libclang-rt-dev          # scripts/fuzz.sh: libFuzzer harnesses under ASan + UBSan
 )
 
 missing=()
