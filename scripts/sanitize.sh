@@ -12,7 +12,8 @@ cmake --build "$B" -j"$(nproc)"
 # are not instrumented and need nothing.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 # LeakSanitizer needs ptrace, which some containers deny: probe it, and say so when leaks go unchecked.
-if ! "$B/tests/dd_tests" --list-test-names-only >/dev/null 2>&1; then
+# (One small case: Catch2's listing exits with the number of cases, never 0.)
+if ! "$B/tests/dd_tests" "crc32c: the standard check values, and extending equals one pass" >/dev/null 2>&1; then
   echo "sanitize: LeakSanitizer cannot run here (ptrace denied?): leaks are not checked, everything else is"
   export ASAN_OPTIONS=${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0}
 fi
