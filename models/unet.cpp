@@ -31,7 +31,14 @@ void UnetConfig::validate() const {
   DD_CHECK(resolved_init_dim() == dim, "Unet config: init_dim (", init_dim, ") must equal dim (", dim,
            "): the seed's final_res_block takes dim * 2 channels");
   DD_CHECK(!dim_mults.empty(), "Unet config: dim_mults is empty");
+  // size_divisor() is 1 << (levels - 1): more than 16 levels would overflow it (and halve any image to nothing).
+  DD_CHECK(dim_mults.size() <= 16, "Unet config: ", dim_mults.size(), " dim_mults levels; at most 16");
   for (int m : dim_mults) DD_CHECK(m > 0, "Unet config: dim_mults entries must be positive");
+  // Checked in 64 bits before dims are formed: dim * mult must not overflow (found by
+  // tests/fuzz/fuzz_weights_config.cpp), and no real U-Net has 2^24 channels.
+  for (int m : dim_mults)
+    DD_CHECK(static_cast<int64_t>(dim) * m <= (int64_t{1} << 24), "Unet config: dim ", dim, " x dim_mult ", m,
+             " is more than 2^24 channels");
   DD_CHECK(channels > 0, "Unet config: channels must be positive, got ", channels);
   DD_CHECK(resnet_block_groups > 0, "Unet config: resnet_block_groups must be positive");
   std::vector<int> dims{resolved_init_dim()};
