@@ -5,6 +5,8 @@
 # (default 60 s each, all five). Builds clang, CPU only, in build-fuzz/ (FUZZ_BUILD_DIR). New inputs
 # go to build-fuzz/corpus/<name>/, never into the committed seeds (tests/fuzz/corpus/<name>/). A
 # crash leaves its reproducer in build-fuzz/crashes/<name>/ and makes the script exit non-zero.
+# libFuzzer's seed is fixed (FUZZ_SEED, default 1) so a CI run repeats the mutations a run here made;
+# FUZZ_SEED=0 draws a random one (long exploratory runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -31,7 +33,7 @@ for h in "${harnesses[@]}"; do
   # One worker (the CI machine has two cores); inputs up to 64 KiB; OpenMP kept to one thread so
   # the readers' parallel loops do not multiply the memory ASan tracks.
   if OMP_NUM_THREADS=1 "$B/fuzz_$h" "$B/corpus/$h" "tests/fuzz/corpus/$h" -max_total_time="$secs" -max_len=65536 \
-      -rss_limit_mb=2048 -timeout=20 -detect_leaks=$leaks -artifact_prefix="$B/crashes/$h/" -print_final_stats=1 \
+      -rss_limit_mb=2048 -timeout=20 -seed="${FUZZ_SEED:-1}" -detect_leaks=$leaks -artifact_prefix="$B/crashes/$h/" -print_final_stats=1 \
       >"$log" 2>&1; then
     result=ok
   else
