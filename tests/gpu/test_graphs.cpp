@@ -177,7 +177,7 @@ TEST_CASE("gpu graphs: replayed DDIM, DPM-Solver++ and x0-form DDPM chains equal
   for (const char* sampler : {"ddim", "dpmpp", "ddpm"}) {
     INFO(sampler);
     ddpm::SampleRequest req;
-    req.n = 7;  // batches 3, 3, 1: a capture for 3, a replay, then an eager-captured 1
+    req.n = 7;  // batches 3, 3, 1: the first eager, then a capture for 3 and one for 1, each replayed
     req.batch_size = 3;
     req.image_size = 16;
     req.seed = 4;
