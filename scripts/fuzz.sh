@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted files with libFuzzer under ASan + UBSan (tests/fuzz): the
 # safetensors reader, the IDX reader (raw and gzip), the CIFAR-10 reader, the image-folder decoder
-# path and the weights file's config JSON. Usage: scripts/fuzz.sh [SECONDS_EACH] [HARNESS...]
-# (default 60 s each, all five). Builds clang, CPU only, in build-fuzz/ (FUZZ_BUILD_DIR). New inputs
-# go to build-fuzz/corpus/<name>/, never into the committed seeds (tests/fuzz/corpus/<name>/). A
-# crash leaves its reproducer in build-fuzz/crashes/<name>/ and makes the script exit non-zero.
-# libFuzzer's seed is fixed (FUZZ_SEED, default 1) so a CI run repeats the mutations a run here made;
-# FUZZ_SEED=0 draws a random one (long exploratory runs).
+# path and the weights file's config JSON. Builds clang, CPU only, in build-fuzz/ (FUZZ_BUILD_DIR).
+#
+#   scripts/fuzz.sh --ci [HARNESS...]       what CI runs: a fixed number of executions per harness
+#                                           (the table below, about 40 s each here), fixed seed, a fresh
+#                                           corpus from the committed seeds only. Time plays no part, so
+#                                           a commit fuzzed clean here is fuzzed the same way in CI.
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]  exploration: SECONDS each (default 60), random seed unless
+#                                           FUZZ_SEED is set, a corpus kept in build-fuzz/corpus/<name>/.
+#
+# New inputs never go into the committed seeds (tests/fuzz/corpus/<name>/). A crash leaves its
+# reproducer in build-fuzz/crashes/<name>/ and makes the script exit non-zero; add the reproducer to
+# the committed seeds with the fix, so ctest replays it from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-60}
-shift || true
+declare -A ci_runs=([safetensors]=400000 [idx]=20000 [cifar10]=400000 [image_folder]=12000
+                    [weights_config]=800000)
+mode=explore
+if [ "${1:-}" = --ci ]; then
+  mode=ci
+  shift
+  secs=600  # a ceiling only, far above what the runs take; hitting it is reported
+else
+  secs=${1:-60}
+  shift || true
+fi
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors idx cifar10 image_folder weights_config)
 B=${FUZZ_BUILD_DIR:-build-fuzz}
@@ -28,20 +43,36 @@ fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 for h in "${harnesses[@]}"; do
-  mkdir -p "$B/corpus/$h" "$B/crashes/$h"
+  mkdir -p "$B/crashes/$h"
   log="$B/fuzz_$h.log"
+  if [ $mode = ci ]; then
+    corpus="$B/ci-corpus/$h"
+    rm -rf "$corpus"
+    [ -n "${ci_runs[$h]:-}" ] || { echo "fuzz: no CI run count for harness $h (scripts/fuzz.sh ci_runs)"; exit 2; }
+    budget=(-runs="${ci_runs[$h]}" -seed="${FUZZ_SEED:-1}")
+  else
+    corpus="$B/corpus/$h"
+    budget=(-seed="${FUZZ_SEED:-0}")
+  fi
+  mkdir -p "$corpus"
   # One worker (the CI machine has two cores); inputs up to 64 KiB; OpenMP kept to one thread so
   # the readers' parallel loops do not multiply the memory ASan tracks.
-  if OMP_NUM_THREADS=1 "$B/fuzz_$h" "$B/corpus/$h" "tests/fuzz/corpus/$h" -max_total_time="$secs" -max_len=65536 \
-      -rss_limit_mb=2048 -timeout=20 -seed="${FUZZ_SEED:-1}" -detect_leaks=$leaks -artifact_prefix="$B/crashes/$h/" -print_final_stats=1 \
-      >"$log" 2>&1; then
+  start=$SECONDS
+  if OMP_NUM_THREADS=1 "$B/fuzz_$h" "$corpus" "tests/fuzz/corpus/$h" "${budget[@]}" -max_total_time="$secs" \
+      -max_len=65536 -rss_limit_mb=2048 -timeout=20 -detect_leaks=$leaks -artifact_prefix="$B/crashes/$h/" \
+      -print_final_stats=1 >"$log" 2>&1; then
     result=ok
   else
     result=CRASH
     status=1
   fi
+  took=$((SECONDS - start))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-  echo "fuzz $h: $result, $execs executions in ${secs}s, corpus $(ls "$B/corpus/$h" | wc -l) inputs (log $log)"
+  seed=$(grep -o 'Seed: [0-9]*' "$log" | head -n1 | grep -o '[0-9]*$' || echo "?")
+  echo "fuzz $h: $result, $execs executions in ${took}s (seed $seed), corpus $(ls "$corpus" | wc -l) inputs (log $log)"
+  if [ $mode = ci ] && [ $result = ok ] && [ "$execs" != "${ci_runs[$h]}" ]; then
+    echo "fuzz $h: stopped by the ${secs}s ceiling before its ${ci_runs[$h]} runs: this run was not the CI's fixed one"
+  fi
   [ "$result" = ok ] || tail -n 40 "$log"
 done
 exit $status

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: install dependencies, build (Release, CPU backend always,
 # CUDA backend when the toolkit is found), run every test with ctest; then the CPU tests under
-# ASan + UBSan (scripts/sanitize.sh) and 60 s of fuzzing per harness (scripts/fuzz.sh).
+# ASan + UBSan (scripts/sanitize.sh) and a fixed budget of fuzzing per harness (scripts/fuzz.sh --ci).
 # GPU tests report "skipped" on a machine without a CUDA device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +11,9 @@ BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 (cd "$BUILD_DIR" && ctest --output-on-failure -j"$(nproc)" "$@")
-# The CPU suite again with ASan + UBSan (a second build folder), then each fuzz harness for 60 s
-# under libFuzzer (issue 17). DD_QUICK=1 skips both (a local edit-test loop).
+# The CPU suite again with ASan + UBSan (a second build folder), then each fuzz harness for a fixed
+# number of executions under libFuzzer (issue 17). DD_QUICK=1 skips both (a local edit-test loop).
 if [ "${DD_QUICK:-0}" != 1 ]; then
   bash scripts/sanitize.sh -E gpu_ops
-  bash scripts/fuzz.sh 60
+  bash scripts/fuzz.sh --ci
 fi

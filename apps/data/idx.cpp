@@ -78,6 +78,10 @@ Dataset load_idx_images(const std::string& path) {
   // 2^16 per side bounds count*rows*cols well inside int64 and rejects garbage headers
   // before they turn into a huge allocation.
   DD_CHECK(rows <= 65536 && cols <= 65536, "IDX file ", path, ": implausible image size ", rows, "x", cols);
+  // count < 2^32 and rows*cols <= 2^32 could still overflow int64 together (UBSan, found by
+  // tests/fuzz/fuzz_idx.cpp in CI): no real file holds more than 2^40 pixel bytes.
+  DD_CHECK(count <= (int64_t{1} << 40) / (rows * cols), "IDX file ", path, ": implausible size: the header declares ",
+           count, " images of ", rows, "x", cols, " (more than 2^40 pixel bytes)");
 
   Dataset d;
   d.count = count;
