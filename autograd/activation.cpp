@@ -22,4 +22,13 @@ Var gelu(const Var& x) {
   return y;
 }
 
+Var relu(const Var& x) {
+  Var y(kernels::relu_forward(x.value()), needs_grad({&x}));
+  if (y.requires_grad())
+    Tape::current().record([x, y] {
+      if (y.has_grad()) x.accumulate_grad(kernels::relu_backward(x.value(), y.grad()));
+    });
+  return y;
+}
+
 }  // namespace dd::ag

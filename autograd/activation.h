@@ -5,5 +5,6 @@ namespace dd::ag {
 
 Var silu(const Var& x);
 Var gelu(const Var& x);
+Var relu(const Var& x);
 
 }  // namespace dd::ag

@@ -20,5 +20,9 @@ Tensor gelu_forward(const Tensor& x) { DD_DISPATCH(common_device("gelu", {&x}), 
 Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
   DD_DISPATCH(check_grad_pair("gelu_backward", x, dy), gelu_backward, x, dy);
 }
+Tensor relu_forward(const Tensor& x) { DD_DISPATCH(common_device("relu", {&x}), relu_forward, x); }
+Tensor relu_backward(const Tensor& x, const Tensor& dy) {
+  DD_DISPATCH(check_grad_pair("relu_backward", x, dy), relu_backward, x, dy);
+}
 
 }  // namespace dd::kernels

@@ -53,4 +53,8 @@ DD_HD float gelu_grad_f(float x, float dy) {
   return dy * (cdf + x * pdf);
 }
 
+// x > 0 ? x : 0 would turn NaN into 0; torch.relu keeps NaN (a diverged input must show).
+DD_HD float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
+DD_HD float relu_grad_f(float x, float dy) { return x > 0.0f ? dy : 0.0f; }
+
 }  // namespace dd::kernels

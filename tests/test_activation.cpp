@@ -41,6 +41,25 @@ TEST_CASE("gelu (exact erf) forward and gradcheck", "[activation][gelu]") {
   check_activation("gelu", kernels::gelu_forward, kernels::gelu_backward, ref::gelu);
 }
 
+TEST_CASE("relu forward and gradcheck", "[activation][relu]") {
+  // Normal inputs of scale 3 are never within the finite-difference step of the kink at 0.
+  check_activation("relu", kernels::relu_forward, kernels::relu_backward, ref::relu);
+}
+
+TEST_CASE("relu keeps NaN and gives no gradient at 0, as torch", "[activation][relu]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x = from_double({4}, {nan, 0.0, -2.0, 3.0});
+  std::vector<float> y = kernels::relu_forward(x).to_vector();
+  CHECK(std::isnan(y[0]));
+  CHECK(y[1] == 0.0f);
+  CHECK(y[2] == 0.0f);
+  CHECK(y[3] == 3.0f);
+  std::vector<float> dx = kernels::relu_backward(x, from_double({4}, {1, 1, 1, 1})).to_vector();
+  CHECK(dx[1] == 0.0f);
+  CHECK(dx[2] == 0.0f);
+  CHECK(dx[3] == 1.0f);
+}
+
 TEST_CASE("activation errors name the op and shapes", "[activation]") {
   Tensor x = Tensor::zeros({2, 3});
   Tensor dy = Tensor::zeros({3, 2});

@@ -39,5 +39,7 @@ Tensor silu_backward(const Tensor& x, const Tensor& dy) {
 }
 Tensor gelu_forward(const Tensor& x) { return map1(x, gelu_f); }
 Tensor gelu_backward(const Tensor& x, const Tensor& dy) { return map_grad(x, dy, gelu_grad_f); }
+Tensor relu_forward(const Tensor& x) { return map1(x, relu_f); }
+Tensor relu_backward(const Tensor& x, const Tensor& dy) { return map_grad(x, dy, relu_grad_f); }
 
 }  // namespace dd::kernels::cpu

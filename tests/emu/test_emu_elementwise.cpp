@@ -54,6 +54,9 @@ TEST_CASE("emu: activations match the cpu", "[emu][activation]") {
     expect_close("silu_backward", kernels::emu::silu_backward(a, dy), kernels::cpu::silu_backward(a, dy), 1e-5);
     expect_close("gelu", kernels::emu::gelu_forward(a), kernels::cpu::gelu_forward(a), 1e-5);
     expect_close("gelu_backward", kernels::emu::gelu_backward(a, dy), kernels::cpu::gelu_backward(a, dy), 1e-5);
+    // A comparison and a select: exact.
+    expect_close("relu", kernels::emu::relu_forward(a), kernels::cpu::relu_forward(a), 0.0);
+    expect_close("relu_backward", kernels::emu::relu_backward(a, dy), kernels::cpu::relu_backward(a, dy), 0.0);
   }
 }
 

@@ -33,6 +33,9 @@ TEST_CASE("gpu: activations and elementwise ops match the cpu", "[gpu][activatio
     expect_close("silu_backward", kernels::silu_backward(ga, gb).to(Device::CPU), kernels::silu_backward(a, b), 1e-5);
     expect_close("gelu", kernels::gelu_forward(ga).to(Device::CPU), kernels::gelu_forward(a), 1e-5);
     expect_close("gelu_backward", kernels::gelu_backward(ga, gb).to(Device::CPU), kernels::gelu_backward(a, b), 1e-5);
+    // A comparison and a select: exact.
+    expect_close("relu", kernels::relu_forward(ga).to(Device::CPU), kernels::relu_forward(a), 0.0);
+    expect_close("relu_backward", kernels::relu_backward(ga, gb).to(Device::CPU), kernels::relu_backward(a, b), 0.0);
     expect_close("add", kernels::add(ga, gb).to(Device::CPU), kernels::add(a, b), 1e-6);
     expect_close("sub", kernels::sub(ga, gb).to(Device::CPU), kernels::sub(a, b), 1e-6);
     expect_close("mul", kernels::mul(ga, gb).to(Device::CPU), kernels::mul(a, b), 1e-6);

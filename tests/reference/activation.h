@@ -17,4 +17,10 @@ inline std::vector<double> gelu(const std::vector<double>& x) {
   return y;
 }
 
+inline std::vector<double> relu(const std::vector<double>& x) {
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] > 0 ? x[i] : 0.0;
+  return y;
+}
+
 }  // namespace dd::ref
