@@ -1,22 +1,22 @@
-// sample_ddpm: draws images from a weights file with DDPM's Algorithm 2 and writes a PNG grid
-// (optionally every image as its own PNG, and a strip of one image's denoising trajectory).
+// sample_ddpm: draws images from a weights file with DDPM's Algorithm 2 (or DDIM, DPM-Solver++, respaced
+// DDPM) and writes a PNG grid, optionally a strip of one image's denoising trajectory, and with
+// --each-dir every image as its own PNG: a streamed job of any size (50,000 for FID) that continues where
+// it stopped when rerun (apps/ddpm/sample_job.h).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <optional>
 
 #include "apps/ddpm/interrupt.h"
+#include "apps/ddpm/sample_job.h"
+#include "apps/ddpm/sampling_model.h"
 #include "apps/ddpm/options.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/sampler_flags.h"
 #include "apps/report/image_grid.h"
 #include "engine/error.h"
-#include "kernels/loss.h"
-#include "models/diffusion.h"
-#include "models/weights.h"
 
 int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
@@ -34,7 +34,9 @@ int main(int argc, char** argv) {
   app.add_option("--nrow", nrow, "images per grid row (0 = about square)")->capture_default_str();
   app.add_option("--seed", seed, "noise seed")->capture_default_str();
   app.add_option("--batch-size", batch, "images denoised at once")->capture_default_str();
-  app.add_option("--each-dir", each_dir, "also write every image as its own PNG into this folder");
+  app.add_option("--each-dir", each_dir,
+                 "write every image as its own PNG into this folder, batch by batch; rerunning the same command "
+                 "continues an interrupted job (the grid is written only for --n <= 1024 drawn in one go)");
   app.add_option("--trajectory", trajectory, "also write a strip of image 0's denoising trajectory to this PNG");
   app.add_option("--frames", frames, "frames in the trajectory strip")->capture_default_str();
   app.add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
@@ -48,27 +50,12 @@ int main(int argc, char** argv) {
     const bool graphs = dd::ddpm::resolve_cuda_graphs(cuda_graphs, dev);
     DD_CHECK(n > 0, "--n must be positive, got ", n);
     DD_CHECK(frames >= 2, "--frames must be at least 2, got ", frames);
-    dd::models::ModelConfig cfg;
-    // A weights file of ours, or a diffusers folder (flat or a pipeline's, with unet/ and scheduler/):
-    // then its scheduler_config.json gives the schedule and, unless a flag says otherwise, the
-    // DDPMPipeline's sampling (every step, its variance_type, clip_sample and timestep_spacing).
-    std::optional<dd::models::DiffusersScheduler> sched;
-    auto model = dd::models::load_model(weights, &cfg, dev, &sched);
-    const auto objective = dd::models::parse_objective(cfg.diffusion.objective);
-    const dd::models::GaussianDiffusion diffusion(
-        sched ? sched->schedule()
-              : dd::models::Schedule::make(dd::models::parse_beta_schedule(cfg.diffusion.beta_schedule),
-                                           cfg.diffusion.timesteps, cfg.diffusion.rescale_zero_terminal_snr),
-        dd::kernels::parse_loss_type(cfg.diffusion.loss_type), objective);
-    std::fprintf(stderr, "%s: %s, %dx%dx%d images, %d timesteps (%s%s), %lld parameters, device %s\n", weights.c_str(),
-                 cfg.unet2d ? "UNet2DModel" : "U-Net", cfg.diffusion.image_size, cfg.diffusion.image_size,
-                 cfg.channels(), cfg.diffusion.timesteps,
-                 sched ? ("scheduler_config.json: " + sched->beta_schedule + " betas, " + sched->variance_type +
-                          (sched->clip_sample ? ", clip_sample" : ""))
-                             .c_str()
-                       : (cfg.diffusion.beta_schedule + " schedule").c_str(),
-                 diffusion.schedule().zero_terminal_snr() ? ", zero terminal SNR" : "",
-                 static_cast<long long>(model.params->numel()), dd::device_name(dev));
+    // A weights file of ours, a run folder, or a diffusers folder (flat or a pipeline's, with unet/ and
+    // scheduler/): then its scheduler_config.json gives the schedule and, unless a flag says otherwise,
+    // the DDPMPipeline's sampling (every step, its variance_type, clip_sample and timestep_spacing).
+    dd::ddpm::SamplingModel m = dd::ddpm::open_sampling_model(weights, dev);
+    const dd::models::ModelConfig& cfg = m.cfg;
+    std::fprintf(stderr, "%s\n", m.describe(weights, dev).c_str());
     dd::ddpm::SampleRequest req;
     req.n = n;
     req.image_size = cfg.diffusion.image_size;
@@ -77,42 +64,41 @@ int main(int argc, char** argv) {
     req.trajectory_frames = trajectory.empty() ? 0 : frames;
     req.device = dev;
     req.cuda_graphs = graphs;
-    flags.apply(req, cfg.diffusion.timesteps);
-    if (sched) {
-      // DDPMPipeline's sampling unless a flag says otherwise: the scheduler's variance type,
-      // clipping (and its range), timestep spacing and thresholding.
-      if (app.get_option("--variance-type")->count() == 0)
-        req.ddpm.variance_type = dd::models::parse_variance_type(sched->variance_type);
-      if (!flags.clip_sample && !flags.no_clip) req.ddpm.clip_sample = sched->clip_sample;
-      req.ddpm.clip_sample_range = sched->clip_sample_range;
-      if (flags.spacing.empty()) req.ddpm.spacing = dd::models::parse_timestep_spacing(sched->timestep_spacing);
-      if (!flags.thresholding && sched->thresholding) {
-        req.ddpm.thresholding.enabled = true;
-        req.ddpm.thresholding.ratio = sched->dynamic_thresholding_ratio;
-        req.ddpm.thresholding.max_value = sched->sample_max_value;
-      }
-    }
-    if (flags.no_clip) req.ddpm.clip_sample = false;
+    dd::ddpm::apply_sampler_flags(flags, m, req);
     dd::ddpm::InterruptGuard interrupt_guard;  // SIGINT/SIGTERM: stop after the current step, write nothing
-    const auto result = dd::ddpm::sample_images(*model.net, diffusion, req);
-    if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
-    dd::report::write_image_grid(out, result.images, nrow);
-    std::fprintf(stderr, "wrote %s\n", out.c_str());
+    bool grid = true;
+    dd::ddpm::SampleJob job;  // outlives sample_images, whose on_batch writes through it
     if (!each_dir.empty()) {
-      std::filesystem::create_directories(each_dir);
-      const auto& s = result.images.shape();
-      for (int i = 0; i < n; ++i) {
-        dd::Tensor one = dd::Tensor::empty({1, s[1], s[2], s[3]});
-        const int64_t sz = one.numel();
-        std::copy(result.images.data() + i * sz, result.images.data() + (i + 1) * sz, one.data());
-        char name[32];
-        std::snprintf(name, sizeof name, "/%05d.png", i);
-        dd::report::write_image_grid(each_dir + name, one, 1, 0);
+      job.dir = each_dir;
+      job.n = n;
+      job.batch_size = batch;
+      job.identity = {{"weights", std::filesystem::absolute(weights).lexically_normal().string()},
+                      {"n", n},
+                      {"batch_size", batch},
+                      {"seed", seed},
+                      {"image_size", cfg.diffusion.image_size},
+                      {"sampler", flags.to_json()}};
+      req.first_batch = job.prepare(stderr);
+      if (req.first_batch >= job.batches()) {
+        std::fprintf(stderr, "%s: all %d images are already there\n", each_dir.c_str(), n);
+        return 0;
       }
-      std::fprintf(stderr, "wrote %d images into %s\n", n, each_dir.c_str());
+      req.n = n - static_cast<int>(req.first_batch) * batch;
+      // Images stay in memory only for a grid of a small job drawn in one go.
+      grid = req.first_batch == 0 && n <= 1024;
+      req.keep_images = grid;
+      if (req.first_batch > 0) req.trajectory_frames = 0;
+      req.on_batch = [&job](int64_t b, const dd::Tensor& images) { job.write_batch(b, images); };
     }
-    if (!trajectory.empty()) {
-      const auto& s = result.images.shape();
+    const auto result = dd::ddpm::sample_images(*m.model.net, *m.diffusion, req);
+    if (!each_dir.empty()) std::fprintf(stderr, "wrote %d images into %s\n", n, each_dir.c_str());
+    if (grid) {
+      if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+      dd::report::write_image_grid(out, result.images, nrow);
+      std::fprintf(stderr, "wrote %s\n", out.c_str());
+    }
+    if (!trajectory.empty() && !result.trajectory.empty()) {
+      const auto& s = result.trajectory[0].shape();
       const int64_t f = static_cast<int64_t>(result.trajectory.size());
       dd::Tensor strip = dd::Tensor::empty({f, s[1], s[2], s[3]});
       for (int64_t i = 0; i < f; ++i)
@@ -123,7 +109,11 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const dd::ddpm::Interrupted& e) {
-    std::fprintf(stderr, "\nsample_ddpm: %s; nothing written\n", e.what());
+    if (each_dir.empty())
+      std::fprintf(stderr, "\nsample_ddpm: %s; nothing written\n", e.what());
+    else
+      std::fprintf(stderr, "\nsample_ddpm: %s; the finished batches are in %s: the same command continues the job\n",
+                   e.what(), each_dir.c_str());
     return dd::ddpm::stop_exit_code();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sample_ddpm: error: %s\n", e.what());

@@ -30,6 +30,8 @@ void throw_first(const std::vector<std::string>& errors) {
   for (const std::string& e : errors)
     if (!e.empty()) DD_FAIL(e);
 }
+
+Dataset load_folder(const std::string& dir, int64_t image_size, int64_t channels);
 }  // namespace
 
 std::vector<std::string> image_folder_files(const std::string& dir) {
@@ -56,6 +58,14 @@ std::vector<std::string> image_folder_files(const std::string& dir) {
 Dataset load_image_folder(const std::string& dir, int64_t image_size, int64_t channels) {
   DD_CHECK(image_size > 0, "image folder ", dir, ": needs an image size > 0 (got ", image_size,
            "): its images may all differ in size");
+  return load_folder(dir, image_size, channels);
+}
+
+Dataset load_image_folder_as_is(const std::string& dir, int64_t channels) { return load_folder(dir, 0, channels); }
+
+namespace {
+// image_size 0: every image kept at its own size, which must be the first file's.
+Dataset load_folder(const std::string& dir, int64_t image_size, int64_t channels) {
   DD_CHECK(channels <= 0 || channels == 1 || channels == 3, "image folder ", dir, ": ", channels,
            " channels requested; expected 1 (grayscale) or 3 (RGB)");
   const std::vector<std::string> files = image_folder_files(dir);
@@ -89,6 +99,17 @@ Dataset load_image_folder(const std::string& dir, int64_t image_size, int64_t ch
   d.channels = out_c;
   d.description = str_cat("image folder ", dir, " (", n, " files), center-cropped and resized to ", image_size, "x",
                           image_size, ", ", out_c, " channels");
+  if (image_size == 0) {
+    int w = 0, h = 0, c = 0;
+    DD_CHECK(stbi_info(full(0).c_str(), &w, &h, &c), "image folder ", dir, ": cannot decode ", full(0), ": ",
+             stb_reason());
+    DD_CHECK(static_cast<int64_t>(w) * h <= kMaxPixels, "image folder ", dir, ": ", full(0), " is ", w, "x", h,
+             ", more than the ", kMaxPixels, " pixels an image may have");
+    d.height = h;
+    d.width = w;
+    d.description = str_cat("image folder ", dir, " (", n, " files) at their own size ", w, "x", h, ", ", out_c,
+                            " channels");
+  }
   d.pixels.resize(static_cast<std::size_t>(n * d.image_bytes()));
 #pragma omp parallel
   {
@@ -110,6 +131,9 @@ Dataset load_image_folder(const std::string& dir, int64_t image_size, int64_t ch
         continue;
       }
       try {
+        if (image_size == 0)
+          DD_CHECK(h == d.height && w == d.width, "image folder ", dir, ": ", path, " is ", w, "x", h, " but ",
+                   full(0), " is ", d.width, "x", d.height, "; every image must have the same size");
         Resampler(h, w, image_size).run(px, c, out_c, d.image(i), scratch);
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = str_cat("image folder ", dir, ": ", path, ": ", e.what());
@@ -120,5 +144,6 @@ Dataset load_image_folder(const std::string& dir, int64_t image_size, int64_t ch
   throw_first(errors);
   return d;
 }
+}  // namespace
 
 }  // namespace dd::data

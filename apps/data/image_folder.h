@@ -23,4 +23,8 @@ std::vector<std::string> image_folder_files(const std::string& dir);
 // <= 0: 3 if any image has colour, else 1). Alpha is dropped, not composited.
 Dataset load_image_folder(const std::string& dir, int64_t image_size, int64_t channels);
 
+// Every image at its own size, which must be the same for all (FID reads generated images as they
+// are: no crop, no resize); channels as above. An image of another size is an error naming it.
+Dataset load_image_folder_as_is(const std::string& dir, int64_t channels);
+
 }  // namespace dd::data

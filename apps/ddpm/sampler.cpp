@@ -63,8 +63,11 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
   const bool ddpm_x0 = ddpm_x0_form(diffusion, req);
   const int T = static_cast<int>(sampler_timesteps(diffusion, req).size());  // steps per batch
   SampleResult result;
-  result.images = Tensor::empty({req.n, S, S, C});
-  // One generator for the whole request: the same seed and batch size give the same images.
+  DD_CHECK(req.first_batch >= 0 && static_cast<uint64_t>(req.first_batch) < (uint64_t{1} << 23),
+           "sampling: first batch ", req.first_batch, " out of range");
+  if (req.keep_images) result.images = Tensor::empty({req.n, S, S, C});
+  // Each batch's noise at its own offset (SampleRequest::first_batch): the same seed and batch size
+  // give the same images, and any batch can be drawn alone.
   Generator gen(req.seed);
   const int batches = (req.n + req.batch_size - 1) / req.batch_size;
   const int64_t total = static_cast<int64_t>(batches) * T;
@@ -110,13 +113,16 @@ SampleResult sample_images(models::Denoiser& model, const models::GaussianDiffus
     };
     if (stop_requested())
       throw Interrupted(str_cat("sampling stopped by ", stop_signal_name(), " before batch ", b + 1, " of ", batches));
+    gen.set_state(req.seed, static_cast<uint64_t>(req.first_batch + b) * kBatchNoiseStride);
     const int64_t replays_before = chains.replays();
     Tensor x = chains.run(n, gen, chain);
     if (chains.replays() != replays_before) {  // a replayed chain: its steps report at once
       done += T;
       if (progress) progress->update(done, "batch " + std::to_string(b + 1) + "/" + std::to_string(batches));
     }
-    copy_rows(clamp_unit(x), result.images, static_cast<int64_t>(b) * req.batch_size);
+    const Tensor images = clamp_unit(x);
+    if (req.keep_images) copy_rows(images, result.images, static_cast<int64_t>(b) * req.batch_size);
+    if (req.on_batch) req.on_batch(req.first_batch + b, images.to(Device::CPU));
   }
   if (progress) progress->finish();
   return result;

@@ -32,7 +32,17 @@ struct SampleRequest {
   // zero terminal SNR, the x0-form sampler (models/ddpm_sampler.h); otherwise Algorithm 2
   // (GaussianDiffusion::p_sample_loop, CUDA graphs on the GPU).
   models::DdpmOptions ddpm;
+  // Batch b (counted from first_batch) draws its noise from Generator(seed, b * kBatchNoiseStride), so
+  // image i's noise depends only on the seed, the batch size and i: a streamed job resumed at batch k
+  // (sample_ddpm --each-dir) gives the images an uninterrupted one would have.
+  int64_t first_batch = 0;
+  // Called after each batch with its images ([n_b, H, W, C] in [-1, 1], on the CPU) and its number.
+  std::function<void(int64_t batch, const Tensor& images)> on_batch;
+  bool keep_images = true;  // false: SampleResult::images stays undefined (streamed jobs of any size)
 };
+
+// Philox blocks between successive batches' noise: far more than a batch draws (4 normals a block).
+constexpr uint64_t kBatchNoiseStride = uint64_t{1} << 40;
 
 struct SampleResult {
   Tensor images;                  // [n, H, W, C] in [-1, 1] (clamped)

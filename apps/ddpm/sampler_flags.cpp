@@ -22,7 +22,7 @@ void SamplerFlags::add_to(CLI::App& app) {
   app.add_option("--respacing", respacing,
                  "respaced: improved-diffusion's timestep_respacing, e.g. ddim50, 250 or 10,15,20 (default: --steps "
                  "evenly spaced)");
-  app.add_option("--variance-type", variance_type,
+  variance_option_ = app.add_option("--variance-type", variance_type,
                  "ddpm, respaced: fixed_small (posterior, default) or fixed_large (beta_t; diffusers' variance_type)")
       ->capture_default_str();
   app.add_flag("--clip-sample", clip_sample,
@@ -82,6 +82,24 @@ void SamplerFlags::apply(SampleRequest& req, int T) const {
     req.ddpm.spacing = s;
     req.dpm.spacing = s;
   }
+}
+
+bool SamplerFlags::variance_type_given() const { return variance_option_ && variance_option_->count() > 0; }
+
+nlohmann::json SamplerFlags::to_json() const {
+  return {{"sampler", sampler},
+          {"steps", steps},
+          {"spacing", spacing},
+          {"respacing", respacing},
+          {"variance_type", variance_type},
+          {"clip_sample", clip_sample},
+          {"no_clip", no_clip},
+          {"eta", eta},
+          {"order", order},
+          {"karras_sigmas", karras_sigmas},
+          {"thresholding", thresholding},
+          {"thresholding_ratio", thresholding_ratio},
+          {"sample_max_value", sample_max_value}};
 }
 
 }  // namespace dd::ddpm

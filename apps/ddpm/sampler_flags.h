@@ -3,10 +3,13 @@
 // flag names the diffusers (or improved-diffusion) setting it corresponds to in its help text.
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "apps/ddpm/sampler.h"
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace dd::ddpm {
@@ -29,6 +32,13 @@ struct SamplerFlags {
   void add_to(CLI::App& app);
   // Fills req's sampler fields; throws naming the flag on a bad value.
   void apply(SampleRequest& req, int T) const;
+  // Every field, for a job's identity (apps/ddpm/sample_job.h).
+  nlohmann::json to_json() const;
+  // Whether --variance-type was given (a diffusers scheduler's variance_type applies otherwise).
+  bool variance_type_given() const;
+
+ private:
+  const CLI::Option* variance_option_ = nullptr;
 };
 
 }  // namespace dd::ddpm
