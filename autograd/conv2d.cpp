@@ -21,7 +21,7 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, int padding) {
 }
 
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {
-  if (geo.plain()) return conv2d(x, w, bias, geo.pad_top);
+  if (kernels::conv2d_uses_plain_path(w.value(), geo)) return conv2d(x, w, bias, geo.pad_top);
   const Tensor no_bias;
   Var y(kernels::conv2d_forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, geo),
         needs_grad({&x, &w, &bias}));

@@ -20,17 +20,22 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
 
-// The general geometry: stride s and zero padding per side (diffusers' Downsample2D with
-// downsample_padding = 0 is F.pad(x, (0, 1, 0, 1)) then a 3x3 stride-2 conv: {2, 0, 0, 1, 1}).
-//   Ho = (H + pad_top + pad_bottom - K) / s + 1, Wo = (W + pad_left + pad_right - K) / s + 1
+// The general geometry: stride s, zero padding per side and a possibly rectangular kernel,
+// w OHWI [Co, KH, KW, Ci] (diffusers' Downsample2D with downsample_padding = 0 is F.pad(x, (0, 1, 0, 1))
+// then a 3x3 stride-2 conv: {2, 0, 0, 1, 1}; Inception-v3's 1x7 conv with padding (0, 3) is {1, 0, 3, 0, 3}).
+//   Ho = (H + pad_top + pad_bottom - KH) / s + 1, Wo = (W + pad_left + pad_right - KW) / s + 1
 //   y[b,oh,ow,o] = bias[o] + sum_{kh,kw,ci} x[b, oh*s + kh - pad_top, ow*s + kw - pad_left, ci] * w[o,kh,kw,ci]
-// Stride 1 with the same padding on every side runs the kernels above (their fast paths);
-// anything else runs the strided kernels (kernels/cpu/conv2d_strided.cpp, kernels/cuda/conv2d_strided.cu).
+// A square kernel at stride 1 with the same padding on every side runs the kernels above (their
+// fast paths); anything else, every KH != KW included, runs the strided kernels
+// (kernels/cpu/conv2d_strided.cpp, kernels/cuda/conv2d_strided.cu).
 struct Conv2dGeometry {
   int stride = 1;
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   bool plain() const { return stride == 1 && pad_top == pad_left && pad_top == pad_bottom && pad_top == pad_right; }
 };
+// Whether conv2d_forward/backward(geo) hand (w, geo) to the stride-1 square kernels above: a plain
+// geometry and a square kernel (w OHWI with KH == KW). ag::conv2d decides the same way.
+bool conv2d_uses_plain_path(const Tensor& w, const Conv2dGeometry& geo);
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geo);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeometry& geo,
                             bool need_dx, bool need_dw, bool need_dbias);

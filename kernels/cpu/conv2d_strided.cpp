@@ -1,5 +1,6 @@
-// Convolution with a stride and per-side padding (kernels/conv2d.h, Conv2dGeometry): the
-// geometries the stride-1 kernels of conv2d.cpp do not cover (diffusers' Downsample2D).
+// Convolution with a stride, per-side padding and a KH x KW kernel (kernels/conv2d.h, Conv2dGeometry):
+// the geometries the stride-1 square kernels of conv2d.cpp do not cover (diffusers' Downsample2D,
+// Inception-v3's 1x7 / 7x1 / 1x3 / 3x1 convs).
 //
 // Lowered to GEMMs over im2col chunks as conv2d.cpp: the pixels are cut into chunks of a fixed
 // size (from the shapes alone), each chunk gathers its patches and runs a single-threaded Eigen
@@ -7,7 +8,7 @@
 // bitwise the same for any thread count.
 //   forward  y[p, o]  = col(x)[p, (kh,kw,ci)] w[o, (kh,kw,ci)]
 //   dw       dw[o, j] = sum_p dy[p, o] col(x)[p, j], over a fixed number of partials added in order
-//   dx       dx[q, ci] = sum_{kh,kw} dyg[q, (kh,kw,o)] w[o, kh, kw, ci], where for the input pixel
+//   dx       dx[q, ci] = sum_{kh,kw,o} dyg[q, (kh,kw,o)] w[o, kh, kw, ci], where for the input pixel
 //            q = (b, ih, iw) dyg gathers dy[b, (ih + pt - kh) / s, (iw + pl - kw) / s, o] when both
 //            divisions are exact and land inside dy (0 otherwise): a gather, no scatter, no races.
 #include <algorithm>
@@ -25,16 +26,18 @@ constexpr int64_t kMinChunkRows = 32;
 constexpr int64_t kWeightPartials = 8;
 
 struct SGeom {
-  int64_t b, h, w, ci, co, k, s, pt, pl, ho, wo;
-  int64_t cols() const { return k * k * ci; }
+  int64_t b, h, w, ci, co, kh, kw, s, pt, pl, ho, wo;
+  int64_t taps() const { return kh * kw; }
+  int64_t cols() const { return taps() * ci; }
   int64_t out_pixels() const { return b * ho * wo; }
   int64_t in_pixels() const { return b * h * w; }
 };
 
 SGeom make_geom(const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
-  SGeom r{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), g.stride, g.pad_top, g.pad_left, 0, 0};
-  r.ho = (r.h + g.pad_top + g.pad_bottom - r.k) / r.s + 1;
-  r.wo = (r.w + g.pad_left + g.pad_right - r.k) / r.s + 1;
+  SGeom r{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), w.dim(2), g.stride, g.pad_top, g.pad_left,
+          0, 0};
+  r.ho = (r.h + g.pad_top + g.pad_bottom - r.kh) / r.s + 1;
+  r.wo = (r.w + g.pad_left + g.pad_right - r.kw) / r.s + 1;
   return r;
 }
 
@@ -49,8 +52,8 @@ void im2col(const float* x, const SGeom& g, int64_t r0, int64_t r1, float* col) 
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t b = r / (g.ho * g.wo), oh = (r / g.wo) % g.ho, ow = r % g.wo;
     float* dst = col + (r - r0) * cols;
-    for (int64_t kh = 0; kh < g.k; ++kh)
-      for (int64_t kw = 0; kw < g.k; ++kw, dst += g.ci) {
+    for (int64_t kh = 0; kh < g.kh; ++kh)
+      for (int64_t kw = 0; kw < g.kw; ++kw, dst += g.ci) {
         const int64_t ih = oh * g.s + kh - g.pt, iw = ow * g.s + kw - g.pl;
         if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w)
           std::fill(dst, dst + g.ci, 0.0f);
@@ -62,12 +65,12 @@ void im2col(const float* x, const SGeom& g, int64_t r0, int64_t r1, float* col) 
 
 // dyg[q - q0, (kh, kw, o)] for input pixels q in [q0, q1).
 void gather_dy(const float* dy, const SGeom& g, int64_t q0, int64_t q1, float* col) {
-  const int64_t cols = g.k * g.k * g.co;
+  const int64_t cols = g.taps() * g.co;
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t b = q / (g.h * g.w), ih = (q / g.w) % g.h, iw = q % g.w;
     float* dst = col + (q - q0) * cols;
-    for (int64_t kh = 0; kh < g.k; ++kh)
-      for (int64_t kw = 0; kw < g.k; ++kw, dst += g.co) {
+    for (int64_t kh = 0; kh < g.kh; ++kh)
+      for (int64_t kw = 0; kw < g.kw; ++kw, dst += g.co) {
         const int64_t nh = ih + g.pt - kh, nw = iw + g.pl - kw;
         const bool ok = nh >= 0 && nw >= 0 && nh % g.s == 0 && nw % g.s == 0 && nh / g.s < g.ho && nw / g.s < g.wo;
         if (!ok)
@@ -144,7 +147,7 @@ Conv2dGrads conv2d_strided_backward(const Tensor& x, const Tensor& w, const Tens
   }
   if (need_dx) {
     out.dx = Tensor::empty(x.shape());
-    const int64_t cols = g.k * g.k * g.co, rows = chunk_rows(cols, g.in_pixels());
+    const int64_t cols = g.taps() * g.co, rows = chunk_rows(cols, g.in_pixels());
     const int64_t chunks = (g.in_pixels() + rows - 1) / rows;
     float* pdx = out.dx.data();
     const float* pw = w.data();
@@ -157,10 +160,10 @@ Conv2dGrads conv2d_strided_backward(const Tensor& x, const Tensor& w, const Tens
         gather_dy(pdy, g, q0, q1, col.get());
         MatMap xm(pdx + q0 * g.ci, n, g.ci);
         xm.setZero();
-        for (int64_t t = 0; t < g.k * g.k; ++t) {
-          // Tap t of w: the [co, ci] slice at (kh, kw), rows K*K*ci apart.
+        for (int64_t t = 0; t < g.taps(); ++t) {
+          // Tap t of w: the [co, ci] slice at (kh, kw), rows KH*KW*ci apart.
           const ConstSlice col_tap(col.get() + t * g.co, n, g.co, Eigen::OuterStride<>(cols));
-          const ConstSlice w_tap(pw + t * g.ci, g.co, g.ci, Eigen::OuterStride<>(g.k * g.k * g.ci));
+          const ConstSlice w_tap(pw + t * g.ci, g.co, g.ci, Eigen::OuterStride<>(g.cols()));
           xm.noalias() += col_tap * w_tap;
         }
       }

@@ -1,9 +1,10 @@
-// Convolution with a stride and per-side padding (kernels/conv2d.h, Conv2dGeometry), the
-// geometries kernels/cuda/conv2d.cu does not cover (diffusers' Downsample2D): correctness first.
+// Convolution with a stride, per-side padding and a KH x KW kernel (kernels/conv2d.h, Conv2dGeometry),
+// the geometries kernels/cuda/conv2d.cu does not cover (diffusers' Downsample2D, Inception-v3's
+// rectangular kernels): correctness first.
 // One shared-memory tiled GEMM kernel, C[m, n] = sum_k A(m, k) B(n, k), whose operands are
 // gathered on the fly by small loaders (fp32 FMA, no TF32, as conv2d.cu):
-//   forward  A = im2col(x) [B*Ho*Wo, K*K*Ci], B = w [Co, K*K*Ci]
-//   dx       A = gathered dy [B*H*W, K*K*Co] (dy at ((ih+pt-kh)/s, (iw+pl-kw)/s) when exact, as the CPU),
+//   forward  A = im2col(x) [B*Ho*Wo, KH*KW*Ci], B = w [Co, KH*KW*Ci]
+//   dx       A = gathered dy [B*H*W, KH*KW*Co] (dy at ((ih+pt-kh)/s, (iw+pl-kw)/s) when exact, as the CPU),
 //            B = w read as [Ci, (kh, kw, co)]
 //   dw       A = dy^T [Co, pixels], B = im2col(x)^T [K*K*Ci, pixels]; the pixel reduction is split
 //            over a fixed number of blocks (from the shapes alone) and folded in order
@@ -22,7 +23,7 @@ namespace {
 constexpr int kTile = 16;
 
 struct SGeom {
-  int b, h, w, ci, co, k, s, pt, pl, ho, wo;
+  int b, h, w, ci, co, kh, kw, s, pt, pl, ho, wo;
 };
 
 struct XGather {  // im2col(x)[m, kk], m = (b, oh, ow), kk = (kh, kw, ci)
@@ -30,7 +31,7 @@ struct XGather {  // im2col(x)[m, kk], m = (b, oh, ow), kk = (kh, kw, ci)
   SGeom g;
   __device__ float operator()(int m, int kk) const {
     const int ow = m % g.wo, r = m / g.wo, oh = r % g.ho, b = r / g.ho;
-    const int ci = kk % g.ci, t = kk / g.ci, kw = t % g.k, kh = t / g.k;
+    const int ci = kk % g.ci, t = kk / g.ci, kw = t % g.kw, kh = t / g.kw;
     const int ih = oh * g.s + kh - g.pt, iw = ow * g.s + kw - g.pl;
     if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return 0.0f;
     return x[((int64_t(b) * g.h + ih) * g.w + iw) * g.ci + ci];
@@ -58,7 +59,7 @@ struct DyGather {  // dyg[q, j], q = (b, ih, iw), j = (kh, kw, co)
   SGeom g;
   __device__ float operator()(int q, int j) const {
     const int iw = q % g.w, r = q / g.w, ih = r % g.h, b = r / g.h;
-    const int co = j % g.co, t = j / g.co, kw = t % g.k, kh = t / g.k;
+    const int co = j % g.co, t = j / g.co, kw = t % g.kw, kh = t / g.kw;
     const int nh = ih + g.pt - kh, nw = iw + g.pl - kw;
     if (nh < 0 || nw < 0 || nh % g.s != 0 || nw % g.s != 0) return 0.0f;
     const int oh = nh / g.s, ow = nw / g.s;
@@ -71,7 +72,7 @@ struct WTap {  // w read as [ci, (kh, kw, co)]: w[co, kh, kw, ci]
   SGeom g;
   __device__ float operator()(int ci, int j) const {
     const int co = j % g.co, t = j / g.co;
-    return w[(int64_t(co) * g.k * g.k + t) * g.ci + ci];
+    return w[(int64_t(co) * g.kh * g.kw + t) * g.ci + ci];
   }
 };
 
@@ -150,12 +151,13 @@ SGeom make_geom(const Tensor& x, const Tensor& w, const Conv2dGeometry& geo) {
   g.w = checked_int(x.dim(2), "W");
   g.ci = checked_int(x.dim(3), "Ci");
   g.co = checked_int(w.dim(0), "Co");
-  g.k = checked_int(w.dim(1), "K");
+  g.kh = checked_int(w.dim(1), "KH");
+  g.kw = checked_int(w.dim(2), "KW");
   g.s = geo.stride;
   g.pt = geo.pad_top;
   g.pl = geo.pad_left;
-  g.ho = (g.h + geo.pad_top + geo.pad_bottom - g.k) / g.s + 1;
-  g.wo = (g.w + geo.pad_left + geo.pad_right - g.k) / g.s + 1;
+  g.ho = (g.h + geo.pad_top + geo.pad_bottom - g.kh) / g.s + 1;
+  g.wo = (g.w + geo.pad_left + geo.pad_right - g.kw) / g.s + 1;
   checked_int(int64_t(g.b) * g.h * g.w * std::max(g.ci, g.co), "B*H*W*C");
   return g;
 }
@@ -164,7 +166,8 @@ SGeom make_geom(const Tensor& x, const Tensor& w, const Conv2dGeometry& geo) {
 Tensor conv2d_strided_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geo) {
   const SGeom g = make_geom(x, w, geo);
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, g.co}, x.device());
-  const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo"), Kd = checked_int(int64_t(g.k) * g.k * g.ci, "K*K*Ci");
+  const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
+  const int Kd = checked_int(int64_t(g.kh) * g.kw * g.ci, "KH*KW*Ci");
   gemm(XGather{x.data(), g}, RowMajor{w.data(), Kd}, bias.defined() ? bias.data() : nullptr, y.data(), M, g.co, Kd);
   return y;
 }
@@ -172,7 +175,8 @@ Tensor conv2d_strided_forward(const Tensor& x, const Tensor& w, const Tensor& bi
 Conv2dGrads conv2d_strided_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeometry& geo,
                                     bool need_dx, bool need_dw, bool need_dbias) {
   const SGeom g = make_geom(x, w, geo);
-  const int P = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo"), Kd = checked_int(int64_t(g.k) * g.k * g.ci, "K*K*Ci");
+  const int P = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
+  const int Kd = checked_int(int64_t(g.kh) * g.kw * g.ci, "KH*KW*Ci");
   Conv2dGrads out;
   if (need_dbias) {
     out.dbias = Tensor::empty({g.co}, x.device());
@@ -184,7 +188,8 @@ Conv2dGrads conv2d_strided_backward(const Tensor& x, const Tensor& w, const Tens
   }
   if (need_dx) {
     out.dx = Tensor::empty(x.shape(), x.device());
-    const int Q = checked_int(int64_t(g.b) * g.h * g.w, "B*H*W"), J = checked_int(int64_t(g.k) * g.k * g.co, "K*K*Co");
+    const int Q = checked_int(int64_t(g.b) * g.h * g.w, "B*H*W");
+    const int J = checked_int(int64_t(g.kh) * g.kw * g.co, "KH*KW*Co");
     gemm(DyGather{dy.data(), g}, WTap{w.data(), g}, nullptr, out.dx.data(), Q, g.ci, J);
   }
   return out;

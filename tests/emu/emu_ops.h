@@ -21,6 +21,8 @@
 #include "kernels/loss.h"
 #include "kernels/multi_tensor.h"
 #include "kernels/pixel_unshuffle.h"
+#include "kernels/pool2d.h"
+#include "kernels/resize.h"
 #include "kernels/time_embedding.h"
 #include "kernels/timestep_embedding.h"
 #include "kernels/timesteps.h"
