@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted files with libFuzzer under ASan + UBSan (tests/fuzz): the
 # safetensors reader, the IDX reader (raw and gzip), the CIFAR-10 reader, the image-folder decoder
-# path and the weights file's config JSON. Usage: scripts/fuzz.sh [SECONDS_EACH] [HARNESS...]
-# (default 60 s each, all five). Builds clang, CPU only, in build-fuzz/ (FUZZ_BUILD_DIR). New inputs
-# go to build-fuzz/corpus/<name>/, never into the committed seeds (tests/fuzz/corpus/<name>/). A
-# crash leaves its reproducer in build-fuzz/crashes/<name>/ and makes the script exit non-zero.
+# path, the weights file's config JSON and numpy's .npy/.npz files (FID statistics). Usage:
+# scripts/fuzz.sh [SECONDS_EACH] [HARNESS...] (default 60 s each, all six). Builds clang, CPU only,
+# in build-fuzz/ (FUZZ_BUILD_DIR). New inputs go to build-fuzz/corpus/<name>/, never into the
+# committed seeds (tests/fuzz/corpus/<name>/). A crash leaves its reproducer in
+# build-fuzz/crashes/<name>/ and makes the script exit non-zero.
 # libFuzzer's seed is fixed (FUZZ_SEED, default 1) so a CI run repeats the mutations a run here made;
 # FUZZ_SEED=0 draws a random one (long exploratory runs).
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors idx cifar10 image_folder weights_config)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors idx cifar10 image_folder weights_config npz)
 B=${FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDD_FUZZ=ON -DDD_ENABLE_CUDA=OFF \
   -DDD_BUILD_TESTS=OFF -DDD_BUILD_BENCH=OFF -DDD_NATIVE=OFF >/dev/null
