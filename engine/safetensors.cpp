@@ -151,6 +151,19 @@ std::vector<int64_t> SafeTensor::to_i64() const {
   return out;
 }
 
+std::vector<double> SafeTensor::to_f64() const {
+  check_bytes_match(*this, "SafeTensor::to_f64");
+  std::vector<double> out(static_cast<size_t>(numel()));
+  if (dtype == "F64") {
+    if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+    return out;
+  }
+  const bool known = for_each_value(*this, [&](int64_t i, auto v) { out[i] = static_cast<double>(v); });
+  DD_CHECK(known, "SafeTensor::to_f64: cannot convert dtype ", dtype,
+           " to float64 (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, U16, U32, U64, BOOL)");
+  return out;
+}
+
 Tensor SafeTensor::to_tensor(Device dev) const {
   check_bytes_match(*this, "SafeTensor::to_tensor");
   DType dt;
@@ -184,6 +197,20 @@ void SafeTensorsFile::put_i64(const std::string& name, const std::vector<int64_t
   st.dtype = "I64";
   st.shape = shape;
   st.bytes.resize(values.size() * sizeof(int64_t));
+  if (!values.empty()) std::memcpy(st.bytes.data(), values.data(), st.bytes.size());
+  tensors[name] = std::move(st);
+}
+
+void SafeTensorsFile::put_f64(const std::string& name, const std::vector<double>& values,
+                              const std::vector<int64_t>& shape) {
+  DD_CHECK(!name.empty() && name != kMetadataKey, "SafeTensorsFile::put_f64: invalid tensor name '", name, "'");
+  for (int64_t d : shape) DD_CHECK(d >= 0, "SafeTensorsFile::put_f64 '", name, "': negative dimension in ", shape_str(shape));
+  DD_CHECK(shape_numel(shape) == static_cast<int64_t>(values.size()), "SafeTensorsFile::put_f64 '", name, "': shape ",
+           shape_str(shape), " holds ", shape_numel(shape), " values but ", values.size(), " were given");
+  SafeTensor st;
+  st.dtype = "F64";
+  st.shape = shape;
+  st.bytes.resize(values.size() * sizeof(double));
   if (!values.empty()) std::memcpy(st.bytes.data(), values.data(), st.bytes.size());
   tensors[name] = std::move(st);
 }

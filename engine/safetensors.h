@@ -35,6 +35,10 @@ struct SafeTensor {
   // A tensor of the stored dtype, bit for bit, on dev: F32, BF16, F16, I32 and I64 (the
   // engine's dtypes). Other dtypes throw, naming to_f32() which converts them.
   Tensor to_tensor(Device dev = Device::CPU) const;
+  // The values as float64 (the engine's Tensor has no F64; statistics such as FID's mean and
+  // covariance are kept this way): F64 as is; F32, F16, BF16 exactly; integer dtypes and BOOL
+  // converted (64-bit integers beyond 2^53 rounded). Other dtypes throw.
+  std::vector<double> to_f64() const;
 };
 
 struct SafeTensorsFile {
@@ -50,6 +54,8 @@ struct SafeTensorsFile {
   void put(const std::string& name, const Tensor& t);
   // Stores values as I64 with the given shape (its element count must match).
   void put_i64(const std::string& name, const std::vector<int64_t>& values, const std::vector<int64_t>& shape);
+  // Stores values as F64 with the given shape (its element count must match), bit for bit.
+  void put_f64(const std::string& name, const std::vector<double>& values, const std::vector<int64_t>& shape);
   bool contains(const std::string& name) const { return tensors.count(name) != 0; }
   // Throws naming the file and listing the names it holds when name is absent.
   const SafeTensor& at(const std::string& name) const;

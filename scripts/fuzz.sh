@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted files with libFuzzer under ASan + UBSan (tests/fuzz): the
 # safetensors reader, the IDX reader (raw and gzip), the CIFAR-10 reader, the image-folder decoder
-# path and the weights file's config JSON. Builds clang, CPU only, in build-fuzz/ (FUZZ_BUILD_DIR).
+# path, the weights file's config JSON and numpy's .npy/.npz files (FID statistics). Builds clang,
+# CPU only, in build-fuzz/ (FUZZ_BUILD_DIR).
 #
 #   scripts/fuzz.sh --ci [HARNESS...]       what CI runs: a fixed number of executions per harness
 #                                           (the table below, about 40 s each here), fixed seed, a fresh
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A ci_runs=([safetensors]=400000 [idx]=20000 [cifar10]=400000 [image_folder]=12000
-                    [weights_config]=800000)
+                    [weights_config]=800000 [npz]=800000)
 mode=explore
 if [ "${1:-}" = --ci ]; then
   mode=ci
@@ -27,7 +28,7 @@ else
   shift || true
 fi
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors idx cifar10 image_folder weights_config)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors idx cifar10 image_folder weights_config npz)
 B=${FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDD_FUZZ=ON -DDD_ENABLE_CUDA=OFF \
   -DDD_BUILD_TESTS=OFF -DDD_BUILD_BENCH=OFF -DDD_NATIVE=OFF >/dev/null

@@ -14,7 +14,8 @@ packages=(
   nlohmann-json3-dev             # safetensors metadata
   libcli11-dev                   # command-line flags
   python3-torch python3-numpy    # PyTorch parity tests (Debian's /usr/bin/python3)
-  python3-pip                    # scripts/install_py_refs.sh: diffusers, pinned, into .pydeps/
+  python3-scipy python3-torchvision  # pytorch-fid's imports (the FID reference, tests/torch/fid_ref.py)
+  python3-pip                    # scripts/install_py_refs.sh: diffusers and pytorch-fid, pinned, into .pydeps/
   dataset-fashion-mnist          # real images at /usr/share/datasets/fashion-mnist
   clang libclang-rt-dev          # scripts/fuzz.sh: libFuzzer harnesses under ASan + UBSan
 )

@@ -190,6 +190,33 @@ TEST_CASE("safetensors dtype conversions", "[safetensors]") {
   REQUIRE_THROWS_WITH(make_tensor<float>("F32", {3}, {1.0f, 2.0f}).to_f32(), Contains("needs 12 bytes"));
 }
 
+TEST_CASE("safetensors F64: put_f64 stores float64 bit for bit, to_f64 reads every numeric dtype exactly", "[safetensors]") {
+  dd::test::TempDir tmp("dd_test_safetensors");
+  SafeTensorsFile f;
+  const std::vector<double> v = {0.1, -1e300, std::ldexp(1.0, -1074), 1.0 / 3.0, -0.0, 12345.678};
+  f.put_f64("x", v, {2, 3});
+  f.put_f64("empty", {}, {0, 4});
+  REQUIRE_THROWS_WITH(f.put_f64("y", v, {4}), Contains("holds 4 values but 6 were given"));
+  REQUIRE_THROWS_WITH(f.put_f64("", v, {6}), Contains("invalid tensor name"));
+  save_safetensors(tmp.file("f64.safetensors"), f);
+  const SafeTensorsFile g = load_safetensors(tmp.file("f64.safetensors"));
+  CHECK(g.at("x").dtype == "F64");
+  CHECK(g.at("x").shape == std::vector<int64_t>{2, 3});
+  const std::vector<double> back = g.at("x").to_f64();
+  REQUIRE(back.size() == v.size());
+  CHECK(std::memcmp(back.data(), v.data(), v.size() * sizeof(double)) == 0);  // -0.0 and the subnormal included
+  CHECK(g.at("empty").to_f64().empty());
+  // Narrower dtypes widen exactly.
+  CHECK(make_tensor<float>("F32", {2}, {0.1f, -3.5f}).to_f64() == std::vector<double>{double(0.1f), -3.5});
+  CHECK(make_tensor<uint16_t>("F16", {2}, {0x3555, 0xC000}).to_f64() == std::vector<double>{0.333251953125, -2.0});
+  CHECK(make_tensor<uint16_t>("BF16", {1}, {0x4049}).to_f64() == std::vector<double>{3.140625});
+  CHECK(make_tensor<int64_t>("I64", {2}, {-(int64_t(1) << 52), 7}).to_f64() ==
+        std::vector<double>{-std::ldexp(1.0, 52), 7.0});
+  CHECK(make_tensor<uint8_t>("BOOL", {2}, {0, 3}).to_f64() == std::vector<double>{0.0, 1.0});
+  REQUIRE_THROWS_WITH(make_tensor<uint8_t>("F8_E4M3", {1}, {0}).to_f64(), Contains("F8_E4M3"));
+  REQUIRE_THROWS_WITH(make_tensor<double>("F64", {3}, {1.0, 2.0}).to_f64(), Contains("needs 24 bytes"));
+}
+
 TEST_CASE("safetensors refuses broken files, naming the file", "[safetensors]") {
   dd::test::TempDir tmp("dd_test_safetensors");
   const std::string path = tmp.file("broken.safetensors");
