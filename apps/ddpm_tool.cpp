@@ -1,6 +1,7 @@
 // ddpm_tool: the PyTorch boundary. `forward` runs the U-Net on tensors from a safetensors file
 // (NCHW, as PyTorch holds them); `info` prints a weights file's config and parameter count;
-// `schedule` prints the model's noise schedule at the timesteps a sampler would visit.
+// `schedule` prints the model's noise schedule at the timesteps a sampler would visit; `fid` and
+// `fid-stats` score samples as pytorch-fid does (apps/ddpm/fid_commands.h).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "apps/ddpm/fid_commands.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/sampler_flags.h"
 #include "autograd/var.h"
@@ -148,8 +150,14 @@ int main(int argc, char** argv) {
                                                       "CIFAR-10 sampling) or fixed_small")
       ->capture_default_str();
   exp->add_flag("--no-clip-sample", export_no_clip, "clip_sample false in the scheduler config");
+  ddpm::FidCommand fid_cmd;
+  CLI::App* fid = fid_cmd.add_to(app);
+  ddpm::FidStatsCommand fid_stats_cmd;
+  CLI::App* fid_stats = fid_stats_cmd.add_to(app);
   CLI11_PARSE(app, argc, argv);
   try {
+    if (*fid) return fid_cmd.run();
+    if (*fid_stats) return fid_stats_cmd.run();
     if (*exp) return run_export(export_run, export_out, export_variance, !export_no_clip);
     if (*fwd) return run_forward(weights, input, output, device);
     if (*sched) return run_schedule(sched_weights, sched_flags);

@@ -104,6 +104,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--sample-steps", o.sample_steps, "ddim/dpmpp steps of the sample grids (at most --timesteps)")
       ->capture_default_str();
+  app.add_option("--fid-every", o.fid_every,
+                 "FID every this many steps (0 = never) from --fid-samples images of the EMA weights (the grids' "
+                 "sampler), logged to fid.csv and fid_curve.png; needs --fid-inception")
+      ->capture_default_str();
+  app.add_option("--fid-samples", o.fid_samples, "images sampled for each FID (50000 for published numbers)")
+      ->capture_default_str();
+  app.add_option("--fid-ref", o.fid_ref,
+                 "FID reference: statistics file (ddpm_tool fid-stats, pytorch-fid .npz), dataset or image folder; "
+                 "default the training data at its own size (its statistics are cached in the run folder)");
+  app.add_option("--fid-inception", o.fid_inception, "Inception weights for FID (scripts/convert_inception.py)");
+  app.add_option("--fid-batch", o.fid_batch, "images denoised at once for FID")->capture_default_str();
   app.add_option("--log-every", o.log_every, "steps per metrics.csv row")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the initialisation, noise, timesteps and data order")->capture_default_str();
   app.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();

@@ -478,3 +478,34 @@ TEST_CASE("the real Fashion-MNIST training images", "[data][fashion]") {
   CHECK(d.image(0)[3 * 28 + 16] == 73);
   CHECK(d.image(0)[3 * 28 + 15] == 13);
 }
+
+TEST_CASE("image folders as they are (FID's reader): own size, RGB, one size for all, the pixel limit", "[data]") {
+  TempDir tmp;
+  // 3 x 2 (w x h) gray and RGBA images: gray is replicated, alpha dropped, nothing cropped or resized.
+  write_png(tmp.file("ok/a.png"), 2, 3, 1, {1, 2, 3, 4, 5, 6});
+  std::vector<uint8_t> rgba(3 * 2 * 4);
+  for (std::size_t i = 0; i < rgba.size(); ++i) rgba[i] = static_cast<uint8_t>(i);
+  write_png(tmp.file("ok/b.png"), 2, 3, 4, rgba);
+  Dataset d = load_image_folder_as_is(tmp.file("ok"), 3);
+  REQUIRE(d.shape() == Shape{2, 2, 3, 3});
+  CHECK(std::vector<uint8_t>(d.image(0), d.image(0) + 6) == std::vector<uint8_t>{1, 1, 1, 2, 2, 2});
+  for (int p = 0; p < 6; ++p)
+    for (int c = 0; c < 3; ++c) CHECK(d.image(1)[p * 3 + c] == rgba[static_cast<std::size_t>(p * 4 + c)]);
+
+  write_png(tmp.file("ok/c.png"), 3, 2, 1, {1, 2, 3, 4, 5, 6});  // 2 wide, 3 tall: another size
+  REQUIRE_THROWS_WITH(load_image_folder_as_is(tmp.file("ok"), 3),
+                      Catch::Contains("c.png") && Catch::Contains("2x3") && Catch::Contains("same size"));
+
+  // A header claiming 9000 x 9000 pixels is refused before anything is decoded.
+  write_png(tmp.file("big/a.png"), 1, 1, 1, {7});
+  std::vector<uint8_t> png;
+  {
+    std::ifstream in(tmp.file("big/a.png"), std::ios::binary);
+    png.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const uint8_t size9000[8] = {0, 0, 0x23, 0x28, 0, 0, 0x23, 0x28};  // IHDR width, height (big-endian)
+  std::copy(size9000, size9000 + 8, png.begin() + 16);
+  write_bytes(tmp.file("big/a.png"), png);
+  REQUIRE_THROWS_WITH(load_image_folder_as_is(tmp.file("big"), 3), Catch::Contains("9000x9000"));
+  REQUIRE_THROWS_WITH(open_dataset(tmp.file("big"), 8, 3), Catch::Contains("9000x9000") && Catch::Contains("pixels"));
+}

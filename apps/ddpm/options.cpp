@@ -44,6 +44,11 @@ nlohmann::json TrainOptions::to_json() const {
           {"n_samples", n_samples},
           {"sample_sampler", sample_sampler},
           {"sample_steps", sample_steps},
+          {"fid_every", fid_every},
+          {"fid_samples", fid_samples},
+          {"fid_ref", fid_ref},
+          {"fid_inception", fid_inception},
+          {"fid_batch", fid_batch},
           {"log_every", log_every},
           {"seed", seed},
           {"device", device},
@@ -94,6 +99,11 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("n_samples", o.n_samples);
     get("sample_sampler", o.sample_sampler);
     get("sample_steps", o.sample_steps);
+    get("fid_every", o.fid_every);
+    get("fid_samples", o.fid_samples);
+    get("fid_ref", o.fid_ref);
+    get("fid_inception", o.fid_inception);
+    get("fid_batch", o.fid_batch);
     get("log_every", o.log_every);
     get("seed", o.seed);
     get("device", o.device);
@@ -129,7 +139,8 @@ void apply_ddpm_cifar10_preset(TrainOptions& o, const std::vector<std::string>& 
 
 bool resumable_override(const std::string& key) {
   static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "keep_checkpoints", "n_samples",
-                                        "sample_sampler", "sample_steps",
+                                        "sample_sampler", "sample_steps", "fid_every", "fid_samples", "fid_ref",
+                                        "fid_inception", "fid_batch",
                                         "log_every", "device", "threads", "cuda_graphs"};
   return ok.count(key) != 0;
 }

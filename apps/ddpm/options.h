@@ -53,6 +53,13 @@ struct TrainOptions {
   int n_samples = 36;
   std::string sample_sampler = "ddim";  // the periodic grids' sampler: ddim (fast) or ddpm (all T steps)
   int sample_steps = 50;                // DDIM steps of those grids (at most --timesteps)
+  // FID during training (apps/ddpm/train_fid.h): every fid_every steps (0 = never), fid_samples images
+  // drawn with the grids' sampler from the EMA weights, scored against fid_ref with fid_inception.
+  int64_t fid_every = 0;
+  int fid_samples = 5000;
+  std::string fid_ref;        // statistics file, dataset or image folder ("" = the training --data)
+  std::string fid_inception;  // scripts/convert_inception.py's file
+  int fid_batch = 128;        // images denoised at once for FID
   int64_t log_every = 50;
   uint64_t seed = 0;
   std::string device = "auto";

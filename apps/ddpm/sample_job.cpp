@@ -12,7 +12,8 @@ namespace dd::ddpm {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr const char* kManifest = "sample_job.json";
+// Hidden, so the folder stays a plain image folder for FID and training (image_folder.h skips dot files).
+constexpr const char* kManifest = ".sample_job.json";
 }
 
 std::string SampleJob::file_name(int64_t index) const {

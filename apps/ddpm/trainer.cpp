@@ -10,6 +10,7 @@
 #include "apps/data/open_dataset.h"
 #include "apps/ddpm/checkpoint.h"
 #include "apps/ddpm/checkpoint_files.h"
+#include "apps/ddpm/train_fid.h"
 #include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/lr_schedule.h"
@@ -67,6 +68,9 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.sample_sampler == "ddim" || o.sample_sampler == "ddpm" || o.sample_sampler == "dpmpp",
            "--sample-sampler must be ddim, dpmpp or ddpm, got '", o.sample_sampler, "'");
   DD_CHECK(o.sample_steps >= 1, "--sample-steps must be positive, got ", o.sample_steps);
+  DD_CHECK(o.fid_every >= 0, "--fid-every must be >= 0 (0 = never), got ", o.fid_every);
+  DD_CHECK(o.fid_every == 0 || !o.fid_inception.empty(),
+           "--fid-every needs --fid-inception (pytorch-fid's weights converted by scripts/convert_inception.py)");
   DD_CHECK(o.timesteps > 0, "--timesteps must be positive, got ", o.timesteps);
   DD_CHECK(o.image_size >= 0 && o.channels >= 0, "--image-size and --channels must be >= 0 (0 = the dataset's)");
   DD_CHECK(o.channels == 0 || o.channels == 1 || o.channels == 3, "--channels must be 1 or 3, got ", o.channels);
@@ -253,18 +257,31 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     newest_saved_step = state.step;
     write_weights();
   };
-  auto write_samples = [&]() {
+  // The sampler settings of the grids, shared by the FID samples.
+  auto grid_request = [&]() {
     SampleRequest req;
-    req.n = opts.n_samples;
     req.image_size = cfg.diffusion.image_size;
-    req.batch_size = std::min(opts.n_samples, 64);
-    req.seed = opts.seed;  // the same noise every time, so successive grids show the model improving
     req.progress_out = log;
     req.device = dev;
     req.cuda_graphs = cuda_graphs;
     req.sampler = opts.sample_sampler;
     req.ddim.steps = std::min(opts.sample_steps, opts.timesteps);
     req.dpm.steps = std::min(opts.sample_steps, std::max(1, opts.timesteps / 2));
+    return req;
+  };
+  std::unique_ptr<TrainFid> train_fid;
+  if (opts.fid_every > 0) train_fid = std::make_unique<TrainFid>(opts, opts.out, *dataset, dev, state.step, log);
+  auto score_fid = [&]() {
+    models::AnyModel& m = sampling_model();
+    if (m.unet2d) m.unet2d->set_dropout_generator(nullptr);  // eval mode while sampling
+    train_fid->evaluate(*m.net, diffusion, grid_request(), state.step);
+    if (model.unet2d) model.unet2d->set_dropout_generator(&gen);
+  };
+  auto write_samples = [&]() {
+    SampleRequest req = grid_request();
+    req.n = opts.n_samples;
+    req.batch_size = std::min(opts.n_samples, 64);
+    req.seed = opts.seed;  // the same noise every time, so successive grids show the model improving
     std::fprintf(log, "sampling %d images at step %lld (%s, %d denoising steps)\n", req.n,
                  static_cast<long long>(state.step), req.sampler.c_str(),
                  req.sampler == "ddpm" ? opts.timesteps : req.ddim.steps);
@@ -390,6 +407,13 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
         grid_interrupted = true;
       }
     }
+    if (train_fid && train_fid->due(state.step) && !last && !stop_requested()) {
+      try {
+        score_fid();
+      } catch (const Interrupted&) {  // no score logged; the loop ends and the checkpoint is written below
+        grid_interrupted = true;
+      }
+    }
   }
   drain_losses();  // none pending (the last step drains), but a ring is never left unchecked
   progress.finish();
@@ -405,6 +429,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   } else if (summary.end_step > summary.start_step || opts.sample_every == 0) {
     try {
       write_samples();
+      if (train_fid) score_fid();
     } catch (const Interrupted&) {
       summary.interrupted = true;
       std::fprintf(log,

@@ -28,7 +28,7 @@ job=(--weights "$T/run" --n 11 --batch-size 4 --seed 5 --device cpu)
 
 # An interrupted job: batch 0 complete, batch 1 with one image, a temporary file of a dead process.
 mkdir -p "$T/part"
-cp "$T/whole/sample_job.json" "$T/part/"
+cp "$T/whole/.sample_job.json" "$T/part/"
 cp "$T/whole/00000.png" "$T/whole/00001.png" "$T/whole/00002.png" "$T/whole/00003.png" "$T/whole/00004.png" "$T/part/"
 printf 'partial' >"$T/part/00005.png.tmp-999999"
 "$B/sample_ddpm" "${job[@]}" --each-dir "$T/part" >"$T/part.log" 2>&1 || { cat "$T/part.log"; fail "resumed job"; }
@@ -50,5 +50,5 @@ grep -q "holds the samples of another job (seed is 5 there, 6 now)" "$T/other.lo
   { cat "$T/other.log"; fail "another job: unclear error"; }
 mkdir -p "$T/stray" && cp "$T/whole/00000.png" "$T/stray/"
 if "$B/sample_ddpm" "${job[@]}" --each-dir "$T/stray" >"$T/stray.log" 2>&1; then fail "a folder of stray PNGs was used"; fi
-grep -q "but no sample_job.json" "$T/stray.log" || { cat "$T/stray.log"; fail "stray PNGs: unclear error"; }
+grep -q "but no .sample_job.json" "$T/stray.log" || { cat "$T/stray.log"; fail "stray PNGs: unclear error"; }
 echo "sample_job: ok"

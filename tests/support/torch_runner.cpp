@@ -53,7 +53,7 @@ std::string run_torch_script(const std::string& script, const std::vector<std::s
   return out;
 }
 
-void run_reference_script(const std::string& script, const std::vector<std::string>& args) {
+std::string run_reference_script(const std::string& script, const std::vector<std::string>& args) {
   std::string out;
   const int rc = run_script(script, args, &out);
   if (rc == 77) {
@@ -62,6 +62,7 @@ void run_reference_script(const std::string& script, const std::vector<std::stri
     std::exit(77);  // ctest reports the test skipped (SKIP_RETURN_CODE), never passed
   }
   DD_CHECK(rc == 0, "tests/torch/", script, " failed (exit status ", rc, "). Output:\n", out);
+  return out;
 }
 
 }  // namespace dd::test

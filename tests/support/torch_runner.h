@@ -15,7 +15,8 @@ std::string torch_python();
 std::string run_torch_script(const std::string& script, const std::vector<std::string>& args);
 // The same for a script whose reference package (diffusers) may be missing: the script then exits 77
 // and so does this process, which ctest reports as skipped (never passed). Throws on any other failure.
-void run_reference_script(const std::string& script, const std::vector<std::string>& args);
+// Returns the script's combined output.
+std::string run_reference_script(const std::string& script, const std::vector<std::string>& args);
 
 
 }  // namespace dd::test
