@@ -38,6 +38,7 @@ run() { echo "== $*" >&2; "$@" 2>>"$log" || { echo "FAILED ($?): $*" >&2; status
   run "$B/bench_elementwise" --cpu
   run "$B/bench_attention" --cpu
   run "$B/bench_adam" --cpu
+  run "$B/bench_inception" --cpu
   echo
   echo "### Training step and sampling vs PyTorch (CPU)"
   echo

@@ -97,7 +97,7 @@ if [ "${SKIP_COMPILE:-0}" != 1 ] && [ "$(left)" -gt 60 ]; then
 fi
 t_kernels=$SECONDS
 {
-  for b in conv2d group_norm elementwise attention adam; do
+  for b in conv2d group_norm elementwise attention adam inception; do
     limit=30
     [ $b = conv2d ] && limit=75
     # Leave the compiled peer 40 s for its timed steps.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "kernels/activation.h"
 #include "kernels/concat.h"
@@ -18,25 +19,58 @@ namespace {
 // Batch norm's eps in torchvision's BasicConv2d, which pytorch-fid's weights were trained with.
 constexpr double kBnEps = 1e-3;
 
-struct Loader {
+bool ends_with(const std::string& s, const char* suffix) {
+  const std::string t(suffix);
+  return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+}
+
+Tensor avg_pool_3x3_exclusive(const Tensor& x) {
+  return kernels::avg_pool2d_forward(x, {3, 1, 1, /*count_include_pad=*/false});
+}
+
+}  // namespace
+
+// Reads the weights from a file, or (gen set) draws random ones in the same layout and records them in
+// *out: the tests' and benchmarks' stand-in for pytorch-fid's file.
+struct InceptionLoader {
   const SafeTensorsFile& f;
   Device dev;
+  Generator* gen = nullptr;
+  SafeTensorsFile* out = nullptr;
 
-  const SafeTensor& get(const std::string& name, const Shape& shape) const {
+  // Normal(0, scale) or, with lo < hi, uniform on [lo, hi), via a Philox normal's CDF-free mapping: the
+  // exact distribution does not matter, only that activations stay O(1) through the 94 layers.
+  Tensor draw(const std::string& name, const Shape& shape, double scale, double lo, double hi) const {
+    Tensor t = gen->randn(shape);
+    float* p = t.data();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      p[i] = lo < hi ? static_cast<float>(lo + (hi - lo) * (0.5 + 0.5 * std::erf(p[i] / std::sqrt(2.0))))
+                     : static_cast<float>(p[i] * scale);
+    out->put_f32(name, t);
+    return t;
+  }
+
+  Tensor get(const std::string& name, const Shape& shape) const {
+    if (gen) {
+      if (shape.size() == 4) return draw(name, shape, std::sqrt(2.0 / static_cast<double>(shape[1] * shape[2] * shape[3])), 0, 0);
+      if (ends_with(name, "bn.weight")) return draw(name, shape, 0, 0.5, 1.5);
+      if (ends_with(name, "running_var")) return draw(name, shape, 0, 0.5, 2.0);
+      return draw(name, shape, 0, -0.2, 0.2);  // bn.bias, running_mean
+    }
     const SafeTensor& t = f.at(name);  // names the file and what it holds when absent
     DD_CHECK(t.shape == shape, "Inception weights ", f.source, ": ", name, " has shape ", shape_str(t.shape),
              ", expected ", shape_str(shape), " (pytorch-fid's FID Inception-v3; see scripts/convert_inception.py)");
-    return t;
+    return t.to_f32();
   }
 
   // name.conv.weight [Co, Ci, KH, KW] (OIHW) and name.bn.{weight,bias,running_mean,running_var} [Co].
   InceptionV3::Conv conv(const std::string& name, int ci, int co, int kh, int kw, int stride = 1, int ph = 0,
                          int pw = 0) const {
-    const Tensor w = get(name + ".conv.weight", {co, ci, kh, kw}).to_f32();
-    const Tensor gamma = get(name + ".bn.weight", {co}).to_f32();
-    const Tensor beta = get(name + ".bn.bias", {co}).to_f32();
-    const Tensor mean = get(name + ".bn.running_mean", {co}).to_f32();
-    const Tensor var = get(name + ".bn.running_var", {co}).to_f32();
+    const Tensor w = get(name + ".conv.weight", {co, ci, kh, kw});
+    const Tensor gamma = get(name + ".bn.weight", {co});
+    const Tensor beta = get(name + ".bn.bias", {co});
+    const Tensor mean = get(name + ".bn.running_mean", {co});
+    const Tensor var = get(name + ".bn.running_var", {co});
     const int64_t per = static_cast<int64_t>(ci) * kh * kw;
     Tensor wf = Tensor::empty({co, kh, kw, ci});
     Tensor bf = Tensor::empty({co});
@@ -61,11 +95,6 @@ struct Loader {
   }
 };
 
-Tensor avg_pool_3x3_exclusive(const Tensor& x) {
-  return kernels::avg_pool2d_forward(x, {3, 1, 1, /*count_include_pad=*/false});
-}
-
-}  // namespace
 
 Tensor InceptionV3::Conv::operator()(const Tensor& x) const {
   return kernels::relu_forward(kernels::conv2d_forward(x, w, b, geo));
@@ -73,12 +102,25 @@ Tensor InceptionV3::Conv::operator()(const Tensor& x) const {
 
 InceptionV3 InceptionV3::load(const std::string& path, Device dev) {
   const SafeTensorsFile f = load_safetensors(path);
-  const Loader L{f, dev};
-  InceptionV3 m;
-  m.dev_ = dev;
+  InceptionV3 m = build(InceptionLoader{f, dev});
   m.source_ = path;
   auto it = f.metadata.find("dd_inception_official");
   m.official_ = it != f.metadata.end() && it->second == "true";
+  return m;
+}
+
+InceptionV3 InceptionV3::random(uint64_t seed, Device dev, SafeTensorsFile* weights_out) {
+  SafeTensorsFile none, drawn;
+  Generator gen(seed);
+  InceptionV3 m = build(InceptionLoader{none, dev, &gen, &drawn});
+  m.source_ = "random weights (seed " + std::to_string(seed) + ")";
+  if (weights_out) *weights_out = std::move(drawn);
+  return m;
+}
+
+InceptionV3 InceptionV3::build(const InceptionLoader& L) {
+  InceptionV3 m;
+  m.dev_ = L.dev;
 
   m.c1a = L.conv("Conv2d_1a_3x3", 3, 32, 3, 3, 2);
   m.c2a = L.conv("Conv2d_2a_3x3", 32, 32, 3, 3);

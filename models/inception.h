@@ -11,13 +11,20 @@
 //     (w * gamma / sqrt(var + eps), bias beta - mean * gamma / sqrt(var + eps), in float64).
 // Weights: the state_dict of pytorch-fid's file pt_inception-2015-12-05-6726825d.pth under its own
 // names and layouts, converted once to safetensors by scripts/convert_inception.py.
+#include <cstdint>
 #include <string>
 
 #include "engine/device.h"
 #include "engine/tensor.h"
 #include "kernels/conv2d.h"
 
+namespace dd {
+struct SafeTensorsFile;
+}
+
 namespace dd::fid {
+
+struct InceptionLoader;  // models/inception.cpp
 
 constexpr int kInceptionSize = 299;
 constexpr int kFeatureDim = 2048;
@@ -26,6 +33,10 @@ class InceptionV3 {
  public:
   // Loads and folds the weights onto dev. Errors name the file and the missing or misshapen tensor.
   static InceptionV3 load(const std::string& path, Device dev = Device::CPU);
+  // Random weights in the same layout (He-scaled convolutions, batch-norm statistics around 1 and 0, so
+  // activations stay O(1)): the tests' and benchmarks' stand-in for pytorch-fid's file. weights_out, when
+  // given, receives them as that file would hold them (OIHW, batch norm unfolded).
+  static InceptionV3 random(uint64_t seed, Device dev = Device::CPU, SafeTensorsFile* weights_out = nullptr);
 
   // images NHWC [B, H, W, C] in [0, 1], C = 1 or 3, any H and W >= 1 (resized to 299x299), on any
   // device (moved to the model's). Returns [B, 2048] on the model's device.
@@ -51,6 +62,7 @@ class InceptionV3 {
   struct BlockD { Conv b3_1, b3_2, b7x3_1, b7x3_2, b7x3_3, b7x3_4; };
   struct BlockE { Conv b1x1, b3_1, b3_2a, b3_2b, b3dbl_1, b3dbl_2, b3dbl_3a, b3dbl_3b, pool; };
 
+  static InceptionV3 build(const InceptionLoader& L);
   static Tensor block_a(const BlockA& m, const Tensor& x);
   static Tensor block_b(const BlockB& m, const Tensor& x);
   static Tensor block_c(const BlockC& m, const Tensor& x);

@@ -87,6 +87,21 @@ TEST_CASE("inception: pool3 features match pytorch-fid's InceptionV3 on random w
   }
 }
 
+TEST_CASE("inception: random weights are the layout the loader reads, folded the same way", "[fid][inception]") {
+  DD_TEST_RANDOM(rng);
+  TempDir dir("dd_inception_random");
+  SafeTensorsFile w;
+  const fid::InceptionV3 a = fid::InceptionV3::random(5, Device::CPU, &w);
+  CHECK(w.tensors.size() == 94 * 5);  // 94 BasicConv2d: conv weight and four batch-norm tensors each
+  CHECK(w.at("Mixed_6b.branch7x7_2.conv.weight").shape == std::vector<int64_t>{128, 128, 1, 7});
+  save_safetensors(dir.file("w.safetensors"), w);
+  const fid::InceptionV3 b = fid::InceptionV3::load(dir.file("w.safetensors"));
+  ag::NoGrad no_grad;
+  const Tensor images = random_images(rng, {2, 19, 19, 3});
+  // The same weights read back: the same features, bit for bit.
+  expect_close("features", a.features(images), b.features(images), 0.0);
+}
+
 TEST_CASE("inception: a weights file of another layout is refused, naming the tensor", "[fid][inception]") {
   TempDir dir("dd_inception_bad");
   SafeTensorsFile f;

@@ -81,4 +81,12 @@ grep -q "nothing" "$T/e2.log" || { cat "$T/e2.log"; fail "missing reference: the
 [ "$(cut -d, -f1 "$T/frun/fid.csv" | tr '\n' ' ')" = "step 2 4 " ] || { cat "$T/frun/fid.csv"; fail "fid.csv rows"; }
 [ -s "$T/frun/fid_curve.png" ] || fail "no fid_curve.png"
 grep -q "FID at step 4" "$T/ft.log" || { cat "$T/ft.log"; fail "the log has no FID"; }
+# A damaged newest checkpoint: --resume takes step 2's, drops the step-4 score and scores step 4 again.
+row4=$(grep '^4,' "$T/frun/fid.csv" | cut -d, -f2)
+head -c 100 "$T/frun/checkpoint.safetensors" >"$T/cut" && mv "$T/cut" "$T/frun/checkpoint.safetensors"
+"$B/train_ddpm" --out "$T/frun" --resume --steps 4 --device cpu >"$T/fr.log" 2>&1 || { cat "$T/fr.log"; fail "resume"; }
+grep -q "resuming .* at step 2 " "$T/fr.log" || { cat "$T/fr.log"; fail "did not resume from step 2"; }
+grep -q "FID reference: .*b.safetensors" "$T/fr.log" || { cat "$T/fr.log"; fail "the resumed run lost --fid-ref"; }
+[ "$(cut -d, -f1 "$T/frun/fid.csv" | tr '\n' ' ')" = "step 2 4 " ] || { cat "$T/frun/fid.csv"; fail "fid.csv after resume"; }
+[ "$(grep '^4,' "$T/frun/fid.csv" | cut -d, -f2)" = "$row4" ] || fail "the resumed run's step-4 FID differs (CPU runs are bitwise)"
 echo "fid_cli: ok (FID of 12 vs 12 samples: $f1)"
