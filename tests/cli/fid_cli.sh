@@ -33,9 +33,9 @@ W=$T/inc.safetensors
 "$B/train_ddpm" --out "$T/run" --steps 2 --data "$DATA" --image-size 8 --dim 8 --dim-mults 1,2 --timesteps 6 \
   --batch-size 4 --sample-every 0 --save-every 0 --n-samples 4 --device cpu >"$T/train.log" 2>&1 ||
   { cat "$T/train.log"; fail "train_ddpm"; }
-"$B/sample_ddpm" --weights "$T/run" --n 12 --batch-size 6 --seed 1 --each-dir "$T/a" --device cpu >"$T/a.log" 2>&1 ||
+"$B/sample_ddpm" --weights "$T/run" --n 12 --batch-size 6 --seed 1 --each-dir "$T/a" --out "$T/a.png" --device cpu >"$T/a.log" 2>&1 ||
   { cat "$T/a.log"; fail "sample_ddpm a"; }
-"$B/sample_ddpm" --weights "$T/run" --n 12 --batch-size 6 --seed 2 --each-dir "$T/b" --device cpu >"$T/b.log" 2>&1 ||
+"$B/sample_ddpm" --weights "$T/run" --n 12 --batch-size 6 --seed 2 --each-dir "$T/b" --out "$T/b.png" --device cpu >"$T/b.log" 2>&1 ||
   { cat "$T/b.log"; fail "sample_ddpm b"; }
 
 # Statistics files both ways, then FID between folders, files and mixtures of the two.
