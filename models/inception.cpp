@@ -87,11 +87,11 @@ struct InceptionLoader {
           for (int x = 0; x < kw; ++x)
             dst[(y * kw + x) * ci + c] = static_cast<float>(src[(c * kh + y) * kw + x] * s);
     }
-    InceptionV3::Conv out;
-    out.w = wf.to(dev);
-    out.b = bf.to(dev);
-    out.geo = {stride, ph, pw, ph, pw};
-    return out;
+    InceptionV3::Conv folded;
+    folded.w = wf.to(dev);
+    folded.b = bf.to(dev);
+    folded.geo = {stride, ph, pw, ph, pw};
+    return folded;
   }
 };
 

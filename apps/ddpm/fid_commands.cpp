@@ -86,6 +86,9 @@ CLI::App* FidCommand::add_to(CLI::App& app) {
 int FidCommand::run() const {
   const Device dev = resolve_device(device);
   DD_CHECK(batch_size > 0, "--batch-size must be positive, got ", batch_size);
+  std::error_code ec;
+  DD_CHECK(fs::exists(gen, ec), "--gen ", gen, ": does not exist");
+  DD_CHECK(fs::exists(ref, ec), "--ref ", ref, ": does not exist");
   const bool gen_model = is_model_spec(gen);
   const bool need_net = gen_model || !is_stats_file(gen) || !is_stats_file(ref);
   DD_CHECK(!need_net || !inception.empty(),
@@ -129,6 +132,8 @@ CLI::App* FidStatsCommand::add_to(CLI::App& app) {
 
 int FidStatsCommand::run() const {
   const Device dev = resolve_device(device);
+  std::error_code ec;
+  DD_CHECK(fs::exists(data, ec), "--data ", data, ": does not exist");
   const std::string ext = fs::path(out).extension().string();
   DD_CHECK(ext == ".safetensors" || ext == ".npz", "--out ", out,
            ": the statistics file must end in .safetensors or .npz");

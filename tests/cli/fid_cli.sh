@@ -71,7 +71,7 @@ grep -q -- "--inception is needed" "$T/e1.log" || { cat "$T/e1.log"; fail "no --
 if "$B/ddpm_tool" fid --inception "$W" --gen "$T/a" --ref "$T/nothing" --device cpu >"$T/e2.log" 2>&1; then
   fail "a missing reference was accepted"
 fi
-grep -q "nothing" "$T/e2.log" || { cat "$T/e2.log"; fail "missing reference: the error does not name it"; }
+grep -q -- "--ref $T/nothing: does not exist" "$T/e2.log" || { cat "$T/e2.log"; fail "missing reference: the error does not name it"; }
 
 # FID during training: scored at steps 2 and 4, logged, plotted; a resume from step 2 drops the step-4 row.
 "$B/train_ddpm" --out "$T/frun" --steps 4 --data "$DATA" --image-size 8 --dim 8 --dim-mults 1,2 --timesteps 6 \
