@@ -55,68 +55,74 @@ Conv3x3Algo env_algo() {
   return algo;
 }
 
-// U[xi][i][o] = (G g G^T)[xi] for g the 3x3 kernel from input channel i to output channel o,
-// computed in double and rounded once.
-void transform_weights(const float* w, int64_t cin, int64_t cout, bool flip, float* u) {
-  const int64_t plane = cin * cout;
-#pragma omp parallel for schedule(static) if (plane > 4096)
-  for (int64_t i = 0; i < cin; ++i)
-    for (int64_t o = 0; o < cout; ++o) {
-      double g[3][3];
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw)
-          g[kh][kw] = flip ? w[((i * 3 + (2 - kh)) * 3 + (2 - kw)) * cout + o] : w[((o * 3 + kh) * 3 + kw) * cin + i];
-      double t[4][3];  // G g
-      for (int c = 0; c < 3; ++c) {
-        t[0][c] = g[0][c];
-        t[1][c] = 0.5 * (g[0][c] + g[1][c] + g[2][c]);
-        t[2][c] = 0.5 * (g[0][c] - g[1][c] + g[2][c]);
-        t[3][c] = g[2][c];
-      }
-      for (int r = 0; r < 4; ++r) {  // (G g) G^T
-        const double v[4] = {t[r][0], 0.5 * (t[r][0] + t[r][1] + t[r][2]), 0.5 * (t[r][0] - t[r][1] + t[r][2]),
-                             t[r][2]};
-        for (int c = 0; c < 4; ++c) u[(r * 4 + c) * plane + i * cout + o] = static_cast<float>(v[c]);
-      }
+// dst[xi * plane + j] = (G g_j G^T)[xi] for n kernels g_j, g_j[tap] = src[tap * tap_stride + j]
+// (taps in reversed order when flip: the 180-degree rotation), in double, rounded once. The loop
+// runs along j, contiguous in src and dst, so it vectorises.
+void transform_weights(const float* src, int64_t tap_stride, int64_t n, bool flip, float* __restrict dst,
+                       int64_t plane) {
+  const float* tap_src[9];
+  for (int tap = 0; tap < 9; ++tap) tap_src[tap] = src + (flip ? 8 - tap : tap) * tap_stride;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    double g[3][3];
+#pragma GCC unroll 9
+    for (int tap = 0; tap < 9; ++tap) g[tap / 3][tap % 3] = tap_src[tap][j];
+    double t[4][3];  // G g
+    for (int c = 0; c < 3; ++c) {
+      t[0][c] = g[0][c];
+      t[1][c] = 0.5 * (g[0][c] + g[1][c] + g[2][c]);
+      t[2][c] = 0.5 * (g[0][c] - g[1][c] + g[2][c]);
+      t[3][c] = g[2][c];
     }
-}
-
-// v[xi * stride + c] = (B^T d B)[xi] for the channel-c 4x4 tile d whose element (r, s) is p[4r+s][c].
-// 16 contiguous loads and 16 contiguous stores per channel: vectorised along c.
-void input_tile(const float* const* p, int64_t n, int64_t stride, float* __restrict v) {
-  for (int64_t c = 0; c < n; ++c) {
-    float d[4][4], t[4][4];
-    for (int r = 0; r < 4; ++r)
-      for (int s = 0; s < 4; ++s) d[r][s] = p[r * 4 + s][c];
-    for (int s = 0; s < 4; ++s) {  // B^T d
-      t[0][s] = d[0][s] - d[2][s];
-      t[1][s] = d[1][s] + d[2][s];
-      t[2][s] = d[2][s] - d[1][s];
-      t[3][s] = d[1][s] - d[3][s];
-    }
-    for (int r = 0; r < 4; ++r) {  // (B^T d) B
-      v[(r * 4 + 0) * stride + c] = t[r][0] - t[r][2];
-      v[(r * 4 + 1) * stride + c] = t[r][1] + t[r][2];
-      v[(r * 4 + 2) * stride + c] = t[r][2] - t[r][1];
-      v[(r * 4 + 3) * stride + c] = t[r][1] - t[r][3];
+    for (int r = 0; r < 4; ++r) {  // (G g) G^T
+      dst[(r * 4 + 0) * plane + j] = static_cast<float>(t[r][0]);
+      dst[(r * 4 + 1) * plane + j] = static_cast<float>(0.5 * (t[r][0] + t[r][1] + t[r][2]));
+      dst[(r * 4 + 2) * plane + j] = static_cast<float>(0.5 * (t[r][0] - t[r][1] + t[r][2]));
+      dst[(r * 4 + 3) * plane + j] = static_cast<float>(t[r][2]);
     }
   }
 }
 
-// q[2i+j][c] = bias[c] + (A^T m A)[i][j] for m[xi] = mm[xi * stride + c].
-void output_tile(const float* __restrict mm, int64_t n, int64_t stride, const float* bias, float* const* q) {
+// v[xi * stride + c] = (B^T d B)[xi] for the channel-c 4x4 tile d whose element (r, s) is
+// d[(4r + s) * n + c] (a contiguous copy of the tile, zero halo included): affine indexing, so
+// the loop over c vectorises (a version reading through 16 row pointers did not).
+void input_tile(const float* __restrict d, int64_t n, int64_t stride, float* __restrict v) {
+  // GCC 12 left this loop scalar ("no vectype" for the loads), with local arrays and written out
+  // as below alike; omp simd gets the vector loop.
+#pragma omp simd
   for (int64_t c = 0; c < n; ++c) {
-    float m[4][4];
-    for (int r = 0; r < 4; ++r)
-      for (int s = 0; s < 4; ++s) m[r][s] = mm[(r * 4 + s) * stride + c];
+    const float* e = d + c;
+    float* o = v + c;
+    // t = B^T d: row r of t from rows of d (d row k at e[(4k + s) n]).
+    const float t00 = e[0] - e[8 * n], t01 = e[n] - e[9 * n], t02 = e[2 * n] - e[10 * n], t03 = e[3 * n] - e[11 * n];
+    const float t10 = e[4 * n] + e[8 * n], t11 = e[5 * n] + e[9 * n], t12 = e[6 * n] + e[10 * n],
+                t13 = e[7 * n] + e[11 * n];
+    const float t20 = e[8 * n] - e[4 * n], t21 = e[9 * n] - e[5 * n], t22 = e[10 * n] - e[6 * n],
+                t23 = e[11 * n] - e[7 * n];
+    const float t30 = e[4 * n] - e[12 * n], t31 = e[5 * n] - e[13 * n], t32 = e[6 * n] - e[14 * n],
+                t33 = e[7 * n] - e[15 * n];
+    // v = t B: the same combination along each row of t.
+    o[0 * stride] = t00 - t02, o[1 * stride] = t01 + t02, o[2 * stride] = t02 - t01, o[3 * stride] = t01 - t03;
+    o[4 * stride] = t10 - t12, o[5 * stride] = t11 + t12, o[6 * stride] = t12 - t11, o[7 * stride] = t11 - t13;
+    o[8 * stride] = t20 - t22, o[9 * stride] = t21 + t22, o[10 * stride] = t22 - t21, o[11 * stride] = t21 - t23;
+    o[12 * stride] = t30 - t32, o[13 * stride] = t31 + t32, o[14 * stride] = t32 - t31, o[15 * stride] = t31 - t33;
+  }
+}
+
+// q[(2i + j) * n + c] = bias[c] + (A^T m A)[i][j] for m[xi] = mm[xi * stride + c].
+void output_tile(const float* __restrict mm, int64_t n, int64_t stride, const float* __restrict bias,
+                 float* __restrict q) {
+  for (int64_t c = 0; c < n; ++c) {
     float t[2][4];
     for (int s = 0; s < 4; ++s) {  // A^T m
-      t[0][s] = m[0][s] + m[1][s] + m[2][s];
-      t[1][s] = m[1][s] - m[2][s] - m[3][s];
+      const float m0 = mm[s * stride + c], m1 = mm[(4 + s) * stride + c], m2 = mm[(8 + s) * stride + c],
+                  m3 = mm[(12 + s) * stride + c];
+      t[0][s] = m0 + m1 + m2;
+      t[1][s] = m1 - m2 - m3;
     }
     for (int r = 0; r < 2; ++r) {  // (A^T m) A
-      q[r * 2 + 0][c] = bias[c] + (t[r][0] + t[r][1] + t[r][2]);
-      q[r * 2 + 1][c] = bias[c] + (t[r][1] - t[r][2] - t[r][3]);
+      q[(r * 2 + 0) * n + c] = bias[c] + (t[r][0] + t[r][1] + t[r][2]);
+      q[(r * 2 + 1) * n + c] = bias[c] + (t[r][1] - t[r][2] - t[r][3]);
     }
   }
 }
@@ -151,42 +157,63 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
   const int64_t th_n = (h + 1) / 2, tw_n = (w + 1) / 2, tiles = b * th_n * tw_n;
   const int64_t per = tiles_per_chunk_for(tiles, cin, cout, tiles_per_chunk);
   const int64_t chunks = (tiles + per - 1) / per;
+  // Forward: Ut[xi] = U[xi]^T as [cout][cin] (w's OHWI rows are contiguous along cin); flip:
+  // U[xi] as [cin][cout] (w's rows are contiguous along cout). Either way the transform reads and
+  // writes along a contiguous index, and the GEMM takes the transpose where needed.
   std::unique_ptr<float[]> u(new float[static_cast<std::size_t>(16 * cin * cout)]);
-  transform_weights(wt, cin, cout, flip, u.get());
-  // The halo reads this zero row; the dropped outputs of a half tile land in a per-thread sink.
-  const std::vector<float> zeros(static_cast<std::size_t>(std::max(cin, cout)), 0.0f);
-  const float* bias_row = bias ? bias : zeros.data();
+  const int64_t rows = flip ? cin : cout, cols = flip ? cout : cin;
+#pragma omp parallel for schedule(static) if (cin * cout > 4096)
+  for (int64_t r = 0; r < rows; ++r) transform_weights(wt + r * 9 * cols, cols, cols, flip, u.get() + r * cols, cin * cout);
+  const float* bias_row = bias;
+  std::vector<float> zero_bias;
+  if (!bias) {
+    zero_bias.assign(static_cast<std::size_t>(cout), 0.0f);
+    bias_row = zero_bias.data();
+  }
 
 #pragma omp parallel if (chunks > 1)
   {
     std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
     std::unique_ptr<float[]> m(new float[static_cast<std::size_t>(16 * per * cout)]);
-    std::vector<float> sink(static_cast<std::size_t>(cout));
+    std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);  // one input tile
+    std::unique_ptr<float[]> q(new float[static_cast<std::size_t>(4 * cout)]);  // one output tile
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t t0 = c * per, n = std::min(per, tiles - t0);
       for (int64_t t = 0; t < n; ++t) {
         const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-        const float* p[16];
-        for (int r = 0; r < 4; ++r)
-          for (int s = 0; s < 4; ++s) {
-            const int64_t ih = 2 * th - 1 + r, iw = 2 * tw - 1 + s;
-            p[r * 4 + s] = (ih < 0 || ih >= h || iw < 0 || iw >= w) ? zeros.data() : x + ((bi * h + ih) * w + iw) * cin;
+        // Copy the 4x4 tile: per row, the in-bounds pixels are one contiguous run of x.
+        const int64_t iw0 = 2 * tw - 1, s_lo = std::max<int64_t>(0, -iw0), s_hi = std::min<int64_t>(4, w - iw0);
+        for (int r = 0; r < 4; ++r) {
+          float* row = d.get() + r * 4 * cin;
+          const int64_t ih = 2 * th - 1 + r;
+          if (ih < 0 || ih >= h) {
+            std::fill(row, row + 4 * cin, 0.0f);
+            continue;
           }
-        input_tile(p, cin, n * cin, v.get() + t * cin);
+          std::fill(row, row + s_lo * cin, 0.0f);
+          std::memcpy(row + s_lo * cin, x + ((bi * h + ih) * w + iw0 + s_lo) * cin,
+                      static_cast<std::size_t>((s_hi - s_lo) * cin) * sizeof(float));
+          std::fill(row + s_hi * cin, row + 4 * cin, 0.0f);
+        }
+        input_tile(d.get(), cin, n * cin, v.get() + t * cin);
       }
-      for (int xi = 0; xi < 16; ++xi)
-        MatMap(m.get() + xi * n * cout, n, cout).noalias() =
-            ConstMatMap(v.get() + xi * n * cin, n, cin) * ConstMatMap(u.get() + xi * cin * cout, cin, cout);
+      for (int xi = 0; xi < 16; ++xi) {
+        MatMap mx(m.get() + xi * n * cout, n, cout);
+        const ConstMatMap vx(v.get() + xi * n * cin, n, cin);
+        if (flip)
+          mx.noalias() = vx * ConstMatMap(u.get() + xi * cin * cout, cin, cout);
+        else
+          mx.noalias() = vx * ConstMatMap(u.get() + xi * cin * cout, cout, cin).transpose();
+      }
       for (int64_t t = 0; t < n; ++t) {
         const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-        float* q[4];
-        for (int r = 0; r < 2; ++r)
-          for (int s = 0; s < 2; ++s) {
-            const int64_t oh = 2 * th + r, ow = 2 * tw + s;
-            q[r * 2 + s] = (oh < h && ow < w) ? y + ((bi * h + oh) * w + ow) * cout : sink.data();
-          }
-        output_tile(m.get() + t * cout, cout, n * cout, bias_row, q);
+        output_tile(m.get() + t * cout, cout, n * cout, bias_row, q.get());
+        // Odd H or W: the half tile's extra row or column is dropped here.
+        const int64_t ncol = std::min<int64_t>(2, w - 2 * tw);
+        for (int r = 0; r < 2 && 2 * th + r < h; ++r)
+          std::memcpy(y + ((bi * h + 2 * th + r) * w + 2 * tw) * cout, q.get() + r * 2 * cout,
+                      static_cast<std::size_t>(ncol * cout) * sizeof(float));
       }
     }
   }
