@@ -5,7 +5,7 @@
 // forward and backward-data with each path forced (im2col, Winograd F(2x2,3x3): see
 // kernels/cpu/conv2d_winograd.cpp), each validated first, and which one the per-shape rule runs.
 // --preset cifar|fmnist (default cifar): whose convolutions (fmnist: dim 32, 1,2,4, 1 channel, 28x28).
-// --only TEXT: only the shapes whose key (first column) contains TEXT.
+// --only TEXT: only the shapes whose key (first column) contains TEXT. --dim N: the U-Net's base width.
 // GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
 // the same precision (bf16: cuDNN gets bf16 tensors, ours takes fp32 and includes its cast pre-pass).
 // --precision fp32|tf32|bf16|all (default all) picks the tables.
@@ -185,7 +185,7 @@ int main(int argc, char** argv) try {
   const std::string preset = a.get("--preset", "cifar");
   DD_CHECK(preset == "cifar" || preset == "fmnist", "bench_conv2d: --preset ", preset, " is not cifar or fmnist");
   const bool fmnist = preset == "fmnist";
-  cfg.dim = fmnist ? 32 : 64;
+  cfg.dim = std::stoi(a.get("--dim", fmnist ? "32" : "64"));  // --dim 16: the CPU demo preset
   cfg.dim_mults = fmnist ? std::vector<int>{1, 2, 4} : std::vector<int>{1, 2, 4, 8};
   cfg.channels = fmnist ? 1 : 3;
   const std::vector<ConvShape> shapes = unet_conv_shapes(cfg, fmnist ? 28 : 32);

@@ -149,24 +149,25 @@ TEST_CASE("winograd conv2d is bitwise deterministic for any thread count and chu
           "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
   Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
-  // 4*16*16 / 4 = 256 tiles over 24 + 16 channels: several default chunks.
-  const ConvDims d{4, 16, 15, 24, 16, 3, 1};
-  const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
-  const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
-  const Tensor bt = from_double({d.co}, rng.normal_f32(d.co));
-  const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
-  const auto y = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
-  const auto dx = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
-  CHECK(kernels::conv2d_forward(xt, wt, bt, 1).to_vector() == y);
-  CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector() == dx);
-  const int threads = omp_get_max_threads();
-  for (int t : {1, 3}) {
-    omp_set_num_threads(t);
-    const auto y_t = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
-    const auto dx_t = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
-    omp_set_num_threads(threads);
-    CHECK(y_t == y);
-    CHECK(dx_t == dx);
+  // 4*8*8 = 256 tiles over 24 + 16 channels: several default chunks; 2x2 tiles: a single chunk.
+  for (const ConvDims& d : {ConvDims{4, 16, 15, 24, 16, 3, 1}, ConvDims{1, 3, 4, 40, 36, 3, 1}}) {
+    const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
+    const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
+    const Tensor bt = from_double({d.co}, rng.normal_f32(d.co));
+    const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
+    const auto y = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
+    const auto dx = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+    CHECK(kernels::conv2d_forward(xt, wt, bt, 1).to_vector() == y);
+    CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector() == dx);
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 3}) {
+      omp_set_num_threads(t);
+      const auto y_t = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
+      const auto dx_t = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+      omp_set_num_threads(threads);
+      CHECK(y_t == y);
+      CHECK(dx_t == dx);
+    }
   }
 }
 

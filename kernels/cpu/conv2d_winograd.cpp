@@ -140,9 +140,38 @@ int64_t tiles_per_chunk_for(int64_t tiles, int64_t cin, int64_t cout, int64_t re
 void set_conv3x3_algo(Conv3x3Algo algo) { g_algo.store(static_cast<int>(algo)); }
 Conv3x3Algo conv3x3_algo() { return static_cast<Conv3x3Algo>(g_algo.load()); }
 
+// Measured 2026-11-27 on this project's 2-core Xeon (AVX-512, native build), shared with another
+// engineer's builds, so one thread (OMP_NUM_THREADS=1, 15 repeats, median; with two threads the
+// other jobs' time slices swamped the difference):
+//   OMP_NUM_THREADS=1 bench_conv2d --cpu --preset fmnist|cifar --only "k3 p1" --repeats 15   (batch 8)
+// ms, im2col / Winograd, fwd and bwd-data:
+//   fmnist 28x28  32->32   1.33/0.855  1.32/0.814    cifar 32x32  64->64   5.52/3.26  5.27/3.24
+//          28x28  64->32   2.88/1.83   2.07/1.30           32x32 128->64  18.1/12.5  21.0/12.7
+//          14x14  32->32  0.359/0.231 0.368/0.210          16x16  64->64   1.29/0.803 1.29/0.757
+//          14x14  64->64   1.02/0.704 0.976/0.675          16x16 128->128  8.61/4.14  6.61/3.93
+//          14x14  96->64   1.66/1.09   1.36/0.947          16x16 192->128  10.1/9.47  10.8/9.19
+//          14x14 128->64   2.12/1.45   1.83/1.31           16x16 256->128  11.1/7.01  8.99/6.34
+//           7x7   64->64  0.288/0.301 0.266/0.250           8x8 128->128  1.33/1.08  1.21/1.01
+//           7x7   64->128 0.490/0.549 0.505/0.463           8x8 256->256  5.62/4.89  5.17/4.52
+//           7x7  128->128  1.04/1.03  0.943/0.911           8x8 384->256  10.7/7.05  7.46/6.52
+//           7x7  192->128  1.55/1.62   1.37/1.45            8x8 512->256  12.4/9.13  14.6/8.60
+//                                                           4x4 256->256  1.37/1.32  1.30/1.29
+//                                                           4x4 256->512  2.98/3.13  2.64/4.17
+//                                                           4x4 512->512  6.13/5.54  5.25/5.32
+//                                                           4x4 768->512  13.2/10.1  7.46/10.3
+// and the CPU demo preset (bench_conv2d ... --preset fmnist --dim 16, same settings, two runs):
+//   28x28 16->16  0.573/0.461 0.663/0.471 | 0.661/0.491 0.752/0.483
+//   14x14 16->16  0.186/0.140 0.181/0.133 | 0.167/0.145 0.199/0.139
+//   28x28 32->16  1.11/0.618  0.926/0.552 | 1.31/0.986  1.07/0.706
+//    7x7  32->32 0.0958/0.146 0.0927/0.128 | 0.112/0.146 0.119/0.128
+//    7x7  64->64  0.345/0.465 0.487/0.314 | 0.362/0.362 0.346/0.353
+// Winograd wins 1.1-2x from 8x8 maps up; at 7x7 and 4x4 the two are within noise or im2col wins
+// (a 4x4 map is 4 tiles per image, so the weight transform, 16 (ci, co) planes, is not amortised;
+// 7x7 computes 8x8 and drops a row and a column). So: maps of 64 pixels or more. Below 16
+// channels nothing was measured (the presets' 3x3 convs have 16 and more); those stay on im2col.
 bool winograd_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  (void)b, (void)h, (void)w, (void)cin, (void)cout;
-  return true;  // placeholder until measured
+  (void)b;  // measured at batch 8; the tile count per image is what the ratio follows
+  return h * w >= 64 && std::min(cin, cout) >= 16;
 }
 
 bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
@@ -171,7 +200,9 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
     bias_row = zero_bias.data();
   }
 
-#pragma omp parallel if (chunks > 1)
+  // Always an active parallel region, even for one chunk: Eigen would otherwise thread that
+  // chunk's GEMMs itself, and the results would then depend on how it splits them.
+#pragma omp parallel
   {
     std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
     std::unique_ptr<float[]> m(new float[static_cast<std::size_t>(16 * per * cout)]);
