@@ -31,9 +31,9 @@ bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 
 // y [b, h, w, cout] = conv3x3, padding 1, of x [b, h, w, cin] (+ bias[cout] unless null) with
 //   flip = false: w OHWI [cout, 3, 3, cin]    (the forward)
-//   flip = true:  w OHWI [cin, 3, 3, cout] rotated 180 degrees with its channels swapped, i.e. the
-//                 tap (kh, kw) from cout to cin... is w[ci_x, 2-kh, 2-kw, co_x]: dx of a 3x3/p1 conv
-//                 is this conv of dy (cin = the forward's Co, cout = its Ci).
+//   flip = true:  w OHWI [cin, 3, 3, cout] rotated 180 degrees with its channels swapped: the tap
+//                 (kh, kw) from input channel i to output channel o is w[i, 2-kh, 2-kw, o]. dx of a
+//                 3x3/p1 conv is this conv of dy (cin = the forward's Co, cout = its Ci).
 // tiles_per_chunk = 0 picks a cache-sized chunk from the shapes; tests pass small values to run the
 // multi-chunk paths. Results depend only on the shapes and tiles_per_chunk: bitwise the same run to
 // run and for any thread count.
