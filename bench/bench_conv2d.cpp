@@ -1,7 +1,11 @@
 // Every distinct convolution of the CIFAR-10 preset U-Net (dim 64, dim_mults 1,2,4,8, 3 channels,
 // 32x32), forward, backward-data and backward-weight. GPU: ours vs cuDNN (NHWC fp32, the fastest
 // algorithm cudnnFind* measures; FMA math = true fp32 like ours, and TF32 for reference) at batch 128.
-// --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s.
+// --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s; for the 3x3/p1 convs also the
+// forward and backward-data with each path forced (im2col, Winograd F(2x2,3x3): see
+// kernels/cpu/conv2d_winograd.cpp), each validated first, and which one the per-shape rule runs.
+// --preset cifar|fmnist (default cifar): whose convolutions (fmnist: dim 32, 1,2,4, 1 channel, 28x28).
+// --only TEXT: only the shapes whose key (first column) contains TEXT. --dim N: the U-Net's base width.
 // GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
 // the same precision (bf16: cuDNN gets bf16 tensors, ours takes fp32 and includes its cast pre-pass).
 // --precision fp32|tf32|bf16|all (default all) picks the tables.
@@ -18,6 +22,7 @@
 #include "bench/unet_conv_shapes.h"
 #include "engine/context.h"
 #include "kernels/conv2d.h"
+#include "kernels/cpu/conv2d_winograd.h"
 #include "tests/reference/conv2d.h"
 #ifdef DD_BENCH_CUDNN
 #include "bench/cudnn_conv.h"
@@ -177,21 +182,24 @@ int main(int argc, char** argv) try {
   const int warm = a.warmup_or(3, 2), reps = a.repeats_or(20, 9);
 
   models::UnetConfig cfg;
-  cfg.dim = 64;
-  cfg.dim_mults = {1, 2, 4, 8};
-  cfg.channels = 3;
-  const std::vector<ConvShape> shapes = unet_conv_shapes(cfg, 32);
+  const std::string preset = a.get("--preset", "cifar");
+  DD_CHECK(preset == "cifar" || preset == "fmnist", "bench_conv2d: --preset ", preset, " is not cifar or fmnist");
+  const bool fmnist = preset == "fmnist";
+  cfg.dim = std::stoi(a.get("--dim", fmnist ? "32" : "64"));  // --dim 16: the CPU demo preset
+  cfg.dim_mults = fmnist ? std::vector<int>{1, 2, 4} : std::vector<int>{1, 2, 4, 8};
+  cfg.channels = fmnist ? 1 : 3;
+  const std::vector<ConvShape> shapes = unet_conv_shapes(cfg, fmnist ? 28 : 32);
   const std::string precision = a.get("--precision", "all");
   DD_CHECK(precision == "all" || precision == "fp32" || precision == "tf32" || precision == "bf16",
            "bench_conv2d: --precision ", precision, " is not fp32, tf32, bf16 or all");
   const bool fp32_table = a.cpu || precision == "all" || precision == "fp32";
 
-  print_header(str_cat("Convolutions of the CIFAR-10 preset U-Net, batch ", B, a.cpu ? " (CPU: a smaller batch than training's 128)" : ""), a);
+  print_header(str_cat("Convolutions of the ", fmnist ? "Fashion-MNIST" : "CIFAR-10", " preset U-Net, batch ", B, a.cpu ? " (CPU: a smaller batch than training's 128)" : ""), a);
   std::printf("%zu distinct convolutions, found by recording one forward of models/unet.cpp. `uses`: calls per "
               "forward. TFLOP/s counts 2·MACs of the direction alone (bias excluded). %s\n\n", shapes.size(),
               a.cpu ? "" : "cuDNN fp32 = CUDNN_FMA_MATH (no TF32, the precision of ours); ratio = our time / cuDNN fp32 time (>1: we are slower). cuDNN TF32 for reference.");
   if (a.cpu)
-    table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ms", "GFLOP/s"});
+    table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ms", "GFLOP/s", "im2col ms", "winograd ms", "rule runs"});
   else if (fp32_table)
     table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN fp32 ms",
                   "cuDNN fp32 TFLOP/s", "ours / cuDNN", "cuDNN TF32 ms", "cuDNN algos fp32 (f/d/w)"});
@@ -199,8 +207,10 @@ int main(int argc, char** argv) try {
   double tot_ours = 0, tot_ref = 0;
   bool all_ok = true;
   uint64_t seed = 1000;
+  const std::string only = a.get("--only", "");  // time only the shapes whose key contains this
   for (const ConvShape& s : shapes) {
     if (!fp32_table) break;
+    if (!only.empty() && s.key().find(only) == std::string::npos) continue;
     seed += 10;
     const Inputs in = make_inputs(s, B, dev, seed);
     const double gflop = s.flops_per_image() * double(B) / 1e9;
@@ -278,8 +288,28 @@ int main(int argc, char** argv) try {
     const char* dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
     for (double t : ours) tot_ours += t * s.uses;
     if (a.cpu) {
+      // 3x3/p1: forward and backward-data again with each path forced, validated before timing.
+      // "ms" above is the default path (the rule, or DD_CPU_CONV3X3 when set).
+      double forced[2][2] = {{NAN, NAN}, {NAN, NAN}};  // [im2col, winograd][fwd, bwd-data]
+      std::string runs[3] = {"im2col", "im2col", "im2col"};
+      if (s.k == 3 && s.pad == 1) {
+        using kernels::cpu::Conv3x3Algo;
+        for (int p = 0; p < 2; ++p) {
+          kernels::cpu::Conv3x3AlgoScope force(p ? Conv3x3Algo::Winograd : Conv3x3Algo::Im2col);
+          kernels::Conv2dGrads g{bwd_d().dx, bwd_w().dw, Tensor()};
+          if (!validate_cpu(s, in, fwd(), g)) {
+            all_ok = false;
+            continue;
+          }
+          forced[p][0] = time_ms(dev, [&] { fwd(); }, warm, reps);
+          forced[p][1] = time_ms(dev, [&] { bwd_d(); }, warm, reps);
+        }
+        runs[0] = kernels::cpu::use_winograd(B, s.h, s.w, s.ci, s.co) ? "winograd" : "im2col";
+        runs[1] = kernels::cpu::use_winograd(B, s.h, s.w, s.co, s.ci) ? "winograd" : "im2col";
+      }
       for (int i = 0; i < 3; ++i)
-        table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3), 4)});
+        table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3), 4),
+                   i < 2 ? fmt(forced[0][i]) : "-", i < 2 ? fmt(forced[1][i]) : "-", runs[i]});
       continue;
     }
 #ifdef DD_BENCH_CUDNN

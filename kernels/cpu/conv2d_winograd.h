@@ -1,0 +1,43 @@
+#pragma once
+// Winograd F(2x2, 3x3) for the CPU backend's 3x3, stride-1, padding-1 convolutions (Lavin & Gray
+// 2015): each 2x2 block of outputs is A^T [ (G g G^T) .* (B^T d B) ] A over its 4x4 input tile d,
+// so the multiplications of a tile become 16 elementwise products per (ci, co) instead of 36, and
+// over a chunk of tiles those products are 16 independent GEMMs [tiles x Ci] x [Ci x Co].
+// kernels/cpu/conv2d.cpp chooses between this and im2col per shape (use_winograd below).
+#include <cstdint>
+
+namespace dd::kernels::cpu {
+
+enum class Conv3x3Algo { Auto, Im2col, Winograd };
+
+// The path 3x3/p1 convs take. Auto (the default) reads DD_CPU_CONV3X3=im2col|winograd|auto from
+// the environment, then the per-shape rule. set_conv3x3_algo overrides both for the process
+// (tests, benches); Conv3x3AlgoScope restores the previous setting.
+void set_conv3x3_algo(Conv3x3Algo algo);
+Conv3x3Algo conv3x3_algo();
+struct Conv3x3AlgoScope {
+  explicit Conv3x3AlgoScope(Conv3x3Algo algo) : prev(conv3x3_algo()) { set_conv3x3_algo(algo); }
+  ~Conv3x3AlgoScope() { set_conv3x3_algo(prev); }
+  Conv3x3AlgoScope(const Conv3x3AlgoScope&) = delete;
+  Conv3x3AlgoScope& operator=(const Conv3x3AlgoScope&) = delete;
+  Conv3x3Algo prev;
+};
+
+// The per-shape rule alone (measured, see conv2d_winograd.cpp): whether a 3x3/p1 conv of a
+// [b, h, w, cin] input to cout channels is faster by Winograd than by im2col.
+bool winograd_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
+// The override, then the environment, then the rule.
+bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
+
+// y [b, h, w, cout] = conv3x3, padding 1, of x [b, h, w, cin] (+ bias[cout] unless null) with
+//   flip = false: w OHWI [cout, 3, 3, cin]    (the forward)
+//   flip = true:  w OHWI [cin, 3, 3, cout] rotated 180 degrees with its channels swapped: the tap
+//                 (kh, kw) from input channel i to output channel o is w[i, 2-kh, 2-kw, o]. dx of a
+//                 3x3/p1 conv is this conv of dy (cin = the forward's Co, cout = its Ci).
+// tiles_per_chunk = 0 picks a cache-sized chunk from the shapes; tests pass small values to run the
+// multi-chunk paths. Results depend only on the shapes and tiles_per_chunk: bitwise the same run to
+// run and for any thread count.
+void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
+                      bool flip, const float* bias, float* y, int64_t tiles_per_chunk = 0);
+
+}  // namespace dd::kernels::cpu

@@ -1,0 +1,206 @@
+// Winograd F(2x2, 3x3) on the CPU backend (kernels/cpu/conv2d_winograd.cpp), forced through the
+// public kernels::conv2d_forward / conv2d_backward, against float64 references.
+//
+// Error bound (first order in u = 2^-24, fp32 unit roundoff), for one output of a conv with
+// n input channels, D = max|input|, W = max|weight|:
+//   weights: G g G^T in double, rounded once: |dU| <= u|U|; |U| <= 1.5 * 1.5 * W (the rows of G
+//            sum in magnitude to at most 1.5).
+//   input:   B^T d B, two stages of one add each: |dV| <= 2u |B^T||d||B|, and |B^T||d||B| <= 4 D
+//            (every row of B^T has two entries of magnitude 1).
+//   GEMMs:   n-term dot products: |dM| <= n u sum_ci |U||V| (Higham's gamma_n, first order).
+//   output:  A^T m A, two stages of two adds, then the bias add: relative 5u of |A^T||m||A|.
+// The output sums 9 of the 16 products per channel with coefficients +-1 (|A^T| (x) |A| has nine
+// ones for each output), so sum_xi |a_xi||U_xi||V_xi| <= 9 * 2.25 W * 4 D = 81 W D per channel,
+// 9x the direct conv's 9 W D. Altogether
+//   |y_winograd - y| <= (n + 8) u * 81 n W D
+// (n + 1 for the weights and the GEMM, 2 for the input, 5 for the output). winograd_bound() below
+// returns it; the checks use it as an absolute tolerance, divided by max|y_ref| as expect_close
+// wants. It is a worst case: errors measured on random data are ~100x smaller, and a wrong
+// transform (a sign, a tile offset, a dropped halo) gives errors of the order of |y| itself.
+#include <catch2/catch.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/error.h"
+#include "kernels/conv2d.h"
+#include "kernels/cpu/conv2d_winograd.h"
+#include "tests/reference/conv2d.h"
+#include "tests/support/compare.h"
+#include "tests/support/gradcheck.h"
+
+using namespace dd;
+using namespace dd::test;
+using kernels::cpu::Conv3x3Algo;
+using kernels::cpu::Conv3x3AlgoScope;
+using ref::ConvDims;
+
+namespace {
+double max_abs(const std::vector<double>& v) {
+  double m = 0.0;
+  for (double a : v) m = std::max(m, std::fabs(a));
+  return m;
+}
+
+// The bound derived at the top of this file, plus the bias (exact in double, rounded with the output).
+double winograd_bound(int64_t n, double d_max, double w_max) {
+  const double u = std::ldexp(1.0, -24);
+  return double(n + 8) * u * 81.0 * double(n) * w_max * d_max;
+}
+
+// expect_close judges max|a - e| / max(max|e|, floor): the absolute bound over the output's scale.
+double rel_tol(double bound, const std::vector<double>& expected) { return bound / std::max(max_abs(expected), 1e-6); }
+
+// dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+1-kh, iw+1-kw, co] w[co,kh,kw,ci]: the adjoint of the
+// 3x3/p1 conv written out in float64 (independent of the rotated-kernel identity the kernel uses).
+std::vector<double> ref_dx(const ConvDims& d, const std::vector<double>& dy, const std::vector<double>& w) {
+  std::vector<double> dx(static_cast<std::size_t>(d.x_numel()), 0.0);
+  for (int64_t b = 0; b < d.b; ++b)
+    for (int64_t oh = 0; oh < d.h; ++oh)
+      for (int64_t ow = 0; ow < d.w; ++ow)
+        for (int64_t kh = 0; kh < 3; ++kh)
+          for (int64_t kw = 0; kw < 3; ++kw) {
+            const int64_t ih = oh + kh - 1, iw = ow + kw - 1;
+            if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) continue;
+            for (int64_t o = 0; o < d.co; ++o) {
+              const double g = dy[static_cast<std::size_t>(((b * d.h + oh) * d.w + ow) * d.co + o)];
+              for (int64_t c = 0; c < d.ci; ++c)
+                dx[static_cast<std::size_t>(((b * d.h + ih) * d.w + iw) * d.ci + c)] +=
+                    g * w[static_cast<std::size_t>(((o * 3 + kh) * 3 + kw) * d.ci + c)];
+            }
+          }
+  return dx;
+}
+
+std::string name_of(const ConvDims& d, int64_t chunk) {
+  return str_cat("B", d.b, " ", d.h, "x", d.w, " Ci", d.ci, " Co", d.co, " tiles_per_chunk ", chunk);
+}
+
+// Odd and even maps, 1x1 and 2x2 maps, batch 1 and 3, channel counts that are not multiples of
+// the 8- or 16-float vector width (and some that are).
+const std::vector<ConvDims> kShapes = {
+    {1, 1, 1, 5, 3, 3, 1},    {3, 2, 2, 7, 9, 3, 1},  {1, 5, 7, 3, 2, 3, 1},    {3, 6, 4, 17, 11, 3, 1},
+    {1, 13, 11, 33, 19, 3, 1}, {3, 8, 9, 1, 1, 3, 1},  {3, 7, 7, 16, 32, 3, 1}, {1, 1, 6, 9, 4, 3, 1},
+    {1, 4, 4, 40, 24, 3, 1}};
+}  // namespace
+
+TEST_CASE("winograd conv2d forward and dx match the float64 reference within the derived bound",
+          "[conv2d][winograd]") {
+  DD_TEST_RANDOM(rng);
+  Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
+  for (const ConvDims& d : kShapes)
+    for (int64_t chunk : {int64_t{0}, int64_t{1}, int64_t{3}})
+      for (bool with_bias : {true, false}) {
+        const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
+        const std::vector<double> bias = with_bias ? rng.normal_f32(d.co) : std::vector<double>{};
+        const std::vector<double> dy = rng.normal_f32(d.y_numel());
+        const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, x), wt = from_double({d.co, 3, 3, d.ci}, w);
+        const Tensor bt = with_bias ? from_double({d.co}, bias) : Tensor();
+        const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, dy);
+        const std::string what = name_of(d, chunk) + (with_bias ? " bias" : "");
+        const std::vector<double> y_ref = ref::conv2d(d, x, w, bias);
+        // n = Ci input channels; the bias is added exactly in double by the reference.
+        const double fwd_bound = winograd_bound(d.ci, max_abs(x), max_abs(w));
+        expect_close("winograd forward " + what, kernels::cpu::conv2d_forward(xt, wt, bt, 1, chunk), y_ref,
+                     rel_tol(fwd_bound, y_ref));
+        const std::vector<double> dx_ref = ref_dx(d, dy, w);
+        // dx is the 3x3/p1 conv of dy (n = Co input channels) with the rotated kernel: same bound.
+        const double dx_bound = winograd_bound(d.co, max_abs(dy), max_abs(w));
+        kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(xt, wt, dyt, 1, true, false, false, chunk);
+        expect_close("winograd dx " + what, g.dx, dx_ref, rel_tol(dx_bound, dx_ref));
+        if (chunk == 0) {  // the dispatching entry points take the same path
+          expect_close("winograd forward (dispatch) " + what, kernels::conv2d_forward(xt, wt, bt, 1), y_ref,
+                       rel_tol(fwd_bound, y_ref));
+          expect_close("winograd dx (dispatch) " + what,
+                       kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx, dx_ref,
+                       rel_tol(dx_bound, dx_ref));
+        }
+      }
+}
+
+TEST_CASE("winograd and im2col agree, and the switch picks the path asked for", "[conv2d][winograd]") {
+  DD_TEST_RANDOM(rng);
+  const ConvDims d{2, 9, 10, 24, 20, 3, 1};
+  const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
+  const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, x), wt = from_double({d.co, 3, 3, d.ci}, w);
+  Tensor y_w, y_i;
+  {
+    Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
+    CHECK(kernels::cpu::use_winograd(d.b, d.h, d.w, d.ci, d.co));
+    y_w = kernels::conv2d_forward(xt, wt, Tensor(), 1);
+  }
+  {
+    Conv3x3AlgoScope force(Conv3x3Algo::Im2col);
+    CHECK_FALSE(kernels::cpu::use_winograd(d.b, d.h, d.w, d.ci, d.co));
+    y_i = kernels::conv2d_forward(xt, wt, Tensor(), 1);
+  }
+  const std::vector<double> y_ref = ref::conv2d(d, x, w, {});
+  // Both within the Winograd bound of the reference (im2col's own is 9x tighter), and they must
+  // differ somewhere: equal bits would mean the switch ran one path twice.
+  const double tol = rel_tol(winograd_bound(d.ci, max_abs(x), max_abs(w)), y_ref);
+  expect_close("winograd", y_w, y_ref, tol);
+  expect_close("im2col", y_i, y_ref, tol);
+  CHECK(y_w.to_vector() != y_i.to_vector());
+}
+
+TEST_CASE("winograd conv2d is bitwise deterministic for any thread count and chunking is fixed",
+          "[conv2d][winograd]") {
+  DD_TEST_RANDOM(rng);
+  Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
+  // 4*8*8 = 256 tiles over 24 + 16 channels: several default chunks; 2x2 tiles: a single chunk.
+  for (const ConvDims& d : {ConvDims{4, 16, 15, 24, 16, 3, 1}, ConvDims{1, 3, 4, 40, 36, 3, 1}}) {
+    const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
+    const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
+    const Tensor bt = from_double({d.co}, rng.normal_f32(d.co));
+    const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
+    const auto y = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
+    const auto dx = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+    CHECK(kernels::conv2d_forward(xt, wt, bt, 1).to_vector() == y);
+    CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector() == dx);
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 3}) {
+      omp_set_num_threads(t);
+      const auto y_t = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
+      const auto dx_t = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+      omp_set_num_threads(threads);
+      CHECK(y_t == y);
+      CHECK(dx_t == dx);
+    }
+  }
+}
+
+TEST_CASE("winograd conv2d gradcheck of x, w and bias (dw and dbias stay im2col)", "[conv2d][winograd]") {
+  DD_TEST_RANDOM(rng);
+  Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
+  for (const ConvDims& d : {ConvDims{2, 5, 4, 3, 2, 3, 1}, ConvDims{1, 3, 3, 4, 5, 3, 1}})
+    for (int64_t chunk : {int64_t{0}, int64_t{2}}) {
+      const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
+      const std::vector<double> bias = rng.normal_f32(d.co), dy = rng.normal_f32(d.y_numel());
+      kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(
+          from_double({d.b, d.h, d.w, d.ci}, x), from_double({d.co, 3, 3, d.ci}, w),
+          from_double({d.b, d.h, d.w, d.co}, dy), 1, true, true, true, chunk);
+      auto f = [&](const std::vector<std::vector<double>>& v) { return ref::conv2d(d, v[0], v[1], v[2]); };
+      // dx (Winograd): gradcheck's tol is relative to the largest numerical gradient, which is
+      // ref_dx's largest element to ~1e-10; the derived bound with n = Co over that scale.
+      const double dx_tol = rel_tol(winograd_bound(d.co, max_abs(dy), max_abs(w)), ref_dx(d, dy, w));
+      gradcheck("winograd conv2d dx " + name_of(d, chunk), f, {x, w, bias}, dy, {g.dx.to_vector(), {}, {}}, dx_tol);
+      // dw, dbias (im2col, as before): fp32 sums of <= 40 products, 1e-5 as in test_conv2d.cpp.
+      gradcheck("winograd conv2d dw dbias " + name_of(d, chunk), f, {x, w, bias}, dy,
+                {{}, g.dw.to_vector(), g.dbias.to_vector()}, 1e-5);
+    }
+}
+
+TEST_CASE("the conv3x3 path override nests and restores the previous setting", "[conv2d][winograd]") {
+  {
+    Conv3x3AlgoScope a(Conv3x3Algo::Im2col);
+    CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Im2col);
+    {
+      Conv3x3AlgoScope b(Conv3x3Algo::Winograd);
+      CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Winograd);
+    }
+    CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Im2col);
+  }
+  CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Auto);
+}
