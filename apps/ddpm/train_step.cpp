@@ -12,11 +12,13 @@ namespace dd::ddpm {
 TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(parts), dev_(dev), graphs_(cuda_graphs) {
   DD_CHECK(p_.model && p_.params && p_.diffusion && p_.gen && p_.adam, "TrainStep: every part is required");
   DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");
+  DD_CHECK(!graphs_ || !p_.sync_grads, "TrainStep: a gradient all-reduce is not captured in a CUDA graph");
 }
 
 void TrainStep::optimizer_step() {
   // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
   const auto& params = p_.adam->params();
+  if (p_.sync_grads) p_.sync_grads();
   if (p_.grad_clip > 0)
     p_.adam->step(ag::clip_grad_norm_factor(params, p_.grad_clip, p_.params->grad_arena()));
   else

@@ -15,6 +15,7 @@
 //     per-timestep tables are uploaded before any capture.
 // The EMA update stays outside the graph (one launch): its schedule branches on the host.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct TrainStepParts {
   Generator* gen = nullptr;
   ag::Adam* adam = nullptr;
   double grad_clip = 0.0;  // 0 = off
+  // Runs on the gradient arena after the backward(s) and before the clip and Adam: data parallel
+  // averages it over the ranks there (apps/dist/comm.h). Empty: nothing. Eager steps only.
+  std::function<void()> sync_grads;
 };
 
 // Gradient accumulation (--grad-accum N): N micro-batches, each with its own forward and backward

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Data-parallel CPU training under Open MPI (issue 16): train_ddpm --device cpu launched by
+# mpirun --oversubscribe on this machine.
+#   1. mpirun -np 1 is the single process bit for bit (the launch path changes nothing).
+#   2. -np 2 with global batch 4: every rank runs in its own working folder with a relative --out,
+#      so a file written by rank 1 would land in rank 1's folder: it must stay empty.
+#   3. -np 2 stopped at step 3 and resumed to 5 equals -np 2 for 5 straight, bit for bit (shards,
+#      per-rank noise, the averaged gradients and the broadcast all survive a resume).
+#   4. A global batch that 2 ranks cannot split is refused naming --batch-size and the world size.
+# Why not "2 ranks equal one process with the same global batch": each rank draws noise and
+# timesteps from its own Philox stream (rank_seed, apps/dist/shard.h), as the issue asks, so the
+# two runs see different noise; the data slices are checked equal to one process's batches in
+# tests/test_dist.cpp instead.
+# Usage: dist_mpi.sh BUILD_DIR DATA_DIR SOURCE_DIR
+set -euo pipefail
+B=$(cd "$1" && pwd)  # absolute: the ranks of test 2 change folder
+DATA=$2
+SRC=$3
+PY=${DD_TORCH_PYTHON:-/usr/bin/python3}
+command -v mpirun >/dev/null || { echo "dist_mpi: no mpirun (apt-get install openmpi-bin): skipped"; exit 77; }
+[ -d "$DATA" ] || { echo "dist_mpi: no Fashion-MNIST images at $DATA: skipped"; exit 77; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "dist_mpi: FAIL: $*" >&2; exit 1; }
+MPI=(mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
+
+common=(--data "$DATA" --image-size 8 --dim 8 --dim-mults 1,2 --timesteps 10 --batch-size 4 --log-every 1
+        --sample-every 0 --save-every 0 --n-samples 4 --device cpu --threads 1 --seed 7)
+
+same() {  # bitwise equal checkpoint and weights of two run folders
+  "$PY" - "$SRC/tests/torch" "$1" "$2" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import safetensors_io
+for name in ("checkpoint.safetensors", "model.safetensors"):
+    a, _ = safetensors_io.load(sys.argv[2] + "/" + name)
+    b, _ = safetensors_io.load(sys.argv[3] + "/" + name)
+    assert sorted(a) == sorted(b), (name, sorted(a), sorted(b))
+    for k in a:
+        assert a[k].tobytes() == b[k].tobytes(), (name, k)
+PYEOF
+}
+losses() { cut -d, -f1,2 "$1/metrics.csv"; }
+
+# 1. One rank under mpirun is the plain single process.
+"$B/train_ddpm" --out "$T/single" --steps 5 "${common[@]}" >"$T/single.log" 2>&1 || { cat "$T/single.log"; fail "single"; }
+"${MPI[@]}" -np 1 "$B/train_ddpm" --out "$T/np1" --steps 5 "${common[@]}" >"$T/np1.log" 2>&1 || { cat "$T/np1.log"; fail "np 1"; }
+same "$T/single" "$T/np1" || fail "mpirun -np 1 differs from one process"
+[ "$(losses "$T/single")" = "$(losses "$T/np1")" ] || fail "mpirun -np 1 logged other losses"
+
+# 2. Two ranks, each in its own folder; only rank 0's may receive files.
+mkdir -p "$T/r0" "$T/r1"
+"${MPI[@]}" -np 2 bash -c 'cd "$0/r$OMPI_COMM_WORLD_RANK" && exec "$@"' "$T" "$B/train_ddpm" --out run --steps 5 \
+  "${common[@]}" >"$T/np2.log" 2>&1 || { cat "$T/np2.log"; fail "np 2"; }
+grep -q "batch 4 (global; 2 ranks of 2)" "$T/np2.log" || { cat "$T/np2.log"; fail "np 2: the log does not show the split"; }
+for f in checkpoint.safetensors model.safetensors metrics.csv config.json samples/step_0000005.png; do
+  [ -s "$T/r0/run/$f" ] || fail "rank 0 wrote no $f"
+done
+[ -z "$(ls -A "$T/r1")" ] || fail "rank 1 wrote files: $(find "$T/r1")"
+[ "$(grep -c 'done: step 5' "$T/np2.log")" = 1 ] || fail "not exactly one rank logged"
+[ "$(tail -n 1 "$T/r0/run/metrics.csv" | cut -d, -f1)" = 5 ] || fail "np 2 did not log step 5"
+! same "$T/single" "$T/r0/run" 2>/dev/null || fail "np 2 equals one process bit for bit: are the ranks' noise streams distinct?"
+
+# 3. Two ranks resumed equal two ranks straight.
+"${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/part" --steps 3 "${common[@]}" >"$T/part.log" 2>&1 || { cat "$T/part.log"; fail "np 2 part"; }
+"${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/part" --resume --steps 5 --device cpu >"$T/resume.log" 2>&1 ||
+  { cat "$T/resume.log"; fail "np 2 resume"; }
+same "$T/r0/run" "$T/part" || fail "2 ranks resumed at step 3 differ from 2 ranks straight"
+[ "$(losses "$T/r0/run")" = "$(losses "$T/part")" ] || fail "2 ranks resumed logged other losses"
+
+# 4. A global batch 2 ranks cannot split.
+odd=()
+for a in "${common[@]}"; do [ "$a" = 4 ] && [ "${odd[-1]}" = --batch-size ] && a=3; odd+=("$a"); done
+if "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/odd" --steps 1 "${odd[@]}" >"$T/odd.log" 2>&1; then
+  fail "--batch-size 3 over 2 ranks was accepted"
+fi
+grep -q -- "--batch-size 3 is the global batch and must split evenly over 2 ranks" "$T/odd.log" ||
+  { cat "$T/odd.log"; fail "--batch-size 3 over 2 ranks: unclear error"; }
+echo "dist_mpi: ok: -np 1 equals one process bitwise; -np 2 wrote only from rank 0; -np 2 resume is bitwise"
