@@ -76,4 +76,19 @@ if "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/odd" --steps 1 "${odd[@]}" >"$T/o
 fi
 grep -q -- "--batch-size 3 is the global batch and must split evenly over 2 ranks" "$T/odd.log" ||
   { cat "$T/odd.log"; fail "--batch-size 3 over 2 ranks: unclear error"; }
+
+# 5. A rank that fails ends the job instead of leaving the others in a collective: the data exists
+#    only in rank 0's folder, so rank 1 fails to open it while rank 0 waits in the first broadcast.
+mkdir -p "$T/f0" "$T/f1"
+ln -s "$DATA" "$T/f0/data"
+nodata=()
+for a in "${common[@]}"; do [ "${#nodata[@]}" -gt 0 ] && [ "${nodata[-1]}" = --data ] && a=data; nodata+=("$a"); done
+start=$SECONDS
+if timeout 120 "${MPI[@]}" -np 2 bash -c 'cd "$0/f$OMPI_COMM_WORLD_RANK" && exec "$@"' "$T" "$B/train_ddpm" --out run \
+    --steps 5 "${nodata[@]}" >"$T/fail.log" 2>&1; then
+  fail "a run whose rank 1 cannot read its data succeeded"
+fi
+[ $((SECONDS - start)) -lt 120 ] || fail "a failing rank left the job hanging until the timeout"
+grep -q "error (rank 1 of 2): train_ddpm: .*data" "$T/fail.log" || { cat "$T/fail.log"; fail "rank 1's failure was not reported"; }
+echo "dist_mpi: ok: a failing rank ended the job in $((SECONDS - start)) s"
 echo "dist_mpi: ok: -np 1 equals one process bitwise; -np 2 wrote only from rank 0; -np 2 resume is bitwise"
