@@ -37,6 +37,9 @@ struct TrainStepParts {
   // Runs on the gradient arena after the backward(s) and before the clip and Adam: data parallel
   // averages it over the ranks there (apps/dist/comm.h). Empty: nothing. Eager steps only.
   std::function<void()> sync_grads;
+  // Data parallel: this process is rank `rank` of `world`; its draws interleave with the other
+  // ranks' as apps/dist/shard.h's rank_draw_offset says. world 1 leaves the step as it always was.
+  int rank = 0, world = 1;
 };
 
 // Gradient accumulation (--grad-accum N): N micro-batches, each with its own forward and backward
@@ -63,6 +66,7 @@ class TrainStep {
 
  private:
   Tensor body(const Tensor& x0);
+  Tensor run_rank(const std::vector<Tensor>& micro_batches);
   void optimizer_step();
 
   TrainStepParts p_;
@@ -79,6 +83,7 @@ class TrainStep {
   };
   Side sides_[2];         // [self-conditioning coin]
   int64_t captures_ = 0, replays_ = 0;
+  uint64_t micro_blocks_ = 0;  // Philox blocks one micro-batch draws (data parallel; 0 = not measured yet)
 };
 
 }  // namespace dd::ddpm

@@ -244,9 +244,6 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
              state.step);
     comm->broadcast_from_root(param_view);  // whatever each rank read, rank 0's weights win
   }
-  // Each rank's own noise and timesteps: rank 0 keeps the run's seed (what the checkpoint records), rank r a
-  // key derived from it; the offset is common because every rank draws the same amount per step.
-  gen.set_state(dist::rank_seed(gen.seed(), comm->rank()), gen.offset());
   if (root) fs::create_directories(files.samples_dir());
   // A run killed mid-save (SIGKILL, preemption) leaves its temporary files: the saved files are
   // intact (each write is temp + rename), the temporaries are clutter.
@@ -389,6 +386,9 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   parts.grad_clip = opts.grad_clip;
   Tensor grad_view = grad_arena;
   if (comm->distributed()) parts.sync_grads = [&] { comm->allreduce_mean(grad_view); };
+  // Each rank draws its own block range of the step's random numbers (apps/dist/shard.h).
+  parts.rank = comm->rank();
+  parts.world = comm->world_size();
   TrainStep train_step(parts, dev, cuda_graphs);
   double step_lr = lr_at(state.step);
   bool grid_interrupted = false;

@@ -21,13 +21,10 @@ std::vector<int64_t> epoch_shard_positions(int64_t n, int64_t global_batch, int 
   return pos;
 }
 
-uint64_t rank_seed(uint64_t seed, int rank) {
-  if (rank == 0) return seed;
-  uint64_t z = seed ^ (0x64645f72616e6b00ull + static_cast<uint64_t>(rank));  // "dd_rank" + rank
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+uint64_t rank_draw_offset(uint64_t base, int64_t micro, int rank, int world_size, uint64_t blocks) {
+  DD_CHECK(rank >= 0 && rank < world_size && micro >= 0, "rank_draw_offset: rank ", rank, " of ", world_size,
+           ", micro-batch ", micro);
+  return base + (static_cast<uint64_t>(micro) * static_cast<uint64_t>(world_size) + static_cast<uint64_t>(rank)) * blocks;
 }
 
 }  // namespace dd::dist

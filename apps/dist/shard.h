@@ -19,11 +19,13 @@ int64_t local_batch(int64_t global_batch, int world_size);
 // for an epoch of n images and global batch `global_batch` (drop_last like the loader).
 std::vector<int64_t> epoch_shard_positions(int64_t n, int64_t global_batch, int rank, int world_size);
 
-// The seed of rank r's noise/timestep generator. Rank 0 keeps the run's seed, so world size 1 draws
-// exactly what a single process always drew; other ranks get a splitmix64 hash of (seed, rank), an
-// independent Philox key, so their streams never overlap rank 0's whatever the offsets. All ranks
-// consume the same number of blocks per step (same local batch), so one offset, saved by rank 0,
-// describes every rank's position: resume with the same world size is exact.
-uint64_t rank_seed(uint64_t seed, int rank);
+// Where rank `rank` draws micro-batch `micro` of a step whose draws start at Philox offset `base`,
+// when one micro-batch's draws (timesteps, noise, coins, dropout masks) take `blocks` blocks: the
+// block range one process with --grad-accum W*A would give its micro-batch micro*W + rank. Rank r's
+// data is that micro-batch too (slice r of global batch `micro`), so W ranks with global batch W*b
+// train exactly like one process with --batch-size b --grad-accum W (the gradient average is the
+// accumulated mean), and a run is reproducible for any world size. After the step every rank moves
+// to base + A*W*blocks, so one offset (saved by rank 0) describes all ranks: resume is exact.
+uint64_t rank_draw_offset(uint64_t base, int64_t micro, int rank, int world_size, uint64_t blocks);
 
 }  // namespace dd::dist

@@ -4,13 +4,14 @@
 #   1. mpirun -np 1 is the single process bit for bit (the launch path changes nothing).
 #   2. -np 2 with global batch 4: every rank runs in its own working folder with a relative --out,
 #      so a file written by rank 1 would land in rank 1's folder: it must stay empty.
-#   3. -np 2 stopped at step 3 and resumed to 5 equals -np 2 for 5 straight, bit for bit (shards,
-#      per-rank noise, the averaged gradients and the broadcast all survive a resume).
-#   4. A global batch that 2 ranks cannot split is refused naming --batch-size and the world size.
-# Why not "2 ranks equal one process with the same global batch": each rank draws noise and
-# timesteps from its own Philox stream (rank_seed, apps/dist/shard.h), as the issue asks, so the
-# two runs see different noise; the data slices are checked equal to one process's batches in
-# tests/test_dist.cpp instead.
+#   3. -np 2 with global batch 4 equals one process with --batch-size 2 --grad-accum 2 bit for bit:
+#      rank r trains on micro-batch r's images with micro-batch r's random numbers
+#      (apps/dist/shard.h), and sum-then-halve of two gradients equals the accumulated halves exactly
+#      (scaling by 1/2 is exact in fp32, and the backward is linear in its seed).
+#   4. -np 2 stopped at step 3 and resumed to 5 equals -np 2 for 5 straight, bit for bit (shards,
+#      per-rank draws, the averaged gradients and the broadcast all survive a resume).
+#   5. A global batch that 2 ranks cannot split is refused naming --batch-size and the world size.
+#   6. A rank that fails ends the job (MPI_Abort) instead of leaving the others in a collective.
 # Usage: dist_mpi.sh BUILD_DIR DATA_DIR SOURCE_DIR
 set -euo pipefail
 B=$(cd "$1" && pwd)  # absolute: the ranks of test 2 change folder
@@ -59,16 +60,23 @@ done
 [ -z "$(ls -A "$T/r1")" ] || fail "rank 1 wrote files: $(find "$T/r1")"
 [ "$(grep -c 'done: step 5' "$T/np2.log")" = 1 ] || fail "not exactly one rank logged"
 [ "$(tail -n 1 "$T/r0/run/metrics.csv" | cut -d, -f1)" = 5 ] || fail "np 2 did not log step 5"
-! same "$T/single" "$T/r0/run" 2>/dev/null || fail "np 2 equals one process bit for bit: are the ranks' noise streams distinct?"
 
-# 3. Two ranks resumed equal two ranks straight.
+# 3. Two ranks equal one process accumulating the same two micro-batches.
+accum=()
+for a in "${common[@]}"; do [ "$a" = 4 ] && [ "${accum[-1]}" = --batch-size ] && a=2; accum+=("$a"); done
+"$B/train_ddpm" --out "$T/accum" --steps 5 "${accum[@]}" --grad-accum 2 >"$T/accum.log" 2>&1 ||
+  { cat "$T/accum.log"; fail "one process with --grad-accum 2"; }
+same "$T/accum" "$T/r0/run" || fail "2 ranks with global batch 4 differ from one process with batch 2 x 2 accumulated"
+[ "$(losses "$T/accum")" = "$(losses "$T/r0/run")" ] || fail "2 ranks logged other losses than batch 2 x 2 accumulated"
+
+# 4. Two ranks resumed equal two ranks straight.
 "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/part" --steps 3 "${common[@]}" >"$T/part.log" 2>&1 || { cat "$T/part.log"; fail "np 2 part"; }
 "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/part" --resume --steps 5 --device cpu >"$T/resume.log" 2>&1 ||
   { cat "$T/resume.log"; fail "np 2 resume"; }
 same "$T/r0/run" "$T/part" || fail "2 ranks resumed at step 3 differ from 2 ranks straight"
 [ "$(losses "$T/r0/run")" = "$(losses "$T/part")" ] || fail "2 ranks resumed logged other losses"
 
-# 4. A global batch 2 ranks cannot split.
+# 5. A global batch 2 ranks cannot split.
 odd=()
 for a in "${common[@]}"; do [ "$a" = 4 ] && [ "${odd[-1]}" = --batch-size ] && a=3; odd+=("$a"); done
 if "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/odd" --steps 1 "${odd[@]}" >"$T/odd.log" 2>&1; then
@@ -77,7 +85,7 @@ fi
 grep -q -- "--batch-size 3 is the global batch and must split evenly over 2 ranks" "$T/odd.log" ||
   { cat "$T/odd.log"; fail "--batch-size 3 over 2 ranks: unclear error"; }
 
-# 5. A rank that fails ends the job instead of leaving the others in a collective: the data exists
+# 6. A rank that fails ends the job instead of leaving the others in a collective: the data exists
 #    only in rank 0's folder, so rank 1 fails to open it while rank 0 waits in the first broadcast.
 mkdir -p "$T/f0" "$T/f1"
 ln -s "$DATA" "$T/f0/data"
@@ -91,4 +99,4 @@ fi
 [ $((SECONDS - start)) -lt 120 ] || fail "a failing rank left the job hanging until the timeout"
 grep -q "error (rank 1 of 2): train_ddpm: .*data" "$T/fail.log" || { cat "$T/fail.log"; fail "rank 1's failure was not reported"; }
 echo "dist_mpi: ok: a failing rank ended the job in $((SECONDS - start)) s"
-echo "dist_mpi: ok: -np 1 equals one process bitwise; -np 2 wrote only from rank 0; -np 2 resume is bitwise"
+echo "dist_mpi: ok: -np 1 equals one process bitwise; -np 2 wrote only from rank 0, equals one process with batch 2 x 2 accumulated bitwise, and its resume is bitwise"
