@@ -1,5 +1,7 @@
 #include "apps/ddpm/train_step.h"
 
+#include <utility>
+
 #include "autograd/elementwise.h"
 #include "apps/dist/shard.h"
 #include "autograd/var.h"
@@ -13,13 +15,20 @@ namespace dd::ddpm {
 TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(parts), dev_(dev), graphs_(cuda_graphs) {
   DD_CHECK(p_.model && p_.params && p_.diffusion && p_.gen && p_.adam, "TrainStep: every part is required");
   DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");
-  DD_CHECK(!graphs_ || !p_.sync_grads, "TrainStep: a gradient all-reduce is not captured in a CUDA graph");
+}
+
+void TrainStep::set_data_parallel(int rank, int world, std::function<void()> sync_grads) {
+  DD_CHECK(world >= 1 && rank >= 0 && rank < world, "TrainStep: rank ", rank, " of world size ", world);
+  DD_CHECK(world == 1 || !graphs_, "TrainStep: data parallel runs eagerly (--cuda-graphs off)");
+  rank_ = rank;
+  world_ = world;
+  sync_grads_ = std::move(sync_grads);
 }
 
 void TrainStep::optimizer_step() {
   // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
   const auto& params = p_.adam->params();
-  if (p_.sync_grads) p_.sync_grads();
+  if (sync_grads_) sync_grads_();
   if (p_.grad_clip > 0)
     p_.adam->step(ag::clip_grad_norm_factor(params, p_.grad_clip, p_.params->grad_arena()));
   else
@@ -54,7 +63,7 @@ Tensor TrainStep::run_rank(const std::vector<Tensor>& micro_batches) {
   const float inv = static_cast<float>(1.0 / static_cast<double>(n));
   Tensor total;
   for (std::size_t j = 0; j < n; ++j) {
-    const uint64_t at = dist::rank_draw_offset(base, static_cast<int64_t>(j), p_.rank, p_.world, micro_blocks_);
+    const uint64_t at = dist::rank_draw_offset(base, static_cast<int64_t>(j), rank_, world_, micro_blocks_);
     gen.set_state(gen.seed(), at);
     ag::Var loss = p_.diffusion->p_losses(*p_.model, on_dev(micro_batches[j]), gen);
     if (n > 1) loss = ag::affine(loss, inv, 0.0f);
@@ -64,7 +73,7 @@ Tensor TrainStep::run_rank(const std::vector<Tensor>& micro_batches) {
     ag::Tape::current().clear();
     total = total.defined() ? kernels::add(total, loss.value()) : loss.value();
   }
-  gen.set_state(gen.seed(), base + static_cast<uint64_t>(n) * static_cast<uint64_t>(p_.world) * micro_blocks_);
+  gen.set_state(gen.seed(), base + static_cast<uint64_t>(n) * static_cast<uint64_t>(world_) * micro_blocks_);
   optimizer_step();
   return total;
 }
@@ -72,7 +81,7 @@ Tensor TrainStep::run_rank(const std::vector<Tensor>& micro_batches) {
 Tensor TrainStep::run(const std::vector<Tensor>& micro_batches) {
   const std::size_t n = micro_batches.size();
   DD_CHECK(n >= 1, "TrainStep: no micro-batch given");
-  if (p_.world > 1) return run_rank(micro_batches);
+  if (world_ > 1) return run_rank(micro_batches);
   if (n == 1) return run(micro_batches[0]);
   DD_CHECK(!graphs_, "TrainStep: gradient accumulation runs eagerly (--cuda-graphs off)");
   // 1/N seeds each backward, so the arena accumulates the gradient of the mean loss; the losses
@@ -92,7 +101,7 @@ Tensor TrainStep::run(const std::vector<Tensor>& micro_batches) {
 }
 
 Tensor TrainStep::run(const Tensor& batch) {
-  if (p_.world > 1) return run_rank({batch});
+  if (world_ > 1) return run_rank({batch});
   if (!graphs_ || !warm_) {
     // Eager; in graph mode this is the warm-up step, after which nothing is made lazily.
     const Tensor loss = body(batch.device() == dev_ ? batch : batch.to(dev_));

@@ -34,12 +34,6 @@ struct TrainStepParts {
   Generator* gen = nullptr;
   ag::Adam* adam = nullptr;
   double grad_clip = 0.0;  // 0 = off
-  // Runs on the gradient arena after the backward(s) and before the clip and Adam: data parallel
-  // averages it over the ranks there (apps/dist/comm.h). Empty: nothing. Eager steps only.
-  std::function<void()> sync_grads;
-  // Data parallel: this process is rank `rank` of `world`; its draws interleave with the other
-  // ranks' as apps/dist/shard.h's rank_draw_offset says. world 1 leaves the step as it always was.
-  int rank = 0, world = 1;
 };
 
 // Gradient accumulation (--grad-accum N): N micro-batches, each with its own forward and backward
@@ -57,6 +51,12 @@ class TrainStep {
   // One optimizer step over micro-batches (see above); returns the mean of their losses. One batch
   // is run(batch).
   Tensor run(const std::vector<Tensor>& micro_batches);
+
+  // Data parallel (eager steps only): this process is rank `rank` of `world`; its draws interleave
+  // with the other ranks' as apps/dist/shard.h's rank_draw_offset says, and sync_grads runs on the
+  // gradient arena after the backward(s) and before the clip and Adam (the all-reduce average,
+  // apps/dist/comm.h). Never called, or world 1: the step as it always was.
+  void set_data_parallel(int rank, int world, std::function<void()> sync_grads);
 
   bool graphs() const { return graphs_; }
   int64_t captures() const { return captures_; }
@@ -83,6 +83,8 @@ class TrainStep {
   };
   Side sides_[2];         // [self-conditioning coin]
   int64_t captures_ = 0, replays_ = 0;
+  int rank_ = 0, world_ = 1;
+  std::function<void()> sync_grads_;
   uint64_t micro_blocks_ = 0;  // Philox blocks one micro-batch draws (data parallel; 0 = not measured yet)
 };
 

@@ -384,12 +384,12 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   parts.gen = &gen;
   parts.adam = &adam;
   parts.grad_clip = opts.grad_clip;
-  Tensor grad_view = grad_arena;
-  if (comm->distributed()) parts.sync_grads = [&] { comm->allreduce_mean(grad_view); };
-  // Each rank draws its own block range of the step's random numbers (apps/dist/shard.h).
-  parts.rank = comm->rank();
-  parts.world = comm->world_size();
   TrainStep train_step(parts, dev, cuda_graphs);
+  Tensor grad_view = grad_arena;
+  // Each rank draws its own block range of the step's random numbers (apps/dist/shard.h) and the
+  // gradients are averaged before the clip and Adam.
+  if (comm->distributed())
+    train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { comm->allreduce_mean(grad_view); });
   double step_lr = lr_at(state.step);
   bool grid_interrupted = false;
   while (state.step < opts.steps && !stop_requested()) {
