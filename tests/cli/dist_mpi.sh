@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel CPU training under Open MPI (issue 16): train_ddpm --device cpu launched by
 # mpirun --oversubscribe on this machine.
-#   1. mpirun -np 1 is the single process bit for bit (the launch path changes nothing).
+#   1. mpirun -np 1 and a torchrun-style world size 1 are the single process bit for bit.
 #   2. -np 2 with global batch 4: every rank runs in its own working folder with a relative --out,
 #      so a file written by rank 1 would land in rank 1's folder: it must stay empty.
 #   3. -np 2 with global batch 4 equals one process with --batch-size 2 --grad-accum 2 bit for bit:
@@ -48,6 +48,17 @@ losses() { cut -d, -f1,2 "$1/metrics.csv"; }
 "${MPI[@]}" -np 1 "$B/train_ddpm" --out "$T/np1" --steps 5 "${common[@]}" >"$T/np1.log" 2>&1 || { cat "$T/np1.log"; fail "np 1"; }
 same "$T/single" "$T/np1" || fail "mpirun -np 1 differs from one process"
 [ "$(losses "$T/single")" = "$(losses "$T/np1")" ] || fail "mpirun -np 1 logged other losses"
+# A torchrun-style launch of world size 1 is the single process too; world size 2 is refused with
+# the mpirun command to use (the TCP rendezvous is not written).
+RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 "$B/train_ddpm" --out "$T/tr1" --steps 5 "${common[@]}" >"$T/tr1.log" 2>&1 ||
+  { cat "$T/tr1.log"; fail "torchrun-style world size 1"; }
+same "$T/single" "$T/tr1" || fail "a torchrun-style launch of world size 1 differs from one process"
+if RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=localhost MASTER_PORT=29500 "$B/train_ddpm" --out "$T/tr2" --steps 1 \
+    "${common[@]}" >"$T/tr2.log" 2>&1; then
+  fail "a torchrun-style rank 1 of 2 trained alone"
+fi
+grep -q "use mpirun -np 2" "$T/tr2.log" || { cat "$T/tr2.log"; fail "torchrun-style world size 2: unclear error"; }
+[ ! -e "$T/tr2" ] || fail "a refused torchrun-style launch wrote $T/tr2"
 
 # 2. Two ranks, each in its own folder; only rank 0's may receive files.
 mkdir -p "$T/r0" "$T/r1"
