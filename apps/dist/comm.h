@@ -29,9 +29,11 @@ class Comm {
   bool is_root() const { return rank_ == 0; }
   bool distributed() const { return world_ > 1; }
 
-  // In place: every rank ends with the elementwise mean over ranks of a float32 CPU tensor. The sum
-  // is MPI_SUM then a multiply by 1/W; with W = 2 the sum is one commutative addition, so every
-  // rank holds the same bits (larger W: MPI's reduction order, the same on every rank of one run).
+  // In place: every rank ends with the elementwise mean over ranks of a float32 CPU tensor: MPI_SUM,
+  // then a multiply by 1/W. With W = 2 the sum is one commutative addition, so both ranks hold the
+  // same bits. For W > 2 the bits depend on MPI's reduction order; MPI does not promise every rank
+  // the same result (Open MPI's algorithms give it in practice), and nothing re-synchronises the
+  // weights if they ever drift by rounding.
   void allreduce_mean(Tensor& t) const;
   // In place: rank 0's float32 CPU tensor on every rank.
   void broadcast_from_root(Tensor& t) const;
