@@ -11,6 +11,7 @@
 #   4. -np 2 stopped at step 3 and resumed to 5 equals -np 2 for 5 straight, bit for bit (shards,
 #      per-rank draws, the averaged gradients and the broadcast all survive a resume).
 #   5. A global batch that 2 ranks cannot split is refused naming --batch-size and the world size.
+#      And a 2-rank checkpoint resumes in one process (global data position and Philox offset).
 #   6. A rank that fails ends the job (MPI_Abort) instead of leaving the others in a collective.
 # Usage: dist_mpi.sh BUILD_DIR DATA_DIR SOURCE_DIR
 set -euo pipefail
@@ -82,10 +83,20 @@ same "$T/accum" "$T/r0/run" || fail "2 ranks with global batch 4 differ from one
 
 # 4. Two ranks resumed equal two ranks straight.
 "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/part" --steps 3 "${common[@]}" >"$T/part.log" 2>&1 || { cat "$T/part.log"; fail "np 2 part"; }
+cp -r "$T/part" "$T/part3"
 "${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/part" --resume --steps 5 --device cpu >"$T/resume.log" 2>&1 ||
   { cat "$T/resume.log"; fail "np 2 resume"; }
 same "$T/r0/run" "$T/part" || fail "2 ranks resumed at step 3 differ from 2 ranks straight"
 [ "$(losses "$T/r0/run")" = "$(losses "$T/part")" ] || fail "2 ranks resumed logged other losses"
+# Another world size: the 2-rank checkpoint at step 3 continues in one process (the data position and
+# the Philox offset are global), logging steps 4 and 5 after the 2-rank rows.
+cp -r "$T/part3" "$T/other"
+"$B/train_ddpm" --out "$T/other" --resume --steps 5 --device cpu >"$T/other.log" 2>&1 ||
+  { cat "$T/other.log"; fail "one process resuming a 2-rank run"; }
+[ "$(cut -d, -f1 "$T/other/metrics.csv" | tail -n 5 | tr '\n' ' ')" = "1 2 3 4 5 " ] ||
+  fail "one process resuming a 2-rank run logged $(cut -d, -f1 "$T/other/metrics.csv" | tr '\n' ' ')"
+[ "$(head -n 4 "$T/other/metrics.csv" | cut -d, -f1,2)" = "$(head -n 4 "$T/part/metrics.csv" | cut -d, -f1,2)" ] ||
+  fail "resuming in one process changed the 2-rank rows"
 
 # 5. A global batch 2 ranks cannot split.
 odd=()
