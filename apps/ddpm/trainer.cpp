@@ -392,7 +392,17 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { comm->allreduce_mean(grad_view); });
   double step_lr = lr_at(state.step);
   bool grid_interrupted = false;
-  while (state.step < opts.steps && !stop_requested()) {
+  // Whether to run another step. Data parallel, the ranks decide together (a stop on any rank stops
+  // all, after the same step): a rank leaving the loop alone would leave the others in the next
+  // all-reduce. One float per step, nothing next to the gradients.
+  auto keep_going = [&] {
+    if (state.step >= opts.steps) return false;
+    if (!comm->distributed()) return !stop_requested();
+    Tensor any_stop = Tensor::full({1}, stop_requested() ? 1.0f : 0.0f);
+    comm->allreduce_mean(any_stop);
+    return any_stop.data()[0] == 0.0f;
+  };
+  while (keep_going()) {
     step_lr = lr_at(state.step);
     adam.set_lr(static_cast<float>(step_lr));
     std::vector<Tensor> micro_batches;

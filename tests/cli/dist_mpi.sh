@@ -13,6 +13,7 @@
 #   5. A global batch that 2 ranks cannot split is refused naming --batch-size and the world size.
 #      And a 2-rank checkpoint resumes in one process (global data position and Philox offset).
 #   6. A rank that fails ends the job (MPI_Abort) instead of leaving the others in a collective.
+#   7. SIGINT to mpirun stops every rank after the same step with a checkpoint, and the run resumes.
 # Usage: dist_mpi.sh BUILD_DIR DATA_DIR SOURCE_DIR
 set -euo pipefail
 B=$(cd "$1" && pwd)  # absolute: the ranks of test 2 change folder
@@ -120,5 +121,30 @@ if timeout 120 "${MPI[@]}" -np 2 bash -c 'cd "$0/f$OMPI_COMM_WORLD_RANK" && exec
 fi
 [ $((SECONDS - start)) -lt 120 ] || fail "a failing rank left the job hanging until the timeout"
 grep -q "error (rank 1 of 2): train_ddpm: .*data" "$T/fail.log" || { cat "$T/fail.log"; fail "rank 1's failure was not reported"; }
+
+# 7. SIGINT to mpirun (Open MPI forwards SIGTERM to every rank): the ranks agree to stop after the
+#    same step, rank 0 saves the checkpoint, and the run resumes from it.
+"${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/sig" --steps 100000 "${common[@]}" >"$T/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do
+  [ -s "$T/sig/metrics.csv" ] && [ "$(wc -l <"$T/sig/metrics.csv")" -ge 4 ] && break
+  sleep 0.1
+done
+kill -INT $pid
+sig_start=$SECONDS
+# Polled, not a background sleep: a leftover sleep would hold ctest's output pipe open.
+for _ in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then
+  kill -9 $pid
+  fail "the ranks did not stop within 60 s of SIGINT (a rank left waiting in a collective?)"
+fi
+wait $pid || true
+grep -q "stopped by" "$T/sig.log" || { cat "$T/sig.log"; fail "SIGINT: rank 0 did not report the stop"; }
+[ -s "$T/sig/checkpoint.safetensors" ] || fail "SIGINT: no checkpoint"
+stopped=$(tail -n 1 "$T/sig/metrics.csv" | cut -d, -f1)
+"${MPI[@]}" -np 2 "$B/train_ddpm" --out "$T/sig" --resume --steps $((stopped + 2)) --device cpu >"$T/sig2.log" 2>&1 ||
+  { cat "$T/sig2.log"; fail "resume after SIGINT"; }
+[ "$(tail -n 1 "$T/sig/metrics.csv" | cut -d, -f1)" = $((stopped + 2)) ] || fail "resume after SIGINT did not reach its step"
+echo "dist_mpi: ok: SIGINT stopped both ranks at step $stopped within $((SECONDS - sig_start)) s and the run resumed"
 echo "dist_mpi: ok: a failing rank ended the job in $((SECONDS - start)) s"
 echo "dist_mpi: ok: -np 1 equals one process bitwise; -np 2 wrote only from rank 0, equals one process with batch 2 x 2 accumulated bitwise, and its resume is bitwise"
