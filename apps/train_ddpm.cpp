@@ -3,12 +3,14 @@
 #include <CLI/CLI.hpp>
 
 #include <fstream>
+#include <memory>
 
 #include <cstdio>
 #include <sstream>
 
 #include "apps/ddpm/interrupt.h"
 #include "apps/ddpm/trainer.h"
+#include "apps/dist/comm.h"
 #include "engine/error.h"
 #include "models/unet2d.h"
 
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--resume", o.resume, "continue the run in --out from its checkpoint");
   CLI11_PARSE(app, argc, argv);
+  std::unique_ptr<dd::dist::Comm> comm;
   if (min_snr && o.min_snr_gamma == 0.0) o.min_snr_gamma = 5.0;
   try {
     o.dim_mults = parse_mults(mults);
@@ -153,10 +156,14 @@ int main(int argc, char** argv) {
       if (o.model == "unet") o.model = "unet2d";
     }
     if (o.model == "ddpm-cifar10") dd::ddpm::apply_ddpm_cifar10_preset(o, given);
-    const auto summary = dd::ddpm::train(o, given, stderr);
+    // Data parallel when a launcher started several of us (apps/dist/launch.h); MPI ends with comm.
+    comm = dd::dist::Comm::init(dd::dist::detect_launch());
+    const auto summary = dd::ddpm::train(o, given, stderr, comm.get());
     // 130 for SIGINT, 143 for SIGTERM (apps/ddpm/interrupt.h).
     return summary.interrupted ? dd::ddpm::stop_exit_code() : 0;
   } catch (const std::exception& e) {
+    // A rank that fails must take the others down, or they would wait in the next collective forever.
+    if (comm && comm->distributed()) comm->abort(std::string("train_ddpm: ") + e.what());
     std::fprintf(stderr, "train_ddpm: error: %s\n", e.what());
     return 1;
   }

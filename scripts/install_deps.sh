@@ -18,6 +18,7 @@ packages=(
   python3-pip                    # scripts/install_py_refs.sh: diffusers and pytorch-fid, pinned, into .pydeps/
   dataset-fashion-mnist          # real images at /usr/share/datasets/fashion-mnist
   clang libclang-rt-dev          # scripts/fuzz.sh: libFuzzer harnesses under ASan + UBSan
+  libopenmpi-dev openmpi-bin     # data-parallel CPU training (train_ddpm under mpirun; optional at build time)
 )
 
 missing=()

@@ -71,6 +71,14 @@ const std::vector<int64_t>& Loader::order_for(uint64_t epoch) {
   return order_;
 }
 
+void Loader::set_shard(int rank, int world) {
+  DD_CHECK(world >= 1 && rank >= 0 && rank < world, "Loader::set_shard: rank ", rank, " of world size ", world);
+  DD_CHECK(batch_ % world == 0, "--batch-size ", batch_, " is the global batch and must split evenly over ", world,
+           " ranks (world size ", world, ")");
+  rank_ = rank;
+  world_ = world;
+}
+
 void Loader::set_state(const LoaderState& s) {
   const auto n = static_cast<uint64_t>(data_->count);
   const auto b = static_cast<uint64_t>(batch_);
@@ -95,15 +103,18 @@ void Loader::next_batch_into(Tensor& out) {
   const std::vector<int64_t>& order = order_for(state_.epoch);
   const int64_t h = data_->height, w = data_->width, c = data_->channels;
   const int64_t img = data_->image_bytes();
-  const uint64_t epoch = state_.epoch, pos0 = state_.position;
+  // This rank's slice of the global batch; flips are drawn at the global position so a shard sees
+  // the same mirrored images one process would.
+  const int64_t nb = local_batch_size();
+  const uint64_t epoch = state_.epoch, pos0 = state_.position + static_cast<uint64_t>(rank_ * nb);
   // Decided before the parallel loop: flipped() may throw, which must not happen inside it.
-  std::vector<char> flip(static_cast<std::size_t>(batch_));
-  for (int64_t b = 0; b < batch_; ++b) flip[static_cast<std::size_t>(b)] = flipped(epoch, pos0 + b);
+  std::vector<char> flip(static_cast<std::size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) flip[static_cast<std::size_t>(b)] = flipped(epoch, pos0 + b);
   float* dst_all = out.data();
   const float* lut = lut_;
   const Dataset& d = *data_;
-#pragma omp parallel for schedule(static) if (batch_ * img >= kParallelBytes)
-  for (int64_t b = 0; b < batch_; ++b) {
+#pragma omp parallel for schedule(static) if (nb * img >= kParallelBytes)
+  for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* src = d.image(order[static_cast<std::size_t>(pos0) + b]);
     float* dst = dst_all + b * img;
     if (!flip[static_cast<std::size_t>(b)]) {

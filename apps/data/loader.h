@@ -34,7 +34,7 @@ class Loader {
  public:
   Loader(std::shared_ptr<const Dataset> data, const LoaderOptions& options);
 
-  // float32 CPU [B, H, W, C], pixel x mapped to x / 127.5 - 1 (0 -> -1, 255 -> 1 exactly).
+  // float32 CPU [B, H, W, C] (B: the local batch once sharded), pixel x mapped to x / 127.5 - 1 (0 -> -1, 255 -> 1 exactly).
   Tensor next_batch();
   // The same into an existing float32 CPU [B, H, W, C] tensor, so a training loop need not allocate.
   void next_batch_into(Tensor& out);
@@ -44,10 +44,17 @@ class Loader {
   // with another dataset or batch size would silently change the data order).
   void set_state(const LoaderState& s);
 
+  // Data parallel (apps/dist/shard.h): this loader yields rank's contiguous slice of every global
+  // batch (batch_size / world images, starting at rank * that), while its state and the shuffle and
+  // flips stay those of the whole global batch, so the ranks' slices in rank order are exactly the
+  // batch of one process. Throws when world does not divide the batch size.
+  void set_shard(int rank, int world);
+  int64_t local_batch_size() const { return batch_ / world_; }
+
   int64_t batch_size() const { return batch_; }
   int64_t batches_per_epoch() const { return data_->count / batch_; }
   const Dataset& dataset() const { return *data_; }
-  Shape batch_shape() const { return {batch_, data_->height, data_->width, data_->channels}; }
+  Shape batch_shape() const { return {local_batch_size(), data_->height, data_->width, data_->channels}; }
 
   // The epoch's image order (a permutation of 0..N-1) and whether the image at position p
   // of that order is mirrored: exposed so tests and tools can see what a batch holds.
@@ -59,6 +66,7 @@ class Loader {
 
   std::shared_ptr<const Dataset> data_;
   int64_t batch_;
+  int rank_ = 0, world_ = 1;
   uint64_t key_;  // the Philox key of the loader's streams, derived from the seed
   bool flip_;
   LoaderState state_;

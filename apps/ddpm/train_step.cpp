@@ -1,6 +1,9 @@
 #include "apps/ddpm/train_step.h"
 
+#include <utility>
+
 #include "autograd/elementwise.h"
+#include "apps/dist/shard.h"
 #include "autograd/var.h"
 #include "engine/device.h"
 #include "engine/error.h"
@@ -14,9 +17,18 @@ TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(pa
   DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");
 }
 
+void TrainStep::set_data_parallel(int rank, int world, std::function<void()> sync_grads) {
+  DD_CHECK(world >= 1 && rank >= 0 && rank < world, "TrainStep: rank ", rank, " of world size ", world);
+  DD_CHECK(world == 1 || !graphs_, "TrainStep: data parallel runs eagerly (--cuda-graphs off)");
+  rank_ = rank;
+  world_ = world;
+  sync_grads_ = std::move(sync_grads);
+}
+
 void TrainStep::optimizer_step() {
   // The clip factor stays on the device and Adam applies it: nothing is read back in the step.
   const auto& params = p_.adam->params();
+  if (sync_grads_) sync_grads_();
   if (p_.grad_clip > 0)
     p_.adam->step(ag::clip_grad_norm_factor(params, p_.grad_clip, p_.params->grad_arena()));
   else
@@ -32,9 +44,44 @@ Tensor TrainStep::body(const Tensor& x0) {
   return loss.value();
 }
 
+Tensor TrainStep::run_rank(const std::vector<Tensor>& micro_batches) {
+  DD_CHECK(!graphs_, "TrainStep: data parallel runs eagerly");
+  Generator& gen = *p_.gen;
+  const uint64_t base = gen.offset();
+  auto on_dev = [&](const Tensor& b) { return b.device() == dev_ ? b : b.to(dev_); };
+  if (micro_blocks_ == 0) {
+    // How many blocks a micro-batch draws is known only by drawing: one throwaway forward, then the
+    // generator is rewound (its state is two integers). Once per process.
+    { const ag::Var probe = p_.diffusion->p_losses(*p_.model, on_dev(micro_batches[0]), gen); }
+    ag::Tape::current().clear();
+    micro_blocks_ = gen.offset() - base;
+    DD_CHECK(micro_blocks_ > 0, "TrainStep: a micro-batch drew no random numbers");
+  }
+  const std::size_t n = micro_batches.size();
+  // As TrainStep::run for one process with n * world micro-batches: each backward seeded by 1/n, so
+  // the ranks' average of these gradients is that process's accumulated mean.
+  const float inv = static_cast<float>(1.0 / static_cast<double>(n));
+  Tensor total;
+  for (std::size_t j = 0; j < n; ++j) {
+    const uint64_t at = dist::rank_draw_offset(base, static_cast<int64_t>(j), rank_, world_, micro_blocks_);
+    gen.set_state(gen.seed(), at);
+    ag::Var loss = p_.diffusion->p_losses(*p_.model, on_dev(micro_batches[j]), gen);
+    if (n > 1) loss = ag::affine(loss, inv, 0.0f);
+    DD_CHECK(gen.offset() == at + micro_blocks_, "TrainStep: a micro-batch drew ", gen.offset() - at,
+             " Philox blocks, not the ", micro_blocks_, " of the first: the ranks' streams would overlap");
+    ag::Tape::current().backward(loss);
+    ag::Tape::current().clear();
+    total = total.defined() ? kernels::add(total, loss.value()) : loss.value();
+  }
+  gen.set_state(gen.seed(), base + static_cast<uint64_t>(n) * static_cast<uint64_t>(world_) * micro_blocks_);
+  optimizer_step();
+  return total;
+}
+
 Tensor TrainStep::run(const std::vector<Tensor>& micro_batches) {
   const std::size_t n = micro_batches.size();
   DD_CHECK(n >= 1, "TrainStep: no micro-batch given");
+  if (world_ > 1) return run_rank(micro_batches);
   if (n == 1) return run(micro_batches[0]);
   DD_CHECK(!graphs_, "TrainStep: gradient accumulation runs eagerly (--cuda-graphs off)");
   // 1/N seeds each backward, so the arena accumulates the gradient of the mean loss; the losses
@@ -54,6 +101,7 @@ Tensor TrainStep::run(const std::vector<Tensor>& micro_batches) {
 }
 
 Tensor TrainStep::run(const Tensor& batch) {
+  if (world_ > 1) return run_rank({batch});
   if (!graphs_ || !warm_) {
     // Eager; in graph mode this is the warm-up step, after which nothing is made lazily.
     const Tensor loss = body(batch.device() == dev_ ? batch : batch.to(dev_));

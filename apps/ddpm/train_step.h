@@ -15,6 +15,7 @@
 //     per-timestep tables are uploaded before any capture.
 // The EMA update stays outside the graph (one launch): its schedule branches on the host.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -51,6 +52,12 @@ class TrainStep {
   // is run(batch).
   Tensor run(const std::vector<Tensor>& micro_batches);
 
+  // Data parallel (eager steps only): this process is rank `rank` of `world`; its draws interleave
+  // with the other ranks' as apps/dist/shard.h's rank_draw_offset says, and sync_grads runs on the
+  // gradient arena after the backward(s) and before the clip and Adam (the all-reduce average,
+  // apps/dist/comm.h). Never called, or world 1: the step as it always was.
+  void set_data_parallel(int rank, int world, std::function<void()> sync_grads);
+
   bool graphs() const { return graphs_; }
   int64_t captures() const { return captures_; }
   int64_t replays() const { return replays_; }
@@ -59,6 +66,7 @@ class TrainStep {
 
  private:
   Tensor body(const Tensor& x0);
+  Tensor run_rank(const std::vector<Tensor>& micro_batches);
   void optimizer_step();
 
   TrainStepParts p_;
@@ -75,6 +83,9 @@ class TrainStep {
   };
   Side sides_[2];         // [self-conditioning coin]
   int64_t captures_ = 0, replays_ = 0;
+  int rank_ = 0, world_ = 1;
+  std::function<void()> sync_grads_;
+  uint64_t micro_blocks_ = 0;  // Philox blocks one micro-batch draws (data parallel; 0 = not measured yet)
 };
 
 }  // namespace dd::ddpm

@@ -16,6 +16,8 @@
 #include "apps/ddpm/lr_schedule.h"
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/train_step.h"
+#include "apps/dist/comm.h"
+#include "apps/dist/shard.h"
 #include "apps/report/atomic_file.h"
 #include "apps/report/image_grid.h"
 #include "apps/report/loss_curve.h"
@@ -116,7 +118,17 @@ std::string step_name(int64_t step) {
 
 }  // namespace
 
-TrainSummary train(const TrainOptions& given, const std::vector<std::string>& explicit_keys, std::FILE* log) {
+TrainSummary train(const TrainOptions& given, const std::vector<std::string>& explicit_keys, std::FILE* log,
+                   const dist::Comm* comm) {
+  const dist::Comm single;
+  if (!comm) comm = &single;
+  const bool root = comm->is_root();
+  // Only rank 0 logs and writes (files, progress); the others train silently beside it.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull(root ? nullptr : std::fopen("/dev/null", "w"), &std::fclose);
+  if (!root) {
+    DD_CHECK(devnull, "rank ", comm->rank(), ": cannot open /dev/null");
+    log = devnull.get();
+  }
   const RunFiles files{given.out};
   std::unique_ptr<SafeTensorsFile> ckpt;
   std::string ckpt_path = files.checkpoint();  // the state resumed from: the newest that verifies
@@ -130,6 +142,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), ckpt_path);
   validate(opts);
   const Device dev = resolve_device(opts.device);
+  if (comm->distributed()) {
+    DD_CHECK(dev == Device::CPU, "--device ", opts.device, " with ", comm->world_size(), " ranks: data parallel runs on ",
+             "--device cpu only for now (the NCCL path for GPUs is not written yet)");
+    dist::local_batch(opts.batch_size, comm->world_size());  // throws naming --batch-size and the world size
+  }
   // The graph covers the single-batch step; accumulation runs eagerly (apps/ddpm/train_step.h).
   DD_CHECK(opts.grad_accum == 1 || opts.cuda_graphs != "on",
            "--cuda-graphs on does not cover --grad-accum > 1 (the accumulated step runs eagerly); use --cuda-graphs "
@@ -146,6 +163,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   DD_CHECK(dataset->count >= opts.batch_size, "--batch-size ", opts.batch_size, " is larger than the dataset (",
            dataset->count, " images in ", dataset->description, ")");
   data::Loader loader(dataset, {opts.batch_size, opts.seed, opts.random_flip});
+  loader.set_shard(comm->rank(), comm->world_size());
 
   // Model and diffusion.
   models::ModelConfig cfg;
@@ -177,6 +195,9 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   Generator gen(opts.seed);
   models::AnyModel model = models::make_model(cfg, gen);
   model.params->to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
+  // Every rank starts from rank 0's weights (before the EMA copies them).
+  Tensor param_view = model.params->param_arena();
+  comm->broadcast_from_root(param_view);
   // Training mode: the UNet2DModel's dropout draws its masks from the run's generator (saved in
   // the checkpoint, so a resumed run draws the same masks).
   if (model.unet2d) model.unet2d->set_dropout_generator(&gen);
@@ -221,21 +242,24 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     restore_checkpoint(*ckpt, ckpt_path, *model.params, adam, ema.get(), loader, gen, state);
     DD_CHECK(state.step <= opts.steps, "--steps ", opts.steps, " is behind the run in ", opts.out, ", which is at step ",
              state.step);
+    comm->broadcast_from_root(param_view);  // whatever each rank read, rank 0's weights win
   }
-  fs::create_directories(files.samples_dir());
+  if (root) fs::create_directories(files.samples_dir());
   // A run killed mid-save (SIGKILL, preemption) leaves its temporary files: the saved files are
   // intact (each write is temp + rename), the temporaries are clutter.
   for (const std::string& dir : {opts.out, files.samples_dir()})
-    for (const std::string& stale : remove_stale_temporaries(dir))
+    for (const std::string& stale : root ? remove_stale_temporaries(dir) : std::vector<std::string>{})
       std::fprintf(log, "removed %s, left by an interrupted save\n", stale.c_str());
-  {
+  if (root) {
     nlohmann::json c{{"train", opts.to_json()}, {"model", cfg.to_json()}, {"dataset", dataset->description}};
     const std::string text = c.dump(2) + "\n";
     report::write_file_atomically(files.config(), text.data(), text.size(), "train_ddpm config");
   }
 
-  report::MetricsLog metrics = ckpt ? report::MetricsLog::open_for_resume(files.metrics(), state.step)
-                                    : report::MetricsLog(files.metrics());
+  std::unique_ptr<report::MetricsLog> metrics;
+  if (root)
+    metrics = std::make_unique<report::MetricsLog>(ckpt ? report::MetricsLog::open_for_resume(files.metrics(), state.step)
+                                                        : report::MetricsLog(files.metrics()));
 
   auto sampling_model = [&]() -> models::AnyModel& {
     if (!use_ema) return model;
@@ -251,6 +275,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   // there is none, or when the run resumed from an older copy (the newest did not verify).
   int64_t newest_saved_step = ckpt && ckpt_path == files.checkpoint() ? state.step : -1;
   auto write_checkpoint = [&]() {
+    if (!root) return;
     // The state now at checkpoint.safetensors stays as an older copy (--keep-checkpoints).
     rotate_checkpoints(files.checkpoint(), newest_saved_step, opts.keep_checkpoints);
     save_checkpoint(files.checkpoint(), opts.to_json(), cfg, *model.params, adam, ema.get(), loader, gen, state);
@@ -270,7 +295,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     return req;
   };
   std::unique_ptr<TrainFid> train_fid;
-  if (opts.fid_every > 0) train_fid = std::make_unique<TrainFid>(opts, opts.out, *dataset, dev, state.step, log);
+  if (opts.fid_every > 0 && root) train_fid = std::make_unique<TrainFid>(opts, opts.out, *dataset, dev, state.step, log);
   auto score_fid = [&]() {
     models::AnyModel& m = sampling_model();
     if (m.unet2d) m.unet2d->set_dropout_generator(nullptr);  // eval mode while sampling
@@ -278,6 +303,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     if (model.unet2d) model.unet2d->set_dropout_generator(&gen);
   };
   auto write_samples = [&]() {
+    if (!root) return;  // sampling is rank 0's work; the others wait for it in the next all-reduce
     SampleRequest req = grid_request();
     req.n = opts.n_samples;
     req.batch_size = std::min(opts.n_samples, 64);
@@ -295,6 +321,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     std::fprintf(log, "wrote %s\n", path.c_str());
   };
   auto write_curve = [&]() {
+    if (!root) return;
     auto rows = report::read_metrics(files.metrics());
     std::vector<std::pair<int64_t, double>> pts;
     for (const auto& r : rows) pts.emplace_back(r.step, r.loss);
@@ -313,9 +340,12 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const std::string batch_text = opts.grad_accum > 1 ? std::to_string(opts.grad_accum) + " x " +
                                                          std::to_string(opts.batch_size) + " (accumulated)"
                                                    : std::to_string(opts.batch_size);
-  std::fprintf(log, "%s %s at step %lld of %lld; batch %s, lr %g, %d threads, device %s%s\n",
+  const std::string ranks_text = comm->distributed() ? " (global; " + std::to_string(comm->world_size()) + " ranks of " +
+                                                           std::to_string(loader.local_batch_size()) + ")"
+                                                     : "";
+  std::fprintf(log, "%s %s at step %lld of %lld; batch %s%s, lr %g, %d threads, device %s%s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
-               static_cast<long long>(opts.steps), batch_text.c_str(), opts.lr, omp_get_max_threads(),
+               static_cast<long long>(opts.steps), batch_text.c_str(), ranks_text.c_str(), opts.lr, omp_get_max_threads(),
                device_name(dev), cuda_graphs ? " (CUDA graphs)" : "");
 
   TrainSummary summary;
@@ -355,14 +385,31 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   parts.adam = &adam;
   parts.grad_clip = opts.grad_clip;
   TrainStep train_step(parts, dev, cuda_graphs);
+  Tensor grad_view = grad_arena;
+  // Each rank draws its own block range of the step's random numbers (apps/dist/shard.h) and the
+  // gradients are averaged before the clip and Adam.
+  if (comm->distributed())
+    train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { comm->allreduce_mean(grad_view); });
   double step_lr = lr_at(state.step);
   bool grid_interrupted = false;
-  while (state.step < opts.steps && !stop_requested()) {
+  // Whether to run another step. Data parallel, the ranks decide together (a stop on any rank stops
+  // all, after the same step): a rank leaving the loop alone would leave the others in the next
+  // all-reduce. One float per step, nothing next to the gradients.
+  auto keep_going = [&] {
+    if (state.step >= opts.steps) return false;
+    if (!comm->distributed()) return !stop_requested();
+    Tensor any_stop = Tensor::full({1}, stop_requested() ? 1.0f : 0.0f);
+    comm->allreduce_mean(any_stop);
+    return any_stop.data()[0] == 0.0f;
+  };
+  while (keep_going()) {
     step_lr = lr_at(state.step);
     adam.set_lr(static_cast<float>(step_lr));
     std::vector<Tensor> micro_batches;
     for (int k = 0; k < opts.grad_accum; ++k) micro_batches.push_back(loader.next_batch());
-    const Tensor loss = train_step.run(micro_batches);
+    Tensor loss = train_step.run(micro_batches);
+    // The logged loss is the global batch's: the mean of the ranks' means (equal local batches).
+    if (comm->distributed()) comm->allreduce_mean(loss);
     if (ema) ema->update(state.step + 1);
     losses.push(loss);
     ++state.step;
@@ -384,7 +431,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - t_interval).count();
       summary.last_loss = interval_loss / static_cast<double>(interval_steps);
-      metrics.append(state.step, summary.last_loss, step_lr,
+      if (metrics) metrics->append(state.step, summary.last_loss, step_lr,
                      static_cast<double>(interval_steps * images_per_step) / std::max(dt, 1e-9),
                      elapsed_before + run_s);
       interval_loss = 0.0;

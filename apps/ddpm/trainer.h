@@ -10,6 +10,10 @@
 
 #include "apps/ddpm/options.h"
 
+namespace dd::dist {
+class Comm;
+}
+
 namespace dd::ddpm {
 
 // Files of a run folder.
@@ -32,7 +36,10 @@ struct TrainSummary {
 };
 
 // `explicit_keys`: the option keys the user set on the command line (for --resume conflicts).
+// `comm`: data parallel over its ranks (apps/dist/comm.h; nullptr or world size 1: one process).
+// Then --batch-size is the global batch, each rank trains on its slice with its own noise stream,
+// gradients are averaged before the clip and Adam, and rank 0 alone writes files and logs.
 TrainSummary train(const TrainOptions& opts, const std::vector<std::string>& explicit_keys = {},
-                   std::FILE* log = stderr);
+                   std::FILE* log = stderr, const dist::Comm* comm = nullptr);
 
 }  // namespace dd::ddpm
