@@ -16,7 +16,7 @@
 # the committed seeds with the fix, so ctest replays it from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-declare -A ci_runs=([safetensors]=400000 [idx]=20000 [cifar10]=400000 [image_folder]=12000
+declare -A ci_runs=([safetensors]=400000 [idx]=20000 [cifar10]=400000 [image_folder]=30000
                     [weights_config]=800000 [npz]=800000)
 mode=explore
 if [ "${1:-}" = --ci ]; then

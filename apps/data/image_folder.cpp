@@ -103,8 +103,9 @@ Dataset load_folder(const std::string& dir, int64_t image_size, int64_t channels
     int w = 0, h = 0, c = 0;
     DD_CHECK(stbi_info(full(0).c_str(), &w, &h, &c), "image folder ", dir, ": cannot decode ", full(0), ": ",
              stb_reason());
-    DD_CHECK(static_cast<int64_t>(w) * h <= kMaxPixels, "image folder ", dir, ": ", full(0), " is ", w, "x", h,
-             ", more than the ", kMaxPixels, " pixels an image may have");
+    // A corrupt header can decode to a size of 0 or less (found by tests/fuzz/fuzz_image_folder.cpp).
+    DD_CHECK(w > 0 && h > 0 && static_cast<int64_t>(w) * h <= kMaxPixels, "image folder ", dir, ": ", full(0), " is ",
+             w, "x", h, ": not a size an image may have (1 to ", kMaxPixels, " pixels)");
     d.height = h;
     d.width = w;
     d.description = str_cat("image folder ", dir, " (", n, " files) at their own size ", w, "x", h, ", ", out_c,
