@@ -15,6 +15,7 @@
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/sampler_flags.h"
 #include "autograd/var.h"
+#include "engine/context.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "models/dpm_solver.h"
@@ -28,7 +29,8 @@ namespace {
 using namespace dd;
 
 int run_forward(const std::string& weights, const std::string& input, const std::string& output,
-                const std::string& device) {
+                const std::string& device, const std::string& precision) {
+  current_context().set_precision(parse_precision(precision));
   const Device dev = resolve_device(device);
   models::AnyModel model = models::load_model(weights, nullptr, dev);
   SafeTensorsFile in = load_safetensors(input);
@@ -124,13 +126,14 @@ int run_schedule(const std::string& weights, const ddpm::SamplerFlags& flags) {
 int main(int argc, char** argv) {
   CLI::App app{"Tools for DDPM weights files (safetensors, PyTorch state_dict names and layouts)."};
   app.require_subcommand(1);
-  std::string weights, input, output, info_weights, device = "auto";
+  std::string weights, input, output, info_weights, device = "auto", precision = "fp32";
   auto* fwd = app.add_subcommand("forward", "run the U-Net: IN holds x [B,C,H,W] F32, t [B] I64 (and optionally "
                                             "x_self_cond); OUT gets model_output [B,C,H,W] F32");
   fwd->add_option("--weights", weights, "model.safetensors or a diffusers folder")->required();
   fwd->add_option("--input", input, "IN.safetensors")->required();
   fwd->add_option("--output", output, "OUT.safetensors")->required();
   fwd->add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
+  fwd->add_option("--precision", precision, "fp32, tf32 or bf16 (as sample_ddpm's)")->capture_default_str();
   auto* info = app.add_subcommand("info", "print the config and the parameter count");
   info->add_option("weights", info_weights, "model.safetensors or a diffusers folder")->required();
   std::string sched_weights;
@@ -159,7 +162,7 @@ int main(int argc, char** argv) {
     if (*fid) return fid_cmd.run();
     if (*fid_stats) return fid_stats_cmd.run();
     if (*exp) return run_export(export_run, export_out, export_variance, !export_no_clip);
-    if (*fwd) return run_forward(weights, input, output, device);
+    if (*fwd) return run_forward(weights, input, output, device, precision);
     if (*sched) return run_schedule(sched_weights, sched_flags);
     return run_info(info_weights);
   } catch (const std::exception& e) {

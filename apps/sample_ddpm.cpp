@@ -16,13 +16,14 @@
 #include "apps/ddpm/sampler.h"
 #include "apps/ddpm/sampler_flags.h"
 #include "apps/report/image_grid.h"
+#include "engine/context.h"
 #include "engine/error.h"
 
 int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
   int n = 16, nrow = 0, batch = 64, frames = 10;
   uint64_t seed = 0;
-  std::string device = "auto", cuda_graphs = "auto";
+  std::string device = "auto", cuda_graphs = "auto", precision = "fp32";
   dd::ddpm::SamplerFlags flags;
   CLI::App app{"Sample images from a trained DDPM (a safetensors file from train_ddpm or a PyTorch export)."};
   app.add_option("--weights", weights,
@@ -43,9 +44,14 @@ int main(int argc, char** argv) {
   app.add_option("--cuda-graphs", cuda_graphs,
                  "on, off or auto: replay each denoising step from one CUDA graph (auto = on for --device cuda)")
       ->capture_default_str();
+  app.add_option("--precision", precision,
+                 "fp32, tf32 or bf16: how convolutions, attention and GEMMs round their operands (fp32 "
+                 "accumulation and storage always; see README 'Precision')")
+      ->capture_default_str();
   flags.add_to(app);
   CLI11_PARSE(app, argc, argv);
   try {
+    dd::current_context().set_precision(dd::parse_precision(precision));
     const dd::Device dev = dd::resolve_device(device);
     const bool graphs = dd::ddpm::resolve_cuda_graphs(cuda_graphs, dev);
     DD_CHECK(n > 0, "--n must be positive, got ", n);
@@ -78,6 +84,8 @@ int main(int argc, char** argv) {
                       {"seed", seed},
                       {"image_size", cfg.diffusion.image_size},
                       {"sampler", flags.to_json()}};
+      // Another precision draws other images: a job keeps its own (fp32 jobs of older versions have no key).
+      if (precision != "fp32") job.identity["precision"] = precision;
       req.first_batch = job.prepare(stderr);
       if (req.first_batch >= job.batches()) {
         std::fprintf(stderr, "%s: all %d images are already there\n", each_dir.c_str(), n);

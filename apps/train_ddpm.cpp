@@ -125,6 +125,11 @@ int main(int argc, char** argv) {
                  "on, off or auto: capture the training step as a CUDA graph once and replay it (auto = on for "
                  "--device cuda)")
       ->capture_default_str();
+  app.add_option("--precision", o.precision,
+                 "fp32, tf32 or bf16: how convolutions, attention and GEMMs round their operands; fp32 master "
+                 "weights, accumulation, GroupNorm statistics, softmax, loss, Adam and EMA always (README "
+                 "'Precision'); a resumed run may change it")
+      ->capture_default_str();
   app.add_flag("--resume", o.resume, "continue the run in --out from its checkpoint");
   CLI11_PARSE(app, argc, argv);
   std::unique_ptr<dd::dist::Comm> comm;

@@ -3,7 +3,9 @@
 // steps after 100), for a preset: img/s, ms/step, host enqueue ms/step, launches/step, host
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
-//   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs]
+//   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST]
+// --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
+// (default fp32,tf32,bf16 on the GPU, fp32 on the CPU, where the others only add rounding passes).
 //   bench_train_step --sample [--images 256] [--timesteps 1000] [--json FILE]
 // Presets: cifar = dim 64, dim_mults 1,2,4,8, 3 channels, 32x32, batch 128 (35.7M parameters);
 //          fmnist = dim 32, dim_mults 1,2,4, 1 channel, 28x28, batch 64.
@@ -19,6 +21,7 @@
 #include "apps/ddpm/train_step.h"
 #include "autograd/adam.h"
 #include "bench/bench_common.h"
+#include "engine/context.h"
 #include "engine/device.h"
 #include "engine/rng.h"
 #include "kernels/elementwise.h"
@@ -138,7 +141,17 @@ int main(int argc, char** argv) try {
   std::vector<Tensor> host_batches;
   for (int i = 0; i < 4; ++i) host_batches.push_back(random_tensor({batch, p.image, p.image, p.cfg.channels}, Device::CPU, 40 + i, 0.5f));
 
+  std::vector<Precision> precisions;
+  {
+    std::string list = a.get("--precision", a.cpu ? "fp32" : "fp32,tf32,bf16");
+    for (size_t at = 0; at <= list.size();) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      precisions.push_back(parse_precision(list.substr(at, comma - at), "--precision"));
+      at = comma + 1;
+    }
+  }
   struct Run {
+    Precision precision = Precision::FP32;
     bool graphs = false;
     double ms = 0, host_ms = 0, peak = 0, syncs = 0, launches = 0, last_loss = 0;
     long long graph_nodes = 0;
@@ -146,9 +159,11 @@ int main(int argc, char** argv) try {
   };
   // The trainer's step (ddpm::TrainStep: eager, or replayed from a CUDA graph), from the same
   // weights, batches and generator in each mode.
-  auto run_mode = [&](bool graphs) {
+  auto run_mode = [&](bool graphs, Precision prec) {
+    const PrecisionScope scope(prec);
     Run r;
     r.graphs = graphs;
+    r.precision = prec;
     Generator init(0), noise_gen(1);
     models::Unet m(p.cfg, init);
     m.params().to(dev);
@@ -200,33 +215,48 @@ int main(int argc, char** argv) try {
     r.last_loss = r.losses.empty() ? 0.0 : r.losses.back();
     return r;
   };
-  std::vector<Run> runs{run_mode(false)};
-  if (dev == Device::CUDA && !no_graphs) {
-    if (warm < 2) DD_FAIL("--warmup must be at least 2 with CUDA graphs (an eager step, then the capture)");
-    runs.push_back(run_mode(true));
-    // Validate before reporting: a replayed step is the eager step, bit for bit.
-    DD_CHECK(runs[1].losses == runs[0].losses, "CUDA graph steps and eager steps disagree: last losses ",
-             runs[1].last_loss, " vs ", runs[0].last_loss, " (they must be bitwise equal)");
+  std::vector<Run> runs;
+  for (const Precision prec : precisions) {
+    runs.push_back(run_mode(false, prec));
+    if (dev == Device::CUDA && !no_graphs) {
+      if (warm < 2) DD_FAIL("--warmup must be at least 2 with CUDA graphs (an eager step, then the capture)");
+      runs.push_back(run_mode(true, prec));
+      // Validate before reporting: a replayed step is the eager step, bit for bit.
+      const Run& e = runs[runs.size() - 2];
+      DD_CHECK(runs.back().losses == e.losses, "CUDA graph steps and eager steps disagree in ", precision_name(prec),
+               ": last losses ", runs.back().last_loss, " vs ", e.last_loss, " (they must be bitwise equal)");
+    }
   }
-  print_header(str_cat("Training step, ", p.name == "cifar" ? "CIFAR-10" : "Fashion-MNIST", " preset (ours, fp32)"), a);
+  print_header(str_cat("Training step, ", p.name == "cifar" ? "CIFAR-10" : "Fashion-MNIST", " preset (ours)"), a);
   std::printf("%sM parameters, batch %d, %dx%dx%d; %d warm-up steps, %d timed; loss at the last step %s.\n\n",
               fmt(n_params / 1e6, 4).c_str(), batch, p.image, p.image, p.cfg.channels, warm, steps,
               fmt(runs[0].last_loss, 4).c_str());
   table_header({"trainer", "ms / step (mean)", dev == Device::CUDA ? "host ms / step (median)" : "ms / step (median)",
                 "img/s", "peak MiB", "host syncs / step", "launches / step", "graph nodes"});
   for (const Run& r : runs) {
-    table_row({r.graphs ? "ours fp32, CUDA graph" : "ours fp32, eager", fmt(r.ms), fmt(r.host_ms),
+    table_row({str_cat("ours ", precision_name(r.precision), r.graphs ? ", CUDA graph" : ", eager"), fmt(r.ms), fmt(r.host_ms),
                fmt(batch / (r.ms * 1e-3), 4), fmt(r.peak, 4), fmt(r.syncs, 3), fmt(r.launches, 4),
                r.graphs ? std::to_string(r.graph_nodes) : "-"});
     append_json(json, str_cat("{\"kind\": \"train\", \"preset\": \"", p.name, "\", \"device\": \"", a.cpu ? "cpu" : "cuda",
                               "\", \"batch\": ", batch, ", \"ms_step\": ", r.ms, ", \"host_ms_step\": ", r.host_ms,
                               ", \"launches_step\": ", r.launches, ", \"cuda_graphs\": ", r.graphs ? "true" : "false",
+                              ", \"precision\": \"", precision_name(r.precision), "\"",
                               ", \"peak_mib\": ", r.peak, ", \"steps\": ", steps, "}"));
   }
-  if (runs.size() == 2)
-    std::printf("\nCUDA graph vs eager: %sx the step time, %sx the host time; losses bitwise equal over %zu steps.\n",
-                fmt(runs[1].ms / runs[0].ms, 3).c_str(), fmt(runs[1].host_ms / runs[0].host_ms, 3).c_str(),
-                runs[0].losses.size());
+  for (size_t i = 0; i + 1 < runs.size(); ++i)
+    if (!runs[i].graphs && runs[i + 1].graphs)
+      std::printf("\n%s: CUDA graph vs eager: %sx the step time, %sx the host time; losses bitwise equal over %zu steps.",
+                  precision_name(runs[i].precision), fmt(runs[i + 1].ms / runs[i].ms, 3).c_str(),
+                  fmt(runs[i + 1].host_ms / runs[i].host_ms, 3).c_str(), runs[i].losses.size());
+  for (const Run& r : runs) {
+    if (r.precision == Precision::FP32) continue;
+    for (const Run& base : runs)
+      if (base.precision == Precision::FP32 && base.graphs == r.graphs)
+        std::printf("\n%s vs fp32 (%s): %sx faster; last loss %s vs %s.", precision_name(r.precision),
+                    r.graphs ? "CUDA graph" : "eager", fmt(base.ms / r.ms, 3).c_str(), fmt(r.last_loss, 4).c_str(),
+                    fmt(base.last_loss, 4).c_str());
+  }
+  std::printf("\n");
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_train_step: %s\n", e.what());

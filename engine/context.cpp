@@ -42,6 +42,23 @@ Context& default_context() {
 
 Context& current_context() { return t_current ? *t_current : default_context(); }
 
+Precision parse_precision(const std::string& name, const char* what) {
+  if (name == "fp32") return Precision::FP32;
+  if (name == "tf32") return Precision::TF32;
+  if (name == "bf16") return Precision::BF16;
+  DD_FAIL(what, " must be fp32, tf32 or bf16, got '", name, "'");
+}
+
+PrecisionScope::PrecisionScope(Precision p) : ctx_(current_context()), prev_(ctx_.precision()) {
+  ctx_.set_precision(p);
+}
+PrecisionScope::~PrecisionScope() {
+  try {
+    ctx_.set_precision(prev_);
+  } catch (...) {  // cuBLAS refusing its math mode would resurface at the next GEMM
+  }
+}
+
 // Kernels launch on the current device: a scope that changes the device ordinal switches it (CUDA
 // builds), and its end switches back.
 ContextScope::ContextScope(Context& ctx) : prev_(t_current) {

@@ -9,13 +9,20 @@
 // fp32). The CUDA pieces are created on first use, so a CPU-only run never touches the driver.
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace dd {
 
-// How the matrix products (cuBLAS) and, once they exist, the tensor-core convolutions may round
-// their inputs. Storage and accumulation stay fp32 whatever the policy.
+// How the matrix products may round their inputs (the precision policy, `--precision` of the apps):
+//   FP32  nothing rounded: the SIMT kernels and pedantic cuBLAS (the reference path);
+//   TF32  the tensor-core convolutions and cuBLAS's GEMMs round to tf32;
+//   BF16  the tensor-core convolutions and attention round to bf16, cuBLAS's GEMMs to tf32.
+// Storage, accumulation, normalisation statistics, softmax, losses, Adam and the EMA stay fp32
+// whatever the policy; the CPU backend rounds the same operands (kernels/cpu/operand_rounding.h).
 enum class Precision { FP32, TF32, BF16 };
 const char* precision_name(Precision p);
+// "fp32", "tf32" or "bf16"; anything else throws naming `what` (a flag or a file) and the value.
+Precision parse_precision(const std::string& name, const char* what = "--precision");
 
 struct ContextState;  // the CUDA objects (engine/cuda/context.cu)
 
@@ -56,6 +63,20 @@ class Context {
 // The calling thread's context (the default one unless a ContextScope says otherwise).
 Context& current_context();
 Context& default_context();
+
+// Sets the current context's precision until the scope ends (FID's Inception runs fp32 inside a
+// bf16 run, as pytorch-fid does).
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(Precision p);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  Context& ctx_;
+  Precision prev_;
+};
 
 class ContextScope {
  public:

@@ -111,6 +111,17 @@ DD_HOST_DEVICE inline uint16_t f32_to_bf16(float f) {
 
 DD_HOST_DEVICE inline float bf16_to_f32(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
 
+// float32 -> tf32 (10 explicit mantissa bits) as cvt.rna.tf32.f32 rounds: nearest, ties away from
+// zero, kept in a float32 whose low 13 bits are zero. NaN stays NaN, Inf stays Inf; a finite value
+// past tf32's largest rounds to Inf. The CPU's reading of the TF32 policy and the emulator use it.
+DD_HOST_DEVICE inline float round_tf32(float f) {
+  const uint32_t u = float_bits(f);
+  if ((u & 0x7f800000u) == 0x7f800000u) return (u & 0x7fffffu) ? bits_float(u | 0x400000u) : f;
+  return bits_float((u + 0x1000u) & 0xffffe000u);
+}
+// float32 -> the nearest bf16 (ties to even), kept in a float32.
+DD_HOST_DEVICE inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
 DD_HOST_DEVICE inline uint16_t f32_to_f16(float f) {
   const uint32_t u = float_bits(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);

@@ -16,6 +16,9 @@
 namespace dd::kernels {
 
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+// Whether the bf16 tensor-core kernels take this head width under Precision::BF16 (32, 64, 128);
+// other widths keep the fp32 paths (kernels/cpu/operand_rounding.h says what each policy rounds).
+bool attention_tc_supported(int64_t dim_head);
 // d_qkv for out's gradient dy ([B, H, W, hidden]); same shape as qkv.
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/context.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
@@ -227,6 +228,8 @@ Tensor InceptionV3::features(const Tensor& images) const {
   const Shape& s = images.shape();
   DD_CHECK(s.size() == 4 && s[0] >= 1 && s[1] >= 1 && s[2] >= 1 && (s[3] == 1 || s[3] == 3),
            "Inception features: images must be [B, H, W, C] with C = 1 or 3, got ", shape_str(s));
+  // FID is defined by pytorch-fid's fp32 network: a bf16 or tf32 training run measures with fp32 features.
+  const PrecisionScope fp32(Precision::FP32);
   Tensor x = images.to(dev_);
   // Resizing to the same size is the identity in torch's arithmetic (every weight is exactly 0 or 1).
   if (s[1] != kInceptionSize || s[2] != kInceptionSize) x = kernels::resize_bilinear(x, kInceptionSize, kInceptionSize);

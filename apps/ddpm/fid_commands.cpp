@@ -10,6 +10,7 @@
 #include "apps/ddpm/fid_eval.h"
 #include "apps/ddpm/sampling_model.h"
 #include "autograd/var.h"
+#include "engine/context.h"
 #include "engine/error.h"
 
 namespace dd::ddpm {
@@ -79,11 +80,15 @@ CLI::App* FidCommand::add_to(CLI::App& app) {
   sub->add_option("--n", n, "images to sample when --gen is a model")->capture_default_str();
   sub->add_option("--sample-batch", sample_batch, "images denoised at once when --gen is a model")->capture_default_str();
   sub->add_option("--seed", seed, "noise seed when --gen is a model")->capture_default_str();
+  sub->add_option("--precision", precision,
+                  "fp32, tf32 or bf16: the sampling's precision when --gen is a model (Inception is fp32 always)")
+      ->capture_default_str();
   flags.add_to(*sub);
   return sub;
 }
 
 int FidCommand::run() const {
+  current_context().set_precision(parse_precision(precision));
   const Device dev = resolve_device(device);
   DD_CHECK(batch_size > 0, "--batch-size must be positive, got ", batch_size);
   std::error_code ec;

@@ -53,7 +53,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"seed", seed},
           {"device", device},
           {"threads", threads},
-          {"cuda_graphs", cuda_graphs}};
+          {"cuda_graphs", cuda_graphs},
+          {"precision", precision}};
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
@@ -109,6 +110,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("device", o.device);
     get("threads", o.threads);
     get("cuda_graphs", o.cuda_graphs);
+    get("precision", o.precision);
   } catch (const nlohmann::json::exception& e) {
     DD_FAIL("training options: ", e.what());
   }
@@ -141,7 +143,8 @@ bool resumable_override(const std::string& key) {
   static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "keep_checkpoints", "n_samples",
                                         "sample_sampler", "sample_steps", "fid_every", "fid_samples", "fid_ref",
                                         "fid_inception", "fid_batch",
-                                        "log_every", "device", "threads", "cuda_graphs"};
+                                        "log_every", "device", "threads", "cuda_graphs",
+                                        "precision"};
   return ok.count(key) != 0;
 }
 

@@ -65,6 +65,7 @@ struct TrainOptions {
   std::string device = "auto";
   int threads = 0;  // 0 = OpenMP's default
   std::string cuda_graphs = "auto";  // on, off, auto (= on for a CUDA device); see apps/ddpm/train_step.h
+  std::string precision = "fp32";    // fp32, tf32, bf16: engine/context.h's policy; a resume may change it
   bool resume = false;
 
   nlohmann::json to_json() const;

@@ -24,6 +24,7 @@
 #include "apps/report/metrics_log.h"
 #include "apps/report/progress.h"
 #include "autograd/adam.h"
+#include "engine/context.h"
 #include "engine/device.h"
 #include "engine/durable_file.h"
 #include "engine/error.h"
@@ -49,6 +50,7 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
   DD_CHECK(o.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1, got ", o.keep_checkpoints);
   DD_CHECK(o.grad_accum >= 1, "--grad-accum must be >= 1 (micro-batches per step), got ", o.grad_accum);
+  parse_precision(o.precision);  // throws naming --precision
   DD_CHECK(!o.rescale_zero_terminal_snr || o.objective != "pred_noise",
            "--rescale-zero-terminal-snr needs --objective pred_v or pred_x0: at zero SNR the noise prediction "
            "gives no x0 (x0 = (x - eps) / 0), as Lin et al. note");
@@ -101,7 +103,7 @@ TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::s
       DD_CHECK(now[key] == merged[key], flag_name(key), " is ", now[key].dump(), " but the run in ", given.out,
                " was started with ", merged[key].dump(), "; a resumed run keeps its settings (it may change only ",
                "--steps, --sample-every, --save-every, --n-samples, --sample-sampler, --sample-steps, --log-every, "
-               "--device, --threads, --cuda-graphs)");
+               "--device, --threads, --cuda-graphs, --precision)");
     }
   }
   TrainOptions o = TrainOptions::from_json(merged);
@@ -152,6 +154,8 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
            "--cuda-graphs on does not cover --grad-accum > 1 (the accumulated step runs eagerly); use --cuda-graphs "
            "auto or off");
   const bool cuda_graphs = opts.grad_accum == 1 && resolve_cuda_graphs(opts.cuda_graphs, dev);
+  // Checkpoints hold fp32 weights and Adam moments whatever the precision, so a run may resume in another.
+  const PrecisionScope precision(parse_precision(opts.precision));
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
   const auto beta_schedule = models::parse_beta_schedule(opts.beta_schedule);
   const auto loss_type = kernels::parse_loss_type(opts.loss);
@@ -343,10 +347,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const std::string ranks_text = comm->distributed() ? " (global; " + std::to_string(comm->world_size()) + " ranks of " +
                                                            std::to_string(loader.local_batch_size()) + ")"
                                                      : "";
-  std::fprintf(log, "%s %s at step %lld of %lld; batch %s%s, lr %g, %d threads, device %s%s\n",
+  std::fprintf(log, "%s %s at step %lld of %lld; batch %s%s, lr %g, %d threads, device %s%s, precision %s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
                static_cast<long long>(opts.steps), batch_text.c_str(), ranks_text.c_str(), opts.lr, omp_get_max_threads(),
-               device_name(dev), cuda_graphs ? " (CUDA graphs)" : "");
+               device_name(dev), cuda_graphs ? " (CUDA graphs)" : "", opts.precision.c_str());
 
   TrainSummary summary;
   summary.start_step = state.step;

@@ -1,6 +1,7 @@
 #include "kernels/attention.h"
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/operand_rounding.h"
 
 #include <algorithm>
 #include <cmath>
@@ -47,7 +48,11 @@ void softmax_rows(RowMat& s) {
 }
 }  // namespace
 
-Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+Tensor attention_forward(const Tensor& qkv_in, int64_t heads, int64_t dim_head) {
+  // Under BF16/TF32 the operands the GPU's kernels round (kernels/cpu/operand_rounding.h); the
+  // softmax and the sums stay fp32 here (the tensor-core kernel also rounds P to bf16 for P V: the
+  // GPU tests' bound covers that).
+  const Tensor qkv = rounded(qkv_in, attention_rounding(current_context().precision(), dim_head));
   const Dims d(qkv, heads, dim_head);
   Tensor out = Tensor::empty(d.out_shape(qkv));
   const float* in = qkv.data();
@@ -82,7 +87,9 @@ Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
 //   dQ = scale dS K,  dK += scale dS^T Q.
 // dK and dV sum over every query block, so one thread owns a whole head and
 // adds its blocks in a fixed order: deterministic without float atomics.
-Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+Tensor attention_backward(const Tensor& qkv_in, const Tensor& dy_in, int64_t heads, int64_t dim_head) {
+  const OperandRounding r = attention_rounding(current_context().precision(), dim_head);
+  const Tensor qkv = rounded(qkv_in, r), dy = rounded(dy_in, r);
   const Dims d(qkv, heads, dim_head);
   Tensor dqkv = Tensor::empty(qkv.shape());
   const float* in = qkv.data();

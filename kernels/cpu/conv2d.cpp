@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_winograd.h"
+#include "kernels/cpu/operand_rounding.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/linear.h"
 
@@ -163,7 +164,10 @@ void conv_dx_gemm(const float* dy, const Geom& gd, const float* w, float* dx, in
 }
 }  // namespace
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, int padding, int64_t chunk_rows) {
+  // Under TF32/BF16 the operands the GPU's tensor-core kernels round (kernels/cpu/operand_rounding.h).
+  const OperandRounding r = conv_rounding(current_context().precision());
+  const Tensor x = rounded(x_in, r), w = rounded(w_in, r);
   const Geom g = make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding);
   if (g.k == 1 && g.p == 0)  // a 1x1 conv without padding is a linear layer over the pixels
     return linear_forward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}), bias)
@@ -180,21 +184,23 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
   return y;
 }
 
-Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows) {
-  const Geom g = make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding);
+  const Geom g = make_geom(x_in.dim(0), x_in.dim(1), x_in.dim(2), x_in.dim(3), w_in.dim(0), w_in.dim(1), padding);
   Conv2dGrads out;
+  if (need_dbias) {  // the unrounded dy, as conv2d.cu's column sums
+    out.dbias = Tensor::empty({g.co});
+    column_sums(dy_in.data(), g.pixels(), g.co, out.dbias.data());
+  }
+  const OperandRounding r = conv_rounding(current_context().precision());
+  const Tensor dy = rounded(dy_in, r);
+  const Tensor x = need_dw ? rounded(x_in, r) : x_in, w = need_dx ? rounded(w_in, r) : w_in;
   if (g.k == 1 && g.p == 0) {
     LinearGrads lg = linear_backward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}),
-                                     dy.reshape({g.pixels(), g.co}), need_dx, need_dw, need_dbias);
+                                     dy.reshape({g.pixels(), g.co}), need_dx, need_dw, false);
     if (need_dx) out.dx = lg.dx.reshape(x.shape());
     if (need_dw) out.dw = lg.dw.reshape(w.shape());
-    out.dbias = lg.dbias;
     return out;
-  }
-  if (need_dbias) {
-    out.dbias = Tensor::empty({g.co});
-    column_sums(dy.data(), g.pixels(), g.co, out.dbias.data());
   }
   if (need_dw) {
     out.dw = Tensor::empty(w.shape());

@@ -1,0 +1,36 @@
+#include "kernels/cpu/operand_rounding.h"
+
+#include "engine/dtype.h"
+#include "kernels/attention.h"
+
+namespace dd::kernels::cpu {
+
+OperandRounding conv_rounding(Precision p) {
+  return p == Precision::BF16 ? OperandRounding::BF16 : p == Precision::TF32 ? OperandRounding::TF32 : OperandRounding::None;
+}
+
+OperandRounding gemm_rounding(Precision p) { return p == Precision::FP32 ? OperandRounding::None : OperandRounding::TF32; }
+
+OperandRounding attention_rounding(Precision p, int64_t dim_head) {
+  if (attention_tc_supported(dim_head)) return p == Precision::BF16 ? OperandRounding::BF16 : OperandRounding::None;
+  if (dim_head > 128) return gemm_rounding(p);
+  return OperandRounding::None;
+}
+
+Tensor rounded(const Tensor& t, OperandRounding r) {
+  if (r == OperandRounding::None || !t.defined()) return t;
+  Tensor out = Tensor::empty(t.shape());
+  const float* src = t.data();
+  float* dst = out.data();
+  const int64_t n = t.numel();
+  if (r == OperandRounding::BF16) {
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) dst[i] = dtype_conv::round_bf16(src[i]);
+  } else {
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) dst[i] = dtype_conv::round_tf32(src[i]);
+  }
+  return out;
+}
+
+}  // namespace dd::kernels::cpu
