@@ -17,8 +17,9 @@
 // they never touch shared memory). The forward's row sum l adds the unrounded fp32 P.
 //
 // Shared tiles are [rows][kD + 8] bf16: a row is 2 kD + 16 bytes, 16-byte aligned for ldmatrix,
-// and 4 words past a multiple of 32 banks (kD = 32, 64, 128), so the 8 rows of one ldmatrix
-// phase land on distinct 4-word bank groups. Rows past N are staged as zeros: keys past N are
+// and an odd number of 16-byte units (5, 9, 17 for kD = 32, 64, 128); the 128 bytes of the 32
+// banks hold 8 units, and an odd stride visits all 8 residues, so the 8 rows of one ldmatrix
+// phase land on distinct 4-bank groups (no conflicts, no swizzle). Rows past N are staged as zeros: keys past N are
 // then masked to -inf (forward, dQ) or have P forced to 0 (dK/dV), and their zero V and dO rows
 // keep 0 * x finite.
 #include <cmath>
