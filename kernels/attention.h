@@ -29,12 +29,17 @@ Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, in
 
 #ifdef DD_WITH_CUDA
 namespace cuda {
-// dim_head <= 128: the flash kernels (attention_kernels.cuh); wider heads: attention_wide_*.
+// dim_head <= 128: the flash kernels (attention_kernels.cuh); wider heads: attention_wide_*;
+// under Precision::BF16 with dim_head 32, 64 or 128: attention_*_tc.
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 // Heads of any width through materialised N x N scores and cuBLAS (kernels/cuda/attention_wide.cu).
 Tensor attention_wide_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor attention_wide_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+// bf16 tensor cores (mma.sync, fp32 accumulation and softmax; kernels/cuda/attention_tc.cu), dim_head
+// 32, 64 or 128: what attention_forward / attention_backward run under a BF16 Context precision.
+Tensor attention_forward_tc(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor attention_backward_tc(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 }  // namespace cuda
 #endif
 

@@ -1,5 +1,6 @@
 // Flash-style softmax attention on the GPU; the kernels and their launch plans
 // are in attention_kernels.cuh (shared with the CPU-side emulation test).
+#include "engine/context.h"
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_kernels.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -17,9 +18,13 @@ struct Launcher {
 };
 
 int64_t positions(const Tensor& qkv) { return qkv.numel() / (qkv.dim(0) * qkv.dim(-1)); }
+bool use_tc(int64_t d) {
+  return current_context().precision() == Precision::BF16 && (d == 32 || d == 64 || d == 128);
+}
 }  // namespace
 
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  if (use_tc(dim_head)) return attention_forward_tc(qkv, heads, dim_head);
   if (dim_head > attn::kMaxHeadDim) return attention_wide_forward(qkv, heads, dim_head);
   Shape out_shape = qkv.shape();
   out_shape.back() = heads * dim_head;
@@ -32,6 +37,7 @@ Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
 }
 
 Tensor attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+  if (use_tc(dim_head)) return attention_backward_tc(qkv, dy, heads, dim_head);
   if (dim_head > attn::kMaxHeadDim) return attention_wide_backward(qkv, dy, heads, dim_head);
   Tensor dqkv = Tensor::empty(qkv.shape(), qkv.device());
   const int64_t B = qkv.dim(0), N = positions(qkv);

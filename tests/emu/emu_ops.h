@@ -10,6 +10,7 @@
 #include "engine/rng.h"
 #include "kernels/activation.h"
 #include "kernels/adam.h"
+#include "kernels/attention.h"
 #include "kernels/broadcast.h"
 #include "kernels/concat.h"
 #include "kernels/conv2d.h"
