@@ -18,9 +18,8 @@ struct Launcher {
 };
 
 int64_t positions(const Tensor& qkv) { return qkv.numel() / (qkv.dim(0) * qkv.dim(-1)); }
-bool use_tc(int64_t d) {
-  return current_context().precision() == Precision::BF16 && (d == 32 || d == 64 || d == 128);
-}
+// The same rule the CPU backend models (kernels/cpu/operand_rounding.h).
+bool use_tc(int64_t d) { return current_context().precision() == Precision::BF16 && attention_tc_supported(d); }
 }  // namespace
 
 Tensor attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
