@@ -2,6 +2,8 @@
 // give the step that one tape over the same N micro-batches and the mean of their losses gives.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -72,9 +74,27 @@ TEST_CASE("grad accumulation: N backward passes give the one-tape step over the 
 
     // Every parameter takes one gradient contribution per micro-batch, and float addition of two
     // terms commutes, so the tape's reverse order (c3 + c2 + c1 per parameter) and the accumulation's
-    // (c1 + c2 + c3) agree only up to the association of three terms: 1 ulp of the gradient, which
-    // Adam's first step (lr * g / (|g| + eps)) turns into ~1e-7 of lr.
-    expect_close("parameters", a.model->params().param_arena(), b.model->params().param_arena(), 1e-6, 1.0);
+    // (c1 + c2 + c3) agree only up to the association of three terms: an ulp of the largest term,
+    // which Adam's first step (lr * g / (|g| + eps)) turns into ~1e-7 of lr, except where g is
+    // itself rounding noise: the bias of a conv that a GroupNorm follows has an exact gradient of 0,
+    // its computed one is ~1e-9, and eps 1e-8 turns any reassociation of that noise into a change of
+    // order lr (seed 12701733142317364429 showed 1.2e-3 lr). Those parameters (gradient below 1e-5
+    // of the largest in the reference, which keeps its gradients) are left out.
+    const std::vector<float> gb = b.model->params().grad_arena().to_vector();
+    double gscale = 0;
+    for (float v : gb) gscale = std::max(gscale, std::fabs(static_cast<double>(v)));
+    const std::vector<float> pa = a.model->params().param_arena().to_vector(),
+                             pb = b.model->params().param_arena().to_vector();
+    int64_t compared = 0;
+    for (size_t i = 0; i < pb.size(); ++i) {
+      if (std::fabs(gb[i]) < 1e-5 * gscale) continue;
+      ++compared;
+      if (std::fabs(pa[i] - pb[i]) > 1e-6 * std::max(1.0f, std::fabs(pb[i]))) {
+        FAIL_CHECK("parameter " << i << ": " << pa[i] << " vs " << pb[i] << " (gradient " << gb[i] << ")");
+        break;
+      }
+    }
+    CHECK(compared > static_cast<int64_t>(pb.size()) / 2);
     CHECK(std::fabs(loss_a - total.value().item()) <= 1e-6 * std::fabs(loss_a));
     CHECK(a.gen.offset() == b.gen.offset());  // the same draws, in the same order
   }
