@@ -13,7 +13,7 @@
 #      the compiled peer's timed steps, alone on the GPU.
 # Writes bench/RESULTS.md's GPU section, copies the logs and tables to $OUT when set, prints the
 # tables last. Knobs: BENCH_BUDGET (seconds, default 290), STEPS (timed training steps, 20),
-# SAMPLE_TIMESTEPS (100), PYTHON (python3), SKIP_COMPILE=1.
+# SAMPLE_TIMESTEPS (100), PYTHON (python3), SKIP_COMPILE=1, MAX_AUTOTUNE=1 (also torch.compile mode="max-autotune").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -110,6 +110,11 @@ if [ -n "$compile_pid" ]; then
   t0=$SECONDS
   if wait "$compile_pid"; then r=ok; else r="FAIL or CUT (exit $?)"; status=1; fi
   rows+=("$r $((SECONDS - t_kernels)) torch_peer.py train --mode compile-bf16 (compiled during the kernel benches, timed after)")
+fi
+# torch.compile's max-autotune spends minutes autotuning: only when asked (MAX_AUTOTUNE=1) and time is left.
+if [ "${MAX_AUTOTUNE:-0}" = 1 ]; then
+  run $(($(left) - 20)) "$PYTHON" bench/torch_peer.py train --device cuda --preset cifar --mode compile-max-bf16 \
+    --steps "$STEPS" --json "$json" >/dev/null
 fi
 
 {

@@ -22,6 +22,7 @@ Modes (MODE):
   bf16         autocast to bfloat16 (TF32 off for what stays fp32);
   compile      torch.compile of the model, strict fp32;
   compile-bf16 torch.compile and bf16 autocast: PyTorch's best mode, the user's real alternative.
+  compile-max-bf16  the same with torch.compile(mode="max-autotune") (minutes of autotuning first).
 Every mode but default sets cudnn.benchmark. Where a mode does not exist in the installed torch
 (CPU: TF32; torch 1.13: torch.compile) a row says so instead of a number.
 """
@@ -65,15 +66,16 @@ class Buffers:
         self.posterior_sd = (betas * (1.0 - ac_prev) / (1.0 - ac)).sqrt().to(device)
 
 
-MODES = ["default", "fp32", "tf32", "bf16", "compile", "compile-bf16"]
+MODES = ["default", "fp32", "tf32", "bf16", "compile", "compile-bf16", "compile-max-bf16"]
 CLASSES = {"default": "PyTorch defaults", "fp32": "fp32", "tf32": "TF32", "bf16": "bf16 autocast",
-           "compile": "fp32 + torch.compile", "compile-bf16": "bf16 autocast + torch.compile"}
+           "compile": "fp32 + torch.compile", "compile-bf16": "bf16 autocast + torch.compile",
+           "compile-max-bf16": "bf16 autocast + torch.compile max-autotune"}
 # What each row is, beside ours.
 ROLES = {"default": "as a user gets it", "fp32": "like-for-like", "compile-bf16": "the user's best alternative"}
 # Which of our --precision rows each mode is compared with: the same rounding of the matmul operands
 # (PyTorch's defaults run cuDNN's convolutions in TF32).
 OURS_FOR_MODE = {"default": "tf32", "fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "compile": "fp32",
-                 "compile-bf16": "bf16"}
+                 "compile-bf16": "bf16", "compile-max-bf16": "bf16"}
 
 
 def unavailable(mode, device):
@@ -122,7 +124,10 @@ def peak_mib(device):
 def build(args, preset):
     p = PRESETS[preset]
     model = Unet(dim=p["dim"], dim_mults=p["dim_mults"], channels=p["channels"]).to(args.device)
-    fn = torch.compile(model) if args.mode.startswith("compile") else model
+    if args.mode.startswith("compile"):
+        fn = torch.compile(model, mode="max-autotune") if "-max" in args.mode else torch.compile(model)
+    else:
+        fn = model
     return p, model, fn
 
 

@@ -61,7 +61,7 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 }
 }  // namespace
 
-TEST_CASE("gpu: a BF16/TF32 training step is the CPU's step under the same policy", "[gpu][precision]") {
+TEST_CASE("gpu: a BF16/TF32 training step is the CPU's step under the same policy", "[gpu][precision][train_step]") {
   DD_TEST_RANDOM(rng);
   models::UnetConfig cfg;
   cfg.dim = 16;
