@@ -24,14 +24,18 @@ Modes (MODE):
   compile-bf16 torch.compile and bf16 autocast: PyTorch's best mode, the user's real alternative.
   compile-max-bf16  the same with torch.compile(mode="max-autotune") (minutes of autotuning first).
 Every mode but default sets cudnn.benchmark. Where a mode does not exist in the installed torch
-(CPU: TF32; torch 1.13: torch.compile) a row says so instead of a number.
+(CPU: TF32; torch 1.13: torch.compile; no C++ compiler or Python.h for inductor on the CPU) or fails
+in it, a row says so instead of a number. Rows are labelled with torch's version and where it came
+from (Debian's python3-torch, or PyPI's wheel: on the CPU, the .torch-venv of scripts/make_torch_venv.sh).
 """
 import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 
 import torch
@@ -81,6 +85,15 @@ OURS_FOR_MODE = {"default": "tf32", "fp32": "fp32", "tf32": "tf32", "bf16": "bf1
 def unavailable(mode, device):
     if mode.startswith("compile") and not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
+    if mode.startswith("compile") and device == "cpu":
+        # Inductor writes C++ for the CPU (triton is for GPUs only) and builds it with the host's C++
+        # compiler against Python.h.
+        cxx = [c for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c and shutil.which(c)]
+        if not cxx:
+            return "torch.compile on the CPU (inductor) needs a C++ compiler: no g++, c++ or clang++ (nor $CXX)"
+        include = sysconfig.get_paths().get("include") or ""
+        if not os.path.exists(os.path.join(include, "Python.h")):
+            return f"torch.compile on the CPU (inductor) needs Python.h: none in {include or 'Python'} (install python3-dev)"
     if mode == "tf32" and device == "cpu":
         return "no TF32 on the CPU"
     if mode.endswith("bf16") and device == "cpu" and not hasattr(torch, "autocast"):
@@ -131,8 +144,37 @@ def build(args, preset):
     return p, model, fn
 
 
+def torch_source():
+    """Where this torch comes from, for the table's label: Debian's python3-torch, or a wheel that pip
+    installed (PyPI's have no local version in their metadata; download.pytorch.org's are "+cpu", "+cu128" ...)."""
+    path = os.path.realpath(torch.__file__)
+    if path.startswith("/usr/lib/python3/"):
+        return "Debian"
+    try:
+        from importlib import metadata
+        dist = metadata.distribution("torch")
+        installer, version = (dist.read_text("INSTALLER") or "").strip(), dist.version
+    except Exception:  # noqa: BLE001 -- no metadata: say nothing
+        return None
+    if installer == "pip":  # PyPI's wheel is "2.15.0" (its torch.__version__ says "2.15.0+cu132")
+        return "PyPI" if "+" not in version else "pip, " + version.split("+", 1)[1]
+    return None
+
+
+def failure(e):
+    """A one-line reason from an exception of the warm-up (a torch.compile failure carries the backend's
+    exception after "raised:" and then lines of advice)."""
+    lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()] or [type(e).__name__]
+    if type(e).__module__.startswith("torch._"):
+        after = [i for i, l in enumerate(lines) if l.endswith("raised:")]
+        msg = lines[after[0] + 1] if after and after[0] + 1 < len(lines) else lines[0]
+    else:
+        msg = lines[-1]
+    return f"fails in torch {torch.__version__}: {msg[:160]}"
+
+
 def emit(args, row):
-    row.update(device=args.device, mode=args.mode, torch=torch.__version__,
+    row.update(device=args.device, mode=args.mode, torch=torch.__version__, torch_source=torch_source(),
                threads=torch.get_num_threads() if args.device == "cpu" else None,
                flags=flags() if args.device == "cuda" else None)
     line = json.dumps(row)
@@ -190,9 +232,9 @@ def cmd_train(args):
     try:
         warm = [train_step() for _ in range(max(args.warmup, 1))]
         check_finite(warm)
-    except RuntimeError as e:  # e.g. an op without a bf16 kernel in this torch's CPU autocast
-        msg = str(e).strip().splitlines()[-1][:120]
-        return emit(args, dict(kind="train", preset=args.preset, unavailable=f"fails in torch {torch.__version__}: {msg}"))
+    except Exception as e:  # noqa: BLE001 -- e.g. an op without a bf16 kernel in this torch's CPU autocast,
+        # or torch.compile's backend failing to build its kernels
+        return emit(args, dict(kind="train", preset=args.preset, unavailable=failure(e)))
     sync(args.device)
     t_held = time.perf_counter()
     if args.hold:  # compiled and warm: wait for the GPU to be ours alone before timing
@@ -233,9 +275,8 @@ def cmd_sample(args):
 
     try:
         loop(2)  # warm-up (and compilation)
-    except RuntimeError as e:
-        msg = str(e).strip().splitlines()[-1][:120]
-        return emit(args, dict(kind="sample", unavailable=f"fails in torch {torch.__version__}: {msg}"))
+    except Exception as e:  # noqa: BLE001 -- as in cmd_train
+        return emit(args, dict(kind="sample", unavailable=failure(e)))
     sync(args.device)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -287,8 +328,11 @@ def cmd_table(args):
     peer = [r for r in rows if "mode" in r]
     names = {"cifar": "CIFAR-10 preset (dim 64, 1,2,4,8, 3x32x32)", "fmnist": "Fashion-MNIST preset (dim 32, 1,2,4, 1x28x28)"}
 
-    def label(r):
-        return f"PyTorch {r['torch']}" + (f" ({r['threads']} threads)" if r.get("threads") else "")
+    def label(r):  # e.g. "PyTorch 2.15.0 (PyPI, 2 threads)" beside "PyTorch 1.13.0a0 (Debian, 2 threads)"
+        notes = [n for n in (r.get("torch_source"), f"{r['threads']} threads" if r.get("threads") else None) if n]
+        # PyPI's version, not the CUDA build's "+cu132" that torch.__version__ adds (the CPU ran it)
+        version = r["torch"].split("+")[0] if r.get("torch_source") == "PyPI" and r.get("device") == "cpu" else r["torch"]
+        return f"PyTorch {version}" + (f" ({', '.join(notes)})" if notes else "")
 
     def role(r):
         return ROLES.get(r["mode"], "")
@@ -312,7 +356,7 @@ def cmd_table(args):
             ratio = f"{fmt(r['ms_step'] / mine['ms_step'], 2)}x ({ours_label(mine)})" if mine else "-"
             if mine and mine["ms_step"] > r["ms_step"]:
                 ratio += " **ours slower**"
-            if r.get("warmup_s", 0) > 20:
+            if r.get("warmup_s", 0) > 20 and r["mode"].startswith("compile"):
                 ratio += f" (warm-up incl. compilation {r['warmup_s']:.0f} s, not timed)"
             print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | {r['batch']} | {fmt(r['ms_step'])} | "
                   f"{fmt(r['batch'] * 1e3 / r['ms_step'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
