@@ -2,17 +2,28 @@
 // no processes are launched here (tests/cli/dist_mpi.sh runs the real thing under mpirun).
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "apps/data/loader.h"
 #include "apps/dist/comm.h"
 #include "apps/dist/launch.h"
 #include "apps/dist/shard.h"
+#include "apps/dist/tcp_group.h"
 #include "engine/error.h"
 #include "tests/support/compare.h"
 
@@ -182,18 +193,117 @@ TEST_CASE("launch: the process environment is read through getenv", "[dist]") {
   CHECK(e.world_size == world);
 }
 
-TEST_CASE("launch: world size above 1 without an MPI launcher or MPI says what is missing", "[dist]") {
-  LaunchEnv e;
-  e.launcher = "torchrun";
-  e.rank = 0;
-  e.world_size = 2;
-  e.master_addr = "localhost";
-  e.master_port = 29500;
-  CHECK_THROWS_WITH(Comm::init(e), Comm::mpi_available() ? Catch::Contains("mpirun -np 2")
-                                                         : Catch::Contains("this build has no MPI"));
+TEST_CASE("launch: a torchrun-style world joins over TCP; one process needs nothing", "[dist]") {
   const auto single = Comm::init(LaunchEnv{});
   CHECK(single->world_size() == 1);
   CHECK(single->is_root());
+  CHECK(std::string(single->backend()) == "none");
+}
+
+namespace {
+// A port the kernel just handed out: free unless another process grabs it in between.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Runs fn(rank) on W threads, each its own rank; returns each rank's error text ("" when none).
+std::vector<std::string> run_ranks(int world, const std::function<void(int)>& fn) {
+  std::vector<std::string> errors(world);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        fn(r);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return errors;
+}
+}  // namespace
+
+// Ranks as threads of one process talking over loopback TCP: the same code path as processes.
+TEST_CASE("tcp group: all-reduce in rank order gives every rank the same bits, broadcast, barrier", "[dist][tcp]") {
+  DD_TEST_RANDOM(rng);
+  for (const int world : {2, 3}) {
+    INFO("world size " << world);
+    const int port = free_port();
+    const int64_t n = 100003;  // odd, and bigger than a socket buffer: the sends block and resume
+    std::vector<std::vector<float>> data(world), expect(world);
+    for (int r = 0; r < world; ++r)
+      for (double v : rng.uniform(n, -1.0, 1.0)) data[r].push_back(static_cast<float>(v));
+    std::vector<float> want(n);
+    for (int64_t i = 0; i < n; ++i) {
+      float s = data[0][i];
+      for (int r = 1; r < world; ++r) s += data[r][i];  // rank order, in float, as rank 0 adds
+      want[i] = s * (1.0f / static_cast<float>(world));
+    }
+    std::vector<std::vector<float>> bcast(world, std::vector<float>(7, -1.0f));
+    for (int i = 0; i < 7; ++i) bcast[0][i] = static_cast<float>(i) + 0.5f;
+    const auto errors = run_ranks(world, [&](int r) {
+      TcpGroup g(r, world, "127.0.0.1", port, 20.0);
+      g.allreduce_mean(data[r].data(), n);
+      g.barrier();
+      g.broadcast_from_root(bcast[r].data(), 7);
+    });
+    for (int r = 0; r < world; ++r) {
+      INFO("rank " << r);
+      CHECK(errors[r].empty());
+      CHECK(std::memcmp(data[r].data(), want.data(), sizeof(float) * n) == 0);
+      CHECK(bcast[r] == bcast[0]);
+    }
+  }
+}
+
+TEST_CASE("tcp group: a wrong world size, an absent rank 0 or a vanished peer fail in time, naming it",
+          "[dist][tcp]") {
+  {
+    const int port = free_port();
+    const auto errors = run_ranks(2, [&](int r) { TcpGroup g(r, r == 0 ? 2 : 3, "127.0.0.1", port, 10.0); });
+    CHECK_THAT(errors[0], Catch::Contains("WORLD_SIZE"));
+    CHECK_THAT(errors[1], Catch::Contains("refused"));
+  }
+  {
+    const int port = free_port();  // nobody listens there
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(TcpGroup(1, 2, "127.0.0.1", port, 1.0),
+                      Catch::Contains("cannot reach rank 0") && Catch::Contains("DD_DIST_TIMEOUT"));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  }
+  {
+    const int port = free_port();
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(TcpGroup(0, 2, "127.0.0.1", port, 1.0), Catch::Contains("ranks 1 of 2 did not connect"));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  }
+  {
+    // Rank 1 leaves after joining: rank 0's all-reduce fails at once instead of waiting.
+    const int port = free_port();
+    const auto errors = run_ranks(2, [&](int r) {
+      TcpGroup g(r, 2, "127.0.0.1", port, 30.0);
+      if (r == 1) return g.close_all();
+      float x = 1.0f;
+      g.allreduce_mean(&x, 1);
+    });
+    CHECK_THAT(errors[0], Catch::Contains("rank 1") && Catch::Contains("closed the connection"));
+    CHECK(errors[1].empty());
+  }
+  {
+    ScopedEnv scope;
+    scope.set("DD_DIST_TIMEOUT", "soon");
+    CHECK_THROWS_WITH(TcpGroup::timeout_from_env(), Catch::Contains("DD_DIST_TIMEOUT"));
+    scope.set("DD_DIST_TIMEOUT", "2.5");
+    CHECK(TcpGroup::timeout_from_env() == 2.5);
+  }
 }
 
 TEST_CASE("shard: the global batch splits evenly or the error names --batch-size and the world size", "[dist]") {

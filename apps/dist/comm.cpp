@@ -45,14 +45,16 @@ std::unique_ptr<Comm> Comm::init(const LaunchEnv& env) {
   auto c = std::make_unique<Comm>();
   const bool mpi_launcher = env.launcher == "openmpi" || env.launcher == "mpich";
   if (!env.distributed() && !mpi_launcher) return c;
-#ifdef DD_WITH_MPI
   if (env.launcher == "torchrun") {
-    // MPI cannot join processes that no MPI launcher started (each would be a singleton world of 1);
-    // the TCP rendezvous at MASTER_ADDR:MASTER_PORT belongs to the NCCL path, not written yet.
-    DD_CHECK(!env.distributed(), "launched by torchrun as ", env.describe(),
-             ", but the CPU data-parallel path exchanges gradients over MPI and only an MPI launcher can start "
-             "its ranks: use mpirun -np ", env.world_size, " instead (the TCP rendezvous is not written yet)");
+    // MPI cannot join processes that no MPI launcher started (each would be a singleton world of
+    // 1): torchrun-style ranks meet at MASTER_ADDR:MASTER_PORT instead.
+    c->tcp_ = std::make_unique<TcpGroup>(env.rank, env.world_size, env.master_addr, env.master_port,
+                                         TcpGroup::timeout_from_env());
+    c->rank_ = env.rank;
+    c->world_ = env.world_size;
+    return c;
   }
+#ifdef DD_WITH_MPI
   // Slurm: srun --mpi=pmix gives MPI the job's ranks; a plain srun leaves each process a singleton,
   // which the world-size check below turns into an error.
   int inited = 0;
@@ -61,6 +63,7 @@ std::unique_ptr<Comm> Comm::init(const LaunchEnv& env) {
     mpi_check(MPI_Init(nullptr, nullptr), "MPI_Init");
     c->mpi_ = true;
   }
+  c->mpi_in_use_ = true;
   mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_), "MPI_Comm_rank");
   mpi_check(MPI_Comm_size(MPI_COMM_WORLD, &c->world_), "MPI_Comm_size");
   if (c->world_ != env.world_size || c->rank_ != env.rank)
@@ -69,8 +72,9 @@ std::unique_ptr<Comm> Comm::init(const LaunchEnv& env) {
             ": a wrong world size or mixed launchers (under Slurm start the ranks with srun --mpi=pmix)");
   return c;
 #else
-  DD_CHECK(!env.distributed(), "launched as ", env.describe(), ", but this build has no MPI, which the CPU ",
-           "data-parallel path needs: install libopenmpi-dev openmpi-bin (scripts/install_deps.sh) and reconfigure");
+  DD_CHECK(!env.distributed(), "launched as ", env.describe(), ", but this build has no MPI, which an MPI or ",
+           "Slurm launch needs: install libopenmpi-dev openmpi-bin (scripts/install_deps.sh) and reconfigure, or ",
+           "launch torchrun-style (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT: the TCP group)");
   return c;
 #endif
 }
@@ -88,6 +92,7 @@ Comm::~Comm() {
 void Comm::allreduce_mean(Tensor& t) const {
   if (world_ == 1) return;  // before the check: a single CUDA run passes its device arena through here
   float* p = host_f32(t, "allreduce_mean");
+  if (tcp_) return tcp_->allreduce_mean(p, t.numel());
 #ifdef DD_WITH_MPI
   const int64_t n = t.numel();
   for (int64_t i = 0; i < n; i += kChunk) {
@@ -98,13 +103,14 @@ void Comm::allreduce_mean(Tensor& t) const {
   const float inv = 1.0f / static_cast<float>(world_);
   for (int64_t i = 0; i < n; ++i) p[i] *= inv;
 #else
-  (void)p;  // unreachable: init() refuses world size > 1 without MPI
+  (void)p;  // unreachable: init() refuses world size > 1 without MPI or TCP
 #endif
 }
 
 void Comm::broadcast_from_root(Tensor& t) const {
   if (world_ == 1) return;
   float* p = host_f32(t, "broadcast_from_root");
+  if (tcp_) return tcp_->broadcast_from_root(p, t.numel());
 #ifdef DD_WITH_MPI
   const int64_t n = t.numel();
   for (int64_t i = 0; i < n; i += kChunk) {
@@ -118,6 +124,7 @@ void Comm::broadcast_from_root(Tensor& t) const {
 
 void Comm::barrier() const {
   if (world_ == 1) return;
+  if (tcp_) return tcp_->barrier();
 #ifdef DD_WITH_MPI
   mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
 #endif
@@ -126,6 +133,7 @@ void Comm::barrier() const {
 void Comm::abort(const std::string& message) const {
   std::fprintf(stderr, "error (rank %d of %d): %s\n", rank_, world_, message.c_str());
   std::fflush(stderr);
+  if (tcp_) tcp_->close_all();
 #ifdef DD_WITH_MPI
   int inited = 0;
   MPI_Initialized(&inited);
