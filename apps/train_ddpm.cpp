@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
                  "sampler of the sample grids: ddim (--sample-steps steps, eta 0), dpmpp (DPM-Solver++ 2M, "
                  "--sample-steps steps) or ddpm (all --timesteps steps)")
       ->capture_default_str();
+  app.add_option("--sample-eta", o.sample_eta,
+                 "DDIM eta of the sample grids: 1 stochastic (shows a young or small model best), 0 deterministic")
+      ->capture_default_str();
   app.add_option("--sample-steps", o.sample_steps, "ddim/dpmpp steps of the sample grids (at most --timesteps)")
       ->capture_default_str();
   app.add_option("--fid-every", o.fid_every,

@@ -44,6 +44,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"n_samples", n_samples},
           {"sample_sampler", sample_sampler},
           {"sample_steps", sample_steps},
+          {"sample_eta", sample_eta},
           {"fid_every", fid_every},
           {"fid_samples", fid_samples},
           {"fid_ref", fid_ref},
@@ -100,6 +101,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("n_samples", o.n_samples);
     get("sample_sampler", o.sample_sampler);
     get("sample_steps", o.sample_steps);
+    get("sample_eta", o.sample_eta);
     get("fid_every", o.fid_every);
     get("fid_samples", o.fid_samples);
     get("fid_ref", o.fid_ref);
@@ -141,7 +143,7 @@ void apply_ddpm_cifar10_preset(TrainOptions& o, const std::vector<std::string>& 
 
 bool resumable_override(const std::string& key) {
   static const std::set<std::string> ok{"steps", "out", "sample_every", "save_every", "keep_checkpoints", "n_samples",
-                                        "sample_sampler", "sample_steps", "fid_every", "fid_samples", "fid_ref",
+                                        "sample_sampler", "sample_steps", "sample_eta", "fid_every", "fid_samples", "fid_ref",
                                         "fid_inception", "fid_batch",
                                         "log_every", "device", "threads", "cuda_graphs",
                                         "precision"};

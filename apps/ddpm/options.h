@@ -53,6 +53,10 @@ struct TrainOptions {
   int n_samples = 36;
   std::string sample_sampler = "ddim";  // the periodic grids' sampler: ddim (fast) or ddpm (all T steps)
   int sample_steps = 50;                // DDIM steps of those grids (at most --timesteps)
+  // DDIM's eta for those grids: 1 (stochastic, a respaced ancestral sampler) shows what a young or
+  // small model can do; 0 (deterministic) follows its probability-flow ODE, which for such models
+  // ends in broken shapes (README, "Samplers").
+  double sample_eta = 1.0;
   // FID during training (apps/ddpm/train_fid.h): every fid_every steps (0 = never), fid_samples images
   // drawn with the grids' sampler from the EMA weights, scored against fid_ref with fid_inception.
   int64_t fid_every = 0;

@@ -72,6 +72,7 @@ void validate(const TrainOptions& o) {
   DD_CHECK(o.sample_sampler == "ddim" || o.sample_sampler == "ddpm" || o.sample_sampler == "dpmpp",
            "--sample-sampler must be ddim, dpmpp or ddpm, got '", o.sample_sampler, "'");
   DD_CHECK(o.sample_steps >= 1, "--sample-steps must be positive, got ", o.sample_steps);
+  DD_CHECK(o.sample_eta >= 0.0, "--sample-eta must be >= 0, got ", o.sample_eta);
   DD_CHECK(o.fid_every >= 0, "--fid-every must be >= 0 (0 = never), got ", o.fid_every);
   DD_CHECK(o.fid_every == 0 || !o.fid_inception.empty(),
            "--fid-every needs --fid-inception (pytorch-fid's weights converted by scripts/convert_inception.py)");
@@ -102,7 +103,7 @@ TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::s
     } else {
       DD_CHECK(now[key] == merged[key], flag_name(key), " is ", now[key].dump(), " but the run in ", given.out,
                " was started with ", merged[key].dump(), "; a resumed run keeps its settings (it may change only ",
-               "--steps, --sample-every, --save-every, --n-samples, --sample-sampler, --sample-steps, --log-every, "
+               "--steps, --sample-every, --save-every, --n-samples, --sample-sampler, --sample-steps, --sample-eta, --log-every, "
                "--device, --threads, --cuda-graphs, --precision)");
     }
   }
@@ -295,6 +296,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     req.cuda_graphs = cuda_graphs;
     req.sampler = opts.sample_sampler;
     req.ddim.steps = std::min(opts.sample_steps, opts.timesteps);
+    req.ddim.eta = opts.sample_eta;
     req.dpm.steps = std::min(opts.sample_steps, std::max(1, opts.timesteps / 2));
     return req;
   };
