@@ -50,16 +50,6 @@ while :; do
 done
 ls "$T/soaked" | grep -q '\.tmp-' && fail "a temporary file was left in the run folder: $(ls "$T/soaked")"
 
-"$PY" - "$SRC/tests/torch" "$T/straight" "$T/soaked" <<'PYEOF' || fail "the soaked run differs from the straight one"
-import sys
-sys.path.insert(0, sys.argv[1])
-import safetensors_io
-for name in ("checkpoint.safetensors", "model.safetensors"):
-    a, _ = safetensors_io.load(sys.argv[2] + "/" + name)
-    b, _ = safetensors_io.load(sys.argv[3] + "/" + name)
-    assert sorted(a) == sorted(b), (name, sorted(a), sorted(b))
-    for k in a:
-        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and a[k].tobytes() == b[k].tobytes(), (name, k)
-print("bitwise equal:", len(a), "tensors")
-PYEOF
+. "$SRC/tests/cli/run_compare.sh"
+same "$T/straight" "$T/soaked" || fail "the soaked run differs from the straight one"
 echo "soak: ok: $kills SIGKILLs over $runs runs; the final checkpoint and weights equal the uninterrupted run's bit for bit"
