@@ -193,7 +193,7 @@ TEST_CASE("launch: the process environment is read through getenv", "[dist]") {
   CHECK(e.world_size == world);
 }
 
-TEST_CASE("launch: a torchrun-style world joins over TCP; one process needs nothing", "[dist]") {
+TEST_CASE("launch: one process needs no communicator (a torchrun-style world joins over TCP)", "[dist]") {
   const auto single = Comm::init(LaunchEnv{});
   CHECK(single->world_size() == 1);
   CHECK(single->is_root());
