@@ -175,15 +175,6 @@ std::pair<double, std::vector<float>> loss_and_grads(const models::UnetConfig& c
   return r;
 }
 
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    num += d * d;
-    den += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
 }  // namespace
 
 // A whole bf16 training step (the seed U-Net: weight-standardised 3x3 convs, 1x1 convs, the linear

@@ -1,6 +1,8 @@
 // Linear layer on cuBLAS. Our tensors are row-major; cuBLAS is column-major, so
 // every product is written for the transposes: a row-major [R, C] buffer is a
 // column-major [C, R] matrix with leading dimension C.
+#include "engine/context.h"
+#include "engine/dtype.h"
 #include "kernels/cuda/cublas.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/linear.h"
@@ -36,6 +38,25 @@ __global__ void fold_columns_kernel(const double* partial, int64_t n, int64_t ch
   }
 }
 
+__global__ void round_tf32_kernel(const float* src, float* dst, int64_t n) {
+  DD_GRID_STRIDE(i, n) dst[i] = dtype_conv::round_tf32(src[i]);
+}
+
+// Under TF32 and BF16 cuBLAS runs TF32 tensor-op math, and how it turns fp32 operands into tf32
+// (rounding, or dropping the low 13 bits as the tensor cores do with raw fp32 words) is not
+// documented. Rounding them here first (nearest, ties away: cvt.rna, engine/dtype.h's round_tf32)
+// makes its conversion exact either way, so the product is the one the CPU's policy models
+// (kernels/cpu/operand_rounding.h). The first GPU run (H200, 2026-11-27) found whole BF16/TF32
+// steps as far from the CPU's step under the same policy as that is from fp32, with the
+// convolutions matching the CPU's rounding to 7e-6: these GEMMs are the suspects.
+Tensor tf32_operand(const Tensor& t) {
+  if (current_context().precision() == Precision::FP32 || t.numel() == 0) return t;
+  Tensor out = Tensor::empty(t.shape(), t.device());
+  round_tf32_kernel<<<grid_for(t.numel()), kThreads, 0, stream()>>>(t.data(), out.data(), t.numel());
+  DD_CUDA_LAUNCH_CHECK("round_tf32_kernel");
+  return out;
+}
+
 // cuBLAS takes int dimensions.
 int as_int(int64_t v, const char* what) {
   DD_CHECK(v <= 0x7fffffff, "linear (cuda): ", what, " = ", v, " exceeds cuBLAS's int range");
@@ -43,7 +64,8 @@ int as_int(int64_t v, const char* what) {
 }
 }  // namespace
 
-Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
+Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias) {
+  const Tensor x = tf32_operand(x_in), w = tf32_operand(w_in);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   Tensor y = Tensor::empty({m, n}, x.device());
   if (m == 0 || n == 0) return y;
@@ -63,8 +85,12 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   return y;
 }
 
-LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, bool need_dx, bool need_dw,
                             bool need_dbias) {
+  // dbias sums the unrounded dy, as on the CPU.
+  const Tensor& dy_sum = dy_in;
+  const Tensor x = need_dw ? tf32_operand(x_in) : x_in, w = need_dx ? tf32_operand(w_in) : w_in;
+  const Tensor dy = need_dx || need_dw ? tf32_operand(dy_in) : dy_in;
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   const float one = 1.0f, zero = 0.0f;
   LinearGrads g;
@@ -100,7 +126,7 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
         // Scratch of chunks * n doubles, held as twice as many floats.
         Tensor scratch = Tensor::empty({2 * chunks * n}, x.device());
         double* partial = reinterpret_cast<double*>(scratch.data());
-        column_partials_kernel<<<grid_for(chunks * n), kThreads, 0, stream()>>>(dy.data(), m, n, chunks, partial);
+        column_partials_kernel<<<grid_for(chunks * n), kThreads, 0, stream()>>>(dy_sum.data(), m, n, chunks, partial);
         DD_CUDA_LAUNCH_CHECK("column_partials_kernel");
         fold_columns_kernel<<<grid_for(n), kThreads, 0, stream()>>>(partial, n, chunks, g.dbias.data());
         DD_CUDA_LAUNCH_CHECK("fold_columns_kernel");

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "engine/error.h"
+
 namespace dd::test {
 
 namespace {
@@ -87,6 +89,17 @@ void expect_close(const std::string& what, const Tensor& actual, const Tensor& e
   CloseReport r = compare(actual.to_vector(), expected.to_vector(), tol, floor);
   INFO(r.message);
   CHECK(r.ok);
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  DD_CHECK(a.size() == b.size(), "rel_l2: sizes differ (", a.size(), " vs ", b.size(), ")");
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
 }
 
 std::vector<double> to_double(const Tensor& t) {

@@ -38,6 +38,10 @@ void expect_close(const std::string& what, const std::vector<float>& actual,
 void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, double tol,
                   double floor = 1e-6);
 
+// sqrt(sum (a - b)^2 / sum b^2), in double: the distance of a whole tensor (a gradient arena, say)
+// from a reference b, relative to b's norm.
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b);
+
 std::vector<double> to_double(const Tensor& t);
 Tensor from_double(const Shape& shape, const std::vector<double>& v, Device dev = Device::CPU);
 
