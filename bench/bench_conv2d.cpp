@@ -80,8 +80,10 @@ bool validate_cpu(const ConvShape& s, const Inputs& in, const Tensor& y, const k
 bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int64_t B, int warm, int reps) {
   const Device dev = Device::CUDA;
   const bool bf16 = prec == Precision::BF16;
-  std::printf("\n### Tensor cores, %s (fp32 accumulation): ours vs cuDNN %s, batch %lld\n\n", precision_name(prec),
-              bf16 ? "with bf16 tensors" : "with fp32 tensors and TF32 math", static_cast<long long>(B));
+  std::printf("\n### Tensor cores, %s (fp32 accumulation): ours vs cuDNN %s, batch %lld\n\n%s", precision_name(prec),
+              bf16 ? "with bf16 tensors" : "with fp32 tensors and TF32 math", static_cast<long long>(B),
+              bf16 ? "cuDNN's bf16 bwd-weight leaves out dbias (cudnnConvolutionBackwardBias has no bf16); ours includes it.\n\n"
+                   : "");
   table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
                 "ours / cuDNN", "cuDNN algos (f/d/w)"});
   Context ctx;
@@ -134,7 +136,9 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
       const DType t = bf16 ? DType::BF16 : DType::F32;
       Tensor x = in.x.to(t), w = in.w.to(t), dy = in.dy.to(t), bias = s.bias ? in.bias.to(t) : Tensor();
       Tensor y2 = Tensor::empty(in.dy.shape(), dev, t), dx2 = Tensor::empty(in.x.shape(), dev, t);
-      Tensor dw2 = Tensor::empty(in.w.shape(), dev, t), db2 = s.bias ? Tensor::empty({s.co}, dev, t) : Tensor();
+      // cudnnConvolutionBackwardBias refuses bf16 (CUDNN_STATUS_NOT_SUPPORTED on the H200, 2026-11-27): its
+      // bf16 bwd-weight goes without dbias, which ours includes (a column sum, a few percent).
+      Tensor dw2 = Tensor::empty(in.w.shape(), dev, t), db2 = s.bias && !bf16 ? Tensor::empty({s.co}, dev, t) : Tensor();
       c.forward(x, w, bias, y2);
       c.backward_data(w, dy, dx2);
       c.backward_weight(x, dy, dw2, db2);

@@ -6,7 +6,7 @@
 //   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST]
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
 // (default fp32,tf32,bf16 on the GPU, fp32 on the CPU, where the others only add rounding passes).
-//   bench_train_step --sample [--images 256] [--timesteps 1000] [--json FILE]
+//   bench_train_step --sample [--images 256] [--timesteps 1000] [--json FILE] [--precision LIST]
 // Presets: cifar = dim 64, dim_mults 1,2,4,8, 3 channels, 32x32, batch 128 (35.7M parameters);
 //          fmnist = dim 32, dim_mults 1,2,4, 1 channel, 28x28, batch 64.
 // Peak memory: the caching allocator's peak bytes in use on the GPU; peak RSS on the CPU (so run
@@ -90,6 +90,15 @@ int main(int argc, char** argv) try {
   model.params().to(dev);
   const double n_params = double(model.params().numel());
 
+  std::vector<Precision> precisions;
+  {
+    std::string list = a.get("--precision", a.cpu ? "fp32" : "fp32,tf32,bf16");
+    for (size_t at = 0; at <= list.size();) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      precisions.push_back(parse_precision(list.substr(at, comma - at), "--precision"));
+      at = comma + 1;
+    }
+  }
   if (sampling) {
     const int n = std::stoi(a.get("--images", a.cpu ? "4" : "256"));
     const int T = std::stoi(a.get("--timesteps", a.cpu ? "10" : "1000"));
@@ -103,31 +112,36 @@ int main(int argc, char** argv) try {
     }
     table_header({"sampler", "images x steps", "total s", "ms / step", "image-steps / s", "peak MiB",
                   "256 x 1000 at this rate (s)", "launches / step"});
-    std::vector<float> first;
-    for (bool graphs : {false, true}) {
-      if (graphs && (dev != Device::CUDA || no_graphs)) break;
-      Generator g(7);
-      if (dev == Device::CUDA) cuda_mem::reset_peak();
-      const cuda_mem::Stats before = cuda_mem::stats();
-      const auto t0 = clk::now();
-      Tensor x = graphs ? diffusion.p_sample_loop_graphed(model, {n, p.image, p.image, 3}, g, {}, dev)
-                        : diffusion.p_sample_loop(model, {n, p.image, p.image, 3}, g, {}, dev);
-      sync(dev);
-      const double s = std::chrono::duration<double>(clk::now() - t0).count();
-      const cuda_mem::Stats after = cuda_mem::stats();
-      const std::vector<float> xs = x.to_vector();
-      for (float v : xs) DD_CHECK(std::isfinite(v), "sampling produced non-finite images");
-      if (graphs)  // validated before it is reported: the graphed chain is the eager chain, bit for bit
-        DD_CHECK(xs == first, "the CUDA-graph sampler and the eager sampler disagree (they must be bitwise equal)");
-      else
-        first = xs;
-      const double ms_step = 1e3 * s / T;
-      table_row({graphs ? "ours fp32, CUDA graph" : "ours fp32, eager", str_cat(n, " x ", T), fmt(s), fmt(ms_step),
-                 fmt(n * T / s, 4), fmt(peak_mib(dev), 4), fmt(256.0 * 1000.0 / (n * T / s), 4),
-                 fmt(double(after.launches - before.launches) / T, 4)});
-      append_json(json, str_cat("{\"kind\": \"sample\", \"device\": \"", a.cpu ? "cpu" : "cuda", "\", \"images\": ", n,
-                                ", \"timesteps\": ", T, ", \"seconds\": ", s, ", \"cuda_graphs\": ",
-                                graphs ? "true" : "false", ", \"peak_mib\": ", peak_mib(dev), "}"));
+    for (const Precision prec : precisions) {
+      const PrecisionScope scope(prec);
+      std::vector<float> first;
+      for (bool graphs : {false, true}) {
+        if (graphs && (dev != Device::CUDA || no_graphs)) break;
+        Generator g(7);
+        if (dev == Device::CUDA) cuda_mem::reset_peak();
+        const cuda_mem::Stats before = cuda_mem::stats();
+        const auto t0 = clk::now();
+        Tensor x = graphs ? diffusion.p_sample_loop_graphed(model, {n, p.image, p.image, 3}, g, {}, dev)
+                          : diffusion.p_sample_loop(model, {n, p.image, p.image, 3}, g, {}, dev);
+        sync(dev);
+        const double s = std::chrono::duration<double>(clk::now() - t0).count();
+        const cuda_mem::Stats after = cuda_mem::stats();
+        const std::vector<float> xs = x.to_vector();
+        for (float v : xs) DD_CHECK(std::isfinite(v), "sampling produced non-finite images in ", precision_name(prec));
+        if (graphs)  // validated before it is reported: the graphed chain is the eager chain, bit for bit
+          DD_CHECK(xs == first, "the CUDA-graph sampler and the eager sampler disagree in ", precision_name(prec),
+                   " (they must be bitwise equal)");
+        else
+          first = xs;
+        const double ms_step = 1e3 * s / T;
+        table_row({str_cat("ours ", precision_name(prec), graphs ? ", CUDA graph" : ", eager"), str_cat(n, " x ", T),
+                   fmt(s), fmt(ms_step), fmt(n * T / s, 4), fmt(peak_mib(dev), 4), fmt(256.0 * 1000.0 / (n * T / s), 4),
+                   fmt(double(after.launches - before.launches) / T, 4)});
+        append_json(json, str_cat("{\"kind\": \"sample\", \"device\": \"", a.cpu ? "cpu" : "cuda", "\", \"images\": ", n,
+                                  ", \"timesteps\": ", T, ", \"seconds\": ", s, ", \"cuda_graphs\": ",
+                                  graphs ? "true" : "false", ", \"peak_mib\": ", peak_mib(dev), ", \"precision\": \"",
+                                  precision_name(prec), "\"}"));
+      }
     }
     return 0;
   }
@@ -141,15 +155,6 @@ int main(int argc, char** argv) try {
   std::vector<Tensor> host_batches;
   for (int i = 0; i < 4; ++i) host_batches.push_back(random_tensor({batch, p.image, p.image, p.cfg.channels}, Device::CPU, 40 + i, 0.5f));
 
-  std::vector<Precision> precisions;
-  {
-    std::string list = a.get("--precision", a.cpu ? "fp32" : "fp32,tf32,bf16");
-    for (size_t at = 0; at <= list.size();) {
-      const size_t comma = std::min(list.find(',', at), list.size());
-      precisions.push_back(parse_precision(list.substr(at, comma - at), "--precision"));
-      at = comma + 1;
-    }
-  }
   struct Run {
     Precision precision = Precision::FP32;
     bool graphs = false;

@@ -18,13 +18,16 @@
 namespace dd::bench {
 
 namespace {
+// Bound to the current context's stream at every call: the tensor-core tables run in their own
+// Context (another stream), and events on that stream timed nothing of cuDNN's work on the first
+// context's (the first GPU run, 2026-11-27, reported cuDNN TF32 at 6000 TFLOP/s).
 cudnnHandle_t handle() {
   static cudnnHandle_t h = [] {
     cudnnHandle_t x;
     DD_CUDNN_CHECK(cudnnCreate(&x));
-    DD_CUDNN_CHECK(cudnnSetStream(x, cuda_stream()));
     return x;
   }();
+  DD_CUDNN_CHECK(cudnnSetStream(h, cuda_stream()));
   return h;
 }
 

@@ -360,24 +360,25 @@ def cmd_table(args):
                 ratio += f" (warm-up incl. compilation {r['warmup_s']:.0f} s, not timed)"
             print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | {r['batch']} | {fmt(r['ms_step'])} | "
                   f"{fmt(r['batch'] * 1e3 / r['ms_step'])} | {fmt(r['peak_mib'], 0)} | {ratio} |")
-    mine = ours_for((None, "sample"))
+    mine = ours_for((None, "sample"), "fp32")
     theirs = [r for r in peer if r["kind"] == "sample"]
     if mine or theirs:
         print("\n**Sampling, CIFAR-10 preset (one batch, Algorithm 2)**\n")
         print("| sampler | precision | row | images x steps | total s | ms / step | 1000 steps at this rate (s) | "
-              "peak MiB | ours / PyTorch (per image-step) |")
+              "peak MiB | ours / PyTorch (time per image-step; ours: vs our fp32 row) |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         rate = lambda r: r["seconds"] / (r["images"] * r["timesteps"])  # noqa: E731
         for o in ours_rows.get((None, "sample"), []):
-            print(f"| {ours_label(o)} | fp32 | | {o['images']} x {o['timesteps']} | {fmt(o['seconds'], 2)} | "
+            print(f"| {ours_label(o)} | {o.get('precision', 'fp32')} | | {o['images']} x {o['timesteps']} | {fmt(o['seconds'], 2)} | "
                   f"{fmt(o['seconds'] * 1e3 / o['timesteps'])} | {fmt(o['seconds'] * 1000 / o['timesteps'])} | "
                   f"{fmt(o['peak_mib'], 0)} | {fmt(rate(o) / rate(mine), 2)} |")
         for r in theirs:
             if "unavailable" in r:
                 print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | - | - | - | - | - | unavailable: {r['unavailable']} |")
                 continue
-            ratio = fmt(rate(mine) / rate(r), 2) if mine else "-"
-            if mine and rate(mine) > rate(r):
+            pair = ours_for((None, "sample"), r["mode"])
+            ratio = f"{fmt(rate(pair) / rate(r), 2)} ({ours_label(pair)})" if pair else "-"
+            if pair and rate(pair) > rate(r):
                 ratio += " **ours slower**"
             print(f"| {label(r)} | {CLASSES[r['mode']]} | {role(r)} | {r['images']} x {r['timesteps']} | "
                   f"{fmt(r['seconds'], 2)} | {fmt(r['seconds'] * 1e3 / r['timesteps'])} | "
