@@ -9,7 +9,10 @@ each failure's rerun command exact.
 
   gpu_cases.py --binary T [--filter SPEC] [--jobs N] [--deadline S] [--case-timeout S]
                [--wrap "compute-sanitizer --tool memcheck ..."] [--env K=V ...]
-               --name NAME --log-dir DIR [--summary FILE] [--timeout-fails]
+               --name NAME --log-dir DIR [--summary FILE] [--timeout-fails] [--reverse]
+
+--reverse starts from the last case: two tools sharing a window that reaches only part of the list
+then cover both ends of it (the first GPU run's sanitizers all stopped at the same half).
 
 Exit status: 1 if any case failed (or timed out, with --timeout-fails), else 0. Cases left unstarted
 or cut by the deadline are listed as not checked. The one-line result goes to --summary.
@@ -55,6 +58,7 @@ def main():
     ap.add_argument("--log-dir", required=True)
     ap.add_argument("--summary", default="")
     ap.add_argument("--timeout-fails", action="store_true")
+    ap.add_argument("--reverse", action="store_true", help="start from the last case")
     a = ap.parse_args()
 
     t_start = time.monotonic()
@@ -107,7 +111,9 @@ def main():
         return dict(name=name, result=result, seconds=secs, log=log, rc=rc)
 
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
-        rows = list(pool.map(run, enumerate(names)))
+        items = list(enumerate(names))
+        rows = list(pool.map(run, items[::-1] if a.reverse else items))
+    rows.sort(key=lambda r: names.index(r["name"]))
 
     wall = time.monotonic() - t_start
     count = {k: sum(r["result"] == k for r in rows) for k in ("PASS", "FAIL", "TIMEOUT", "NOT RUN", "NO MATCH")}

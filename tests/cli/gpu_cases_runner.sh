@@ -36,4 +36,9 @@ $R --binary "$T" --filter "[device]" --name slow --jobs 1 --deadline 8 --case-ti
 grep -q "TIMEOUT" "$tmp/slow.out" && grep -q "not checked within the deadline" "$tmp/slow.out" || fail "timeout not reported"
 $R --binary "$T" --filter "[device]" --name slow2 --jobs 1 --deadline 7 --case-timeout 2 --log-dir "$tmp" \
   --timeout-fails --wrap "bash -c 'sleep 30' x" >/dev/null 2>&1 && fail "--timeout-fails did not fail"
+# --reverse starts from the last case (the first case's log is written last) and still passes all.
+$R --binary "$T" --filter "[broadcast],[device]" --name rev --jobs 1 --deadline 120 --log-dir "$tmp" --reverse \
+  --summary "$tmp/rev.sum" >"$tmp/rev.out" 2>&1 || { cat "$tmp/rev.out"; fail "--reverse reported a failure"; }
+grep -q "^$n/$n passed" "$tmp/rev.sum" || fail "--reverse: expected $n/$n passed, got: $(cat "$tmp/rev.sum")"
+[ "$(ls -tr "$tmp/rev" | tail -n 1)" = 000.log ] || fail "--reverse did not run the first case last: $(ls -tr "$tmp/rev" | tr '\n' ' ')"
 echo "gpu_cases_runner: ok"
