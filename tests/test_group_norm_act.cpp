@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "autograd/elementwise.h"
 #include "autograd/group_norm_act.h"
@@ -323,7 +325,7 @@ TEST_CASE("CUDA channel sums: the work split covers every element once (host emu
               for (int ty = 0; ty < kColY; ++ty)
                 for (int64_t s = chunk * p.rows + ty; s < s1; s += kColY) {
                   const int64_t i = element_index(b, s, c, S, C);
-                  const BcIndex e = bc_index(i, S, C);
+                  const BcIndex e = bc_index(i, S, C, B * S * C);
                   index_ok = index_ok && i >= 0 && i < B * S * C && e.b == b && e.c == c;
                   if (i >= 0 && i < B * S * C) ++seen[static_cast<std::size_t>(i)];
                 }
@@ -333,4 +335,27 @@ TEST_CASE("CUDA channel sums: the work split covers every element once (host emu
         CHECK(std::all_of(seen.begin(), seen.end(), [](int v) { return v == 1; }));
         CHECK(std::all_of(slot.begin(), slot.end(), [](int v) { return v == 1; }));
       }
+}
+
+TEST_CASE("CUDA bc_index: the 32-bit path gives the 64-bit path's batch item and channel", "[group_norm_act]") {
+  using namespace dd::kernels::cuda;
+  DD_TEST_RANDOM(rng);
+  // Shapes whose element count is just below 2^32 (the 32-bit path's last case), then indices
+  // across the whole range, each also taken through the 64-bit path (n past 2^32).
+  const int64_t big = int64_t(1) << 33;
+  for (const auto& [S, C] : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {1024, 64}, {1, 1}, {65536, 65535}, {9, 512}}) {
+    const int64_t B = int64_t(0xffffffffu) / (S * C);
+    const int64_t n = B * S * C;
+    REQUIRE(n <= int64_t(0xffffffffu));
+    for (int t = 0; t < 2000; ++t) {
+      const int64_t i = t < 3 ? std::vector<int64_t>{0, n - 1, n / 2}[t]
+                              : static_cast<int64_t>(rng.engine()() % static_cast<uint64_t>(n));
+      const BcIndex a = bc_index(i, S, C, n), e = bc_index(i, S, C, big);
+      INFO("S " << S << " C " << C << " i " << i);
+      REQUIRE(a.b == e.b);
+      REQUIRE(a.c == e.c);
+      REQUIRE(e.b == i / (S * C));
+      REQUIRE(e.c == i % C);
+    }
+  }
 }

@@ -18,7 +18,7 @@ template <Map op>
 __global__ void map_bc_kernel(const float* x, const float* v, const float* w, int64_t n, int64_t P, int64_t C,
                               float* y) {
   DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, P, C);
+    const BcIndex e = bc_index(i, P, C, n);
     const int64_t j = e.b * C + e.c;
     if (op == Map::Add) y[i] = x[i] + v[j];
     if (op == Map::Mul) y[i] = x[i] * v[j];

@@ -48,12 +48,20 @@ DD_PLAN_HD int64_t partial_slot(int k, int64_t chunk, int64_t b, int64_t c, int6
   return ((k * chunks + chunk) * B + b) * C + c;
 }
 
-// Element i of a [B, S, C] tensor: its batch item and channel (two int64
-// divisions, shared by every elementwise pass of these ops).
+// Element i of a [B, S, C] tensor: its batch item and channel, shared by every elementwise pass of
+// these ops. Two divisions per element: in 32 bits whenever the tensor has fewer than 2^32
+// elements (a 64-bit division is a long software routine on the GPU, a 32-bit one a few
+// instructions; these passes ran at 15-35% of the copy bandwidth on an H200, against 55-69% for
+// the plain elementwise ops). The caller passes n = B * S * C.
 struct BcIndex {
   int64_t b, c;
 };
-DD_PLAN_HD BcIndex bc_index(int64_t i, int64_t S, int64_t C) {
+DD_PLAN_HD BcIndex bc_index(int64_t i, int64_t S, int64_t C, int64_t n) {
+  if (n <= int64_t(0xffffffffu)) {
+    const uint32_t ui = static_cast<uint32_t>(i), uc = static_cast<uint32_t>(C);
+    const uint32_t row = ui / uc;
+    return {static_cast<int64_t>(row / static_cast<uint32_t>(S)), static_cast<int64_t>(ui - row * uc)};
+  }
   const int64_t row = i / C;
   return {row / S, i - row * C};
 }

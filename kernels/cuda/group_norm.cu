@@ -18,7 +18,7 @@ __global__ void gn_apply_kernel(const float* x, const float* gamma, const float*
                                 const double* rstd_d, int64_t n, int64_t S, int64_t C, int64_t G, float* y) {
   const int64_t D = C / G;
   DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, S, C);
+    const BcIndex e = bc_index(i, S, C, n);
     const int64_t bg = e.b * G + e.c / D;
     const float k = static_cast<float>(rstd_d[bg] * gamma[e.c]);
     y[i] = (x[i] - mean[bg]) * k + beta[e.c];
@@ -44,7 +44,7 @@ __global__ void gn_dx_kernel(const float* x, const float* dy, const float* gamma
                              int64_t G, float* dx) {
   const int64_t D = C / G;
   DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, S, C);
+    const BcIndex e = bc_index(i, S, C, n);
     const int64_t bg = e.b * G + e.c / D;
     const float a = static_cast<float>(static_cast<double>(rstd[bg]) * gamma[e.c]);
     dx[i] = a * dy[i] - kk[bg] * (x[i] - mean[bg]) - oo[bg];

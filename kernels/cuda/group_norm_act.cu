@@ -21,7 +21,7 @@ __global__ void gna_forward_kernel(const float* x, const float* gamma, const flo
                                    int64_t S, int64_t C, int64_t G, float* y) {
   const int64_t D = C / G;
   DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, S, C);
+    const BcIndex e = bc_index(i, S, C, n);
     const int64_t bg = e.b * G + e.c / D;
     const float k = static_cast<float>(rstd_d[bg] * gamma[e.c]);
     float u = (x[i] - mean[bg]) * k + beta[e.c];
@@ -90,7 +90,7 @@ template <bool kScaleShift>
 __global__ void gna_dx_kernel(Recompute<kScaleShift> r, const float* kk, const float* oo, int64_t n, int64_t S,
                               float* dx) {
   DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, S, r.C);
+    const BcIndex e = bc_index(i, S, r.C, n);
     const typename Recompute<kScaleShift>::Vals v = r(e.b, e.c, i);
     const int64_t bg = e.b * r.G + e.c / r.D;
     dx[i] = v.k * v.dh - kk[bg] * (v.x - v.m) - oo[bg];
