@@ -3,7 +3,9 @@
 // steps after 100), for a preset: img/s, ms/step, host enqueue ms/step, launches/step, host
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
-//   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST]
+//   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST] [--profile]
+// --profile (with --cpu): a table of wall time per kernel entry point over the timed steps
+// (kernels/op_profile.h), the rest of the step as `other`.
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
 // (default fp32,tf32,bf16 on the GPU, fp32 on the CPU, where the others only add rounding passes).
 //   bench_train_step --sample [--images 256] [--timesteps 1000] [--json FILE] [--precision LIST]
@@ -25,6 +27,7 @@
 #include "engine/device.h"
 #include "engine/rng.h"
 #include "kernels/elementwise.h"
+#include "kernels/op_profile.h"
 #include "models/diffusion.h"
 #include "models/ema.h"
 #include "models/unet.h"
@@ -83,6 +86,9 @@ int main(int argc, char** argv) try {
   const std::string json = a.get("--json", "");
   const bool sampling = std::find(a.rest.begin(), a.rest.end(), "--sample") != a.rest.end();
   const bool no_graphs = std::find(a.rest.begin(), a.rest.end(), "--no-graphs") != a.rest.end();
+  // Per-op wall time of the timed steps (CPU only: CUDA launches return before their kernels run).
+  const bool profile = std::find(a.rest.begin(), a.rest.end(), "--profile") != a.rest.end();
+  DD_CHECK(!profile || a.cpu, "bench_train_step: --profile times the CPU backend's ops; add --cpu");
   const Preset p = preset(sampling ? "cifar" : a.get("--preset", "cifar"));
 
   Generator gen(0);
@@ -161,6 +167,7 @@ int main(int argc, char** argv) try {
     double ms = 0, host_ms = 0, peak = 0, syncs = 0, launches = 0, last_loss = 0;
     long long graph_nodes = 0;
     std::vector<float> losses;  // every step's, to check the modes against each other
+    std::vector<kernels::op_profile::Entry> ops;  // --profile (CPU): per op over the timed steps
   };
   // The trainer's step (ddpm::TrainStep: eager, or replayed from a CUDA graph), from the same
   // weights, batches and generator in each mode.
@@ -205,11 +212,19 @@ int main(int argc, char** argv) try {
     sync(dev);
     std::vector<double> per_step;
     const cuda_mem::Stats before = cuda_mem::stats();
+    if (profile) {
+      kernels::op_profile::reset();
+      kernels::op_profile::enable(true);
+    }
     const auto t0 = clk::now();
     for (int i = 0; i < steps; ++i) {
       const auto ts = clk::now();
       one();  // on the GPU: the host's enqueue time (the queue's depth bounds how far it runs ahead)
       per_step.push_back(std::chrono::duration<double, std::milli>(clk::now() - ts).count());
+    }
+    if (profile) {
+      kernels::op_profile::enable(false);
+      r.ops = kernels::op_profile::snapshot();
     }
     const cuda_mem::Stats after = cuda_mem::stats();
     drain();
@@ -263,6 +278,22 @@ int main(int argc, char** argv) try {
         std::printf("\n%s vs fp32 (%s): %sx faster; last loss %s vs %s.", precision_name(r.precision),
                     r.graphs ? "CUDA graph" : "eager", fmt(base.ms / r.ms, 3).c_str(), fmt(r.last_loss, 4).c_str(),
                     fmt(base.last_loss, 4).c_str());
+  }
+  for (const Run& r : runs) {
+    if (r.ops.empty()) continue;
+    std::printf("\n\n**Where the step's time goes (ours %s, eager, CPU; --profile):** wall time per kernel entry "
+                "point over the %d timed steps, per step. An op whose kernel calls another entry point counts in "
+                "both; `other` is the step's time outside every entry point (autograd, allocation, the host "
+                "batch).\n\n",
+                precision_name(r.precision), steps);
+    table_header({"op", "calls / step", "ms / step", "% of step"});
+    double in_ops = 0;
+    for (const kernels::op_profile::Entry& e : r.ops) {
+      in_ops += e.seconds;
+      table_row({e.op, fmt(double(e.calls) / steps, 4), fmt(1e3 * e.seconds / steps), fmt(100.0 * 1e3 * e.seconds / steps / r.ms, 3)});
+    }
+    const double other_ms = r.ms - 1e3 * in_ops / steps;
+    table_row({"other", "-", fmt(other_ms), fmt(100.0 * other_ms / r.ms, 3)});
   }
   std::printf("\n");
   return 0;
