@@ -41,6 +41,9 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
 
 namespace cpu {
 void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamStepScalars& s);
+// The same update over n elements of raw arrays, on the calling thread (no OpenMP region): the
+// building block of the chunked multi-tensor update. Bitwise adam_update's per element.
+void adam_update_serial(float* p, const float* g, float* m, float* v, int64_t n, const AdamStepScalars& s);
 }
 #ifdef DD_WITH_CUDA
 namespace cuda {

@@ -58,6 +58,33 @@ TEST_CASE("multi_tensor: adam over a list equals per-tensor adam bitwise", "[mul
   }
 }
 
+TEST_CASE("multi_tensor: the clip-scaled adam equals scaling the gradient, then adam, bitwise", "[multi_tensor][adam]") {
+  // The CPU update scales the gradient a chunk at a time into a per-thread buffer (4096 floats):
+  // sizes below, at and across chunk and thread boundaries, and one past the parallel threshold.
+  DD_TEST_RANDOM(rng);
+  const std::vector<Shape> shapes = {{1}, {4095}, {4096}, {4097}, {33, 3, 3, 17}, {70001}, {2, 1}};
+  auto p = random_tensors(rng, shapes, 1.0), g = random_tensors(rng, shapes, 1.0);
+  auto m = random_tensors(rng, shapes, 0.1), v = random_tensors(rng, shapes, 0.1);
+  for (Tensor& t : v) t = kernels::mul(t, t);
+  auto p2 = clones(p), m2 = clones(m), v2 = clones(v), g2 = clones(g), g0 = clones(g);
+  const auto s = kernels::adam_scalars({1e-3f, 0.9f, 0.999f, 1e-8f, 0.02f}, 7);
+  const float coef = 0.3712f;
+  std::vector<kernels::AdamSlot> slots, plain;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    slots.push_back({p[i], g[i], m[i], v[i]});
+    plain.push_back({p2[i], g2[i], m2[i], v2[i]});
+  }
+  kernels::adam_update_multi_scaled(slots, s, Tensor::from_vector({1}, {coef}), Tensor());
+  kernels::scale_multi_(g2, coef);
+  kernels::adam_update_multi(plain, s);
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    expect_bitwise("param " + std::to_string(i), p[i], p2[i]);
+    expect_bitwise("m " + std::to_string(i), m[i], m2[i]);
+    expect_bitwise("v " + std::to_string(i), v[i], v2[i]);
+    expect_bitwise("the gradient is left as it was " + std::to_string(i), g[i], g0[i]);
+  }
+}
+
 TEST_CASE("multi_tensor: ema lerp matches torch.lerp on both sides of w = 0.5", "[multi_tensor][ema]") {
   DD_TEST_RANDOM(rng);
   const auto shapes = odd_shapes();

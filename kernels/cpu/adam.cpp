@@ -12,4 +12,9 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
   for (int64_t i = 0; i < n; ++i) adam_element(p[i], g[i], pm[i], pv[i], s);
 }
 
+void adam_update_serial(float* p, const float* g, float* pm, float* pv, int64_t n, const AdamStepScalars& s) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) adam_element(p[i], g[i], pm[i], pv[i], s);
+}
+
 }  // namespace dd::kernels::cpu
