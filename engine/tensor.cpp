@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <new>
 
 #include "engine/cast.h"
@@ -37,9 +40,28 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace {
+// glibc gives freed memory at the top of its heap back to the kernel once it exceeds the trim
+// threshold, and serves blocks above the mmap threshold (dynamic, 128 KiB to 32 MiB) with fresh
+// mappings: a training step that frees and reallocates its activations then page-faults and
+// zeroes them again every step. Keeping them in the heap (threshold fixed at glibc's maximum,
+// no trimming) took the Fashion-MNIST preset's CPU step (batch 64, 2 threads, 2026-11-27) from
+// 1.24-1.29 s to 1.10-1.12 s, and the process's system time over 5 steps from 2.1-2.3 s to 0.75 s.
+// The memory held stays the step's peak.
+bool configure_host_heap() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+#endif
+  return true;
+}
+}  // namespace
+
 Storage::Storage(std::size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
   if (bytes == 0) return;
   if (dev == Device::CPU) {
+    static const bool heap_configured = configure_host_heap();
+    (void)heap_configured;
     std::size_t rounded = (bytes + kCpuAlign - 1) / kCpuAlign * kCpuAlign;
     ptr_ = std::aligned_alloc(kCpuAlign, rounded);
     if (!ptr_) throw std::bad_alloc();
