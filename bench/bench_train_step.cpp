@@ -4,8 +4,8 @@
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
 //   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST] [--profile]
-// --profile (with --cpu): a table of wall time per kernel entry point over the timed steps
-// (kernels/op_profile.h), the rest of the step as `other`.
+// --profile (with --cpu): a table of wall time per kernel entry point over the timed steps, or
+// over the sampling chain with --sample (kernels/op_profile.h), the rest of the step as `other`.
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
 // (default fp32,tf32,bf16 on the GPU, fp32 on the CPU, where the others only add rounding passes).
 //   bench_train_step --sample [--images 256] [--timesteps 1000] [--json FILE] [--precision LIST]
@@ -79,6 +79,25 @@ void append_json(const std::string& path, const std::string& line) {
 }
 }  // namespace
 
+// --profile's table: wall time per kernel entry point over `units` steps, per step; the rest of
+// `unit_ms` as `other`.
+void print_profile(const std::vector<kernels::op_profile::Entry>& ops, const std::string& what, int units,
+                   double unit_ms) {
+  std::printf("\n\n**Where the time goes (%s; --profile):** wall time per kernel entry point over %d steps, per "
+              "step. An op whose kernel calls another entry point counts in both; `other` is the time outside "
+              "every entry point (autograd, allocation, host work).\n\n",
+              what.c_str(), units);
+  table_header({"op", "calls / step", "ms / step", "% of step"});
+  double in_ops = 0;
+  for (const kernels::op_profile::Entry& e : ops) {
+    in_ops += e.seconds;
+    table_row({e.op, fmt(double(e.calls) / units, 4), fmt(1e3 * e.seconds / units),
+               fmt(100.0 * 1e3 * e.seconds / units / unit_ms, 3)});
+  }
+  const double other_ms = unit_ms - 1e3 * in_ops / units;
+  table_row({"other", "-", fmt(other_ms), fmt(100.0 * other_ms / unit_ms, 3)});
+}
+
 int main(int argc, char** argv) try {
   Args a = parse_args(argc, argv);
   require_device(a);
@@ -118,6 +137,7 @@ int main(int argc, char** argv) try {
     }
     table_header({"sampler", "images x steps", "total s", "ms / step", "image-steps / s", "peak MiB",
                   "256 x 1000 at this rate (s)", "launches / step"});
+    std::vector<std::pair<std::string, std::pair<std::vector<kernels::op_profile::Entry>, double>>> sample_ops;
     for (const Precision prec : precisions) {
       const PrecisionScope scope(prec);
       std::vector<float> first;
@@ -126,11 +146,20 @@ int main(int argc, char** argv) try {
         Generator g(7);
         if (dev == Device::CUDA) cuda_mem::reset_peak();
         const cuda_mem::Stats before = cuda_mem::stats();
+        if (profile) {
+          kernels::op_profile::reset();
+          kernels::op_profile::enable(true);
+        }
         const auto t0 = clk::now();
         Tensor x = graphs ? diffusion.p_sample_loop_graphed(model, {n, p.image, p.image, 3}, g, {}, dev)
                           : diffusion.p_sample_loop(model, {n, p.image, p.image, 3}, g, {}, dev);
         sync(dev);
         const double s = std::chrono::duration<double>(clk::now() - t0).count();
+        if (profile) {
+          kernels::op_profile::enable(false);
+          sample_ops.push_back({str_cat("sampling, ", n, " images, ours ", precision_name(prec), ", CPU"),
+                                {kernels::op_profile::snapshot(), 1e3 * s / T}});
+        }
         const cuda_mem::Stats after = cuda_mem::stats();
         const std::vector<float> xs = x.to_vector();
         for (float v : xs) DD_CHECK(std::isfinite(v), "sampling produced non-finite images in ", precision_name(prec));
@@ -149,6 +178,8 @@ int main(int argc, char** argv) try {
                                   precision_name(prec), "\"}"));
       }
     }
+    for (const auto& [what, ops] : sample_ops) print_profile(ops.first, what, T, ops.second);
+    std::printf("\n");
     return 0;
   }
 
@@ -279,22 +310,8 @@ int main(int argc, char** argv) try {
                     r.graphs ? "CUDA graph" : "eager", fmt(base.ms / r.ms, 3).c_str(), fmt(r.last_loss, 4).c_str(),
                     fmt(base.last_loss, 4).c_str());
   }
-  for (const Run& r : runs) {
-    if (r.ops.empty()) continue;
-    std::printf("\n\n**Where the step's time goes (ours %s, eager, CPU; --profile):** wall time per kernel entry "
-                "point over the %d timed steps, per step. An op whose kernel calls another entry point counts in "
-                "both; `other` is the step's time outside every entry point (autograd, allocation, the host "
-                "batch).\n\n",
-                precision_name(r.precision), steps);
-    table_header({"op", "calls / step", "ms / step", "% of step"});
-    double in_ops = 0;
-    for (const kernels::op_profile::Entry& e : r.ops) {
-      in_ops += e.seconds;
-      table_row({e.op, fmt(double(e.calls) / steps, 4), fmt(1e3 * e.seconds / steps), fmt(100.0 * 1e3 * e.seconds / steps / r.ms, 3)});
-    }
-    const double other_ms = r.ms - 1e3 * in_ops / steps;
-    table_row({"other", "-", fmt(other_ms), fmt(100.0 * other_ms / r.ms, 3)});
-  }
+  for (const Run& r : runs)
+    if (!r.ops.empty()) print_profile(r.ops, str_cat("training step, ours ", precision_name(r.precision), ", eager, CPU"), steps, r.ms);
   std::printf("\n");
   return 0;
 } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include "autograd/var.h"
 #include "engine/error.h"
 #include "kernels/ddim_step.h"
+#include "models/frozen_weights.h"
 
 namespace dd::models {
 
@@ -69,6 +70,7 @@ Tensor ddim_step(const GaussianDiffusion& diffusion, Denoiser& model, const Tens
 Tensor ddim_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,
                         const DdimOptions& o, const std::function<void(int t, const Tensor& x)>& on_step,
                         Device dev) {
+  const FrozenWeights frozen_weights;  // the weights stay fixed for the chain (models/frozen_weights.h)
   check_options(o, diffusion.T());
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "ddim: expected an NHWC shape with ", model.channels(),
            " channels, got ", shape_str(shape));

@@ -5,6 +5,7 @@
 
 #include "autograd/var.h"
 #include "engine/error.h"
+#include "models/frozen_weights.h"
 
 namespace dd::models {
 
@@ -114,6 +115,7 @@ kernels::DdimStepCoefs ddpm_coefs(const Schedule& s, const DdpmOptions& o, int t
 
 Tensor ddpm_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,
                         const DdpmOptions& o, const std::function<void(int t, const Tensor& x)>& on_step, Device dev) {
+  const FrozenWeights frozen_weights;  // the weights stay fixed for the chain (models/frozen_weights.h)
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "ddpm: expected an NHWC shape with ", model.channels(),
            " channels, got ", shape_str(shape));
   const int n = steps_of(o, diffusion.T());

@@ -11,6 +11,7 @@
 #include "kernels/timesteps.h"
 #include "engine/cuda_graph.h"
 #include "engine/device.h"
+#include "models/frozen_weights.h"
 
 namespace dd::models {
 
@@ -246,6 +247,7 @@ Tensor GaussianDiffusion::p_sample(Denoiser& model, const Tensor& x_t, int t, Ge
 Tensor GaussianDiffusion::p_sample_loop(Denoiser& model, const Shape& shape, Generator& gen,
                                         const std::function<void(int t, const Tensor& x)>& on_step,
                                         Device dev) const {
+  const FrozenWeights frozen_weights;  // the weights stay fixed for the chain (models/frozen_weights.h)
   check_batch("p_sample_loop", model, shape);
   Tensor x = gen.randn(shape, dev);
   Tensor x0_pred;  // undefined at the first step, as lucidrains' x_start = None
@@ -287,6 +289,7 @@ Tensor GaussianDiffusion::p_sample_device_t(Denoiser& model, const Tensor& x_t, 
 Tensor GaussianDiffusion::p_sample_loop_graphed(Denoiser& model, const Shape& shape, Generator& gen,
                                                 const std::function<void(int t, const Tensor& x)>& on_step,
                                                 Device dev) const {
+  const FrozenWeights frozen_weights;  // the weights stay fixed for the chain (models/frozen_weights.h)
   check_batch("p_sample_loop_graphed", model, shape);
   DD_CHECK(dev == Device::CUDA, "p_sample_loop_graphed: CUDA graphs need a CUDA device, got ", device_name(dev));
   const bool self_cond = model.self_condition();

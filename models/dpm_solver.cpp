@@ -5,6 +5,7 @@
 
 #include "autograd/var.h"
 #include "engine/error.h"
+#include "models/frozen_weights.h"
 
 namespace dd::models {
 
@@ -167,6 +168,7 @@ kernels::DpmStepCoefs dpm_solver_coefs(const DpmSolverPlan& plan, const DpmSolve
 Tensor dpm_solver_sample_loop(const GaussianDiffusion& diffusion, Denoiser& model, const Shape& shape, Generator& gen,
                               const DpmSolverOptions& o, const std::function<void(int t, const Tensor& x)>& on_step,
                               Device dev) {
+  const FrozenWeights frozen_weights;  // the weights stay fixed for the chain (models/frozen_weights.h)
   DD_CHECK(shape.size() == 4 && shape[3] == model.channels(), "dpm-solver: expected an NHWC shape with ",
            model.channels(), " channels, got ", shape_str(shape));
   const DpmSolverPlan plan = dpm_solver_plan(diffusion.schedule(), o);

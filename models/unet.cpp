@@ -18,6 +18,7 @@
 #include "autograd/upsample.h"
 #include "autograd/weight_standardize.h"
 #include "engine/error.h"
+#include "models/frozen_weights.h"
 #include "models/layers.h"
 
 namespace dd::models {
@@ -104,7 +105,13 @@ using layers::Linear;
 
 struct WsConv : Conv {
   using Conv::Conv;
-  ag::Var operator()(const ag::Var& x) const { return ag::conv2d(x, ag::weight_standardize(w, 1e-5f), b, pad); }
+  ag::Var operator()(const ag::Var& x) const {
+    // A sampler's chain (models/frozen_weights.h): the standardised weight once per chain.
+    if (weights_frozen() && !ag::grad_enabled())
+      return ag::conv2d(x, ag::Var(frozen(w.value(), 0, [this] { return ag::weight_standardize(w, 1e-5f).value(); })),
+                        b, pad);
+    return ag::conv2d(x, ag::weight_standardize(w, 1e-5f), b, pad);
+  }
 };
 
 struct Block {
