@@ -28,23 +28,23 @@ Device common_device(const char* op, std::initializer_list<const Tensor*> ts);
 #define DD_CUDA_BRANCH(fn, ...) ::dd::kernels::no_cuda_backend(#fn);
 #endif
 
-// Use inside a function returning the op's result: returns from it. A CPU call is timed while
-// kernels/op_profile.h's profiling is on.
-#define DD_DISPATCH(dev, fn, ...)                                   \
-  do {                                                              \
-    if ((dev) == ::dd::Device::CPU) {                               \
-      const ::dd::kernels::op_profile::Scope dd_profile_scope_(#fn); \
-      return cpu::fn(__VA_ARGS__);                                  \
-    }                                                               \
-    DD_CUDA_BRANCH(fn, __VA_ARGS__)                                 \
+// The CPU call, timed while kernels/op_profile.h's profiling is on.
+#define DD_CPU_CALL(fn, ...)                                        \
+  {                                                                 \
+    const ::dd::kernels::op_profile::Scope dd_profile_scope_(#fn); \
+    return cpu::fn(__VA_ARGS__);                                    \
+  }
+
+// Use inside a function returning the op's result: returns from it.
+#define DD_DISPATCH(dev, fn, ...)                                     \
+  do {                                                                \
+    if ((dev) == ::dd::Device::CPU) DD_CPU_CALL(fn, __VA_ARGS__)      \
+    DD_CUDA_BRANCH(fn, __VA_ARGS__)                                   \
   } while (0)
 
 // For ops whose CUDA kernel has not been written yet (see the CUDA backend issue).
-#define DD_DISPATCH_CPU_ONLY(dev, fn, ...)                          \
-  do {                                                              \
-    if ((dev) == ::dd::Device::CPU) {                               \
-      const ::dd::kernels::op_profile::Scope dd_profile_scope_(#fn); \
-      return cpu::fn(__VA_ARGS__);                                  \
-    }                                                               \
-    ::dd::kernels::no_cuda_kernel(#fn);                             \
+#define DD_DISPATCH_CPU_ONLY(dev, fn, ...)                            \
+  do {                                                                \
+    if ((dev) == ::dd::Device::CPU) DD_CPU_CALL(fn, __VA_ARGS__)      \
+    ::dd::kernels::no_cuda_kernel(#fn);                               \
   } while (0)

@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <initializer_list>
 #include <vector>
 
 #include "autograd/var.h"
@@ -80,10 +81,21 @@ OpDistances op_distances(Precision p, const std::vector<Tensor>& inputs, Op op) 
   return d;
 }
 
-void append(std::vector<float>& to, const Tensor& t) {
-  if (!t.defined()) return;
-  const std::vector<float> v = host(t);
-  to.insert(to.end(), v.begin(), v.end());
+// The defined tensors' values, one after another.
+std::vector<float> flat(std::initializer_list<Tensor> ts) {
+  std::vector<float> out;
+  for (const Tensor& t : ts) {
+    if (!t.defined()) continue;
+    const std::vector<float> v = host(t);
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+void expect_same_policy(const OpDistances& d) {
+  INFO("GPU vs CPU, same policy: " << d.across << "; CPU policy vs CPU fp32: " << d.policy);
+  CHECK(d.policy > 0);
+  CHECK(d.across <= 0.1 * d.policy);
 }
 }  // namespace
 
@@ -101,37 +113,19 @@ TEST_CASE("gpu: under BF16/TF32 the convolutions and the linear round what the C
       const int64_t b = 2, h = 9, w = 7, ci = 13, co = 19;
       const int pad = k / 2;
       INFO("conv k" << k << " B2 9x7 Ci13 Co19");
-      const OpDistances d = op_distances(
+      expect_same_policy(op_distances(
           p, {rnd({b, h, w, ci}), rnd({co, k, k, ci}, 0.3), rnd({co}), rnd({b, h, w, co})},
           [&](const std::vector<Tensor>& t) {
-            std::vector<float> out;
-            append(out, kernels::conv2d_forward(t[0], t[1], t[2], pad));
             const kernels::Conv2dGrads g = kernels::conv2d_backward(t[0], t[1], t[3], pad, true, true, true);
-            append(out, g.dx);
-            append(out, g.dw);
-            append(out, g.dbias);
-            return out;
-          });
-      INFO("GPU vs CPU, same policy: " << d.across << "; CPU policy vs CPU fp32: " << d.policy);
-      CHECK(d.policy > 0);
-      CHECK(d.across <= 0.1 * d.policy);
+            return flat({kernels::conv2d_forward(t[0], t[1], t[2], pad), g.dx, g.dw, g.dbias});
+          }));
     }
-    {
-      INFO("linear 37x45 -> 29");
-      const OpDistances d =
-          op_distances(p, {rnd({37, 45}), rnd({29, 45}, 0.3), rnd({29}), rnd({37, 29})}, [&](const std::vector<Tensor>& t) {
-            std::vector<float> out;
-            append(out, kernels::linear_forward(t[0], t[1], t[2]));
-            const kernels::LinearGrads g = kernels::linear_backward(t[0], t[1], t[3], true, true, true);
-            append(out, g.dx);
-            append(out, g.dw);
-            append(out, g.dbias);
-            return out;
-          });
-      INFO("GPU vs CPU, same policy: " << d.across << "; CPU policy vs CPU fp32: " << d.policy);
-      CHECK(d.policy > 0);
-      CHECK(d.across <= 0.1 * d.policy);
-    }
+    INFO("linear 37x45 -> 29");
+    expect_same_policy(
+        op_distances(p, {rnd({37, 45}), rnd({29, 45}, 0.3), rnd({29}), rnd({37, 29})}, [&](const std::vector<Tensor>& t) {
+          const kernels::LinearGrads g = kernels::linear_backward(t[0], t[1], t[3], true, true, true);
+          return flat({kernels::linear_forward(t[0], t[1], t[2]), g.dx, g.dw, g.dbias});
+        }));
   }
 }
 
