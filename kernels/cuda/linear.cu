@@ -87,8 +87,6 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
 
 LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, bool need_dx, bool need_dw,
                             bool need_dbias) {
-  // dbias sums the unrounded dy, as on the CPU.
-  const Tensor& dy_sum = dy_in;
   const Tensor x = need_dw ? tf32_operand(x_in) : x_in, w = need_dx ? tf32_operand(w_in) : w_in;
   const Tensor dy = need_dx || need_dw ? tf32_operand(dy_in) : dy_in;
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
@@ -126,7 +124,7 @@ LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
         // Scratch of chunks * n doubles, held as twice as many floats.
         Tensor scratch = Tensor::empty({2 * chunks * n}, x.device());
         double* partial = reinterpret_cast<double*>(scratch.data());
-        column_partials_kernel<<<grid_for(chunks * n), kThreads, 0, stream()>>>(dy_sum.data(), m, n, chunks, partial);
+        column_partials_kernel<<<grid_for(chunks * n), kThreads, 0, stream()>>>(dy_in.data(), m, n, chunks, partial);  // unrounded, as on the CPU
         DD_CUDA_LAUNCH_CHECK("column_partials_kernel");
         fold_columns_kernel<<<grid_for(n), kThreads, 0, stream()>>>(partial, n, chunks, g.dbias.data());
         DD_CUDA_LAUNCH_CHECK("fold_columns_kernel");
