@@ -39,6 +39,9 @@ __global__ void channel_partial_kernel(Term term, int64_t B, int64_t S, int64_t 
   for (int k = 0; k < K; ++k) acc[k] = 0.0;
   if (c < C) {
     const int64_t s1 = chunk_end(chunk, rows, S);
+    // Unrolled so a lane has several loads in flight instead of waiting out each one (the sums
+    // still run in s order).
+#pragma unroll 4
     for (int64_t s = chunk * rows + ty; s < s1; s += kColY) term(b, c, element_index(b, s, c, S, C), acc);
   }
   __shared__ double buf[K][kColY][kColX];

@@ -14,14 +14,30 @@ struct SumXTerm {
 };
 
 // y = (x - mean) * (rstd gamma) + beta: the CPU's expression, mean subtracted first.
-__global__ void gn_apply_kernel(const float* x, const float* gamma, const float* beta, const float* mean,
-                                const double* rstd_d, int64_t n, int64_t S, int64_t C, int64_t G, float* y) {
-  const int64_t D = C / G;
+struct Normalize {
+  const float* gamma;
+  const float* beta;
+  const float* mean;
+  const double* rstd_d;
+  int64_t G, D;
+  __device__ float operator()(int64_t b, int64_t c, float x) const {
+    const int64_t bg = b * G + c / D;
+    const float k = static_cast<float>(rstd_d[bg] * gamma[c]);
+    return (x - mean[bg]) * k + beta[c];
+  }
+};
+
+__global__ void gn_apply_kernel(const float* x, Normalize f, int64_t n, int64_t S, int64_t C, float* y) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, C, n);
-    const int64_t bg = e.b * G + e.c / D;
-    const float k = static_cast<float>(rstd_d[bg] * gamma[e.c]);
-    y[i] = (x[i] - mean[bg]) * k + beta[e.c];
+    y[i] = f(e.b, e.c, x[i]);
+  }
+}
+
+__global__ void gn_apply_quad_kernel(const float4* x, Normalize f, int64_t n, int64_t S, int64_t C, float4* y) {
+  DD_GRID_STRIDE(q, n / 4) {
+    const BcIndex e = bc_index(4 * q, S, C, n);
+    y[q] = quad_map(f, e.b, e.c, x[q]);
   }
 }
 
@@ -39,15 +55,34 @@ struct BackwardTerm {
   }
 };
 
-__global__ void gn_dx_kernel(const float* x, const float* dy, const float* gamma, const float* mean,
-                             const float* rstd, const float* kk, const float* oo, int64_t n, int64_t S, int64_t C,
-                             int64_t G, float* dx) {
-  const int64_t D = C / G;
+// dx = (rstd gamma) dy - k (x - mean) - o.
+struct InputGrad {
+  const float* gamma;
+  const float* mean;
+  const float* rstd;
+  const float* kk;
+  const float* oo;
+  int64_t G, D;
+  __device__ float operator()(int64_t b, int64_t c, float x, float dy) const {
+    const int64_t bg = b * G + c / D;
+    const float a = static_cast<float>(static_cast<double>(rstd[bg]) * gamma[c]);
+    return a * dy - kk[bg] * (x - mean[bg]) - oo[bg];
+  }
+};
+
+__global__ void gn_dx_kernel(const float* x, const float* dy, InputGrad f, int64_t n, int64_t S, int64_t C,
+                             float* dx) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, C, n);
-    const int64_t bg = e.b * G + e.c / D;
-    const float a = static_cast<float>(static_cast<double>(rstd[bg]) * gamma[e.c]);
-    dx[i] = a * dy[i] - kk[bg] * (x[i] - mean[bg]) - oo[bg];
+    dx[i] = f(e.b, e.c, x[i], dy[i]);
+  }
+}
+
+__global__ void gn_dx_quad_kernel(const float4* x, const float4* dy, InputGrad f, int64_t n, int64_t S, int64_t C,
+                                  float4* dx) {
+  DD_GRID_STRIDE(q, n / 4) {
+    const BcIndex e = bc_index(4 * q, S, C, n);
+    dx[q] = quad_map2(f, e.b, e.c, x[q], dy[q]);
   }
 }
 }  // namespace
@@ -61,9 +96,15 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
-  gn_apply_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), gamma.data(), beta.data(), out.mean.data(),
-                                                          rstd_d.get(), n, d.S, d.C, d.G, out.y.data());
-  DD_CUDA_LAUNCH_CHECK("gn_apply_kernel");
+  const Normalize f{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
+  if (quad_ok(d.C, {x.data(), out.y.data()})) {
+    gn_apply_quad_kernel<<<grid_for(n / 4), kThreads, 0, stream()>>>(reinterpret_cast<const float4*>(x.data()), f, n,
+                                                                     d.S, d.C, reinterpret_cast<float4*>(out.y.data()));
+    DD_CUDA_LAUNCH_CHECK("gn_apply_quad_kernel");
+  } else {
+    gn_apply_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, d.S, d.C, out.y.data());
+    DD_CUDA_LAUNCH_CHECK("gn_apply_kernel");
+  }
   return out;
 }
 
@@ -80,9 +121,16 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
   gn_backward_tail(sdx, sdy, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(), kk.data(),
                    oo.data());
   const int64_t n = d.numel();
-  gn_dx_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(),
-                                                       kk.data(), oo.data(), n, d.S, d.C, d.G, out.dx.data());
-  DD_CUDA_LAUNCH_CHECK("gn_dx_kernel");
+  const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
+  if (quad_ok(d.C, {x.data(), dy.data(), out.dx.data()})) {
+    gn_dx_quad_kernel<<<grid_for(n / 4), kThreads, 0, stream()>>>(
+        reinterpret_cast<const float4*>(x.data()), reinterpret_cast<const float4*>(dy.data()), f, n, d.S, d.C,
+        reinterpret_cast<float4*>(out.dx.data()));
+    DD_CUDA_LAUNCH_CHECK("gn_dx_quad_kernel");
+  } else {
+    gn_dx_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), dy.data(), f, n, d.S, d.C, out.dx.data());
+    DD_CUDA_LAUNCH_CHECK("gn_dx_kernel");
+  }
   return out;
 }
 

@@ -16,20 +16,39 @@ struct SumXTerm {
 
 // h = GroupNorm(x), u = h (scale + 1) + shift (or h), y = SiLU(u): the CPU's float expressions.
 template <bool kScaleShift>
-__global__ void gna_forward_kernel(const float* x, const float* gamma, const float* beta, const float* scale,
-                                   const float* shift, const float* mean, const double* rstd_d, int64_t n,
-                                   int64_t S, int64_t C, int64_t G, float* y) {
-  const int64_t D = C / G;
-  DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, S, C, n);
-    const int64_t bg = e.b * G + e.c / D;
-    const float k = static_cast<float>(rstd_d[bg] * gamma[e.c]);
-    float u = (x[i] - mean[bg]) * k + beta[e.c];
+struct Forward {
+  const float* gamma;
+  const float* beta;
+  const float* scale;
+  const float* shift;
+  const float* mean;
+  const double* rstd_d;
+  int64_t C, G, D;
+  __device__ float operator()(int64_t b, int64_t c, float x) const {
+    const int64_t bg = b * G + c / D;
+    const float k = static_cast<float>(rstd_d[bg] * gamma[c]);
+    float u = (x - mean[bg]) * k + beta[c];
     if constexpr (kScaleShift) {
-      const int64_t j = e.b * C + e.c;
+      const int64_t j = b * C + c;
       u = u * (scale[j] + 1.0f) + shift[j];
     }
-    y[i] = silu_f(u);
+    return silu_f(u);
+  }
+};
+
+template <bool kScaleShift>
+__global__ void gna_forward_kernel(const float* x, Forward<kScaleShift> f, int64_t n, int64_t S, float* y) {
+  DD_GRID_STRIDE(i, n) {
+    const BcIndex e = bc_index(i, S, f.C, n);
+    y[i] = f(e.b, e.c, x[i]);
+  }
+}
+
+template <bool kScaleShift>
+__global__ void gna_forward_quad_kernel(const float4* x, Forward<kScaleShift> f, int64_t n, int64_t S, float4* y) {
+  DD_GRID_STRIDE(q, n / 4) {
+    const BcIndex e = bc_index(4 * q, S, f.C, n);
+    y[q] = quad_map(f, e.b, e.c, x[q]);
   }
 }
 
@@ -50,19 +69,21 @@ struct Recompute {
   struct Vals {
     float x, m, k, h, du, dh;
   };
-  __device__ Vals operator()(int64_t b, int64_t c, int64_t i) const {
+  __device__ Vals operator()(int64_t b, int64_t c, int64_t i) const { return at(b, c, x[i], dy[i]); }
+  // The same from the loaded x and dy of the element.
+  __device__ Vals at(int64_t b, int64_t c, float xv, float dyv) const {
     Vals v;
     const int64_t bg = b * G + c / D;
-    v.x = x[i];
+    v.x = xv;
     v.m = mean[bg];
     v.k = static_cast<float>(static_cast<double>(rstd[bg]) * gamma[c]);
     v.h = (v.x - v.m) * v.k + beta[c];
     if constexpr (kScaleShift) {
       const float s1 = scale[b * C + c] + 1.0f;
-      v.du = silu_grad_f(v.h * s1 + shift[b * C + c], dy[i]);
+      v.du = silu_grad_f(v.h * s1 + shift[b * C + c], dyv);
       v.dh = v.du * s1;
     } else {
-      v.du = silu_grad_f(v.h, dy[i]);
+      v.du = silu_grad_f(v.h, dyv);
       v.dh = v.du;
     }
     return v;
@@ -86,14 +107,34 @@ struct BackwardTerm {
   }
 };
 
+// dx = k dh - kk (x - mean) - oo, from the recomputed values.
 template <bool kScaleShift>
-__global__ void gna_dx_kernel(Recompute<kScaleShift> r, const float* kk, const float* oo, int64_t n, int64_t S,
-                              float* dx) {
+struct InputGrad {
+  Recompute<kScaleShift> r;
+  const float* kk;
+  const float* oo;
+  __device__ float operator()(int64_t b, int64_t c, float xv, float dyv) const {
+    const typename Recompute<kScaleShift>::Vals v = r.at(b, c, xv, dyv);
+    const int64_t bg = b * r.G + c / r.D;
+    return v.k * v.dh - kk[bg] * (v.x - v.m) - oo[bg];
+  }
+};
+
+template <bool kScaleShift>
+__global__ void gna_dx_kernel(InputGrad<kScaleShift> f, int64_t n, int64_t S, float* dx) {
   DD_GRID_STRIDE(i, n) {
-    const BcIndex e = bc_index(i, S, r.C, n);
-    const typename Recompute<kScaleShift>::Vals v = r(e.b, e.c, i);
-    const int64_t bg = e.b * r.G + e.c / r.D;
-    dx[i] = v.k * v.dh - kk[bg] * (v.x - v.m) - oo[bg];
+    const BcIndex e = bc_index(i, S, f.r.C, n);
+    dx[i] = f(e.b, e.c, f.r.x[i], f.r.dy[i]);
+  }
+}
+
+template <bool kScaleShift>
+__global__ void gna_dx_quad_kernel(InputGrad<kScaleShift> f, int64_t n, int64_t S, float4* dx) {
+  const float4* x = reinterpret_cast<const float4*>(f.r.x);
+  const float4* dy = reinterpret_cast<const float4*>(f.r.dy);
+  DD_GRID_STRIDE(q, n / 4) {
+    const BcIndex e = bc_index(4 * q, S, f.r.C, n);
+    dx[q] = quad_map2(f, e.b, e.c, x[q], dy[q]);
   }
 }
 
@@ -128,10 +169,27 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
   gn_backward_tail(sums.get(), sums.get() + BC, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(),
                    kk.data(), oo.data());
   const int64_t n = d.numel();
-  gna_dx_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(r, kk.data(), oo.data(), n, d.S,
-                                                                    out.dx.data());
-  DD_CUDA_LAUNCH_CHECK("gna_dx_kernel");
+  const InputGrad<kScaleShift> f{r, kk.data(), oo.data()};
+  if (quad_ok(d.C, {x.data(), dy.data(), out.dx.data()})) {
+    gna_dx_quad_kernel<kScaleShift><<<grid_for(n / 4), kThreads, 0, stream()>>>(f, n, d.S,
+                                                                               reinterpret_cast<float4*>(out.dx.data()));
+    DD_CUDA_LAUNCH_CHECK("gna_dx_quad_kernel");
+  } else {
+    gna_dx_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(f, n, d.S, out.dx.data());
+    DD_CUDA_LAUNCH_CHECK("gna_dx_kernel");
+  }
   return out;
+}
+template <bool kScaleShift>
+void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int64_t S, Tensor& y) {
+  if (quad_ok(f.C, {x.data(), y.data()})) {
+    gna_forward_quad_kernel<kScaleShift><<<grid_for(n / 4), kThreads, 0, stream()>>>(
+        reinterpret_cast<const float4*>(x.data()), f, n, S, reinterpret_cast<float4*>(y.data()));
+    DD_CUDA_LAUNCH_CHECK("gna_forward_quad_kernel");
+  } else {
+    gna_forward_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, S, y.data());
+    DD_CUDA_LAUNCH_CHECK("gna_forward_kernel");
+  }
 }
 }  // namespace
 
@@ -144,16 +202,14 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
-  if (scale.defined()) {
-    gna_forward_kernel<true><<<grid_for(n), kThreads, 0, stream()>>>(
-        x.data(), gamma.data(), beta.data(), scale.data(), shift.data(), out.mean.data(), rstd_d.get(), n, d.S, d.C,
-        d.G, out.y.data());
-  } else {
-    gna_forward_kernel<false><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), gamma.data(), beta.data(), nullptr,
-                                                                      nullptr, out.mean.data(), rstd_d.get(), n,
-                                                                      d.S, d.C, d.G, out.y.data());
-  }
-  DD_CUDA_LAUNCH_CHECK("gna_forward_kernel");
+  if (scale.defined())
+    forward_pass(x, Forward<true>{gamma.data(), beta.data(), scale.data(), shift.data(), out.mean.data(),
+                                  rstd_d.get(), d.C, d.G, d.D},
+                 n, d.S, out.y);
+  else
+    forward_pass(x, Forward<false>{gamma.data(), beta.data(), nullptr, nullptr, out.mean.data(), rstd_d.get(), d.C,
+                                   d.G, d.D},
+                 n, d.S, out.y);
   return out;
 }
 

@@ -4,11 +4,32 @@
 // step for step (double sums per (b, c), then per group in channel order), so
 // the CUDA results differ from the CPU only by the order of the position sums.
 #include <cstdint>
+#include <initializer_list>
 
 #include "engine/tensor.h"
 #include "kernels/cuda/channel_sums.cuh"
+#include "kernels/cuda/warp_ops.cuh"
 
 namespace dd::kernels::cuda {
+
+// The per-(b, g) and per-channel steps below reduce over up to a few hundred values each, and
+// there are only B*G or C of them: one thread per output walking its values serially waits out
+// one dependent load per value (128 of them at 4x4x512, batch 128: the whole cost of GroupNorm at
+// the U-Net's small maps on an H200, 2026-11-27). So a warp per output: lane l takes values l,
+// l + 32, ... in order, and the lanes fold by a fixed xor tree. The order depends on the shape
+// alone, so results still repeat bitwise; it differs from the CPU's (channel order) only inside
+// double sums that are rounded once to float.
+static __device__ __forceinline__ double warp_fold(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += warp::shfl_xor_sync(warp::kFullMask, v, o);
+  return v;
+}
+
+// Warp-stride loop: every lane of a warp holds the same item, so the fold's shuffles never
+// diverge. Launch with grid_for(count * 32).
+#define DD_WARP_STRIDE(item, count)                                                                  \
+  for (int64_t item = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32; item < (count); \
+       item += int64_t(gridDim.x) * blockDim.x / 32)
 
 // x viewed as [B, S, C] with C = G groups of D channels.
 struct GnDims {
@@ -19,29 +40,58 @@ struct GnDims {
   double group_size() const { return static_cast<double>(S * D); }
 };
 
+// The elementwise passes (normalize, dx) go four channels at a time where they can: 16-byte
+// loads and stores and one index computation per four elements, each element still computed by
+// the same expression as the one-at-a-time path (so both give the same bits). That needs C % 4 == 0
+// (four consecutive elements share b and s) and every pointer 16-byte aligned (a view may start
+// anywhere); otherwise the pass runs one element at a time.
+inline bool quad_ok(int64_t C, std::initializer_list<const void*> ptrs) {
+  if (C % 4 != 0) return false;
+  for (const void* p : ptrs)
+    if (p != nullptr && reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+// f(b, c, v) for the four channels c.. c+3 of one float4.
+template <class F>
+__device__ __forceinline__ float4 quad_map(const F& f, int64_t b, int64_t c, float4 v) {
+  return make_float4(f(b, c, v.x), f(b, c + 1, v.y), f(b, c + 2, v.z), f(b, c + 3, v.w));
+}
+
+// f(b, c, v, w) for the four channels of two float4s at the same elements.
+template <class F>
+__device__ __forceinline__ float4 quad_map2(const F& f, int64_t b, int64_t c, float4 v, float4 w) {
+  return make_float4(f(b, c, v.x, w.x), f(b, c + 1, v.y, w.y), f(b, c + 2, v.z, w.z), f(b, c + 3, v.w, w.w));
+}
+
 // From sums = [sum x | sum x^2] (2 x [B, C]): mean and rstd per (b, g), float
 // for the caller and rstd also in double (the CPU scales by the unrounded rstd).
 static __global__ void gn_stats_kernel(const double* sums, int64_t B, int64_t C, int64_t G, double n, double eps,
                                        float* mean, float* rstd, double* rstd_d) {
   const int64_t D = C / G, BC = B * C;
-  DD_GRID_STRIDE(bg, B * G) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  DD_WARP_STRIDE(bg, B * G) {
     const int64_t b = bg / G, g = bg % G;
     double s = 0.0, q = 0.0;
-    for (int64_t c = g * D; c < (g + 1) * D; ++c) {
+    for (int64_t c = g * D + lane; c < (g + 1) * D; c += 32) {
       s += sums[b * C + c];
       q += sums[BC + b * C + c];
     }
-    const double m = s / n;
-    const double var = fmax(q / n - m * m, 0.0);  // biased, as nn.GroupNorm
-    const double r = 1.0 / sqrt(var + eps);
-    mean[bg] = static_cast<float>(m);
-    rstd[bg] = static_cast<float>(r);
-    rstd_d[bg] = r;
+    s = warp_fold(s);
+    q = warp_fold(q);
+    if (lane == 0) {
+      const double m = s / n;
+      const double var = fmax(q / n - m * m, 0.0);  // biased, as nn.GroupNorm
+      const double r = 1.0 / sqrt(var + eps);
+      mean[bg] = static_cast<float>(m);
+      rstd[bg] = static_cast<float>(r);
+      rstd_d[bg] = r;
+    }
   }
 }
 
 inline void gn_stats(const double* sums, const GnDims& d, float eps, float* mean, float* rstd, double* rstd_d) {
-  gn_stats_kernel<<<grid_for(d.B * d.G), kThreads, 0, stream()>>>(sums, d.B, d.C, d.G, d.group_size(),
+  gn_stats_kernel<<<grid_for(d.B * d.G * 32), kThreads, 0, stream()>>>(sums, d.B, d.C, d.G, d.group_size(),
                                                                   static_cast<double>(eps), mean, rstd, rstd_d);
   DD_CUDA_LAUNCH_CHECK("gn_stats_kernel");
 }
@@ -53,40 +103,50 @@ static __global__ void gn_backward_coeffs_kernel(const double* sdx, const double
                                                  const float* rstd, int64_t B, int64_t C, int64_t G, double n,
                                                  float* kk, float* oo) {
   const int64_t D = C / G;
-  DD_GRID_STRIDE(bg, B * G) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  DD_WARP_STRIDE(bg, B * G) {
     const int64_t b = bg / G, g = bg % G;
     double s1 = 0.0, s2 = 0.0;
-    for (int64_t c = g * D; c < (g + 1) * D; ++c) {
+    for (int64_t c = g * D + lane; c < (g + 1) * D; c += 32) {
       s1 += gamma[c] * sdy[b * C + c];
       s2 += gamma[c] * sdx[b * C + c];
     }
-    const double r = rstd[bg];
-    kk[bg] = static_cast<float>(r * r * r * s2 / n);
-    oo[bg] = static_cast<float>(r * s1 / n);
+    s1 = warp_fold(s1);
+    s2 = warp_fold(s2);
+    if (lane == 0) {
+      const double r = rstd[bg];
+      kk[bg] = static_cast<float>(r * r * r * s2 / n);
+      oo[bg] = static_cast<float>(r * s1 / n);
+    }
   }
 }
 
-// dgamma[c] = sum_b sdx[b, c] rstd[b, g(c)], dbeta[c] = sum_b sdy[b, c], b in order.
+// dgamma[c] = sum_b sdx[b, c] rstd[b, g(c)], dbeta[c] = sum_b sdy[b, c]: a warp per channel.
 static __global__ void gn_affine_grads_kernel(const double* sdx, const double* sdy, const float* rstd, int64_t B,
                                               int64_t C, int64_t G, float* dgamma, float* dbeta) {
   const int64_t D = C / G;
-  DD_GRID_STRIDE(c, C) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  DD_WARP_STRIDE(c, C) {
     double sg = 0.0, sb = 0.0;
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = lane; b < B; b += 32) {
       sg += sdx[b * C + c] * rstd[b * G + c / D];
       sb += sdy[b * C + c];
     }
-    dgamma[c] = static_cast<float>(sg);
-    dbeta[c] = static_cast<float>(sb);
+    sg = warp_fold(sg);
+    sb = warp_fold(sb);
+    if (lane == 0) {
+      dgamma[c] = static_cast<float>(sg);
+      dbeta[c] = static_cast<float>(sb);
+    }
   }
 }
 
 inline void gn_backward_tail(const double* sdx, const double* sdy, const float* gamma, const float* rstd,
                              const GnDims& d, float* dgamma, float* dbeta, float* kk, float* oo) {
-  gn_backward_coeffs_kernel<<<grid_for(d.B * d.G), kThreads, 0, stream()>>>(sdx, sdy, gamma, rstd, d.B, d.C, d.G,
+  gn_backward_coeffs_kernel<<<grid_for(d.B * d.G * 32), kThreads, 0, stream()>>>(sdx, sdy, gamma, rstd, d.B, d.C, d.G,
                                                                             d.group_size(), kk, oo);
   DD_CUDA_LAUNCH_CHECK("gn_backward_coeffs_kernel");
-  gn_affine_grads_kernel<<<grid_for(d.C), kThreads, 0, stream()>>>(sdx, sdy, rstd, d.B, d.C, d.G, dgamma, dbeta);
+  gn_affine_grads_kernel<<<grid_for(d.C * 32), kThreads, 0, stream()>>>(sdx, sdy, rstd, d.B, d.C, d.G, dgamma, dbeta);
   DD_CUDA_LAUNCH_CHECK("gn_affine_grads_kernel");
 }
 
