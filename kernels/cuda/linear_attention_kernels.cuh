@@ -27,6 +27,13 @@
 #define DD_UNROLL
 #endif
 #endif
+// A partial unroll by n (a literal): enough loads in flight without the registers of a full one.
+#if defined(__CUDA_ARCH__)
+#define DD_LINATTN_PRAGMA(x) _Pragma(#x)
+#define DD_UNROLL_BY(n) DD_LINATTN_PRAGMA(unroll n)
+#else
+#define DD_UNROLL_BY(n)
+#endif
 
 namespace dd::kernels::cuda::linattn {
 
@@ -107,6 +114,8 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
     const int c = tid % kD, grp = tid / kD;
     float m = -INFINITY, s = 0.0f;
     if (c < p.d) {
+      // Unrolled so several of a thread's loads are in flight at once (the fold order is unchanged).
+#pragma unroll 4
       for (int64_t n = grp; n < p.N; n += kGroups) {
         const float x = kbase[n * p.C + c];
         if (x > m) {
@@ -148,7 +157,13 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
   for (int64_t n0 = 0; n0 < p.N; n0 += kT) {
     const int len = static_cast<int>(min64(kT, p.N - n0));
     __syncthreads();  // kmax/kinv are written; the previous tile is consumed
-    for (int idx = tid; idx < kT * kD; idx += kHeadThreads) {
+    // A fixed trip count (kT * kD is a multiple of the block), unrolled by two: a thread has two
+    // elements' loads in flight instead of one round trip per element (a full unroll of the eight
+    // took 128 registers and halved the blocks an SM holds).
+    static_assert((kT * kD) % kHeadThreads == 0, "the tile load covers whole block strides");
+    DD_UNROLL_BY(2)
+    for (int it = 0; it < kT * kD / kHeadThreads; ++it) {
+      const int idx = tid + it * kHeadThreads;
       const int j = idx / kD, c = idx % kD;
       const int64_t n = n0 + j;
       const bool ok = j < len && c < p.d;
@@ -201,11 +216,41 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
   }
 }
 
-// One thread per position: the forward output or (kBackward) the d_qkv row.
-// The backward's matrix-vector products run with the output vector in
-// registers (index unrolled) and the input vector in the thread's own row of
-// shared memory (index a runtime loop): fully unrolled kD x kD products with
-// both in registers spilled heavily at kD 32 and 64.
+// Rows [n0, n0 + kR) of one head's d columns of a row-major matrix (row stride `stride`, src at
+// the head's first column) into buf, zeros past N and past d. Consecutive threads take
+// consecutive columns of a row, so a warp reads whole 128-byte segments; a thread reading the
+// row of its own position instead touches a different segment in every lane.
+template <int kD, int kR>
+__device__ __forceinline__ void stage_rows_in(float (*buf)[kD + 1], const float* src, int64_t stride, int64_t n0,
+                                              int64_t N, int d, int tid) {
+  DD_UNROLL_BY(8)  // a full unroll (kD loads in flight) spilled the backward at kD 32
+  for (int it = 0; it < kD; ++it) {  // kR * kD elements, kR threads
+    const int idx = tid + it * kR;
+    const int j = idx / kD, c = idx % kD;
+    buf[j][c] = (n0 + j < N && c < d) ? src[(n0 + j) * stride + c] : 0.0f;
+  }
+}
+
+// The inverse: buf's rows (their first d columns) to dst, rows past N skipped.
+template <int kD, int kR>
+__device__ __forceinline__ void stage_rows_out(float* dst, int64_t stride, const float (*buf)[kD + 1], int64_t n0,
+                                               int64_t N, int d, int tid) {
+  DD_UNROLL_BY(8)
+  for (int it = 0; it < kD; ++it) {
+    const int idx = tid + it * kR;
+    const int j = idx / kD, c = idx % kD;
+    if (n0 + j < N && c < d) dst[(n0 + j) * stride + c] = buf[j][c];
+  }
+}
+
+// One thread per position: the forward output or (kBackward) the d_qkv row. The block's rows go
+// through one shared buffer, read and written a whole row segment per warp (stage_rows_*);
+// each thread works on its own buffer row. The backward's matrix-vector products run with the
+// output vector in registers (index unrolled) and the input vector in the thread's buffer row
+// (index a runtime loop): fully unrolled kD x kD products with both in registers spilled heavily
+// at kD 32 and 64. Every value comes from the same expressions in the same order as when each
+// thread read and wrote its rows in global memory itself (the version the first GPU runs timed at
+// 4-13% of the copy bandwidth); under the emulator the two gave the same bits on every test case.
 template <int kD, bool kBackward>
 __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kernel(Params p) {
   constexpr int kR = rows_per_block(kD);
@@ -213,7 +258,7 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
   __shared__ float cs[kD][kD];
   __shared__ float dcs[kBackward ? kD : 1][kD];
   __shared__ float kmax[kD], kinv[kD], coldot[kD];
-  __shared__ float rowbuf[kBackward ? kR : 1][kP];
+  __shared__ float buf[kR][kP];
 
   const int64_t bh = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
   const int64_t b = bh / p.heads, h = bh % p.heads;
@@ -237,33 +282,39 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
       coldot[c] = t;
     }
   }
+
+  // Rows past N (the last tile) compute on zero rows and are never stored: every thread stays
+  // for the barriers.
+  const int64_t n0 = tile * kR;
+  const float* qrows = p.qkv + b * p.N * p.C + h * p.d;  // q of position n: qrows[n * C]
+  float* mine = buf[tid];
+  stage_rows_in<kD, kR>(buf, qrows, p.C, n0, p.N, p.d, tid);
   __syncthreads();
 
-  const int64_t n = tile * kR + tid;
-  if (n >= p.N) return;  // no barrier below
-  const float* row = p.qkv + (b * p.N + n) * p.C + h * p.d;
-
   float s[kD];
-  load_row(s, row, true, p.d);
+  DD_UNROLL
+  for (int c = 0; c < kD; ++c) s[c] = c < p.d ? mine[c] : 0.0f;
   softmax_row(s, p.d);
 
   if constexpr (!kBackward) {
-    float* dst = p.out + (b * p.N + n) * p.hidden + h * p.d;
+    // Only this thread reads and writes its row from here on.
     DD_UNROLL
     for (int e = 0; e < kD; ++e) {
       float o = 0.0f;
       DD_UNROLL
       for (int c = 0; c < kD; ++c) o += s[c] * cs[c][e];
-      if (e < p.d) dst[e] = p.scale * o;
+      mine[e] = p.scale * o;
     }
+    __syncthreads();
+    stage_rows_out<kD, kR>(p.out + b * p.N * p.hidden + h * p.d, p.hidden, buf, n0, p.N, p.d, tid);
   } else {
-    float* dst = p.out + (b * p.N + n) * p.C + h * p.d;
-    float* mine = rowbuf[tid];  // only this thread touches it: no barriers needed
+    float* drows = p.out + b * p.N * p.C + h * p.d;  // dq of position n: drows[n * C]
     float acc[kD];
 
     // dQ'[c] = sum_e g[e] context[c][e]; dq = scale S * (dQ' - sum_c S[c] dQ'[c]).
-    const float* g = p.dy + (b * p.N + n) * p.hidden + h * p.d;
-    for (int e = 0; e < p.d; ++e) mine[e] = g[e];
+    __syncthreads();  // every thread holds its q: the buffer takes dy
+    stage_rows_in<kD, kR>(buf, p.dy + b * p.N * p.hidden + h * p.d, p.hidden, n0, p.N, p.d, tid);
+    __syncthreads();
     DD_UNROLL
     for (int c = 0; c < kD; ++c) acc[c] = 0.0f;
     for (int e = 0; e < p.d; ++e) {
@@ -275,14 +326,19 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     DD_UNROLL
     for (int c = 0; c < kD; ++c) rowdot += s[c] * acc[c];
     DD_UNROLL
-    for (int c = 0; c < kD; ++c)
-      if (c < p.d) dst[c] = p.scale * (s[c] * (acc[c] - rowdot));
+    for (int c = 0; c < kD; ++c) mine[c] = p.scale * (s[c] * (acc[c] - rowdot));
+    __syncthreads();
+    stage_rows_out<kD, kR>(drows, p.C, buf, n0, p.N, p.d, tid);
+    __syncthreads();
 
     // s becomes this position's K'. dK'[c] = sum_e v[e] dcontext[c][e]; dk = K' * (dK' - coldot).
-    load_row(s, row + p.hidden, true, p.d);
+    stage_rows_in<kD, kR>(buf, qrows + p.hidden, p.C, n0, p.N, p.d, tid);
+    __syncthreads();
     DD_UNROLL
-    for (int c = 0; c < kD; ++c) s[c] = c < p.d ? expf(s[c] - kmax[c]) * kinv[c] : 0.0f;
-    for (int e = 0; e < p.d; ++e) mine[e] = row[2 * p.hidden + e];
+    for (int c = 0; c < kD; ++c) s[c] = c < p.d ? expf(mine[c] - kmax[c]) * kinv[c] : 0.0f;
+    __syncthreads();
+    stage_rows_in<kD, kR>(buf, qrows + 2 * p.hidden, p.C, n0, p.N, p.d, tid);
+    __syncthreads();
     DD_UNROLL
     for (int c = 0; c < kD; ++c) acc[c] = 0.0f;
     for (int e = 0; e < p.d; ++e) {
@@ -291,13 +347,14 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
       for (int c = 0; c < kD; ++c) acc[c] += ve * dcs[c][e];
     }
     DD_UNROLL
-    for (int c = 0; c < kD; ++c)
-      if (c < p.d) dst[p.hidden + c] = s[c] * (acc[c] - coldot[c]);
+    for (int c = 0; c < kD; ++c) mine[c] = s[c] * (acc[c] - coldot[c]);
+    __syncthreads();
+    stage_rows_out<kD, kR>(drows + p.hidden, p.C, buf, n0, p.N, p.d, tid);
+    __syncthreads();
 
     // dv[e] = sum_c K'[c] dcontext[c][e].
     DD_UNROLL
-    for (int c = 0; c < kD; ++c)
-      if (c < p.d) mine[c] = s[c];
+    for (int c = 0; c < kD; ++c) mine[c] = s[c];
     DD_UNROLL
     for (int e = 0; e < kD; ++e) acc[e] = 0.0f;
     for (int c = 0; c < p.d; ++c) {
@@ -306,8 +363,9 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
       for (int e = 0; e < kD; ++e) acc[e] += kc * dcs[c][e];
     }
     DD_UNROLL
-    for (int e = 0; e < kD; ++e)
-      if (e < p.d) dst[2 * p.hidden + e] = acc[e];
+    for (int e = 0; e < kD; ++e) mine[e] = acc[e];
+    __syncthreads();
+    stage_rows_out<kD, kR>(drows + 2 * p.hidden, p.C, buf, n0, p.N, p.d, tid);
   }
 }
 
