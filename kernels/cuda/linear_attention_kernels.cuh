@@ -190,14 +190,20 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
       }
     }
     __syncthreads();
-    DD_UNROLL
-    for (int r = 0; r < kPer; ++r) {
-      const int idx = tid + r * kHeadThreads;
-      if (idx < kD * kD) {
-        const int c = idx / kD, e = idx % kD;
-        for (int j = 0; j < len; ++j) {
-          acc[r] += ks[j][c] * vs[j][e];
-          if constexpr (kBackward) dacc[r] += qs[j][c] * gs[j][e];
+    // A thread's entries share their column e (kHeadThreads is a multiple of kD), so v[j][e] and
+    // g[j][e] are read once per position for all of them: 1 + kPer shared loads per kPer products
+    // instead of 2 kPer (each entry still sums over j in order).
+    const int e = tid % kD;
+    for (int j = 0; j < len; ++j) {
+      const float v = vs[j][e];
+      const float g = kBackward ? gs[j][e] : 0.0f;
+      DD_UNROLL
+      for (int r = 0; r < kPer; ++r) {
+        const int idx = tid + r * kHeadThreads;
+        if (idx < kD * kD) {
+          const int c = idx / kD;
+          acc[r] += ks[j][c] * v;
+          if constexpr (kBackward) dacc[r] += qs[j][c] * g;
         }
       }
     }
