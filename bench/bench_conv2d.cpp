@@ -292,9 +292,9 @@ int main(int argc, char** argv) try {
     const char* dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
     for (double t : ours) tot_ours += t * s.uses;
     if (a.cpu) {
-      // 3x3/p1: forward and backward-data again with each path forced, validated before timing.
-      // "ms" above is the default path (the rule, or DD_CPU_CONV3X3 when set).
-      double forced[2][2] = {{NAN, NAN}, {NAN, NAN}};  // [im2col, winograd][fwd, bwd-data]
+      // 3x3/p1: every direction again with each path forced, validated before timing.
+      // "ms" above is the default path (the rules, or DD_CPU_CONV3X3 when set).
+      double forced[2][3] = {{NAN, NAN, NAN}, {NAN, NAN, NAN}};  // [im2col, winograd][fwd, bwd-data, bwd-weight]
       std::string runs[3] = {"im2col", "im2col", "im2col"};
       if (s.k == 3 && s.pad == 1) {
         using kernels::cpu::Conv3x3Algo;
@@ -307,13 +307,15 @@ int main(int argc, char** argv) try {
           }
           forced[p][0] = time_ms(dev, [&] { fwd(); }, warm, reps);
           forced[p][1] = time_ms(dev, [&] { bwd_d(); }, warm, reps);
+          forced[p][2] = time_ms(dev, [&] { bwd_w(); }, warm, reps);
         }
         runs[0] = kernels::cpu::use_winograd(B, s.h, s.w, s.ci, s.co) ? "winograd" : "im2col";
         runs[1] = kernels::cpu::use_winograd(B, s.h, s.w, s.co, s.ci) ? "winograd" : "im2col";
+        runs[2] = kernels::cpu::use_winograd_dw(B, s.h, s.w, s.ci, s.co) ? "winograd" : "im2col";
       }
       for (int i = 0; i < 3; ++i)
         table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3), 4),
-                   i < 2 ? fmt(forced[0][i]) : "-", i < 2 ? fmt(forced[1][i]) : "-", runs[i]});
+                   fmt(forced[0][i]), fmt(forced[1][i]), runs[i]});
       continue;
     }
 #ifdef DD_BENCH_CUDNN

@@ -62,10 +62,10 @@ namespace cpu {
 // bitwise the same run to run; for K > 1 or padding > 0 also for any thread
 // count (the 1x1/p0 conv is a linear layer: Eigen's threaded GEMM, whose
 // blocking depends on the thread count).
-// 3x3/p1 forwards and backward-data run Winograd F(2x2,3x3) instead where a
-// measured per-shape rule says it is faster (kernels/cpu/conv2d_winograd.h;
-// DD_CPU_CONV3X3=im2col|winograd forces a path); chunk_rows then counts 2x2
-// output tiles per chunk, with the same determinism.
+// 3x3/p1 forwards, backward-data and backward-weight run Winograd F(2x2,3x3)
+// instead where a measured per-shape rule says it is faster
+// (kernels/cpu/conv2d_winograd.h; DD_CPU_CONV3X3=im2col|winograd forces a path);
+// chunk_rows then counts 2x2 output tiles per chunk, with the same determinism.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);

@@ -17,6 +17,16 @@
 // returns it; the checks use it as an absolute tolerance, divided by max|y_ref| as expect_close
 // wants. It is a worst case: errors measured on random data are ~100x smaller, and a wrong
 // transform (a sign, a tile offset, a dropped halo) gives errors of the order of |y| itself.
+//
+// dw (winograd_weight_grad3x3), over T tiles, with D = max|x|, E = max|dy|:
+//   input:   V = B^T d B as above: |V| <= 4 D, |dV| <= 2u * 4 D.
+//   dy:      Yh = A e A^T (rows of A have at most two entries of magnitude 1): |Yh| <= 4 E, two
+//            stages of one add: |dYh| <= 2u * 4 E.
+//   GEMMs:   dU[xi] = sum over the T tiles of Yh V: |d dU| <= (T + 4) u * T * 16 E D.
+//   output:  G^T dU G in double, rounded once; a tap takes at most 4 in coefficient magnitude
+//            (each row of |G^T| sums to at most 2).
+// Altogether |dw_winograd - dw| <= 64 (T + 5) T u E D (winograd_dw_bound() below). The sum runs
+// over every pixel, so it grows with the map, unlike the forward's bound over channels.
 #include <catch2/catch.hpp>
 
 #include <omp.h>
@@ -50,6 +60,13 @@ double winograd_bound(int64_t n, double d_max, double w_max) {
   return double(n + 8) * u * 81.0 * double(n) * w_max * d_max;
 }
 
+// The dw bound derived at the top of this file, for T tiles.
+double winograd_dw_bound(const ConvDims& d, double x_max, double dy_max) {
+  const double u = std::ldexp(1.0, -24);
+  const double tiles = double(d.b) * double((d.h + 1) / 2) * double((d.w + 1) / 2);
+  return 64.0 * (tiles + 5.0) * tiles * u * dy_max * x_max;
+}
+
 // expect_close judges max|a - e| / max(max|e|, floor): the absolute bound over the output's scale.
 double rel_tol(double bound, const std::vector<double>& expected) { return bound / std::max(max_abs(expected), 1e-6); }
 
@@ -74,6 +91,26 @@ std::vector<double> ref_dx(const ConvDims& d, const std::vector<double>& dy, con
   return dx;
 }
 
+// dw[o,kh,kw,c] = sum_{b,oh,ow} dy[b, oh, ow, o] x[b, oh+kh-1, ow+kw-1, c], written out in float64.
+std::vector<double> ref_dw(const ConvDims& d, const std::vector<double>& x, const std::vector<double>& dy) {
+  std::vector<double> dw(static_cast<std::size_t>(d.w_numel()), 0.0);
+  for (int64_t b = 0; b < d.b; ++b)
+    for (int64_t oh = 0; oh < d.h; ++oh)
+      for (int64_t ow = 0; ow < d.w; ++ow)
+        for (int64_t kh = 0; kh < 3; ++kh)
+          for (int64_t kw = 0; kw < 3; ++kw) {
+            const int64_t ih = oh + kh - 1, iw = ow + kw - 1;
+            if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) continue;
+            for (int64_t o = 0; o < d.co; ++o) {
+              const double g = dy[static_cast<std::size_t>(((b * d.h + oh) * d.w + ow) * d.co + o)];
+              for (int64_t c = 0; c < d.ci; ++c)
+                dw[static_cast<std::size_t>(((o * 3 + kh) * 3 + kw) * d.ci + c)] +=
+                    g * x[static_cast<std::size_t>(((b * d.h + ih) * d.w + iw) * d.ci + c)];
+            }
+          }
+  return dw;
+}
+
 std::string name_of(const ConvDims& d, int64_t chunk) {
   return str_cat("B", d.b, " ", d.h, "x", d.w, " Ci", d.ci, " Co", d.co, " tiles_per_chunk ", chunk);
 }
@@ -86,7 +123,7 @@ const std::vector<ConvDims> kShapes = {
     {1, 4, 4, 40, 24, 3, 1}};
 }  // namespace
 
-TEST_CASE("winograd conv2d forward and dx match the float64 reference within the derived bound",
+TEST_CASE("winograd conv2d forward, dx and dw match the float64 reference within the derived bounds",
           "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
   Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
@@ -110,7 +147,14 @@ TEST_CASE("winograd conv2d forward and dx match the float64 reference within the
         const double dx_bound = winograd_bound(d.co, max_abs(dy), max_abs(w));
         kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(xt, wt, dyt, 1, true, false, false, chunk);
         expect_close("winograd dx " + what, g.dx, dx_ref, rel_tol(dx_bound, dx_ref));
+        const std::vector<double> dw_ref = ref_dw(d, x, dy);
+        const double dw_bound = winograd_dw_bound(d, max_abs(x), max_abs(dy));
+        expect_close("winograd dw " + what, kernels::cpu::conv2d_backward(xt, wt, dyt, 1, false, true, false, chunk).dw,
+                     dw_ref, rel_tol(dw_bound, dw_ref));
         if (chunk == 0) {  // the dispatching entry points take the same path
+          expect_close("winograd dw (dispatch) " + what,
+                       kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw, dw_ref,
+                       rel_tol(dw_bound, dw_ref));
           expect_close("winograd forward (dispatch) " + what, kernels::conv2d_forward(xt, wt, bt, 1), y_ref,
                        rel_tol(fwd_bound, y_ref));
           expect_close("winograd dx (dispatch) " + what,
@@ -145,6 +189,25 @@ TEST_CASE("winograd and im2col agree, and the switch picks the path asked for", 
   CHECK(y_w.to_vector() != y_i.to_vector());
 }
 
+TEST_CASE("the weight gradient's rule picks its path, and the paths differ", "[conv2d][winograd]") {
+  DD_TEST_RANDOM(rng);
+  // 8x8 maps with 32 channels: the rule's Winograd side; 16 channels: its im2col side.
+  for (const ConvDims& d : {ConvDims{2, 8, 8, 32, 40, 3, 1}, ConvDims{2, 8, 8, 16, 40, 3, 1}}) {
+    const bool rule = kernels::cpu::winograd_dw_is_faster(d.b, d.h, d.w, d.ci, d.co);
+    CHECK(rule == (d.ci == 32));
+    const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
+    const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
+    const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
+    auto dw = [&](Conv3x3Algo a) {
+      Conv3x3AlgoScope force(a);
+      return kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
+    };
+    const auto by_rule = dw(Conv3x3Algo::Auto), wino = dw(Conv3x3Algo::Winograd), im2col = dw(Conv3x3Algo::Im2col);
+    CHECK(wino != im2col);
+    CHECK(by_rule == (rule ? wino : im2col));
+  }
+}
+
 TEST_CASE("winograd conv2d is bitwise deterministic for any thread count and chunking is fixed",
           "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
@@ -157,21 +220,25 @@ TEST_CASE("winograd conv2d is bitwise deterministic for any thread count and chu
     const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
     const auto y = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
     const auto dx = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+    const auto dw = kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
     CHECK(kernels::conv2d_forward(xt, wt, bt, 1).to_vector() == y);
     CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector() == dx);
+    CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector() == dw);
     const int threads = omp_get_max_threads();
     for (int t : {1, 3}) {
       omp_set_num_threads(t);
       const auto y_t = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
       const auto dx_t = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+      const auto dw_t = kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
       omp_set_num_threads(threads);
       CHECK(y_t == y);
       CHECK(dx_t == dx);
+      CHECK(dw_t == dw);
     }
   }
 }
 
-TEST_CASE("winograd conv2d gradcheck of x, w and bias (dw and dbias stay im2col)", "[conv2d][winograd]") {
+TEST_CASE("winograd conv2d gradcheck of x, w and bias (dbias stays a column sum)", "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
   Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
   for (const ConvDims& d : {ConvDims{2, 5, 4, 3, 2, 3, 1}, ConvDims{1, 3, 3, 4, 5, 3, 1}})
@@ -186,9 +253,12 @@ TEST_CASE("winograd conv2d gradcheck of x, w and bias (dw and dbias stay im2col)
       // ref_dx's largest element to ~1e-10; the derived bound with n = Co over that scale.
       const double dx_tol = rel_tol(winograd_bound(d.co, max_abs(dy), max_abs(w)), ref_dx(d, dy, w));
       gradcheck("winograd conv2d dx " + name_of(d, chunk), f, {x, w, bias}, dy, {g.dx.to_vector(), {}, {}}, dx_tol);
-      // dw, dbias (im2col, as before): fp32 sums of <= 40 products, 1e-5 as in test_conv2d.cpp.
-      gradcheck("winograd conv2d dw dbias " + name_of(d, chunk), f, {x, w, bias}, dy,
-                {{}, g.dw.to_vector(), g.dbias.to_vector()}, 1e-5);
+      // dw (Winograd): the derived bound over the largest gradient, as for dx.
+      const double dw_tol = rel_tol(winograd_dw_bound(d, max_abs(x), max_abs(dy)), ref_dw(d, x, dy));
+      gradcheck("winograd conv2d dw " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, g.dw.to_vector(), {}}, dw_tol);
+      // dbias: fp32 column sums of <= 40 values, 1e-5 as in test_conv2d.cpp.
+      gradcheck("winograd conv2d dbias " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, {}, g.dbias.to_vector()},
+                1e-5);
     }
 }
 

@@ -204,7 +204,10 @@ Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
   }
   if (need_dw) {
     out.dw = Tensor::empty(w.shape());
-    conv_weight_grad(x.data(), g, dy.data(), out.dw.data(), chunk_rows);
+    if (g.k == 3 && g.p == 1 && use_winograd_dw(g.b, g.h, g.w, g.ci, g.co))
+      winograd_weight_grad3x3(x.data(), g.b, g.h, g.w, g.ci, dy.data(), g.co, out.dw.data(), chunk_rows);
+    else
+      conv_weight_grad(x.data(), g, dy.data(), out.dw.data(), chunk_rows);
   }
   if (need_dx) {
     // dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+p-kh, iw+p-kw, co] w[co,kh,kw,ci]:

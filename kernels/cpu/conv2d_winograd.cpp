@@ -129,6 +129,70 @@ void output_tile(const float* __restrict mm, int64_t n, int64_t stride, const fl
   }
 }
 
+// d[(4r + s) * cin + c] = x[bi, 2th - 1 + r, 2tw - 1 + s, c], zero outside the map: per row, the
+// in-bounds pixels are one contiguous run of x.
+void copy_input_tile(const float* x, int64_t bi, int64_t th, int64_t tw, int64_t h, int64_t w, int64_t cin,
+                     float* d) {
+  const int64_t iw0 = 2 * tw - 1, s_lo = std::max<int64_t>(0, -iw0), s_hi = std::min<int64_t>(4, w - iw0);
+  for (int r = 0; r < 4; ++r) {
+    float* row = d + r * 4 * cin;
+    const int64_t ih = 2 * th - 1 + r;
+    if (ih < 0 || ih >= h) {
+      std::fill(row, row + 4 * cin, 0.0f);
+      continue;
+    }
+    std::fill(row, row + s_lo * cin, 0.0f);
+    std::memcpy(row + s_lo * cin, x + ((bi * h + ih) * w + iw0 + s_lo) * cin,
+                static_cast<std::size_t>((s_hi - s_lo) * cin) * sizeof(float));
+    std::fill(row + s_hi * cin, row + 4 * cin, 0.0f);
+  }
+}
+
+// yh[xi * stride + c] = (A e A^T)[xi] for the channel-c 2x2 tile e of dy, e[i][j] = g[2i + j][c]
+// (g[k] null: a position past the map's odd edge, zero). dL/dM of the forward's
+// y = A^T M A, with A = (A^T)^T = [1 0; 1 1; 1 -1; 0 -1].
+void grad_tile(const float* const* g, const float* zero, int64_t n, int64_t stride, float* __restrict yh) {
+  const float* e00 = g[0] ? g[0] : zero;
+  const float* e01 = g[1] ? g[1] : zero;
+  const float* e10 = g[2] ? g[2] : zero;
+  const float* e11 = g[3] ? g[3] : zero;
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    // t = A e: 4x2.
+    const float t00 = e00[c], t01 = e01[c];
+    const float t10 = e00[c] + e10[c], t11 = e01[c] + e11[c];
+    const float t20 = e00[c] - e10[c], t21 = e01[c] - e11[c];
+    const float t30 = -e10[c], t31 = -e11[c];
+    // yh = t A^T: row r of t becomes (t0, t0 + t1, t0 - t1, -t1).
+    float* o = yh + c;
+    o[0 * stride] = t00, o[1 * stride] = t00 + t01, o[2 * stride] = t00 - t01, o[3 * stride] = -t01;
+    o[4 * stride] = t10, o[5 * stride] = t10 + t11, o[6 * stride] = t10 - t11, o[7 * stride] = -t11;
+    o[8 * stride] = t20, o[9 * stride] = t20 + t21, o[10 * stride] = t20 - t21, o[11 * stride] = -t21;
+    o[12 * stride] = t30, o[13 * stride] = t30 + t31, o[14 * stride] = t30 - t31, o[15 * stride] = -t31;
+  }
+}
+
+// dst[tap * tap_stride + j] = (G^T m_j G)[tap] for n 4x4 matrices m_j[xi] = src[xi * plane + j]:
+// dL/dg of the forward's U = G g G^T, in double, rounded once.
+void transform_weight_grads(const float* src, int64_t plane, int64_t n, float* __restrict dst, int64_t tap_stride) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    double m[4][4];
+    for (int xi = 0; xi < 16; ++xi) m[xi / 4][xi % 4] = src[xi * plane + j];
+    double t[3][4];  // G^T m; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]
+    for (int c = 0; c < 4; ++c) {
+      t[0][c] = m[0][c] + 0.5 * (m[1][c] + m[2][c]);
+      t[1][c] = 0.5 * (m[1][c] - m[2][c]);
+      t[2][c] = 0.5 * (m[1][c] + m[2][c]) + m[3][c];
+    }
+    for (int r = 0; r < 3; ++r) {  // (G^T m) G
+      dst[(r * 3 + 0) * tap_stride + j] = static_cast<float>(t[r][0] + 0.5 * (t[r][1] + t[r][2]));
+      dst[(r * 3 + 1) * tap_stride + j] = static_cast<float>(0.5 * (t[r][1] - t[r][2]));
+      dst[(r * 3 + 2) * tap_stride + j] = static_cast<float>(0.5 * (t[r][1] + t[r][2]) + t[r][3]);
+    }
+  }
+}
+
 int64_t tiles_per_chunk_for(int64_t tiles, int64_t cin, int64_t cout, int64_t requested) {
   int64_t n = requested;
   if (n <= 0) {
@@ -183,6 +247,32 @@ bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
   return winograd_is_faster(b, h, w, cin, cout);
 }
 
+// The weight gradient's rule, measured 2026-11-27 on the same machine the same way (one thread,
+// batch 8, `DD_CPU_CONV3X3=im2col|winograd bench_conv2d --cpu --only "k3 p1" --repeats 5`, two
+// alternating runs each), GFLOP/s of the direct conv's FLOPs, im2col / Winograd:
+//   cifar  32x32 64->64 74-76/103-114   16x16 64->64 75-76/87-96    8x8 128->128 69-81/111-150
+//          4x4 256->256 72-74/99-143    4x4 512->512 73-89/98-110   8x8 512->256 53-54/116-134
+//          16x16 256->128 80-86/106-144 32x32 128->64 84-102/114-133
+//   fmnist 28x28 32->32 58-62/68-80     14x14 64->64 72-85/101-124  7x7 64->64 54-72/68-69
+//          7x7 64->128 76-93/71-82      7x7 128->128 85-95/91-94
+//   dim 16 28x28 16->16 62/41           14x14 16->16 57/42          7x7 32->32 66/46
+// Winograd wins from 32 channels on maps of 64 pixels or more, and on the 4x4 maps from 256
+// channels; 16-channel convs and the 7x7 maps (a quarter of each 8x8 tile set dropped) are
+// im2col's. Unlike the forward's rule, 4x4 maps qualify: the weight transform runs once per call
+// on the summed dU, not per tile.
+bool winograd_dw_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
+  (void)b;
+  const int64_t c = std::min(cin, cout);
+  return c >= 32 && (h * w >= 64 || (h * w >= 16 && c >= 256));
+}
+
+bool use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
+  Conv3x3Algo algo = conv3x3_algo();
+  if (algo == Conv3x3Algo::Auto) algo = env_algo();
+  if (algo != Conv3x3Algo::Auto) return algo == Conv3x3Algo::Winograd;
+  return winograd_dw_is_faster(b, h, w, cin, cout);
+}
+
 void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
                       bool flip, const float* bias, float* y, int64_t tiles_per_chunk) {
   const int64_t th_n = (h + 1) / 2, tw_n = (w + 1) / 2, tiles = b * th_n * tw_n;
@@ -215,20 +305,7 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
       const int64_t t0 = c * per, n = std::min(per, tiles - t0);
       for (int64_t t = 0; t < n; ++t) {
         const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-        // Copy the 4x4 tile: per row, the in-bounds pixels are one contiguous run of x.
-        const int64_t iw0 = 2 * tw - 1, s_lo = std::max<int64_t>(0, -iw0), s_hi = std::min<int64_t>(4, w - iw0);
-        for (int r = 0; r < 4; ++r) {
-          float* row = d.get() + r * 4 * cin;
-          const int64_t ih = 2 * th - 1 + r;
-          if (ih < 0 || ih >= h) {
-            std::fill(row, row + 4 * cin, 0.0f);
-            continue;
-          }
-          std::fill(row, row + s_lo * cin, 0.0f);
-          std::memcpy(row + s_lo * cin, x + ((bi * h + ih) * w + iw0 + s_lo) * cin,
-                      static_cast<std::size_t>((s_hi - s_lo) * cin) * sizeof(float));
-          std::fill(row + s_hi * cin, row + 4 * cin, 0.0f);
-        }
+        copy_input_tile(x, bi, th, tw, h, w, cin, d.get());
         input_tile(d.get(), cin, n * cin, v.get() + t * cin);
       }
       for (int xi = 0; xi < 16; ++xi) {
@@ -250,6 +327,67 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
       }
     }
   }
+}
+
+
+// dw [cout, 3, 3, cin] of the 3x3/p1 conv y = conv(x, w): for each of the 16 Winograd points,
+// dU[xi] = sum over tiles of Yh[xi]^T V[xi] ([cout x n] x [n x cin] GEMMs), then dw = G^T dU G.
+// Part p (a fixed range of tiles; as many parts as there are 64-tile runs, kWeightParts at most)
+// sums its tiles chunk by chunk, in order, into its own dU, and the parts are added in part
+// order: the result depends only on the shapes and tiles_per_chunk, not on the threads.
+// The tiles are this GEMM's reduction: chunks as large as a 4 MB budget allows (short ones, 16
+// tiles at 8x8 and batch 8, ran it slower than im2col), and few parts (each costs a 16 x cin x
+// cout accumulator and its addition: with 8 parts, 8x8 512->256 at batch 8 took 2x im2col's time).
+void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
+                             int64_t cout, float* dw, int64_t tiles_per_chunk) {
+  constexpr int64_t kWeightParts = 8, kTilesPerPart = 64, kDwChunkBytes = int64_t{4} << 20;
+  const int64_t th_n = (h + 1) / 2, tw_n = (w + 1) / 2, tiles = b * th_n * tw_n;
+  int64_t per = tiles_per_chunk;
+  if (per <= 0) per = std::max(kMinTiles, kDwChunkBytes / (16 * (cin + cout) * int64_t{sizeof(float)}));
+  per = std::clamp<int64_t>(per, 1, tiles);
+  const int64_t parts = std::clamp<int64_t>(tiles / kTilesPerPart, 1, kWeightParts), plane = cin * cout;
+  std::unique_ptr<float[]> du(new float[static_cast<std::size_t>(parts * 16 * plane)]);
+  const std::vector<float> zero(static_cast<std::size_t>(cout), 0.0f);
+
+  // Always an active parallel region (see winograd_conv3x3): Eigen stays single-threaded inside.
+#pragma omp parallel
+  {
+    std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
+    std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(16 * per * cout)]);
+    std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) {
+      float* acc = du.get() + p * 16 * plane;
+      std::fill(acc, acc + 16 * plane, 0.0f);
+      const int64_t part_end = (p + 1) * tiles / parts;
+      for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
+        const int64_t n = std::min(per, part_end - t0);
+        for (int64_t t = 0; t < n; ++t) {
+          const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
+          copy_input_tile(x, bi, th, tw, h, w, cin, d.get());
+          input_tile(d.get(), cin, n * cin, v.get() + t * cin);
+          const float* g[4];
+          for (int k = 0; k < 4; ++k) {
+            const int64_t oh = 2 * th + k / 2, ow = 2 * tw + k % 2;
+            g[k] = oh < h && ow < w ? dy + ((bi * h + oh) * w + ow) * cout : nullptr;
+          }
+          grad_tile(g, zero.data(), cout, n * cout, yh.get() + t * cout);
+        }
+        for (int xi = 0; xi < 16; ++xi)
+          MatMap(acc + xi * plane, cout, cin).noalias() +=
+              ConstMatMap(yh.get() + xi * n * cout, n, cout).transpose() * ConstMatMap(v.get() + xi * n * cin, n, cin);
+      }
+    }
+  }
+  float* sum = du.get();
+  for (int64_t p = 1; p < parts; ++p) {
+    const float* src = du.get() + p * 16 * plane;
+#pragma omp parallel for simd schedule(static) if (16 * plane > (1 << 16))
+    for (int64_t i = 0; i < 16 * plane; ++i) sum[i] += src[i];
+  }
+  // dU[xi] is [cout][cin]; dw row co holds the taps of every ci: dw[co * 9 * cin + tap * cin + ci].
+#pragma omp parallel for schedule(static) if (plane > 4096)
+  for (int64_t co = 0; co < cout; ++co) transform_weight_grads(sum + co * cin, plane, cin, dw + co * 9 * cin, cin);
 }
 
 }  // namespace dd::kernels::cpu

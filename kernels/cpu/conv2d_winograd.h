@@ -28,6 +28,9 @@ struct Conv3x3AlgoScope {
 bool winograd_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 // The override, then the environment, then the rule.
 bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
+// The same two for the weight gradient (winograd_weight_grad3x3), whose measured rule differs.
+bool winograd_dw_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
+bool use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 
 // y [b, h, w, cout] = conv3x3, padding 1, of x [b, h, w, cin] (+ bias[cout] unless null) with
 //   flip = false: w OHWI [cout, 3, 3, cin]    (the forward)
@@ -39,5 +42,12 @@ bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 // run and for any thread count.
 void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
                       bool flip, const float* bias, float* y, int64_t tiles_per_chunk = 0);
+
+// dw [cout, 3, 3, cin] (OHWI, overwritten) of that conv (flip = false) from x [b, h, w, cin] and
+// dy [b, h, w, cout]: the same tiles, dL/dU summed over them as 16 GEMMs [cout x tiles] x
+// [tiles x cin] (16 products per tile and (ci, co) pair instead of im2col's 36), then G^T dU G.
+// Deterministic in the same sense as winograd_conv3x3.
+void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
+                             int64_t cout, float* dw, int64_t tiles_per_chunk = 0);
 
 }  // namespace dd::kernels::cpu
