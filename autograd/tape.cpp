@@ -1,5 +1,7 @@
 #include "autograd/var.h"
 
+#include "autograd/backward_observer.h"
+
 #include "engine/error.h"
 #include "kernels/elementwise.h"
 
@@ -7,7 +9,11 @@ namespace dd::ag {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-}
+thread_local BackwardObserver* g_observer = nullptr;
+}  // namespace
+
+void set_backward_observer(BackwardObserver* observer) { g_observer = observer; }
+BackwardObserver* backward_observer() { return g_observer; }
 
 Var::Var(Tensor value, bool requires_grad) : d_(std::make_shared<VarData>()) {
   d_->value = std::move(value);
@@ -34,6 +40,7 @@ void Var::accumulate_grad(const Tensor& g) const {
   DD_CHECK(g.shape() == d_->value.shape(), "accumulate_grad: gradient ", describe(g),
            " does not match value ", describe(d_->value));
   if (d_->grad_buffer.defined()) {
+    if (g_observer) g_observer->accumulating(d_->grad_buffer);
     // A copy, not a first add into zeros: bitwise what taking g's storage gives (0 + -0 is +0).
     if (!d_->grad.defined()) {
       d_->grad_buffer.copy_from(g);
@@ -98,10 +105,14 @@ void Tape::backward(const Var& loss) {
   loss.accumulate_grad(Tensor::full(loss.shape(), 1.0f, loss.value().device()));
   // Each closure is destroyed as soon as it has run: the activations it captured are freed during
   // the backward instead of at clear(), so the backward's peak holds only what is still to come.
-  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
+  BackwardObserver* const observer = g_observer;
+  if (observer) observer->begin(nodes_.size());
+  std::size_t index = 0;
+  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it, ++index) {
     std::function<void()> node = std::move(*it);
     *it = nullptr;
     node();
+    if (observer) observer->ran(index);
   }
 }
 

@@ -1,4 +1,5 @@
 #include "engine/context.h"
+#include "engine/device_select.h"
 
 #include "engine/error.h"
 
@@ -33,12 +34,28 @@ const char* precision_name(Precision p) {
 }
 
 
+namespace {
+int g_default_ordinal = 0;          // select_default_device's, read when the default context is made
+Context* g_default_made = nullptr;  // the default context, once made
+}  // namespace
+
 Context& default_context() {
   // Never destroyed: its stream and cuBLAS handle must outlive every static tensor, and tearing
   // them down after the CUDA runtime has shut down would fail.
-  static Context* ctx = new Context(0);
+  static Context* ctx = g_default_made = new Context(g_default_ordinal);
   return *ctx;
 }
+
+#ifdef DD_WITH_CUDA
+void select_default_device(int ordinal) {
+  DD_CHECK(ordinal >= 0, "select_default_device: device ordinal ", ordinal, " must be >= 0");
+  DD_CHECK(!g_default_made || g_default_made->device_ordinal() == ordinal, "cannot move this process to GPU ",
+           ordinal, ": it already works on GPU ", g_default_made ? g_default_made->device_ordinal() : 0,
+           " (the device must be chosen before anything touches the GPU)");
+  g_default_ordinal = ordinal;
+  activate_device(ordinal);
+}
+#endif
 
 Context& current_context() { return t_current ? *t_current : default_context(); }
 

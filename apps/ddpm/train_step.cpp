@@ -17,12 +17,14 @@ TrainStep::TrainStep(TrainStepParts parts, Device dev, bool cuda_graphs) : p_(pa
   DD_CHECK(!graphs_ || dev == Device::CUDA, "TrainStep: CUDA graphs need a CUDA device");
 }
 
-void TrainStep::set_data_parallel(int rank, int world, std::function<void()> sync_grads) {
+void TrainStep::set_data_parallel(int rank, int world, std::function<void()> sync_grads,
+                                  std::function<void()> before_last_backward) {
   DD_CHECK(world >= 1 && rank >= 0 && rank < world, "TrainStep: rank ", rank, " of world size ", world);
-  DD_CHECK(world == 1 || !graphs_, "TrainStep: data parallel runs eagerly (--cuda-graphs off)");
+  DD_CHECK((world == 1 && !before_last_backward) || !graphs_, "TrainStep: data parallel runs eagerly (--cuda-graphs off)");
   rank_ = rank;
   world_ = world;
   sync_grads_ = std::move(sync_grads);
+  before_last_backward_ = std::move(before_last_backward);
 }
 
 void TrainStep::optimizer_step() {
@@ -38,6 +40,7 @@ void TrainStep::optimizer_step() {
 
 Tensor TrainStep::body(const Tensor& x0) {
   ag::Var loss = p_.diffusion->p_losses(*p_.model, x0, *p_.gen);
+  if (before_last_backward_) before_last_backward_();
   ag::Tape::current().backward(loss);
   optimizer_step();
   ag::Tape::current().clear();
@@ -69,6 +72,7 @@ Tensor TrainStep::run_rank(const std::vector<Tensor>& micro_batches) {
     if (n > 1) loss = ag::affine(loss, inv, 0.0f);
     DD_CHECK(gen.offset() == at + micro_blocks_, "TrainStep: a micro-batch drew ", gen.offset() - at,
              " Philox blocks, not the ", micro_blocks_, " of the first: the ranks' streams would overlap");
+    if (j + 1 == n && before_last_backward_) before_last_backward_();
     ag::Tape::current().backward(loss);
     ag::Tape::current().clear();
     total = total.defined() ? kernels::add(total, loss.value()) : loss.value();
@@ -92,6 +96,7 @@ Tensor TrainStep::run(const std::vector<Tensor>& micro_batches) {
     const ag::Var loss =
         ag::affine(p_.diffusion->p_losses(*p_.model, batch.device() == dev_ ? batch : batch.to(dev_), *p_.gen), inv,
                    0.0f);
+    if (&batch == &micro_batches.back() && before_last_backward_) before_last_backward_();
     ag::Tape::current().backward(loss);
     ag::Tape::current().clear();
     total = total.defined() ? kernels::add(total, loss.value()) : loss.value();

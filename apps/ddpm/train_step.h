@@ -55,8 +55,11 @@ class TrainStep {
   // Data parallel (eager steps only): this process is rank `rank` of `world`; its draws interleave
   // with the other ranks' as apps/dist/shard.h's rank_draw_offset says, and sync_grads runs on the
   // gradient arena after the backward(s) and before the clip and Adam (the all-reduce average,
-  // apps/dist/comm.h). Never called, or world 1: the step as it always was.
-  void set_data_parallel(int rank, int world, std::function<void()> sync_grads);
+  // apps/dist/comm.h). before_last_backward, when given, runs just before the step's last backward
+  // (the GPU path watches that backward to overlap its all-reduce with it: apps/ddpm/grad_sync.h).
+  // Never called, or world 1: the step as it always was.
+  void set_data_parallel(int rank, int world, std::function<void()> sync_grads,
+                         std::function<void()> before_last_backward = {});
 
   bool graphs() const { return graphs_; }
   int64_t captures() const { return captures_; }
@@ -84,7 +87,7 @@ class TrainStep {
   Side sides_[2];         // [self-conditioning coin]
   int64_t captures_ = 0, replays_ = 0;
   int rank_ = 0, world_ = 1;
-  std::function<void()> sync_grads_;
+  std::function<void()> sync_grads_, before_last_backward_;
   uint64_t micro_blocks_ = 0;  // Philox blocks one micro-batch draws (data parallel; 0 = not measured yet)
 };
 

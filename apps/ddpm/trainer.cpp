@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 
@@ -15,8 +16,10 @@
 #include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/lr_schedule.h"
 #include "apps/ddpm/sampler.h"
+#include "apps/ddpm/grad_sync.h"
 #include "apps/ddpm/train_step.h"
 #include "apps/dist/comm.h"
+#include "apps/dist/nccl_comm.h"
 #include "apps/dist/shard.h"
 #include "apps/report/atomic_file.h"
 #include "apps/report/image_grid.h"
@@ -144,17 +147,26 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   }
   const TrainOptions opts = resolve_options(given, explicit_keys, ckpt.get(), ckpt_path);
   validate(opts);
+  // Data parallel on GPUs needs NCCL: said before anything else, even on a machine without a GPU.
+  if (comm->distributed() && opts.device == "cuda") dist::require_nccl(comm->world_size());
   const Device dev = resolve_device(opts.device);
+  // The GPU communicator (apps/dist/nccl_comm.h): it picks this rank's GPU, so it comes before
+  // anything touches the GPU.
+  std::unique_ptr<dist::NcclComm> nccl;
   if (comm->distributed()) {
-    DD_CHECK(dev == Device::CPU, "--device ", opts.device, " with ", comm->world_size(), " ranks: data parallel runs on ",
-             "--device cpu only for now (the NCCL path for GPUs is not written yet)");
     dist::local_batch(opts.batch_size, comm->world_size());  // throws naming --batch-size and the world size
+    if (dev == Device::CUDA) nccl = std::make_unique<dist::NcclComm>(*comm, dist::TcpGroup::timeout_from_env());
   }
   // The graph covers the single-batch step; accumulation runs eagerly (apps/ddpm/train_step.h).
   DD_CHECK(opts.grad_accum == 1 || opts.cuda_graphs != "on",
            "--cuda-graphs on does not cover --grad-accum > 1 (the accumulated step runs eagerly); use --cuda-graphs "
            "auto or off");
+  // A data-parallel step runs eagerly (TrainStep::set_data_parallel): its random offsets differ per
+  // rank and the gradient sync runs between the backward's closures, which a replayed graph would fix.
+  DD_CHECK(!nccl || opts.cuda_graphs != "on", "--cuda-graphs on: a data-parallel GPU step (", comm->world_size(),
+           " ranks) runs eagerly; use --cuda-graphs auto or off");
   const bool cuda_graphs = opts.grad_accum == 1 && resolve_cuda_graphs(opts.cuda_graphs, dev);
+  const bool step_graphs = cuda_graphs && !nccl;  // the sample grids keep their graphs
   // Checkpoints hold fp32 weights and Adam moments whatever the precision, so a run may resume in another.
   const PrecisionScope precision(parse_precision(opts.precision));
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
@@ -202,7 +214,12 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   model.params->to(dev);  // before the optimizer and the EMA, whose state lives beside the weights
   // Every rank starts from rank 0's weights (before the EMA copies them).
   Tensor param_view = model.params->param_arena();
-  comm->broadcast_from_root(param_view);
+  // On GPUs the arena goes by NCCL, device to device; on the CPU by the host communicator.
+  const auto broadcast_params = [&] {
+    if (nccl) nccl->broadcast_from_root(param_view);
+    else comm->broadcast_from_root(param_view);
+  };
+  broadcast_params();
   // Training mode: the UNet2DModel's dropout draws its masks from the run's generator (saved in
   // the checkpoint, so a resumed run draws the same masks).
   if (model.unet2d) model.unet2d->set_dropout_generator(&gen);
@@ -247,7 +264,7 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     restore_checkpoint(*ckpt, ckpt_path, *model.params, adam, ema.get(), loader, gen, state);
     DD_CHECK(state.step <= opts.steps, "--steps ", opts.steps, " is behind the run in ", opts.out, ", which is at step ",
              state.step);
-    comm->broadcast_from_root(param_view);  // whatever each rank read, rank 0's weights win
+    broadcast_params();  // whatever each rank read, rank 0's weights win
   }
   if (root) fs::create_directories(files.samples_dir());
   // A run killed mid-save (SIGKILL, preemption) leaves its temporary files: the saved files are
@@ -352,7 +369,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   std::fprintf(log, "%s %s at step %lld of %lld; batch %s%s, lr %g, %d threads, device %s%s, precision %s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
                static_cast<long long>(opts.steps), batch_text.c_str(), ranks_text.c_str(), opts.lr, omp_get_max_threads(),
-               device_name(dev), cuda_graphs ? " (CUDA graphs)" : "", opts.precision.c_str());
+               device_name(dev), step_graphs ? " (CUDA graphs)" : "", opts.precision.c_str());
+  if (nccl && cuda_graphs)
+    std::fprintf(log, "CUDA graphs: off for the training step (data parallel on %d GPUs runs it eagerly, NCCL between "
+                      "the backward's closures); the sample grids keep them\n", comm->world_size());
 
   TrainSummary summary;
   summary.start_step = state.step;
@@ -390,11 +410,24 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   parts.gen = &gen;
   parts.adam = &adam;
   parts.grad_clip = opts.grad_clip;
-  TrainStep train_step(parts, dev, cuda_graphs);
+  TrainStep train_step(parts, dev, step_graphs);
   Tensor grad_view = grad_arena;
   // Each rank draws its own block range of the step's random numbers (apps/dist/shard.h) and the
   // gradients are averaged before the clip and Adam.
-  if (comm->distributed())
+  // On GPUs the buckets' all-reduces overlap the backward (apps/ddpm/grad_sync.h) unless
+  // DD_DIST_OVERLAP=0, which averages the whole arena in one all-reduce after the backward.
+  std::unique_ptr<OverlappedGradSync> grad_sync;
+  const char* overlap_env = std::getenv("DD_DIST_OVERLAP");
+  const bool overlap = !overlap_env || std::string(overlap_env) != "0";
+  if (nccl && overlap) {
+    grad_sync = std::make_unique<OverlappedGradSync>(*nccl, *model.params, dist::bucket_elems_from_env());
+    std::fprintf(log, "gradients: %zu bucket(s) of at most %lld floats, all-reduced by NCCL during the backward\n",
+                 grad_sync->buckets().size(), static_cast<long long>(dist::bucket_elems_from_env()));
+    train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { grad_sync->finish(); },
+                                 [&] { grad_sync->arm(); });
+  } else if (nccl)
+    train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { nccl->allreduce_mean(grad_view); });
+  else if (comm->distributed())
     train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { comm->allreduce_mean(grad_view); });
   double step_lr = lr_at(state.step);
   bool grid_interrupted = false;
@@ -414,8 +447,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     std::vector<Tensor> micro_batches;
     for (int k = 0; k < opts.grad_accum; ++k) micro_batches.push_back(loader.next_batch());
     Tensor loss = train_step.run(micro_batches);
-    // The logged loss is the global batch's: the mean of the ranks' means (equal local batches).
-    if (comm->distributed()) comm->allreduce_mean(loss);
+    // The logged loss is the global batch's: the mean of the ranks' means (equal local batches). On
+    // GPUs it stays on the device (NCCL, one float): the host reads losses only when it drains them.
+    if (nccl) nccl->allreduce_mean(loss);
+    else if (comm->distributed()) comm->allreduce_mean(loss);
     if (ema) ema->update(state.step + 1);
     losses.push(loss);
     ++state.step;

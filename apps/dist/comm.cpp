@@ -43,6 +43,7 @@ bool Comm::mpi_available() {
 
 std::unique_ptr<Comm> Comm::init(const LaunchEnv& env) {
   auto c = std::make_unique<Comm>();
+  c->local_rank_ = env.local_rank;
   const bool mpi_launcher = env.launcher == "openmpi" || env.launcher == "mpich";
   if (!env.distributed() && !mpi_launcher) return c;
   if (env.launcher == "torchrun") {
@@ -119,6 +120,20 @@ void Comm::broadcast_from_root(Tensor& t) const {
   }
 #else
   (void)p;  // unreachable: init() refuses world size > 1 without MPI
+#endif
+}
+
+void Comm::broadcast_bytes(void* data, size_t bytes) const {
+  if (world_ == 1 || bytes == 0) return;
+  if (tcp_) return tcp_->broadcast_bytes(data, bytes);
+#ifdef DD_WITH_MPI
+  char* p = static_cast<char*>(data);
+  for (size_t i = 0; i < bytes; i += static_cast<size_t>(kChunk)) {
+    const int count = static_cast<int>(std::min<size_t>(static_cast<size_t>(kChunk), bytes - i));
+    mpi_check(MPI_Bcast(p + i, count, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  }
+#else
+  (void)data;  // unreachable: init() refuses world size > 1 without MPI or TCP
 #endif
 }
 

@@ -8,6 +8,7 @@
 //         listens, the others connect (apps/dist/tcp_group.h); no MPI needed.
 // A launch with world size > 1 that neither can serve fails at once naming what is missing rather
 // than running W independent copies that would each write the same files.
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,8 @@ class Comm {
 
   int rank() const { return rank_; }
   int world_size() const { return world_; }
+  // This process's index among the ranks on its node (the launcher's local rank): its GPU.
+  int local_rank() const { return local_rank_; }
   bool is_root() const { return rank_ == 0; }
   bool distributed() const { return world_ > 1; }
 
@@ -43,6 +46,9 @@ class Comm {
   void allreduce_mean(Tensor& t) const;
   // In place: rank 0's float32 CPU tensor on every rank.
   void broadcast_from_root(Tensor& t) const;
+  // In place: rank 0's bytes on every rank (MPI_Bcast of MPI_BYTE, or the TCP group's broadcast);
+  // how the GPU communicator's bootstrap id reaches the ranks (apps/dist/nccl_comm.h).
+  void broadcast_bytes(void* data, size_t bytes) const;
   void barrier() const;
   // Prints the message and ends every rank (MPI_Abort; over TCP the closed sockets end the others'
   // next collective), so a failing rank never leaves the others waiting.
@@ -54,6 +60,7 @@ class Comm {
  private:
   int rank_ = 0;
   int world_ = 1;
+  int local_rank_ = 0;
   bool mpi_ = false;         // this object initialised MPI and finalises it
   bool mpi_in_use_ = false;  // collectives go through MPI
   std::unique_ptr<TcpGroup> tcp_;

@@ -239,8 +239,11 @@ void TcpGroup::allreduce_mean(float* data, int64_t n) {
 }
 
 void TcpGroup::broadcast_from_root(float* data, int64_t n) {
-  if (world_ == 1 || n == 0) return;
-  const size_t bytes = sizeof(float) * static_cast<size_t>(n);
+  if (n > 0) broadcast_bytes(data, sizeof(float) * static_cast<size_t>(n));
+}
+
+void TcpGroup::broadcast_bytes(void* data, size_t bytes) {
+  if (world_ == 1 || bytes == 0) return;
   if (rank_ != 0) {
     recv_all(peers_[0], data, bytes, 0);
     return;

@@ -36,6 +36,8 @@ class TcpGroup {
   void allreduce_mean(float* data, int64_t n);
   // In place: rank 0's values on every rank.
   void broadcast_from_root(float* data, int64_t n);
+  // In place: rank 0's bytes on every rank (NCCL's unique id travels this way, apps/dist/nccl_comm.h).
+  void broadcast_bytes(void* data, size_t bytes);
   void barrier();
   // Closes every connection at once (the peers see the group end and fail instead of waiting).
   void close_all();
