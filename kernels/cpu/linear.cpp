@@ -1,9 +1,46 @@
 #include "kernels/linear.h"
 
+#include <algorithm>
+#include <memory>
+
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/operand_rounding.h"
 
 namespace dd::kernels::cpu {
+
+namespace {
+// dw = dy^T x sums over the m rows, and the 1x1 convs' m (pixels) is long beside their small
+// [n, k] output. Eigen threads a GEMM over its output blocks, which left a core mostly idle there
+// (1x1 conv backward-weight 1.2-1.3x faster on 2 threads than on 1, bench/RESULTS.md's CPU
+// sections, 2026-11-23), and its blocking follows the thread count. So: fixed row ranges of at
+// least kRowsPerPart rows, each summed by one single-threaded GEMM, the ranges' sums added in
+// range order. The result depends on the shapes alone, not on the threads.
+constexpr int64_t kRowsPerPart = 512, kMaxParts = 8;
+constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;  // the extra parts' [n, k] sums
+
+void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
+  const int64_t m = xm.rows(), k = xm.cols(), n = gm.cols(), wn = n * k;
+  int64_t parts = std::clamp<int64_t>(m / kRowsPerPart, 1, kMaxParts);
+  parts = std::max<int64_t>(1, std::min(parts, 1 + kMaxPartialBytes / std::max<int64_t>(1, wn * 4)));
+  std::unique_ptr<float[]> extra(parts > 1 ? new float[static_cast<std::size_t>((parts - 1) * wn)] : nullptr);
+  // Always an active parallel region: Eigen does not thread inside one, so every GEMM below is
+  // single-threaded whatever the thread count (even with one part).
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t r0 = p * m / parts, r1 = (p + 1) * m / parts;
+      MatMap(p == 0 ? dw : extra.get() + (p - 1) * wn, n, k).noalias() =
+          gm.middleRows(r0, r1 - r0).transpose() * xm.middleRows(r0, r1 - r0);
+    }
+  }
+  for (int64_t p = 1; p < parts; ++p) {
+    const float* src = extra.get() + (p - 1) * wn;
+#pragma omp parallel for simd schedule(static) if (wn > (1 << 16))
+    for (int64_t i = 0; i < wn; ++i) dw[i] += src[i];
+  }
+}
+}  // namespace
 
 Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias) {
   // cuBLAS rounds to tf32 under TF32/BF16 (kernels/cpu/operand_rounding.h).
@@ -36,7 +73,7 @@ LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
   }
   if (need_dw) {
     g.dw = Tensor::empty({n, k});
-    MatMap(g.dw.data(), n, k).noalias() = gm.transpose() * xm;
+    weight_grad(gm, xm, g.dw.data());
   }
   if (need_dbias) {
     g.dbias = Tensor::empty({n});
