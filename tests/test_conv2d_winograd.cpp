@@ -70,10 +70,11 @@ double winograd_dw_bound(const ConvDims& d, double x_max, double dy_max) {
 // expect_close judges max|a - e| / max(max|e|, floor): the absolute bound over the output's scale.
 double rel_tol(double bound, const std::vector<double>& expected) { return bound / std::max(max_abs(expected), 1e-6); }
 
-// dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+1-kh, iw+1-kw, co] w[co,kh,kw,ci]: the adjoint of the
-// 3x3/p1 conv written out in float64 (independent of the rotated-kernel identity the kernel uses).
-std::vector<double> ref_dx(const ConvDims& d, const std::vector<double>& dy, const std::vector<double>& w) {
-  std::vector<double> dx(static_cast<std::size_t>(d.x_numel()), 0.0);
+// Calls f(yi, xi, wi) for every product y[yi] ~ x[xi] w[wi] of the 3x3/p1 conv (flat NHWC / OHWI
+// indices; taps that fall in the padding skipped): the adjoints below written out in float64,
+// independent of the rotated-kernel and Winograd identities the kernels use.
+template <class F>
+void each_product(const ConvDims& d, F f) {
   for (int64_t b = 0; b < d.b; ++b)
     for (int64_t oh = 0; oh < d.h; ++oh)
       for (int64_t ow = 0; ow < d.w; ++ow)
@@ -81,33 +82,25 @@ std::vector<double> ref_dx(const ConvDims& d, const std::vector<double>& dy, con
           for (int64_t kw = 0; kw < 3; ++kw) {
             const int64_t ih = oh + kh - 1, iw = ow + kw - 1;
             if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) continue;
-            for (int64_t o = 0; o < d.co; ++o) {
-              const double g = dy[static_cast<std::size_t>(((b * d.h + oh) * d.w + ow) * d.co + o)];
+            for (int64_t o = 0; o < d.co; ++o)
               for (int64_t c = 0; c < d.ci; ++c)
-                dx[static_cast<std::size_t>(((b * d.h + ih) * d.w + iw) * d.ci + c)] +=
-                    g * w[static_cast<std::size_t>(((o * 3 + kh) * 3 + kw) * d.ci + c)];
-            }
+                f(static_cast<std::size_t>(((b * d.h + oh) * d.w + ow) * d.co + o),
+                  static_cast<std::size_t>(((b * d.h + ih) * d.w + iw) * d.ci + c),
+                  static_cast<std::size_t>(((o * 3 + kh) * 3 + kw) * d.ci + c));
           }
+}
+
+// dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+1-kh, iw+1-kw, co] w[co,kh,kw,ci].
+std::vector<double> ref_dx(const ConvDims& d, const std::vector<double>& dy, const std::vector<double>& w) {
+  std::vector<double> dx(static_cast<std::size_t>(d.x_numel()), 0.0);
+  each_product(d, [&](std::size_t yi, std::size_t xi, std::size_t wi) { dx[xi] += dy[yi] * w[wi]; });
   return dx;
 }
 
-// dw[o,kh,kw,c] = sum_{b,oh,ow} dy[b, oh, ow, o] x[b, oh+kh-1, ow+kw-1, c], written out in float64.
+// dw[o,kh,kw,c] = sum_{b,oh,ow} dy[b, oh, ow, o] x[b, oh+kh-1, ow+kw-1, c].
 std::vector<double> ref_dw(const ConvDims& d, const std::vector<double>& x, const std::vector<double>& dy) {
   std::vector<double> dw(static_cast<std::size_t>(d.w_numel()), 0.0);
-  for (int64_t b = 0; b < d.b; ++b)
-    for (int64_t oh = 0; oh < d.h; ++oh)
-      for (int64_t ow = 0; ow < d.w; ++ow)
-        for (int64_t kh = 0; kh < 3; ++kh)
-          for (int64_t kw = 0; kw < 3; ++kw) {
-            const int64_t ih = oh + kh - 1, iw = ow + kw - 1;
-            if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) continue;
-            for (int64_t o = 0; o < d.co; ++o) {
-              const double g = dy[static_cast<std::size_t>(((b * d.h + oh) * d.w + ow) * d.co + o)];
-              for (int64_t c = 0; c < d.ci; ++c)
-                dw[static_cast<std::size_t>(((o * 3 + kh) * 3 + kw) * d.ci + c)] +=
-                    g * x[static_cast<std::size_t>(((b * d.h + ih) * d.w + iw) * d.ci + c)];
-            }
-          }
+  each_product(d, [&](std::size_t yi, std::size_t xi, std::size_t wi) { dw[wi] += dy[yi] * x[xi]; });
   return dw;
 }
 

@@ -2,11 +2,6 @@
 // no processes are launched here (tests/cli/dist_mpi.sh runs the real thing under mpirun).
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -16,7 +11,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "apps/data/loader.h"
@@ -26,9 +20,11 @@
 #include "apps/dist/tcp_group.h"
 #include "engine/error.h"
 #include "tests/support/compare.h"
+#include "tests/support/loopback_ranks.h"
 
 using namespace dd;
 using namespace dd::dist;
+using namespace dd::test;
 
 namespace {
 
@@ -199,37 +195,6 @@ TEST_CASE("launch: one process needs no communicator (a torchrun-style world joi
   CHECK(single->is_root());
   CHECK(std::string(single->backend()) == "none");
 }
-
-namespace {
-// A port the kernel just handed out: free unless another process grabs it in between.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// Runs fn(rank) on W threads, each its own rank; returns each rank's error text ("" when none).
-std::vector<std::string> run_ranks(int world, const std::function<void(int)>& fn) {
-  std::vector<std::string> errors(world);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        fn(r);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  return errors;
-}
-}  // namespace
 
 // Ranks as threads of one process talking over loopback TCP: the same code path as processes.
 TEST_CASE("tcp group: all-reduce in rank order gives every rank the same bits, broadcast, barrier", "[dist][tcp]") {

@@ -4,15 +4,9 @@
 // (tests/gpu/test_nccl.cpp).
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "apps/dist/buckets.h"
@@ -22,38 +16,11 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "tests/support/compare.h"
+#include "tests/support/loopback_ranks.h"
 
 using namespace dd;
 using namespace dd::dist;
-
-namespace {
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::vector<std::string> run_ranks(int world, const std::function<void(int)>& fn) {
-  std::vector<std::string> errors(world);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        fn(r);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  return errors;
-}
-}  // namespace
+using namespace dd::test;
 
 // Ranks as threads over loopback TCP, through Comm as the trainer uses it: rank 0's bytes (every
 // value 0..255, as an NCCL id may hold, and a buffer larger than a socket buffer) arrive unchanged.

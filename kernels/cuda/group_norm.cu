@@ -13,20 +13,6 @@ struct SumXTerm {
   }
 };
 
-// y = (x - mean) * (rstd gamma) + beta: the CPU's expression, mean subtracted first.
-struct Normalize {
-  const float* gamma;
-  const float* beta;
-  const float* mean;
-  const double* rstd_d;
-  int64_t G, D;
-  __device__ float operator()(int64_t b, int64_t c, float x) const {
-    const int64_t bg = b * G + c / D;
-    const float k = static_cast<float>(rstd_d[bg] * gamma[c]);
-    return (x - mean[bg]) * k + beta[c];
-  }
-};
-
 __global__ void gn_apply_kernel(const float* x, Normalize f, int64_t n, int64_t S, int64_t C, float* y) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, C, n);

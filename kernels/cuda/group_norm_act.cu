@@ -17,17 +17,12 @@ struct SumXTerm {
 // h = GroupNorm(x), u = h (scale + 1) + shift (or h), y = SiLU(u): the CPU's float expressions.
 template <bool kScaleShift>
 struct Forward {
-  const float* gamma;
-  const float* beta;
+  Normalize norm;
   const float* scale;
   const float* shift;
-  const float* mean;
-  const double* rstd_d;
-  int64_t C, G, D;
+  int64_t C;
   __device__ float operator()(int64_t b, int64_t c, float x) const {
-    const int64_t bg = b * G + c / D;
-    const float k = static_cast<float>(rstd_d[bg] * gamma[c]);
-    float u = (x - mean[bg]) * k + beta[c];
+    float u = norm(b, c, x);
     if constexpr (kScaleShift) {
       const int64_t j = b * C + c;
       u = u * (scale[j] + 1.0f) + shift[j];
@@ -202,14 +197,11 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
+  const Normalize norm{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
   if (scale.defined())
-    forward_pass(x, Forward<true>{gamma.data(), beta.data(), scale.data(), shift.data(), out.mean.data(),
-                                  rstd_d.get(), d.C, d.G, d.D},
-                 n, d.S, out.y);
+    forward_pass(x, Forward<true>{norm, scale.data(), shift.data(), d.C}, n, d.S, out.y);
   else
-    forward_pass(x, Forward<false>{gamma.data(), beta.data(), nullptr, nullptr, out.mean.data(), rstd_d.get(), d.C,
-                                   d.G, d.D},
-                 n, d.S, out.y);
+    forward_pass(x, Forward<false>{norm, nullptr, nullptr, d.C}, n, d.S, out.y);
   return out;
 }
 

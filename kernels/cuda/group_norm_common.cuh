@@ -52,6 +52,21 @@ inline bool quad_ok(int64_t C, std::initializer_list<const void*> ptrs) {
   return true;
 }
 
+// y = (x - mean) * (rstd gamma) + beta: the CPU's expression, mean subtracted first (GroupNorm's
+// output, and the fused op's h).
+struct Normalize {
+  const float* gamma;
+  const float* beta;
+  const float* mean;
+  const double* rstd_d;
+  int64_t G, D;
+  __device__ float operator()(int64_t b, int64_t c, float x) const {
+    const int64_t bg = b * G + c / D;
+    const float k = static_cast<float>(rstd_d[bg] * gamma[c]);
+    return (x - mean[bg]) * k + beta[c];
+  }
+};
+
 // f(b, c, v) for the four channels c.. c+3 of one float4.
 template <class F>
 __device__ __forceinline__ float4 quad_map(const F& f, int64_t b, int64_t c, float4 v) {
