@@ -417,6 +417,9 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   // On GPUs the buckets' all-reduces overlap the backward (apps/ddpm/grad_sync.h) unless
   // DD_DIST_OVERLAP=0, which averages the whole arena in one all-reduce after the backward.
   std::unique_ptr<OverlappedGradSync> grad_sync;
+  // Host seconds inside the CPU ranks' gradient all-reduce, the wait for the slowest rank included
+  // (bench/run_dist.sh reads it). NCCL's all-reduces are asynchronous on a second stream: not timed here.
+  double allreduce_s = 0.0;
   const char* overlap_env = std::getenv("DD_DIST_OVERLAP");
   const bool overlap = !overlap_env || std::string(overlap_env) != "0";
   if (nccl && overlap) {
@@ -428,7 +431,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   } else if (nccl)
     train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { nccl->allreduce_mean(grad_view); });
   else if (comm->distributed())
-    train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] { comm->allreduce_mean(grad_view); });
+    train_step.set_data_parallel(comm->rank(), comm->world_size(), [&] {
+      const auto t0 = clock::now();
+      comm->allreduce_mean(grad_view);
+      allreduce_s += std::chrono::duration<double>(clock::now() - t0).count();
+    });
   double step_lr = lr_at(state.step);
   bool grid_interrupted = false;
   // Whether to run another step. Data parallel, the ranks decide together (a stop on any rank stops
@@ -526,6 +533,14 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
                    stop_signal_name(), files.weights().c_str());
       return summary;
     }
+  }
+  const int64_t steps_run = state.step - summary.start_step;
+  if (comm->distributed() && !nccl && steps_run > 0) {
+    summary.step_ms = 1e3 * run_s / static_cast<double>(steps_run);
+    summary.allreduce_ms = 1e3 * allreduce_s / static_cast<double>(steps_run);
+    std::fprintf(log, "data parallel: %d ranks; gradient all-reduce of %lld floats %.2f ms a step (rank 0, the wait for "
+                 "the slowest rank included) of %.1f ms a step\n", comm->world_size(),
+                 static_cast<long long>(grad_view.numel()), summary.allreduce_ms, summary.step_ms);
   }
   std::fprintf(log, "done: step %lld, %.1f img/s; weights in %s\n", static_cast<long long>(state.step),
                summary.images_per_s, files.weights().c_str());

@@ -52,6 +52,8 @@ mkdir -p "$T/r0" "$T/r1"
 "${MPI[@]}" -np 2 bash -c 'cd "$0/r$OMPI_COMM_WORLD_RANK" && exec "$@"' "$T" "$B/train_ddpm" --out run --steps 5 \
   "${common[@]}" >"$T/np2.log" 2>&1 || { cat "$T/np2.log"; fail "np 2"; }
 grep -q "batch 4 (global; 2 ranks of 2)" "$T/np2.log" || { cat "$T/np2.log"; fail "np 2: the log does not show the split"; }
+grep -q "data parallel: 2 ranks; gradient all-reduce of [0-9]* floats [0-9.]* ms a step" "$T/np2.log" ||
+  { cat "$T/np2.log"; fail "np 2: no all-reduce time (bench/run_dist.sh reads it)"; }
 for f in checkpoint.safetensors model.safetensors metrics.csv config.json samples/step_0000005.png; do
   [ -s "$T/r0/run/$f" ] || fail "rank 0 wrote no $f"
 done
