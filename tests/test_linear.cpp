@@ -76,36 +76,43 @@ TEST_CASE("linear backward is bitwise deterministic and computes only what is as
   CHECK_FALSE(none.dbias.defined());
 }
 
-TEST_CASE("linear's weight gradient over many rows: the float64 value, the same bits for any thread count",
+TEST_CASE("linear's weight gradient, long and short: the float64 value, the same bits for any thread count",
           "[linear]") {
   DD_TEST_RANDOM(rng);
-  // 1700 rows: three of the fixed row ranges (kernels/cpu/linear.cpp); odd k and n.
-  const int64_t m = 1700, k = 37, n = 29;
-  const std::vector<double> xv = rng.normal_f32(m * k), gv = rng.normal_f32(m * n);
-  const Tensor x = from_double({m, k}, xv), w = from_double({n, k}, rng.normal_f32(n * k)), dy = from_double({m, n}, gv);
-  std::vector<double> ref(static_cast<std::size_t>(n * k), 0.0), mag(ref.size(), 0.0);
-  for (int64_t r = 0; r < m; ++r)
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < k; ++i) {
-        const double t = gv[static_cast<std::size_t>(r * n + j)] * xv[static_cast<std::size_t>(r * k + i)];
-        ref[static_cast<std::size_t>(j * k + i)] += t;
-        mag[static_cast<std::size_t>(j * k + i)] += std::fabs(t);
-      }
-  // An fp32 sum of m rounded products, in any order: |error| <= (m + 1) u sum |terms| (first order),
-  // over max|dw| as expect_close wants.
-  double worst = 0.0, top = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    worst = std::max(worst, mag[i]);
-    top = std::max(top, std::fabs(ref[i]));
-  }
-  const std::vector<float> dw = kernels::linear_backward(x, w, dy, false, true, false).dw.to_vector();
-  expect_close("dw", dw, ref, double(m + 1) * std::ldexp(1.0, -24) * worst / top);
-  const int threads = omp_get_max_threads();
-  for (int t : {1, 3}) {
-    omp_set_num_threads(t);
-    const std::vector<float> dw_t = kernels::linear_backward(x, w, dy, false, true, false).dw.to_vector();
-    omp_set_num_threads(threads);
-    CHECK(dw_t == dw);
+  // 1700 rows: three of the fixed row ranges (kernels/cpu/linear.cpp); 300 rows: too few to split,
+  // so dw's 131 rows go in two fixed blocks. Odd k and n.
+  struct Dims {
+    int64_t m, k, n;
+  };
+  for (const Dims& s : {Dims{1700, 37, 29}, Dims{300, 37, 131}}) {
+    const int64_t m = s.m, k = s.k, n = s.n;
+    const std::vector<double> xv = rng.normal_f32(m * k), gv = rng.normal_f32(m * n);
+    const Tensor x = from_double({m, k}, xv), w = from_double({n, k}, rng.normal_f32(n * k)),
+                 dy = from_double({m, n}, gv);
+    std::vector<double> ref(static_cast<std::size_t>(n * k), 0.0), mag(ref.size(), 0.0);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < k; ++i) {
+          const double t = gv[static_cast<std::size_t>(r * n + j)] * xv[static_cast<std::size_t>(r * k + i)];
+          ref[static_cast<std::size_t>(j * k + i)] += t;
+          mag[static_cast<std::size_t>(j * k + i)] += std::fabs(t);
+        }
+    // An fp32 sum of m rounded products, in any order: |error| <= (m + 1) u sum |terms| (first
+    // order), over max|dw| as expect_close wants.
+    double worst = 0.0, top = 0.0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      worst = std::max(worst, mag[i]);
+      top = std::max(top, std::fabs(ref[i]));
+    }
+    const std::vector<float> dw = kernels::linear_backward(x, w, dy, false, true, false).dw.to_vector();
+    expect_close("dw", dw, ref, double(m + 1) * std::ldexp(1.0, -24) * worst / top);
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 3}) {
+      omp_set_num_threads(t);
+      const std::vector<float> dw_t = kernels::linear_backward(x, w, dy, false, true, false).dw.to_vector();
+      omp_set_num_threads(threads);
+      CHECK(dw_t == dw);
+    }
   }
 }
 

@@ -1,5 +1,7 @@
 #include "kernels/cpu/conv2d_winograd.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -349,33 +351,62 @@ void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, in
   std::unique_ptr<float[]> du(new float[static_cast<std::size_t>(parts * 16 * plane)]);
   const std::vector<float> zero(static_cast<std::size_t>(cout), 0.0f);
 
+  // A chunk's transforms: tile t0 + t of the chunk into v[xi][t] and yh[xi][t] (n tiles).
+  auto transform = [&](int64_t t0, int64_t t, int64_t n, float* v, float* yh, float* d) {
+    const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
+    copy_input_tile(x, bi, th, tw, h, w, cin, d);
+    input_tile(d, cin, n * cin, v + t * cin);
+    const float* g[4];
+    for (int k = 0; k < 4; ++k) {
+      const int64_t oh = 2 * th + k / 2, ow = 2 * tw + k % 2;
+      g[k] = oh < h && ow < w ? dy + ((bi * h + oh) * w + ow) * cout : nullptr;
+    }
+    grad_tile(g, zero.data(), cout, n * cout, yh + t * cout);
+  };
+  auto accumulate = [&](float* acc, int xi, int64_t n, const float* v, const float* yh) {
+    MatMap(acc + xi * plane, cout, cin).noalias() +=
+        ConstMatMap(yh + xi * n * cout, n, cout).transpose() * ConstMatMap(v + xi * n * cin, n, cin);
+  };
   // Always an active parallel region (see winograd_conv3x3): Eigen stays single-threaded inside.
+  if (parts >= omp_get_max_threads()) {
 #pragma omp parallel
-  {
+    {
+      std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
+      std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(16 * per * cout)]);
+      std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < parts; ++p) {
+        float* acc = du.get() + p * 16 * plane;
+        std::fill(acc, acc + 16 * plane, 0.0f);
+        const int64_t part_end = (p + 1) * tiles / parts;
+        for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
+          const int64_t n = std::min(per, part_end - t0);
+          for (int64_t t = 0; t < n; ++t) transform(t0, t, n, v.get(), yh.get(), d.get());
+          for (int xi = 0; xi < 16; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
+        }
+      }
+    }
+  } else {
+    // Fewer parts than threads (the deep levels' few tiles: one part below 128 tiles left a core
+    // idle, bench/RESULTS.md's 1- and 2-thread tables): the threads share each chunk, the tiles'
+    // transforms split over them, then the 16 GEMMs. Every GEMM is the one the branch above runs,
+    // in the same order per dU[xi]: the same bits.
     std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
     std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(16 * per * cout)]);
-    std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);
+    std::fill(du.get(), du.get() + parts * 16 * plane, 0.0f);
+#pragma omp parallel
+    {
+      std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);
+      for (int64_t p = 0; p < parts; ++p) {
+        float* acc = du.get() + p * 16 * plane;
+        const int64_t part_end = (p + 1) * tiles / parts;
+        for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
+          const int64_t n = std::min(per, part_end - t0);
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < parts; ++p) {
-      float* acc = du.get() + p * 16 * plane;
-      std::fill(acc, acc + 16 * plane, 0.0f);
-      const int64_t part_end = (p + 1) * tiles / parts;
-      for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
-        const int64_t n = std::min(per, part_end - t0);
-        for (int64_t t = 0; t < n; ++t) {
-          const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-          copy_input_tile(x, bi, th, tw, h, w, cin, d.get());
-          input_tile(d.get(), cin, n * cin, v.get() + t * cin);
-          const float* g[4];
-          for (int k = 0; k < 4; ++k) {
-            const int64_t oh = 2 * th + k / 2, ow = 2 * tw + k % 2;
-            g[k] = oh < h && ow < w ? dy + ((bi * h + oh) * w + ow) * cout : nullptr;
-          }
-          grad_tile(g, zero.data(), cout, n * cout, yh.get() + t * cout);
+          for (int64_t t = 0; t < n; ++t) transform(t0, t, n, v.get(), yh.get(), d.get());
+#pragma omp for schedule(static)
+          for (int xi = 0; xi < 16; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
         }
-        for (int xi = 0; xi < 16; ++xi)
-          MatMap(acc + xi * plane, cout, cin).noalias() +=
-              ConstMatMap(yh.get() + xi * n * cout, n, cout).transpose() * ConstMatMap(v.get() + xi * n * cin, n, cin);
       }
     }
   }

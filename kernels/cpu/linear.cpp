@@ -16,13 +16,25 @@ namespace {
 // least kRowsPerPart rows, each summed by one single-threaded GEMM, the ranges' sums added in
 // range order. The result depends on the shapes alone, not on the threads.
 constexpr int64_t kRowsPerPart = 512, kMaxParts = 8;
+constexpr int64_t kRowsPerBlock = 64;  // dw rows per GEMM when m is too short to split
 constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;  // the extra parts' [n, k] sums
 
 void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
   const int64_t m = xm.rows(), k = xm.cols(), n = gm.cols(), wn = n * k;
   int64_t parts = std::clamp<int64_t>(m / kRowsPerPart, 1, kMaxParts);
   parts = std::max<int64_t>(1, std::min(parts, 1 + kMaxPartialBytes / std::max<int64_t>(1, wn * 4)));
-  std::unique_ptr<float[]> extra(parts > 1 ? new float[static_cast<std::size_t>((parts - 1) * wn)] : nullptr);
+  if (parts == 1) {
+    // Under 2 * kRowsPerPart rows one part would leave the other threads idle (0.75-0.85x on 2
+    // threads, bench/RESULTS.md): split dw's rows into fixed blocks instead, each one GEMM over all m.
+    const int64_t blocks = std::clamp<int64_t>(n / kRowsPerBlock, 1, kMaxParts);
+#pragma omp parallel for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t n0 = blk * n / blocks, n1 = (blk + 1) * n / blocks;
+      MatMap(dw + n0 * k, n1 - n0, k).noalias() = gm.middleCols(n0, n1 - n0).transpose() * xm;
+    }
+    return;
+  }
+  std::unique_ptr<float[]> extra(new float[static_cast<std::size_t>((parts - 1) * wn)]);
   // Always an active parallel region: Eigen does not thread inside one, so every GEMM below is
   // single-threaded whatever the thread count (even with one part).
 #pragma omp parallel
