@@ -76,7 +76,7 @@ TEST_CASE("linear backward is bitwise deterministic and computes only what is as
   CHECK_FALSE(none.dbias.defined());
 }
 
-TEST_CASE("linear's weight gradient, long and short: the float64 value, the same bits for any thread count",
+TEST_CASE("linear's weight gradient, long and short: the float64 value; it, y and dx the same bits for any thread count",
           "[linear]") {
   DD_TEST_RANDOM(rng);
   // 1700 rows: three of the fixed row ranges (kernels/cpu/linear.cpp); 300 rows: too few to split,
@@ -106,12 +106,20 @@ TEST_CASE("linear's weight gradient, long and short: the float64 value, the same
     }
     const std::vector<float> dw = kernels::linear_backward(x, w, dy, false, true, false).dw.to_vector();
     expect_close("dw", dw, ref, double(m + 1) * std::ldexp(1.0, -24) * worst / top);
+    // y and dx in fixed row blocks (4 and 16 of them here): the same bits for any thread count too.
+    const Tensor bias = from_double({n}, rng.normal_f32(n));
+    const std::vector<float> y = kernels::linear_forward(x, w, bias).to_vector();
+    const std::vector<float> dx = kernels::linear_backward(x, w, dy, true, false, false).dx.to_vector();
     const int threads = omp_get_max_threads();
     for (int t : {1, 3}) {
       omp_set_num_threads(t);
       const std::vector<float> dw_t = kernels::linear_backward(x, w, dy, false, true, false).dw.to_vector();
+      const std::vector<float> y_t = kernels::linear_forward(x, w, bias).to_vector();
+      const std::vector<float> dx_t = kernels::linear_backward(x, w, dy, true, false, false).dx.to_vector();
       omp_set_num_threads(threads);
       CHECK(dw_t == dw);
+      CHECK(y_t == y);
+      CHECK(dx_t == dx);
     }
   }
 }

@@ -18,6 +18,20 @@ namespace {
 constexpr int64_t kRowsPerPart = 512, kMaxParts = 8;
 constexpr int64_t kRowsPerBlock = 64;  // dw rows per GEMM when m is too short to split
 constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;  // the extra parts' [n, k] sums
+// y = x w^T and dx = dy w: rows are independent, so fixed blocks of rows, one single-threaded GEMM
+// each. Eigen's own threading of these GEMMs gave 1.0-1.3x on 2 threads for the 1x1 convs' forward
+// and backward-data (bench/RESULTS.md's CPU sections, 2026-11-28), and its blocking follows the
+// thread count; fixed blocks make the bits depend on the shapes alone.
+constexpr int64_t kMinBlockRows = 64, kMaxRowBlocks = 16;
+
+// f(r0, r1) for fixed row blocks of [0, m), inside an active parallel region even for one block, so
+// Eigen never threads inside f.
+template <typename F>
+void for_row_blocks(int64_t m, F f) {
+  const int64_t blocks = std::clamp<int64_t>(m / kMinBlockRows, 1, kMaxRowBlocks);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) f(b * m / blocks, (b + 1) * m / blocks);
+}
 
 void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
   const int64_t m = xm.rows(), k = xm.cols(), n = gm.cols(), wn = n * k;
@@ -60,14 +74,18 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   const Tensor x = rounded(x_in, r), w = rounded(w_in, r);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   Tensor y = Tensor::empty({m, n});
-  MatMap ym(y.data(), m, n);
   ConstMatMap xm(x.data(), m, k), wm(w.data(), n, k);
-  // Starting from the broadcast bias lets the GEMM accumulate onto it: one pass over y.
-  if (bias.defined())
-    ym.rowwise() = ConstVecMap(bias.data(), n);
-  else
-    ym.setZero();
-  ym.noalias() += xm * wm.transpose();
+  const float* pb = bias.defined() ? bias.data() : nullptr;
+  float* py = y.data();
+  for_row_blocks(m, [&](int64_t r0, int64_t r1) {
+    MatMap ym(py + r0 * n, r1 - r0, n);
+    // Starting from the broadcast bias lets the GEMM accumulate onto it: one pass over y.
+    if (pb)
+      ym.rowwise() = ConstVecMap(pb, n);
+    else
+      ym.setZero();
+    ym.noalias() += xm.middleRows(r0, r1 - r0) * wm.transpose();
+  });
   return y;
 }
 
@@ -81,7 +99,10 @@ LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
   LinearGrads g;
   if (need_dx) {
     g.dx = Tensor::empty({m, k});
-    MatMap(g.dx.data(), m, k).noalias() = gm * wm;
+    float* pdx = g.dx.data();
+    for_row_blocks(m, [&](int64_t r0, int64_t r1) {
+      MatMap(pdx + r0 * k, r1 - r0, k).noalias() = gm.middleRows(r0, r1 - r0) * wm;
+    });
   }
   if (need_dw) {
     g.dw = Tensor::empty({n, k});
