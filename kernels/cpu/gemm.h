@@ -13,6 +13,17 @@
 
 namespace dd::kernels::cpu {
 
+// Eigen never threads a product here: the kernels parallelise over fixed blocks with OpenMP, one
+// single-threaded GEMM per block, so the bits do not depend on the thread count. A product left to
+// Eigen's own threading (any outside an active parallel region) busy-waits between its threads
+// and followed the thread count in its blocking: sampling 4 images ran slower on 2 threads than
+// on 1 (194 against 138 ms a step, bench/RESULTS.md's CPU sections, 2026-11-28). Set once, before
+// main, in every program that links a kernel using this header.
+inline const bool kEigenSingleThreaded = [] {
+  Eigen::setNbThreads(1);
+  return true;
+}();
+
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatMap = Eigen::Map<RowMat>;
 using ConstMatMap = Eigen::Map<const RowMat>;
