@@ -59,9 +59,8 @@ namespace cpu {
 // output pixels each (see kernels/cpu/conv2d.cpp); chunk_rows = 0 picks a
 // cache-sized chunk from the shapes alone. Tests pass small values to run the
 // multi-chunk paths on small shapes. For a given chunk_rows the results are
-// bitwise the same run to run; for K > 1 or padding > 0 also for any thread
-// count (the 1x1/p0 conv is a linear layer: its forward and dx are Eigen's
-// threaded GEMMs, whose blocking depends on the thread count; its dw is not).
+// bitwise the same run to run and for any thread count (the 1x1/p0 conv is a
+// linear layer, whose GEMMs also run in fixed blocks: kernels/cpu/linear.cpp).
 // 3x3/p1 forwards, backward-data and backward-weight run Winograd F(2x2,3x3)
 // instead where a measured per-shape rule says it is faster
 // (kernels/cpu/conv2d_winograd.h; DD_CPU_CONV3X3=im2col|winograd forces a path);
