@@ -76,7 +76,7 @@ TEST_CASE("linear backward is bitwise deterministic and computes only what is as
   CHECK_FALSE(none.dbias.defined());
 }
 
-TEST_CASE("linear's weight gradient, long and short: the float64 value; it, y and dx the same bits for any thread count",
+TEST_CASE("linear's weight gradient, long and short: the float64 value, and it, y and dx the same bits for any thread count",
           "[linear]") {
   DD_TEST_RANDOM(rng);
   // 1700 rows: three of the fixed row ranges (kernels/cpu/linear.cpp); 300 rows: too few to split,
