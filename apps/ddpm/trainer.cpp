@@ -536,11 +536,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   }
   const int64_t steps_run = state.step - summary.start_step;
   if (comm->distributed() && !nccl && steps_run > 0) {
-    summary.step_ms = 1e3 * run_s / static_cast<double>(steps_run);
-    summary.allreduce_ms = 1e3 * allreduce_s / static_cast<double>(steps_run);
+    const double per_step_ms = 1e3 / static_cast<double>(steps_run);
     std::fprintf(log, "data parallel: %d ranks; gradient all-reduce of %lld floats %.2f ms a step (rank 0, the wait for "
                  "the slowest rank included) of %.1f ms a step\n", comm->world_size(),
-                 static_cast<long long>(grad_view.numel()), summary.allreduce_ms, summary.step_ms);
+                 static_cast<long long>(grad_view.numel()), allreduce_s * per_step_ms, run_s * per_step_ms);
   }
   std::fprintf(log, "done: step %lld, %.1f img/s; weights in %s\n", static_cast<long long>(state.step),
                summary.images_per_s, files.weights().c_str());

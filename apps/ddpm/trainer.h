@@ -33,8 +33,6 @@ struct TrainSummary {
   double last_loss = 0.0;      // mean loss of the last logged interval
   double images_per_s = 0.0;   // over this invocation
   bool interrupted = false;    // stopped by SIGINT/SIGTERM (a checkpoint was written)
-  double step_ms = 0.0;        // data parallel on CPU ranks: wall time per step of this invocation
-  double allreduce_ms = 0.0;   // of which in the gradient all-reduce (0 otherwise)
 };
 
 // `explicit_keys`: the option keys the user set on the command line (for --resume conflicts).

@@ -1,9 +1,7 @@
 #include "kernels/elementwise.h"
 
-#include <algorithm>
-#include <vector>
-
 #include "kernels/cpu/parallel.h"
+#include "kernels/multi_tensor.h"
 
 namespace dd::kernels::cpu {
 
@@ -58,16 +56,6 @@ double sum(const Tensor& a) {
   return deterministic_sum(a.numel(), [p](int64_t i) { return static_cast<double>(p[i]); });
 }
 
-double sum_squares(const Tensor& a) {
-  const float* p = a.data();
-  const int64_t n = a.numel(), chunks = (n + kSquaresChunk - 1) / kSquaresChunk;
-  std::vector<double> partial(static_cast<std::size_t>(chunks));
-#pragma omp parallel for schedule(static) if (chunks > 4)
-  for (int64_t c = 0; c < chunks; ++c)
-    partial[c] = sum_squares_lanes(p + c * kSquaresChunk, std::min(kSquaresChunk, n - c * kSquaresChunk));
-  double total = 0.0;
-  for (double v : partial) total += v;
-  return total;
-}
+double sum_squares(const Tensor& a) { return sum_squares_multi({a}); }
 
 }  // namespace dd::kernels::cpu

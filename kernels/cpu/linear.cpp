@@ -24,12 +24,11 @@ constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;  // the extra parts' [n,
 // thread count; fixed blocks make the bits depend on the shapes alone.
 constexpr int64_t kMinBlockRows = 64, kMaxRowBlocks = 16;
 
-// f(r0, r1) for fixed row blocks of [0, m), inside an active parallel region even for one block, so
-// Eigen never threads inside f.
+// f(r0, r1) for fixed row blocks of [0, m), in parallel (Eigen itself never threads: kernels/cpu/gemm.h).
 template <typename F>
 void for_row_blocks(int64_t m, F f) {
   const int64_t blocks = std::clamp<int64_t>(m / kMinBlockRows, 1, kMaxRowBlocks);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) f(b * m / blocks, (b + 1) * m / blocks);
 }
 
@@ -41,7 +40,7 @@ void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
     // Under 2 * kRowsPerPart rows one part would leave the other threads idle (0.75-0.85x on 2
     // threads, bench/RESULTS.md): split dw's rows into fixed blocks instead, each one GEMM over all m.
     const int64_t blocks = std::clamp<int64_t>(n / kRowsPerBlock, 1, kMaxParts);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (blocks > 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t n0 = blk * n / blocks, n1 = (blk + 1) * n / blocks;
       MatMap(dw + n0 * k, n1 - n0, k).noalias() = gm.middleCols(n0, n1 - n0).transpose() * xm;
