@@ -2,8 +2,9 @@
 // 32x32), forward, backward-data and backward-weight. GPU: ours vs cuDNN (NHWC fp32, the fastest
 // algorithm cudnnFind* measures; FMA math = true fp32 like ours, and TF32 for reference) at batch 128.
 // --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s; for the 3x3/p1 convs also the
-// forward and backward-data with each path forced (im2col, Winograd F(2x2,3x3): see
-// kernels/cpu/conv2d_winograd.cpp), each validated first, and which one the per-shape rule runs.
+// forward and backward-data with each path forced (im2col, Winograd F(2x2,3x3) and F(4x4,3x3), the
+// weight gradient im2col and F(2x2): see kernels/cpu/conv2d_winograd.h), each validated first, and
+// which one the per-shape rules run.
 // --preset cifar|fmnist (default cifar): whose convolutions (fmnist: dim 32, 1,2,4, 1 channel, 28x28).
 // --only TEXT: only the shapes whose key (first column) contains TEXT. --dim N: the U-Net's base width.
 // GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
@@ -203,7 +204,8 @@ int main(int argc, char** argv) try {
               "forward. TFLOP/s counts 2·MACs of the direction alone (bias excluded). %s\n\n", shapes.size(),
               a.cpu ? "" : "cuDNN fp32 = CUDNN_FMA_MATH (no TF32, the precision of ours); ratio = our time / cuDNN fp32 time (>1: we are slower). cuDNN TF32 for reference.");
   if (a.cpu)
-    table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ms", "GFLOP/s", "im2col ms", "winograd ms", "rule runs"});
+    table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ms", "GFLOP/s", "im2col ms", "winograd ms",
+                  "winograd4 ms", "rule runs"});
   else if (fp32_table)
     table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN fp32 ms",
                   "cuDNN fp32 TFLOP/s", "ours / cuDNN", "cuDNN TF32 ms", "cuDNN algos fp32 (f/d/w)"});
@@ -294,12 +296,14 @@ int main(int argc, char** argv) try {
     if (a.cpu) {
       // 3x3/p1: every direction again with each path forced, validated before timing.
       // "ms" above is the default path (the rules, or DD_CPU_CONV3X3 when set).
-      double forced[2][3] = {{NAN, NAN, NAN}, {NAN, NAN, NAN}};  // [im2col, winograd][fwd, bwd-data, bwd-weight]
+      // [im2col, F(2x2), F(4x4)][fwd, bwd-data, bwd-weight]; F(4x4) has no weight gradient.
+      double forced[3][3] = {{NAN, NAN, NAN}, {NAN, NAN, NAN}, {NAN, NAN, NAN}};
       std::string runs[3] = {"im2col", "im2col", "im2col"};
       if (s.k == 3 && s.pad == 1) {
         using kernels::cpu::Conv3x3Algo;
-        for (int p = 0; p < 2; ++p) {
-          kernels::cpu::Conv3x3AlgoScope force(p ? Conv3x3Algo::Winograd : Conv3x3Algo::Im2col);
+        const Conv3x3Algo paths[3] = {Conv3x3Algo::Im2col, Conv3x3Algo::Winograd, Conv3x3Algo::Winograd4};
+        for (int p = 0; p < 3; ++p) {
+          kernels::cpu::Conv3x3AlgoScope force(paths[p]);
           kernels::Conv2dGrads g{bwd_d().dx, bwd_w().dw, Tensor()};
           if (!validate_cpu(s, in, fwd(), g)) {
             all_ok = false;
@@ -307,15 +311,16 @@ int main(int argc, char** argv) try {
           }
           forced[p][0] = time_ms(dev, [&] { fwd(); }, warm, reps);
           forced[p][1] = time_ms(dev, [&] { bwd_d(); }, warm, reps);
-          forced[p][2] = time_ms(dev, [&] { bwd_w(); }, warm, reps);
+          if (p < 2) forced[p][2] = time_ms(dev, [&] { bwd_w(); }, warm, reps);
         }
-        runs[0] = kernels::cpu::use_winograd(B, s.h, s.w, s.ci, s.co) ? "winograd" : "im2col";
-        runs[1] = kernels::cpu::use_winograd(B, s.h, s.w, s.co, s.ci) ? "winograd" : "im2col";
+        const char* names[5] = {"im2col", "", "winograd", "", "winograd4"};
+        runs[0] = names[kernels::cpu::use_winograd(B, s.h, s.w, s.ci, s.co)];
+        runs[1] = names[kernels::cpu::use_winograd(B, s.h, s.w, s.co, s.ci)];
         runs[2] = kernels::cpu::use_winograd_dw(B, s.h, s.w, s.ci, s.co) ? "winograd" : "im2col";
       }
       for (int i = 0; i < 3; ++i)
         table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3), 4),
-                   fmt(forced[0][i]), fmt(forced[1][i]), runs[i]});
+                   fmt(forced[0][i]), fmt(forced[1][i]), fmt(forced[2][i]), runs[i]});
       continue;
     }
 #ifdef DD_BENCH_CUDNN

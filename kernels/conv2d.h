@@ -61,10 +61,11 @@ namespace cpu {
 // multi-chunk paths on small shapes. For a given chunk_rows the results are
 // bitwise the same run to run and for any thread count (the 1x1/p0 conv is a
 // linear layer, whose GEMMs also run in fixed blocks: kernels/cpu/linear.cpp).
-// 3x3/p1 forwards, backward-data and backward-weight run Winograd F(2x2,3x3)
-// instead where a measured per-shape rule says it is faster
-// (kernels/cpu/conv2d_winograd.h; DD_CPU_CONV3X3=im2col|winograd forces a path);
-// chunk_rows then counts 2x2 output tiles per chunk, with the same determinism.
+// 3x3/p1 forwards and backward-data run Winograd F(2x2,3x3) or F(4x4,3x3), and
+// backward-weight F(2x2,3x3), instead where a measured per-shape rule says it is
+// faster (kernels/cpu/conv2d_winograd.h; DD_CPU_CONV3X3=im2col|winograd|winograd4
+// forces a path); chunk_rows then counts output tiles per chunk, with the same
+// determinism.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);

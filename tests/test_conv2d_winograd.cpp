@@ -1,6 +1,7 @@
-// Winograd F(2x2, 3x3) on the CPU backend (kernels/cpu/conv2d_winograd.cpp), forced through the
-// public kernels::conv2d_forward / conv2d_backward, against float64 references.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) on the CPU backend (kernels/cpu/conv2d_winograd.cpp),
+// forced through the public kernels::conv2d_forward / conv2d_backward, against float64 references.
 //
+// F(2x2):
 // Error bound (first order in u = 2^-24, fp32 unit roundoff), for one output of a conv with
 // n input channels, D = max|input|, W = max|weight|:
 //   weights: G g G^T in double, rounded once: |dU| <= u|U|; |U| <= 1.5 * 1.5 * W (the rows of G
@@ -17,6 +18,20 @@
 // returns it; the checks use it as an absolute tolerance, divided by max|y_ref| as expect_close
 // wants. It is a worst case: errors measured on random data are ~100x smaller, and a wrong
 // transform (a sign, a tile offset, a dropped halo) gives errors of the order of |y| itself.
+//
+// F(4x4) (kernels/cpu/conv2d_winograd_f4.h), the same way:
+//   weights: in double, rounded once: |dU| <= u|U|, |U_rs| <= g_r g_s W with g = the row sums of
+//            |G| = (1/4, 1/2, 1/2, 7/24, 7/24, 1).
+//   input:   B^T d B, two stages, each output of a stage at most two roundings deep: |dV| <= 4u
+//            |B^T||d||B|, and |B^T||d||B| <= b_r b_s D with b = the row sums of |B^T| = (10, 10,
+//            10, 6, 6, 10).
+//   GEMMs:   n u sum_ci |U||V| as above.
+//   output:  A^T m A, two stages at most three roundings deep, then the bias add: 7u relative.
+// Output (i, j) sums |A^T_ir| |A^T_js| |U_rs| |V_rs| over the 36 points, at most S_i S_j W D with
+// S_i = sum_r |A^T_ir| g_r b_r = (16, 17, 24, 48): 48^2 = 2304 W D per channel (F(2x2): 81).
+// Altogether |y_winograd4 - y| <= (n + 12) u * 2304 n W D (winograd4_bound() below). The
+// coefficients up to 8 in A^T and 5 in B^T are why F(4x4) rounds more than F(2x2); measured on
+// random data the error is again far below the bound.
 //
 // dw (winograd_weight_grad3x3), over T tiles, with D = max|x|, E = max|dy|:
 //   input:   V = B^T d B as above: |V| <= 4 D, |dV| <= 2u * 4 D.
@@ -59,6 +74,19 @@ double winograd_bound(int64_t n, double d_max, double w_max) {
   const double u = std::ldexp(1.0, -24);
   return double(n + 8) * u * 81.0 * double(n) * w_max * d_max;
 }
+
+// The F(4x4) bound derived at the top of this file.
+double winograd4_bound(int64_t n, double d_max, double w_max) {
+  const double u = std::ldexp(1.0, -24);
+  return double(n + 12) * u * 2304.0 * double(n) * w_max * d_max;
+}
+
+// The forward's bound for Winograd's output tile (2 or 4).
+double winograd_tile_bound(int tile, int64_t n, double d_max, double w_max) {
+  return tile == 4 ? winograd4_bound(n, d_max, w_max) : winograd_bound(n, d_max, w_max);
+}
+
+Conv3x3Algo algo_of_tile(int tile) { return tile == 4 ? Conv3x3Algo::Winograd4 : Conv3x3Algo::Winograd; }
 
 // The dw bound derived at the top of this file, for T tiles.
 double winograd_dw_bound(const ConvDims& d, double x_max, double dy_max) {
@@ -113,48 +141,52 @@ std::string name_of(const ConvDims& d, int64_t chunk) {
 const std::vector<ConvDims> kShapes = {
     {1, 1, 1, 5, 3, 3, 1},    {3, 2, 2, 7, 9, 3, 1},  {1, 5, 7, 3, 2, 3, 1},    {3, 6, 4, 17, 11, 3, 1},
     {1, 13, 11, 33, 19, 3, 1}, {3, 8, 9, 1, 1, 3, 1},  {3, 7, 7, 16, 32, 3, 1}, {1, 1, 6, 9, 4, 3, 1},
-    {1, 4, 4, 40, 24, 3, 1}};
+    {1, 4, 4, 40, 24, 3, 1},   {2, 12, 8, 20, 17, 3, 1}};
 }  // namespace
 
 TEST_CASE("winograd conv2d forward, dx and dw match the float64 reference within the derived bounds",
           "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
-  Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
-  for (const ConvDims& d : kShapes)
-    for (int64_t chunk : {int64_t{0}, int64_t{1}, int64_t{3}})
-      for (bool with_bias : {true, false}) {
-        const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
-        const std::vector<double> bias = with_bias ? rng.normal_f32(d.co) : std::vector<double>{};
-        const std::vector<double> dy = rng.normal_f32(d.y_numel());
-        const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, x), wt = from_double({d.co, 3, 3, d.ci}, w);
-        const Tensor bt = with_bias ? from_double({d.co}, bias) : Tensor();
-        const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, dy);
-        const std::string what = name_of(d, chunk) + (with_bias ? " bias" : "");
-        const std::vector<double> y_ref = ref::conv2d(d, x, w, bias);
-        // n = Ci input channels; the bias is added exactly in double by the reference.
-        const double fwd_bound = winograd_bound(d.ci, max_abs(x), max_abs(w));
-        expect_close("winograd forward " + what, kernels::cpu::conv2d_forward(xt, wt, bt, 1, chunk), y_ref,
-                     rel_tol(fwd_bound, y_ref));
-        const std::vector<double> dx_ref = ref_dx(d, dy, w);
-        // dx is the 3x3/p1 conv of dy (n = Co input channels) with the rotated kernel: same bound.
-        const double dx_bound = winograd_bound(d.co, max_abs(dy), max_abs(w));
-        kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(xt, wt, dyt, 1, true, false, false, chunk);
-        expect_close("winograd dx " + what, g.dx, dx_ref, rel_tol(dx_bound, dx_ref));
-        const std::vector<double> dw_ref = ref_dw(d, x, dy);
-        const double dw_bound = winograd_dw_bound(d, max_abs(x), max_abs(dy));
-        expect_close("winograd dw " + what, kernels::cpu::conv2d_backward(xt, wt, dyt, 1, false, true, false, chunk).dw,
-                     dw_ref, rel_tol(dw_bound, dw_ref));
-        if (chunk == 0) {  // the dispatching entry points take the same path
-          expect_close("winograd dw (dispatch) " + what,
-                       kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw, dw_ref,
-                       rel_tol(dw_bound, dw_ref));
-          expect_close("winograd forward (dispatch) " + what, kernels::conv2d_forward(xt, wt, bt, 1), y_ref,
+  for (int tile : {2, 4}) {
+    Conv3x3AlgoScope force(algo_of_tile(tile));
+    for (const ConvDims& d : kShapes)
+      for (int64_t chunk : {int64_t{0}, int64_t{1}, int64_t{3}})
+        for (bool with_bias : {true, false}) {
+          const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
+          const std::vector<double> bias = with_bias ? rng.normal_f32(d.co) : std::vector<double>{};
+          const std::vector<double> dy = rng.normal_f32(d.y_numel());
+          const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, x), wt = from_double({d.co, 3, 3, d.ci}, w);
+          const Tensor bt = with_bias ? from_double({d.co}, bias) : Tensor();
+          const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, dy);
+          const std::string what = str_cat("F", tile, " ", name_of(d, chunk), with_bias ? " bias" : "");
+          const std::vector<double> y_ref = ref::conv2d(d, x, w, bias);
+          // n = Ci input channels; the bias is added exactly in double by the reference.
+          const double fwd_bound = winograd_tile_bound(tile, d.ci, max_abs(x), max_abs(w));
+          expect_close("winograd forward " + what, kernels::cpu::conv2d_forward(xt, wt, bt, 1, chunk), y_ref,
                        rel_tol(fwd_bound, y_ref));
-          expect_close("winograd dx (dispatch) " + what,
-                       kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx, dx_ref,
-                       rel_tol(dx_bound, dx_ref));
+          const std::vector<double> dx_ref = ref_dx(d, dy, w);
+          // dx is the 3x3/p1 conv of dy (n = Co input channels) with the rotated kernel: same bound.
+          const double dx_bound = winograd_tile_bound(tile, d.co, max_abs(dy), max_abs(w));
+          kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(xt, wt, dyt, 1, true, false, false, chunk);
+          expect_close("winograd dx " + what, g.dx, dx_ref, rel_tol(dx_bound, dx_ref));
+          // dw is F(2x2) under either setting.
+          const std::vector<double> dw_ref = ref_dw(d, x, dy);
+          const double dw_bound = winograd_dw_bound(d, max_abs(x), max_abs(dy));
+          expect_close("winograd dw " + what,
+                       kernels::cpu::conv2d_backward(xt, wt, dyt, 1, false, true, false, chunk).dw, dw_ref,
+                       rel_tol(dw_bound, dw_ref));
+          if (chunk == 0) {  // the dispatching entry points take the same path
+            expect_close("winograd dw (dispatch) " + what,
+                         kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw, dw_ref,
+                         rel_tol(dw_bound, dw_ref));
+            expect_close("winograd forward (dispatch) " + what, kernels::conv2d_forward(xt, wt, bt, 1), y_ref,
+                         rel_tol(fwd_bound, y_ref));
+            expect_close("winograd dx (dispatch) " + what,
+                         kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx, dx_ref,
+                         rel_tol(dx_bound, dx_ref));
+          }
         }
-      }
+  }
 }
 
 TEST_CASE("winograd and im2col agree, and the switch picks the path asked for", "[conv2d][winograd]") {
@@ -162,24 +194,52 @@ TEST_CASE("winograd and im2col agree, and the switch picks the path asked for", 
   const ConvDims d{2, 9, 10, 24, 20, 3, 1};
   const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
   const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, x), wt = from_double({d.co, 3, 3, d.ci}, w);
-  Tensor y_w, y_i;
-  {
-    Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
-    CHECK(kernels::cpu::use_winograd(d.b, d.h, d.w, d.ci, d.co));
-    y_w = kernels::conv2d_forward(xt, wt, Tensor(), 1);
-  }
-  {
-    Conv3x3AlgoScope force(Conv3x3Algo::Im2col);
-    CHECK_FALSE(kernels::cpu::use_winograd(d.b, d.h, d.w, d.ci, d.co));
-    y_i = kernels::conv2d_forward(xt, wt, Tensor(), 1);
-  }
+  auto forward = [&](Conv3x3Algo a, int expect_tile) {
+    Conv3x3AlgoScope force(a);
+    CHECK(kernels::cpu::use_winograd(d.b, d.h, d.w, d.ci, d.co) == expect_tile);
+    return kernels::conv2d_forward(xt, wt, Tensor(), 1);
+  };
+  const Tensor y_i = forward(Conv3x3Algo::Im2col, 0), y_2 = forward(Conv3x3Algo::Winograd, 2),
+               y_4 = forward(Conv3x3Algo::Winograd4, 4);
   const std::vector<double> y_ref = ref::conv2d(d, x, w, {});
-  // Both within the Winograd bound of the reference (im2col's own is 9x tighter), and they must
-  // differ somewhere: equal bits would mean the switch ran one path twice.
-  const double tol = rel_tol(winograd_bound(d.ci, max_abs(x), max_abs(w)), y_ref);
-  expect_close("winograd", y_w, y_ref, tol);
-  expect_close("im2col", y_i, y_ref, tol);
-  CHECK(y_w.to_vector() != y_i.to_vector());
+  // Each within its Winograd bound of the reference (im2col's own is tighter still), and they
+  // must differ pairwise: equal bits would mean the switch ran one path twice.
+  const double tol2 = rel_tol(winograd_bound(d.ci, max_abs(x), max_abs(w)), y_ref);
+  expect_close("winograd", y_2, y_ref, tol2);
+  expect_close("im2col", y_i, y_ref, tol2);
+  expect_close("winograd4", y_4, y_ref, rel_tol(winograd4_bound(d.ci, max_abs(x), max_abs(w)), y_ref));
+  CHECK(y_2.to_vector() != y_i.to_vector());
+  CHECK(y_4.to_vector() != y_i.to_vector());
+  CHECK(y_4.to_vector() != y_2.to_vector());
+}
+
+TEST_CASE("the forward's rule picks im2col, F(2x2) or F(4x4) per shape, and the dispatch follows it",
+          "[conv2d][winograd]") {
+  using kernels::cpu::winograd_tile_rule;
+  CHECK(winograd_tile_rule(8, 32, 32, 64, 64) == 4);
+  CHECK(winograd_tile_rule(8, 7, 7, 64, 64) == 4);    // an 8x8 tile set either way
+  CHECK(winograd_tile_rule(8, 14, 14, 64, 64) == 2);  // F(2x2) tiles it exactly, F(4x4) does not
+  CHECK(winograd_tile_rule(8, 4, 4, 256, 256) == 0);  // one F(4x4) tile per image
+  CHECK(winograd_tile_rule(8, 32, 32, 8, 64) == 0);   // below 16 channels
+  DD_TEST_RANDOM(rng);
+  for (const ConvDims& d : {ConvDims{2, 8, 8, 16, 20, 3, 1}, ConvDims{2, 10, 10, 16, 20, 3, 1}}) {
+    const int tile = winograd_tile_rule(d.b, d.h, d.w, d.ci, d.co);
+    CHECK(tile == (d.h == 8 ? 4 : 2));
+    const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
+    const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
+    const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
+    auto run = [&](Conv3x3Algo a) {
+      Conv3x3AlgoScope force(a);
+      return std::make_pair(kernels::conv2d_forward(xt, wt, Tensor(), 1).to_vector(),
+                            kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector());
+    };
+    // dx is the conv of dy with Co -> Ci channels: the rule is symmetric in the two here.
+    CHECK(winograd_tile_rule(d.b, d.h, d.w, d.co, d.ci) == tile);
+    const auto by_rule = run(Conv3x3Algo::Auto), forced = run(algo_of_tile(tile)), other = run(algo_of_tile(6 - tile));
+    CHECK(by_rule == forced);
+    CHECK(by_rule.first != other.first);
+    CHECK(by_rule.second != other.second);
+  }
 }
 
 TEST_CASE("the weight gradient's rule picks its path, and the paths differ", "[conv2d][winograd]") {
@@ -204,55 +264,62 @@ TEST_CASE("the weight gradient's rule picks its path, and the paths differ", "[c
 TEST_CASE("winograd conv2d is bitwise deterministic for any thread count and chunking is fixed",
           "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
-  Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
-  // 4*8*8 = 256 tiles over 24 + 16 channels: several default chunks; 2x2 tiles: a single chunk.
-  for (const ConvDims& d : {ConvDims{4, 16, 15, 24, 16, 3, 1}, ConvDims{1, 3, 4, 40, 36, 3, 1}}) {
-    const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
-    const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
-    const Tensor bt = from_double({d.co}, rng.normal_f32(d.co));
-    const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
-    const auto y = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
-    const auto dx = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
-    const auto dw = kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
-    CHECK(kernels::conv2d_forward(xt, wt, bt, 1).to_vector() == y);
-    CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector() == dx);
-    CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector() == dw);
-    const int threads = omp_get_max_threads();
-    for (int t : {1, 3}) {
-      omp_set_num_threads(t);
-      const auto y_t = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
-      const auto dx_t = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
-      const auto dw_t = kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
-      omp_set_num_threads(threads);
-      CHECK(y_t == y);
-      CHECK(dx_t == dx);
-      CHECK(dw_t == dw);
+  // 4*8*8 = 256 2x2 tiles over 24 + 16 channels: several default chunks (F(4x4): 64 tiles, again
+  // several); a 3x4 map: a single chunk.
+  const std::vector<ConvDims> shapes = {{4, 16, 15, 24, 16, 3, 1}, {1, 3, 4, 40, 36, 3, 1}};
+  for (int tile : {2, 4}) {
+    for (const ConvDims& d : shapes) {
+      Conv3x3AlgoScope force(algo_of_tile(tile));
+      const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
+      const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
+      const Tensor bt = from_double({d.co}, rng.normal_f32(d.co));
+      const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
+      const auto y = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
+      const auto dx = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+      const auto dw = kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
+      CHECK(kernels::conv2d_forward(xt, wt, bt, 1).to_vector() == y);
+      CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector() == dx);
+      CHECK(kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector() == dw);
+      const int threads = omp_get_max_threads();
+      for (int t : {1, 3}) {
+        omp_set_num_threads(t);
+        const auto y_t = kernels::conv2d_forward(xt, wt, bt, 1).to_vector();
+        const auto dx_t = kernels::conv2d_backward(xt, wt, dyt, 1, true, false, false).dx.to_vector();
+        const auto dw_t = kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
+        omp_set_num_threads(threads);
+        CHECK(y_t == y);
+        CHECK(dx_t == dx);
+        CHECK(dw_t == dw);
+      }
     }
   }
 }
 
 TEST_CASE("winograd conv2d gradcheck of x, w and bias (dbias stays a column sum)", "[conv2d][winograd]") {
   DD_TEST_RANDOM(rng);
-  Conv3x3AlgoScope force(Conv3x3Algo::Winograd);
-  for (const ConvDims& d : {ConvDims{2, 5, 4, 3, 2, 3, 1}, ConvDims{1, 3, 3, 4, 5, 3, 1}})
-    for (int64_t chunk : {int64_t{0}, int64_t{2}}) {
-      const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
-      const std::vector<double> bias = rng.normal_f32(d.co), dy = rng.normal_f32(d.y_numel());
-      kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(
-          from_double({d.b, d.h, d.w, d.ci}, x), from_double({d.co, 3, 3, d.ci}, w),
-          from_double({d.b, d.h, d.w, d.co}, dy), 1, true, true, true, chunk);
-      auto f = [&](const std::vector<std::vector<double>>& v) { return ref::conv2d(d, v[0], v[1], v[2]); };
-      // dx (Winograd): gradcheck's tol is relative to the largest numerical gradient, which is
-      // ref_dx's largest element to ~1e-10; the derived bound with n = Co over that scale.
-      const double dx_tol = rel_tol(winograd_bound(d.co, max_abs(dy), max_abs(w)), ref_dx(d, dy, w));
-      gradcheck("winograd conv2d dx " + name_of(d, chunk), f, {x, w, bias}, dy, {g.dx.to_vector(), {}, {}}, dx_tol);
-      // dw (Winograd): the derived bound over the largest gradient, as for dx.
-      const double dw_tol = rel_tol(winograd_dw_bound(d, max_abs(x), max_abs(dy)), ref_dw(d, x, dy));
-      gradcheck("winograd conv2d dw " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, g.dw.to_vector(), {}}, dw_tol);
-      // dbias: fp32 column sums of <= 40 values, 1e-5 as in test_conv2d.cpp.
-      gradcheck("winograd conv2d dbias " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, {}, g.dbias.to_vector()},
-                1e-5);
-    }
+  const std::vector<ConvDims> shapes = {{2, 5, 4, 3, 2, 3, 1}, {1, 3, 3, 4, 5, 3, 1}, {1, 6, 9, 2, 3, 3, 1}};
+  for (int tile : {2, 4})
+    for (const ConvDims& d : shapes)
+      for (int64_t chunk : {int64_t{0}, int64_t{2}}) {
+        Conv3x3AlgoScope force(algo_of_tile(tile));
+        const std::vector<double> x = rng.normal_f32(d.x_numel()), w = rng.normal_f32(d.w_numel(), 0.5);
+        const std::vector<double> bias = rng.normal_f32(d.co), dy = rng.normal_f32(d.y_numel());
+        kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(
+            from_double({d.b, d.h, d.w, d.ci}, x), from_double({d.co, 3, 3, d.ci}, w),
+            from_double({d.b, d.h, d.w, d.co}, dy), 1, true, true, true, chunk);
+        auto f = [&](const std::vector<std::vector<double>>& v) { return ref::conv2d(d, v[0], v[1], v[2]); };
+        // dx (Winograd): gradcheck's tol is relative to the largest numerical gradient, which is
+        // ref_dx's largest element to ~1e-10; the derived bound with n = Co over that scale.
+        const double dx_tol = rel_tol(winograd_tile_bound(tile, d.co, max_abs(dy), max_abs(w)), ref_dx(d, dy, w));
+        gradcheck(str_cat("winograd F", tile, " conv2d dx ", name_of(d, chunk)), f, {x, w, bias}, dy,
+                  {g.dx.to_vector(), {}, {}}, dx_tol);
+        // dw (Winograd): the derived bound over the largest gradient, as for dx.
+        const double dw_tol = rel_tol(winograd_dw_bound(d, max_abs(x), max_abs(dy)), ref_dw(d, x, dy));
+        gradcheck("winograd conv2d dw " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, g.dw.to_vector(), {}}, dw_tol);
+        // dbias: fp32 column sums of <= 40 values, 1e-5 as in test_conv2d.cpp.
+        gradcheck("winograd conv2d dbias " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, {}, g.dbias.to_vector()},
+                  1e-5);
+      }
 }
 
 TEST_CASE("the conv3x3 path override nests and restores the previous setting", "[conv2d][winograd]") {
@@ -261,6 +328,11 @@ TEST_CASE("the conv3x3 path override nests and restores the previous setting", "
     CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Im2col);
     {
       Conv3x3AlgoScope b(Conv3x3Algo::Winograd);
+      CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Winograd);
+      {
+        Conv3x3AlgoScope c(Conv3x3Algo::Winograd4);
+        CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Winograd4);
+      }
       CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Winograd);
     }
     CHECK(kernels::cpu::conv3x3_algo() == Conv3x3Algo::Im2col);

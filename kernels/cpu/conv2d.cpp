@@ -173,11 +173,11 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
     return linear_forward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}), bias)
         .reshape({g.b, g.ho, g.wo, g.co});
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, g.co});
-  // 3x3/p1 (the U-Net's ResNet convs): Winograd where the rule measured it faster
-  // (kernels/cpu/conv2d_winograd.cpp); chunk_rows then counts tiles per chunk.
-  if (g.k == 3 && g.p == 1 && use_winograd(g.b, g.h, g.w, g.ci, g.co)) {
+  // 3x3/p1 (the U-Net's ResNet convs): Winograd F(2x2) or F(4x4) where the rule measured it faster
+  // (kernels/cpu/conv2d_winograd_rules.cpp); chunk_rows then counts tiles per chunk.
+  if (const int tile = g.k == 3 && g.p == 1 ? use_winograd(g.b, g.h, g.w, g.ci, g.co) : 0) {
     winograd_conv3x3(x.data(), g.b, g.h, g.w, g.ci, w.data(), g.co, false, bias.defined() ? bias.data() : nullptr,
-                     y.data(), chunk_rows);
+                     y.data(), tile, chunk_rows);
     return y;
   }
   conv_gemm(x.data(), g, w.data(), bias.defined() ? bias.data() : nullptr, y.data(), chunk_rows);
@@ -215,8 +215,9 @@ Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
     const Geom gd = make_geom(g.b, g.ho, g.wo, g.co, g.ci, g.k, g.k - 1 - g.p);
     out.dx = Tensor::empty(x.shape());
     // For 3x3/p1, gd is again 3x3/p1: the forward's Winograd with the rotated, transposed kernel.
-    if (gd.k == 3 && gd.p == 1 && use_winograd(gd.b, gd.h, gd.w, gd.ci, gd.co)) {
-      winograd_conv3x3(dy.data(), gd.b, gd.h, gd.w, gd.ci, w.data(), gd.co, true, nullptr, out.dx.data(), chunk_rows);
+    if (const int tile = gd.k == 3 && gd.p == 1 ? use_winograd(gd.b, gd.h, gd.w, gd.ci, gd.co) : 0) {
+      winograd_conv3x3(dy.data(), gd.b, gd.h, gd.w, gd.ci, w.data(), gd.co, true, nullptr, out.dx.data(), tile,
+                       chunk_rows);
       return out;
     }
     conv_dx_gemm(dy.data(), gd, w.data(), out.dx.data(), chunk_rows);

@@ -3,17 +3,16 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "engine/error.h"
+#include "kernels/cpu/conv2d_winograd_f4.h"
 #include "kernels/cpu/gemm.h"
 
-// F(2x2, 3x3) with Lavin & Gray's matrices (interpolation points 0, 1, -1, infinity):
+// F(2x2, 3x3) below, F(4x4, 3x3) in conv2d_winograd_f4.h; one driver runs either. F(2x2) with
+// Lavin & Gray's matrices (interpolation points 0, 1, -1, infinity):
 //   B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1 1  1  0]
 //         [0  1  1  0]        [1/2  1/2  1/2]          [0 1 -1 -1]
 //         [0 -1  1  0]        [1/2 -1/2  1/2]
@@ -24,11 +23,12 @@
 //
 // Layout, all row-major, channels innermost (NHWC gives contiguous channel vectors, so every
 // transform is a loop over channels that the compiler vectorises):
-//   U [16][cin][cout]  transformed weights, built once per call (xi = 4 * row + column)
-//   V [16][n][cin]     transformed input tiles of a chunk of n tiles
-//   M [16][n][cout]    M[xi] = V[xi] U[xi]: 16 independent single-threaded Eigen GEMMs
+//   U [P][cin][cout]  transformed weights, built once per call (xi = 4 * row + column for F(2x2),
+//                     P = 16 points; 6 * row + column for F(4x4), P = 36)
+//   V [P][n][cin]     transformed input tiles of a chunk of n tiles
+//   M [P][n][cout]    M[xi] = V[xi] U[xi]: P independent single-threaded Eigen GEMMs
 // The tiles are cut into fixed chunks (their size depends only on the shapes); the chunks run in
-// parallel, each on its own thread's V and M buffers: input transform, 16 single-threaded GEMMs
+// parallel, each on its own thread's V and M buffers: input transform, P single-threaded GEMMs
 // (Eigen does not thread inside a parallel region), output transform. One barrier per call: a
 // first version that shared one chunk's buffers among the threads (three omp-for barriers per
 // chunk) timed 336 ms against im2col's 44 ms on one shape (32x32 128->64, batch 8) while a build
@@ -44,20 +44,6 @@ namespace {
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 constexpr int64_t kMinTiles = 16;   // below this Eigen's per-GEMM fixed costs dominate
 constexpr int64_t kMinChunks = 8;   // enough work items for load balance (as im2col's chunks)
-
-std::atomic<int> g_algo{static_cast<int>(Conv3x3Algo::Auto)};
-
-Conv3x3Algo env_algo() {
-  static const Conv3x3Algo algo = [] {
-    const char* v = std::getenv("DD_CPU_CONV3X3");
-    const std::string s = v ? v : "auto";
-    if (s == "im2col") return Conv3x3Algo::Im2col;
-    if (s == "winograd") return Conv3x3Algo::Winograd;
-    DD_CHECK(s == "auto" || s.empty(), "DD_CPU_CONV3X3='", s, "' must be im2col, winograd or auto");
-    return Conv3x3Algo::Auto;
-  }();
-  return algo;
-}
 
 // dst[xi * plane + j] = (G g_j G^T)[xi] for n kernels g_j, g_j[tap] = src[tap * tap_stride + j]
 // (taps in reversed order when flip: the 180-degree rotation), in double, rounded once. The loop
@@ -131,22 +117,25 @@ void output_tile(const float* __restrict mm, int64_t n, int64_t stride, const fl
   }
 }
 
-// d[(4r + s) * cin + c] = x[bi, 2th - 1 + r, 2tw - 1 + s, c], zero outside the map: per row, the
-// in-bounds pixels are one contiguous run of x.
+// d[(A r + s) * cin + c] = x[bi, M th - 1 + r, M tw - 1 + s, c] for the A x A input tile of the
+// M x M output tile (th, tw) (A = M + 2), zero outside the map: per row, the in-bounds pixels are
+// one contiguous run of x.
+template <int M>
 void copy_input_tile(const float* x, int64_t bi, int64_t th, int64_t tw, int64_t h, int64_t w, int64_t cin,
                      float* d) {
-  const int64_t iw0 = 2 * tw - 1, s_lo = std::max<int64_t>(0, -iw0), s_hi = std::min<int64_t>(4, w - iw0);
-  for (int r = 0; r < 4; ++r) {
-    float* row = d + r * 4 * cin;
-    const int64_t ih = 2 * th - 1 + r;
+  constexpr int A = M + 2;
+  const int64_t iw0 = M * tw - 1, s_lo = std::max<int64_t>(0, -iw0), s_hi = std::min<int64_t>(A, w - iw0);
+  for (int r = 0; r < A; ++r) {
+    float* row = d + r * A * cin;
+    const int64_t ih = M * th - 1 + r;
     if (ih < 0 || ih >= h) {
-      std::fill(row, row + 4 * cin, 0.0f);
+      std::fill(row, row + A * cin, 0.0f);
       continue;
     }
     std::fill(row, row + s_lo * cin, 0.0f);
     std::memcpy(row + s_lo * cin, x + ((bi * h + ih) * w + iw0 + s_lo) * cin,
                 static_cast<std::size_t>((s_hi - s_lo) * cin) * sizeof(float));
-    std::fill(row + s_hi * cin, row + 4 * cin, 0.0f);
+    std::fill(row + s_hi * cin, row + A * cin, 0.0f);
   }
 }
 
@@ -195,98 +184,52 @@ void transform_weight_grads(const float* src, int64_t plane, int64_t n, float* _
   }
 }
 
-int64_t tiles_per_chunk_for(int64_t tiles, int64_t cin, int64_t cout, int64_t requested) {
+int64_t tiles_per_chunk_for(int64_t tiles, int64_t points, int64_t cin, int64_t cout, int64_t requested) {
   int64_t n = requested;
   if (n <= 0) {
-    const int64_t fit = kChunkBytes / (16 * (cin + cout) * int64_t{sizeof(float)});
+    const int64_t fit = kChunkBytes / (points * (cin + cout) * int64_t{sizeof(float)});
     n = std::max(kMinTiles, std::min(fit, (tiles + kMinChunks - 1) / kMinChunks));
   }
   return std::max<int64_t>(1, std::min(n, tiles));
 }
-}  // namespace
 
-void set_conv3x3_algo(Conv3x3Algo algo) { g_algo.store(static_cast<int>(algo)); }
-Conv3x3Algo conv3x3_algo() { return static_cast<Conv3x3Algo>(g_algo.load()); }
+// The two tile sizes' transforms, for the driver below.
+struct F2 {
+  static constexpr int kM = 2, kA = 4;
+  static void weights(const float* src, int64_t tap_stride, int64_t n, bool flip, float* dst, int64_t plane) {
+    transform_weights(src, tap_stride, n, flip, dst, plane);
+  }
+  static void input(const float* d, int64_t n, int64_t stride, float* v) { input_tile(d, n, stride, v); }
+  static void output(const float* mm, int64_t n, int64_t stride, const float* bias, float* q) {
+    output_tile(mm, n, stride, bias, q);
+  }
+};
+struct F4 {
+  static constexpr int kM = 4, kA = 6;
+  static void weights(const float* src, int64_t tap_stride, int64_t n, bool flip, float* dst, int64_t plane) {
+    winograd_f4::transform_weights(src, tap_stride, n, flip, dst, plane);
+  }
+  static void input(const float* d, int64_t n, int64_t stride, float* v) { winograd_f4::input_tile(d, n, stride, v); }
+  static void output(const float* mm, int64_t n, int64_t stride, const float* bias, float* q) {
+    winograd_f4::output_tile(mm, n, stride, bias, q);
+  }
+};
 
-// Measured 2026-11-27 on this project's 2-core Xeon (AVX-512, native build), shared with another
-// engineer's builds, so one thread (OMP_NUM_THREADS=1, 15 repeats, median; with two threads the
-// other jobs' time slices swamped the difference):
-//   OMP_NUM_THREADS=1 bench_conv2d --cpu --preset fmnist|cifar --only "k3 p1" --repeats 15   (batch 8)
-// ms, im2col / Winograd, fwd and bwd-data:
-//   fmnist 28x28  32->32   1.33/0.855  1.32/0.814    cifar 32x32  64->64   5.52/3.26  5.27/3.24
-//          28x28  64->32   2.88/1.83   2.07/1.30           32x32 128->64  18.1/12.5  21.0/12.7
-//          14x14  32->32  0.359/0.231 0.368/0.210          16x16  64->64   1.29/0.803 1.29/0.757
-//          14x14  64->64   1.02/0.704 0.976/0.675          16x16 128->128  8.61/4.14  6.61/3.93
-//          14x14  96->64   1.66/1.09   1.36/0.947          16x16 192->128  10.1/9.47  10.8/9.19
-//          14x14 128->64   2.12/1.45   1.83/1.31           16x16 256->128  11.1/7.01  8.99/6.34
-//           7x7   64->64  0.288/0.301 0.266/0.250           8x8 128->128  1.33/1.08  1.21/1.01
-//           7x7   64->128 0.490/0.549 0.505/0.463           8x8 256->256  5.62/4.89  5.17/4.52
-//           7x7  128->128  1.04/1.03  0.943/0.911           8x8 384->256  10.7/7.05  7.46/6.52
-//           7x7  192->128  1.55/1.62   1.37/1.45            8x8 512->256  12.4/9.13  14.6/8.60
-//                                                           4x4 256->256  1.37/1.32  1.30/1.29
-//                                                           4x4 256->512  2.98/3.13  2.64/4.17
-//                                                           4x4 512->512  6.13/5.54  5.25/5.32
-//                                                           4x4 768->512  13.2/10.1  7.46/10.3
-// and the CPU demo preset (bench_conv2d ... --preset fmnist --dim 16, same settings, two runs):
-//   28x28 16->16  0.573/0.461 0.663/0.471 | 0.661/0.491 0.752/0.483
-//   14x14 16->16  0.186/0.140 0.181/0.133 | 0.167/0.145 0.199/0.139
-//   28x28 32->16  1.11/0.618  0.926/0.552 | 1.31/0.986  1.07/0.706
-//    7x7  32->32 0.0958/0.146 0.0927/0.128 | 0.112/0.146 0.119/0.128
-//    7x7  64->64  0.345/0.465 0.487/0.314 | 0.362/0.362 0.346/0.353
-// Winograd wins 1.1-2x from 8x8 maps up; at 7x7 and 4x4 the two are within noise or im2col wins
-// (a 4x4 map is 4 tiles per image, so the weight transform, 16 (ci, co) planes, is not amortised;
-// 7x7 computes 8x8 and drops a row and a column). So: maps of 64 pixels or more. Below 16
-// channels nothing was measured (the presets' 3x3 convs have 16 and more); those stay on im2col.
-bool winograd_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  (void)b;  // measured at batch 8; the tile count per image is what the ratio follows
-  return h * w >= 64 && std::min(cin, cout) >= 16;
-}
-
-bool use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  Conv3x3Algo algo = conv3x3_algo();
-  if (algo == Conv3x3Algo::Auto) algo = env_algo();
-  if (algo != Conv3x3Algo::Auto) return algo == Conv3x3Algo::Winograd;
-  return winograd_is_faster(b, h, w, cin, cout);
-}
-
-// The weight gradient's rule, measured 2026-11-27 on the same machine the same way (one thread,
-// batch 8, `DD_CPU_CONV3X3=im2col|winograd bench_conv2d --cpu --only "k3 p1" --repeats 5`, two
-// alternating runs each), GFLOP/s of the direct conv's FLOPs, im2col / Winograd:
-//   cifar  32x32 64->64 74-76/103-114   16x16 64->64 75-76/87-96    8x8 128->128 69-81/111-150
-//          4x4 256->256 72-74/99-143    4x4 512->512 73-89/98-110   8x8 512->256 53-54/116-134
-//          16x16 256->128 80-86/106-144 32x32 128->64 84-102/114-133
-//   fmnist 28x28 32->32 58-62/68-80     14x14 64->64 72-85/101-124  7x7 64->64 54-72/68-69
-//          7x7 64->128 76-93/71-82      7x7 128->128 85-95/91-94
-//   dim 16 28x28 16->16 62/41           14x14 16->16 57/42          7x7 32->32 66/46
-// Winograd wins from 32 channels on maps of 64 pixels or more, and on the 4x4 maps from 256
-// channels; 16-channel convs and the 7x7 maps (a quarter of each 8x8 tile set dropped) are
-// im2col's. Unlike the forward's rule, 4x4 maps qualify: the weight transform runs once per call
-// on the summed dU, not per tile.
-bool winograd_dw_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  (void)b;
-  const int64_t c = std::min(cin, cout);
-  return c >= 32 && (h * w >= 64 || (h * w >= 16 && c >= 256));
-}
-
-bool use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  Conv3x3Algo algo = conv3x3_algo();
-  if (algo == Conv3x3Algo::Auto) algo = env_algo();
-  if (algo != Conv3x3Algo::Auto) return algo == Conv3x3Algo::Winograd;
-  return winograd_dw_is_faster(b, h, w, cin, cout);
-}
-
-void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                      bool flip, const float* bias, float* y, int64_t tiles_per_chunk) {
-  const int64_t th_n = (h + 1) / 2, tw_n = (w + 1) / 2, tiles = b * th_n * tw_n;
-  const int64_t per = tiles_per_chunk_for(tiles, cin, cout, tiles_per_chunk);
+// y = conv3x3(x) by F(M x M, 3x3), F = F2 or F4 (see winograd_conv3x3).
+template <class F>
+void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
+                   bool flip, const float* bias, float* y, int64_t tiles_per_chunk) {
+  constexpr int M = F::kM, P = F::kA * F::kA;  // P transformed points per tile
+  const int64_t th_n = (h + M - 1) / M, tw_n = (w + M - 1) / M, tiles = b * th_n * tw_n;
+  const int64_t per = tiles_per_chunk_for(tiles, P, cin, cout, tiles_per_chunk);
   const int64_t chunks = (tiles + per - 1) / per;
   // Forward: Ut[xi] = U[xi]^T as [cout][cin] (w's OHWI rows are contiguous along cin); flip:
   // U[xi] as [cin][cout] (w's rows are contiguous along cout). Either way the transform reads and
   // writes along a contiguous index, and the GEMM takes the transpose where needed.
-  std::unique_ptr<float[]> u(new float[static_cast<std::size_t>(16 * cin * cout)]);
+  std::unique_ptr<float[]> u(new float[static_cast<std::size_t>(P * cin * cout)]);
   const int64_t rows = flip ? cin : cout, cols = flip ? cout : cin;
 #pragma omp parallel for schedule(static) if (cin * cout > 4096)
-  for (int64_t r = 0; r < rows; ++r) transform_weights(wt + r * 9 * cols, cols, cols, flip, u.get() + r * cols, cin * cout);
+  for (int64_t r = 0; r < rows; ++r) F::weights(wt + r * 9 * cols, cols, cols, flip, u.get() + r * cols, cin * cout);
   const float* bias_row = bias;
   std::vector<float> zero_bias;
   if (!bias) {
@@ -298,19 +241,19 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
   // chunk's GEMMs itself, and the results would then depend on how it splits them.
 #pragma omp parallel
   {
-    std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
-    std::unique_ptr<float[]> m(new float[static_cast<std::size_t>(16 * per * cout)]);
-    std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);  // one input tile
-    std::unique_ptr<float[]> q(new float[static_cast<std::size_t>(4 * cout)]);  // one output tile
+    std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(P * per * cin)]);
+    std::unique_ptr<float[]> m(new float[static_cast<std::size_t>(P * per * cout)]);
+    std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(P * cin)]);        // one input tile
+    std::unique_ptr<float[]> q(new float[static_cast<std::size_t>(M * M * cout)]);  // one output tile
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t t0 = c * per, n = std::min(per, tiles - t0);
       for (int64_t t = 0; t < n; ++t) {
         const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-        copy_input_tile(x, bi, th, tw, h, w, cin, d.get());
-        input_tile(d.get(), cin, n * cin, v.get() + t * cin);
+        copy_input_tile<M>(x, bi, th, tw, h, w, cin, d.get());
+        F::input(d.get(), cin, n * cin, v.get() + t * cin);
       }
-      for (int xi = 0; xi < 16; ++xi) {
+      for (int xi = 0; xi < P; ++xi) {
         MatMap mx(m.get() + xi * n * cout, n, cout);
         const ConstMatMap vx(v.get() + xi * n * cin, n, cin);
         if (flip)
@@ -320,17 +263,26 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
       }
       for (int64_t t = 0; t < n; ++t) {
         const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-        output_tile(m.get() + t * cout, cout, n * cout, bias_row, q.get());
-        // Odd H or W: the half tile's extra row or column is dropped here.
-        const int64_t ncol = std::min<int64_t>(2, w - 2 * tw);
-        for (int r = 0; r < 2 && 2 * th + r < h; ++r)
-          std::memcpy(y + ((bi * h + 2 * th + r) * w + 2 * tw) * cout, q.get() + r * 2 * cout,
+        F::output(m.get() + t * cout, cout, n * cout, bias_row, q.get());
+        // A map not a multiple of M: the last tile's extra rows and columns are dropped here.
+        const int64_t ncol = std::min<int64_t>(M, w - M * tw);
+        for (int r = 0; r < M && M * th + r < h; ++r)
+          std::memcpy(y + ((bi * h + M * th + r) * w + M * tw) * cout, q.get() + r * M * cout,
                       static_cast<std::size_t>(ncol * cout) * sizeof(float));
       }
     }
   }
 }
+}  // namespace
 
+void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
+                      bool flip, const float* bias, float* y, int tile, int64_t tiles_per_chunk) {
+  DD_CHECK(tile == 2 || tile == 4, "winograd_conv3x3: tile ", tile, " must be 2 or 4");
+  if (tile == 4)
+    conv3x3_tiles<F4>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk);
+  else
+    conv3x3_tiles<F2>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk);
+}
 
 // dw [cout, 3, 3, cin] of the 3x3/p1 conv y = conv(x, w): for each of the 16 Winograd points,
 // dU[xi] = sum over tiles of Yh[xi]^T V[xi] ([cout x n] x [n x cin] GEMMs), then dw = G^T dU G.
@@ -354,7 +306,7 @@ void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, in
   // A chunk's transforms: tile t0 + t of the chunk into v[xi][t] and yh[xi][t] (n tiles).
   auto transform = [&](int64_t t0, int64_t t, int64_t n, float* v, float* yh, float* d) {
     const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-    copy_input_tile(x, bi, th, tw, h, w, cin, d);
+    copy_input_tile<2>(x, bi, th, tw, h, w, cin, d);
     input_tile(d, cin, n * cin, v + t * cin);
     const float* g[4];
     for (int k = 0; k < 4; ++k) {
