@@ -2,9 +2,8 @@
 // 32x32), forward, backward-data and backward-weight. GPU: ours vs cuDNN (NHWC fp32, the fastest
 // algorithm cudnnFind* measures; FMA math = true fp32 like ours, and TF32 for reference) at batch 128.
 // --cpu: the CPU backend at a smaller batch (default 8), GFLOP/s; for the 3x3/p1 convs also the
-// forward and backward-data with each path forced (im2col, Winograd F(2x2,3x3) and F(4x4,3x3), the
-// weight gradient im2col and F(2x2): see kernels/cpu/conv2d_winograd.h), each validated first, and
-// which one the per-shape rules run.
+// three directions with each path forced (im2col, Winograd F(2x2,3x3) and F(4x4,3x3): see
+// kernels/cpu/conv2d_winograd.h), each validated first, and which one the per-shape rules run.
 // --preset cifar|fmnist (default cifar): whose convolutions (fmnist: dim 32, 1,2,4, 1 channel, 28x28).
 // --only TEXT: only the shapes whose key (first column) contains TEXT. --dim N: the U-Net's base width.
 // GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
@@ -296,7 +295,7 @@ int main(int argc, char** argv) try {
     if (a.cpu) {
       // 3x3/p1: every direction again with each path forced, validated before timing.
       // "ms" above is the default path (the rules, or DD_CPU_CONV3X3 when set).
-      // [im2col, F(2x2), F(4x4)][fwd, bwd-data, bwd-weight]; F(4x4) has no weight gradient.
+      // [im2col, F(2x2), F(4x4)][fwd, bwd-data, bwd-weight]
       double forced[3][3] = {{NAN, NAN, NAN}, {NAN, NAN, NAN}, {NAN, NAN, NAN}};
       std::string runs[3] = {"im2col", "im2col", "im2col"};
       if (s.k == 3 && s.pad == 1) {
@@ -311,12 +310,12 @@ int main(int argc, char** argv) try {
           }
           forced[p][0] = time_ms(dev, [&] { fwd(); }, warm, reps);
           forced[p][1] = time_ms(dev, [&] { bwd_d(); }, warm, reps);
-          if (p < 2) forced[p][2] = time_ms(dev, [&] { bwd_w(); }, warm, reps);
+          forced[p][2] = time_ms(dev, [&] { bwd_w(); }, warm, reps);
         }
         const char* names[5] = {"im2col", "", "winograd", "", "winograd4"};
         runs[0] = names[kernels::cpu::use_winograd(B, s.h, s.w, s.ci, s.co)];
         runs[1] = names[kernels::cpu::use_winograd(B, s.h, s.w, s.co, s.ci)];
-        runs[2] = kernels::cpu::use_winograd_dw(B, s.h, s.w, s.ci, s.co) ? "winograd" : "im2col";
+        runs[2] = names[kernels::cpu::use_winograd_dw(B, s.h, s.w, s.ci, s.co)];
       }
       for (int i = 0; i < 3; ++i)
         table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3), 4),

@@ -42,6 +42,16 @@
 //            (each row of |G^T| sums to at most 2).
 // Altogether |dw_winograd - dw| <= 64 (T + 5) T u E D (winograd_dw_bound() below). The sum runs
 // over every pixel, so it grows with the map, unlike the forward's bound over channels.
+//
+// dw by F(4x4), over its T tiles (a quarter as many), the same way:
+//   input:   |V_rs| <= b_r b_s D as above, |dV| <= 4u of that.
+//   dy:      Yh = A e A^T; the row sums of |A| are a = (1, 4, 4, 15, 15, 1): |Yh_rs| <= a_r a_s E,
+//            two stages at most three roundings deep: |dYh| <= 6u of that.
+//   GEMMs:   |d dU_rs| <= (T + 10) u * T a_r a_s b_r b_s E D.
+//   output:  G^T dU G in double, rounded once: tap (i, j) sums |G_ri| |G_sj| |d dU_rs|, at most
+//            c_i c_j (T + 10) u T E D with c_i = sum_r |G_ri| a_r b_r = (70/3, 85/3, 160/3).
+// Altogether |dw_winograd4 - dw| <= 2845 (T + 11) T u E D ((160/3)^2 < 2845, the one more u for
+// the final rounding).
 #include <catch2/catch.hpp>
 
 #include <omp.h>
@@ -88,10 +98,11 @@ double winograd_tile_bound(int tile, int64_t n, double d_max, double w_max) {
 
 Conv3x3Algo algo_of_tile(int tile) { return tile == 4 ? Conv3x3Algo::Winograd4 : Conv3x3Algo::Winograd; }
 
-// The dw bound derived at the top of this file, for T tiles.
-double winograd_dw_bound(const ConvDims& d, double x_max, double dy_max) {
+// The dw bounds derived at the top of this file, for T tiles of F(tile x tile).
+double winograd_dw_bound(int tile, const ConvDims& d, double x_max, double dy_max) {
   const double u = std::ldexp(1.0, -24);
-  const double tiles = double(d.b) * double((d.h + 1) / 2) * double((d.w + 1) / 2);
+  const double tiles = double(d.b) * double((d.h + tile - 1) / tile) * double((d.w + tile - 1) / tile);
+  if (tile == 4) return 2845.0 * (tiles + 11.0) * tiles * u * dy_max * x_max;
   return 64.0 * (tiles + 5.0) * tiles * u * dy_max * x_max;
 }
 
@@ -169,9 +180,8 @@ TEST_CASE("winograd conv2d forward, dx and dw match the float64 reference within
           const double dx_bound = winograd_tile_bound(tile, d.co, max_abs(dy), max_abs(w));
           kernels::Conv2dGrads g = kernels::cpu::conv2d_backward(xt, wt, dyt, 1, true, false, false, chunk);
           expect_close("winograd dx " + what, g.dx, dx_ref, rel_tol(dx_bound, dx_ref));
-          // dw is F(2x2) under either setting.
           const std::vector<double> dw_ref = ref_dw(d, x, dy);
-          const double dw_bound = winograd_dw_bound(d, max_abs(x), max_abs(dy));
+          const double dw_bound = winograd_dw_bound(tile, d, max_abs(x), max_abs(dy));
           expect_close("winograd dw " + what,
                        kernels::cpu::conv2d_backward(xt, wt, dyt, 1, false, true, false, chunk).dw, dw_ref,
                        rel_tol(dw_bound, dw_ref));
@@ -243,11 +253,15 @@ TEST_CASE("the forward's rule picks im2col, F(2x2) or F(4x4) per shape, and the 
 }
 
 TEST_CASE("the weight gradient's rule picks its path, and the paths differ", "[conv2d][winograd]") {
+  using kernels::cpu::winograd_dw_tile_rule;
+  CHECK(winograd_dw_tile_rule(8, 4, 4, 256, 256) == 2);
+  CHECK(winograd_dw_tile_rule(8, 4, 4, 128, 128) == 0);
   DD_TEST_RANDOM(rng);
-  // 8x8 maps with 32 channels: the rule's Winograd side; 16 channels: its im2col side.
-  for (const ConvDims& d : {ConvDims{2, 8, 8, 32, 40, 3, 1}, ConvDims{2, 8, 8, 16, 40, 3, 1}}) {
-    const bool rule = kernels::cpu::winograd_dw_is_faster(d.b, d.h, d.w, d.ci, d.co);
-    CHECK(rule == (d.ci == 32));
+  // 8x8: F(4x4); 10x10: F(2x2) (it tiles the map exactly, F(4x4) does not); 8x8 at 8 channels: im2col.
+  for (const ConvDims& d : {ConvDims{2, 8, 8, 32, 40, 3, 1}, ConvDims{2, 10, 10, 16, 40, 3, 1},
+                            ConvDims{2, 8, 8, 8, 40, 3, 1}}) {
+    const int rule = winograd_dw_tile_rule(d.b, d.h, d.w, d.ci, d.co);
+    CHECK(rule == (d.ci == 8 ? 0 : d.h == 8 ? 4 : 2));
     const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
     const Tensor wt = from_double({d.co, 3, 3, d.ci}, rng.normal_f32(d.w_numel(), 0.5));
     const Tensor dyt = from_double({d.b, d.h, d.w, d.co}, rng.normal_f32(d.y_numel()));
@@ -255,9 +269,12 @@ TEST_CASE("the weight gradient's rule picks its path, and the paths differ", "[c
       Conv3x3AlgoScope force(a);
       return kernels::conv2d_backward(xt, wt, dyt, 1, false, true, false).dw.to_vector();
     };
-    const auto by_rule = dw(Conv3x3Algo::Auto), wino = dw(Conv3x3Algo::Winograd), im2col = dw(Conv3x3Algo::Im2col);
-    CHECK(wino != im2col);
-    CHECK(by_rule == (rule ? wino : im2col));
+    const auto by_rule = dw(Conv3x3Algo::Auto), im2col = dw(Conv3x3Algo::Im2col);
+    const auto f2 = dw(Conv3x3Algo::Winograd), f4 = dw(Conv3x3Algo::Winograd4);
+    CHECK(f2 != im2col);
+    CHECK(f4 != im2col);
+    CHECK(f4 != f2);
+    CHECK(by_rule == (rule == 4 ? f4 : rule == 2 ? f2 : im2col));
   }
 }
 
@@ -314,8 +331,9 @@ TEST_CASE("winograd conv2d gradcheck of x, w and bias (dbias stays a column sum)
         gradcheck(str_cat("winograd F", tile, " conv2d dx ", name_of(d, chunk)), f, {x, w, bias}, dy,
                   {g.dx.to_vector(), {}, {}}, dx_tol);
         // dw (Winograd): the derived bound over the largest gradient, as for dx.
-        const double dw_tol = rel_tol(winograd_dw_bound(d, max_abs(x), max_abs(dy)), ref_dw(d, x, dy));
-        gradcheck("winograd conv2d dw " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, g.dw.to_vector(), {}}, dw_tol);
+        const double dw_tol = rel_tol(winograd_dw_bound(tile, d, max_abs(x), max_abs(dy)), ref_dw(d, x, dy));
+        gradcheck(str_cat("winograd F", tile, " conv2d dw ", name_of(d, chunk)), f, {x, w, bias}, dy,
+                  {{}, g.dw.to_vector(), {}}, dw_tol);
         // dbias: fp32 column sums of <= 40 values, 1e-5 as in test_conv2d.cpp.
         gradcheck("winograd conv2d dbias " + name_of(d, chunk), f, {x, w, bias}, dy, {{}, {}, g.dbias.to_vector()},
                   1e-5);

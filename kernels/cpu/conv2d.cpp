@@ -204,8 +204,8 @@ Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
   }
   if (need_dw) {
     out.dw = Tensor::empty(w.shape());
-    if (g.k == 3 && g.p == 1 && use_winograd_dw(g.b, g.h, g.w, g.ci, g.co))
-      winograd_weight_grad3x3(x.data(), g.b, g.h, g.w, g.ci, dy.data(), g.co, out.dw.data(), chunk_rows);
+    if (const int tile = g.k == 3 && g.p == 1 ? use_winograd_dw(g.b, g.h, g.w, g.ci, g.co) : 0)
+      winograd_weight_grad3x3(x.data(), g.b, g.h, g.w, g.ci, dy.data(), g.co, out.dw.data(), tile, chunk_rows);
     else
       conv_weight_grad(x.data(), g, dy.data(), out.dw.data(), chunk_rows);
   }

@@ -203,6 +203,12 @@ struct F2 {
   static void output(const float* mm, int64_t n, int64_t stride, const float* bias, float* q) {
     output_tile(mm, n, stride, bias, q);
   }
+  static void grad(const float* const* g, const float* zero, int64_t n, int64_t stride, float* yh) {
+    grad_tile(g, zero, n, stride, yh);
+  }
+  static void weight_grads(const float* src, int64_t plane, int64_t n, float* dst, int64_t tap_stride) {
+    transform_weight_grads(src, plane, n, dst, tap_stride);
+  }
 };
 struct F4 {
   static constexpr int kM = 4, kA = 6;
@@ -212,6 +218,12 @@ struct F4 {
   static void input(const float* d, int64_t n, int64_t stride, float* v) { winograd_f4::input_tile(d, n, stride, v); }
   static void output(const float* mm, int64_t n, int64_t stride, const float* bias, float* q) {
     winograd_f4::output_tile(mm, n, stride, bias, q);
+  }
+  static void grad(const float* const* g, const float* zero, int64_t n, int64_t stride, float* yh) {
+    winograd_f4::grad_tile(g, zero, n, stride, yh);
+  }
+  static void weight_grads(const float* src, int64_t plane, int64_t n, float* dst, int64_t tap_stride) {
+    winograd_f4::transform_weight_grads(src, plane, n, dst, tap_stride);
   }
 };
 
@@ -284,36 +296,39 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
     conv3x3_tiles<F2>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk);
 }
 
-// dw [cout, 3, 3, cin] of the 3x3/p1 conv y = conv(x, w): for each of the 16 Winograd points,
+// dw [cout, 3, 3, cin] of the 3x3/p1 conv y = conv(x, w): for each of the P Winograd points,
 // dU[xi] = sum over tiles of Yh[xi]^T V[xi] ([cout x n] x [n x cin] GEMMs), then dw = G^T dU G.
 // Part p (a fixed range of tiles; as many parts as there are 64-tile runs, kWeightParts at most)
 // sums its tiles chunk by chunk, in order, into its own dU, and the parts are added in part
 // order: the result depends only on the shapes and tiles_per_chunk, not on the threads.
 // The tiles are this GEMM's reduction: chunks as large as a 4 MB budget allows (short ones, 16
-// tiles at 8x8 and batch 8, ran it slower than im2col), and few parts (each costs a 16 x cin x
+// tiles at 8x8 and batch 8, ran it slower than im2col), and few parts (each costs a P x cin x
 // cout accumulator and its addition: with 8 parts, 8x8 512->256 at batch 8 took 2x im2col's time).
-void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
-                             int64_t cout, float* dw, int64_t tiles_per_chunk) {
+namespace {
+template <class F>
+void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy, int64_t cout,
+                       float* dw, int64_t tiles_per_chunk) {
+  constexpr int M = F::kM, P = F::kA * F::kA;
   constexpr int64_t kWeightParts = 8, kTilesPerPart = 64, kDwChunkBytes = int64_t{4} << 20;
-  const int64_t th_n = (h + 1) / 2, tw_n = (w + 1) / 2, tiles = b * th_n * tw_n;
+  const int64_t th_n = (h + M - 1) / M, tw_n = (w + M - 1) / M, tiles = b * th_n * tw_n;
   int64_t per = tiles_per_chunk;
-  if (per <= 0) per = std::max(kMinTiles, kDwChunkBytes / (16 * (cin + cout) * int64_t{sizeof(float)}));
+  if (per <= 0) per = std::max(kMinTiles, kDwChunkBytes / (P * (cin + cout) * int64_t{sizeof(float)}));
   per = std::clamp<int64_t>(per, 1, tiles);
   const int64_t parts = std::clamp<int64_t>(tiles / kTilesPerPart, 1, kWeightParts), plane = cin * cout;
-  std::unique_ptr<float[]> du(new float[static_cast<std::size_t>(parts * 16 * plane)]);
+  std::unique_ptr<float[]> du(new float[static_cast<std::size_t>(parts * P * plane)]);
   const std::vector<float> zero(static_cast<std::size_t>(cout), 0.0f);
 
   // A chunk's transforms: tile t0 + t of the chunk into v[xi][t] and yh[xi][t] (n tiles).
   auto transform = [&](int64_t t0, int64_t t, int64_t n, float* v, float* yh, float* d) {
     const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
-    copy_input_tile<2>(x, bi, th, tw, h, w, cin, d);
-    input_tile(d, cin, n * cin, v + t * cin);
-    const float* g[4];
-    for (int k = 0; k < 4; ++k) {
-      const int64_t oh = 2 * th + k / 2, ow = 2 * tw + k % 2;
+    copy_input_tile<M>(x, bi, th, tw, h, w, cin, d);
+    F::input(d, cin, n * cin, v + t * cin);
+    const float* g[M * M];
+    for (int k = 0; k < M * M; ++k) {
+      const int64_t oh = M * th + k / M, ow = M * tw + k % M;
       g[k] = oh < h && ow < w ? dy + ((bi * h + oh) * w + ow) * cout : nullptr;
     }
-    grad_tile(g, zero.data(), cout, n * cout, yh + t * cout);
+    F::grad(g, zero.data(), cout, n * cout, yh + t * cout);
   };
   auto accumulate = [&](float* acc, int xi, int64_t n, const float* v, const float* yh) {
     MatMap(acc + xi * plane, cout, cin).noalias() +=
@@ -323,54 +338,64 @@ void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, in
   if (parts >= omp_get_max_threads()) {
 #pragma omp parallel
     {
-      std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
-      std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(16 * per * cout)]);
-      std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);
+      std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(P * per * cin)]);
+      std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(P * per * cout)]);
+      std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(P * cin)]);
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < parts; ++p) {
-        float* acc = du.get() + p * 16 * plane;
-        std::fill(acc, acc + 16 * plane, 0.0f);
+        float* acc = du.get() + p * P * plane;
+        std::fill(acc, acc + P * plane, 0.0f);
         const int64_t part_end = (p + 1) * tiles / parts;
         for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
           const int64_t n = std::min(per, part_end - t0);
           for (int64_t t = 0; t < n; ++t) transform(t0, t, n, v.get(), yh.get(), d.get());
-          for (int xi = 0; xi < 16; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
+          for (int xi = 0; xi < P; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
         }
       }
     }
   } else {
     // Fewer parts than threads (the deep levels' few tiles: one part below 128 tiles left a core
     // idle, bench/RESULTS.md's 1- and 2-thread tables): the threads share each chunk, the tiles'
-    // transforms split over them, then the 16 GEMMs. Every GEMM is the one the branch above runs,
+    // transforms split over them, then the P GEMMs. Every GEMM is the one the branch above runs,
     // in the same order per dU[xi]: the same bits.
-    std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(16 * per * cin)]);
-    std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(16 * per * cout)]);
-    std::fill(du.get(), du.get() + parts * 16 * plane, 0.0f);
+    std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(P * per * cin)]);
+    std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(P * per * cout)]);
+    std::fill(du.get(), du.get() + parts * P * plane, 0.0f);
 #pragma omp parallel
     {
-      std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(16 * cin)]);
+      std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(P * cin)]);
       for (int64_t p = 0; p < parts; ++p) {
-        float* acc = du.get() + p * 16 * plane;
+        float* acc = du.get() + p * P * plane;
         const int64_t part_end = (p + 1) * tiles / parts;
         for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
           const int64_t n = std::min(per, part_end - t0);
 #pragma omp for schedule(static)
           for (int64_t t = 0; t < n; ++t) transform(t0, t, n, v.get(), yh.get(), d.get());
 #pragma omp for schedule(static)
-          for (int xi = 0; xi < 16; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
+          for (int xi = 0; xi < P; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
         }
       }
     }
   }
   float* sum = du.get();
   for (int64_t p = 1; p < parts; ++p) {
-    const float* src = du.get() + p * 16 * plane;
-#pragma omp parallel for simd schedule(static) if (16 * plane > (1 << 16))
-    for (int64_t i = 0; i < 16 * plane; ++i) sum[i] += src[i];
+    const float* src = du.get() + p * P * plane;
+#pragma omp parallel for simd schedule(static) if (P * plane > (1 << 16))
+    for (int64_t i = 0; i < P * plane; ++i) sum[i] += src[i];
   }
   // dU[xi] is [cout][cin]; dw row co holds the taps of every ci: dw[co * 9 * cin + tap * cin + ci].
 #pragma omp parallel for schedule(static) if (plane > 4096)
-  for (int64_t co = 0; co < cout; ++co) transform_weight_grads(sum + co * cin, plane, cin, dw + co * 9 * cin, cin);
+  for (int64_t co = 0; co < cout; ++co) F::weight_grads(sum + co * cin, plane, cin, dw + co * 9 * cin, cin);
+}
+}  // namespace
+
+void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
+                             int64_t cout, float* dw, int tile, int64_t tiles_per_chunk) {
+  DD_CHECK(tile == 2 || tile == 4, "winograd_weight_grad3x3: tile ", tile, " must be 2 or 4");
+  if (tile == 4)
+    weight_grad_tiles<F4>(x, b, h, w, cin, dy, cout, dw, tiles_per_chunk);
+  else
+    weight_grad_tiles<F2>(x, b, h, w, cin, dy, cout, dw, tiles_per_chunk);
 }
 
 }  // namespace dd::kernels::cpu

@@ -6,13 +6,12 @@
 // of tiles those products are (m+2)^2 independent GEMMs [tiles x Ci] x [Ci x Co]. F(4x4) does 1.78x
 // fewer multiplications than F(2x2) but rounds more (its transforms have coefficients up to 8; the
 // bounds are in tests/test_conv2d_winograd.cpp). kernels/cpu/conv2d.cpp chooses im2col, F(2x2) or
-// F(4x4) per shape (use_winograd below); the weight gradient has F(2x2) only.
+// F(4x4) per shape and direction (use_winograd and use_winograd_dw below).
 #include <cstdint>
 
 namespace dd::kernels::cpu {
 
-// Winograd is F(2x2, 3x3), Winograd4 F(4x4, 3x3) for the forward and dx (the weight gradient
-// takes F(2x2) under either).
+// Winograd is F(2x2, 3x3), Winograd4 F(4x4, 3x3), for all three directions.
 enum class Conv3x3Algo { Auto, Im2col, Winograd, Winograd4 };
 
 // The path 3x3/p1 convs take. Auto (the default) reads DD_CPU_CONV3X3=im2col|winograd|winograd4|auto
@@ -35,8 +34,8 @@ int winograd_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cou
 // The override, then the environment, then the rule; the same 0, 2 or 4.
 int use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 // The same two for the weight gradient (winograd_weight_grad3x3), whose measured rule differs.
-bool winograd_dw_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
-bool use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
+int winograd_dw_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
+int use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 
 // y [b, h, w, cout] = conv3x3, padding 1, of x [b, h, w, cin] (+ bias[cout] unless null) by
 // F(tile x tile, 3x3), tile 2 or 4, with
@@ -51,10 +50,10 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
                       bool flip, const float* bias, float* y, int tile = 2, int64_t tiles_per_chunk = 0);
 
 // dw [cout, 3, 3, cin] (OHWI, overwritten) of that conv (flip = false) from x [b, h, w, cin] and
-// dy [b, h, w, cout]: the same tiles, dL/dU summed over them as 16 GEMMs [cout x tiles] x
-// [tiles x cin] (16 products per tile and (ci, co) pair instead of im2col's 36), then G^T dU G.
-// Deterministic in the same sense as winograd_conv3x3.
+// dy [b, h, w, cout] by F(tile x tile, 3x3): the same tiles, dL/dU summed over them as (tile+2)^2
+// GEMMs [cout x tiles] x [tiles x cin] ((tile+2)^2 products per tile and (ci, co) pair against
+// im2col's 9 tile^2), then G^T dU G. Deterministic in the same sense as winograd_conv3x3.
 void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
-                             int64_t cout, float* dw, int64_t tiles_per_chunk = 0);
+                             int64_t cout, float* dw, int tile = 2, int64_t tiles_per_chunk = 0);
 
 }  // namespace dd::kernels::cpu

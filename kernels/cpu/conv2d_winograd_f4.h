@@ -159,4 +159,83 @@ inline void output_tile(const float* __restrict mm, int64_t n, int64_t stride, c
   for (; c < n; ++c) output_at<float>(mm + c, n, stride, bias + c, q + c);
 }
 
+// A = (A^T)^T applied to (e0..e3): dL/dm of the forward's A^T m.
+template <class T>
+[[gnu::always_inline]] inline void a4(T e0, T e1, T e2, T e3, T* o) {
+  const T p = e0 + e2, q = e1 + e3, r = e0 + 4.0f * e2, s = e1 + 4.0f * e3;
+  o[0] = e0;
+  o[1] = p + q;
+  o[2] = p - q;
+  o[3] = r + 2.0f * s;
+  o[4] = r - 2.0f * s;
+  o[5] = e3;
+}
+
+// Channels c..c+L of grad_tile below.
+template <class T>
+[[gnu::always_inline]] inline void grad_at(const float* const* e, int64_t c, int64_t stride, float* o) {
+  T t[4][6];  // t[j] = A (column j of the 4x4 dy tile)
+  for (int j = 0; j < 4; ++j)
+    a4(load<T>(e[j] + c), load<T>(e[4 + j] + c), load<T>(e[8 + j] + c), load<T>(e[12 + j] + c), t[j]);
+  for (int r = 0; r < 6; ++r) {  // row r of (A e) A^T
+    T u[6];
+    a4(t[0][r], t[1][r], t[2][r], t[3][r], u);
+    for (int s = 0; s < 6; ++s) store(o + c + (6 * r + s) * stride, u[s]);
+  }
+}
+
+// yh[xi * stride + c] = (A e A^T)[xi] for the channel-c 4x4 tile e of dy, e[i][j] = g[4i + j][c]
+// (g[k] null: a position past the map's edge, zero): dL/dM of the forward's y = A^T M A.
+inline void grad_tile(const float* const* g, const float* zero, int64_t n, int64_t stride, float* __restrict yh) {
+  const float* e[16];
+  for (int k = 0; k < 16; ++k) e[k] = g[k] ? g[k] : zero;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) grad_at<vf16>(e, c, stride, yh);
+  for (; c < n; ++c) grad_at<float>(e, c, stride, yh);
+}
+
+// G^T applied to (m0..m5), in double.
+template <class T>
+[[gnu::always_inline]] inline void gt3(T m0, T m1, T m2, T m3, T m4, T m5, T* o) {
+  constexpr double k6 = 1.0 / 6.0, k12 = 1.0 / 12.0, k24 = 1.0 / 24.0;
+  const T p = m1 + m2, r = m3 + m4;
+  o[0] = 0.25 * m0 - k6 * p + k24 * r;
+  o[1] = k6 * (m2 - m1) + k12 * (m3 - m4);
+  o[2] = k6 * (r - p) + m5;
+}
+
+// Lanes j..j+L of transform_weight_grads below (F = float lanes, D = double lanes).
+template <class F, class D>
+[[gnu::always_inline]] inline void weight_grads_at(const float* src, int64_t plane, int64_t j, float* dst,
+                                                   int64_t tap_stride) {
+  D m[6][6];
+  for (int xi = 0; xi < 36; ++xi) {
+    if constexpr (sizeof(F) == sizeof(float))
+      m[xi / 6][xi % 6] = static_cast<double>(src[xi * plane + j]);
+    else
+      m[xi / 6][xi % 6] = __builtin_convertvector(load<F>(src + xi * plane + j), D);
+  }
+  D t[6][3];  // t[s] = G^T (column s of m)
+  for (int s = 0; s < 6; ++s) gt3(m[0][s], m[1][s], m[2][s], m[3][s], m[4][s], m[5][s], t[s]);
+  for (int a = 0; a < 3; ++a) {  // row a of (G^T m) G
+    D u[3];
+    gt3(t[0][a], t[1][a], t[2][a], t[3][a], t[4][a], t[5][a], u);
+    for (int b = 0; b < 3; ++b) {
+      if constexpr (sizeof(F) == sizeof(float))
+        dst[(a * 3 + b) * tap_stride + j] = static_cast<float>(u[b]);
+      else
+        store(dst + (a * 3 + b) * tap_stride + j, __builtin_convertvector(u[b], F));
+    }
+  }
+}
+
+// dst[tap * tap_stride + j] = (G^T m_j G)[tap] for n 6x6 matrices m_j[xi] = src[xi * plane + j]:
+// dL/dg of the forward's U = G g G^T, in double, rounded once.
+inline void transform_weight_grads(const float* src, int64_t plane, int64_t n, float* __restrict dst,
+                                   int64_t tap_stride) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) weight_grads_at<vf8, vd8>(src, plane, j, dst, tap_stride);
+  for (; j < n; ++j) weight_grads_at<float, double>(src, plane, j, dst, tap_stride);
+}
+
 }  // namespace dd::kernels::cpu::winograd_f4

@@ -110,17 +110,35 @@ int use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
 // channels; 16-channel convs and the 7x7 maps (a quarter of each 8x8 tile set dropped) are
 // im2col's. Unlike the forward's rule, 4x4 maps qualify: the weight transform runs once per call
 // on the summed dU, not per tile.
-bool winograd_dw_is_faster(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  (void)b;
+//
+// F(4x4) for the weight gradient, measured 2026-11-28 as the forward's table above, ms, im2col /
+// F(2x2) / F(4x4) (a build ran beside these; the ratios are far outside its noise):
+//   cifar 32x32  64->64  8.39/5.24/3.11    16x16  64->64  2.04/1.44/0.772   8x8 128->128 2.20/1.11/0.858
+//         32x32 128->64  16.4/9.20/6.63    16x16 256->128 16.2/10.2/6.67    8x8 512->256 19.8/10.9/9.38
+//          4x4 256->256  2.02/1.39/2.32     4x4 512->512  10.1/8.45/14.7    4x4 768->512 16.5/9.94/49.4
+//   fmnist 28x28 32->32  1.76/1.11/0.866   14x14  32->32  0.460/0.312/0.353  7x7 128->128 1.54/1.07/0.856
+//          14x14 64->64  1.60/0.938/0.745  14x14 128->64  2.97/1.61/1.50
+//   dim 16 28x28 16->16  0.562/0.382/0.294 14x14  16->16  0.150/0.101/0.103  7x7 32->32 0.141/0.123/0.0789
+//          14x14 48->32  0.649/0.418/0.508
+// The forward's rule fits (F(4x4) from 7x7 maps up but at 14x14, where F(2x2) ties or wins), from
+// 16 channels: the older rule's im2col at 16 channels and 7x7 maps is now slower than either
+// Winograd. The 4x4 maps keep the older rule.
+int winograd_dw_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
   const int64_t c = std::min(cin, cout);
-  return c >= 32 && (h * w >= 64 || (h * w >= 16 && c >= 256));
+  if (h * w >= 49) return winograd_tile_rule(b, h, w, cin, cout);
+  return c >= 256 && h * w >= 16 ? 2 : 0;
 }
 
-bool use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
+int use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
   Conv3x3Algo algo = conv3x3_algo();
   if (algo == Conv3x3Algo::Auto) algo = env_algo();
-  if (algo != Conv3x3Algo::Auto) return algo != Conv3x3Algo::Im2col;  // Winograd4 forced: F(2x2) here
-  return winograd_dw_is_faster(b, h, w, cin, cout);
+  switch (algo) {
+    case Conv3x3Algo::Im2col: return 0;
+    case Conv3x3Algo::Winograd: return 2;
+    case Conv3x3Algo::Winograd4: return 4;
+    case Conv3x3Algo::Auto: break;
+  }
+  return winograd_dw_tile_rule(b, h, w, cin, cout);
 }
 
 }  // namespace dd::kernels::cpu
