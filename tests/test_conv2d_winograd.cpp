@@ -230,6 +230,7 @@ TEST_CASE("the forward's rule picks im2col, F(2x2) or F(4x4) per shape, and the 
   CHECK(winograd_tile_rule(8, 7, 7, 64, 64) == 4);    // an 8x8 tile set either way
   CHECK(winograd_tile_rule(8, 14, 14, 64, 64) == 2);  // F(2x2) tiles it exactly, F(4x4) does not
   CHECK(winograd_tile_rule(8, 4, 4, 256, 256) == 0);  // one F(4x4) tile per image
+  CHECK(winograd_tile_rule(8, 4, 4, 512, 768) == 2);
   CHECK(winograd_tile_rule(8, 32, 32, 8, 64) == 0);   // below 16 channels
   DD_TEST_RANDOM(rng);
   for (const ConvDims& d : {ConvDims{2, 8, 8, 16, 20, 3, 1}, ConvDims{2, 10, 10, 16, 20, 3, 1}}) {

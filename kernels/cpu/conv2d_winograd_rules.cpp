@@ -77,9 +77,14 @@ Conv3x3Algo conv3x3_algo() { return static_cast<Conv3x3Algo>(g_algo.load()); }
 // where F(2x2) fits exactly, and the two tie or F(2x2) wins; at 4x4 one tile per image leaves the
 // weight transform (36 (ci, co) planes) unamortised and it loses. So: F(4x4) on maps of 49 pixels or
 // more, except where F(2x2) tiles the map exactly and F(4x4) does not.
+// The 4x4 maps again at the bench's training batch, 16, on 2 threads (bench_conv2d --cpu --batch 16
+// --repeats 3), ms, im2col / F(2x2) / F(4x4): 512->512 9.44/7.70/12.0 8.57/7.26/10.5, 768->512
+// 15.2/14.5/19.1 12.8/11.2/15.9, 256->256 2.27/3.16/3.96 2.30/2.96/3.51. At batch 8 on one thread
+// (above) 512->512 was a tie, 768->512 F(2x2)'s. So F(2x2) from 512 channels on 4x4 maps.
 int winograd_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  (void)b;  // measured at batch 8; the tile count per image is what the ratio follows
-  if (std::min(cin, cout) < 16 || h * w < 49) return 0;
+  (void)b;  // measured at batch 8 (and 16); the tile count per image is what the ratio follows
+  if (std::min(cin, cout) < 16) return 0;
+  if (h * w < 49) return h * w >= 16 && std::min(cin, cout) >= 512 ? 2 : 0;
   const bool f2_exact = h % 2 == 0 && w % 2 == 0, f4_exact = h % 4 == 0 && w % 4 == 0;
   if (f2_exact && !f4_exact) return 2;
   return 4;
