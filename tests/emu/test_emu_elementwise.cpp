@@ -131,7 +131,10 @@ TEST_CASE("emu: multi-tensor adam, ema, sum of squares and scale match the cpu",
   for (std::size_t i = 0; i < shapes.size(); ++i) {
     // The same fp32 expression: 1e-6 (as tests/gpu).
     expect_close("adam param " + std::to_string(i), pe[i], p[i], 1e-6);
-    expect_close("adam m " + std::to_string(i), me[i], m[i], 1e-6);
+    // m = 0.9 m + 0.1 g with m ~ 0.1 N(0,1), g ~ N(0,1): a one-element tensor may cancel far below its
+    // terms (a DD_TEST_SEED in CI gave 4.2e-4 from terms of ~0.05, and one FMA's difference read as
+    // 2.9e-6 of the result); errors are judged at the terms' size, 0.01 and up.
+    expect_close("adam m " + std::to_string(i), me[i], m[i], 1e-6, 0.01);
     expect_close("adam v " + std::to_string(i), ve[i], v[i], 1e-6);
   }
   std::vector<Tensor> shadow = make(1.0), shadow_e = copies(shadow);

@@ -49,7 +49,9 @@ TEST_CASE("gpu: multi-tensor adam, ema, sum of squares and scale match the cpu",
     // Same fp32 expression (device sqrtf and division are correctly rounded; nvcc may contract
     // a multiply-add): 1e-6.
     expect_close("adam param " + std::to_string(i), gp[i].to(Device::CPU), p[i], 1e-6);
-    expect_close("adam m " + std::to_string(i), gm[i].to(Device::CPU), m[i], 1e-6);
+    // m may cancel far below its terms (0.9 m, 0.1 g: 0.01 and up) in a one-element tensor: judged
+    // at the terms' size (tests/emu/test_emu_elementwise.cpp).
+    expect_close("adam m " + std::to_string(i), gm[i].to(Device::CPU), m[i], 1e-6, 0.01);
     expect_close("adam v " + std::to_string(i), gv[i].to(Device::CPU), v[i], 1e-6);
   }
 
