@@ -232,8 +232,10 @@ TEST_CASE("the forward's rule picks im2col, F(2x2) or F(4x4) per shape, and the 
   CHECK(winograd_tile_rule(8, 4, 4, 256, 256) == 0);  // one F(4x4) tile per image
   CHECK(winograd_tile_rule(8, 4, 4, 512, 768) == 2);
   CHECK(winograd_tile_rule(8, 32, 32, 8, 64) == 0);   // below 16 channels
+  CHECK(winograd_tile_rule(4, 8, 8, 128, 128) == 2);  // 16 F(4x4) tiles: one chunk, one busy core
+  CHECK(winograd_tile_rule(4, 4, 4, 512, 512) == 0);  // 16 F(2x2) tiles, likewise
   DD_TEST_RANDOM(rng);
-  for (const ConvDims& d : {ConvDims{2, 8, 8, 16, 20, 3, 1}, ConvDims{2, 10, 10, 16, 20, 3, 1}}) {
+  for (const ConvDims& d : {ConvDims{8, 8, 8, 16, 20, 3, 1}, ConvDims{2, 10, 10, 16, 20, 3, 1}}) {
     const int tile = winograd_tile_rule(d.b, d.h, d.w, d.ci, d.co);
     CHECK(tile == (d.h == 8 ? 4 : 2));
     const Tensor xt = from_double({d.b, d.h, d.w, d.ci}, rng.normal_f32(d.x_numel()));
@@ -259,7 +261,7 @@ TEST_CASE("the weight gradient's rule picks its path, and the paths differ", "[c
   CHECK(winograd_dw_tile_rule(8, 4, 4, 128, 128) == 0);
   DD_TEST_RANDOM(rng);
   // 8x8: F(4x4); 10x10: F(2x2) (it tiles the map exactly, F(4x4) does not); 8x8 at 8 channels: im2col.
-  for (const ConvDims& d : {ConvDims{2, 8, 8, 32, 40, 3, 1}, ConvDims{2, 10, 10, 16, 40, 3, 1},
+  for (const ConvDims& d : {ConvDims{8, 8, 8, 32, 40, 3, 1}, ConvDims{2, 10, 10, 16, 40, 3, 1},
                             ConvDims{2, 8, 8, 8, 40, 3, 1}}) {
     const int rule = winograd_dw_tile_rule(d.b, d.h, d.w, d.ci, d.co);
     CHECK(rule == (d.ci == 8 ? 0 : d.h == 8 ? 4 : 2));

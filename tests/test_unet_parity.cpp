@@ -104,14 +104,15 @@ TEST_CASE("U-Net matches the seed module in PyTorch: forward and every gradient"
     cfg.diffusion.image_size = 12;
     check_parity(cfg, 3);
   }
-  SECTION("dim 16, dim_mults (1,2), RGB, 16x16: the CPU's Winograd F(4x4,3x3) at 16x16 and 8x8") {
+  SECTION("dim 16, dim_mults (1,2), RGB, 16x16: the CPU's Winograd, F(4x4,3x3) at 16x16, F(2x2,3x3) at 8x8") {
     // The sections above are below the rules' 16 channels: every 3x3 conv there is im2col. Here the
-    // rules pick F(4x4) for the 3x3 convs of both levels in all three directions (checked, so a rule
-    // change cannot silently take this section off Winograd).
+    // rules pick F(4x4) for the 16x16 level's 3x3 convs and F(2x2) for the 8x8 level's (8 F(4x4)
+    // tiles at batch 2), in all three directions (checked, so a rule change cannot silently take
+    // this section off Winograd).
     CHECK(kernels::cpu::use_winograd(2, 16, 16, 16, 16) == 4);
-    CHECK(kernels::cpu::use_winograd(2, 8, 8, 32, 32) == 4);
+    CHECK(kernels::cpu::use_winograd(2, 8, 8, 32, 32) == 2);
     CHECK(kernels::cpu::use_winograd_dw(2, 16, 16, 16, 16) == 4);
-    CHECK(kernels::cpu::use_winograd_dw(2, 8, 8, 32, 32) == 4);
+    CHECK(kernels::cpu::use_winograd_dw(2, 8, 8, 32, 32) == 2);
     ModelConfig cfg;
     cfg.unet.dim = 16;
     cfg.unet.dim_mults = {1, 2};

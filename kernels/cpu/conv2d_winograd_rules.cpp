@@ -81,13 +81,19 @@ Conv3x3Algo conv3x3_algo() { return static_cast<Conv3x3Algo>(g_algo.load()); }
 // --repeats 3), ms, im2col / F(2x2) / F(4x4): 512->512 9.44/7.70/12.0 8.57/7.26/10.5, 768->512
 // 15.2/14.5/19.1 12.8/11.2/15.9, 256->256 2.27/3.16/3.96 2.30/2.96/3.51. At batch 8 on one thread
 // (above) 512->512 was a tie, 768->512 F(2x2)'s. So F(2x2) from 512 channels on 4x4 maps.
+// A call needs two chunks of kMinTiles (conv2d_winograd.cpp) to keep both cores busy: the sampler's
+// 4 images have 16 F(4x4) tiles at 8x8 and 16 F(2x2) tiles at 4x4, one chunk each, and its step took
+// 151-159 ms against 128-133 before F(4x4) (bench_train_step --cpu --sample --images 4, alternating
+// binaries; at 16 images it was 261-274 against 315-322). Below 32 tiles a call takes the next path
+// down. The threshold counts tiles, never threads, so the bits stay independent of the thread count.
 int winograd_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  (void)b;  // measured at batch 8 (and 16); the tile count per image is what the ratio follows
+  constexpr int64_t kMinCallTiles = 32;
+  auto tiles = [&](int64_t m) { return b * ((h + m - 1) / m) * ((w + m - 1) / m); };
   if (std::min(cin, cout) < 16) return 0;
-  if (h * w < 49) return h * w >= 16 && std::min(cin, cout) >= 512 ? 2 : 0;
+  if (h * w < 49) return h * w >= 16 && std::min(cin, cout) >= 512 && tiles(2) >= kMinCallTiles ? 2 : 0;
   const bool f2_exact = h % 2 == 0 && w % 2 == 0, f4_exact = h % 4 == 0 && w % 4 == 0;
-  if (f2_exact && !f4_exact) return 2;
-  return 4;
+  if (!(f2_exact && !f4_exact) && tiles(4) >= kMinCallTiles) return 4;
+  return h * w >= 64 && tiles(2) >= kMinCallTiles ? 2 : 0;
 }
 
 int use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
