@@ -26,6 +26,18 @@ Conv3x3Algo env_algo() {
   return algo;
 }
 
+// The override, then the environment, as a tile (0 = im2col, 2, 4); -1 when both are Auto.
+int forced_tile() {
+  Conv3x3Algo algo = conv3x3_algo();
+  if (algo == Conv3x3Algo::Auto) algo = env_algo();
+  switch (algo) {
+    case Conv3x3Algo::Im2col: return 0;
+    case Conv3x3Algo::Winograd: return 2;
+    case Conv3x3Algo::Winograd4: return 4;
+    case Conv3x3Algo::Auto: break;
+  }
+  return -1;
+}
 }  // namespace
 
 void set_conv3x3_algo(Conv3x3Algo algo) { g_algo.store(static_cast<int>(algo)); }
@@ -97,15 +109,8 @@ int winograd_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cou
 }
 
 int use_winograd(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  Conv3x3Algo algo = conv3x3_algo();
-  if (algo == Conv3x3Algo::Auto) algo = env_algo();
-  switch (algo) {
-    case Conv3x3Algo::Im2col: return 0;
-    case Conv3x3Algo::Winograd: return 2;
-    case Conv3x3Algo::Winograd4: return 4;
-    case Conv3x3Algo::Auto: break;
-  }
-  return winograd_tile_rule(b, h, w, cin, cout);
+  const int forced = forced_tile();
+  return forced >= 0 ? forced : winograd_tile_rule(b, h, w, cin, cout);
 }
 
 // The weight gradient's rule, measured 2026-11-27 on the same machine the same way (one thread,
@@ -141,15 +146,8 @@ int winograd_dw_tile_rule(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t 
 }
 
 int use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout) {
-  Conv3x3Algo algo = conv3x3_algo();
-  if (algo == Conv3x3Algo::Auto) algo = env_algo();
-  switch (algo) {
-    case Conv3x3Algo::Im2col: return 0;
-    case Conv3x3Algo::Winograd: return 2;
-    case Conv3x3Algo::Winograd4: return 4;
-    case Conv3x3Algo::Auto: break;
-  }
-  return winograd_dw_tile_rule(b, h, w, cin, cout);
+  const int forced = forced_tile();
+  return forced >= 0 ? forced : winograd_dw_tile_rule(b, h, w, cin, cout);
 }
 
 }  // namespace dd::kernels::cpu
