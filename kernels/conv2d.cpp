@@ -4,8 +4,6 @@
 
 namespace dd::kernels {
 
-namespace {
-// Validates x and w and returns the output shape [B, Ho, Wo, Co].
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
@@ -20,7 +18,6 @@ Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int pad
            describe(x), " (w ", describe(w), ")");
   return {x.dim(0), ho, wo, w.dim(0)};
 }
-}  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   conv2d_out_shape("conv2d", x, w, padding);

@@ -6,11 +6,16 @@
 //   y[b,oh,ow,o] = bias[o] + sum_{kh,kw,ci} x[b, oh+kh-p, ow+kw-p, ci] * w[o,kh,kw,ci]
 // (cross-correlation, as torch.nn.Conv2d). An absent bias is an undefined Tensor.
 #include <cstdint>
+#include <vector>
 
 #include "engine/context.h"
 #include "engine/tensor.h"
 
 namespace dd::kernels {
+
+// The stride-1 square-kernel entry points' operand checks (errors name op, x and w): returns
+// y's shape [B, Ho, Wo, Co].
+Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding);
 
 struct Conv2dGrads {
   Tensor dx, dw, dbias;  // each undefined unless asked for
@@ -67,6 +72,13 @@ namespace cpu {
 // forces a path); chunk_rows then counts output tiles per chunk, with the same
 // determinism.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows = 0);
+// conv2d_forward (the same y, bitwise) that also fills sums[k * B*Co + b*Co + c] with y's sums over
+// the pixels of image b (k = 0) and of their squares (k = 1), in double: GroupNorm's statistics.
+// im2col and Winograd take them from each chunk of output while it is in cache
+// (kernels/cpu/chunk_stats.h); the 1x1 path makes a pass over y. Bitwise the same run to run and
+// for any thread count, for a given chunk_rows.
+Tensor conv2d_forward_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                           std::vector<double>& sums, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
 }  // namespace cpu

@@ -9,23 +9,29 @@ std::string desc(const Tensor& t) { return t.defined() ? describe(t) : std::stri
 
 void check_input(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                  const Tensor& shift, int64_t groups) {
-  DD_CHECK(x.defined() && gamma.defined() && beta.defined(), op, ": undefined operand");
-  DD_CHECK(x.ndim() >= 2 && x.numel() > 0, op, ": x ", describe(x),
+  DD_CHECK(x.defined(), op, ": undefined operand");
+  check_group_norm_act_operands(op, x.shape(), "x " + describe(x), gamma, beta, scale, shift, groups);
+}
+}  // namespace
+
+void check_group_norm_act_operands(const char* op, const Shape& x, const std::string& x_desc, const Tensor& gamma,
+                                   const Tensor& beta, const Tensor& scale, const Tensor& shift, int64_t groups) {
+  DD_CHECK(gamma.defined() && beta.defined(), op, ": undefined operand");
+  DD_CHECK(x.size() >= 2 && shape_numel(x) > 0, op, ": ", x_desc,
            " must be a non-empty [B, ..., C] tensor of rank >= 2");
-  const int64_t c = x.dim(-1);
+  const int64_t c = x.back();
   DD_CHECK(groups > 0 && c % groups == 0, op, ": groups = ", groups, " must divide the channel count C = ", c,
-           " of x ", describe(x));
+           " of ", x_desc);
   DD_CHECK(gamma.shape() == Shape{c} && beta.shape() == Shape{c}, op, ": gamma ", describe(gamma), " and beta ",
-           describe(beta), " must be [C] for x ", describe(x));
+           describe(beta), " must be [C] for ", x_desc);
   DD_CHECK(scale.defined() == shift.defined(), op, ": scale ", desc(scale), " and shift ", desc(shift),
            " must be both given or both absent");
   if (scale.defined()) {
-    const Shape bc{x.dim(0), c};
+    const Shape bc{x.front(), c};
     DD_CHECK(scale.shape() == bc && shift.shape() == bc, op, ": scale ", describe(scale), " and shift ",
-             describe(shift), " must be ", shape_str(bc), " for x ", describe(x));
+             describe(shift), " must be ", shape_str(bc), " for ", x_desc);
   }
 }
-}  // namespace
 
 GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {

@@ -5,6 +5,8 @@
 // recomputes h and the pre-activation from x, mean and rstd, so the forward
 // saves nothing but the [B, G] statistics.
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "engine/tensor.h"
 
@@ -24,6 +26,13 @@ struct GroupNormActGrads {
   Tensor dshift;  // [B, C]; undefined without scale/shift
 };
 
+// The operand checks of both entry points for an x of shape x (x_desc, e.g. "x [2,8,8,64]", names it
+// in the errors):
+// non-empty [B, ..., C], groups dividing C, gamma and beta [C], scale and shift both [B, C] or both
+// undefined. kernels/conv2d_norm_act.cpp checks its conv's output shape with it before the conv runs.
+void check_group_norm_act_operands(const char* op, const Shape& x, const std::string& x_desc, const Tensor& gamma,
+                                   const Tensor& beta, const Tensor& scale, const Tensor& shift, int64_t groups);
+
 // scale and shift are [B, C] (both defined) or both undefined.
 GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& scale, const Tensor& shift, int64_t groups,
@@ -39,6 +48,18 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                           const Tensor& scale, const Tensor& shift, const Tensor& mean,
                                           const Tensor& rstd, const Tensor& dy);
+// The forward from x's per-(b, c) sums and sums of squares, sums[k * B*C + b*C + c] in double
+// (channel_sums<2>'s layout; kernels/cpu/conv2d's conv2d_forward_sums gives them): no pass over x
+// for the statistics. With the sums group_norm_act_forward takes, the same bits.
+GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                            const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
+                                            const std::vector<double>& sums);
+// The backward that also writes dx_column_sums[c] (unless null) = sum over every position of dx[.., c],
+// bitwise column_sums(dx) (kernels/cpu/gemm.h), taken while each row of dx is written: the bias
+// gradient of the conv that produced x, without its pass over dx.
+GroupNormActGrads group_norm_act_backward_dsum(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                               const Tensor& scale, const Tensor& shift, const Tensor& mean,
+                                               const Tensor& rstd, const Tensor& dy, float* dx_column_sums);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA

@@ -8,6 +8,7 @@
 #include "autograd/broadcast.h"
 #include "autograd/concat.h"
 #include "autograd/conv2d.h"
+#include "autograd/conv2d_norm_act.h"
 #include "autograd/elementwise.h"
 #include "autograd/group_norm.h"
 #include "autograd/group_norm_act.h"
@@ -105,13 +106,13 @@ using layers::Linear;
 
 struct WsConv : Conv {
   using Conv::Conv;
-  ag::Var operator()(const ag::Var& x) const {
-    // A sampler's chain (models/frozen_weights.h): the standardised weight once per chain.
+  // The standardised weight, once a step; a sampler's chain (models/frozen_weights.h): once a chain.
+  ag::Var standardized() const {
     if (weights_frozen() && !ag::grad_enabled())
-      return ag::conv2d(x, ag::Var(frozen(w.value(), 0, [this] { return ag::weight_standardize(w, 1e-5f).value(); })),
-                        b, pad);
-    return ag::conv2d(x, ag::weight_standardize(w, 1e-5f), b, pad);
+      return ag::Var(frozen(w.value(), 0, [this] { return ag::weight_standardize(w, 1e-5f).value(); }));
+    return ag::weight_standardize(w, 1e-5f);
   }
+  ag::Var operator()(const ag::Var& x) const { return ag::conv2d(x, standardized(), b, pad); }
 };
 
 struct Block {
@@ -121,10 +122,10 @@ struct Block {
   Block(ParamSet& ps, Generator& g, const std::string& name, int cin, int cout, int groups)
       : proj(ps, g, name + ".proj", cin, cout, 3), norm(ps, name + ".norm", groups, cout) {}
   ag::Var operator()(const ag::Var& x, const ag::Var* scale, const ag::Var* shift) const {
-    ag::Var h = proj(x);
     if (fused_norm_act())
-      return ag::group_norm_act(h, norm.g, norm.b, scale ? *scale : ag::Var(), shift ? *shift : ag::Var(),
-                                norm.groups);
+      return ag::conv2d_group_norm_act(x, proj.standardized(), proj.b, proj.pad, norm.g, norm.b,
+                                       scale ? *scale : ag::Var(), shift ? *shift : ag::Var(), norm.groups);
+    ag::Var h = proj(x);
     h = norm(h);
     if (scale) h = ag::scale_shift(h, *scale, *shift);
     return ag::silu(h);

@@ -38,10 +38,10 @@ struct UnetConfig {
   static UnetConfig from_json(const nlohmann::json& j);
 };
 
-// The ResNet Block's GroupNorm -> scale/shift -> SiLU runs as one fused op
-// (ag::group_norm_act) by default; false selects the three separate ops, kept
-// as the reference the fused path is tested against. Process-wide; read at
-// every forward.
+// The ResNet Block (conv -> GroupNorm -> scale/shift -> SiLU) runs as one fused op
+// (ag::conv2d_group_norm_act: on the CPU the statistics come from the conv's epilogue) by
+// default; false selects the conv and the three separate ops, kept as the reference the fused
+// path is tested against. Process-wide; read at every forward.
 void set_fused_norm_act(bool on);
 bool fused_norm_act();
 

@@ -5,6 +5,8 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/channel_sums.h"
+#include "kernels/cpu/chunk_stats.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/operand_rounding.h"
 #include "kernels/cpu/gemm.h"
@@ -83,11 +85,14 @@ void im2col(const float* x, const Geom& g, int64_t r0, int64_t r1, float* col) {
   }
 }
 
-// y [pixels, co] = col(x) w^T (+ bias); w is [co, cols] row-major, bias may be null.
-void conv_gemm(const float* x, const Geom& g, const float* w, const float* bias, float* y, int64_t chunk_rows) {
+// y [pixels, co] = col(x) w^T (+ bias); w is [co, cols] row-major, bias may be null. With sums,
+// also y's per-(image, channel) sums and sums of squares, each chunk's taken right after its GEMM.
+void conv_gemm(const float* x, const Geom& g, const float* w, const float* bias, float* y, int64_t chunk_rows,
+               std::vector<double>* sums = nullptr) {
   const int64_t rows = chunk_rows_for(g, chunk_rows), cols = g.cols();
   const int64_t chunks = (g.pixels() + rows - 1) / rows;
   ConstMatMap wm(w, g.co, cols);
+  std::unique_ptr<ChunkStats> stats(sums ? new ChunkStats(g.b, g.ho * g.wo, rows, g.co) : nullptr);
 #pragma omp parallel if (chunks > 1)
   {
     std::unique_ptr<float[]> col(new float[static_cast<std::size_t>(rows * cols)]);
@@ -102,8 +107,10 @@ void conv_gemm(const float* x, const Geom& g, const float* w, const float* bias,
       else
         ym.setZero();
       ym.noalias() += ConstMatMap(col.get(), n, cols) * wm.transpose();
+      if (stats) stats->add_pixel_rows(c, r0, r1, y);
     }
   }
+  if (stats) *sums = stats->fold();
 }
 
 // dw [co, cols] = sum over pixels of dy^T col(x). Partial p sums a fixed,
@@ -164,24 +171,45 @@ void conv_dx_gemm(const float* dy, const Geom& gd, const float* w, float* dx, in
 }
 }  // namespace
 
-Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, int padding, int64_t chunk_rows) {
+namespace {
+Tensor forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, int padding, int64_t chunk_rows,
+               std::vector<double>* sums) {
   // Under TF32/BF16 the operands the GPU's tensor-core kernels round (kernels/cpu/operand_rounding.h).
   const OperandRounding r = conv_rounding(current_context().precision());
   const Tensor x = rounded(x_in, r), w = rounded(w_in, r);
   const Geom g = make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding);
-  if (g.k == 1 && g.p == 0)  // a 1x1 conv without padding is a linear layer over the pixels
-    return linear_forward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}), bias)
-        .reshape({g.b, g.ho, g.wo, g.co});
+  if (g.k == 1 && g.p == 0) {  // a 1x1 conv without padding is a linear layer over the pixels
+    Tensor y = linear_forward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}), bias)
+                   .reshape({g.b, g.ho, g.wo, g.co});
+    if (sums) {  // no epilogue here (Eigen's GEMM over all pixels): a pass over y
+      const float* py = y.data();
+      const int64_t c = g.co;
+      *sums = norm::channel_sums<2>(norm::Dims(y, 1), [py, c](int64_t, int64_t off, double* acc) {
+        ChunkStats::add_rows(acc, py + off, 1, c);
+      });
+    }
+    return y;
+  }
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, g.co});
   // 3x3/p1 (the U-Net's ResNet convs): Winograd F(2x2) or F(4x4) where the rule measured it faster
   // (kernels/cpu/conv2d_winograd_rules.cpp); chunk_rows then counts tiles per chunk.
   if (const int tile = g.k == 3 && g.p == 1 ? use_winograd(g.b, g.h, g.w, g.ci, g.co) : 0) {
     winograd_conv3x3(x.data(), g.b, g.h, g.w, g.ci, w.data(), g.co, false, bias.defined() ? bias.data() : nullptr,
-                     y.data(), tile, chunk_rows);
+                     y.data(), tile, chunk_rows, sums);
     return y;
   }
-  conv_gemm(x.data(), g, w.data(), bias.defined() ? bias.data() : nullptr, y.data(), chunk_rows);
+  conv_gemm(x.data(), g, w.data(), bias.defined() ? bias.data() : nullptr, y.data(), chunk_rows, sums);
   return y;
+}
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
+  return forward(x, w, bias, padding, chunk_rows, nullptr);
+}
+
+Tensor conv2d_forward_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                           std::vector<double>& sums, int64_t chunk_rows) {
+  return forward(x, w, bias, padding, chunk_rows, &sums);
 }
 
 Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, int padding, bool need_dx,

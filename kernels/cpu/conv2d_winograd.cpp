@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "kernels/cpu/chunk_stats.h"
 #include "kernels/cpu/conv2d_winograd_f4.h"
 #include "kernels/cpu/gemm.h"
 
@@ -230,11 +231,12 @@ struct F4 {
 // y = conv3x3(x) by F(M x M, 3x3), F = F2 or F4 (see winograd_conv3x3).
 template <class F>
 void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                   bool flip, const float* bias, float* y, int64_t tiles_per_chunk) {
+                   bool flip, const float* bias, float* y, int64_t tiles_per_chunk, std::vector<double>* sums) {
   constexpr int M = F::kM, P = F::kA * F::kA;  // P transformed points per tile
   const int64_t th_n = (h + M - 1) / M, tw_n = (w + M - 1) / M, tiles = b * th_n * tw_n;
   const int64_t per = tiles_per_chunk_for(tiles, P, cin, cout, tiles_per_chunk);
   const int64_t chunks = (tiles + per - 1) / per;
+  std::unique_ptr<ChunkStats> stats(sums ? new ChunkStats(b, th_n * tw_n, per, cout) : nullptr);
   // Forward: Ut[xi] = U[xi]^T as [cout][cin] (w's OHWI rows are contiguous along cin); flip:
   // U[xi] as [cin][cout] (w's rows are contiguous along cout). Either way the transform reads and
   // writes along a contiguous index, and the GEMM takes the transpose where needed.
@@ -278,22 +280,27 @@ void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin,
         F::output(m.get() + t * cout, cout, n * cout, bias_row, q.get());
         // A map not a multiple of M: the last tile's extra rows and columns are dropped here.
         const int64_t ncol = std::min<int64_t>(M, w - M * tw);
-        for (int r = 0; r < M && M * th + r < h; ++r)
+        double* slot = stats ? stats->slot(c, bi) : nullptr;
+        for (int r = 0; r < M && M * th + r < h; ++r) {
           std::memcpy(y + ((bi * h + M * th + r) * w + M * tw) * cout, q.get() + r * M * cout,
                       static_cast<std::size_t>(ncol * cout) * sizeof(float));
+          if (slot) ChunkStats::add_rows(slot, q.get() + r * M * cout, ncol, cout);
+        }
       }
     }
   }
+  if (stats) *sums = stats->fold();
 }
 }  // namespace
 
 void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                      bool flip, const float* bias, float* y, int tile, int64_t tiles_per_chunk) {
+                      bool flip, const float* bias, float* y, int tile, int64_t tiles_per_chunk,
+                      std::vector<double>* sums) {
   DD_CHECK(tile == 2 || tile == 4, "winograd_conv3x3: tile ", tile, " must be 2 or 4");
   if (tile == 4)
-    conv3x3_tiles<F4>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk);
+    conv3x3_tiles<F4>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk, sums);
   else
-    conv3x3_tiles<F2>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk);
+    conv3x3_tiles<F2>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk, sums);
 }
 
 // dw [cout, 3, 3, cin] of the 3x3/p1 conv y = conv(x, w): for each of the P Winograd points,

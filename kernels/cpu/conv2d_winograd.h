@@ -8,6 +8,7 @@
 // bounds are in tests/test_conv2d_winograd.cpp). kernels/cpu/conv2d.cpp chooses im2col, F(2x2) or
 // F(4x4) per shape and direction (use_winograd and use_winograd_dw below).
 #include <cstdint>
+#include <vector>
 
 namespace dd::kernels::cpu {
 
@@ -46,8 +47,11 @@ int use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 // tiles_per_chunk = 0 picks a cache-sized chunk from the shapes; tests pass small values to run the
 // multi-chunk paths. Results depend only on the shapes, tile and tiles_per_chunk: bitwise the same run to
 // run and for any thread count.
+// sums (optional): y's per-(image, channel) sums and sums of squares (conv2d_forward_sums' layout),
+// each tile's taken from its output transform while in cache.
 void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                      bool flip, const float* bias, float* y, int tile = 2, int64_t tiles_per_chunk = 0);
+                      bool flip, const float* bias, float* y, int tile = 2, int64_t tiles_per_chunk = 0,
+                      std::vector<double>* sums = nullptr);
 
 // dw [cout, 3, 3, cin] (OHWI, overwritten) of that conv (flip = false) from x [b, h, w, cin] and
 // dy [b, h, w, cout] by F(tile x tile, 3x3): the same tiles, dL/dU summed over them as (tile+2)^2

@@ -36,24 +36,31 @@ using Slice = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 // out[c] = sum_r a[r, c] (a row-major [rows, cols]), with out[c] = 0 when rows = 0.
 // The rows are cut into fixed blocks whose partial sums (double) are combined in
 // block order, so the result does not depend on the thread count or schedule.
+// (group_norm_act_backward_dsum takes the same sums of the rows it writes: keep the two in step.)
+constexpr int64_t kColumnSumBlock = 256;
+
+// out[c] = the block partials [blocks, cols] added in block order, rounded once.
+inline void fold_column_sums(const double* partial, int64_t blocks, int64_t cols, float* out) {
+  for (int64_t c = 0; c < cols; ++c) {
+    double s = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) s += partial[b * cols + c];
+    out[c] = static_cast<float>(s);
+  }
+}
+
 inline void column_sums(const float* a, int64_t rows, int64_t cols, float* out) {
-  constexpr int64_t kBlock = 256;
-  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+  const int64_t blocks = (rows + kColumnSumBlock - 1) / kColumnSumBlock;
   std::vector<double> partial(static_cast<std::size_t>(blocks * cols), 0.0);
 #pragma omp parallel for schedule(static) if (blocks > 1 && rows * cols > (1 << 15))
   for (int64_t b = 0; b < blocks; ++b) {
     double* p = partial.data() + b * cols;
-    const int64_t hi = (b + 1) * kBlock < rows ? (b + 1) * kBlock : rows;
-    for (int64_t r = b * kBlock; r < hi; ++r) {
+    const int64_t hi = (b + 1) * kColumnSumBlock < rows ? (b + 1) * kColumnSumBlock : rows;
+    for (int64_t r = b * kColumnSumBlock; r < hi; ++r) {
       const float* row = a + r * cols;
       for (int64_t c = 0; c < cols; ++c) p[c] += row[c];
     }
   }
-  for (int64_t c = 0; c < cols; ++c) {
-    double s = 0.0;
-    for (int64_t b = 0; b < blocks; ++b) s += partial[static_cast<std::size_t>(b * cols + c)];
-    out[c] = static_cast<float>(s);
-  }
+  fold_column_sums(partial.data(), blocks, cols, out);
 }
 
 }  // namespace dd::kernels::cpu

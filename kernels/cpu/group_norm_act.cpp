@@ -4,8 +4,10 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/error.h"
 #include "kernels/activation_math.h"
 #include "kernels/cpu/channel_sums.h"
+#include "kernels/cpu/gemm.h"
 
 namespace dd::kernels::cpu {
 
@@ -54,7 +56,8 @@ struct RowGrad {
 
 template <bool kScaleShift>
 GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                           const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy) {
+                           const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                           float* dx_column_sums) {
   const Dims d(x, mean.dim(1));
   const int64_t C = d.C, BC = d.B * C;
   const float* pg = gamma.data();
@@ -140,14 +143,33 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
 
   // Pass 2: recompute dh and write dx.
   float* pdx = out.dx.data();
-  for_each_row(d, [&](int64_t b, int64_t off) {
+  auto dx_row = [&](int64_t b, int64_t off) {
     float* dr = pdx + off;
     const float* a = aff.scale.data() + b * C;
     const float* m = aff.mean.data() + b * C;
     const float* kr = k_bc.data() + b * C;
     const float* o = o_bc.data() + b * C;
     rg(b, off, [&](int64_t c, float xv, float, float, float dh) { dr[c] = a[c] * dh - kr[c] * (xv - m[c]) - o[c]; });
-  });
+  };
+  if (!dx_column_sums) {
+    for_each_row(d, dx_row);
+    return out;
+  }
+  // With the column sums of dx (a preceding conv's bias gradient): each row's sum taken as it is
+  // written, in column_sums' fixed blocks and order (kernels/cpu/gemm.h), so the bits are the ones
+  // column_sums(dx) gives, without its pass over dx.
+  const int64_t rows = d.B * d.S, blocks = (rows + kColumnSumBlock - 1) / kColumnSumBlock;
+  std::vector<double> partial(static_cast<std::size_t>(blocks * C), 0.0);
+#pragma omp parallel for schedule(static) if (d.numel() > norm::kParallelMin)
+  for (int64_t k = 0; k < blocks; ++k) {
+    double* p = partial.data() + k * C;
+    for (int64_t r = k * kColumnSumBlock; r < std::min(rows, (k + 1) * kColumnSumBlock); ++r) {
+      dx_row(r / d.S, r * C);
+      const float* row = pdx + r * C;
+      for (int64_t c = 0; c < C; ++c) p[c] += row[c];
+    }
+  }
+  fold_column_sums(partial.data(), blocks, C, dx_column_sums);
   return out;
 }
 }  // namespace
@@ -155,7 +177,7 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
 GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
   const Dims d(x, groups);
-  const int64_t C = d.C, BC = d.B * C;
+  const int64_t C = d.C;
   const float* px = x.data();
   const std::vector<double> sums = channel_sums<2>(d, [px, C](int64_t, int64_t off, double* acc) {
     const float* r = px + off;
@@ -165,6 +187,17 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
       acc[C + c] += v * v;
     }
   });
+  return group_norm_act_forward_sums(x, gamma, beta, scale, shift, groups, eps, sums);
+}
+
+GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                            const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
+                                            const std::vector<double>& sums) {
+  const Dims d(x, groups);
+  const int64_t C = d.C, BC = d.B * C;
+  DD_CHECK(static_cast<int64_t>(sums.size()) == 2 * BC, "group_norm_act_forward_sums: ", sums.size(),
+           " sums for x ", describe(x), "; expected 2 x B x C = ", 2 * BC);
+  const float* px = x.data();
 
   GroupNormActOut out{Tensor::empty(x.shape()), Tensor::empty({d.B, d.G}), Tensor::empty({d.B, d.G})};
   float* pmean = out.mean.data();
@@ -218,8 +251,14 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                           const Tensor& scale, const Tensor& shift, const Tensor& mean,
                                           const Tensor& rstd, const Tensor& dy) {
-  if (scale.defined()) return backward<true>(x, gamma, beta, scale, shift, mean, rstd, dy);
-  return backward<false>(x, gamma, beta, scale, shift, mean, rstd, dy);
+  return group_norm_act_backward_dsum(x, gamma, beta, scale, shift, mean, rstd, dy, nullptr);
+}
+
+GroupNormActGrads group_norm_act_backward_dsum(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                               const Tensor& scale, const Tensor& shift, const Tensor& mean,
+                                               const Tensor& rstd, const Tensor& dy, float* dx_column_sums) {
+  if (scale.defined()) return backward<true>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums);
+  return backward<false>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums);
 }
 
 }  // namespace dd::kernels::cpu

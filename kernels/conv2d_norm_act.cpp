@@ -1,0 +1,70 @@
+#include "kernels/conv2d_norm_act.h"
+
+#include <utility>
+
+#include "kernels/conv2d.h"
+#include "kernels/dispatch.h"
+
+namespace dd::kernels {
+
+namespace {
+// Both ops' checks, on the conv's output shape, before anything runs.
+Shape check(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, int padding, const Tensor& gamma,
+            const Tensor& beta, const Tensor& scale, const Tensor& shift, int64_t groups) {
+  const Shape hs = conv2d_out_shape(op, x, w, padding);
+  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, op, ": bias ", describe(bias), " must be [",
+           w.dim(0), "] for w ", describe(w));
+  check_group_norm_act_operands(op, hs, str_cat("h ", shape_str(hs), " (the conv's output)"), gamma, beta, scale,
+                                shift, groups);
+  return hs;
+}
+
+void combine(Conv2dNormActGrads& out, Conv2dGrads&& c, GroupNormActGrads&& n) {
+  out.dx = std::move(c.dx);
+  out.dw = std::move(c.dw);
+  if (!out.dbias.defined()) out.dbias = std::move(c.dbias);
+  out.dgamma = std::move(n.dgamma);
+  out.dbeta = std::move(n.dbeta);
+  out.dscale = std::move(n.dscale);
+  out.dshift = std::move(n.dshift);
+}
+}  // namespace
+
+Conv2dNormActOut conv2d_group_norm_act_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                                               const Tensor& gamma, const Tensor& beta, const Tensor& scale,
+                                               const Tensor& shift, int64_t groups, float eps) {
+  const char* op = "conv2d_group_norm_act";
+  check(op, x, w, bias, padding, gamma, beta, scale, shift, groups);
+  DD_CHECK(eps > 0.0f, op, ": eps = ", eps, " must be positive");
+  const Device dev = common_device(op, {&x, &w, &bias, &gamma, &beta, &scale, &shift});
+  if (dev == Device::CPU) DD_CPU_CALL(conv2d_group_norm_act_forward, x, w, bias, padding, gamma, beta, scale, shift,
+                                      groups, eps);
+  Tensor h = conv2d_forward(x, w, bias, padding);
+  GroupNormActOut n = group_norm_act_forward(h, gamma, beta, scale, shift, groups, eps);
+  return {std::move(h), std::move(n)};
+}
+
+Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor& w, const Tensor& h, int padding,
+                                                  const Tensor& gamma, const Tensor& beta, const Tensor& scale,
+                                                  const Tensor& shift, const Tensor& mean, const Tensor& rstd,
+                                                  const Tensor& dy, bool need_dx, bool need_dw, bool need_dbias) {
+  const char* op = "conv2d_group_norm_act_backward";
+  DD_CHECK(h.defined() && mean.defined() && rstd.defined() && dy.defined(), op, ": undefined operand");
+  DD_CHECK(mean.ndim() == 2, op, ": mean ", describe(mean), " must be [B, G]");
+  const Shape hs = check(op, x, w, Tensor(), padding, gamma, beta, scale, shift, mean.dim(1));
+  DD_CHECK(h.shape() == hs && dy.shape() == hs, op, ": h ", describe(h), " and dy ", describe(dy), " must be ",
+           shape_str(hs), " for x ", describe(x), ", w ", describe(w));
+  const Shape stats{hs.front(), mean.dim(1)};
+  DD_CHECK(mean.shape() == stats && rstd.shape() == stats, op, ": mean ", describe(mean), " and rstd ",
+           describe(rstd), " must be ", shape_str(stats), " for h ", describe(h));
+  const Device dev = common_device(op, {&x, &w, &h, &gamma, &beta, &scale, &shift, &mean, &rstd, &dy});
+  if (dev == Device::CPU) DD_CPU_CALL(conv2d_group_norm_act_backward, x, w, h, padding, gamma, beta, scale, shift,
+                                      mean, rstd, dy, need_dx, need_dw, need_dbias);
+  GroupNormActGrads n = group_norm_act_backward(h, gamma, beta, scale, shift, mean, rstd, dy);
+  Conv2dGrads c = conv2d_backward(x, w, n.dx, padding, need_dx, need_dw, need_dbias);
+  Conv2dNormActGrads out;
+  combine(out, std::move(c), std::move(n));
+  return out;
+}
+
+}  // namespace dd::kernels

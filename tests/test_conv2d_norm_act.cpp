@@ -1,0 +1,218 @@
+// The Block as one op (kernels/conv2d_norm_act.h) on the CPU: the conv's epilogue sums against a
+// float64 sum of its output, on every path (im2col, F(2x2), F(4x4), 1x1) and chunkings whose
+// chunks straddle images; thread-count determinism; the fused forward and backward against the
+// conv and group_norm_act run apart; the autograd op's wiring; operand errors.
+#include <catch2/catch.hpp>
+
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "autograd/conv2d.h"
+#include "autograd/conv2d_norm_act.h"
+#include "autograd/elementwise.h"
+#include "autograd/group_norm_act.h"
+#include "kernels/conv2d.h"
+#include "kernels/conv2d_norm_act.h"
+#include "kernels/cpu/conv2d_winograd.h"
+#include "kernels/group_norm_act.h"
+#include "tests/support/compare.h"
+#include "tests/support/expect_error.h"
+
+using namespace dd;
+using namespace dd::test;
+using kernels::cpu::Conv3x3Algo;
+using kernels::cpu::Conv3x3AlgoScope;
+
+namespace {
+struct Shape4 {
+  int64_t b, h, w, ci, co, k;
+};
+
+std::string name_of(const Shape4& s, Conv3x3Algo a, int64_t chunk) {
+  const char* algo = a == Conv3x3Algo::Im2col ? "im2col" : a == Conv3x3Algo::Winograd ? "F2" : "F4";
+  return std::to_string(s.b) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " " + std::to_string(s.ci) +
+         "->" + std::to_string(s.co) + " k" + std::to_string(s.k) + " " + algo + " chunk " + std::to_string(chunk);
+}
+
+struct Operands {
+  Tensor x, w, bias;
+};
+
+Operands operands(Random& rng, const Shape4& s) {
+  return {from_double({s.b, s.h, s.w, s.ci}, rng.normal_f32(s.b * s.h * s.w * s.ci)),
+          from_double({s.co, s.k, s.k, s.ci}, rng.normal_f32(s.co * s.k * s.k * s.ci, 0.3)),
+          from_double({s.co}, rng.normal_f32(s.co, 2.0))};
+}
+
+const std::vector<Shape4> kShapes = {{3, 5, 7, 16, 24, 3}, {2, 9, 9, 20, 17, 3}, {1, 12, 10, 32, 16, 3},
+                                     {3, 4, 4, 16, 16, 3}, {2, 6, 5, 8, 12, 1}};
+const std::vector<Conv3x3Algo> kAlgos = {Conv3x3Algo::Im2col, Conv3x3Algo::Winograd, Conv3x3Algo::Winograd4};
+}  // namespace
+
+TEST_CASE("conv2d_forward_sums: y is the forward's and the sums are float64 sums of y", "[conv2d][conv2d_norm_act]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape4& s : kShapes)
+    for (Conv3x3Algo a : kAlgos)
+      // chunk 1: a chunk per pixel or tile; 5 and 7: chunks straddling images; 0: the default.
+      for (int64_t chunk : {1, 5, 7, 0}) {
+        if (s.k == 1 && a != Conv3x3Algo::Im2col) continue;  // 1x1 runs the linear layer whatever the switch
+        INFO(name_of(s, a, chunk));
+        Conv3x3AlgoScope force(a);
+        const Operands o = operands(rng, s);
+        const int pad = static_cast<int>(s.k / 2);
+        std::vector<double> sums;
+        const Tensor y = kernels::cpu::conv2d_forward_sums(o.x, o.w, o.bias, pad, sums, chunk);
+        CHECK(y.to_vector() == kernels::cpu::conv2d_forward(o.x, o.w, o.bias, pad, chunk).to_vector());
+        const int64_t px = s.h * s.w, bc = s.b * s.co;
+        REQUIRE(static_cast<int64_t>(sums.size()) == 2 * bc);
+        const std::vector<float> yv = y.to_vector();
+        for (int64_t b = 0; b < s.b; ++b)
+          for (int64_t c = 0; c < s.co; ++c) {
+            double sum = 0.0, sq = 0.0, abs_sum = 0.0;
+            for (int64_t p = 0; p < px; ++p) {
+              const double v = yv[static_cast<std::size_t>((b * px + p) * s.co + c)];
+              sum += v;
+              sq += v * v;
+              abs_sum += std::fabs(v);
+            }
+            // Both are double sums of the same px floats (squares exact in double), in different
+            // orders: each within px * 2^-53 of the exact sum of magnitudes; 4 px 2^-53 covers both.
+            const double u = std::ldexp(1.0, -53) * 4.0 * static_cast<double>(px);
+            CHECK(std::fabs(sums[static_cast<std::size_t>(b * s.co + c)] - sum) <= u * abs_sum);
+            CHECK(std::fabs(sums[static_cast<std::size_t>(bc + b * s.co + c)] - sq) <= u * sq);
+          }
+      }
+}
+
+TEST_CASE("conv2d_forward_sums is bitwise the same for any thread count", "[conv2d][conv2d_norm_act]") {
+  DD_TEST_RANDOM(rng);
+  const Shape4 s{4, 16, 15, 24, 16, 3};  // several default chunks on every path
+  const Operands o = operands(rng, s);
+  for (Conv3x3Algo a : kAlgos) {
+    Conv3x3AlgoScope force(a);
+    std::vector<double> ref;
+    const auto y = kernels::cpu::conv2d_forward_sums(o.x, o.w, o.bias, 1, ref).to_vector();
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 2, 3}) {
+      omp_set_num_threads(t);
+      std::vector<double> sums;
+      const auto yt = kernels::cpu::conv2d_forward_sums(o.x, o.w, o.bias, 1, sums).to_vector();
+      omp_set_num_threads(threads);
+      CHECK(yt == y);
+      CHECK(sums == ref);
+    }
+  }
+}
+
+TEST_CASE("conv2d_group_norm_act forward and backward equal the conv and group_norm_act run apart",
+          "[conv2d][conv2d_norm_act][group_norm_act]") {
+  DD_TEST_RANDOM(rng);
+  for (const Shape4& s : kShapes)
+    for (Conv3x3Algo a : kAlgos)
+      for (bool scale_shift : {false, true}) {
+        if (s.k == 1 && a != Conv3x3Algo::Im2col) continue;
+        INFO(name_of(s, a, 0) << (scale_shift ? " scale/shift" : ""));
+        Conv3x3AlgoScope force(a);
+        const Operands o = operands(rng, s);
+        const int pad = static_cast<int>(s.k / 2);
+        const int64_t groups = s.co % 8 == 0 ? 8 : 1;
+        const Tensor gamma = from_double({s.co}, rng.normal_f32(s.co));
+        const Tensor beta = from_double({s.co}, rng.normal_f32(s.co, 0.5));
+        Tensor scale, shift;
+        if (scale_shift) {
+          scale = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
+          shift = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
+        }
+        const kernels::Conv2dNormActOut f =
+            kernels::conv2d_group_norm_act_forward(o.x, o.w, o.bias, pad, gamma, beta, scale, shift, groups);
+        const Tensor h = kernels::conv2d_forward(o.x, o.w, o.bias, pad);
+        const kernels::GroupNormActOut n = kernels::group_norm_act_forward(h, gamma, beta, scale, shift, groups);
+        CHECK(f.h.to_vector() == h.to_vector());
+        // The statistics' double sums differ only in order (see the test above): the float mean and
+        // rstd are the same or one rounding apart, 2^-23 relative; y then within a few ulp: 1e-6.
+        expect_close("mean", f.n.mean, to_double(n.mean), 2.4e-7);
+        expect_close("rstd", f.n.rstd, to_double(n.rstd), 2.4e-7);
+        expect_close("y", f.n.y, to_double(n.y), 1e-6);
+
+        // The backward for given statistics: every gradient bitwise the two ops', dbias included.
+        const Tensor dy = from_double(h.shape(), rng.normal_f32(h.numel()));
+        for (bool need_dbias : {true, false}) {
+          const kernels::Conv2dNormActGrads g = kernels::conv2d_group_norm_act_backward(
+              o.x, o.w, h, pad, gamma, beta, scale, shift, n.mean, n.rstd, dy, true, true, need_dbias);
+          const kernels::GroupNormActGrads gn =
+              kernels::group_norm_act_backward(h, gamma, beta, scale, shift, n.mean, n.rstd, dy);
+          const kernels::Conv2dGrads gc = kernels::conv2d_backward(o.x, o.w, gn.dx, pad, true, true, need_dbias);
+          CHECK(g.dx.to_vector() == gc.dx.to_vector());
+          CHECK(g.dw.to_vector() == gc.dw.to_vector());
+          REQUIRE(g.dbias.defined() == need_dbias);
+          if (need_dbias) CHECK(g.dbias.to_vector() == gc.dbias.to_vector());
+          CHECK(g.dgamma.to_vector() == gn.dgamma.to_vector());
+          CHECK(g.dbeta.to_vector() == gn.dbeta.to_vector());
+          REQUIRE(g.dscale.defined() == scale_shift);
+          if (scale_shift) {
+            CHECK(g.dscale.to_vector() == gn.dscale.to_vector());
+            CHECK(g.dshift.to_vector() == gn.dshift.to_vector());
+          }
+        }
+      }
+}
+
+TEST_CASE("ag::conv2d_group_norm_act hands every input its kernel gradient", "[conv2d_norm_act][autograd]") {
+  DD_TEST_RANDOM(rng);
+  const Shape4 s{2, 6, 7, 16, 16, 3};
+  const Operands o = operands(rng, s);
+  const Tensor gamma = from_double({s.co}, rng.normal_f32(s.co));
+  const Tensor beta = from_double({s.co}, rng.normal_f32(s.co, 0.5));
+  const Tensor scale = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
+  const Tensor shift = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
+  const Tensor r = from_double({s.b, s.h, s.w, s.co}, rng.normal_f32(s.b * s.h * s.w * s.co));
+  ag::Tape::current().clear();
+  ag::Var x(o.x, true), w(o.w, true), bias(o.bias, true), g(gamma, true), bt(beta, true), sc(scale, true),
+      sh(shift, true);
+  ag::Var y = ag::conv2d_group_norm_act(x, w, bias, 1, g, bt, sc, sh, 4);
+  ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
+  const kernels::Conv2dNormActOut f =
+      kernels::conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, gamma, beta, scale, shift, 4);
+  CHECK(y.value().to_vector() == f.n.y.to_vector());
+  const kernels::Conv2dNormActGrads k = kernels::conv2d_group_norm_act_backward(
+      o.x, o.w, f.h, 1, gamma, beta, scale, shift, f.n.mean, f.n.rstd, r, true, true, true);
+  CHECK(x.grad().to_vector() == k.dx.to_vector());
+  CHECK(w.grad().to_vector() == k.dw.to_vector());
+  CHECK(bias.grad().to_vector() == k.dbias.to_vector());
+  CHECK(g.grad().to_vector() == k.dgamma.to_vector());
+  CHECK(bt.grad().to_vector() == k.dbeta.to_vector());
+  CHECK(sc.grad().to_vector() == k.dscale.to_vector());
+  CHECK(sh.grad().to_vector() == k.dshift.to_vector());
+  ag::Tape::current().clear();
+}
+
+TEST_CASE("conv2d_group_norm_act names the operand a bad shape belongs to", "[conv2d_norm_act]") {
+  DD_TEST_RANDOM(rng);
+  const Shape4 s{2, 5, 5, 8, 12, 3};
+  const Operands o = operands(rng, s);
+  const Tensor g12 = from_double({12}, rng.normal_f32(12)), g8 = from_double({8}, rng.normal_f32(8));
+  const Tensor none;
+  using kernels::conv2d_group_norm_act_forward;
+  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g12, g12, none, none, 5); },
+               {"conv2d_group_norm_act", "groups = 5", "h [2,5,5,12]"});
+  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g8, g8, none, none, 4); },
+               {"conv2d_group_norm_act", "gamma"});
+  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, g8, 1, g12, g12, none, none, 4); },
+               {"conv2d_group_norm_act", "bias"});
+  const Tensor wrong_scale = from_double({3, 12}, rng.normal_f32(36));
+  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g12, g12, wrong_scale, wrong_scale, 4); },
+               {"conv2d_group_norm_act", "scale"});
+  const Tensor x_bad = from_double({2, 5, 5, 7}, rng.normal_f32(350));
+  expect_error([&] { conv2d_group_norm_act_forward(x_bad, o.w, o.bias, 1, g12, g12, none, none, 4); },
+               {"conv2d_group_norm_act", "Ci = 8"});
+  const kernels::Conv2dNormActOut f = conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g12, g12, none, none, 4);
+  const Tensor dy_bad = from_double({2, 5, 5, 11}, rng.normal_f32(550));
+  expect_error([&] {
+    kernels::conv2d_group_norm_act_backward(o.x, o.w, f.h, 1, g12, g12, none, none, f.n.mean, f.n.rstd, dy_bad, true,
+                                            true, true);
+  },
+               {"conv2d_group_norm_act_backward", "dy"});
+}
