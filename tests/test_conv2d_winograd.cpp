@@ -152,7 +152,9 @@ std::string name_of(const ConvDims& d, int64_t chunk) {
 const std::vector<ConvDims> kShapes = {
     {1, 1, 1, 5, 3, 3, 1},    {3, 2, 2, 7, 9, 3, 1},  {1, 5, 7, 3, 2, 3, 1},    {3, 6, 4, 17, 11, 3, 1},
     {1, 13, 11, 33, 19, 3, 1}, {3, 8, 9, 1, 1, 3, 1},  {3, 7, 7, 16, 32, 3, 1}, {1, 1, 6, 9, 4, 3, 1},
-    {1, 4, 4, 40, 24, 3, 1},   {2, 12, 8, 20, 17, 3, 1}};
+    {1, 4, 4, 40, 24, 3, 1},   {2, 12, 8, 20, 17, 3, 1},
+    // More than one 32-channel GEMM panel and weight block, with tails (sgemm_small.h's packing).
+    {1, 5, 6, 37, 70, 3, 1}};
 }  // namespace
 
 TEST_CASE("winograd conv2d forward, dx and dw match the float64 reference within the derived bounds",

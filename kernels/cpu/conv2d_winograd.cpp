@@ -10,7 +10,7 @@
 #include "engine/error.h"
 #include "kernels/cpu/chunk_stats.h"
 #include "kernels/cpu/conv2d_winograd_f4.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/sgemm_small.h"
 
 // F(2x2, 3x3) below, F(4x4, 3x3) in conv2d_winograd_f4.h; one driver runs either. F(2x2) with
 // Lavin & Gray's matrices (interpolation points 0, 1, -1, infinity):
@@ -27,10 +27,11 @@
 //   U [P][cin][cout]  transformed weights, built once per call (xi = 4 * row + column for F(2x2),
 //                     P = 16 points; 6 * row + column for F(4x4), P = 36)
 //   V [P][n][cin]     transformed input tiles of a chunk of n tiles
-//   M [P][n][cout]    M[xi] = V[xi] U[xi]: P independent single-threaded Eigen GEMMs
+//   M [P][n][cout]    M[xi] = V[xi] U[xi]: P independent single-threaded GEMMs (sgemm_small.h,
+//                     U[xi] packed once per call for them)
 // The tiles are cut into fixed chunks (their size depends only on the shapes); the chunks run in
 // parallel, each on its own thread's V and M buffers: input transform, P single-threaded GEMMs
-// (Eigen does not thread inside a parallel region), output transform. One barrier per call: a
+// (sgemm_small.h, which never threads), output transform. One barrier per call: a
 // first version that shared one chunk's buffers among the threads (three omp-for barriers per
 // chunk) timed 336 ms against im2col's 44 ms on one shape (32x32 128->64, batch 8) while a build
 // ran beside it; that version also had scalar transforms, so the barriers' share is not known,
@@ -228,6 +229,48 @@ struct F4 {
   }
 };
 
+// up[xi * sgemm::packed_b_size(cin, cout)] = U[xi] as the GEMMs' B ([cin x cout]) in sgemm's
+// panels (pack_b's layout), once per call: Eigen re-packed U for every chunk's products (11% of
+// F(4x4)'s time on 4x4 maps 512->512). Transformed a block at a time straight into the panels, so
+// U goes to memory once, already packed: a packing pass after a whole-U transform made F(4x4)
+// slower than Eigen on 4x4 maps 256->512 (one chunk there reads U only once), and so did
+// transposing the forward's transformed blocks (36 values per kernel); its 9 taps are transposed
+// instead, before the transform.
+template <class F>
+void packed_weights(const float* wt, int64_t cin, int64_t cout, bool flip, float* up) {
+  constexpr int P = F::kA * F::kA;
+  constexpr int64_t NR = sgemm::kNR, KB = 32;  // a work item: one panel's columns by KB rows of B
+  const int64_t packed = sgemm::packed_b_size(cin, cout), panels = (cout + NR - 1) / NR, blocks = (cin + KB - 1) / KB;
+#pragma omp parallel if (cin * cout > 4096)
+  {
+    std::unique_ptr<float[]> t(new float[static_cast<std::size_t>(KB * 9 * NR)]);
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t q = 0; q < panels; ++q)
+      for (int64_t kb = 0; kb < blocks; ++kb) {
+        const int64_t j0 = q * NR, nj = std::min(NR, cout - j0), k0 = kb * KB, nk = std::min(KB, cin - k0);
+        // Row k of B (input channel k0 + k): its nj kernels' taps at src[k * row + tap * stride + j].
+        const float* src = wt + k0 * 9 * cout + j0;
+        int64_t row = 9 * cout, stride = cout;
+        if (!flip) {
+          // w [cout][3][3][cin] runs along ci: gather the block as t[k][tap][j] (w [cin][3][3][cout]'s
+          // order, which flip reads as it is).
+          for (int64_t j = 0; j < nj; ++j)
+            for (int tap = 0; tap < 9; ++tap)
+              for (int64_t k = 0; k < nk; ++k) t[(k * 9 + tap) * NR + j] = wt[((j0 + j) * 9 + tap) * cin + k0 + k];
+          src = t.get(), row = 9 * NR, stride = NR;
+        }
+        float* dst = up + q * NR * cin + k0 * NR;  // row k0 of panel q (of point 0)
+        for (int64_t k = 0; k < nk; ++k) {
+          F::weights(src + k * row, stride, nj, flip, dst + k * NR, packed);
+          for (int xi = 0; xi < P; ++xi) {
+            float* r = dst + xi * packed + k * NR;
+            std::fill(r + nj, r + NR, 0.0f);
+          }
+        }
+      }
+  }
+}
+
 // y = conv3x3(x) by F(M x M, 3x3), F = F2 or F4 (see winograd_conv3x3).
 template <class F>
 void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
@@ -237,13 +280,9 @@ void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin,
   const int64_t per = tiles_per_chunk_for(tiles, P, cin, cout, tiles_per_chunk);
   const int64_t chunks = (tiles + per - 1) / per;
   std::unique_ptr<ChunkStats> stats(sums ? new ChunkStats(b, th_n * tw_n, per, cout) : nullptr);
-  // Forward: Ut[xi] = U[xi]^T as [cout][cin] (w's OHWI rows are contiguous along cin); flip:
-  // U[xi] as [cin][cout] (w's rows are contiguous along cout). Either way the transform reads and
-  // writes along a contiguous index, and the GEMM takes the transpose where needed.
-  std::unique_ptr<float[]> u(new float[static_cast<std::size_t>(P * cin * cout)]);
-  const int64_t rows = flip ? cin : cout, cols = flip ? cout : cin;
-#pragma omp parallel for schedule(static) if (cin * cout > 4096)
-  for (int64_t r = 0; r < rows; ++r) F::weights(wt + r * 9 * cols, cols, cols, flip, u.get() + r * cols, cin * cout);
+  const int64_t packed = sgemm::packed_b_size(cin, cout);
+  std::unique_ptr<float[]> up(new float[static_cast<std::size_t>(P * packed)]);
+  packed_weights<F>(wt, cin, cout, flip, up.get());
   const float* bias_row = bias;
   std::vector<float> zero_bias;
   if (!bias) {
@@ -251,8 +290,7 @@ void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin,
     bias_row = zero_bias.data();
   }
 
-  // Always an active parallel region, even for one chunk: Eigen would otherwise thread that
-  // chunk's GEMMs itself, and the results would then depend on how it splits them.
+  // Each chunk's GEMMs run whole on the thread that owns the chunk (sgemm_small.h never threads).
 #pragma omp parallel
   {
     std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(P * per * cin)]);
@@ -267,14 +305,9 @@ void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin,
         copy_input_tile<M>(x, bi, th, tw, h, w, cin, d.get());
         F::input(d.get(), cin, n * cin, v.get() + t * cin);
       }
-      for (int xi = 0; xi < P; ++xi) {
-        MatMap mx(m.get() + xi * n * cout, n, cout);
-        const ConstMatMap vx(v.get() + xi * n * cin, n, cin);
-        if (flip)
-          mx.noalias() = vx * ConstMatMap(u.get() + xi * cin * cout, cin, cout);
-        else
-          mx.noalias() = vx * ConstMatMap(u.get() + xi * cin * cout, cout, cin).transpose();
-      }
+      for (int xi = 0; xi < P; ++xi)
+        sgemm::gemm_packed(n, cout, cin, v.get() + xi * n * cin, cin, 1, up.get() + xi * packed,
+                           m.get() + xi * n * cout, cout, false);
       for (int64_t t = 0; t < n; ++t) {
         const int64_t tile = t0 + t, bi = tile / (th_n * tw_n), th = (tile / tw_n) % th_n, tw = tile % tw_n;
         F::output(m.get() + t * cout, cout, n * cout, bias_row, q.get());
@@ -338,10 +371,10 @@ void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t 
     F::grad(g, zero.data(), cout, n * cout, yh + t * cout);
   };
   auto accumulate = [&](float* acc, int xi, int64_t n, const float* v, const float* yh) {
-    MatMap(acc + xi * plane, cout, cin).noalias() +=
-        ConstMatMap(yh + xi * n * cout, n, cout).transpose() * ConstMatMap(v + xi * n * cin, n, cin);
+    // dU[xi] (cout x cin) += Yh[xi]^T V[xi]: A = Yh^T read along Yh's rows.
+    sgemm::gemm(cout, cin, n, yh + xi * n * cout, 1, cout, v + xi * n * cin, cin, acc + xi * plane, cin, true);
   };
-  // Always an active parallel region (see winograd_conv3x3): Eigen stays single-threaded inside.
+  // Each GEMM runs whole on one thread (sgemm_small.h never threads).
   if (parts >= omp_get_max_threads()) {
 #pragma omp parallel
     {
