@@ -253,10 +253,11 @@ void packed_weights(const float* wt, int64_t cin, int64_t cout, bool flip, float
         int64_t row = 9 * cout, stride = cout;
         if (!flip) {
           // w [cout][3][3][cin] runs along ci: gather the block as t[k][tap][j] (w [cin][3][3][cout]'s
-          // order, which flip reads as it is).
-          for (int64_t j = 0; j < nj; ++j)
+          // order, which flip reads as it is), written in order (reading in order instead took
+          // 1.6x the time in perf).
+          for (int64_t k = 0; k < nk; ++k)
             for (int tap = 0; tap < 9; ++tap)
-              for (int64_t k = 0; k < nk; ++k) t[(k * 9 + tap) * NR + j] = wt[((j0 + j) * 9 + tap) * cin + k0 + k];
+              for (int64_t j = 0; j < nj; ++j) t[(k * 9 + tap) * NR + j] = wt[((j0 + j) * 9 + tap) * cin + k0 + k];
           src = t.get(), row = 9 * NR, stride = NR;
         }
         float* dst = up + q * NR * cin + k0 * NR;  // row k0 of panel q (of point 0)
