@@ -371,9 +371,11 @@ void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t 
     }
     F::grad(g, zero.data(), cout, n * cout, yh + t * cout);
   };
-  auto accumulate = [&](float* acc, int xi, int64_t n, const float* v, const float* yh) {
-    // dU[xi] (cout x cin) += Yh[xi]^T V[xi]: A = Yh^T read along Yh's rows.
-    sgemm::gemm(cout, cin, n, yh + xi * n * cout, 1, cout, v + xi * n * cin, cin, acc + xi * plane, cin, true);
+  // dU[xi] (cout x cin) += Yh[xi]^T V[xi] (A = Yh^T read along Yh's rows); a part's first chunk
+  // writes dU instead of adding to zeros: the same bits (its sums start from 0 either way) without
+  // a pass over dU (P x cin x cout floats, 19 MB at 256 -> 512, often one chunk's whole work).
+  auto accumulate = [&](float* acc, int xi, int64_t n, const float* v, const float* yh, bool first) {
+    sgemm::gemm(cout, cin, n, yh + xi * n * cout, 1, cout, v + xi * n * cin, cin, acc + xi * plane, cin, !first);
   };
   // Each GEMM runs whole on one thread (sgemm_small.h never threads).
   if (parts >= omp_get_max_threads()) {
@@ -385,12 +387,12 @@ void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t 
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < parts; ++p) {
         float* acc = du.get() + p * P * plane;
-        std::fill(acc, acc + P * plane, 0.0f);
-        const int64_t part_end = (p + 1) * tiles / parts;
-        for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
+        const int64_t part_begin = p * tiles / parts, part_end = (p + 1) * tiles / parts;
+        if (part_begin == part_end) std::fill(acc, acc + P * plane, 0.0f);
+        for (int64_t t0 = part_begin; t0 < part_end; t0 += per) {
           const int64_t n = std::min(per, part_end - t0);
           for (int64_t t = 0; t < n; ++t) transform(t0, t, n, v.get(), yh.get(), d.get());
-          for (int xi = 0; xi < P; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
+          for (int xi = 0; xi < P; ++xi) accumulate(acc, xi, n, v.get(), yh.get(), t0 == part_begin);
         }
       }
     }
@@ -401,19 +403,19 @@ void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t 
     // in the same order per dU[xi]: the same bits.
     std::unique_ptr<float[]> v(new float[static_cast<std::size_t>(P * per * cin)]);
     std::unique_ptr<float[]> yh(new float[static_cast<std::size_t>(P * per * cout)]);
-    std::fill(du.get(), du.get() + parts * P * plane, 0.0f);
+    if (tiles < parts) std::fill(du.get(), du.get() + parts * P * plane, 0.0f);  // an empty part
 #pragma omp parallel
     {
       std::unique_ptr<float[]> d(new float[static_cast<std::size_t>(P * cin)]);
       for (int64_t p = 0; p < parts; ++p) {
         float* acc = du.get() + p * P * plane;
-        const int64_t part_end = (p + 1) * tiles / parts;
-        for (int64_t t0 = p * tiles / parts; t0 < part_end; t0 += per) {
+        const int64_t part_begin = p * tiles / parts, part_end = (p + 1) * tiles / parts;
+        for (int64_t t0 = part_begin; t0 < part_end; t0 += per) {
           const int64_t n = std::min(per, part_end - t0);
 #pragma omp for schedule(static)
           for (int64_t t = 0; t < n; ++t) transform(t0, t, n, v.get(), yh.get(), d.get());
 #pragma omp for schedule(static)
-          for (int xi = 0; xi < P; ++xi) accumulate(acc, xi, n, v.get(), yh.get());
+          for (int xi = 0; xi < P; ++xi) accumulate(acc, xi, n, v.get(), yh.get(), t0 == part_begin);
         }
       }
     }
