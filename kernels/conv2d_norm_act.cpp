@@ -18,16 +18,6 @@ Shape check(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias
                                 shift, groups);
   return hs;
 }
-
-void combine(Conv2dNormActGrads& out, Conv2dGrads&& c, GroupNormActGrads&& n) {
-  out.dx = std::move(c.dx);
-  out.dw = std::move(c.dw);
-  if (!out.dbias.defined()) out.dbias = std::move(c.dbias);
-  out.dgamma = std::move(n.dgamma);
-  out.dbeta = std::move(n.dbeta);
-  out.dscale = std::move(n.dscale);
-  out.dshift = std::move(n.dshift);
-}
 }  // namespace
 
 Conv2dNormActOut conv2d_group_norm_act_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
@@ -65,9 +55,8 @@ Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor&
                                                need_dw, need_dbias);
   GroupNormActGrads n = group_norm_act_backward(h, gamma, beta, scale, shift, mean, rstd, dy);
   Conv2dGrads c = conv2d_backward(x, w, n.dx, padding, need_dx, need_dw, need_dbias);
-  Conv2dNormActGrads out;
-  combine(out, std::move(c), std::move(n));
-  return out;
+  return {std::move(c.dx),    std::move(c.dw),     std::move(c.dbias), std::move(n.dgamma),
+          std::move(n.dbeta), std::move(n.dscale), std::move(n.dshift)};
 }
 
 }  // namespace dd::kernels

@@ -15,7 +15,7 @@ namespace dd::kernels::cpu {
 class ChunkStats {
  public:
   ChunkStats(int64_t images, int64_t per_image, int64_t per, int64_t channels)
-      : images_(images), per_image_(per_image), per_(per), c_(channels) {
+      : images_(images), per_image_(per_image), c_(channels) {
     const int64_t units = images * per_image, chunks = (units + per - 1) / per;
     first_.resize(static_cast<std::size_t>(chunks + 1));
     offset_.resize(static_cast<std::size_t>(chunks + 1));
@@ -29,9 +29,6 @@ class ChunkStats {
     offset_[chunks] = slots;
     part_.assign(static_cast<std::size_t>(slots * 2 * c_), 0.0);
   }
-
-  int64_t channels() const { return c_; }
-  int64_t per_image() const { return per_image_; }
 
   // Chunk k's slot for `image`: [2][C] doubles, sums then sums of squares, zero before the chunk.
   double* slot(int64_t chunk, int64_t image) { return part_.data() + (offset_[chunk] + image - first_[chunk]) * 2 * c_; }
@@ -78,7 +75,7 @@ class ChunkStats {
   }
 
  private:
-  int64_t images_, per_image_, per_, c_;
+  int64_t images_, per_image_, c_;
   std::vector<int64_t> first_, offset_;  // per chunk: its first image, its first slot
   std::vector<double> part_;
 };
