@@ -20,6 +20,32 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, int padding) {
   return y;
 }
 
+Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int padding) {
+  if (xs.size() == 1) return conv2d(xs[0], w, bias, padding);
+  const Tensor no_bias;
+  std::vector<Tensor> values;
+  std::vector<const Var*> inputs{&w, &bias};
+  for (const Var& x : xs) {
+    values.push_back(x.value());
+    inputs.push_back(&x);
+  }
+  Var y(kernels::conv2d_forward_parts(values, w.value(), bias.defined() ? bias.value() : no_bias, padding),
+        needs_grad(inputs));
+  if (y.requires_grad())
+    Tape::current().record([xs, values, w, bias, y, padding] {
+      if (!y.has_grad()) return;
+      bool need_dx = false;
+      for (const Var& x : xs) need_dx = need_dx || x.requires_grad();
+      kernels::Conv2dPartsGrads g = kernels::conv2d_backward_parts(values, w.value(), y.grad(), padding, need_dx,
+                                                                   w.requires_grad(), bias.requires_grad());
+      for (std::size_t i = 0; i < xs.size(); ++i)
+        if (xs[i].requires_grad()) xs[i].accumulate_grad(g.dx[i]);
+      if (w.requires_grad()) w.accumulate_grad(g.dw);
+      if (bias.requires_grad()) bias.accumulate_grad(g.dbias);
+    });
+  return y;
+}
+
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {
   if (kernels::conv2d_uses_plain_path(w.value(), geo)) return conv2d(x, w, bias, geo.pad_top);
   const Tensor no_bias;

@@ -1,4 +1,6 @@
 #pragma once
+#include <vector>
+
 #include "autograd/var.h"
 #include "kernels/conv2d.h"
 
@@ -8,5 +10,8 @@ namespace dd::ag {
 Var conv2d(const Var& x, const Var& w, const Var& bias, int padding);
 // With a stride, per-side padding and w [Co, KH, KW, Ci], KH != KW allowed (kernels::Conv2dGeometry).
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo);
+// conv2d(concat(xs), w, bias, padding) without the concatenation (kernels::conv2d_forward_parts):
+// xs [B, H, W, C_i], each part getting its slice of dx.
+Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int padding);
 
 }  // namespace dd::ag

@@ -126,7 +126,9 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGrad::~NoGrad() { g_grad_enabled = prev_; }
 
-bool needs_grad(std::initializer_list<const Var*> inputs) {
+bool needs_grad(std::initializer_list<const Var*> inputs) { return needs_grad(std::vector<const Var*>(inputs)); }
+
+bool needs_grad(const std::vector<const Var*>& inputs) {
   if (!g_grad_enabled) return false;
   for (const Var* v : inputs)
     if (v && v->requires_grad()) return true;

@@ -93,5 +93,6 @@ class NoGrad {
 
 // True when recording is on and any input needs a gradient.
 bool needs_grad(std::initializer_list<const Var*> inputs);
+bool needs_grad(const std::vector<const Var*>& inputs);  // a list built at run time
 
 }  // namespace dd::ag

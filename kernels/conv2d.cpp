@@ -1,22 +1,31 @@
 #include "kernels/conv2d.h"
 
+#include "kernels/concat.h"
 #include "kernels/dispatch.h"
 
 namespace dd::kernels {
 
+namespace {
+// x's shape checks against w, with x described as desc in the errors.
+Shape out_shape(const char* op, const Shape& x, const std::string& desc, const Tensor& w, int padding) {
+  DD_CHECK(x.size() == 4, op, ": x ", desc, " must be a non-empty NHWC [B, H, W, Ci]");
+  DD_CHECK(w.ndim() == 4 && w.numel() > 0 && w.dim(1) == w.dim(2), op, ": w ", describe(w),
+           " must be a non-empty OHWI [Co, K, K, Ci] with a square kernel");
+  DD_CHECK(w.dim(3) == x[3], op, ": w ", describe(w), " has Ci = ", w.dim(3), " but x ", desc, " has ", x[3],
+           " channels");
+  DD_CHECK(padding >= 0, op, ": padding ", padding, " must be >= 0 (x ", desc, ", w ", describe(w), ")");
+  const int64_t k = w.dim(1);
+  const int64_t ho = x[1] + 2 * padding - k + 1, wo = x[2] + 2 * padding - k + 1;
+  DD_CHECK(ho >= 1 && wo >= 1, op, ": kernel ", k, "x", k, " with padding ", padding, " does not fit x ", desc,
+           " (w ", describe(w), ")");
+  return {x[0], ho, wo, w.dim(0)};
+}
+}  // namespace
+
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
-  DD_CHECK(w.ndim() == 4 && w.numel() > 0 && w.dim(1) == w.dim(2), op, ": w ", describe(w),
-           " must be a non-empty OHWI [Co, K, K, Ci] with a square kernel");
-  DD_CHECK(w.dim(3) == x.dim(3), op, ": w ", describe(w), " has Ci = ", w.dim(3), " but x ", describe(x), " has ",
-           x.dim(3), " channels");
-  DD_CHECK(padding >= 0, op, ": padding ", padding, " must be >= 0 (x ", describe(x), ", w ", describe(w), ")");
-  const int64_t k = w.dim(1);
-  const int64_t ho = x.dim(1) + 2 * padding - k + 1, wo = x.dim(2) + 2 * padding - k + 1;
-  DD_CHECK(ho >= 1 && wo >= 1, op, ": kernel ", k, "x", k, " with padding ", padding, " does not fit x ",
-           describe(x), " (w ", describe(w), ")");
-  return {x.dim(0), ho, wo, w.dim(0)};
+  return out_shape(op, x.shape(), describe(x), w, padding);
 }
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
@@ -33,6 +42,63 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
            shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
   DD_DISPATCH(common_device("conv2d_backward", {&x, &w, &dy}), conv2d_backward, x, w, dy, padding, need_dx,
               need_dw, need_dbias);
+}
+
+Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, const Tensor& w, int padding) {
+  DD_CHECK(!xs.empty() && xs.size() <= 4, op, ": x in ", xs.size(), " channel parts; 1 to 4 are supported");
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    DD_CHECK(xs[i].defined() && xs[i].ndim() == 4 && xs[i].numel() > 0, op, ": part ", i, " of x ",
+             xs[i].defined() ? describe(xs[i]) : std::string("(undefined)"),
+             " must be a non-empty NHWC [B, H, W, C]");
+    DD_CHECK(xs[i].dim(0) == xs[0].dim(0) && xs[i].dim(1) == xs[0].dim(1) && xs[i].dim(2) == xs[0].dim(2), op,
+             ": part ", i, " of x ", describe(xs[i]), " differs from part 0 ", describe(xs[0]), " in B, H or W");
+  }
+  DD_CHECK(w.defined(), op, ": w must be defined");
+  Shape whole = xs[0].shape();
+  std::string desc = "concat(";
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (i) whole[3] += xs[i].dim(3);
+    desc += (i ? ", " : "") + describe(xs[i]);
+  }
+  return out_shape(op, whole, desc + ")", w, padding);
+}
+
+namespace {
+std::vector<int64_t> widths_of(const std::vector<Tensor>& xs) {
+  std::vector<int64_t> c;
+  for (const Tensor& x : xs) c.push_back(x.dim(3));
+  return c;
+}
+}  // namespace
+
+Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding) {
+  conv2d_parts_out_shape("conv2d", xs, w, padding);
+  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d: bias ", describe(bias), " must be [",
+           w.dim(0), "] for w ", describe(w));
+  std::vector<const Tensor*> all{&w, &bias};
+  for (const Tensor& x : xs) all.push_back(&x);
+  const Device dev = common_device("conv2d", {all.data(), all.data() + all.size()});
+  if (dev == Device::CPU) DD_CPU_CALL(conv2d_forward_parts, xs, w, bias, padding);
+  // The GPU's kernels read one tensor: the concatenation is built there (issue 12's bf16 storage
+  // and epilogues are that backend's next steps).
+  return conv2d_forward(xs.size() == 1 ? xs[0] : concat(xs), w, bias, padding);
+}
+
+Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
+                                       bool need_dx, bool need_dw, bool need_dbias) {
+  const Shape y_shape = conv2d_parts_out_shape("conv2d_backward", xs, w, padding);
+  DD_CHECK(dy.defined() && dy.shape() == y_shape, "conv2d_backward: dy ", describe(dy), " must be ",
+           shape_str(y_shape), " for w ", describe(w), ", padding ", padding);
+  std::vector<const Tensor*> all{&w, &dy};
+  for (const Tensor& x : xs) all.push_back(&x);
+  const Device dev = common_device("conv2d_backward", {all.data(), all.data() + all.size()});
+  if (dev == Device::CPU) DD_CPU_CALL(conv2d_backward_parts, xs, w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dGrads g = conv2d_backward(xs.size() == 1 ? xs[0] : concat(xs), w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dPartsGrads out;
+  if (need_dx) out.dx = xs.size() == 1 ? std::vector<Tensor>{std::move(g.dx)} : split(g.dx, widths_of(xs));
+  out.dw = std::move(g.dw);
+  out.dbias = std::move(g.dbias);
+  return out;
 }
 
 namespace {

@@ -25,6 +25,21 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
 
+// The conv of x = concat(xs) along the channel dim (torch.cat(dim=1): the U-Net's skip
+// connections), xs NHWC [B, H, W, C_i] agreeing in B, H and W, 1 to 4 of them; dx comes back in
+// the same parts. On the CPU x is never built: every path gathers its rows or tiles from the parts
+// and scatters dx into them (kernels/cpu/channel_parts.h); the results are bitwise the conv of the
+// concatenation. The CUDA backend concatenates, runs the conv and splits dx.
+struct Conv2dPartsGrads {
+  std::vector<Tensor> dx;  // one per part when asked for, else empty
+  Tensor dw, dbias;
+};
+// y's shape [B, Ho, Wo, Co]; errors name the op, each part and w.
+Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, const Tensor& w, int padding);
+Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding);
+Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
+                                       bool need_dx, bool need_dw, bool need_dbias);
+
 // The general geometry: stride s, zero padding per side and a possibly rectangular kernel,
 // w OHWI [Co, KH, KW, Ci] (diffusers' Downsample2D with downsample_padding = 0 is F.pad(x, (0, 1, 0, 1))
 // then a 3x3 stride-2 conv: {2, 0, 0, 1, 1}; Inception-v3's 1x7 conv with padding (0, 3) is {1, 0, 3, 0, 3}).
@@ -81,6 +96,13 @@ Tensor conv2d_forward_sums(const Tensor& x, const Tensor& w, const Tensor& bias,
                            std::vector<double>& sums, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
+// The same three with x in channel parts (conv2d_forward_parts above).
+Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
+                            int64_t chunk_rows = 0);
+Tensor conv2d_forward_parts_sums(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
+                                 std::vector<double>& sums, int64_t chunk_rows = 0);
+Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
+                                       bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
@@ -91,6 +113,21 @@ namespace cuda {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
+
+// The conv of x = concat(xs) along the channel dim (torch.cat(dim=1): the U-Net's skip
+// connections), xs NHWC [B, H, W, C_i] agreeing in B, H and W, 1 to 4 of them; dx comes back in
+// the same parts. On the CPU x is never built: every path gathers its rows or tiles from the parts
+// and scatters dx into them (kernels/cpu/channel_parts.h); the results are bitwise the conv of the
+// concatenation. The CUDA backend concatenates, runs the conv and splits dx.
+struct Conv2dPartsGrads {
+  std::vector<Tensor> dx;  // one per part when asked for, else empty
+  Tensor dw, dbias;
+};
+// y's shape [B, Ho, Wo, Co]; errors name the op, each part and w.
+Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, const Tensor& w, int padding);
+Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding);
+Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
+                                       bool need_dx, bool need_dw, bool need_dbias);
 
 // dbias[co] = sum over pixels of dy[.., co], deterministic (conv2d.cu), whatever the precision.
 Tensor conv2d_bias_grad(const Tensor& dy);

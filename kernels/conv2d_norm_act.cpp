@@ -9,9 +9,9 @@ namespace dd::kernels {
 
 namespace {
 // Both ops' checks, on the conv's output shape, before anything runs.
-Shape check(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, int padding, const Tensor& gamma,
+Shape check(const char* op, const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding, const Tensor& gamma,
             const Tensor& beta, const Tensor& scale, const Tensor& shift, int64_t groups) {
-  const Shape hs = conv2d_out_shape(op, x, w, padding);
+  const Shape hs = conv2d_parts_out_shape(op, xs, w, padding);
   DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, op, ": bias ", describe(bias), " must be [",
            w.dim(0), "] for w ", describe(w));
   check_group_norm_act_operands(op, hs, str_cat("h ", shape_str(hs), " (the conv's output)"), gamma, beta, scale,
@@ -20,41 +20,45 @@ Shape check(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias
 }
 }  // namespace
 
-Conv2dNormActOut conv2d_group_norm_act_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                const Tensor& shift, int64_t groups, float eps) {
   const char* op = "conv2d_group_norm_act";
-  check(op, x, w, bias, padding, gamma, beta, scale, shift, groups);
+  check(op, xs, w, bias, padding, gamma, beta, scale, shift, groups);
   DD_CHECK(eps > 0.0f, op, ": eps = ", eps, " must be positive");
-  const Device dev = common_device(op, {&x, &w, &bias, &gamma, &beta, &scale, &shift});
+  std::vector<const Tensor*> all{&w, &bias, &gamma, &beta, &scale, &shift};
+  for (const Tensor& x : xs) all.push_back(&x);
+  const Device dev = common_device(op, all);
   // Not DD_CPU_CALL: the CPU op times its two halves under the two ops' names (--profile's rows add
   // up to the step only without an outer row around them).
   if (dev == Device::CPU)
-    return cpu::conv2d_group_norm_act_forward(x, w, bias, padding, gamma, beta, scale, shift, groups, eps);
-  Tensor h = conv2d_forward(x, w, bias, padding);
+    return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps);
+  Tensor h = conv2d_forward_parts(xs, w, bias, padding);
   GroupNormActOut n = group_norm_act_forward(h, gamma, beta, scale, shift, groups, eps);
   return {std::move(h), std::move(n)};
 }
 
-Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor& w, const Tensor& h, int padding,
+Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,
                                                   const Tensor& dy, bool need_dx, bool need_dw, bool need_dbias) {
   const char* op = "conv2d_group_norm_act_backward";
   DD_CHECK(h.defined() && mean.defined() && rstd.defined() && dy.defined(), op, ": undefined operand");
   DD_CHECK(mean.ndim() == 2, op, ": mean ", describe(mean), " must be [B, G]");
-  const Shape hs = check(op, x, w, Tensor(), padding, gamma, beta, scale, shift, mean.dim(1));
+  const Shape hs = check(op, xs, w, Tensor(), padding, gamma, beta, scale, shift, mean.dim(1));
   DD_CHECK(h.shape() == hs && dy.shape() == hs, op, ": h ", describe(h), " and dy ", describe(dy), " must be ",
-           shape_str(hs), " for x ", describe(x), ", w ", describe(w));
+           shape_str(hs), " for w ", describe(w));
   const Shape stats{hs.front(), mean.dim(1)};
   DD_CHECK(mean.shape() == stats && rstd.shape() == stats, op, ": mean ", describe(mean), " and rstd ",
            describe(rstd), " must be ", shape_str(stats), " for h ", describe(h));
-  const Device dev = common_device(op, {&x, &w, &h, &gamma, &beta, &scale, &shift, &mean, &rstd, &dy});
+  std::vector<const Tensor*> all{&w, &h, &gamma, &beta, &scale, &shift, &mean, &rstd, &dy};
+  for (const Tensor& x : xs) all.push_back(&x);
+  const Device dev = common_device(op, all);
   if (dev == Device::CPU)  // its halves timed inside, as the forward's
-    return cpu::conv2d_group_norm_act_backward(x, w, h, padding, gamma, beta, scale, shift, mean, rstd, dy, need_dx,
+    return cpu::conv2d_group_norm_act_backward(xs, w, h, padding, gamma, beta, scale, shift, mean, rstd, dy, need_dx,
                                                need_dw, need_dbias);
   GroupNormActGrads n = group_norm_act_backward(h, gamma, beta, scale, shift, mean, rstd, dy);
-  Conv2dGrads c = conv2d_backward(x, w, n.dx, padding, need_dx, need_dw, need_dbias);
+  Conv2dPartsGrads c = conv2d_backward_parts(xs, w, n.dx, padding, need_dx, need_dw, need_dbias);
   return {std::move(c.dx),    std::move(c.dw),     std::move(c.dbias), std::move(n.dgamma),
           std::move(n.dbeta), std::move(n.dscale), std::move(n.dshift)};
 }

@@ -6,8 +6,10 @@
 // writes it: neither reads the tensor again for them (each pass was one read of a Block's output,
 // 38 of them a CIFAR-10 step). The CUDA backend runs the two ops (its epilogue statistics are
 // issue 12's). The results are the two ops' up to the order of the statistics' double sums: h, and
-// every gradient for given mean and rstd, are bitwise theirs.
+// every gradient for given mean and rstd, are bitwise theirs. x comes in channel parts, as
+// conv2d_forward_parts' (kernels/conv2d.h): the U-Net's skip concatenations are never built on the CPU.
 #include <cstdint>
+#include <vector>
 
 #include "engine/tensor.h"
 #include "kernels/group_norm_act.h"
@@ -20,24 +22,25 @@ struct Conv2dNormActOut {
 };
 
 struct Conv2dNormActGrads {
-  Tensor dx, dw, dbias;                   // the conv's; each undefined unless asked for
+  std::vector<Tensor> dx;                 // the conv's, one per part of x, when asked for
+  Tensor dw, dbias;                       // the conv's; each undefined unless asked for
   Tensor dgamma, dbeta, dscale, dshift;   // group_norm_act's (dscale and dshift with scale/shift)
 };
 
-Conv2dNormActOut conv2d_group_norm_act_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                const Tensor& shift, int64_t groups, float eps = 1e-5f);
 // h, mean and rstd are the forward's.
-Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor& w, const Tensor& h, int padding,
+Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,
                                                   const Tensor& dy, bool need_dx, bool need_dw, bool need_dbias);
 
 namespace cpu {
-Conv2dNormActOut conv2d_group_norm_act_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                const Tensor& shift, int64_t groups, float eps);
-Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor& w, const Tensor& h, int padding,
+Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,
                                                   const Tensor& dy, bool need_dx, bool need_dw, bool need_dbias);

@@ -11,6 +11,10 @@ void no_cuda_kernel(const char* op) {
 }
 
 Device common_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  return common_device(op, std::vector<const Tensor*>(ts));
+}
+
+Device common_device(const char* op, const std::vector<const Tensor*>& ts) {
   // Called by every op on every launch: the operands' descriptions are built only for the error.
   bool found = false;
   bool mixed = false;

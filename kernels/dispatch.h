@@ -7,6 +7,7 @@
 // links against a missing symbol, and asking it for CUDA gives a clear error.
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "engine/error.h"
 #include "engine/tensor.h"
@@ -19,6 +20,7 @@ namespace dd::kernels {
 
 // Throws, naming the op and every operand, unless all defined tensors share one device.
 Device common_device(const char* op, std::initializer_list<const Tensor*> ts);
+Device common_device(const char* op, const std::vector<const Tensor*>& ts);  // a list built at run time
 
 }  // namespace dd::kernels
 

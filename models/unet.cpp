@@ -112,7 +112,7 @@ struct WsConv : Conv {
       return ag::Var(frozen(w.value(), 0, [this] { return ag::weight_standardize(w, 1e-5f).value(); }));
     return ag::weight_standardize(w, 1e-5f);
   }
-  ag::Var operator()(const ag::Var& x) const { return ag::conv2d(x, standardized(), b, pad); }
+  ag::Var operator()(const std::vector<ag::Var>& xs) const { return ag::conv2d(xs, standardized(), b, pad); }
 };
 
 struct Block {
@@ -121,7 +121,8 @@ struct Block {
   Block() = default;
   Block(ParamSet& ps, Generator& g, const std::string& name, int cin, int cout, int groups)
       : proj(ps, g, name + ".proj", cin, cout, 3), norm(ps, name + ".norm", groups, cout) {}
-  ag::Var operator()(const ag::Var& x, const ag::Var* scale, const ag::Var* shift) const {
+  // x in channel parts: the skip concatenation, never built (ag::conv2d's parts form).
+  ag::Var operator()(const std::vector<ag::Var>& x, const ag::Var* scale, const ag::Var* shift) const {
     if (fused_norm_act())
       return ag::conv2d_group_norm_act(x, proj.standardized(), proj.b, proj.pad, norm.g, norm.b,
                                        scale ? *scale : ag::Var(), shift ? *shift : ag::Var(), norm.groups);
@@ -146,11 +147,15 @@ struct ResnetBlock {
     if (has_res) res_conv = Conv(ps, g, name + ".res_conv", cin, cout, 1);
   }
   // temb_act: SiLU(time embedding), shared by every block (each block's nn.SiLU gives the same values).
-  ag::Var operator()(const ag::Var& x, const ag::Var& temb_act) const {
+  // x in channel parts: the seed's torch.cat of the up path's skip connections, read by block1 and
+  // res_conv from the parts (the concatenation and its gradient's split were the step's only
+  // passes that just copied).
+  ag::Var operator()(const std::vector<ag::Var>& x, const ag::Var& temb_act) const {
     auto ss = ag::chunk(mlp(temb_act), 2);
     ag::Var h = block1(x, &ss[0], &ss[1]);
-    h = block2(h, nullptr, nullptr);
-    return ag::add(h, has_res ? res_conv(x) : x);
+    h = block2({h}, nullptr, nullptr);
+    if (has_res) return ag::add(h, ag::conv2d(x, res_conv.w, res_conv.b, res_conv.pad));
+    return ag::add(h, x.size() == 1 ? x[0] : ag::concat(x));
   }
 };
 
@@ -280,9 +285,10 @@ ag::Var Unet::forward(const ag::Var& x_in, const Tensor& t, const ag::Var& x_sel
     if (!sc.defined()) sc = ag::Var(Tensor::zeros(xs, x_in.value().device()));
     DD_CHECK(sc.shape() == xs, "Unet: x_self_cond must have x's shape ", shape_str(xs), ", got ",
              shape_str(sc.shape()));
-    x = ag::concat({sc, x});
+    x = ag::conv2d(std::vector<ag::Var>{sc, x}, m.init_conv.w, m.init_conv.b, m.init_conv.pad);
+  } else {
+    x = m.init_conv(x);
   }
-  x = m.init_conv(x);
   const ag::Var residual = x;
 
   ag::Var temb = m.time2(ag::gelu(m.time1(ag::time_embedding(ag::Var(t), m.dim))));
@@ -290,28 +296,25 @@ ag::Var Unet::forward(const ag::Var& x_in, const Tensor& t, const ag::Var& x_sel
 
   std::vector<ag::Var> saved;
   for (const Level& L : m.downs) {
-    x = L.block1(x, temb_act);
+    x = L.block1({x}, temb_act);
     saved.push_back(x);
-    x = L.block2(x, temb_act);
+    x = L.block2({x}, temb_act);
     x = L.attn(x);
     saved.push_back(x);
     x = L.resample(L.scaled ? ag::pixel_unshuffle(x) : x);
   }
-  x = m.mid_block1(x, temb_act);
+  x = m.mid_block1({x}, temb_act);
   x = m.mid_attn(x);
-  x = m.mid_block2(x, temb_act);
+  x = m.mid_block2({x}, temb_act);
   for (const Level& L : m.ups) {
-    x = ag::concat({x, saved.back()});
+    x = L.block1({x, saved.back()}, temb_act);
     saved.pop_back();
-    x = L.block1(x, temb_act);
-    x = ag::concat({x, saved.back()});
+    x = L.block2({x, saved.back()}, temb_act);
     saved.pop_back();
-    x = L.block2(x, temb_act);
     x = L.attn(x);
     x = L.resample(L.scaled ? ag::upsample2x(x) : x);
   }
-  x = ag::concat({x, residual});
-  x = m.final_res_block(x, temb_act);
+  x = m.final_res_block({x, residual}, temb_act);
   return m.final_conv(x);
 }
 

@@ -127,7 +127,7 @@ TEST_CASE("conv2d_group_norm_act forward and backward equal the conv and group_n
           shift = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
         }
         const kernels::Conv2dNormActOut f =
-            kernels::conv2d_group_norm_act_forward(o.x, o.w, o.bias, pad, gamma, beta, scale, shift, groups);
+            kernels::conv2d_group_norm_act_forward({o.x}, o.w, o.bias, pad, gamma, beta, scale, shift, groups);
         const Tensor h = kernels::conv2d_forward(o.x, o.w, o.bias, pad);
         const kernels::GroupNormActOut n = kernels::group_norm_act_forward(h, gamma, beta, scale, shift, groups);
         CHECK(f.h.to_vector() == h.to_vector());
@@ -141,11 +141,11 @@ TEST_CASE("conv2d_group_norm_act forward and backward equal the conv and group_n
         const Tensor dy = from_double(h.shape(), rng.normal_f32(h.numel()));
         for (bool need_dbias : {true, false}) {
           const kernels::Conv2dNormActGrads g = kernels::conv2d_group_norm_act_backward(
-              o.x, o.w, h, pad, gamma, beta, scale, shift, n.mean, n.rstd, dy, true, true, need_dbias);
+              {o.x}, o.w, h, pad, gamma, beta, scale, shift, n.mean, n.rstd, dy, true, true, need_dbias);
           const kernels::GroupNormActGrads gn =
               kernels::group_norm_act_backward(h, gamma, beta, scale, shift, n.mean, n.rstd, dy);
           const kernels::Conv2dGrads gc = kernels::conv2d_backward(o.x, o.w, gn.dx, pad, true, true, need_dbias);
-          CHECK(g.dx.to_vector() == gc.dx.to_vector());
+          CHECK(g.dx.at(0).to_vector() == gc.dx.to_vector());
           CHECK(g.dw.to_vector() == gc.dw.to_vector());
           REQUIRE(g.dbias.defined() == need_dbias);
           if (need_dbias) CHECK(g.dbias.to_vector() == gc.dbias.to_vector());
@@ -172,14 +172,14 @@ TEST_CASE("ag::conv2d_group_norm_act hands every input its kernel gradient", "[c
   ag::Tape::current().clear();
   ag::Var x(o.x, true), w(o.w, true), bias(o.bias, true), g(gamma, true), bt(beta, true), sc(scale, true),
       sh(shift, true);
-  ag::Var y = ag::conv2d_group_norm_act(x, w, bias, 1, g, bt, sc, sh, 4);
+  ag::Var y = ag::conv2d_group_norm_act({x}, w, bias, 1, g, bt, sc, sh, 4);
   ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
   const kernels::Conv2dNormActOut f =
-      kernels::conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, gamma, beta, scale, shift, 4);
+      kernels::conv2d_group_norm_act_forward({o.x}, o.w, o.bias, 1, gamma, beta, scale, shift, 4);
   CHECK(y.value().to_vector() == f.n.y.to_vector());
   const kernels::Conv2dNormActGrads k = kernels::conv2d_group_norm_act_backward(
-      o.x, o.w, f.h, 1, gamma, beta, scale, shift, f.n.mean, f.n.rstd, r, true, true, true);
-  CHECK(x.grad().to_vector() == k.dx.to_vector());
+      {o.x}, o.w, f.h, 1, gamma, beta, scale, shift, f.n.mean, f.n.rstd, r, true, true, true);
+  CHECK(x.grad().to_vector() == k.dx.at(0).to_vector());
   CHECK(w.grad().to_vector() == k.dw.to_vector());
   CHECK(bias.grad().to_vector() == k.dbias.to_vector());
   CHECK(g.grad().to_vector() == k.dgamma.to_vector());
@@ -196,22 +196,22 @@ TEST_CASE("conv2d_group_norm_act names the operand a bad shape belongs to", "[co
   const Tensor g12 = from_double({12}, rng.normal_f32(12)), g8 = from_double({8}, rng.normal_f32(8));
   const Tensor none;
   using kernels::conv2d_group_norm_act_forward;
-  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g12, g12, none, none, 5); },
+  expect_error([&] { conv2d_group_norm_act_forward({o.x}, o.w, o.bias, 1, g12, g12, none, none, 5); },
                {"conv2d_group_norm_act", "groups = 5", "h [2,5,5,12]"});
-  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g8, g8, none, none, 4); },
+  expect_error([&] { conv2d_group_norm_act_forward({o.x}, o.w, o.bias, 1, g8, g8, none, none, 4); },
                {"conv2d_group_norm_act", "gamma"});
-  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, g8, 1, g12, g12, none, none, 4); },
+  expect_error([&] { conv2d_group_norm_act_forward({o.x}, o.w, g8, 1, g12, g12, none, none, 4); },
                {"conv2d_group_norm_act", "bias"});
   const Tensor wrong_scale = from_double({3, 12}, rng.normal_f32(36));
-  expect_error([&] { conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g12, g12, wrong_scale, wrong_scale, 4); },
+  expect_error([&] { conv2d_group_norm_act_forward({o.x}, o.w, o.bias, 1, g12, g12, wrong_scale, wrong_scale, 4); },
                {"conv2d_group_norm_act", "scale"});
   const Tensor x_bad = from_double({2, 5, 5, 7}, rng.normal_f32(350));
-  expect_error([&] { conv2d_group_norm_act_forward(x_bad, o.w, o.bias, 1, g12, g12, none, none, 4); },
+  expect_error([&] { conv2d_group_norm_act_forward({x_bad}, o.w, o.bias, 1, g12, g12, none, none, 4); },
                {"conv2d_group_norm_act", "Ci = 8"});
-  const kernels::Conv2dNormActOut f = conv2d_group_norm_act_forward(o.x, o.w, o.bias, 1, g12, g12, none, none, 4);
+  const kernels::Conv2dNormActOut f = conv2d_group_norm_act_forward({o.x}, o.w, o.bias, 1, g12, g12, none, none, 4);
   const Tensor dy_bad = from_double({2, 5, 5, 11}, rng.normal_f32(550));
   expect_error([&] {
-    kernels::conv2d_group_norm_act_backward(o.x, o.w, f.h, 1, g12, g12, none, none, f.n.mean, f.n.rstd, dy_bad, true,
+    kernels::conv2d_group_norm_act_backward({o.x}, o.w, f.h, 1, g12, g12, none, none, f.n.mean, f.n.rstd, dy_bad, true,
                                             true, true);
   },
                {"conv2d_group_norm_act_backward", "dy"});

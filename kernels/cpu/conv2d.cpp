@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/channel_parts.h"
 #include "kernels/cpu/channel_sums.h"
 #include "kernels/cpu/chunk_stats.h"
 #include "kernels/cpu/conv2d_winograd.h"
@@ -62,8 +63,8 @@ int64_t chunk_rows_for(const Geom& g, int64_t requested) {
 
 // col[r - r0, (kh, kw, ci)] = x[b, oh + kh - p, ow + kw - p, ci] (0 outside x) for the
 // pixels r = (b, oh, ow) in [r0, r1). For fixed (r, kh) the taps that land inside
-// x are one contiguous run of an x row, copied at once.
-void im2col(const float* x, const Geom& g, int64_t r0, int64_t r1, float* col) {
+// x are one contiguous run of an x row, copied at once (gathered from x's parts).
+void im2col(const ChannelParts& x, const Geom& g, int64_t r0, int64_t r1, float* col) {
   const int64_t kc = g.k * g.ci, cols = g.cols();
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t b = r / (g.ho * g.wo), oh = (r / g.wo) % g.ho, ow = r % g.wo;
@@ -78,8 +79,7 @@ void im2col(const float* x, const Geom& g, int64_t r0, int64_t r1, float* col) {
         continue;
       }
       std::fill(dst, dst + kw_lo * g.ci, 0.0f);
-      const float* src = x + ((b * g.h + ih) * g.w + iw0 + kw_lo) * g.ci;
-      std::memcpy(dst + kw_lo * g.ci, src, static_cast<std::size_t>((kw_hi - kw_lo) * g.ci) * sizeof(float));
+      x.gather((b * g.h + ih) * g.w + iw0 + kw_lo, kw_hi - kw_lo, dst + kw_lo * g.ci);
       std::fill(dst + kw_hi * g.ci, dst + kc, 0.0f);
     }
   }
@@ -87,7 +87,7 @@ void im2col(const float* x, const Geom& g, int64_t r0, int64_t r1, float* col) {
 
 // y [pixels, co] = col(x) w^T (+ bias); w is [co, cols] row-major, bias may be null. With sums,
 // also y's per-(image, channel) sums and sums of squares, each chunk's taken right after its GEMM.
-void conv_gemm(const float* x, const Geom& g, const float* w, const float* bias, float* y, int64_t chunk_rows,
+void conv_gemm(const ChannelParts& x, const Geom& g, const float* w, const float* bias, float* y, int64_t chunk_rows,
                std::vector<double>* sums = nullptr) {
   const int64_t rows = chunk_rows_for(g, chunk_rows), cols = g.cols();
   const int64_t chunks = (g.pixels() + rows - 1) / rows;
@@ -115,7 +115,7 @@ void conv_gemm(const float* x, const Geom& g, const float* w, const float* bias,
 
 // dw [co, cols] = sum over pixels of dy^T col(x). Partial p sums a fixed,
 // contiguous range of chunks; the partials are then added in order.
-void conv_weight_grad(const float* x, const Geom& g, const float* dy, float* dw, int64_t chunk_rows) {
+void conv_weight_grad(const ChannelParts& x, const Geom& g, const float* dy, float* dw, int64_t chunk_rows) {
   const int64_t rows = chunk_rows_for(g, chunk_rows), cols = g.cols(), wn = g.co * cols;
   const int64_t chunks = (g.pixels() + rows - 1) / rows;
   const int64_t parts = std::min(chunks, kWeightPartials);
@@ -146,19 +146,22 @@ void conv_weight_grad(const float* x, const Geom& g, const float* dy, float* dw,
 // wt^T is w's [co, ci] slice at (K-1-kh, K-1-kw), read in place (row stride K*K*ci), so the
 // product runs as K*K GEMMs over column slices of the im2col buffer. Building wt cost a strided
 // pass over the whole weight per call, which dominated the deep levels (4x4 maps, 512 channels:
-// 14 MB of scattered reads for under 1 GFLOP of GEMM).
-void conv_dx_gemm(const float* dy, const Geom& gd, const float* w, float* dx, int64_t chunk_rows) {
+// 14 MB of scattered reads for under 1 GFLOP of GEMM). dx in parts: each chunk's rows are
+// computed into a buffer in cache and scattered to the parts.
+void conv_dx_gemm(const float* dy, const Geom& gd, const float* w, const ChannelPartsOut& dx, int64_t chunk_rows) {
   const int64_t rows = chunk_rows_for(gd, chunk_rows), cols = gd.cols();
   const int64_t chunks = (gd.pixels() + rows - 1) / rows;
   const int64_t k = gd.k, co = gd.ci, ci = gd.co;
+  const ChannelParts src(dy, co);
 #pragma omp parallel if (chunks > 1)
   {
     std::unique_ptr<float[]> col(new float[static_cast<std::size_t>(rows * cols)]);
+    std::unique_ptr<RowBuffer> out(dx.single() ? nullptr : new RowBuffer(rows, ci));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * rows, r1 = std::min(r0 + rows, gd.pixels()), n = r1 - r0;
-      im2col(dy, gd, r0, r1, col.get());
-      MatMap xm(dx + r0 * ci, n, ci);
+      im2col(src, gd, r0, r1, col.get());
+      MatMap xm(out ? out->at(r0) : dx.part[0] + r0 * ci, n, ci);
       xm.setZero();
       for (int64_t kh = 0; kh < k; ++kh)
         for (int64_t kw = 0; kw < k; ++kw) {
@@ -166,20 +169,42 @@ void conv_dx_gemm(const float* dy, const Geom& gd, const float* w, float* dx, in
           const ConstSlice w_tap(w + ((k - 1 - kh) * k + (k - 1 - kw)) * ci, co, ci, Eigen::OuterStride<>(k * k * ci));
           xm.noalias() += col_tap * w_tap;
         }
+      if (out) dx.scatter(out->at(r0), r0, n);
     }
   }
 }
 }  // namespace
 
 namespace {
-Tensor forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, int padding, int64_t chunk_rows,
-               std::vector<double>* sums) {
+struct RoundedParts {  // x's parts under the context's operand rounding, and their view
+  std::vector<Tensor> xs;
+  ChannelParts view;
+};
+RoundedParts rounded_parts(const std::vector<Tensor>& xs_in, OperandRounding r) {
+  RoundedParts p;
+  for (const Tensor& x : xs_in) {
+    p.xs.push_back(rounded(x, r));
+    p.view.add(p.xs.back().data(), x.dim(3));
+  }
+  return p;
+}
+
+std::vector<Tensor> flat_parts(const std::vector<Tensor>& xs, int64_t rows) {
+  std::vector<Tensor> out;
+  for (const Tensor& x : xs) out.push_back(x.reshape({rows, x.dim(3)}));
+  return out;
+}
+
+Tensor forward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& bias, int padding,
+               int64_t chunk_rows, std::vector<double>* sums) {
   // Under TF32/BF16 the operands the GPU's tensor-core kernels round (kernels/cpu/operand_rounding.h).
   const OperandRounding r = conv_rounding(current_context().precision());
-  const Tensor x = rounded(x_in, r), w = rounded(w_in, r);
-  const Geom g = make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding);
+  const RoundedParts x = rounded_parts(xs_in, r);
+  const Tensor w = rounded(w_in, r);
+  const Tensor& x0 = x.xs.front();
+  const Geom g = make_geom(x0.dim(0), x0.dim(1), x0.dim(2), x.view.total, w.dim(0), w.dim(1), padding);
   if (g.k == 1 && g.p == 0) {  // a 1x1 conv without padding is a linear layer over the pixels
-    Tensor y = linear_forward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}), bias)
+    Tensor y = linear_forward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}), bias)
                    .reshape({g.b, g.ho, g.wo, g.co});
     if (sums) {  // no epilogue here (Eigen's GEMM over all pixels): a pass over y
       const float* py = y.data();
@@ -194,63 +219,100 @@ Tensor forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, int p
   // 3x3/p1 (the U-Net's ResNet convs): Winograd F(2x2) or F(4x4) where the rule measured it faster
   // (kernels/cpu/conv2d_winograd_rules.cpp); chunk_rows then counts tiles per chunk.
   if (const int tile = g.k == 3 && g.p == 1 ? use_winograd(g.b, g.h, g.w, g.ci, g.co) : 0) {
-    winograd_conv3x3(x.data(), g.b, g.h, g.w, g.ci, w.data(), g.co, false, bias.defined() ? bias.data() : nullptr,
-                     y.data(), tile, chunk_rows, sums);
+    winograd_conv3x3(x.view, g.b, g.h, g.w, w.data(), g.co, false, bias.defined() ? bias.data() : nullptr,
+                     ChannelPartsOut(y.data(), g.co), tile, chunk_rows, sums);
     return y;
   }
-  conv_gemm(x.data(), g, w.data(), bias.defined() ? bias.data() : nullptr, y.data(), chunk_rows, sums);
+  conv_gemm(x.view, g, w.data(), bias.defined() ? bias.data() : nullptr, y.data(), chunk_rows, sums);
   return y;
 }
-}  // namespace
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
-  return forward(x, w, bias, padding, chunk_rows, nullptr);
-}
-
-Tensor conv2d_forward_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
-                           std::vector<double>& sums, int64_t chunk_rows) {
-  return forward(x, w, bias, padding, chunk_rows, &sums);
-}
-
-Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, int padding, bool need_dx,
-                            bool need_dw, bool need_dbias, int64_t chunk_rows) {
-  const Geom g = make_geom(x_in.dim(0), x_in.dim(1), x_in.dim(2), x_in.dim(3), w_in.dim(0), w_in.dim(1), padding);
-  Conv2dGrads out;
+Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& dy_in, int padding,
+                          bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows) {
+  const Tensor& x0 = xs_in.front();
+  int64_t ci = 0;
+  for (const Tensor& x : xs_in) ci += x.dim(3);
+  const Geom g = make_geom(x0.dim(0), x0.dim(1), x0.dim(2), ci, w_in.dim(0), w_in.dim(1), padding);
+  Conv2dPartsGrads out;
   if (need_dbias) {  // the unrounded dy, as conv2d.cu's column sums
     out.dbias = Tensor::empty({g.co});
     column_sums(dy_in.data(), g.pixels(), g.co, out.dbias.data());
   }
   const OperandRounding r = conv_rounding(current_context().precision());
   const Tensor dy = rounded(dy_in, r);
-  const Tensor x = need_dw ? rounded(x_in, r) : x_in, w = need_dx ? rounded(w_in, r) : w_in;
+  const RoundedParts x = rounded_parts(xs_in, need_dw ? r : OperandRounding::None);
+  const Tensor w = need_dx ? rounded(w_in, r) : w_in;
   if (g.k == 1 && g.p == 0) {
-    LinearGrads lg = linear_backward(x.reshape({g.pixels(), g.ci}), w.reshape({g.co, g.ci}),
-                                     dy.reshape({g.pixels(), g.co}), need_dx, need_dw, false);
-    if (need_dx) out.dx = lg.dx.reshape(x.shape());
+    LinearPartsGrads lg = linear_backward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}),
+                                                dy.reshape({g.pixels(), g.co}), need_dx, need_dw);
+    if (need_dx)
+      for (std::size_t i = 0; i < lg.dx.size(); ++i) out.dx.push_back(lg.dx[i].reshape(xs_in[i].shape()));
     if (need_dw) out.dw = lg.dw.reshape(w.shape());
     return out;
   }
   if (need_dw) {
     out.dw = Tensor::empty(w.shape());
     if (const int tile = g.k == 3 && g.p == 1 ? use_winograd_dw(g.b, g.h, g.w, g.ci, g.co) : 0)
-      winograd_weight_grad3x3(x.data(), g.b, g.h, g.w, g.ci, dy.data(), g.co, out.dw.data(), tile, chunk_rows);
+      winograd_weight_grad3x3(x.view, g.b, g.h, g.w, dy.data(), g.co, out.dw.data(), tile, chunk_rows);
     else
-      conv_weight_grad(x.data(), g, dy.data(), out.dw.data(), chunk_rows);
+      conv_weight_grad(x.view, g, dy.data(), out.dw.data(), chunk_rows);
   }
   if (need_dx) {
     // dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+p-kh, iw+p-kw, co] w[co,kh,kw,ci]:
-    // a conv of dy (Ci outputs) with the flipped kernel and padding K-1-p.
+    // a conv of dy (Ci outputs) with the flipped kernel and padding K-1-p, written into x's parts.
     const Geom gd = make_geom(g.b, g.ho, g.wo, g.co, g.ci, g.k, g.k - 1 - g.p);
-    out.dx = Tensor::empty(x.shape());
+    ChannelPartsOut dx;
+    for (const Tensor& xi : xs_in) {
+      out.dx.push_back(Tensor::empty(xi.shape()));
+      dx.add(out.dx.back().data(), xi.dim(3));
+    }
     // For 3x3/p1, gd is again 3x3/p1: the forward's Winograd with the rotated, transposed kernel.
     if (const int tile = gd.k == 3 && gd.p == 1 ? use_winograd(gd.b, gd.h, gd.w, gd.ci, gd.co) : 0) {
-      winograd_conv3x3(dy.data(), gd.b, gd.h, gd.w, gd.ci, w.data(), gd.co, true, nullptr, out.dx.data(), tile,
+      winograd_conv3x3(ChannelParts(dy.data(), gd.ci), gd.b, gd.h, gd.w, w.data(), gd.co, true, nullptr, dx, tile,
                        chunk_rows);
       return out;
     }
-    conv_dx_gemm(dy.data(), gd, w.data(), out.dx.data(), chunk_rows);
+    conv_dx_gemm(dy.data(), gd, w.data(), dx, chunk_rows);
   }
   return out;
+}
+
+Conv2dGrads single(Conv2dPartsGrads g) {
+  Conv2dGrads out;
+  if (!g.dx.empty()) out.dx = std::move(g.dx.front());
+  out.dw = std::move(g.dw);
+  out.dbias = std::move(g.dbias);
+  return out;
+}
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
+  return forward({x}, w, bias, padding, chunk_rows, nullptr);
+}
+
+Tensor conv2d_forward_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                           std::vector<double>& sums, int64_t chunk_rows) {
+  return forward({x}, w, bias, padding, chunk_rows, &sums);
+}
+
+Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
+                            int64_t chunk_rows) {
+  return forward(xs, w, bias, padding, chunk_rows, nullptr);
+}
+
+Tensor conv2d_forward_parts_sums(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
+                                 std::vector<double>& sums, int64_t chunk_rows) {
+  return forward(xs, w, bias, padding, chunk_rows, &sums);
+}
+
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                            bool need_dw, bool need_dbias, int64_t chunk_rows) {
+  return single(backward({x}, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows));
+}
+
+Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
+                                       bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows) {
+  return backward(xs, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows);
 }
 
 }  // namespace dd::kernels::cpu

@@ -10,21 +10,21 @@ namespace dd::kernels::cpu {
 
 // The two halves keep their own rows in --profile's table (kernels/op_profile.h), so the per-op
 // times compare with the unfused ops'.
-Conv2dNormActOut conv2d_group_norm_act_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                const Tensor& shift, int64_t groups, float eps) {
   std::vector<double> sums;
   Tensor h;
   {
     const op_profile::Scope timed("conv2d_forward");
-    h = conv2d_forward_sums(x, w, bias, padding, sums);
+    h = conv2d_forward_parts_sums(xs, w, bias, padding, sums);
   }
   const op_profile::Scope timed("group_norm_act_forward");
   GroupNormActOut n = group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums);
   return {std::move(h), std::move(n)};
 }
 
-Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor& w, const Tensor& h, int padding,
+Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,
                                                   const Tensor& dy, bool need_dx, bool need_dw, bool need_dbias) {
@@ -38,7 +38,7 @@ Conv2dNormActGrads conv2d_group_norm_act_backward(const Tensor& x, const Tensor&
   }
   {
     const op_profile::Scope timed("conv2d_backward");
-    Conv2dGrads c = conv2d_backward(x, w, n.dx, padding, need_dx, need_dw, false);
+    Conv2dPartsGrads c = conv2d_backward_parts(xs, w, n.dx, padding, need_dx, need_dw, false);
     out.dx = std::move(c.dx);
     out.dw = std::move(c.dw);
   }

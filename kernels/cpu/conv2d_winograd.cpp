@@ -121,9 +121,9 @@ void output_tile(const float* __restrict mm, int64_t n, int64_t stride, const fl
 
 // d[(A r + s) * cin + c] = x[bi, M th - 1 + r, M tw - 1 + s, c] for the A x A input tile of the
 // M x M output tile (th, tw) (A = M + 2), zero outside the map: per row, the in-bounds pixels are
-// one contiguous run of x.
+// one contiguous run of x (gathered from its parts).
 template <int M>
-void copy_input_tile(const float* x, int64_t bi, int64_t th, int64_t tw, int64_t h, int64_t w, int64_t cin,
+void copy_input_tile(const ChannelParts& x, int64_t bi, int64_t th, int64_t tw, int64_t h, int64_t w, int64_t cin,
                      float* d) {
   constexpr int A = M + 2;
   const int64_t iw0 = M * tw - 1, s_lo = std::max<int64_t>(0, -iw0), s_hi = std::min<int64_t>(A, w - iw0);
@@ -135,8 +135,7 @@ void copy_input_tile(const float* x, int64_t bi, int64_t th, int64_t tw, int64_t
       continue;
     }
     std::fill(row, row + s_lo * cin, 0.0f);
-    std::memcpy(row + s_lo * cin, x + ((bi * h + ih) * w + iw0 + s_lo) * cin,
-                static_cast<std::size_t>((s_hi - s_lo) * cin) * sizeof(float));
+    x.gather((bi * h + ih) * w + iw0 + s_lo, s_hi - s_lo, row + s_lo * cin);
     std::fill(row + s_hi * cin, row + A * cin, 0.0f);
   }
 }
@@ -274,9 +273,10 @@ void packed_weights(const float* wt, int64_t cin, int64_t cout, bool flip, float
 
 // y = conv3x3(x) by F(M x M, 3x3), F = F2 or F4 (see winograd_conv3x3).
 template <class F>
-void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                   bool flip, const float* bias, float* y, int64_t tiles_per_chunk, std::vector<double>* sums) {
+void conv3x3_tiles(const ChannelParts& x, int64_t b, int64_t h, int64_t w, const float* wt, int64_t cout, bool flip,
+                   const float* bias, const ChannelPartsOut& y, int64_t tiles_per_chunk, std::vector<double>* sums) {
   constexpr int M = F::kM, P = F::kA * F::kA;  // P transformed points per tile
+  const int64_t cin = x.total;
   const int64_t th_n = (h + M - 1) / M, tw_n = (w + M - 1) / M, tiles = b * th_n * tw_n;
   const int64_t per = tiles_per_chunk_for(tiles, P, cin, cout, tiles_per_chunk);
   const int64_t chunks = (tiles + per - 1) / per;
@@ -316,8 +316,7 @@ void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin,
         const int64_t ncol = std::min<int64_t>(M, w - M * tw);
         double* slot = stats ? stats->slot(c, bi) : nullptr;
         for (int r = 0; r < M && M * th + r < h; ++r) {
-          std::memcpy(y + ((bi * h + M * th + r) * w + M * tw) * cout, q.get() + r * M * cout,
-                      static_cast<std::size_t>(ncol * cout) * sizeof(float));
+          y.scatter(q.get() + r * M * cout, (bi * h + M * th + r) * w + M * tw, ncol);
           if (slot) ChunkStats::add_rows(slot, q.get() + r * M * cout, ncol, cout);
         }
       }
@@ -327,14 +326,15 @@ void conv3x3_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin,
 }
 }  // namespace
 
-void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                      bool flip, const float* bias, float* y, int tile, int64_t tiles_per_chunk,
+void winograd_conv3x3(const ChannelParts& x, int64_t b, int64_t h, int64_t w, const float* wt, int64_t cout,
+                      bool flip, const float* bias, const ChannelPartsOut& y, int tile, int64_t tiles_per_chunk,
                       std::vector<double>* sums) {
   DD_CHECK(tile == 2 || tile == 4, "winograd_conv3x3: tile ", tile, " must be 2 or 4");
+  DD_CHECK(y.total == cout, "winograd_conv3x3: y has ", y.total, " channels for cout ", cout);
   if (tile == 4)
-    conv3x3_tiles<F4>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk, sums);
+    conv3x3_tiles<F4>(x, b, h, w, wt, cout, flip, bias, y, tiles_per_chunk, sums);
   else
-    conv3x3_tiles<F2>(x, b, h, w, cin, wt, cout, flip, bias, y, tiles_per_chunk, sums);
+    conv3x3_tiles<F2>(x, b, h, w, wt, cout, flip, bias, y, tiles_per_chunk, sums);
 }
 
 // dw [cout, 3, 3, cin] of the 3x3/p1 conv y = conv(x, w): for each of the P Winograd points,
@@ -347,9 +347,10 @@ void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t c
 // cout accumulator and its addition: with 8 parts, 8x8 512->256 at batch 8 took 2x im2col's time).
 namespace {
 template <class F>
-void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy, int64_t cout,
+void weight_grad_tiles(const ChannelParts& x, int64_t b, int64_t h, int64_t w, const float* dy, int64_t cout,
                        float* dw, int64_t tiles_per_chunk) {
   constexpr int M = F::kM, P = F::kA * F::kA;
+  const int64_t cin = x.total;
   constexpr int64_t kWeightParts = 8, kTilesPerPart = 64, kDwChunkBytes = int64_t{4} << 20;
   const int64_t th_n = (h + M - 1) / M, tw_n = (w + M - 1) / M, tiles = b * th_n * tw_n;
   int64_t per = tiles_per_chunk;
@@ -432,13 +433,13 @@ void weight_grad_tiles(const float* x, int64_t b, int64_t h, int64_t w, int64_t 
 }
 }  // namespace
 
-void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
-                             int64_t cout, float* dw, int tile, int64_t tiles_per_chunk) {
+void winograd_weight_grad3x3(const ChannelParts& x, int64_t b, int64_t h, int64_t w, const float* dy, int64_t cout,
+                             float* dw, int tile, int64_t tiles_per_chunk) {
   DD_CHECK(tile == 2 || tile == 4, "winograd_weight_grad3x3: tile ", tile, " must be 2 or 4");
   if (tile == 4)
-    weight_grad_tiles<F4>(x, b, h, w, cin, dy, cout, dw, tiles_per_chunk);
+    weight_grad_tiles<F4>(x, b, h, w, dy, cout, dw, tiles_per_chunk);
   else
-    weight_grad_tiles<F2>(x, b, h, w, cin, dy, cout, dw, tiles_per_chunk);
+    weight_grad_tiles<F2>(x, b, h, w, dy, cout, dw, tiles_per_chunk);
 }
 
 }  // namespace dd::kernels::cpu

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/channel_parts.h"
+
 namespace dd::kernels::cpu {
 
 // Winograd is F(2x2, 3x3), Winograd4 F(4x4, 3x3), for all three directions.
@@ -49,15 +51,18 @@ int use_winograd_dw(int64_t b, int64_t h, int64_t w, int64_t cin, int64_t cout);
 // run and for any thread count.
 // sums (optional): y's per-(image, channel) sums and sums of squares (conv2d_forward_sums' layout),
 // each tile's taken from its output transform while in cache.
-void winograd_conv3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* wt, int64_t cout,
-                      bool flip, const float* bias, float* y, int tile = 2, int64_t tiles_per_chunk = 0,
-                      std::vector<double>* sums = nullptr);
+// x (cin = x.total channels) and y may be given in channel parts (kernels/cpu/channel_parts.h):
+// tiles are gathered from x's parts, output rows scattered into y's.
+void winograd_conv3x3(const ChannelParts& x, int64_t b, int64_t h, int64_t w, const float* wt, int64_t cout,
+                      bool flip, const float* bias, const ChannelPartsOut& y, int tile = 2,
+                      int64_t tiles_per_chunk = 0, std::vector<double>* sums = nullptr);
 
 // dw [cout, 3, 3, cin] (OHWI, overwritten) of that conv (flip = false) from x [b, h, w, cin] and
 // dy [b, h, w, cout] by F(tile x tile, 3x3): the same tiles, dL/dU summed over them as (tile+2)^2
 // GEMMs [cout x tiles] x [tiles x cin] ((tile+2)^2 products per tile and (ci, co) pair against
 // im2col's 9 tile^2), then G^T dU G. Deterministic in the same sense as winograd_conv3x3.
-void winograd_weight_grad3x3(const float* x, int64_t b, int64_t h, int64_t w, int64_t cin, const float* dy,
-                             int64_t cout, float* dw, int tile = 2, int64_t tiles_per_chunk = 0);
+// x (cin = x.total channels) may be given in channel parts.
+void winograd_weight_grad3x3(const ChannelParts& x, int64_t b, int64_t h, int64_t w, const float* dy, int64_t cout,
+                             float* dw, int tile = 2, int64_t tiles_per_chunk = 0);
 
 }  // namespace dd::kernels::cpu

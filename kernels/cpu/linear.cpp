@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "kernels/cpu/channel_parts.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/operand_rounding.h"
 
@@ -32,13 +33,20 @@ void for_row_blocks(int64_t m, F f) {
   for (int64_t b = 0; b < blocks; ++b) f(b * m / blocks, (b + 1) * m / blocks);
 }
 
-void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
-  const int64_t m = xm.rows(), k = xm.cols(), n = gm.cols(), wn = n * k;
+// dw = dy^T x; x's rows are gathered from its parts per range (the whole x for the short case).
+void weight_grad(const ConstMatMap& gm, const ChannelParts& x, float* dw) {
+  const int64_t m = gm.rows(), k = x.total, n = gm.cols(), wn = n * k;
   int64_t parts = std::clamp<int64_t>(m / kRowsPerPart, 1, kMaxParts);
   parts = std::max<int64_t>(1, std::min(parts, 1 + kMaxPartialBytes / std::max<int64_t>(1, wn * 4)));
   if (parts == 1) {
     // Under 2 * kRowsPerPart rows one part would leave the other threads idle (0.75-0.85x on 2
     // threads, bench/RESULTS.md): split dw's rows into fixed blocks instead, each one GEMM over all m.
+    std::unique_ptr<RowBuffer> all;
+    if (!x.single()) {
+      all.reset(new RowBuffer(m, k));
+      x.gather(0, m, all->at(0));
+    }
+    const ConstMatMap xm(all ? all->at(0) : x.part[0], m, k);
     const int64_t blocks = std::clamp<int64_t>(n / kRowsPerBlock, 1, kMaxParts);
 #pragma omp parallel for schedule(static) if (blocks > 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -52,11 +60,18 @@ void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
   // single-threaded whatever the thread count (even with one part).
 #pragma omp parallel
   {
+    std::unique_ptr<RowBuffer> rows;
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < parts; ++p) {
       const int64_t r0 = p * m / parts, r1 = (p + 1) * m / parts;
+      const float* xr = x.part[0] + r0 * k;
+      if (!x.single()) {
+        if (!rows) rows.reset(new RowBuffer(m / parts + 1, k));
+        x.gather(r0, r1 - r0, rows->at(r0));
+        xr = rows->at(r0);
+      }
       MatMap(p == 0 ? dw : extra.get() + (p - 1) * wn, n, k).noalias() =
-          gm.middleRows(r0, r1 - r0).transpose() * xm.middleRows(r0, r1 - r0);
+          gm.middleRows(r0, r1 - r0).transpose() * ConstMatMap(xr, r1 - r0, k);
     }
   }
   for (int64_t p = 1; p < parts; ++p) {
@@ -65,17 +80,10 @@ void weight_grad(const ConstMatMap& gm, const ConstMatMap& xm, float* dw) {
     for (int64_t i = 0; i < wn; ++i) dw[i] += src[i];
   }
 }
-}  // namespace
 
-Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias) {
-  // cuBLAS rounds to tf32 under TF32/BF16 (kernels/cpu/operand_rounding.h).
-  const OperandRounding r = gemm_rounding(current_context().precision());
-  const Tensor x = rounded(x_in, r), w = rounded(w_in, r);
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
-  Tensor y = Tensor::empty({m, n});
-  ConstMatMap xm(x.data(), m, k), wm(w.data(), n, k);
-  const float* pb = bias.defined() ? bias.data() : nullptr;
-  float* py = y.data();
+// y [m, n] = x w^T (+ bias), x's row blocks gathered from its parts.
+void forward_rows(const ChannelParts& x, int64_t m, const ConstMatMap& wm, const float* pb, float* py) {
+  const int64_t k = x.total, n = wm.rows();
   for_row_blocks(m, [&](int64_t r0, int64_t r1) {
     MatMap ym(py + r0 * n, r1 - r0, n);
     // Starting from the broadcast bias lets the GEMM accumulate onto it: one pass over y.
@@ -83,33 +91,93 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
       ym.rowwise() = ConstVecMap(pb, n);
     else
       ym.setZero();
-    ym.noalias() += xm.middleRows(r0, r1 - r0) * wm.transpose();
+    std::unique_ptr<RowBuffer> rows;
+    const float* xr = x.part[0] + r0 * k;
+    if (!x.single()) {
+      rows.reset(new RowBuffer(r1 - r0, k));
+      x.gather(r0, r1 - r0, rows->at(r0));
+      xr = rows->at(r0);
+    }
+    ym.noalias() += ConstMatMap(xr, r1 - r0, k) * wm.transpose();
   });
+}
+
+// dx = dy w, each row block scattered into dx's parts.
+void dx_rows(const ConstMatMap& gm, const ConstMatMap& wm, const ChannelPartsOut& dx) {
+  const int64_t m = gm.rows(), k = wm.cols();
+  for_row_blocks(m, [&](int64_t r0, int64_t r1) {
+    if (dx.single()) {
+      MatMap(dx.part[0] + r0 * k, r1 - r0, k).noalias() = gm.middleRows(r0, r1 - r0) * wm;
+      return;
+    }
+    const RowBuffer rows(r1 - r0, k);
+    MatMap(rows.at(r0), r1 - r0, k).noalias() = gm.middleRows(r0, r1 - r0) * wm;
+    dx.scatter(rows.at(r0), r0, r1 - r0);
+  });
+}
+
+std::vector<Tensor> rounded_all(const std::vector<Tensor>& xs, OperandRounding r) {
+  std::vector<Tensor> out;
+  for (const Tensor& x : xs) out.push_back(rounded(x, r));
+  return out;
+}
+
+ChannelParts view_of(const std::vector<Tensor>& xs) {
+  ChannelParts v;
+  for (const Tensor& x : xs) v.add(x.data(), x.dim(1));
+  return v;
+}
+}  // namespace
+
+Tensor linear_forward_parts(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& bias) {
+  // cuBLAS rounds to tf32 under TF32/BF16 (kernels/cpu/operand_rounding.h).
+  const OperandRounding r = gemm_rounding(current_context().precision());
+  const std::vector<Tensor> xs = rounded_all(xs_in, r);
+  const Tensor w = rounded(w_in, r);
+  const int64_t m = xs.front().dim(0), n = w.dim(0);
+  Tensor y = Tensor::empty({m, n});
+  forward_rows(view_of(xs), m, ConstMatMap(w.data(), n, w.dim(1)), bias.defined() ? bias.data() : nullptr,
+               y.data());
   return y;
 }
 
-LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, bool need_dx, bool need_dw,
-                            bool need_dbias) {
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  return linear_forward_parts({x}, w, bias);
+}
+
+LinearPartsGrads linear_backward_parts(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& dy_in,
+                                       bool need_dx, bool need_dw) {
   const OperandRounding r = gemm_rounding(current_context().precision());
-  const Tensor x = need_dw ? rounded(x_in, r) : x_in, w = need_dx ? rounded(w_in, r) : w_in;
+  const std::vector<Tensor> xs = rounded_all(xs_in, need_dw ? r : OperandRounding::None);
+  const Tensor w = need_dx ? rounded(w_in, r) : w_in;
   const Tensor dy = need_dx || need_dw ? rounded(dy_in, r) : dy_in;
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
-  ConstMatMap xm(x.data(), m, k), wm(w.data(), n, k), gm(dy.data(), m, n);
-  LinearGrads g;
+  const int64_t m = dy.dim(0), k = w.dim(1), n = w.dim(0);
+  const ConstMatMap wm(w.data(), n, k), gm(dy.data(), m, n);
+  LinearPartsGrads g;
   if (need_dx) {
-    g.dx = Tensor::empty({m, k});
-    float* pdx = g.dx.data();
-    for_row_blocks(m, [&](int64_t r0, int64_t r1) {
-      MatMap(pdx + r0 * k, r1 - r0, k).noalias() = gm.middleRows(r0, r1 - r0) * wm;
-    });
+    ChannelPartsOut dx;
+    for (const Tensor& x : xs_in) {
+      g.dx.push_back(Tensor::empty(x.shape()));
+      dx.add(g.dx.back().data(), x.dim(1));
+    }
+    dx_rows(gm, wm, dx);
   }
   if (need_dw) {
     g.dw = Tensor::empty({n, k});
-    weight_grad(gm, xm, g.dw.data());
+    weight_grad(gm, view_of(xs), g.dw.data());
   }
+  return g;
+}
+
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+                            bool need_dbias) {
+  LinearPartsGrads p = linear_backward_parts({x}, w, dy, need_dx, need_dw);
+  LinearGrads g;
+  if (need_dx) g.dx = std::move(p.dx.front());
+  g.dw = std::move(p.dw);
   if (need_dbias) {
-    g.dbias = Tensor::empty({n});
-    column_sums(dy_in.data(), m, n, g.dbias.data());
+    g.dbias = Tensor::empty({w.dim(0)});
+    column_sums(dy.data(), dy.dim(0), w.dim(0), g.dbias.data());
   }
   return g;
 }

@@ -1,0 +1,86 @@
+#pragma once
+// An NHWC tensor given as parts along its channel dim: what the U-Net's skip connections
+// concatenate (torch.cat(dim=1)) before a ResNet block. The convolutions read a run of pixels of
+// the concatenation from the parts (gather) and write dx into the parts (scatter), so the
+// concatenation and its split are never built: each was a full-tensor pass that only copied.
+// Every path already copies those pixels into a buffer in cache (im2col rows, Winograd tiles, the
+// 1x1's row blocks), so the gather costs what the copy cost; one part is the plain tensor.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "engine/error.h"
+
+namespace dd::kernels::cpu {
+
+template <class T>  // const float (inputs) or float (dx)
+struct ChannelPartsOf {
+  static constexpr int kMax = 4;
+  T* part[kMax] = {};
+  int64_t width[kMax] = {};
+  int n = 0;
+  int64_t total = 0;  // the concatenation's channels
+
+  ChannelPartsOf() = default;
+  ChannelPartsOf(T* p, int64_t c) { add(p, c); }
+  void add(T* p, int64_t c) {
+    DD_CHECK(n < kMax, "ChannelParts: at most ", kMax, " parts");
+    part[n] = p, width[n] = c, ++n, total += c;
+  }
+  bool single() const { return n == 1; }
+
+  // dst[i * total + ...] = the concatenation's pixels [pixel, pixel + count).
+  void gather(int64_t pixel, int64_t count, float* dst) const {
+    if (n == 1) {
+      std::memcpy(dst, part[0] + pixel * total, static_cast<std::size_t>(count * total) * sizeof(float));
+      return;
+    }
+    for (int64_t i = pixel; i < pixel + count; ++i)
+      for (int k = 0; k < n; ++k) {
+        std::memcpy(dst, part[k] + i * width[k], static_cast<std::size_t>(width[k]) * sizeof(float));
+        dst += width[k];
+      }
+  }
+  // The concatenation's pixels [pixel, pixel + count) = src[i * total + ...] (T = float only).
+  void scatter(const float* src, int64_t pixel, int64_t count) const {
+    if (n == 1) {
+      std::memcpy(part[0] + pixel * total, src, static_cast<std::size_t>(count * total) * sizeof(float));
+      return;
+    }
+    for (int64_t i = pixel; i < pixel + count; ++i)
+      for (int k = 0; k < n; ++k) {
+        std::memcpy(part[k] + i * width[k], src, static_cast<std::size_t>(width[k]) * sizeof(float));
+        src += width[k];
+      }
+  }
+};
+
+// Room for up to `rows` rows of a row-major [*, width] matrix, rows r0.. of which are placed
+// (at(r0)) where they would sit in a tensor of it: engine tensors start 64-byte aligned, and
+// Eigen's small products (coefficient-based below ~20 rows + columns + depth) vectorise according
+// to the destination's alignment, so a chunk computed here has the bits it has computed in place.
+class RowBuffer {
+ public:
+  RowBuffer(int64_t rows, int64_t width)
+      : width_(width), p_(static_cast<float*>(std::aligned_alloc(64, bytes(rows, width)))) {
+    DD_CHECK(p_, "RowBuffer: out of memory for ", rows, " x ", width, " floats");
+  }
+  float* at(int64_t r0) const { return p_.get() + (r0 * width_) % kLane; }
+
+ private:
+  static constexpr int64_t kLane = 16;  // floats per 64 bytes
+  static std::size_t bytes(int64_t rows, int64_t width) {
+    return static_cast<std::size_t>((rows * width + kLane + kLane - 1) / kLane * kLane) * sizeof(float);
+  }
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  int64_t width_;
+  std::unique_ptr<float, Free> p_;
+};
+
+using ChannelParts = ChannelPartsOf<const float>;
+using ChannelPartsOut = ChannelPartsOf<float>;
+
+}  // namespace dd::kernels::cpu
