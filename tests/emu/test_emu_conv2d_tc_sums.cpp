@@ -56,9 +56,10 @@ const std::vector<SumsCase> kCases = {
     {{1, 4, 4, 3, 5, 3, 1}, 1},     // batch 1, Ci = 3, 4x4, Co = 5
     {{3, 4, 4, 3, 10, 3, 1}, 5},    // 48 rows: every tile holds all 3 images
     {{2, 5, 7, 3, 8, 3, 1}, 4},     // 5x7: 35 pixels, a tile boundary inside an image
-    {{5, 2, 3, 6, 36, 3, 1}, 4},    // 2x3 maps: up to 22 images in a 128-row tile
+    {{24, 2, 3, 6, 36, 3, 1}, 4},   // 2x3 maps: the 64-row tile's 2nd block holds 12 images (J's bound)
     {{2, 5, 7, 13, 40, 1, 0}, 8},   // 1x1, Co = 40: two 32-wide tiles, the second partial
     {{1, 5, 7, 40, 12, 1, 0}, 3},   // Ci a multiple of 8 but not of the stage
+    {{1, 12, 12, 4, 6, 3, 1}, 3},   // 144 pixels: an image over 2 (128-row) or 3 (64-row) tiles
 };
 
 }  // namespace
@@ -83,9 +84,10 @@ TEST_CASE("emu: tensor-core conv epilogue sums (tf32) and the fused group norm f
 
 TEST_CASE("emu: tensor-core conv epilogue sums with every tile shape", "[emu][conv2d][tc][tc_sums]") {
   DD_TEST_RANDOM(rng);
-  // 3 images of 4x4 and of 5x7 (48 and 105 rows): 64- and 128-row tiles straddle images, the last
-  // tile partial; Co = 37 leaves a partial column tile in every shape.
-  const std::vector<Dims> dims = {{3, 4, 4, 5, 37, 3, 1}, {3, 5, 7, 5, 37, 3, 1}};
+  // 3 images of 4x4 and of 5x7 (48 and 105 rows), 2 of 9x11 (99 pixels, 198 rows): 64- and 128-row
+  // tiles straddle images, an image spans up to 3 tiles, the last tile is partial; Co = 37 leaves a
+  // partial column tile in every shape.
+  const std::vector<Dims> dims = {{3, 4, 4, 5, 37, 3, 1}, {3, 5, 7, 5, 37, 3, 1}, {2, 9, 11, 5, 37, 3, 1}};
   for (Precision prec : {Precision::BF16, Precision::TF32})
     for (const Dims& d : dims)
       for (int tile = 0; tile < kernels::emu::conv2d_tc_tile_count(); ++tile) {
