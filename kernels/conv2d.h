@@ -143,6 +143,13 @@ int conv2d_tc_tile_count();
 const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)
 Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                          const TcConvOptions& opt = {});
+// conv2d_forward_tc (the same y, bitwise) that also sets sums to y's per-image channel sums for
+// GroupNorm, cpu::conv2d_forward_sums's sums[k * B*Co + b*Co + c] (k = 0: y, k = 1: y^2) as 2*B*Co
+// doubles on the device: a CUDA F32 tensor of 4*B*Co words (the engine has no f64 dtype), read by
+// cuda::group_norm_act_forward_sums. Taken in the conv's epilogue from its accumulators, per
+// (row block, image) partials folded in a fixed order: bitwise the same run to run for a given tile.
+Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                              Tensor& sums, const TcConvOptions& opt = {});
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt = {});
 }  // namespace cuda

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "kernels/concat.h"
 #include "kernels/conv2d.h"
 #include "kernels/dispatch.h"
 
@@ -33,7 +34,19 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   // up to the step only without an outer row around them).
   if (dev == Device::CPU)
     return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps);
-  Tensor h = conv2d_forward_parts(xs, w, bias, padding);
+  // The GPU's kernels read one tensor: the concatenation is built there.
+  const Tensor x = xs.size() == 1 ? xs[0] : concat(xs);
+#ifdef DD_WITH_CUDA
+  // Under BF16 / TF32 cuda::conv2d_forward is the tensor-core conv: take GroupNorm's sums from its
+  // epilogue instead of a pass over h (fp32 keeps the SIMT conv and the two ops).
+  if (const Precision prec = current_context().precision(); prec == Precision::BF16 || prec == Precision::TF32) {
+    Tensor sums;
+    Tensor h = cuda::conv2d_forward_tc_sums(x, w, bias, padding, prec, sums);
+    GroupNormActOut n = cuda::group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums);
+    return {std::move(h), std::move(n)};
+  }
+#endif
+  Tensor h = conv2d_forward(x, w, bias, padding);
   GroupNormActOut n = group_norm_act_forward(h, gamma, beta, scale, shift, groups, eps);
   return {std::move(h), std::move(n)};
 }

@@ -69,6 +69,12 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                           const Tensor& scale, const Tensor& shift, const Tensor& mean,
                                           const Tensor& rstd, const Tensor& dy);
+// cpu::group_norm_act_forward_sums on the device: sums holds the 2*B*C doubles sums[k * B*C + b*C + c]
+// as a CUDA F32 tensor of 4*B*C words (cuda::conv2d_forward_tc_sums gives them). With the sums
+// group_norm_act_forward takes (its channel_sums<2> of x), the same bits.
+GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                            const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
+                                            const Tensor& sums);
 }  // namespace cuda
 #endif
 

@@ -5,6 +5,7 @@
 //   dx       the same kernel on dy with wt[ci, kh, kw, co] = w[co, K-1-kh, K-1-kw, ci], padding K-1-p
 //   dw[co, kk] = sum_m dy[m, co] im2col(x)[m, kk], split over m, partials folded in split order
 //   dbias    conv2d.cu's deterministic column sums (fp32 dy, unrounded)
+//   sums     the forward's optional epilogue: GroupNorm's per-(image, channel) sums of y and y^2
 //
 // A cast pre-pass rounds each fp32 operand once (bf16: nearest even; tf32: cvt.rna) and pads its
 // channel dim with zeros to a multiple of a 16-byte chunk (conv2d_tc_tiles.cuh says why); tf32
@@ -19,6 +20,7 @@
 
 #include "engine/dtype.h"
 #include "kernels/conv2d.h"
+#include "kernels/cuda/channel_sums.cuh"
 #include "kernels/cuda/conv2d_tc_tiles.cuh"
 #include "kernels/cuda/conv2d_tiles.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -33,10 +35,13 @@ using namespace conv_tc;
 // kChunk), w [N, Kd] and Kd = K*K*g.c. Thread tid loads chunk column tid % 4 of every
 // (kThreads / 4)-th row of both operand tiles; its pixels (A rows) are decomposed once, the tap of
 // its chunk once per stage.
-template <class Op, class Tile>
+// kSums: also part[k][blockIdx.x][j][n] = sum of y[m, n] (k = 0) or y[m, n]^2 (k = 1) over this
+// block's rows m of its j-th image (j < J), in double (fold_tc_sums_kernel says why).
+template <class Op, class Tile, bool kSums = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
-                         const float* __restrict__ bias, float* __restrict__ y, Geom g, int M, int N, int Kd) {
+                         const float* __restrict__ bias, float* __restrict__ y, Geom g, int M, int N, int Kd,
+                         double* __restrict__ part, int J) {
   using T = typename Op::T;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages;
   constexpr int ld = BK + Op::kRowPad;
@@ -142,6 +147,60 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         }
       }
     }
+  if constexpr (kSums) {
+    // A block's rows may span several images (16 pixels each at 4x4): one round per image, each
+    // thread summing its own rows of it (mi, h order), the 8 lanes of a column pair folded by a
+    // fixed xor tree, then the kWarpsM warps of a column in warp order through shared memory.
+    // Every v is recomputed by the store's expression: the sums see y's bits.
+    __syncthreads();  // every warp is done with the last stage: the pipeline's memory is free
+    double* const red = reinterpret_cast<double*>(smem);  // [2][kWarpsM][BN]
+    const int warp_m = warp_id / Tile::kWarpsN, hw = g.ho * g.wo;
+    const int m_end = min(m0 + BM, M), b_first = m0 / hw, b_last = (m_end - 1) / hw;
+    for (int b = b_first; b <= b_last; ++b) {
+      const int lo = max(m0, b * hw), hi = min(m_end, (b + 1) * hw);
+      // A column pair at a time: four live doubles beside acc, not 4 NI.
+#pragma unroll
+      for (int ni = 0; ni < Tile::NI; ++ni) {
+        const int n = n0 + wc + 8 * ni + 2 * tq;
+        double s[2] = {0.0, 0.0}, q[2] = {0.0, 0.0};
+#pragma unroll
+        for (int mi = 0; mi < Tile::MI; ++mi)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int m = m0 + wr + 16 * mi + gq + 8 * h;
+            if (m < lo || m >= hi) continue;
+            const float v0 = acc[mi][ni][2 * h] + (bias && n < N ? bias[n] : 0.0f);
+            const float v1 = acc[mi][ni][2 * h + 1] + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
+            // Exact in double (48-bit significands): only the additions round.
+            s[0] += v0, q[0] += double(v0) * v0;
+            s[1] += v1, q[1] += double(v1) * v1;
+          }
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+#pragma unroll
+          for (int o = 4; o < 32; o <<= 1) {
+            s[j] += warp::shfl_xor_sync(warp::kFullMask, s[j], o);
+            q[j] += warp::shfl_xor_sync(warp::kFullMask, q[j], o);
+          }
+          if (gq == 0) {
+            const int col = wc + 8 * ni + 2 * tq + j;
+            red[warp_m * BN + col] = s[j];
+            red[(Tile::kWarpsM + warp_m) * BN + col] = q[j];
+          }
+        }
+      }
+      __syncthreads();
+      for (int i = tid; i < 2 * BN; i += Tile::kThreads) {
+        const int k = i / BN, col = i - k * BN;
+        if (n0 + col >= N) continue;
+        double t = 0.0;
+#pragma unroll
+        for (int wm = 0; wm < Tile::kWarpsM; ++wm) t += red[(k * Tile::kWarpsM + wm) * BN + col];
+        part[((int64_t(k) * gridDim.x + blockIdx.x) * J + (b - b_first)) * N + n0 + col] = t;
+      }
+      __syncthreads();  // red is the next image's
+    }
+  }
 }
 
 // out[split][co][tap * Ci + c] = sum over the split's pixels m of dy[m, co] x[pixel m's tap, c]:
@@ -292,6 +351,25 @@ __global__ void fold_tc_splits_kernel(const float* __restrict__ partial, int spl
   }
 }
 
+// sums[k][b][n] = sum over the row blocks rb that hold pixels of image b, in rb order, of
+// part[k][rb][b - first image of rb][n]. Double partials, not fp32 ones folded in double: GroupNorm's
+// variance q/n - mean^2 cancels where |mean| >> std, magnifying any rounding of q, and fp32
+// partials of up to 128 terms would each round ~2^-24 (128 x 2^-24 worst case); in double every
+// y and y^2 enters exactly and the sums stay within ~pixels x 2^-53 of exact, as channel_sums'
+// do. The H200's fp64 rate (half of fp32) keeps the epilogue's two adds per element cheap.
+__global__ void fold_tc_sums_kernel(const double* __restrict__ part, int B, int N, int hw, int BM, int blocks, int J,
+                                    double* __restrict__ sums) {
+  const int64_t bn = int64_t(B) * N;
+  DD_GRID_STRIDE(i, 2 * bn) {
+    const int k = static_cast<int>(i / bn), b = static_cast<int>(i % bn / N), n = static_cast<int>(i % N);
+    const int64_t first = int64_t(b) * hw, last = first + hw - 1;
+    double s = 0.0;
+    for (int64_t rb = first / BM; rb <= last / BM; ++rb)
+      s += part[((int64_t(k) * blocks + rb) * J + (b - rb * BM / hw)) * N + n];
+    sums[i] = s;
+  }
+}
+
 // ---- host side ----------------------------------------------------------------------------
 
 int checked_int(int64_t v, const char* what) {
@@ -350,29 +428,43 @@ int pick_tile(int64_t rows, int64_t cols) {
   return 2;
 }
 
+// sums (device, 2*B*N doubles) non-null: the kSums kernel and the fold.
 template <class Op, class Tile>
 void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y,
-                       const Geom& g, int M, int N, int Kd) {
-  const int smem = Tile::kStages * (row_tile_elems<Op, Tile::BM>() + row_tile_elems<Op, Tile::BN>()) *
-                   static_cast<int>(sizeof(typename Op::T));
-  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_fprop_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+                       const Geom& g, int M, int N, int Kd, double* sums) {
+  constexpr int smem = Tile::kStages * (row_tile_elems<Op, Tile::BM>() + row_tile_elems<Op, Tile::BN>()) *
+                       static_cast<int>(sizeof(typename Op::T));
+  static_assert(2 * Tile::kWarpsM * Tile::BN * int(sizeof(double)) <= smem, "the sums' reduction reuses the pipeline");
   const dim3 grid((M + Tile::BM - 1) / Tile::BM, (N + Tile::BN - 1) / Tile::BN);
   DD_CHECK(grid.y <= 65535, "conv2d (tensor cores): ", N, " output channels exceed the grid");
-  conv_tc_fprop_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, M, N, Kd);
-  DD_CUDA_LAUNCH_CHECK("conv_tc_fprop_kernel");
+  if (!sums) {
+    DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_fprop_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    conv_tc_fprop_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, M, N, Kd, nullptr, 0);
+    DD_CUDA_LAUNCH_CHECK("conv_tc_fprop_kernel");
+    return;
+  }
+  // J: the most images BM consecutive rows can touch.
+  const int hw = g.ho * g.wo, J = std::min(g.b, (Tile::BM - 1) / hw + 2), blocks = static_cast<int>(grid.x);
+  DoubleScratch part(2 * int64_t(blocks) * J * N);
+  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_fprop_kernel<Op, Tile, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  conv_tc_fprop_kernel<Op, Tile, true><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, M, N, Kd, part.get(), J);
+  DD_CUDA_LAUNCH_CHECK("conv_tc_fprop_kernel (sums)");
+  fold_tc_sums_kernel<<<grid_for(2 * int64_t(g.b) * N), kThreads, 0, stream()>>>(part.get(), g.b, N, hw, Tile::BM,
+                                                                                blocks, J, sums);
+  DD_CUDA_LAUNCH_CHECK("fold_tc_sums_kernel");
 }
 
 template <class Op>
 void launch_fprop(int tile, const typename Op::T* x, const typename Op::T* w, const float* bias, float* y,
-                  const Geom& g, int N) {
+                  const Geom& g, int N, double* sums = nullptr) {
   const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
   if (tile < 0) tile = pick_tile(M, N);
   switch (tile) {
-    case 0: return launch_fprop_tile<Op, Tile128x128_64x32_S3>(x, w, bias, y, g, M, N, Kd);
-    case 1: return launch_fprop_tile<Op, Tile128x64_64x32_S3>(x, w, bias, y, g, M, N, Kd);
-    case 2: return launch_fprop_tile<Op, Tile64x64_32x32_S3>(x, w, bias, y, g, M, N, Kd);
-    case 3: return launch_fprop_tile<Op, Tile128x32_32x32_S3>(x, w, bias, y, g, M, N, Kd);
+    case 0: return launch_fprop_tile<Op, Tile128x128_64x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
+    case 1: return launch_fprop_tile<Op, Tile128x64_64x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
+    case 2: return launch_fprop_tile<Op, Tile64x64_32x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
+    case 3: return launch_fprop_tile<Op, Tile128x32_32x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
   }
   DD_CHECK(false, "conv2d (tensor cores): no tile ", tile);
 }
@@ -456,14 +548,21 @@ Geom make_geom(const Tensor& x, int64_t k, int p, int c_padded) {
 }
 
 template <class Op>
-Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, const TcConvOptions& opt) {
+Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, const TcConvOptions& opt,
+               Tensor* sums = nullptr) {
   const int ci = checked_int(x.dim(3), "Ci"), co = checked_int(w.dim(0), "Co"), k = checked_int(w.dim(1), "K");
   const int cp = round_up(ci, Op::kChunk);
   const Geom g = make_geom(x, k, padding, cp);
   Packed<Op> xq = pack<Op>(x.data(), x.numel() / ci, ci, cp);
   Packed<Op> wq = pack<Op>(w.data(), w.numel() / ci, ci, cp);
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA);
-  launch_fprop<Op>(opt.tile, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, y.data(), g, co);
+  double* sp = nullptr;
+  if (sums) {
+    DoubleScratch s(2 * int64_t(g.b) * co);
+    *sums = s.t;
+    sp = s.get();
+  }
+  launch_fprop<Op>(opt.tile, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, y.data(), g, co, sp);
   return y;
 }
 
@@ -502,6 +601,13 @@ Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, i
   check_args("conv2d_forward_tc", x, w, prec, opt);
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
                                  : forward<Tf32Op>(x, w, bias, padding, opt);
+}
+
+Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                              Tensor& sums, const TcConvOptions& opt) {
+  check_args("conv2d_forward_tc_sums", x, w, prec, opt);
+  return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt, &sums)
+                                 : forward<Tf32Op>(x, w, bias, padding, opt, &sums);
 }
 
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,

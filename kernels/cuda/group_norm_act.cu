@@ -186,16 +186,14 @@ void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int
     DD_CUDA_LAUNCH_CHECK("gna_forward_kernel");
   }
 }
-}  // namespace
 
-GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                       const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
-  const GnDims d(x, groups);
+// Both forwards past their sums: statistics, then y.
+GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
+                                  const Tensor& shift, const GnDims& d, float eps, const double* sums) {
   GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
                       Tensor::empty({d.B, d.G}, x.device())};
-  DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
-  channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
-  gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
+  DoubleScratch rstd_d(d.B * d.G);
+  gn_stats(sums, d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
   const Normalize norm{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
   if (scale.defined())
@@ -203,6 +201,26 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
   else
     forward_pass(x, Forward<false>{norm, nullptr, nullptr, d.C}, n, d.S, out.y);
   return out;
+}
+}  // namespace
+
+GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                       const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
+  const GnDims d(x, groups);
+  DoubleScratch sums(2 * d.B * d.C);
+  channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
+  return forward_from_sums(x, gamma, beta, scale, shift, d, eps, sums.get());
+}
+
+GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                            const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
+                                            const Tensor& sums) {
+  const GnDims d(x, groups);
+  DD_CHECK(sums.defined() && sums.device() == x.device() && sums.dtype() == DType::F32 &&
+               sums.numel() == 4 * d.B * d.C,
+           "group_norm_act_forward_sums: sums ", describe(sums), " for x ", describe(x),
+           " must be an F32 tensor of 4 x B x C words on its device (2 x B x C doubles)");
+  return forward_from_sums(x, gamma, beta, scale, shift, d, eps, reinterpret_cast<const double*>(sums.data()));
 }
 
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
