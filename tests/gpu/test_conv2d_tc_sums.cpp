@@ -53,7 +53,7 @@ void check_case(Random& rng, const Dims& c, int64_t groups, Precision prec, bool
     ctx.set_precision(prec);
     ContextScope scope(ctx);
     kernels::Conv2dNormActOut f =
-        kernels::conv2d_group_norm_act_forward(x, w, bias, p, gamma, beta, scale, shift, groups, 1e-5f);
+        kernels::conv2d_group_norm_act_forward({x}, w, bias, p, gamma, beta, scale, shift, groups, 1e-5f);
     CHECK(conv_tc::bitwise_equal(f.h, y_plain));
     conv_tc::expect_fused_close(what, f.n, r, y_plain, gamma, beta, scale, shift, groups);
   } else {
