@@ -46,6 +46,22 @@ Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int paddin
   return y;
 }
 
+Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding) {
+  const Tensor no_bias;
+  Var y(kernels::conv2d_forward_up2(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding),
+        needs_grad({&x, &w, &bias}));
+  if (y.requires_grad())
+    Tape::current().record([x, w, bias, y, padding] {
+      if (!y.has_grad()) return;
+      kernels::Conv2dGrads g = kernels::conv2d_backward_up2(x.value(), w.value(), y.grad(), padding,
+                                                            x.requires_grad(), w.requires_grad(), bias.requires_grad());
+      if (x.requires_grad()) x.accumulate_grad(g.dx);
+      if (w.requires_grad()) w.accumulate_grad(g.dw);
+      if (bias.requires_grad()) bias.accumulate_grad(g.dbias);
+    });
+  return y;
+}
+
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {
   if (kernels::conv2d_uses_plain_path(w.value(), geo)) return conv2d(x, w, bias, geo.pad_top);
   const Tensor no_bias;

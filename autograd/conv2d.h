@@ -13,5 +13,7 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeo
 // conv2d(concat(xs), w, bias, padding) without the concatenation (kernels::conv2d_forward_parts):
 // xs [B, H, W, C_i], each part getting its slice of dx.
 Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int padding);
+// conv2d(upsample2x(x), w, bias, padding) without the upsampled map (kernels::conv2d_forward_up2).
+Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding);
 
 }  // namespace dd::ag

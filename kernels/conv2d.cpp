@@ -2,6 +2,7 @@
 
 #include "kernels/concat.h"
 #include "kernels/dispatch.h"
+#include "kernels/upsample.h"
 
 namespace dd::kernels {
 
@@ -99,6 +100,36 @@ Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tens
   out.dw = std::move(g.dw);
   out.dbias = std::move(g.dbias);
   return out;
+}
+
+namespace {
+Shape up2_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
+  DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
+  DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
+  const Shape up{x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)};
+  return out_shape(op, up, str_cat("upsample2x(", describe(x), ") ", shape_str(up)), w, padding);
+}
+}  // namespace
+
+Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  up2_out_shape("conv2d_up2", x, w, padding);
+  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d_up2: bias ", describe(bias), " must be [",
+           w.dim(0), "] for w ", describe(w));
+  if (common_device("conv2d_up2", {&x, &w, &bias}) == Device::CPU)
+    DD_CPU_CALL(conv2d_forward_up2, x, w, bias, padding);
+  return conv2d_forward(upsample2x_forward(x), w, bias, padding);
+}
+
+Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                bool need_dw, bool need_dbias) {
+  const Shape y_shape = up2_out_shape("conv2d_up2_backward", x, w, padding);
+  DD_CHECK(dy.defined() && dy.shape() == y_shape, "conv2d_up2_backward: dy ", describe(dy), " must be ",
+           shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
+  if (common_device("conv2d_up2_backward", {&x, &w, &dy}) == Device::CPU)
+    DD_CPU_CALL(conv2d_backward_up2, x, w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dGrads g = conv2d_backward(upsample2x_forward(x), w, dy, padding, need_dx, need_dw, need_dbias);
+  if (need_dx) g.dx = upsample2x_backward(g.dx);
+  return g;
 }
 
 namespace {

@@ -40,6 +40,15 @@ Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, cons
 Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
                                        bool need_dx, bool need_dw, bool need_dbias);
 
+// conv2d(upsample2x(x), w, bias, padding) (the U-Net's Upsample: nearest 2x, then its conv), dx at
+// x's resolution. On the CPU the upsampled map is never built: each path reads its rows or tiles
+// straight from x (kernels/cpu/channel_parts.h), and dx is the conv's dx of the upsampled map
+// summed over each 2x2 block (upsample2x_backward); bitwise the two ops for every K but 1 (a 1x1
+// takes im2col here instead of the linear layer's GEMMs). The CUDA backend runs the two ops.
+Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
+Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                bool need_dw, bool need_dbias);
+
 // The general geometry: stride s, zero padding per side and a possibly rectangular kernel,
 // w OHWI [Co, KH, KW, Ci] (diffusers' Downsample2D with downsample_padding = 0 is F.pad(x, (0, 1, 0, 1))
 // then a 3x3 stride-2 conv: {2, 0, 0, 1, 1}; Inception-v3's 1x7 conv with padding (0, 3) is {1, 0, 3, 0, 3}).
@@ -103,6 +112,10 @@ Tensor conv2d_forward_parts_sums(const std::vector<Tensor>& xs, const Tensor& w,
                                  std::vector<double>& sums, int64_t chunk_rows = 0);
 Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
                                        bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
+// And of upsample2x(x) (conv2d_forward_up2 above).
+Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows = 0);
+Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA

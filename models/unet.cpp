@@ -16,7 +16,6 @@
 #include "autograd/linear_attention.h"
 #include "autograd/pixel_unshuffle.h"
 #include "autograd/time_embedding.h"
-#include "autograd/upsample.h"
 #include "autograd/weight_standardize.h"
 #include "engine/error.h"
 #include "models/frozen_weights.h"
@@ -312,7 +311,9 @@ ag::Var Unet::forward(const ag::Var& x_in, const Tensor& t, const ag::Var& x_sel
     x = L.block2({x, saved.back()}, temb_act);
     saved.pop_back();
     x = L.attn(x);
-    x = L.resample(L.scaled ? ag::upsample2x(x) : x);
+    // Upsample (nearest 2x, then its 3x3 conv) as one op: the conv reads x's pixels twice over
+    // instead of a 4x copy of x.
+    x = L.scaled ? ag::conv2d_up2(x, L.resample.w, L.resample.b, L.resample.pad) : L.resample(x);
   }
   x = m.final_res_block({x, residual}, temb_act);
   return m.final_conv(x);

@@ -4,7 +4,8 @@
 // branches) against the same conv of the concatenation built by kernels::concat: y, the epilogue
 // sums, dx (split), dw and dbias all bitwise equal, with NaN-filled outputs (tests fill new
 // tensors with NaN, so an element a scatter missed fails), multi-chunk splits, the bf16 policy's
-// per-part rounding; the autograd op's wiring and the operand errors.
+// per-part rounding; the autograd op's wiring and the operand errors. The same for the conv of the
+// nearest-2x upsampled map (kernels::conv2d_forward_up2: the U-Net's Upsample, never built).
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -13,11 +14,13 @@
 #include "autograd/concat.h"
 #include "autograd/conv2d.h"
 #include "autograd/elementwise.h"
+#include "autograd/upsample.h"
 #include "engine/context.h"
 #include "kernels/concat.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/linear.h"
+#include "kernels/upsample.h"
 #include "tests/support/compare.h"
 #include "tests/support/expect_error.h"
 
@@ -190,4 +193,77 @@ TEST_CASE("conv2d in parts names the part a bad shape belongs to", "[conv2d][con
   expect_error([&] { kernels::conv2d_backward_parts({a, b}, w, dy_bad, 1, true, true, false); },
                {"conv2d_backward", "dy", "[2,5,5,6]"});
   CHECK(y.shape() == Shape{2, 5, 5, 6});
+}
+
+namespace {
+// conv2d_up2 against upsample2x then the conv, on one path.
+void check_up2(Random& rng, int64_t b, int64_t h, int64_t w, int64_t ci, int64_t co, int64_t k, int64_t p,
+               Conv3x3Algo algo, int64_t chunk) {
+  const Conv3x3AlgoScope force(algo);
+  INFO(b << "x" << h << "x" << w << " " << ci << "->" << co << " k" << k << " p" << p << " algo "
+          << static_cast<int>(algo) << " chunk " << chunk);
+  const Tensor x = from_double({b, h, w, ci}, rng.normal_f32(b * h * w * ci));
+  const Tensor up = kernels::upsample2x_forward(x);
+  const Tensor wt = from_double({co, k, k, ci}, rng.normal_f32(co * k * k * ci, 0.3));
+  const Tensor bias = from_double({co}, rng.normal_f32(co));
+  const Tensor y = kernels::cpu::conv2d_forward_up2(x, wt, bias, int(p), chunk);
+  const Tensor y_ref = kernels::cpu::conv2d_forward(up, wt, bias, int(p), chunk);
+  const Tensor dy = from_double(y.shape(), rng.normal_f32(y.numel()));
+  const kernels::Conv2dGrads g = kernels::cpu::conv2d_backward_up2(x, wt, dy, int(p), true, true, true, chunk);
+  const kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(up, wt, dy, int(p), true, true, true, chunk);
+  const Tensor dx_ref = kernels::upsample2x_backward(e.dx);
+  if (k == 1) {  // im2col's GEMMs here, the linear layer's there: float64-scaled closeness
+    expect_close("up2 1x1 y", y, y_ref, 1e-5);
+    expect_close("up2 1x1 dx", g.dx, dx_ref, 1e-5);
+    expect_close("up2 1x1 dw", g.dw, e.dw, 1e-5);
+    return;
+  }
+  CHECK(bits(y) == bits(y_ref));
+  CHECK(g.dx.shape() == x.shape());
+  CHECK(bits(g.dx) == bits(dx_ref));
+  CHECK(bits(g.dw) == bits(e.dw));
+  CHECK(bits(g.dbias) == bits(e.dbias));
+}
+}  // namespace
+
+TEST_CASE("conv2d of the 2x upsampled map equals upsample2x then the conv bitwise", "[conv2d][conv2d_up2]") {
+  DD_TEST_RANDOM(rng);
+  for (Conv3x3Algo a : {Conv3x3Algo::Im2col, Conv3x3Algo::Winograd, Conv3x3Algo::Winograd4})
+    for (int64_t chunk : {int64_t{0}, int64_t{3}}) {
+      check_up2(rng, 2, 3, 5, 6, 7, 3, 1, a, chunk);
+      check_up2(rng, 1, 4, 4, 16, 12, 3, 1, a, chunk);
+      check_up2(rng, 3, 2, 2, 9, 5, 3, 1, a, chunk);
+    }
+  check_up2(rng, 2, 3, 4, 5, 6, 5, 2, Conv3x3Algo::Auto, 4);
+  check_up2(rng, 2, 3, 4, 5, 6, 1, 0, Conv3x3Algo::Auto, 0);
+}
+
+TEST_CASE("ag::conv2d_up2 equals ag::upsample2x then ag::conv2d bitwise", "[conv2d][conv2d_up2][autograd]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor xt = from_double({2, 4, 3, 8}, rng.normal_f32(2 * 4 * 3 * 8));
+  const Tensor wt = from_double({6, 3, 3, 8}, rng.normal_f32(6 * 9 * 8, 0.3));
+  const Tensor bt = from_double({6}, rng.normal_f32(6));
+  const Tensor r = from_double({2, 8, 6, 6}, rng.normal_f32(2 * 8 * 6 * 6));
+  auto run = [&](bool fused) {
+    ag::Tape::current().clear();
+    ag::Var x(xt.clone(), true), w(wt.clone(), true), b(bt.clone(), true);
+    ag::Var y = fused ? ag::conv2d_up2(x, w, b, 1) : ag::conv2d(ag::upsample2x(x), w, b, 1);
+    ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
+    std::vector<std::vector<float>> out{bits(y.value()), bits(x.grad()), bits(w.grad()), bits(b.grad())};
+    ag::Tape::current().clear();
+    return out;
+  };
+  CHECK(run(true) == run(false));
+}
+
+TEST_CASE("conv2d_up2 names x's upsampled shape in its errors", "[conv2d][conv2d_up2]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor x = from_double({2, 3, 3, 4}, rng.normal_f32(72));
+  const Tensor w5 = from_double({6, 3, 3, 5}, rng.normal_f32(270));
+  const Tensor w = from_double({6, 3, 3, 4}, rng.normal_f32(216));
+  expect_error([&] { kernels::conv2d_forward_up2(x, w5, Tensor(), 1); },
+               {"conv2d_up2", "upsample2x(", "[2,6,6,4]", "Ci = 5"});
+  const Tensor dy_bad = from_double({2, 3, 3, 6}, rng.normal_f32(108));
+  expect_error([&] { kernels::conv2d_backward_up2(x, w, dy_bad, 1, true, true, true); },
+               {"conv2d_up2_backward", "dy", "[2,6,6,6]"});
 }

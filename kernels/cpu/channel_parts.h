@@ -30,20 +30,31 @@ struct ChannelPartsOf {
   }
   bool single() const { return n == 1; }
 
+  // Read as nearest-2x upsampled to an H x W map (H, W even; the U-Net's Upsample before its
+  // conv): pixel indices then count the upsampled map's pixels, and the parts hold the
+  // (H/2) x (W/2) source, so the upsampled tensor is never built either. Inputs only.
+  int64_t up_h = 0, up_w = 0;
+  void upsampled(int64_t h, int64_t w) { up_h = h, up_w = w; }
+
   // dst[i * total + ...] = the concatenation's pixels [pixel, pixel + count).
   void gather(int64_t pixel, int64_t count, float* dst) const {
+    if (up_w) {
+      for (int64_t q = pixel; q < pixel + count; ++q) {
+        const int64_t r = q / up_w, b = r / up_h;  // q = (b * up_h + ih) * up_w + iw
+        copy_pixel(((b * (up_h / 2) + (r % up_h) / 2) * (up_w / 2) + (q % up_w) / 2), dst);
+        dst += total;
+      }
+      return;
+    }
     if (n == 1) {
       std::memcpy(dst, part[0] + pixel * total, static_cast<std::size_t>(count * total) * sizeof(float));
       return;
     }
-    for (int64_t i = pixel; i < pixel + count; ++i)
-      for (int k = 0; k < n; ++k) {
-        std::memcpy(dst, part[k] + i * width[k], static_cast<std::size_t>(width[k]) * sizeof(float));
-        dst += width[k];
-      }
+    for (int64_t i = pixel; i < pixel + count; ++i, dst += total) copy_pixel(i, dst);
   }
   // The concatenation's pixels [pixel, pixel + count) = src[i * total + ...] (T = float only).
   void scatter(const float* src, int64_t pixel, int64_t count) const {
+    DD_CHECK(!up_w, "ChannelParts: an upsampled view is read only");
     if (n == 1) {
       std::memcpy(part[0] + pixel * total, src, static_cast<std::size_t>(count * total) * sizeof(float));
       return;
@@ -53,6 +64,14 @@ struct ChannelPartsOf {
         std::memcpy(part[k] + i * width[k], src, static_cast<std::size_t>(width[k]) * sizeof(float));
         src += width[k];
       }
+  }
+
+ private:
+  void copy_pixel(int64_t i, float* dst) const {
+    for (int k = 0; k < n; ++k) {
+      std::memcpy(dst, part[k] + i * width[k], static_cast<std::size_t>(width[k]) * sizeof(float));
+      dst += width[k];
+    }
   }
 };
 

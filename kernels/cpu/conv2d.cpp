@@ -12,6 +12,7 @@
 #include "kernels/cpu/operand_rounding.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/upsample.h"
 
 // Lowering: the im2col matrix has one row per output pixel (b, oh, ow) holding
 // the K x K x Ci patch in (kh, kw, ci) order, the order of OHWI's inner dims,
@@ -195,15 +196,18 @@ std::vector<Tensor> flat_parts(const std::vector<Tensor>& xs, int64_t rows) {
   return out;
 }
 
+// up: x is read as upsample2x(x) (ChannelParts::upsampled), one part only.
 Tensor forward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& bias, int padding,
-               int64_t chunk_rows, std::vector<double>* sums) {
+               int64_t chunk_rows, std::vector<double>* sums, bool up = false) {
   // Under TF32/BF16 the operands the GPU's tensor-core kernels round (kernels/cpu/operand_rounding.h).
   const OperandRounding r = conv_rounding(current_context().precision());
-  const RoundedParts x = rounded_parts(xs_in, r);
+  RoundedParts x = rounded_parts(xs_in, r);
   const Tensor w = rounded(w_in, r);
   const Tensor& x0 = x.xs.front();
-  const Geom g = make_geom(x0.dim(0), x0.dim(1), x0.dim(2), x.view.total, w.dim(0), w.dim(1), padding);
-  if (g.k == 1 && g.p == 0) {  // a 1x1 conv without padding is a linear layer over the pixels
+  const int64_t s = up ? 2 : 1;
+  const Geom g = make_geom(x0.dim(0), s * x0.dim(1), s * x0.dim(2), x.view.total, w.dim(0), w.dim(1), padding);
+  if (up) x.view.upsampled(g.h, g.w);
+  if (g.k == 1 && g.p == 0 && !up) {  // a 1x1 conv without padding is a linear layer over the pixels
     Tensor y = linear_forward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}), bias)
                    .reshape({g.b, g.ho, g.wo, g.co});
     if (sums) {  // no epilogue here (Eigen's GEMM over all pixels): a pass over y
@@ -228,11 +232,12 @@ Tensor forward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tenso
 }
 
 Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& dy_in, int padding,
-                          bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows) {
+                          bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows, bool up = false) {
   const Tensor& x0 = xs_in.front();
   int64_t ci = 0;
   for (const Tensor& x : xs_in) ci += x.dim(3);
-  const Geom g = make_geom(x0.dim(0), x0.dim(1), x0.dim(2), ci, w_in.dim(0), w_in.dim(1), padding);
+  const int64_t s = up ? 2 : 1;
+  const Geom g = make_geom(x0.dim(0), s * x0.dim(1), s * x0.dim(2), ci, w_in.dim(0), w_in.dim(1), padding);
   Conv2dPartsGrads out;
   if (need_dbias) {  // the unrounded dy, as conv2d.cu's column sums
     out.dbias = Tensor::empty({g.co});
@@ -240,9 +245,10 @@ Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, 
   }
   const OperandRounding r = conv_rounding(current_context().precision());
   const Tensor dy = rounded(dy_in, r);
-  const RoundedParts x = rounded_parts(xs_in, need_dw ? r : OperandRounding::None);
+  RoundedParts x = rounded_parts(xs_in, need_dw ? r : OperandRounding::None);
+  if (up) x.view.upsampled(g.h, g.w);
   const Tensor w = need_dx ? rounded(w_in, r) : w_in;
-  if (g.k == 1 && g.p == 0) {
+  if (g.k == 1 && g.p == 0 && !up) {
     LinearPartsGrads lg = linear_backward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}),
                                                 dy.reshape({g.pixels(), g.co}), need_dx, need_dw);
     if (need_dx)
@@ -261,18 +267,25 @@ Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, 
     // dx[b,ih,iw,ci] = sum_{kh,kw,co} dy[b, ih+p-kh, iw+p-kw, co] w[co,kh,kw,ci]:
     // a conv of dy (Ci outputs) with the flipped kernel and padding K-1-p, written into x's parts.
     const Geom gd = make_geom(g.b, g.ho, g.wo, g.co, g.ci, g.k, g.k - 1 - g.p);
+    // Upsampled: dx of the upsampled map, then upsample2x's backward (its 2x2 block sums).
+    Tensor dx_up;
     ChannelPartsOut dx;
-    for (const Tensor& xi : xs_in) {
-      out.dx.push_back(Tensor::empty(xi.shape()));
-      dx.add(out.dx.back().data(), xi.dim(3));
+    if (up) {
+      dx_up = Tensor::empty({g.b, g.h, g.w, g.ci});
+      dx.add(dx_up.data(), g.ci);
+    } else {
+      for (const Tensor& xi : xs_in) {
+        out.dx.push_back(Tensor::empty(xi.shape()));
+        dx.add(out.dx.back().data(), xi.dim(3));
+      }
     }
     // For 3x3/p1, gd is again 3x3/p1: the forward's Winograd with the rotated, transposed kernel.
-    if (const int tile = gd.k == 3 && gd.p == 1 ? use_winograd(gd.b, gd.h, gd.w, gd.ci, gd.co) : 0) {
+    if (const int tile = gd.k == 3 && gd.p == 1 ? use_winograd(gd.b, gd.h, gd.w, gd.ci, gd.co) : 0)
       winograd_conv3x3(ChannelParts(dy.data(), gd.ci), gd.b, gd.h, gd.w, w.data(), gd.co, true, nullptr, dx, tile,
                        chunk_rows);
-      return out;
-    }
-    conv_dx_gemm(dy.data(), gd, w.data(), dx, chunk_rows);
+    else
+      conv_dx_gemm(dy.data(), gd, w.data(), dx, chunk_rows);
+    if (up) out.dx.push_back(upsample2x_backward(dx_up));
   }
   return out;
 }
@@ -313,6 +326,15 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
 Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
                                        bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows) {
   return backward(xs, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows);
+}
+
+Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
+  return forward({x}, w, bias, padding, chunk_rows, nullptr, true);
+}
+
+Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                bool need_dw, bool need_dbias, int64_t chunk_rows) {
+  return single(backward({x}, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows, true));
 }
 
 }  // namespace dd::kernels::cpu
