@@ -46,20 +46,31 @@ Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int paddin
   return y;
 }
 
-Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding) {
+namespace {
+// An op whose kernels take (x, w, bias, padding) like conv2d's: the upsampled and unshuffled reads.
+template <class Forward, class Backward>
+Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, Forward forward, Backward backward) {
   const Tensor no_bias;
-  Var y(kernels::conv2d_forward_up2(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding),
-        needs_grad({&x, &w, &bias}));
+  Var y(forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding), needs_grad({&x, &w, &bias}));
   if (y.requires_grad())
-    Tape::current().record([x, w, bias, y, padding] {
+    Tape::current().record([x, w, bias, y, padding, backward] {
       if (!y.has_grad()) return;
-      kernels::Conv2dGrads g = kernels::conv2d_backward_up2(x.value(), w.value(), y.grad(), padding,
-                                                            x.requires_grad(), w.requires_grad(), bias.requires_grad());
+      kernels::Conv2dGrads g = backward(x.value(), w.value(), y.grad(), padding, x.requires_grad(),
+                                        w.requires_grad(), bias.requires_grad());
       if (x.requires_grad()) x.accumulate_grad(g.dx);
       if (w.requires_grad()) w.accumulate_grad(g.dw);
       if (bias.requires_grad()) bias.accumulate_grad(g.dbias);
     });
   return y;
+}
+}  // namespace
+
+Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding) {
+  return conv2d_read(x, w, bias, padding, kernels::conv2d_forward_up2, kernels::conv2d_backward_up2);
+}
+
+Var conv2d_unshuffle2(const Var& x, const Var& w, const Var& bias, int padding) {
+  return conv2d_read(x, w, bias, padding, kernels::conv2d_forward_unshuffle2, kernels::conv2d_backward_unshuffle2);
 }
 
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {

@@ -15,5 +15,8 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeo
 Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int padding);
 // conv2d(upsample2x(x), w, bias, padding) without the upsampled map (kernels::conv2d_forward_up2).
 Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding);
+// conv2d(pixel_unshuffle(x), w, bias, padding) without the rearranged tensor
+// (kernels::conv2d_forward_unshuffle2).
+Var conv2d_unshuffle2(const Var& x, const Var& w, const Var& bias, int padding);
 
 }  // namespace dd::ag

@@ -2,6 +2,7 @@
 
 #include "kernels/concat.h"
 #include "kernels/dispatch.h"
+#include "kernels/pixel_unshuffle.h"
 #include "kernels/upsample.h"
 
 namespace dd::kernels {
@@ -109,7 +110,36 @@ Shape up2_out_shape(const char* op, const Tensor& x, const Tensor& w, int paddin
   const Shape up{x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)};
   return out_shape(op, up, str_cat("upsample2x(", describe(x), ") ", shape_str(up)), w, padding);
 }
+
+Shape unshuffle2_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
+  DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
+  DD_CHECK(x.ndim() == 4 && x.numel() > 0 && x.dim(1) % 2 == 0 && x.dim(2) % 2 == 0, op, ": x ", describe(x),
+           " must be a non-empty NHWC [B, H, W, C] with H and W even");
+  const Shape un{x.dim(0), x.dim(1) / 2, x.dim(2) / 2, 4 * x.dim(3)};
+  return out_shape(op, un, str_cat("pixel_unshuffle(", describe(x), ") ", shape_str(un)), w, padding);
+}
 }  // namespace
+
+Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  unshuffle2_out_shape("conv2d_unshuffle2", x, w, padding);
+  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d_unshuffle2: bias ", describe(bias),
+           " must be [", w.dim(0), "] for w ", describe(w));
+  if (common_device("conv2d_unshuffle2", {&x, &w, &bias}) == Device::CPU)
+    DD_CPU_CALL(conv2d_forward_unshuffle2, x, w, bias, padding);
+  return conv2d_forward(pixel_unshuffle_forward(x), w, bias, padding);
+}
+
+Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                       bool need_dw, bool need_dbias) {
+  const Shape y_shape = unshuffle2_out_shape("conv2d_unshuffle2_backward", x, w, padding);
+  DD_CHECK(dy.defined() && dy.shape() == y_shape, "conv2d_unshuffle2_backward: dy ", describe(dy), " must be ",
+           shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
+  if (common_device("conv2d_unshuffle2_backward", {&x, &w, &dy}) == Device::CPU)
+    DD_CPU_CALL(conv2d_backward_unshuffle2, x, w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dGrads g = conv2d_backward(pixel_unshuffle_forward(x), w, dy, padding, need_dx, need_dw, need_dbias);
+  if (need_dx) g.dx = pixel_unshuffle_backward(g.dx);
+  return g;
+}
 
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   up2_out_shape("conv2d_up2", x, w, padding);

@@ -48,6 +48,13 @@ Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tens
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                 bool need_dw, bool need_dbias);
+// conv2d(pixel_unshuffle(x), w, bias, padding) (the U-Net's Downsample: the 2x2 rearrange of
+// kernels/pixel_unshuffle.h, then its 1x1 conv), x [B, H, W, C] with H and W even, dx in x's
+// shape. On the CPU the rearranged tensor is never built (each row block is gathered through the
+// permutation, dx scattered back through it); bitwise the two ops. The CUDA backend runs them.
+Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
+Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                       bool need_dw, bool need_dbias);
 
 // The general geometry: stride s, zero padding per side and a possibly rectangular kernel,
 // w OHWI [Co, KH, KW, Ci] (diffusers' Downsample2D with downsample_padding = 0 is F.pad(x, (0, 1, 0, 1))
@@ -116,6 +123,11 @@ Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tens
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                 bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
+// And of pixel_unshuffle(x) (conv2d_forward_unshuffle2 above).
+Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                                 int64_t chunk_rows = 0);
+Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                       bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA

@@ -14,7 +14,6 @@
 #include "autograd/group_norm_act.h"
 #include "autograd/linear.h"
 #include "autograd/linear_attention.h"
-#include "autograd/pixel_unshuffle.h"
 #include "autograd/time_embedding.h"
 #include "autograd/weight_standardize.h"
 #include "engine/error.h"
@@ -300,7 +299,9 @@ ag::Var Unet::forward(const ag::Var& x_in, const Tensor& t, const ag::Var& x_sel
     x = L.block2({x}, temb_act);
     x = L.attn(x);
     saved.push_back(x);
-    x = L.resample(L.scaled ? ag::pixel_unshuffle(x) : x);
+    // Downsample (the 2x2 rearrange, then its 1x1 conv) as one op: the conv reads x through the
+    // permutation instead of a rearranged copy.
+    x = L.scaled ? ag::conv2d_unshuffle2(x, L.resample.w, L.resample.b, L.resample.pad) : L.resample(x);
   }
   x = m.mid_block1({x}, temb_act);
   x = m.mid_attn(x);

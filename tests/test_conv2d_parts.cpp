@@ -5,7 +5,8 @@
 // sums, dx (split), dw and dbias all bitwise equal, with NaN-filled outputs (tests fill new
 // tensors with NaN, so an element a scatter missed fails), multi-chunk splits, the bf16 policy's
 // per-part rounding; the autograd op's wiring and the operand errors. The same for the conv of the
-// nearest-2x upsampled map (kernels::conv2d_forward_up2: the U-Net's Upsample, never built).
+// nearest-2x upsampled map (kernels::conv2d_forward_up2: the U-Net's Upsample) and of the
+// pixel-unshuffled one (kernels::conv2d_forward_unshuffle2: its Downsample), neither built.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -14,12 +15,14 @@
 #include "autograd/concat.h"
 #include "autograd/conv2d.h"
 #include "autograd/elementwise.h"
+#include "autograd/pixel_unshuffle.h"
 #include "autograd/upsample.h"
 #include "engine/context.h"
 #include "kernels/concat.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/linear.h"
+#include "kernels/pixel_unshuffle.h"
 #include "kernels/upsample.h"
 #include "tests/support/compare.h"
 #include "tests/support/expect_error.h"
@@ -266,4 +269,78 @@ TEST_CASE("conv2d_up2 names x's upsampled shape in its errors", "[conv2d][conv2d
   const Tensor dy_bad = from_double({2, 3, 3, 6}, rng.normal_f32(108));
   expect_error([&] { kernels::conv2d_backward_up2(x, w, dy_bad, 1, true, true, true); },
                {"conv2d_up2_backward", "dy", "[2,6,6,6]"});
+}
+
+namespace {
+// conv2d_unshuffle2 against pixel_unshuffle then the conv.
+void check_unshuffle2(Random& rng, int64_t b, int64_t h, int64_t w, int64_t ci, int64_t co, int64_t k, int64_t p,
+                      Conv3x3Algo algo, int64_t chunk) {
+  const Conv3x3AlgoScope force(algo);
+  INFO(b << "x" << h << "x" << w << " " << ci << "->" << co << " k" << k << " p" << p << " algo "
+          << static_cast<int>(algo) << " chunk " << chunk);
+  const Tensor x = from_double({b, h, w, ci}, rng.normal_f32(b * h * w * ci));
+  const Tensor un = kernels::pixel_unshuffle_forward(x);
+  const Tensor wt = from_double({co, k, k, 4 * ci}, rng.normal_f32(co * k * k * 4 * ci, 0.3));
+  const Tensor bias = from_double({co}, rng.normal_f32(co));
+  const Tensor y = kernels::cpu::conv2d_forward_unshuffle2(x, wt, bias, int(p), chunk);
+  CHECK(bits(y) == bits(kernels::cpu::conv2d_forward(un, wt, bias, int(p), chunk)));
+  const Tensor dy = from_double(y.shape(), rng.normal_f32(y.numel()));
+  const kernels::Conv2dGrads g =
+      kernels::cpu::conv2d_backward_unshuffle2(x, wt, dy, int(p), true, true, true, chunk);
+  const kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(un, wt, dy, int(p), true, true, true, chunk);
+  CHECK(g.dx.shape() == x.shape());
+  CHECK(bits(g.dx) == bits(kernels::pixel_unshuffle_backward(e.dx)));
+  CHECK(bits(g.dw) == bits(e.dw));
+  CHECK(bits(g.dbias) == bits(e.dbias));
+  const kernels::Conv2dGrads only_dx =
+      kernels::cpu::conv2d_backward_unshuffle2(x, wt, dy, int(p), true, false, false, chunk);
+  CHECK(bits(only_dx.dx) == bits(g.dx));
+}
+}  // namespace
+
+TEST_CASE("conv2d of the pixel-unshuffled map equals pixel_unshuffle then the conv bitwise",
+          "[conv2d][conv2d_unshuffle2]") {
+  DD_TEST_RANDOM(rng);
+  // 1x1 (the Downsample's): short and long m (the weight gradient's two branches), row blocks.
+  check_unshuffle2(rng, 2, 6, 10, 3, 5, 1, 0, Conv3x3Algo::Auto, 0);
+  check_unshuffle2(rng, 3, 48, 30, 5, 7, 1, 0, Conv3x3Algo::Auto, 0);
+  check_unshuffle2(rng, 1, 4, 4, 16, 8, 1, 0, Conv3x3Algo::Auto, 0);
+  // Other kernels take the conv paths through the same view.
+  for (Conv3x3Algo a : {Conv3x3Algo::Im2col, Conv3x3Algo::Winograd, Conv3x3Algo::Winograd4})
+    for (int64_t chunk : {int64_t{0}, int64_t{3}}) check_unshuffle2(rng, 2, 10, 6, 4, 6, 3, 1, a, chunk);
+  for (const Precision pr : {Precision::BF16, Precision::TF32}) {
+    const PrecisionScope policy(pr);
+    check_unshuffle2(rng, 2, 8, 8, 6, 9, 1, 0, Conv3x3Algo::Auto, 0);
+  }
+}
+
+TEST_CASE("ag::conv2d_unshuffle2 equals ag::pixel_unshuffle then ag::conv2d bitwise",
+          "[conv2d][conv2d_unshuffle2][autograd]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor xt = from_double({2, 6, 4, 5}, rng.normal_f32(2 * 6 * 4 * 5));
+  const Tensor wt = from_double({7, 1, 1, 20}, rng.normal_f32(7 * 20, 0.3));
+  const Tensor bt = from_double({7}, rng.normal_f32(7));
+  const Tensor r = from_double({2, 3, 2, 7}, rng.normal_f32(2 * 3 * 2 * 7));
+  auto run = [&](bool fused) {
+    ag::Tape::current().clear();
+    ag::Var x(xt.clone(), true), w(wt.clone(), true), b(bt.clone(), true);
+    ag::Var y = fused ? ag::conv2d_unshuffle2(x, w, b, 0) : ag::conv2d(ag::pixel_unshuffle(x), w, b, 0);
+    ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
+    std::vector<std::vector<float>> out{bits(y.value()), bits(x.grad()), bits(w.grad()), bits(b.grad())};
+    ag::Tape::current().clear();
+    return out;
+  };
+  CHECK(run(true) == run(false));
+}
+
+TEST_CASE("conv2d_unshuffle2 names x's rearranged shape in its errors", "[conv2d][conv2d_unshuffle2]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor odd = from_double({2, 3, 4, 4}, rng.normal_f32(96));
+  const Tensor x = from_double({2, 4, 4, 4}, rng.normal_f32(128));
+  const Tensor w = from_double({6, 1, 1, 16}, rng.normal_f32(96));
+  const Tensor w4 = from_double({6, 1, 1, 4}, rng.normal_f32(24));
+  expect_error([&] { kernels::conv2d_forward_unshuffle2(odd, w, Tensor(), 0); },
+               {"conv2d_unshuffle2", "H and W even", "[2,3,4,4]"});
+  expect_error([&] { kernels::conv2d_forward_unshuffle2(x, w4, Tensor(), 0); },
+               {"conv2d_unshuffle2", "pixel_unshuffle(", "[2,2,2,16]", "Ci = 4"});
 }

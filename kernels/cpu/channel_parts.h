@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "engine/error.h"
 
@@ -28,7 +29,8 @@ struct ChannelPartsOf {
     DD_CHECK(n < kMax, "ChannelParts: at most ", kMax, " parts");
     part[n] = p, width[n] = c, ++n, total += c;
   }
-  bool single() const { return n == 1; }
+  // One part read as it is: a run of pixels is one contiguous block.
+  bool plain() const { return n == 1 && !up_w && !un_w; }
 
   // Read as nearest-2x upsampled to an H x W map (H, W even; the U-Net's Upsample before its
   // conv): pixel indices then count the upsampled map's pixels, and the parts hold the
@@ -36,8 +38,22 @@ struct ChannelPartsOf {
   int64_t up_h = 0, up_w = 0;
   void upsampled(int64_t h, int64_t w) { up_h = h, up_w = w; }
 
+  // Read as pixel_unshuffle'd to an h x w map of 4C channels (the U-Net's Downsample rearrange
+  // before its 1x1 conv; kernels/pixel_unshuffle.h's order, y[b, i, j, 4c + 2p + q] =
+  // x[b, 2i + p, 2j + q, c]): one part [B, 2h, 2w, C]; pixel indices count the h x w map. Each
+  // unshuffled pixel has its own four source pixels, so scatter (dx) is a permutation too.
+  int64_t un_h = 0, un_w = 0;
+  void unshuffled(int64_t h, int64_t w) {
+    DD_CHECK(n == 1, "ChannelParts: pixel_unshuffle reads one part");
+    un_h = h, un_w = w, total = 4 * width[0];
+  }
+
   // dst[i * total + ...] = the concatenation's pixels [pixel, pixel + count).
   void gather(int64_t pixel, int64_t count, float* dst) const {
+    if (un_w) {
+      for (int64_t q = pixel; q < pixel + count; ++q, dst += total) unshuffle_pixel<false>(q, dst);
+      return;
+    }
     if (up_w) {
       for (int64_t q = pixel; q < pixel + count; ++q) {
         const int64_t r = q / up_w, b = r / up_h;  // q = (b * up_h + ih) * up_w + iw
@@ -55,6 +71,10 @@ struct ChannelPartsOf {
   // The concatenation's pixels [pixel, pixel + count) = src[i * total + ...] (T = float only).
   void scatter(const float* src, int64_t pixel, int64_t count) const {
     DD_CHECK(!up_w, "ChannelParts: an upsampled view is read only");
+    if (un_w) {
+      for (int64_t q = pixel; q < pixel + count; ++q, src += total) unshuffle_pixel<true>(q, src);
+      return;
+    }
     if (n == 1) {
       std::memcpy(part[0] + pixel * total, src, static_cast<std::size_t>(count * total) * sizeof(float));
       return;
@@ -67,6 +87,22 @@ struct ChannelPartsOf {
   }
 
  private:
+  // Unshuffled pixel q <-> v[4c + 2p + r] (to_parts: v into the parts, else out of them).
+  template <bool to_parts>
+  void unshuffle_pixel(int64_t q, std::conditional_t<to_parts, const float*, float*> v) const {
+    const int64_t c_n = width[0], j = q % un_w, r = q / un_w, i = r % un_h, b = r / un_h;
+    for (int p = 0; p < 2; ++p)
+      for (int s = 0; s < 2; ++s) {
+        T* px = part[0] + ((b * 2 * un_h + 2 * i + p) * 2 * un_w + 2 * j + s) * c_n;
+        for (int64_t c = 0; c < c_n; ++c) {
+          if constexpr (to_parts)
+            px[c] = v[4 * c + 2 * p + s];
+          else
+            v[4 * c + 2 * p + s] = px[c];
+        }
+      }
+  }
+
   void copy_pixel(int64_t i, float* dst) const {
     for (int k = 0; k < n; ++k) {
       std::memcpy(dst, part[k] + i * width[k], static_cast<std::size_t>(width[k]) * sizeof(float));

@@ -11,6 +11,7 @@
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/operand_rounding.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_view.h"
 #include "kernels/linear.h"
 #include "kernels/upsample.h"
 
@@ -157,7 +158,7 @@ void conv_dx_gemm(const float* dy, const Geom& gd, const float* w, const Channel
 #pragma omp parallel if (chunks > 1)
   {
     std::unique_ptr<float[]> col(new float[static_cast<std::size_t>(rows * cols)]);
-    std::unique_ptr<RowBuffer> out(dx.single() ? nullptr : new RowBuffer(rows, ci));
+    std::unique_ptr<RowBuffer> out(dx.plain() ? nullptr : new RowBuffer(rows, ci));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r0 = c * rows, r1 = std::min(r0 + rows, gd.pixels()), n = r1 - r0;
@@ -196,20 +197,42 @@ std::vector<Tensor> flat_parts(const std::vector<Tensor>& xs, int64_t rows) {
   return out;
 }
 
-// up: x is read as upsample2x(x) (ChannelParts::upsampled), one part only.
+// How the conv reads its one-part x: as it is, upsample2x(x), or pixel_unshuffle(x)
+// (ChannelParts::upsampled / unshuffled): the U-Net's Upsample and Downsample, never built.
+enum class Read { Plain, Up2, Unshuffle2 };
+
+// The geometry of x's parts as the conv reads them (view set to match).
+Geom read_geom(const std::vector<Tensor>& xs, Read read, const Tensor& w, int padding, ChannelParts* view) {
+  const Tensor& x0 = xs.front();
+  int64_t ci = 0;
+  for (const Tensor& x : xs) ci += x.dim(3);
+  int64_t h = x0.dim(1), wd = x0.dim(2);
+  if (read == Read::Up2) h *= 2, wd *= 2;
+  if (read == Read::Unshuffle2) h /= 2, wd /= 2, ci *= 4;
+  if (view && read == Read::Up2) view->upsampled(h, wd);
+  if (view && read == Read::Unshuffle2) view->unshuffled(h, wd);
+  return make_geom(x0.dim(0), h, wd, ci, w.dim(0), w.dim(1), padding);
+}
+
 Tensor forward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& bias, int padding,
-               int64_t chunk_rows, std::vector<double>* sums, bool up = false) {
+               int64_t chunk_rows, std::vector<double>* sums, Read read = Read::Plain) {
   // Under TF32/BF16 the operands the GPU's tensor-core kernels round (kernels/cpu/operand_rounding.h).
-  const OperandRounding r = conv_rounding(current_context().precision());
+  const Precision prec = current_context().precision();
+  const OperandRounding r = conv_rounding(prec);
   RoundedParts x = rounded_parts(xs_in, r);
   const Tensor w = rounded(w_in, r);
-  const Tensor& x0 = x.xs.front();
-  const int64_t s = up ? 2 : 1;
-  const Geom g = make_geom(x0.dim(0), s * x0.dim(1), s * x0.dim(2), x.view.total, w.dim(0), w.dim(1), padding);
-  if (up) x.view.upsampled(g.h, g.w);
-  if (g.k == 1 && g.p == 0 && !up) {  // a 1x1 conv without padding is a linear layer over the pixels
-    Tensor y = linear_forward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}), bias)
-                   .reshape({g.b, g.ho, g.wo, g.co});
+  const Geom g = read_geom(x.xs, read, w, padding, &x.view);
+  if (g.k == 1 && g.p == 0 && read != Read::Up2) {  // a 1x1 conv without padding is a linear layer over the pixels
+    Tensor y;
+    if (read == Read::Unshuffle2) {  // under the linear layer's rounding too, as linear_forward would
+      const Tensor xr = rounded(x.xs.front(), gemm_rounding(prec));
+      ChannelParts v(xr.data(), xr.dim(3));
+      v.unshuffled(g.h, g.w);
+      y = linear_forward_view(v, g.pixels(), w.reshape({g.co, g.ci}), bias);
+    } else {
+      y = linear_forward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}), bias);
+    }
+    y = y.reshape({g.b, g.ho, g.wo, g.co});
     if (sums) {  // no epilogue here (Eigen's GEMM over all pixels): a pass over y
       const float* py = y.data();
       const int64_t c = g.co;
@@ -232,12 +255,9 @@ Tensor forward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tenso
 }
 
 Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& dy_in, int padding,
-                          bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows, bool up = false) {
-  const Tensor& x0 = xs_in.front();
-  int64_t ci = 0;
-  for (const Tensor& x : xs_in) ci += x.dim(3);
-  const int64_t s = up ? 2 : 1;
-  const Geom g = make_geom(x0.dim(0), s * x0.dim(1), s * x0.dim(2), ci, w_in.dim(0), w_in.dim(1), padding);
+                          bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows, Read read = Read::Plain) {
+  const bool up = read == Read::Up2;
+  const Geom g = read_geom(xs_in, read, w_in, padding, nullptr);
   Conv2dPartsGrads out;
   if (need_dbias) {  // the unrounded dy, as conv2d.cu's column sums
     out.dbias = Tensor::empty({g.co});
@@ -246,8 +266,24 @@ Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, 
   const OperandRounding r = conv_rounding(current_context().precision());
   const Tensor dy = rounded(dy_in, r);
   RoundedParts x = rounded_parts(xs_in, need_dw ? r : OperandRounding::None);
-  if (up) x.view.upsampled(g.h, g.w);
+  read_geom(xs_in, read, w_in, padding, &x.view);
   const Tensor w = need_dx ? rounded(w_in, r) : w_in;
+  if (g.k == 1 && g.p == 0 && read == Read::Unshuffle2) {  // the linear layer through the view
+    const Tensor xr = need_dw ? rounded(x.xs.front(), gemm_rounding(current_context().precision())) : x.xs.front();
+    ChannelParts v(xr.data(), xr.dim(3));
+    v.unshuffled(g.h, g.w);
+    ChannelPartsOut dx;
+    if (need_dx) {
+      out.dx.push_back(Tensor::empty(xs_in.front().shape()));
+      dx.add(out.dx.back().data(), xs_in.front().dim(3));
+      dx.unshuffled(g.h, g.w);
+    }
+    Tensor dw;
+    linear_backward_view(v, g.pixels(), w.reshape({g.co, g.ci}), dy.reshape({g.pixels(), g.co}),
+                         need_dx ? &dx : nullptr, need_dw ? &dw : nullptr);
+    if (need_dw) out.dw = dw.reshape(w.shape());
+    return out;
+  }
   if (g.k == 1 && g.p == 0 && !up) {
     LinearPartsGrads lg = linear_backward_parts(flat_parts(x.xs, g.pixels()), w.reshape({g.co, g.ci}),
                                                 dy.reshape({g.pixels(), g.co}), need_dx, need_dw);
@@ -278,6 +314,7 @@ Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, 
         out.dx.push_back(Tensor::empty(xi.shape()));
         dx.add(out.dx.back().data(), xi.dim(3));
       }
+      if (read == Read::Unshuffle2) dx.unshuffled(g.h, g.w);
     }
     // For 3x3/p1, gd is again 3x3/p1: the forward's Winograd with the rotated, transposed kernel.
     if (const int tile = gd.k == 3 && gd.p == 1 ? use_winograd(gd.b, gd.h, gd.w, gd.ci, gd.co) : 0)
@@ -329,12 +366,22 @@ Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tens
 }
 
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, int64_t chunk_rows) {
-  return forward({x}, w, bias, padding, chunk_rows, nullptr, true);
+  return forward({x}, w, bias, padding, chunk_rows, nullptr, Read::Up2);
 }
 
 Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                 bool need_dw, bool need_dbias, int64_t chunk_rows) {
-  return single(backward({x}, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows, true));
+  return single(backward({x}, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows, Read::Up2));
+}
+
+Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                                 int64_t chunk_rows) {
+  return forward({x}, w, bias, padding, chunk_rows, nullptr, Read::Unshuffle2);
+}
+
+Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                       bool need_dw, bool need_dbias, int64_t chunk_rows) {
+  return single(backward({x}, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows, Read::Unshuffle2));
 }
 
 }  // namespace dd::kernels::cpu

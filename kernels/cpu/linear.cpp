@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/channel_parts.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_view.h"
 #include "kernels/cpu/operand_rounding.h"
 
 namespace dd::kernels::cpu {
@@ -42,7 +43,7 @@ void weight_grad(const ConstMatMap& gm, const ChannelParts& x, float* dw) {
     // Under 2 * kRowsPerPart rows one part would leave the other threads idle (0.75-0.85x on 2
     // threads, bench/RESULTS.md): split dw's rows into fixed blocks instead, each one GEMM over all m.
     std::unique_ptr<RowBuffer> all;
-    if (!x.single()) {
+    if (!x.plain()) {
       all.reset(new RowBuffer(m, k));
       x.gather(0, m, all->at(0));
     }
@@ -65,7 +66,7 @@ void weight_grad(const ConstMatMap& gm, const ChannelParts& x, float* dw) {
     for (int64_t p = 0; p < parts; ++p) {
       const int64_t r0 = p * m / parts, r1 = (p + 1) * m / parts;
       const float* xr = x.part[0] + r0 * k;
-      if (!x.single()) {
+      if (!x.plain()) {
         if (!rows) rows.reset(new RowBuffer(m / parts + 1, k));
         x.gather(r0, r1 - r0, rows->at(r0));
         xr = rows->at(r0);
@@ -93,7 +94,7 @@ void forward_rows(const ChannelParts& x, int64_t m, const ConstMatMap& wm, const
       ym.setZero();
     std::unique_ptr<RowBuffer> rows;
     const float* xr = x.part[0] + r0 * k;
-    if (!x.single()) {
+    if (!x.plain()) {
       rows.reset(new RowBuffer(r1 - r0, k));
       x.gather(r0, r1 - r0, rows->at(r0));
       xr = rows->at(r0);
@@ -106,7 +107,7 @@ void forward_rows(const ChannelParts& x, int64_t m, const ConstMatMap& wm, const
 void dx_rows(const ConstMatMap& gm, const ConstMatMap& wm, const ChannelPartsOut& dx) {
   const int64_t m = gm.rows(), k = wm.cols();
   for_row_blocks(m, [&](int64_t r0, int64_t r1) {
-    if (dx.single()) {
+    if (dx.plain()) {
       MatMap(dx.part[0] + r0 * k, r1 - r0, k).noalias() = gm.middleRows(r0, r1 - r0) * wm;
       return;
     }
@@ -129,43 +130,51 @@ ChannelParts view_of(const std::vector<Tensor>& xs) {
 }
 }  // namespace
 
-Tensor linear_forward_parts(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& bias) {
-  // cuBLAS rounds to tf32 under TF32/BF16 (kernels/cpu/operand_rounding.h).
-  const OperandRounding r = gemm_rounding(current_context().precision());
-  const std::vector<Tensor> xs = rounded_all(xs_in, r);
-  const Tensor w = rounded(w_in, r);
-  const int64_t m = xs.front().dim(0), n = w.dim(0);
+Tensor linear_forward_view(const ChannelParts& x, int64_t m, const Tensor& w_in, const Tensor& bias) {
+  // cuBLAS rounds to tf32 under TF32/BF16 (kernels/cpu/operand_rounding.h); x's tensors are the caller's.
+  const Tensor w = rounded(w_in, gemm_rounding(current_context().precision()));
+  const int64_t n = w.dim(0);
   Tensor y = Tensor::empty({m, n});
-  forward_rows(view_of(xs), m, ConstMatMap(w.data(), n, w.dim(1)), bias.defined() ? bias.data() : nullptr,
-               y.data());
+  forward_rows(x, m, ConstMatMap(w.data(), n, w.dim(1)), bias.defined() ? bias.data() : nullptr, y.data());
   return y;
+}
+
+void linear_backward_view(const ChannelParts& x, int64_t m, const Tensor& w_in, const Tensor& dy_in,
+                          const ChannelPartsOut* dx, Tensor* dw) {
+  const OperandRounding r = gemm_rounding(current_context().precision());
+  const Tensor w = dx ? rounded(w_in, r) : w_in;
+  const Tensor dy = rounded(dy_in, r);
+  const int64_t k = w.dim(1), n = w.dim(0);
+  const ConstMatMap wm(w.data(), n, k), gm(dy.data(), m, n);
+  if (dx) dx_rows(gm, wm, *dx);
+  if (dw) {
+    *dw = Tensor::empty({n, k});
+    weight_grad(gm, x, dw->data());
+  }
+}
+
+Tensor linear_forward_parts(const std::vector<Tensor>& xs_in, const Tensor& w, const Tensor& bias) {
+  const std::vector<Tensor> xs = rounded_all(xs_in, gemm_rounding(current_context().precision()));
+  return linear_forward_view(view_of(xs), xs.front().dim(0), w, bias);
 }
 
 Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   return linear_forward_parts({x}, w, bias);
 }
 
-LinearPartsGrads linear_backward_parts(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& dy_in,
+LinearPartsGrads linear_backward_parts(const std::vector<Tensor>& xs_in, const Tensor& w, const Tensor& dy,
                                        bool need_dx, bool need_dw) {
   const OperandRounding r = gemm_rounding(current_context().precision());
   const std::vector<Tensor> xs = rounded_all(xs_in, need_dw ? r : OperandRounding::None);
-  const Tensor w = need_dx ? rounded(w_in, r) : w_in;
-  const Tensor dy = need_dx || need_dw ? rounded(dy_in, r) : dy_in;
-  const int64_t m = dy.dim(0), k = w.dim(1), n = w.dim(0);
-  const ConstMatMap wm(w.data(), n, k), gm(dy.data(), m, n);
   LinearPartsGrads g;
-  if (need_dx) {
-    ChannelPartsOut dx;
+  ChannelPartsOut dx;
+  if (need_dx)
     for (const Tensor& x : xs_in) {
       g.dx.push_back(Tensor::empty(x.shape()));
       dx.add(g.dx.back().data(), x.dim(1));
     }
-    dx_rows(gm, wm, dx);
-  }
-  if (need_dw) {
-    g.dw = Tensor::empty({n, k});
-    weight_grad(gm, view_of(xs), g.dw.data());
-  }
+  if (need_dx || need_dw)
+    linear_backward_view(view_of(xs), dy.dim(0), w, dy, need_dx ? &dx : nullptr, need_dw ? &g.dw : nullptr);
   return g;
 }
 
