@@ -22,6 +22,11 @@ Shape out_shape(const char* op, const Shape& x, const std::string& desc, const T
            " (w ", describe(w), ")");
   return {x[0], ho, wo, w.dim(0)};
 }
+
+void check_bias(const char* op, const Tensor& bias, const Tensor& w) {
+  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, op, ": bias ", describe(bias), " must be [", w.dim(0),
+           "] for w ", describe(w));
+}
 }  // namespace
 
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
@@ -32,8 +37,7 @@ Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int pad
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   conv2d_out_shape("conv2d", x, w, padding);
-  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d: bias ", describe(bias), " must be [",
-           w.dim(0), "] for w ", describe(w));
+  check_bias("conv2d", bias, w);
   DD_DISPATCH(common_device("conv2d", {&x, &w, &bias}), conv2d_forward, x, w, bias, padding);
 }
 
@@ -75,8 +79,7 @@ std::vector<int64_t> widths_of(const std::vector<Tensor>& xs) {
 
 Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding) {
   conv2d_parts_out_shape("conv2d", xs, w, padding);
-  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d: bias ", describe(bias), " must be [",
-           w.dim(0), "] for w ", describe(w));
+  check_bias("conv2d", bias, w);
   std::vector<const Tensor*> all{&w, &bias};
   for (const Tensor& x : xs) all.push_back(&x);
   const Device dev = common_device("conv2d", {all.data(), all.data() + all.size()});
@@ -122,8 +125,7 @@ Shape unshuffle2_out_shape(const char* op, const Tensor& x, const Tensor& w, int
 
 Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   unshuffle2_out_shape("conv2d_unshuffle2", x, w, padding);
-  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d_unshuffle2: bias ", describe(bias),
-           " must be [", w.dim(0), "] for w ", describe(w));
+  check_bias("conv2d_unshuffle2", bias, w);
   if (common_device("conv2d_unshuffle2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_unshuffle2, x, w, bias, padding);
   return conv2d_forward(pixel_unshuffle_forward(x), w, bias, padding);
@@ -143,8 +145,7 @@ Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const T
 
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   up2_out_shape("conv2d_up2", x, w, padding);
-  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d_up2: bias ", describe(bias), " must be [",
-           w.dim(0), "] for w ", describe(w));
+  check_bias("conv2d_up2", bias, w);
   if (common_device("conv2d_up2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_up2, x, w, bias, padding);
   return conv2d_forward(upsample2x_forward(x), w, bias, padding);
@@ -187,8 +188,7 @@ bool conv2d_uses_plain_path(const Tensor& w, const Conv2dGeometry& geo) {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geo) {
   if (conv2d_uses_plain_path(w, geo)) return conv2d_forward(x, w, bias, geo.pad_top);
   conv2d_geo_out_shape("conv2d", x, w, geo);
-  DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, "conv2d: bias ", describe(bias), " must be [",
-           w.dim(0), "] for w ", describe(w));
+  check_bias("conv2d", bias, w);
   DD_DISPATCH(common_device("conv2d", {&x, &w, &bias}), conv2d_strided_forward, x, w, bias, geo);
 }
 

@@ -201,7 +201,7 @@ std::vector<Tensor> flat_parts(const std::vector<Tensor>& xs, int64_t rows) {
 // (ChannelParts::upsampled / unshuffled): the U-Net's Upsample and Downsample, never built.
 enum class Read { Plain, Up2, Unshuffle2 };
 
-// The geometry of x's parts as the conv reads them (view set to match).
+// The geometry of x's parts as the conv reads them, the view set to match.
 Geom read_geom(const std::vector<Tensor>& xs, Read read, const Tensor& w, int padding, ChannelParts* view) {
   const Tensor& x0 = xs.front();
   int64_t ci = 0;
@@ -209,8 +209,8 @@ Geom read_geom(const std::vector<Tensor>& xs, Read read, const Tensor& w, int pa
   int64_t h = x0.dim(1), wd = x0.dim(2);
   if (read == Read::Up2) h *= 2, wd *= 2;
   if (read == Read::Unshuffle2) h /= 2, wd /= 2, ci *= 4;
-  if (view && read == Read::Up2) view->upsampled(h, wd);
-  if (view && read == Read::Unshuffle2) view->unshuffled(h, wd);
+  if (read == Read::Up2) view->upsampled(h, wd);
+  if (read == Read::Unshuffle2) view->unshuffled(h, wd);
   return make_geom(x0.dim(0), h, wd, ci, w.dim(0), w.dim(1), padding);
 }
 
@@ -257,16 +257,15 @@ Tensor forward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tenso
 Conv2dPartsGrads backward(const std::vector<Tensor>& xs_in, const Tensor& w_in, const Tensor& dy_in, int padding,
                           bool need_dx, bool need_dw, bool need_dbias, int64_t chunk_rows, Read read = Read::Plain) {
   const bool up = read == Read::Up2;
-  const Geom g = read_geom(xs_in, read, w_in, padding, nullptr);
+  const OperandRounding r = conv_rounding(current_context().precision());
+  RoundedParts x = rounded_parts(xs_in, need_dw ? r : OperandRounding::None);
+  const Geom g = read_geom(x.xs, read, w_in, padding, &x.view);
   Conv2dPartsGrads out;
   if (need_dbias) {  // the unrounded dy, as conv2d.cu's column sums
     out.dbias = Tensor::empty({g.co});
     column_sums(dy_in.data(), g.pixels(), g.co, out.dbias.data());
   }
-  const OperandRounding r = conv_rounding(current_context().precision());
   const Tensor dy = rounded(dy_in, r);
-  RoundedParts x = rounded_parts(xs_in, need_dw ? r : OperandRounding::None);
-  read_geom(xs_in, read, w_in, padding, &x.view);
   const Tensor w = need_dx ? rounded(w_in, r) : w_in;
   if (g.k == 1 && g.p == 0 && read == Read::Unshuffle2) {  // the linear layer through the view
     const Tensor xr = need_dw ? rounded(x.xs.front(), gemm_rounding(current_context().precision())) : x.xs.front();
