@@ -8,17 +8,20 @@
 // --only TEXT: only the shapes whose key (first column) contains TEXT. --dim N: the U-Net's base width.
 // GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
 // the same precision (bf16: cuDNN gets bf16 tensors, ours takes fp32 and includes its cast pre-pass).
-// --precision fp32|tf32|bf16|all (default all) picks the tables.
+// --precision fp32|tf32|bf16|all (default all) picks the tables. --sweep (GPU): instead of the
+// tables, every tile and dw split of the tensor-core kernels per shape (bench/conv_tc_sweep.h).
 //
 // ptxas -v of the tensor-core kernels (sm_90, CUDA 13.0; __launch_bounds__ caps them at 128
 // registers), tiles 128x128 / 128x64 / 64x64 / 128x32: no spills; registers fprop bf16 128, 125,
 // 94, 103; fprop tf32 122, 128, 90, 101; wgrad bf16 124, 124, 106, 101; wgrad tf32 124, 124,
 // 100, 96. Regenerate with scripts/ptxas_conv2d_tc.sh.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 
 #include "bench/bench_common.h"
+#include "bench/conv_tc_sweep.h"
 #include "bench/unet_conv_shapes.h"
 #include "engine/context.h"
 #include "kernels/conv2d.h"
@@ -33,20 +36,6 @@ using namespace dd::bench;
 
 namespace {
 
-struct Inputs {
-  Tensor x, w, bias, dy;
-};
-
-Inputs make_inputs(const ConvShape& s, int64_t B, Device d, uint64_t seed) {
-  const int64_t ho = s.h + 2 * s.pad - s.k + 1, wo = s.w + 2 * s.pad - s.k + 1;
-  Inputs in;
-  in.x = random_tensor({B, s.h, s.w, s.ci}, d, seed);
-  in.w = random_tensor({s.co, s.k, s.k, s.ci}, d, seed + 1, 1.0f / std::sqrt(float(s.ci * s.k * s.k)));
-  if (s.bias) in.bias = random_tensor({s.co}, d, seed + 2);
-  in.dy = random_tensor({B, ho, wo, s.co}, d, seed + 3);
-  return in;
-}
-
 double dot(const Tensor& a, const Tensor& b) {
   const auto va = a.to_vector(), vb = b.to_vector();
   double s = 0;
@@ -57,7 +46,7 @@ double norm(const Tensor& a) { return std::sqrt(dot(a, a)); }
 
 // CPU mode: the forward against the float64 reference on image 0, and the backward by the adjoint
 // identities <dy, conv(x, w)> = <dx, x> = <dw, w> (each side a linear map), scaled by |dy| |conv(x, w)|.
-bool validate_cpu(const ConvShape& s, const Inputs& in, const Tensor& y, const kernels::Conv2dGrads& g) {
+bool validate_cpu(const ConvShape& s, const ConvInputs& in, const Tensor& y, const kernels::Conv2dGrads& g) {
   ref::ConvDims d{1, s.h, s.w, s.ci, s.co, s.k, s.pad};
   auto to_d = [](const std::vector<float>& v, std::size_t n) { return std::vector<double>(v.begin(), v.begin() + n); };
   const auto xv = in.x.to_vector();
@@ -94,7 +83,7 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
   uint64_t seed = 5000;
   for (const ConvShape& s : shapes) {
     seed += 10;
-    const Inputs in = make_inputs(s, B, dev, seed);
+    const ConvInputs in = make_conv_inputs(s, B, dev, seed);
     const double gflop = s.flops_per_image() * double(B) / 1e9;
     const int pad = int(s.pad);
     auto fwd = [&] { return kernels::conv2d_forward(in.x, in.w, in.bias, pad); };
@@ -196,7 +185,10 @@ int main(int argc, char** argv) try {
   const std::string precision = a.get("--precision", "all");
   DD_CHECK(precision == "all" || precision == "fp32" || precision == "tf32" || precision == "bf16",
            "bench_conv2d: --precision ", precision, " is not fp32, tf32, bf16 or all");
-  const bool fp32_table = a.cpu || precision == "all" || precision == "fp32";
+  // --sweep (GPU): the tensor-core tile sweep (bench/conv_tc_sweep.h) instead of the tables.
+  const bool sweep = std::find(a.rest.begin(), a.rest.end(), "--sweep") != a.rest.end();
+  DD_CHECK(!(sweep && a.cpu), "bench_conv2d: --sweep times the tensor-core kernels and needs the GPU (no --cpu)");
+  const bool fp32_table = a.cpu || (!sweep && (precision == "all" || precision == "fp32"));
 
   print_header(str_cat("Convolutions of the ", fmnist ? "Fashion-MNIST" : "CIFAR-10", " preset U-Net, batch ", B, a.cpu ? " (CPU: a smaller batch than training's 128)" : ""), a);
   std::printf("%zu distinct convolutions, found by recording one forward of models/unet.cpp. `uses`: calls per "
@@ -217,7 +209,7 @@ int main(int argc, char** argv) try {
     if (!fp32_table) break;
     if (!only.empty() && s.key().find(only) == std::string::npos) continue;
     seed += 10;
-    const Inputs in = make_inputs(s, B, dev, seed);
+    const ConvInputs in = make_conv_inputs(s, B, dev, seed);
     const double gflop = s.flops_per_image() * double(B) / 1e9;
     const int pad = int(s.pad);
     auto fwd = [&] { return kernels::conv2d_forward(in.x, in.w, in.bias, pad); };
@@ -357,7 +349,11 @@ int main(int argc, char** argv) try {
     std::printf(".%s\n", all_ok ? "" : " Some shapes were not timed (see above): the total leaves them out.");
   }
 #ifdef DD_WITH_CUDA
-  if (!a.cpu) {
+  if (!a.cpu && sweep) {
+    for (Precision p : {Precision::BF16, Precision::TF32})
+      if (precision == "all" || precision == precision_name(p))
+        all_ok &= tensor_core_sweep(p, shapes, B, warm, reps, only);
+  } else if (!a.cpu) {
     if (precision == "all" || precision == "bf16") all_ok &= tensor_core_table(Precision::BF16, shapes, B, warm, reps);
     if (precision == "all" || precision == "tf32") all_ok &= tensor_core_table(Precision::TF32, shapes, B, warm, reps);
   }

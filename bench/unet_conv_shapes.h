@@ -1,13 +1,13 @@
 #pragma once
 // The distinct convolutions of a U-Net preset, found by running one forward of the real model
-// (models/unet.cpp) on a 1-image batch and recording every conv2d_forward call: no hand-typed
-// shapes. The recording needs the binary linked with
-//   -Wl,--wrap=_ZN2dd7kernels14conv2d_forwardERKNS_6TensorES3_S3_i
-// (dd::kernels::conv2d_forward), which bench/CMakeLists.txt adds for bench_conv2d only.
+// (models/unet.cpp) on a 1-image batch with an observer on every conv entry point
+// (kernels::set_conv2d_observer): the Block's fused conv, the skip concatenations' parts, the
+// upsampling and downsampling convs included. No hand-typed shapes.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
 #include "models/unet.h"
 
 namespace dd::bench {
@@ -23,5 +23,12 @@ struct ConvShape {
 
 // In order of first use in the forward.
 std::vector<ConvShape> unet_conv_shapes(const models::UnetConfig& cfg, int image_size);
+
+// Random operands of one shape at batch B on d: x, w (scaled by 1/sqrt(fan-in)), bias when the
+// shape has one, and dy of the output's shape.
+struct ConvInputs {
+  Tensor x, w, bias, dy;
+};
+ConvInputs make_conv_inputs(const ConvShape& s, int64_t B, Device d, uint64_t seed);
 
 }  // namespace dd::bench

@@ -1,5 +1,7 @@
 #include "kernels/conv2d.h"
 
+#include <atomic>
+
 #include "kernels/concat.h"
 #include "kernels/dispatch.h"
 #include "kernels/pixel_unshuffle.h"
@@ -29,6 +31,19 @@ void check_bias(const char* op, const Tensor& bias, const Tensor& w) {
 }
 }  // namespace
 
+namespace {
+std::atomic<Conv2dObserver> g_observer{nullptr};
+thread_local int g_report_depth = 0;
+}  // namespace
+
+Conv2dObserver set_conv2d_observer(Conv2dObserver observer) { return g_observer.exchange(observer); }
+
+Conv2dReport::Conv2dReport(const Conv2dCall& call) {
+  if (g_report_depth++ == 0)
+    if (Conv2dObserver o = g_observer.load(std::memory_order_relaxed)) o(call);
+}
+Conv2dReport::~Conv2dReport() { --g_report_depth; }
+
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
@@ -38,6 +53,7 @@ Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int pad
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   conv2d_out_shape("conv2d", x, w, padding);
   check_bias("conv2d", bias, w);
+  const Conv2dReport report({x.shape(), w.shape(), padding, bias.defined()});
   DD_DISPATCH(common_device("conv2d", {&x, &w, &bias}), conv2d_forward, x, w, bias, padding);
 }
 
@@ -69,6 +85,12 @@ Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, cons
   return out_shape(op, whole, desc + ")", w, padding);
 }
 
+Shape conv2d_parts_in_shape(const std::vector<Tensor>& xs) {
+  Shape whole = xs.at(0).shape();
+  for (std::size_t i = 1; i < xs.size(); ++i) whole[3] += xs[i].dim(3);
+  return whole;
+}
+
 namespace {
 std::vector<int64_t> widths_of(const std::vector<Tensor>& xs) {
   std::vector<int64_t> c;
@@ -80,6 +102,7 @@ std::vector<int64_t> widths_of(const std::vector<Tensor>& xs) {
 Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding) {
   conv2d_parts_out_shape("conv2d", xs, w, padding);
   check_bias("conv2d", bias, w);
+  const Conv2dReport report({conv2d_parts_in_shape(xs), w.shape(), padding, bias.defined()});
   std::vector<const Tensor*> all{&w, &bias};
   for (const Tensor& x : xs) all.push_back(&x);
   const Device dev = common_device("conv2d", {all.data(), all.data() + all.size()});
@@ -126,6 +149,7 @@ Shape unshuffle2_out_shape(const char* op, const Tensor& x, const Tensor& w, int
 Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   unshuffle2_out_shape("conv2d_unshuffle2", x, w, padding);
   check_bias("conv2d_unshuffle2", bias, w);
+  const Conv2dReport report({{x.dim(0), x.dim(1) / 2, x.dim(2) / 2, 4 * x.dim(3)}, w.shape(), padding, bias.defined()});
   if (common_device("conv2d_unshuffle2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_unshuffle2, x, w, bias, padding);
   return conv2d_forward(pixel_unshuffle_forward(x), w, bias, padding);
@@ -146,6 +170,7 @@ Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const T
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   up2_out_shape("conv2d_up2", x, w, padding);
   check_bias("conv2d_up2", bias, w);
+  const Conv2dReport report({{x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)}, w.shape(), padding, bias.defined()});
   if (common_device("conv2d_up2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_up2, x, w, bias, padding);
   return conv2d_forward(upsample2x_forward(x), w, bias, padding);

@@ -21,6 +21,28 @@ struct Conv2dGrads {
   Tensor dx, dw, dbias;  // each undefined unless asked for
 };
 
+// The plain convolution each stride-1 forward entry point runs (conv2d_forward, _parts, _up2,
+// _unshuffle2 and conv2d_group_norm_act_forward), x as the conv reads it (the parts' channels
+// together, the upsampled or rearranged map), reported to an observer when one is set:
+// bench_conv2d records a U-Net's convolutions with it. A call made inside another reporting entry
+// point (the CUDA compositions) is not reported again.
+struct Conv2dCall {
+  Shape x;  // [B, H, W, Ci]
+  Shape w;  // [Co, K, K, Ci]
+  int padding = 0;
+  bool bias = false;
+};
+using Conv2dObserver = void (*)(const Conv2dCall&);
+Conv2dObserver set_conv2d_observer(Conv2dObserver observer);  // returns the previous one
+// Reports call on construction (outermost scope on this thread only); entry points hold one while they run.
+class Conv2dReport {
+ public:
+  explicit Conv2dReport(const Conv2dCall& call);
+  ~Conv2dReport();
+  Conv2dReport(const Conv2dReport&) = delete;
+  Conv2dReport& operator=(const Conv2dReport&) = delete;
+};
+
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
@@ -36,6 +58,8 @@ struct Conv2dPartsGrads {
 };
 // y's shape [B, Ho, Wo, Co]; errors name the op, each part and w.
 Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, const Tensor& w, int padding);
+// [B, H, W, sum of the parts' channels]: the concatenation's shape (xs checked already).
+Shape conv2d_parts_in_shape(const std::vector<Tensor>& xs);
 Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding);
 Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
                                        bool need_dx, bool need_dw, bool need_dbias);
@@ -139,21 +163,6 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
 
-// The conv of x = concat(xs) along the channel dim (torch.cat(dim=1): the U-Net's skip
-// connections), xs NHWC [B, H, W, C_i] agreeing in B, H and W, 1 to 4 of them; dx comes back in
-// the same parts. On the CPU x is never built: every path gathers its rows or tiles from the parts
-// and scatters dx into them (kernels/cpu/channel_parts.h); the results are bitwise the conv of the
-// concatenation. The CUDA backend concatenates, runs the conv and splits dx.
-struct Conv2dPartsGrads {
-  std::vector<Tensor> dx;  // one per part when asked for, else empty
-  Tensor dw, dbias;
-};
-// y's shape [B, Ho, Wo, Co]; errors name the op, each part and w.
-Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, const Tensor& w, int padding);
-Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding);
-Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
-                                       bool need_dx, bool need_dw, bool need_dbias);
-
 // dbias[co] = sum over pixels of dy[.., co], deterministic (conv2d.cu), whatever the precision.
 Tensor conv2d_bias_grad(const Tensor& dy);
 
@@ -166,6 +175,13 @@ struct TcConvOptions {
 };
 int conv2d_tc_tile_count();
 const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)
+// What the rules run for x [B, H, W, Ci] and w [Co, K, K, Ci] under prec (BF16 or TF32): the tile
+// of the forward, of dx and of dw, and dw's split count (bench_conv2d --sweep prints it).
+struct TcConvPlan {
+  int fwd_tile, dx_tile, dw_tile, dw_splits;
+};
+TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int64_t K, int padding,
+                          Precision prec);
 Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                          const TcConvOptions& opt = {});
 // conv2d_forward_tc (the same y, bitwise) that also sets sums to y's per-image channel sums for

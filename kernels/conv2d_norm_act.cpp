@@ -27,6 +27,7 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   const char* op = "conv2d_group_norm_act";
   check(op, xs, w, bias, padding, gamma, beta, scale, shift, groups);
   DD_CHECK(eps > 0.0f, op, ": eps = ", eps, " must be positive");
+  const Conv2dReport report({conv2d_parts_in_shape(xs), w.shape(), padding, bias.defined()});
   std::vector<const Tensor*> all{&w, &bias, &gamma, &beta, &scale, &shift};
   for (const Tensor& x : xs) all.push_back(&x);
   const Device dev = common_device(op, all);

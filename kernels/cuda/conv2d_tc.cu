@@ -21,6 +21,7 @@
 #include "engine/dtype.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/channel_sums.cuh"
+#include "kernels/cuda/conv2d_tc_sums.cuh"
 #include "kernels/cuda/conv2d_tc_tiles.cuh"
 #include "kernels/cuda/conv2d_tiles.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -147,60 +148,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         }
       }
     }
-  if constexpr (kSums) {
-    // A block's rows may span several images (16 pixels each at 4x4): one round per image, each
-    // thread summing its own rows of it (mi, h order), the 8 lanes of a column pair folded by a
-    // fixed xor tree, then the kWarpsM warps of a column in warp order through shared memory.
-    // Every v is recomputed by the store's expression: the sums see y's bits.
-    __syncthreads();  // every warp is done with the last stage: the pipeline's memory is free
-    double* const red = reinterpret_cast<double*>(smem);  // [2][kWarpsM][BN]
-    const int warp_m = warp_id / Tile::kWarpsN, hw = g.ho * g.wo;
-    const int m_end = min(m0 + BM, M), b_first = m0 / hw, b_last = (m_end - 1) / hw;
-    for (int b = b_first; b <= b_last; ++b) {
-      const int lo = max(m0, b * hw), hi = min(m_end, (b + 1) * hw);
-      // A column pair at a time: four live doubles beside acc, not 4 NI.
-#pragma unroll
-      for (int ni = 0; ni < Tile::NI; ++ni) {
-        const int n = n0 + wc + 8 * ni + 2 * tq;
-        double s[2] = {0.0, 0.0}, q[2] = {0.0, 0.0};
-#pragma unroll
-        for (int mi = 0; mi < Tile::MI; ++mi)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int m = m0 + wr + 16 * mi + gq + 8 * h;
-            if (m < lo || m >= hi) continue;
-            const float v0 = acc[mi][ni][2 * h] + (bias && n < N ? bias[n] : 0.0f);
-            const float v1 = acc[mi][ni][2 * h + 1] + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
-            // Exact in double (48-bit significands): only the additions round.
-            s[0] += v0, q[0] += double(v0) * v0;
-            s[1] += v1, q[1] += double(v1) * v1;
-          }
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-#pragma unroll
-          for (int o = 4; o < 32; o <<= 1) {
-            s[j] += warp::shfl_xor_sync(warp::kFullMask, s[j], o);
-            q[j] += warp::shfl_xor_sync(warp::kFullMask, q[j], o);
-          }
-          if (gq == 0) {
-            const int col = wc + 8 * ni + 2 * tq + j;
-            red[warp_m * BN + col] = s[j];
-            red[(Tile::kWarpsM + warp_m) * BN + col] = q[j];
-          }
-        }
-      }
-      __syncthreads();
-      for (int i = tid; i < 2 * BN; i += Tile::kThreads) {
-        const int k = i / BN, col = i - k * BN;
-        if (n0 + col >= N) continue;
-        double t = 0.0;
-#pragma unroll
-        for (int wm = 0; wm < Tile::kWarpsM; ++wm) t += red[(k * Tile::kWarpsM + wm) * BN + col];
-        part[((int64_t(k) * gridDim.x + blockIdx.x) * J + (b - b_first)) * N + n0 + col] = t;
-      }
-      __syncthreads();  // red is the next image's
-    }
-  }
+  if constexpr (kSums)
+    tc_sums_epilogue<Tile>(acc, bias, smem, part, J, m0, n0, M, N, g.ho * g.wo, wr, wc, tid);
 }
 
 // out[split][co][tap * Ci + c] = sum over the split's pixels m of dy[m, co] x[pixel m's tap, c]:
@@ -285,21 +234,30 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
   const int kd_out = g.k * g.k * Ci;
   float* const dst = out + int64_t(split) * Co * kd_out;
   const int gq = lane >> 2, tq = lane & 3;
+  // A lane's column pair (col, col + 1), col even, lies in one tap (g.c is even). With Ci even
+  // both columns are inside Ci or both outside, and dst + r * kd_out + t * Ci + c is 8-byte
+  // aligned: one float2 store, a warp writing 32 whole bytes per row instead of every other word.
+  const bool pairs = (Ci & 1) == 0;
 #pragma unroll
-  for (int ni = 0; ni < Tile::NI; ++ni)
+  for (int ni = 0; ni < Tile::NI; ++ni) {
+    const int col = kk0 + wc + 8 * ni + 2 * tq;
+    const int t = col / g.c, c = col - t * g.c;
+    if (col >= Kd || c >= Ci) continue;  // the reduction's zero padding of x's channels
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int col = kk0 + wc + 8 * ni + 2 * tq + j;
-      const int t = col / g.c, c = col - t * g.c;
-      if (col >= Kd || c >= Ci) continue;  // the reduction's zero padding of x's channels
+    for (int mi = 0; mi < Tile::MI; ++mi)
 #pragma unroll
-      for (int mi = 0; mi < Tile::MI; ++mi)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int r = co0 + wr + 16 * mi + gq + 8 * h;
-          if (r < Co) dst[int64_t(r) * kd_out + t * Ci + c] = acc[mi][ni][2 * h + j];
+      for (int h = 0; h < 2; ++h) {
+        const int r = co0 + wr + 16 * mi + gq + 8 * h;
+        if (r >= Co) continue;
+        float* const d = dst + int64_t(r) * kd_out + t * Ci + c;
+        if (pairs) {
+          *reinterpret_cast<float2*>(d) = make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+        } else {
+          d[0] = acc[mi][ni][2 * h];
+          if (c + 1 < Ci) d[1] = acc[mi][ni][2 * h + 1];
         }
-    }
+      }
+  }
 }
 
 // ---- the cast pre-pass --------------------------------------------------------------------
@@ -348,25 +306,6 @@ __global__ void fold_tc_splits_kernel(const float* __restrict__ partial, int spl
     float s = 0.0f;
     for (int k = 0; k < splits; ++k) s += partial[int64_t(k) * n + i];
     out[i] = s;
-  }
-}
-
-// sums[k][b][n] = sum over the row blocks rb that hold pixels of image b, in rb order, of
-// part[k][rb][b - first image of rb][n]. Double partials, not fp32 ones folded in double: GroupNorm's
-// variance q/n - mean^2 cancels where |mean| >> std, magnifying any rounding of q, and fp32
-// partials of up to 128 terms would each round ~2^-24 (128 x 2^-24 worst case); in double every
-// y and y^2 enters exactly and the sums stay within ~pixels x 2^-53 of exact, as channel_sums'
-// do. The H200's fp64 rate (half of fp32) keeps the epilogue's two adds per element cheap.
-__global__ void fold_tc_sums_kernel(const double* __restrict__ part, int B, int N, int hw, int BM, int blocks, int J,
-                                    double* __restrict__ sums) {
-  const int64_t bn = int64_t(B) * N;
-  DD_GRID_STRIDE(i, 2 * bn) {
-    const int k = static_cast<int>(i / bn), b = static_cast<int>(i % bn / N), n = static_cast<int>(i % N);
-    const int64_t first = int64_t(b) * hw, last = first + hw - 1;
-    double s = 0.0;
-    for (int64_t rb = first / BM; rb <= last / BM; ++rb)
-      s += part[((int64_t(k) * blocks + rb) * J + (b - rb * BM / hw)) * N + n];
-    sums[i] = s;
   }
 }
 
@@ -486,24 +425,40 @@ void launch_wgrad_tile(const typename Op::T* x, const typename Op::T* dy, float*
 constexpr int64_t kTargetBlocks = 4 * 132;
 constexpr int64_t kMinStepsPerSplit = 8;
 
-// dw [Co, K, K, Ci] from x [B, H, W, g.c] and dy [M, Cop], both packed.
+struct WgradPlan {
+  int tile;
+  int64_t splits, steps_per_split;
+};
+
+// dw's GEMM has rows Co, columns Kd = K*K*Ci (padded) and M pixels to reduce: the forward's tile
+// rule on that GEMM (no 128x32 tile unless asked), then enough splits of the pixels for about
+// kTargetBlocks blocks, each at least kMinStepsPerSplit stages long.
 template <class Op>
-void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& g, const typename Op::T* dy, int Cop,
-                 int Co, int Ci, float* dw) {
-  const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
-  const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
-  // Rows are Co, columns K*K*Ci: the forward's rule on that GEMM (no 128x32 tile unless asked).
-  int tile = opt.tile >= 0 ? opt.tile : (Co > 64 && Kd > 64 ? 0 : 2);
-  const int bm = tile == 2 ? 64 : 128, bn = tile == 0 ? 128 : tile == 3 ? 32 : 64;
+WgradPlan wgrad_plan(const TcConvOptions& opt, int M, int Co, int Kd) {
+  WgradPlan p;
+  p.tile = opt.tile >= 0 ? opt.tile : (Co > 64 && Kd > 64 ? 0 : 2);
+  const int bm = p.tile == 2 ? 64 : 128, bn = p.tile == 0 ? 128 : p.tile == 3 ? 32 : 64;
   const int64_t tiles = int64_t((Co + bm - 1) / bm) * ((Kd + bn - 1) / bn);
   const int64_t steps = (M + Op::kBK - 1) / Op::kBK;
   int64_t splits = opt.splits > 0 ? opt.splits
                                   : std::min((kTargetBlocks + tiles - 1) / tiles,
                                              std::max<int64_t>(1, steps / kMinStepsPerSplit));
   splits = std::clamp<int64_t>(splits, 1, std::min<int64_t>(steps, 65535));
-  const int64_t steps_per_split = (steps + splits - 1) / splits;
-  splits = (steps + steps_per_split - 1) / steps_per_split;  // no empty split
-  const int pps = static_cast<int>(steps_per_split * Op::kBK);
+  p.steps_per_split = (steps + splits - 1) / splits;
+  p.splits = (steps + p.steps_per_split - 1) / p.steps_per_split;  // no empty split
+  return p;
+}
+
+// dw [Co, K, K, Ci] from x [B, H, W, g.c] and dy [M, Cop], both packed.
+template <class Op>
+void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& g, const typename Op::T* dy, int Cop,
+                 int Co, int Ci, float* dw) {
+  const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
+  const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
+  const WgradPlan plan = wgrad_plan<Op>(opt, M, Co, Kd);
+  const int tile = plan.tile;
+  const int64_t splits = plan.splits;
+  const int pps = static_cast<int>(plan.steps_per_split * Op::kBK);
 
   const int64_t n = int64_t(Co) * g.k * g.k * Ci;
   Tensor partial;
@@ -595,6 +550,25 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
 
 const char* conv2d_tc_tile_name(int tile) { return tile >= 0 && tile < kNumTiles ? kTileNames[tile] : "auto"; }
 int conv2d_tc_tile_count() { return kNumTiles; }
+
+TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int64_t K, int padding,
+                          Precision prec) {
+  DD_CHECK(prec == Precision::BF16 || prec == Precision::TF32, "conv2d_tc_plan: precision ", precision_name(prec),
+           " has no tensor-core path");
+  const int64_t ho = H + 2 * padding - K + 1, wo = W + 2 * padding - K + 1;
+  DD_CHECK(B > 0 && ho > 0 && wo > 0 && Ci > 0 && Co > 0, "conv2d_tc_plan: empty output for x [", B, ", ", H, ", ",
+           W, ", ", Ci, "], K ", K, ", padding ", padding);
+  TcConvPlan p;
+  p.fwd_tile = pick_tile(B * ho * wo, Co);
+  p.dx_tile = pick_tile(B * H * W, Ci);
+  const int chunk = prec == Precision::BF16 ? Bf16Op::kChunk : Tf32Op::kChunk;
+  const int m = checked_int(B * ho * wo, "B*Ho*Wo"), kd = checked_int(K * K * round_up(checked_int(Ci, "Ci"), chunk), "K*K*Ci");
+  const WgradPlan w = prec == Precision::BF16 ? wgrad_plan<Bf16Op>({}, m, checked_int(Co, "Co"), kd)
+                                               : wgrad_plan<Tf32Op>({}, m, checked_int(Co, "Co"), kd);
+  p.dw_tile = w.tile;
+  p.dw_splits = static_cast<int>(w.splits);
+  return p;
+}
 
 Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                          const TcConvOptions& opt) {

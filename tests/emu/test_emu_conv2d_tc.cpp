@@ -88,6 +88,33 @@ TEST_CASE("emu: every tensor-core conv tile shape and a dw split-K fold", "[emu]
     }
 }
 
+TEST_CASE("emu: conv2d_tc_plan reports the tiles and the dw split the rules run", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // 512 pixels: 16 stages of 32 (bf16) or 32 of 16 (tf32), enough for the rule to split dw (2 or
+  // 4 splits of at least 8 stages). Outputs of 6 channels and dx of 5 take the narrow 128x32
+  // tile; dw's GEMM (6 rows) the 64x64 one. bench_conv2d --sweep prints this plan beside the
+  // options it times, so it must be what runs: dw under the plan's explicit tile and split is
+  // bitwise dw under the rule.
+  const Dims c{2, 16, 16, 5, 6, 3, 1};
+  Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  Tensor dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    INFO(precision_name(prec));
+    const kernels::emu::TcConvPlan plan = kernels::emu::conv2d_tc_plan(c.b, c.h, c.w, c.ci, c.co, c.k, 1, prec);
+    CHECK(plan.fwd_tile == 3);
+    CHECK(plan.dx_tile == 3);
+    CHECK(plan.dw_tile == 2);
+    CHECK(plan.dw_splits == (prec == Precision::BF16 ? 2 : 4));
+    kernels::emu::TcConvOptions opt;
+    opt.tile = plan.dw_tile;
+    opt.splits = plan.dw_splits;
+    CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec).dw,
+                                 kernels::emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec, opt).dw));
+  }
+  CHECK_THROWS_WITH(kernels::emu::conv2d_tc_plan(1, 4, 4, 3, 5, 3, 1, Precision::FP32),
+                    Catch::Contains("conv2d_tc_plan") && Catch::Contains("fp32"));
+}
+
 TEST_CASE("emu: tensor-core conv2d with other kernel sizes and paddings", "[emu][conv2d][tc]") {
   DD_TEST_RANDOM(rng);
   // Not the U-Net's, but the kernels take any K and padding: a 7x7/p3 stem on 3 channels, an
