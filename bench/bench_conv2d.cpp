@@ -11,10 +11,11 @@
 // --precision fp32|tf32|bf16|all (default all) picks the tables. --sweep (GPU): instead of the
 // tables, every tile and dw split of the tensor-core kernels per shape (bench/conv_tc_sweep.h).
 //
-// ptxas -v of the tensor-core kernels (sm_90, CUDA 13.0; __launch_bounds__ caps them at 128
-// registers), tiles 128x128 / 128x64 / 64x64 / 128x32: no spills; registers fprop bf16 128, 125,
-// 94, 103; fprop tf32 122, 128, 90, 101; wgrad bf16 124, 124, 106, 101; wgrad tf32 124, 124,
-// 100, 96. Regenerate with scripts/ptxas_conv2d_tc.sh.
+// ptxas -v of the tensor-core kernels (sm_90, CUDA 13.0, 2026-11-28; __launch_bounds__ caps them at
+// 128 registers), tiles 128x128 / 128x64 / 64x64 / 128x32 / 256x64 / 64x256: no spills; registers
+// fprop bf16 (plain, with the sums epilogue) 125/128, 128/128, 90/123, 94/125, 128/128, 128/128;
+// fprop tf32 120/128, 120/128, 86/123, 90/125, 122/128, 116/127; wgrad bf16 124, 124, 106, 101,
+// 122, 128; wgrad tf32 124, 124, 100, 96, 122, 128. Regenerate with scripts/ptxas_conv2d_tc.sh.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -58,13 +58,19 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
   const int tid = threadIdx.x, lcol = tid % kCpr, lrow = tid / kCpr;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
 
-  conv::PixelBase pb[kAPasses];
-  bool m_ok[kAPasses];
+  // Per pass: the first input pixel of its row's image (b*H*W, an int: the host checks B*H*W)
+  // and the input row / column of tap (0, 0). A row past M gets ih0 far below 0, so that every
+  // bounds check fails: three ints a pass, which keeps the 256-row tile's four passes in 128
+  // registers.
+  int pix0[kAPasses], ih0[kAPasses], iw0[kAPasses];
 #pragma unroll
   for (int i = 0; i < kAPasses; ++i) {
     const int r = lrow + kRowsPerPass * i, m = m0 + r;
-    m_ok[i] = r < BM && m < M;
-    pb[i] = conv::pixel_base(g, m_ok[i] ? m : 0);
+    const bool ok = r < BM && m < M;
+    const conv::PixelCursor c = conv::pixel_cursor(g, ok ? m : 0);
+    pix0[i] = c.b * g.h * g.w;
+    ih0[i] = ok ? c.oh - g.p : INT_MIN / 2;
+    iw0[i] = c.ow - g.p;
   }
 
   // The tap (kh, kw, ci) of this thread's chunk, kk = (kh K + kw) g.c + ci: loads run in k order,
@@ -85,9 +91,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     for (int i = 0; i < kAPasses; ++i) {
       const int r = lrow + kRowsPerPass * i;
       if (r >= BM) break;
-      const int ih = pb[i].ih0 + kh, iw = pb[i].iw0 + kw;
-      const bool ok = m_ok[i] && k_ok && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
-      const T* src = ok ? x + pb[i].image + (int64_t(ih) * g.w + iw) * g.c + ci : x;
+      const int ih = ih0[i] + kh, iw = iw0[i] + kw;
+      const bool ok = k_ok && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+      const T* src = ok ? x + int64_t(pix0[i] + ih * g.w + iw) * g.c + ci : x;
       warp::cp_async_16_pred(as + r * ld, src, ok);
     }
 #pragma unroll
@@ -349,9 +355,23 @@ Packed<Op> pack(const float* src, int64_t rows, int C, int Cp) {
   return p;
 }
 
-constexpr int kNumTiles = 4;
+constexpr int kNumTiles = 6;
 const char* const kTileNames[kNumTiles] = {"128x128_64x32_S3", "128x64_64x32_S3", "64x64_32x32_S3",
-                                           "128x32_32x32_S3"};
+                                           "128x32_32x32_S3",  "256x64_64x32_S4", "64x256_32x64_S4"};
+
+// f(Tile{}) for tile index tile: the one place the indices meet the types.
+template <class F>
+void with_tile(int tile, F&& f) {
+  switch (tile) {
+    case 0: return f(Tile128x128_64x32_S3{});
+    case 1: return f(Tile128x64_64x32_S3{});
+    case 2: return f(Tile64x64_32x32_S3{});
+    case 3: return f(Tile128x32_32x32_S3{});
+    case 4: return f(Tile256x64_64x32_S4{});
+    case 5: return f(Tile64x256_32x64_S4{});
+  }
+  DD_CHECK(false, "conv2d (tensor cores): no tile ", tile, " (0..", kNumTiles - 1, ")");
+}
 
 // The tile rule, for a GEMM of rows x cols: outputs no wider than 32 (the 3-channel last conv,
 // dx of the 3-channel first conv) take the narrow 128x32 tile, which wastes no columns; otherwise
@@ -398,14 +418,9 @@ void launch_fprop(int tile, const typename Op::T* x, const typename Op::T* w, co
                   const Geom& g, int N, double* sums = nullptr) {
   const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
+  checked_int(int64_t(g.b) * g.h * g.w, "B*H*W");  // the kernel's pixel indices
   if (tile < 0) tile = pick_tile(M, N);
-  switch (tile) {
-    case 0: return launch_fprop_tile<Op, Tile128x128_64x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
-    case 1: return launch_fprop_tile<Op, Tile128x64_64x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
-    case 2: return launch_fprop_tile<Op, Tile64x64_32x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
-    case 3: return launch_fprop_tile<Op, Tile128x32_32x32_S3>(x, w, bias, y, g, M, N, Kd, sums);
-  }
-  DD_CHECK(false, "conv2d (tensor cores): no tile ", tile);
+  with_tile(tile, [&](auto t) { launch_fprop_tile<Op, decltype(t)>(x, w, bias, y, g, M, N, Kd, sums); });
 }
 
 template <class Op, class Tile>
@@ -437,7 +452,8 @@ template <class Op>
 WgradPlan wgrad_plan(const TcConvOptions& opt, int M, int Co, int Kd) {
   WgradPlan p;
   p.tile = opt.tile >= 0 ? opt.tile : (Co > 64 && Kd > 64 ? 0 : 2);
-  const int bm = p.tile == 2 ? 64 : 128, bn = p.tile == 0 ? 128 : p.tile == 3 ? 32 : 64;
+  int bm = 0, bn = 0;
+  with_tile(p.tile, [&](auto t) { bm = decltype(t)::BM, bn = decltype(t)::BN; });
   const int64_t tiles = int64_t((Co + bm - 1) / bm) * ((Kd + bn - 1) / bn);
   const int64_t steps = (M + Op::kBK - 1) / Op::kBK;
   int64_t splits = opt.splits > 0 ? opt.splits
@@ -468,13 +484,7 @@ void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& 
     out = partial.data();
   }
   const int s = static_cast<int>(splits);
-  switch (tile) {
-    case 0: launch_wgrad_tile<Op, Tile128x128_64x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
-    case 1: launch_wgrad_tile<Op, Tile128x64_64x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
-    case 2: launch_wgrad_tile<Op, Tile64x64_32x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
-    case 3: launch_wgrad_tile<Op, Tile128x32_32x32_S3>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); break;
-    default: DD_CHECK(false, "conv2d_backward (tensor cores): no tile ", tile);
-  }
+  with_tile(tile, [&](auto t) { launch_wgrad_tile<Op, decltype(t)>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); });
   if (splits > 1) {
     fold_tc_splits_kernel<<<grid_for(n), kThreads, 0, stream()>>>(out, s, n, dw);
     DD_CUDA_LAUNCH_CHECK("fold_tc_splits_kernel");

@@ -65,6 +65,12 @@ using Tile128x128_64x32_S3 = TileShape<128, 128, 64, 32, 3, 2>;  // 8 warps
 using Tile128x64_64x32_S3 = TileShape<128, 64, 64, 32, 3, 4>;    // 4 warps
 using Tile64x64_32x32_S3 = TileShape<64, 64, 32, 32, 3, 4>;      // 4 warps
 using Tile128x32_32x32_S3 = TileShape<128, 32, 32, 32, 3, 4>;    // 4 warps: narrow outputs (Co <= 32)
+// Deeper and longer tiles for the sweep (bench_conv2d --sweep), not yet picked by any rule: twice
+// the operand reuse of 128x64 per stage where one GEMM side is 64 (the 64-channel convs' forward
+// and dx: 256x64; their dw, whose GEMM has Co = 64 rows and K*K*Ci columns: 64x256), four stages
+// for more loads in flight. 100 KB of shared memory a block in either layout: two blocks an SM.
+using Tile256x64_64x32_S4 = TileShape<256, 64, 64, 32, 4, 2>;    // 8 warps
+using Tile64x256_32x64_S4 = TileShape<64, 256, 32, 64, 4, 2>;    // 8 warps
 
 // Shared-memory elements of one stage of each layout.
 template <class Op, int Rows>
