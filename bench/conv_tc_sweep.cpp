@@ -80,10 +80,12 @@ bool tensor_core_sweep(Precision prec, const std::vector<ConvShape>& shapes, int
     const int rule_tile[3] = {plan.fwd_tile, plan.dx_tile, plan.dw_tile};
     for (int d = 0; d < 3; ++d) {
       std::vector<Option> opts;
-      if (d < 2)
+      if (d < 2) {
         for (int t = 0; t < kernels::cuda::conv2d_tc_tile_count(); ++t) opts.push_back({tile_label(t), {t, 0}});
-      else
+        if (s.k >= 2) opts.push_back({"halo 8x16 patch", {-1, 0, true}});
+      } else {
         opts = dw_options(plan);
+      }
       const std::string what = str_cat(s.key(), " ", precision_name(prec), " ", dirs[d], " ");
       const bool rule_ok = check(what + "rule vs cpu", rel_err(run[d]({}), *expected[d]), tol);
       bool ok = rule_ok;

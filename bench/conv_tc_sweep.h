@@ -1,6 +1,6 @@
 #pragma once
-// bench_conv2d --sweep (GPU): each tensor-core kernel of each shape under every tile shape, and dw
-// also under split counts around the rule's, each validated against the CPU backend before it is
+// bench_conv2d --sweep (GPU): each tensor-core kernel of each shape under every tile shape (forward
+// and dx also with the halo kernel when K >= 2), and dw also under split counts around the rule's, each validated against the CPU backend before it is
 // timed. Prints what the rules in kernels/cuda/conv2d_tc.cu run beside the fastest option found,
 // and what a per-shape choice would save over one forward + backward: the data to tune the rules
 // from on the next GPU run.

@@ -172,6 +172,10 @@ Tensor conv2d_bias_grad(const Tensor& dy);
 struct TcConvOptions {
   int tile = -1;   // -1: the per-shape rule; 0 .. conv2d_tc_tile_count()-1 forces one (tests, bench)
   int splits = 0;  // dw split-K count over the pixels; 0: the rule (a constant target, not the GPU's)
+  // Forward and dx: the halo kernel (kernels/cuda/conv2d_tc_halo.cuh: a block per 8x16 output patch
+  // reads its input halo once per channel chunk for all K*K taps; K >= 2, no sums epilogue) instead
+  // of tile; dw keeps tile. Picked by no rule yet: bench_conv2d --sweep times it.
+  bool halo = false;
 };
 int conv2d_tc_tile_count();
 const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)

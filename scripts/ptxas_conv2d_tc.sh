@@ -21,7 +21,11 @@ for line in open(sys.argv[1]):
         for kind in ("fprop", "wgrad", "pack", "flip_pack", "fold"):
             if kind + "_kernel" in n or kind + "_tc_splits" in n:
                 cur = kind
-        if cur in ("fprop", "wgrad"):
+        if "halo_fprop_kernel" in n:
+            cur = "halo"
+        if cur == "halo":
+            cur += " %s 8x16 patch (128x64_64x32_S3)" % ("bf16" if "Bf16" in n else "tf32")
+        elif cur in ("fprop", "wgrad"):
             t = re.search(r"TileShapeILi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)", n)
             cur += " %s %sx%s_%sx%s_S%s" % ("bf16" if "Bf16" in n else "tf32", *t.groups())
         elif cur in ("pack", "flip_pack"):

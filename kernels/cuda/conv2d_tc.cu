@@ -21,8 +21,10 @@
 #include "engine/dtype.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/channel_sums.cuh"
+#include "kernels/cuda/conv2d_tc_halo.cuh"
 #include "kernels/cuda/conv2d_tc_sums.cuh"
 #include "kernels/cuda/conv2d_tc_tiles.cuh"
+#include "kernels/cuda/conv2d_tc_wgrad.cuh"
 #include "kernels/cuda/conv2d_tiles.cuh"
 #include "kernels/cuda/launch.cuh"
 
@@ -158,114 +160,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     tc_sums_epilogue<Tile>(acc, bias, smem, part, J, m0, n0, M, N, g.ho * g.wo, wr, wc, tid);
 }
 
-// out[split][co][tap * Ci + c] = sum over the split's pixels m of dy[m, co] x[pixel m's tap, c]:
-// GEMM rows co (dy [M, Cop]), columns kk = tap * g.c + c (x [B, H, W, g.c]), reduction over
-// pixels, kBK per stage. Both operands are contiguous along their GEMM row / column, so both
-// tiles are k-major. Thread tid loads a fixed chunk column of each tile (the tap of its x chunk
-// is decomposed once) for every few pixel rows, whose (b, oh, ow) advance by kBK per stage.
-template <class Op, class Tile>
-__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
-    conv_tc_wgrad_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ dy,
-                         float* __restrict__ out, Geom g, int M, int Cop, int Co, int Kd, int Ci,
-                         int pixels_per_split) {
-  using T = typename Op::T;
-  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages;
-  constexpr int lda = BM + Op::kColPad, ldb = BN + Op::kColPad;
-  constexpr int kCprA = BM / kC, kCprB = BN / kC;
-  static_assert(Tile::kThreads % kCprA == 0 && Tile::kThreads % kCprB == 0, "loader mapping");
-  constexpr int kRppA = Tile::kThreads / kCprA, kRppB = Tile::kThreads / kCprB;
-  constexpr int kAPasses = (BK + kRppA - 1) / kRppA, kBPasses = (BK + kRppB - 1) / kRppB;
-  extern __shared__ __align__(16) unsigned char smem[];
-  T* const As = reinterpret_cast<T*>(smem);
-  T* const Bs = As + S * BK * lda;
-
-  const int tid = threadIdx.x;
-  const int co0 = blockIdx.x * BM, kk0 = blockIdx.y * BN, split = blockIdx.z;
-  const int m_begin = split * pixels_per_split;  // < M: the host leaves no split empty
-  const int m_end = static_cast<int>(min(int64_t(M), int64_t(m_begin) + pixels_per_split));
-
-  const int acol = tid % kCprA, arow = tid / kCprA, bcol = tid % kCprB, brow = tid / kCprB;
-  const int co = co0 + acol * kC, kk = kk0 + bcol * kC;
-  const bool co_ok = co < Cop, kk_ok = kk < Kd;
-  const int tap = kk / g.c, ci = kk - tap * g.c;
-  const int kh = tap / g.k, kw = tap - kh * g.k;
-
-  conv::PixelCursor cur[kBPasses];  // pixel of B row brow + kRppB i of the next load
-#pragma unroll
-  for (int i = 0; i < kBPasses; ++i) cur[i] = conv::pixel_cursor(g, min(m_begin + brow + kRppB * i, M - 1));
-
-  auto load = [&](int stage, int mb) {
-    T* const as = As + stage * BK * lda + acol * kC;
-    T* const bs = Bs + stage * BK * ldb + bcol * kC;
-#pragma unroll
-    for (int i = 0; i < kAPasses; ++i) {
-      const int r = arow + kRppA * i;
-      if (r >= BK) break;
-      const bool ok = co_ok && mb + r < m_end;
-      warp::cp_async_16_pred(as + r * lda, ok ? dy + int64_t(mb + r) * Cop + co : dy, ok);
-    }
-#pragma unroll
-    for (int i = 0; i < kBPasses; ++i) {
-      const int r = brow + kRppB * i;
-      if (r >= BK) break;
-      const int ih = cur[i].oh - g.p + kh, iw = cur[i].ow - g.p + kw;
-      const bool ok = kk_ok && mb + r < m_end && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
-      const T* src = ok ? x + ((int64_t(cur[i].b) * g.h + ih) * g.w + iw) * g.c + ci : x;
-      warp::cp_async_16_pred(bs + r * ldb, src, ok);
-      cur[i].advance(g, BK);
-    }
-  };
-
-  const int warp_id = tid / 32, lane = tid % 32;
-  const int wr = (warp_id / Tile::kWarpsN) * Tile::WM, wc = (warp_id % Tile::kWarpsN) * Tile::WN;
-  float acc[Tile::MI][Tile::NI][4] = {};
-
-  const int KT = (m_end - m_begin + BK - 1) / BK;
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (s < KT) load(s, m_begin + s * BK);
-    warp::cp_async_commit();
-  }
-  for (int kt = 0; kt < KT; ++kt) {
-    warp::cp_async_wait<S - 2>();
-    __syncthreads();
-    const int next = kt + S - 1;
-    if (next < KT) load(next % S, m_begin + next * BK);
-    warp::cp_async_commit();
-    const int st = kt % S;
-    warp_stage_product<Op, Tile, true, true>(As + st * BK * lda, lda, Bs + st * BK * ldb, ldb, wr, wc, lane, acc);
-  }
-  warp::cp_async_wait<0>();
-
-  const int kd_out = g.k * g.k * Ci;
-  float* const dst = out + int64_t(split) * Co * kd_out;
-  const int gq = lane >> 2, tq = lane & 3;
-  // A lane's column pair (col, col + 1), col even, lies in one tap (g.c is even). With Ci even
-  // both columns are inside Ci or both outside, and dst + r * kd_out + t * Ci + c is 8-byte
-  // aligned: one float2 store, a warp writing 32 whole bytes per row instead of every other word.
-  const bool pairs = (Ci & 1) == 0;
-#pragma unroll
-  for (int ni = 0; ni < Tile::NI; ++ni) {
-    const int col = kk0 + wc + 8 * ni + 2 * tq;
-    const int t = col / g.c, c = col - t * g.c;
-    if (col >= Kd || c >= Ci) continue;  // the reduction's zero padding of x's channels
-#pragma unroll
-    for (int mi = 0; mi < Tile::MI; ++mi)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int r = co0 + wr + 16 * mi + gq + 8 * h;
-        if (r >= Co) continue;
-        float* const d = dst + int64_t(r) * kd_out + t * Ci + c;
-        if (pairs) {
-          *reinterpret_cast<float2*>(d) = make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
-        } else {
-          d[0] = acc[mi][ni][2 * h];
-          if (c + 1 < Ci) d[1] = acc[mi][ni][2 * h + 1];
-        }
-      }
-  }
-}
-
 // ---- the cast pre-pass --------------------------------------------------------------------
 
 template <class Op>
@@ -302,16 +196,6 @@ __global__ void flip_pack_kernel(const float* __restrict__ w, int Co, int K, int
     const int ci = static_cast<int>(r / K);
     wt[i] = co < Co ? round_operand<Op>(w[((int64_t(co) * K + (K - 1 - kh)) * K + (K - 1 - kw)) * Ci + ci])
                     : typename Op::T(0);
-  }
-}
-
-// out[i] = sum_{s < splits} partial[s * n + i], in s order.
-__global__ void fold_tc_splits_kernel(const float* __restrict__ partial, int splits, int64_t n,
-                                      float* __restrict__ out) {
-  DD_GRID_STRIDE(i, n) {
-    float s = 0.0f;
-    for (int k = 0; k < splits; ++k) s += partial[int64_t(k) * n + i];
-    out[i] = s;
   }
 }
 
@@ -413,12 +297,37 @@ void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const f
   DD_CUDA_LAUNCH_CHECK("fold_tc_sums_kernel");
 }
 
+// TcConvOptions::halo: conv2d_tc_halo.cuh's kernel, a block per 8x16 output patch and 64 channels.
 template <class Op>
-void launch_fprop(int tile, const typename Op::T* x, const typename Op::T* w, const float* bias, float* y,
-                  const Geom& g, int N, double* sums = nullptr) {
+void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y, const Geom& g,
+                       int N, int Kd) {
+  DD_CHECK(g.k >= 2, "conv2d (tensor cores): the halo kernel takes K >= 2 (its halo buffers alternate every K*K "
+                     "steps), got K = ", g.k);
+  const int tiles_h = (g.ho + Halo::TH - 1) / Halo::TH, tiles_w = (g.wo + Halo::TW - 1) / Halo::TW;
+  const int blocks = checked_int(int64_t(g.b) * tiles_h * tiles_w, "B x output patches");
+  const int smem = halo_smem_bytes<Op>(g.k);
+  DD_CHECK(smem <= 227 * 1024, "conv2d (tensor cores): the halo kernel's ", smem, " bytes of shared memory for K = ",
+           g.k, " exceed the 227 KB a block may have");
+  const dim3 grid(static_cast<unsigned>(blocks), (N + Halo::Tile::BN - 1) / Halo::Tile::BN);
+  DD_CHECK(grid.y <= 65535, "conv2d (tensor cores): ", N, " output channels exceed the grid");
+  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_halo_fprop_kernel<Op>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  conv_tc_halo_fprop_kernel<Op><<<grid, Halo::Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, N, Kd, tiles_h,
+                                                                                 tiles_w);
+  DD_CUDA_LAUNCH_CHECK("conv_tc_halo_fprop_kernel");
+}
+
+// opt.halo: the halo kernel (no sums epilogue); else tile opt.tile, or the rule's when -1.
+template <class Op>
+void launch_fprop(const TcConvOptions& opt, const typename Op::T* x, const typename Op::T* w, const float* bias,
+                  float* y, const Geom& g, int N, double* sums = nullptr) {
   const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
   checked_int(int64_t(g.b) * g.h * g.w, "B*H*W");  // the kernel's pixel indices
+  if (opt.halo) {
+    DD_CHECK(!sums, "conv2d (tensor cores): the halo kernel has no GroupNorm sums epilogue");
+    return launch_halo_fprop<Op>(x, w, bias, y, g, N, Kd);
+  }
+  int tile = opt.tile;
   if (tile < 0) tile = pick_tile(M, N);
   with_tile(tile, [&](auto t) { launch_fprop_tile<Op, decltype(t)>(x, w, bias, y, g, M, N, Kd, sums); });
 }
@@ -527,7 +436,7 @@ Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding
     *sums = s.t;
     sp = s.get();
   }
-  launch_fprop<Op>(opt.tile, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, y.data(), g, co, sp);
+  launch_fprop<Op>(opt, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, y.data(), g, co, sp);
   return y;
 }
 
@@ -552,7 +461,7 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
     // dy as the input of a conv with Ci outputs, padding K-1-p: its output is H x W.
     const Geom gd{g.b, g.ho, g.wo, cop, k, k - 1 - padding, g.h, g.w};
     out.dx = Tensor::empty(x.shape(), Device::CUDA);
-    launch_fprop<Op>(opt.tile, dyq.data(), wt.data(), nullptr, out.dx.data(), gd, ci);
+    launch_fprop<Op>(opt, dyq.data(), wt.data(), nullptr, out.dx.data(), gd, ci);
   }
   return out;
 }

@@ -22,7 +22,8 @@ namespace {
 
 void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::emu::TcConvOptions opt = {}) {
   const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
-                           kernels::emu::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits);
+                           kernels::emu::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits) +
+                           (opt.halo ? " halo" : "");
   INFO(what << " " << precision_name(prec));
   Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? rnd(rng, {c.co}) : Tensor();
@@ -86,6 +87,30 @@ TEST_CASE("emu: every tensor-core conv tile shape and a dw split-K fold", "[emu]
       opt.splits = tile % 2 == 0 ? 5 : 1;
       check_case(rng, c, prec, tile % 2 == 1, opt);
     }
+}
+
+TEST_CASE("emu: the halo kernel (forward and dx) on odd shapes and patches and kernel sizes", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // Patches of 8x16 output pixels: maps smaller than one (4x4, 5x7), larger in both dims (9x18:
+  // four patches, three partial), several channel chunks with a partial last one (Ci = 70: 72
+  // padded, chunks of 32 or 16), 3 channels, Co past one 64-wide block (70), K = 5 and 7 (halo
+  // 12x20, 14x22), padding 0 and beyond K - 1 (dx then crops).
+  const std::vector<Dims> cases = {{1, 4, 4, 3, 5, 3, 1},  {2, 5, 7, 3, 8, 3, 1},   {1, 9, 18, 5, 6, 3, 1},
+                                   {1, 4, 4, 70, 9, 3, 1}, {1, 6, 5, 8, 70, 3, 1},  {1, 9, 9, 3, 6, 7, 3},
+                                   {1, 7, 6, 5, 9, 3, 0},  {2, 4, 3, 6, 5, 3, 2},   {1, 6, 7, 4, 3, 5, 2}};
+  kernels::emu::TcConvOptions opt;
+  opt.halo = true;
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : cases) check_case(rng, c, prec, i++ % 2 == 0, opt);
+  }
+  // K = 1 has no halo to share (and its buffers would alternate every step); the sums epilogue is
+  // the tiled kernels'.
+  Tensor x = rnd(rng, {1, 4, 4, 8}), w1 = rnd(rng, {4, 1, 1, 8}), w3 = rnd(rng, {4, 3, 3, 8});
+  CHECK_THROWS_WITH(kernels::emu::conv2d_forward_tc(x, w1, Tensor(), 0, Precision::BF16, opt), Catch::Contains("K >= 2"));
+  Tensor sums;
+  CHECK_THROWS_WITH(kernels::emu::conv2d_forward_tc_sums(x, w3, Tensor(), 1, Precision::BF16, sums, opt),
+                    Catch::Contains("halo"));
 }
 
 TEST_CASE("emu: conv2d_tc_plan reports the tiles and the dw split the rules run", "[emu][conv2d][tc]") {

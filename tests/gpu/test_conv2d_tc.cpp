@@ -27,7 +27,8 @@ Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor()
 
 void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::cuda::TcConvOptions opt = {}) {
   const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
-                           kernels::cuda::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits);
+                           kernels::cuda::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits) +
+                           (opt.halo ? " halo" : "");
   INFO(what << " " << precision_name(prec));
   Tensor x = random_tensor(rng, {c.b, c.h, c.w, c.ci}), w = random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? random_tensor(rng, {c.co}) : Tensor();
@@ -89,6 +90,21 @@ TEST_CASE("gpu: tensor-core conv2d on odd shapes, every tile, bf16 and tf32", "[
       opt.splits = tile % 2 == 0 ? 5 : 1;
       check_case(rng, {2, 5, 7, 11, 37, 3, 1}, prec, tile % 2 == 1, opt);
     }
+  }
+}
+
+TEST_CASE("gpu: the halo kernel on odd shapes and the preset's 3x3 convolutions", "[gpu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // As tests/emu/test_emu_conv2d_tc.cpp's halo case, plus the preset's 3x3 shapes on hardware.
+  const std::vector<Dims> odd = {{1, 4, 4, 3, 5, 3, 1},  {1, 9, 18, 5, 6, 3, 1}, {1, 4, 4, 70, 9, 3, 1},
+                                 {1, 6, 5, 8, 70, 3, 1}, {1, 9, 9, 3, 6, 7, 3},  {2, 4, 3, 6, 5, 3, 2}};
+  kernels::cuda::TcConvOptions opt;
+  opt.halo = true;
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : odd) check_case(rng, c, prec, i++ % 2 == 0, opt);
+    for (const Dims& c : kPresetCases)
+      if (c.k == 3) check_case(rng, c, prec, i++ % 2 == 0, opt);
   }
 }
 
