@@ -132,10 +132,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
   }
   warp::cp_async_wait<0>();
 
-  // Each lane holds column pairs (n, n + 1), n even: with N even they are 8-byte aligned in y
-  // (and both inside or both outside N), so one float2 store each.
   const int gq = lane >> 2, tq = lane & 3;
-  const bool pairs = (N & 1) == 0;
 #pragma unroll
   for (int mi = 0; mi < Tile::MI; ++mi)
 #pragma unroll
@@ -144,17 +141,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       if (m >= M) continue;
       float* const yr = y + int64_t(m) * N;
 #pragma unroll
-      for (int ni = 0; ni < Tile::NI; ++ni) {
-        const int n = n0 + wc + 8 * ni + 2 * tq;
-        const float v0 = acc[mi][ni][2 * h] + (bias && n < N ? bias[n] : 0.0f);
-        const float v1 = acc[mi][ni][2 * h + 1] + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
-        if (pairs) {
-          if (n < N) *reinterpret_cast<float2*>(yr + n) = make_float2(v0, v1);
-        } else {
-          if (n < N) yr[n] = v0;
-          if (n + 1 < N) yr[n + 1] = v1;
-        }
-      }
+      for (int ni = 0; ni < Tile::NI; ++ni)
+        store_pair(yr, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
     }
   if constexpr (kSums)
     tc_sums_epilogue<Tile>(acc, bias, smem, part, J, m0, n0, M, N, g.ho * g.wo, wr, wc, tid);

@@ -146,7 +146,6 @@ __global__ void __launch_bounds__(Halo::Tile::kThreads, Halo::Tile::kMinBlocks)
 
   // As conv_tc_fprop_kernel's epilogue, rows mapped back to the patch's pixels.
   const int gq = lane >> 2, tq = lane & 3;
-  const bool pairs = (N & 1) == 0;
 #pragma unroll
   for (int mi = 0; mi < Tile::MI; ++mi)
 #pragma unroll
@@ -155,17 +154,8 @@ __global__ void __launch_bounds__(Halo::Tile::kThreads, Halo::Tile::kMinBlocks)
       if (oh >= g.ho || ow >= g.wo) continue;
       float* const yr = y + ((int64_t(b) * g.ho + oh) * g.wo + ow) * N;
 #pragma unroll
-      for (int ni = 0; ni < Tile::NI; ++ni) {
-        const int n = n0 + wc + 8 * ni + 2 * tq;
-        const float v0 = acc[mi][ni][2 * h] + (bias && n < N ? bias[n] : 0.0f);
-        const float v1 = acc[mi][ni][2 * h + 1] + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
-        if (pairs) {
-          if (n < N) *reinterpret_cast<float2*>(yr + n) = make_float2(v0, v1);
-        } else {
-          if (n < N) yr[n] = v0;
-          if (n + 1 < N) yr[n + 1] = v1;
-        }
-      }
+      for (int ni = 0; ni < Tile::NI; ++ni)
+        store_pair(yr, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
     }
 }
 

@@ -160,6 +160,19 @@ __device__ __forceinline__ void mma(float (&acc)[4], const uint32_t (&a)[4], con
     warp::mma_m16n8k8_tf32(acc, a, b, acc);
 }
 
+// A lane's output column pair (n, n + 1), n even, of row yr: acc + bias. With N even the pair is
+// 8-byte aligned in y and both inside or both outside N: one float2 store; else two guarded ones.
+__device__ __forceinline__ void store_pair(float* yr, int n, int N, const float* bias, float a0, float a1) {
+  const float v0 = a0 + (bias && n < N ? bias[n] : 0.0f);
+  const float v1 = a1 + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
+  if ((N & 1) == 0) {
+    if (n < N) *reinterpret_cast<float2*>(yr + n) = make_float2(v0, v1);
+  } else {
+    if (n < N) yr[n] = v0;
+    if (n + 1 < N) yr[n + 1] = v1;
+  }
+}
+
 // One stage's products of a warp: acc[mi][ni] += A(rows wr + 16 mi) B(cols wc + 8 ni) over the
 // stage's kBK. kColA / kColB: which layout each operand tile has.
 template <class Op, class Tile, bool kColA, bool kColB>
