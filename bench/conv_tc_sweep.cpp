@@ -24,8 +24,8 @@ struct Option {
 
 std::string tile_label(int tile) { return str_cat("t", tile, " ", kernels::cuda::conv2d_tc_tile_name(tile)); }
 
-// dw: the rule's tile and split, every tile under its own rule, and the rule's tile under a
-// quarter, half, twice and four times the rule's split (distinct counts only).
+// dw: every tile under its own rule's split (the rule's tile among them), and the rule's tile
+// under a quarter, half, twice and four times the rule's split (distinct counts only).
 std::vector<Option> dw_options(const kernels::cuda::TcConvPlan& plan) {
   std::vector<Option> out;
   for (int t = 0; t < kernels::cuda::conv2d_tc_tile_count(); ++t) out.push_back({tile_label(t) + " rule split", {t, 0}});

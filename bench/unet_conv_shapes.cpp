@@ -35,17 +35,12 @@ std::vector<ConvShape> unet_conv_shapes(const models::UnetConfig& cfg, int image
   models::Unet model(cfg, gen);
   std::vector<ConvShape> calls;
   g_record = &calls;
-  const kernels::Conv2dObserver previous = kernels::set_conv2d_observer(record);
-  try {
+  {
+    const kernels::Conv2dObserverScope observe(record);
     ag::NoGrad no_grad;
     ag::Var x(randn({1, image_size, image_size, cfg.channels}, 7, 0));
     model.forward(x, Tensor::from_vector({1}, {10.0f}), ag::Var());
-  } catch (...) {
-    kernels::set_conv2d_observer(previous);
-    g_record = nullptr;
-    throw;
   }
-  kernels::set_conv2d_observer(previous);
   g_record = nullptr;
   DD_CHECK(!calls.empty(), "unet_conv_shapes: the U-Net's forward reported no convolution");
   std::vector<ConvShape> distinct;

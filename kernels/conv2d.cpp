@@ -29,9 +29,7 @@ void check_bias(const char* op, const Tensor& bias, const Tensor& w) {
   DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, op, ": bias ", describe(bias), " must be [", w.dim(0),
            "] for w ", describe(w));
 }
-}  // namespace
 
-namespace {
 std::atomic<Conv2dObserver> g_observer{nullptr};
 thread_local int g_report_depth = 0;
 }  // namespace
@@ -43,6 +41,9 @@ Conv2dReport::Conv2dReport(const Conv2dCall& call) {
     if (Conv2dObserver o = g_observer.load(std::memory_order_relaxed)) o(call);
 }
 Conv2dReport::~Conv2dReport() { --g_report_depth; }
+
+Conv2dObserverScope::Conv2dObserverScope(Conv2dObserver observer) : previous_(set_conv2d_observer(observer)) {}
+Conv2dObserverScope::~Conv2dObserverScope() { set_conv2d_observer(previous_); }
 
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
@@ -130,10 +131,14 @@ Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tens
 }
 
 namespace {
+// The maps the conv reads: nearest-2x upsampled, and 2x2 pixel-unshuffled.
+Shape up2_shape(const Tensor& x) { return {x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)}; }
+Shape unshuffle2_shape(const Tensor& x) { return {x.dim(0), x.dim(1) / 2, x.dim(2) / 2, 4 * x.dim(3)}; }
+
 Shape up2_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
-  const Shape up{x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)};
+  const Shape up = up2_shape(x);
   return out_shape(op, up, str_cat("upsample2x(", describe(x), ") ", shape_str(up)), w, padding);
 }
 
@@ -141,7 +146,7 @@ Shape unshuffle2_out_shape(const char* op, const Tensor& x, const Tensor& w, int
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0 && x.dim(1) % 2 == 0 && x.dim(2) % 2 == 0, op, ": x ", describe(x),
            " must be a non-empty NHWC [B, H, W, C] with H and W even");
-  const Shape un{x.dim(0), x.dim(1) / 2, x.dim(2) / 2, 4 * x.dim(3)};
+  const Shape un = unshuffle2_shape(x);
   return out_shape(op, un, str_cat("pixel_unshuffle(", describe(x), ") ", shape_str(un)), w, padding);
 }
 }  // namespace
@@ -149,7 +154,7 @@ Shape unshuffle2_out_shape(const char* op, const Tensor& x, const Tensor& w, int
 Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   unshuffle2_out_shape("conv2d_unshuffle2", x, w, padding);
   check_bias("conv2d_unshuffle2", bias, w);
-  const Conv2dReport report({{x.dim(0), x.dim(1) / 2, x.dim(2) / 2, 4 * x.dim(3)}, w.shape(), padding, bias.defined()});
+  const Conv2dReport report({unshuffle2_shape(x), w.shape(), padding, bias.defined()});
   if (common_device("conv2d_unshuffle2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_unshuffle2, x, w, bias, padding);
   return conv2d_forward(pixel_unshuffle_forward(x), w, bias, padding);
@@ -170,7 +175,7 @@ Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const T
 Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
   up2_out_shape("conv2d_up2", x, w, padding);
   check_bias("conv2d_up2", bias, w);
-  const Conv2dReport report({{x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)}, w.shape(), padding, bias.defined()});
+  const Conv2dReport report({up2_shape(x), w.shape(), padding, bias.defined()});
   if (common_device("conv2d_up2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_up2, x, w, bias, padding);
   return conv2d_forward(upsample2x_forward(x), w, bias, padding);

@@ -34,6 +34,17 @@ struct Conv2dCall {
 };
 using Conv2dObserver = void (*)(const Conv2dCall&);
 Conv2dObserver set_conv2d_observer(Conv2dObserver observer);  // returns the previous one
+// Sets observer for its lifetime and restores the previous one, also when an exception leaves.
+class Conv2dObserverScope {
+ public:
+  explicit Conv2dObserverScope(Conv2dObserver observer);
+  ~Conv2dObserverScope();
+  Conv2dObserverScope(const Conv2dObserverScope&) = delete;
+  Conv2dObserverScope& operator=(const Conv2dObserverScope&) = delete;
+
+ private:
+  Conv2dObserver previous_;
+};
 // Reports call on construction (outermost scope on this thread only); entry points hold one while they run.
 class Conv2dReport {
  public:

@@ -29,15 +29,12 @@ struct Halo {
   static_assert(TW == 16, "an mma's 16 rows are one patch row: consecutive halo pixels");
 };
 
-// Shared memory of one launch: two halo buffers and the weight stages (elements of Op::T).
-template <class Op>
-constexpr int halo_rows(int k) {
-  return (Halo::TH + k - 1) * (Halo::TW + k - 1);
-}
+// Bytes of shared memory of one launch: two halo buffers and the weight stages.
 template <class Op>
 int halo_smem_bytes(int k) {
   constexpr int ld = Op::kBK + Op::kRowPad;
-  return (2 * halo_rows<Op>(k) + Halo::Tile::kStages * Halo::Tile::BN) * ld * static_cast<int>(sizeof(typename Op::T));
+  const int halo_rows = (Halo::TH + k - 1) * (Halo::TW + k - 1);
+  return (2 * halo_rows + Halo::Tile::kStages * Halo::Tile::BN) * ld * static_cast<int>(sizeof(typename Op::T));
 }
 
 // A (16 x kMmaK) of the rows r0..r0+15 of the patch (one patch row: r0 is a multiple of 16) at tap
