@@ -61,6 +61,31 @@ std::vector<int64_t> batch_indices(const Tensor& batch) {
   return idx;
 }
 
+// A 24-bit BMP whose height field is negative: rows stored top row first (a legitimate layout).
+// rgb holds the image top row first; `height_field` is what the header claims.
+std::vector<uint8_t> top_down_bmp(int32_t w, int32_t height_field, const std::vector<uint8_t>& rgb) {
+  const int32_t h = height_field < 0 ? -height_field : height_field, row = (3 * w + 3) / 4 * 4;
+  const std::size_t rows = rgb.empty() ? 0 : static_cast<std::size_t>(h);  // no rows: the header alone
+  std::vector<uint8_t> f(54 + static_cast<std::size_t>(row) * rows);
+  auto put = [&f](std::size_t at, uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) f[at + static_cast<std::size_t>(i)] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  f[0] = 'B';
+  f[1] = 'M';
+  put(2, static_cast<uint32_t>(f.size()), 4);
+  put(10, 54, 4);                                   // pixel data offset
+  put(14, 40, 4);                                   // BITMAPINFOHEADER
+  put(18, static_cast<uint32_t>(w), 4);
+  put(22, static_cast<uint32_t>(height_field), 4);  // negative: top-down
+  put(26, 1, 2);                                    // planes
+  put(28, 24, 2);                                   // bits per pixel
+  for (std::size_t p = 0; p < rgb.size() / 3; ++p) {
+    const std::size_t y = p / static_cast<std::size_t>(w), x = p % static_cast<std::size_t>(w);
+    for (std::size_t c = 0; c < 3; ++c) f[54 + y * static_cast<std::size_t>(row) + 3 * x + 2 - c] = rgb[3 * p + c];  // BGR
+  }
+  return f;
+}
+
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() &&
          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(float)) == 0;
@@ -508,4 +533,28 @@ TEST_CASE("image folders as they are (FID's reader): own size, RGB, one size for
   write_bytes(tmp.file("big/a.png"), png);
   REQUIRE_THROWS_WITH(load_image_folder_as_is(tmp.file("big"), 3), Catch::Contains("9000x9000"));
   REQUIRE_THROWS_WITH(open_dataset(tmp.file("big"), 8, 3), Catch::Contains("9000x9000") && Catch::Contains("pixels"));
+}
+
+TEST_CASE("image folders: a top-down BMP (negative height) loads upright and its size limit holds", "[data]") {
+  TempDir tmp;
+  // 2 wide, 3 tall, top row first.
+  const std::vector<uint8_t> rgb = {10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180};
+  write_bytes(tmp.file("ok/a.bmp"), top_down_bmp(2, -3, rgb));
+  ImageHeader header;
+  REQUIRE(read_image_header(tmp.file("ok/a.bmp"), header));
+  CHECK(header.width == 2);
+  CHECK(header.height == 3);
+  const Dataset d = load_image_folder_as_is(tmp.file("ok"), 3);
+  REQUIRE(d.shape() == Shape{1, 3, 2, 3});
+  CHECK(std::vector<uint8_t>(d.image(0), d.image(0) + 18) == rgb);
+
+  // The header alone claims 1287 x 458746 pixels (stb reports the height as -458746): refused before
+  // anything is decoded, in both readers (the fuzzer's 1.7 GB decode). The pixel data is absent, so
+  // a decode would fail with another message.
+  write_bytes(tmp.file("big/a.bmp"), top_down_bmp(1287, -458746, {}));
+  REQUIRE(read_image_header(tmp.file("big/a.bmp"), header));
+  CHECK(header.pixels() == int64_t{1287} * 458746);
+  REQUIRE_THROWS_WITH(load_image_folder_as_is(tmp.file("big"), 3), Catch::Contains("1287x458746"));
+  REQUIRE_THROWS_WITH(load_image_folder(tmp.file("big"), 8, 3), Catch::Contains("1287x458746") &&
+                                                                    Catch::Contains("pixels an image may have"));
 }

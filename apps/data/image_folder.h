@@ -8,12 +8,23 @@
 // file is an error naming it, not silently skipped. Files are ordered by their path
 // relative to the folder, byte-wise, so the image indices do not depend on the
 // filesystem's listing order.
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "apps/data/dataset.h"
 
 namespace dd::data {
+
+// An image file's size as its header states it, before anything is decoded.
+struct ImageHeader {
+  int64_t width = 0, height = 0;
+  int channels = 0;
+  int64_t pixels() const { return width * height; }
+};
+// False when stb_image cannot read the header. The size is a magnitude: stb's BMP reader reports a
+// top-down image's height as negative, and its decoder flips the sign.
+bool read_image_header(const std::string& path, ImageHeader& header);
 
 // The files load_image_folder reads, relative to dir, in index order.
 std::vector<std::string> image_folder_files(const std::string& dir);

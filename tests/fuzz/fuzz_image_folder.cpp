@@ -1,8 +1,6 @@
 // libFuzzer harness: the image-folder path (apps/data/image_folder.h): stb_image's decoders (PNG,
 // JPEG, BMP, ... chosen by content), then the center crop and resize, or (FID's reader) the images
 // as they are. The first byte picks the output size, the channel request and the reader.
-#include <stb_image.h>
-
 #include <cstdint>
 #include <string>
 
@@ -18,8 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   // Images up to the loaders' limit (2^26 pixels) are legitimate, and resampling one under ASan takes
   // longer than the fuzzer's timeout: the decoders and conversions are fuzzed on images up to 2^20
   // pixels (tests/test_data.cpp covers the limit itself).
-  int w = 0, h = 0, c = 0;
-  if (stbi_info(path.c_str(), &w, &h, &c) && static_cast<int64_t>(w) * h > (int64_t{1} << 20)) return 0;
+  dd::data::ImageHeader header;
+  if (dd::data::read_image_header(path, header) && header.pixels() > (int64_t{1} << 20)) return 0;
   try {
     const std::string dir = dd::fuzz::scratch_dir() + "/images";
     if (as_is)
