@@ -7,7 +7,7 @@ namespace dd::ag {
 Var silu(const Var& x) {
   Var y(kernels::silu_forward(x.value()), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y] {
+    Tape::current().record([x, y = y.grad_ref()] {
       if (y.has_grad()) x.accumulate_grad(kernels::silu_backward(x.value(), y.grad()));
     });
   return y;
@@ -16,7 +16,7 @@ Var silu(const Var& x) {
 Var gelu(const Var& x) {
   Var y(kernels::gelu_forward(x.value()), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y] {
+    Tape::current().record([x, y = y.grad_ref()] {
       if (y.has_grad()) x.accumulate_grad(kernels::gelu_backward(x.value(), y.grad()));
     });
   return y;
@@ -25,7 +25,7 @@ Var gelu(const Var& x) {
 Var relu(const Var& x) {
   Var y(kernels::relu_forward(x.value()), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y] {
+    Tape::current().record([x, y = y.grad_ref()] {
       if (y.has_grad()) x.accumulate_grad(kernels::relu_backward(x.value(), y.grad()));
     });
   return y;

@@ -7,7 +7,7 @@ namespace dd::ag {
 Var add_bc(const Var& x, const Var& v) {
   Var y(kernels::add_bc(x.value(), v.value()), needs_grad({&x, &v}));
   if (y.requires_grad())
-    Tape::current().record([x, v, y] {
+    Tape::current().record([x = x.grad_ref(), v = v.grad_ref(), y = y.grad_ref()] {
       if (!y.has_grad()) return;
       x.accumulate_grad(y.grad());
       if (v.requires_grad()) v.accumulate_grad(kernels::add_bc_backward(y.grad()));
@@ -18,7 +18,7 @@ Var add_bc(const Var& x, const Var& v) {
 Var mul_bc(const Var& x, const Var& v) {
   Var y(kernels::mul_bc(x.value(), v.value()), needs_grad({&x, &v}));
   if (y.requires_grad())
-    Tape::current().record([x, v, y] {
+    Tape::current().record([x, v, y = y.grad_ref()] {
       if (!y.has_grad()) return;
       kernels::MulBcGrads g = kernels::mul_bc_backward(x.value(), v.value(), y.grad());
       x.accumulate_grad(g.dx);
@@ -30,7 +30,7 @@ Var mul_bc(const Var& x, const Var& v) {
 Var scale_shift(const Var& x, const Var& scale, const Var& shift) {
   Var y(kernels::scale_shift(x.value(), scale.value(), shift.value()), needs_grad({&x, &scale, &shift}));
   if (y.requires_grad())
-    Tape::current().record([x, scale, shift, y] {
+    Tape::current().record([x, scale, shift = shift.grad_ref(), y = y.grad_ref()] {
       if (!y.has_grad()) return;
       kernels::ScaleShiftGrads g = kernels::scale_shift_backward(x.value(), scale.value(), y.grad());
       x.accumulate_grad(g.dx);

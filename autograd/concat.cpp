@@ -15,7 +15,7 @@ Var concat(const std::vector<Var>& xs) {
   }
   Var y(kernels::concat(values), any_grad);
   if (y.requires_grad())
-    Tape::current().record([xs, widths, y] {
+    Tape::current().record([xs = grad_refs(xs), widths, y = y.grad_ref()] {
       if (!y.has_grad()) return;
       std::vector<Tensor> parts = kernels::split(y.grad(), widths);
       for (std::size_t i = 0; i < xs.size(); ++i) xs[i].accumulate_grad(parts[i]);
@@ -30,10 +30,10 @@ std::vector<Var> chunk(const Var& x, int64_t n) {
   // One node for all chunks: it runs after every consumer of every chunk, so
   // it sees their final gradients and writes dx in one pass.
   if (grad)
-    Tape::current().record([x, ys] {
+    Tape::current().record([x = x.grad_ref(), ys = grad_refs(ys)] {
       std::vector<Tensor> dys;
       bool any = false;
-      for (const Var& y : ys) {
+      for (const GradRef& y : ys) {
         dys.push_back(y.has_grad() ? y.grad() : Tensor());
         any = any || y.has_grad();
       }

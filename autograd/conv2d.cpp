@@ -9,7 +9,7 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, int padding) {
   Var y(kernels::conv2d_forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding),
         needs_grad({&x, &w, &bias}));
   if (y.requires_grad())
-    Tape::current().record([x, w, bias, y, padding] {
+    Tape::current().record([x, w, bias = bias.grad_ref(), y = y.grad_ref(), padding] {
       if (!y.has_grad()) return;
       kernels::Conv2dGrads g = kernels::conv2d_backward(x.value(), w.value(), y.grad(), padding,
                                                         x.requires_grad(), w.requires_grad(), bias.requires_grad());
@@ -32,10 +32,10 @@ Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int paddin
   Var y(kernels::conv2d_forward_parts(values, w.value(), bias.defined() ? bias.value() : no_bias, padding),
         needs_grad(inputs));
   if (y.requires_grad())
-    Tape::current().record([xs, values, w, bias, y, padding] {
+    Tape::current().record([xs = grad_refs(xs), values, w, bias = bias.grad_ref(), y = y.grad_ref(), padding] {
       if (!y.has_grad()) return;
       bool need_dx = false;
-      for (const Var& x : xs) need_dx = need_dx || x.requires_grad();
+      for (const GradRef& x : xs) need_dx = need_dx || x.requires_grad();
       kernels::Conv2dPartsGrads g = kernels::conv2d_backward_parts(values, w.value(), y.grad(), padding, need_dx,
                                                                    w.requires_grad(), bias.requires_grad());
       for (std::size_t i = 0; i < xs.size(); ++i)
@@ -53,7 +53,7 @@ Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, Forwar
   const Tensor no_bias;
   Var y(forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding), needs_grad({&x, &w, &bias}));
   if (y.requires_grad())
-    Tape::current().record([x, w, bias, y, padding, backward] {
+    Tape::current().record([x, w, bias = bias.grad_ref(), y = y.grad_ref(), padding, backward] {
       if (!y.has_grad()) return;
       kernels::Conv2dGrads g = backward(x.value(), w.value(), y.grad(), padding, x.requires_grad(),
                                         w.requires_grad(), bias.requires_grad());
@@ -79,7 +79,7 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeo
   Var y(kernels::conv2d_forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, geo),
         needs_grad({&x, &w, &bias}));
   if (y.requires_grad())
-    Tape::current().record([x, w, bias, y, geo] {
+    Tape::current().record([x, w, bias = bias.grad_ref(), y = y.grad_ref(), geo] {
       if (!y.has_grad()) return;
       kernels::Conv2dGrads g = kernels::conv2d_backward(x.value(), w.value(), y.grad(), geo, x.requires_grad(),
                                                         w.requires_grad(), bias.requires_grad());

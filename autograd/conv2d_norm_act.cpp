@@ -18,12 +18,12 @@ Var conv2d_group_norm_act(const std::vector<Var>& xs, const Var& w, const Var& b
       values, w.value(), value(bias), padding, gamma.value(), beta.value(), value(scale), value(shift), groups, eps);
   Var y(f.n.y, needs_grad(inputs));
   if (y.requires_grad())
-    Tape::current().record([xs, values, w, bias, gamma, beta, scale, shift, y, padding, h = f.h, mean = f.n.mean,
+    Tape::current().record([xs = grad_refs(xs), values, w, bias = bias.grad_ref(), gamma, beta, scale, shift, y = y.grad_ref(), padding, h = f.h, mean = f.n.mean,
                             rstd = f.n.rstd] {
       if (!y.has_grad()) return;
       const Tensor no;
       bool need_dx = false;
-      for (const Var& x : xs) need_dx = need_dx || x.requires_grad();
+      for (const GradRef& x : xs) need_dx = need_dx || x.requires_grad();
       kernels::Conv2dNormActGrads g = kernels::conv2d_group_norm_act_backward(
           values, w.value(), h, padding, gamma.value(), beta.value(), scale.defined() ? scale.value() : no,
           shift.defined() ? shift.value() : no, mean, rstd, y.grad(), need_dx, w.requires_grad(),

@@ -7,7 +7,7 @@ namespace dd::ag {
 Var add(const Var& a, const Var& b) {
   Var y(kernels::add(a.value(), b.value()), needs_grad({&a, &b}));
   if (y.requires_grad())
-    Tape::current().record([a, b, y] {
+    Tape::current().record([a = a.grad_ref(), b = b.grad_ref(), y = y.grad_ref()] {
       if (!y.has_grad()) return;
       a.accumulate_grad(y.grad());
       b.accumulate_grad(y.grad());
@@ -18,7 +18,7 @@ Var add(const Var& a, const Var& b) {
 Var sub(const Var& a, const Var& b) {
   Var y(kernels::sub(a.value(), b.value()), needs_grad({&a, &b}));
   if (y.requires_grad())
-    Tape::current().record([a, b, y] {
+    Tape::current().record([a = a.grad_ref(), b = b.grad_ref(), y = y.grad_ref()] {
       if (!y.has_grad()) return;
       a.accumulate_grad(y.grad());
       if (b.requires_grad()) b.accumulate_grad(kernels::affine(y.grad(), -1.0f, 0.0f));
@@ -29,7 +29,7 @@ Var sub(const Var& a, const Var& b) {
 Var mul(const Var& a, const Var& b) {
   Var y(kernels::mul(a.value(), b.value()), needs_grad({&a, &b}));
   if (y.requires_grad())
-    Tape::current().record([a, b, y] {
+    Tape::current().record([a, b, y = y.grad_ref()] {
       if (!y.has_grad()) return;
       if (a.requires_grad()) a.accumulate_grad(kernels::mul(y.grad(), b.value()));
       if (b.requires_grad()) b.accumulate_grad(kernels::mul(y.grad(), a.value()));
@@ -40,7 +40,7 @@ Var mul(const Var& a, const Var& b) {
 Var affine(const Var& a, float alpha, float beta) {
   Var y(kernels::affine(a.value(), alpha, beta), needs_grad({&a}));
   if (y.requires_grad())
-    Tape::current().record([a, y, alpha] {
+    Tape::current().record([a = a.grad_ref(), y = y.grad_ref(), alpha] {
       if (y.has_grad()) a.accumulate_grad(kernels::affine(y.grad(), alpha, 0.0f));
     });
   return y;
@@ -50,8 +50,8 @@ Var sum(const Var& a) {
   const Tensor& x = a.value();
   Var y(Tensor::full({}, static_cast<float>(kernels::sum(x)), x.device()), needs_grad({&a}));
   if (y.requires_grad())
-    Tape::current().record([a, y] {
-      if (y.has_grad()) a.accumulate_grad(Tensor::full(a.shape(), y.grad().item(), a.value().device()));
+    Tape::current().record([a = a.grad_ref(), y = y.grad_ref()] {
+      if (y.has_grad()) a.accumulate_grad(Tensor::full(a.shape(), y.grad().item(), y.grad().device()));
     });
   return y;
 }

@@ -8,7 +8,7 @@ Var group_norm(const Var& x, const Var& gamma, const Var& beta, int64_t groups, 
   kernels::GroupNormOut f = kernels::group_norm_forward(x.value(), gamma.value(), beta.value(), groups, eps);
   Var y(f.y, needs_grad({&x, &gamma, &beta}));
   if (y.requires_grad())
-    Tape::current().record([x, gamma, beta, y, mean = f.mean, rstd = f.rstd] {
+    Tape::current().record([x, gamma, beta = beta.grad_ref(), y = y.grad_ref(), mean = f.mean, rstd = f.rstd] {
       if (!y.has_grad()) return;
       kernels::GroupNormGrads g =
           kernels::group_norm_backward(x.value(), gamma.value(), mean, rstd, y.grad());

@@ -14,7 +14,7 @@ Var group_norm_act(const Var& x, const Var& gamma, const Var& beta, const Var& s
   Var y(f.y, needs_grad({&x, &gamma, &beta, &scale, &shift}));
   // Only the [B, G] statistics are kept: the backward recomputes the rest from x.
   if (y.requires_grad())
-    Tape::current().record([x, gamma, beta, scale, shift, y, mean = f.mean, rstd = f.rstd] {
+    Tape::current().record([x, gamma, beta, scale, shift, y = y.grad_ref(), mean = f.mean, rstd = f.rstd] {
       if (!y.has_grad()) return;
       const Tensor no;
       kernels::GroupNormActGrads g = kernels::group_norm_act_backward(

@@ -9,7 +9,7 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   Var y(kernels::linear_forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias),
         needs_grad({&x, &w, &bias}));
   if (y.requires_grad())
-    Tape::current().record([x, w, bias, y] {
+    Tape::current().record([x, w, bias = bias.grad_ref(), y = y.grad_ref()] {
       if (!y.has_grad()) return;
       kernels::LinearGrads g = kernels::linear_backward(x.value(), w.value(), y.grad(), x.requires_grad(),
                                                         w.requires_grad(), bias.requires_grad());

@@ -7,7 +7,7 @@ namespace dd::ag {
 Var max_pool2d(const Var& x, const kernels::Pool2dGeometry& g) {
   Var y(kernels::max_pool2d_forward(x.value(), g), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y, g] {
+    Tape::current().record([x, y = y.grad_ref(), g] {
       if (y.has_grad()) x.accumulate_grad(kernels::max_pool2d_backward(x.value(), y.grad(), g));
     });
   return y;
@@ -16,7 +16,7 @@ Var max_pool2d(const Var& x, const kernels::Pool2dGeometry& g) {
 Var avg_pool2d(const Var& x, const kernels::Pool2dGeometry& g) {
   Var y(kernels::avg_pool2d_forward(x.value(), g), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y, g] {
+    Tape::current().record([x, y = y.grad_ref(), g] {
       if (y.has_grad()) x.accumulate_grad(kernels::avg_pool2d_backward(x.value(), y.grad(), g));
     });
   return y;
@@ -25,7 +25,7 @@ Var avg_pool2d(const Var& x, const kernels::Pool2dGeometry& g) {
 Var global_avg_pool(const Var& x) {
   Var y(kernels::global_avg_pool_forward(x.value()), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y] {
+    Tape::current().record([x, y = y.grad_ref()] {
       if (y.has_grad()) x.accumulate_grad(kernels::global_avg_pool_backward(x.value(), y.grad()));
     });
   return y;

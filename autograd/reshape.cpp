@@ -9,7 +9,7 @@ Var reshape(const Var& x, const Shape& shape) {
            " elements, ", shape_str(shape), " has ", shape_numel(shape));
   Var y(x.value().reshape(shape), needs_grad({&x}));
   if (y.requires_grad())
-    Tape::current().record([x, y] {
+    Tape::current().record([x = x.grad_ref(), y = y.grad_ref()] {
       if (y.has_grad()) x.accumulate_grad(y.grad().reshape(x.shape()));
     });
   return y;

@@ -16,8 +16,10 @@ void set_backward_observer(BackwardObserver* observer) { g_observer = observer; 
 BackwardObserver* backward_observer() { return g_observer; }
 
 Var::Var(Tensor value, bool requires_grad) : d_(std::make_shared<VarData>()) {
+  d_->g = std::make_shared<GradData>();
+  d_->g->shape = value.shape();
+  d_->g->requires_grad = requires_grad;
   d_->value = std::move(value);
-  d_->requires_grad = requires_grad;
 }
 
 const Tensor& Var::value() const {
@@ -32,36 +34,49 @@ Tensor& Var::value() {
 
 const Tensor& Var::grad() const {
   DD_CHECK(d_, "Var::grad of an undefined variable");
-  return d_->grad;
+  return d_->g->grad;
 }
 
-void Var::accumulate_grad(const Tensor& g) const {
-  if (!d_ || !d_->requires_grad || !g.defined()) return;
-  DD_CHECK(g.shape() == d_->value.shape(), "accumulate_grad: gradient ", describe(g),
-           " does not match value ", describe(d_->value));
-  if (d_->grad_buffer.defined()) {
-    if (g_observer) g_observer->accumulating(d_->grad_buffer);
+const Tensor& GradRef::grad() const {
+  DD_CHECK(g_, "GradRef::grad of an undefined variable");
+  return g_->grad;
+}
+
+const Shape& GradRef::shape() const {
+  DD_CHECK(g_, "GradRef::shape of an undefined variable");
+  return g_->shape;
+}
+
+void GradRef::accumulate_grad(const Tensor& g) const {
+  if (!g_ || !g_->requires_grad || !g.defined()) return;
+  GradData& d = *g_;
+  DD_CHECK(g.shape() == d.shape, "accumulate_grad: gradient ", describe(g), " does not match the value's shape ",
+           shape_str(d.shape));
+  if (d.grad_buffer.defined()) {
+    if (g_observer) g_observer->accumulating(d.grad_buffer);
     // A copy, not a first add into zeros: bitwise what taking g's storage gives (0 + -0 is +0).
-    if (!d_->grad.defined()) {
-      d_->grad_buffer.copy_from(g);
-      d_->grad = d_->grad_buffer;
+    if (!d.grad.defined()) {
+      d.grad_buffer.copy_from(g);
+      d.grad = d.grad_buffer;
     } else {
-      kernels::axpy_(d_->grad, 1.0f, g);
+      kernels::axpy_(d.grad, 1.0f, g);
     }
-  } else if (!d_->grad.defined()) {
+  } else if (!d.grad.defined()) {
     // First contribution: share g's storage instead of copying it. Any later
-    // in-place change goes through mutable_grad(), which copies if shared.
-    d_->grad = g;
+    // in-place change goes through Var::mutable_grad(), which copies if shared.
+    d.grad = g;
   } else {
-    kernels::axpy_(mutable_grad(), 1.0f, g);
+    if (!d.grad.storage_unique()) d.grad = d.grad.clone();
+    kernels::axpy_(d.grad, 1.0f, g);
   }
 }
 
 Tensor& Var::mutable_grad() const {
-  DD_CHECK(d_ && d_->grad.defined(), "mutable_grad: variable has no gradient");
+  DD_CHECK(d_ && d_->g->grad.defined(), "mutable_grad: variable has no gradient");
+  GradData& d = *d_->g;
   // A buffer-backed gradient shares the arena's storage by design (never storage_unique).
-  if (!d_->grad_buffer.defined() && !d_->grad.storage_unique()) d_->grad = d_->grad.clone();
-  return d_->grad;
+  if (!d.grad_buffer.defined() && !d.grad.storage_unique()) d.grad = d.grad.clone();
+  return d.grad;
 }
 
 void Var::attach_grad_buffer(const Tensor& buffer) const {
@@ -71,17 +86,24 @@ void Var::attach_grad_buffer(const Tensor& buffer) const {
                  buffer.device() == d_->value.device(),
              "attach_grad_buffer: buffer ", describe(buffer), " does not match value ", describe(d_->value));
   }
-  d_->grad_buffer = buffer;
-  d_->grad = Tensor();
+  d_->g->grad_buffer = buffer;
+  d_->g->grad = Tensor();
 }
 
 const Tensor& Var::grad_buffer() const {
   DD_CHECK(d_, "Var::grad_buffer of an undefined variable");
-  return d_->grad_buffer;
+  return d_->g->grad_buffer;
 }
 
 void Var::zero_grad() const {
-  if (d_) d_->grad = Tensor();
+  if (d_) d_->g->grad = Tensor();
+}
+
+std::vector<GradRef> grad_refs(const std::vector<Var>& vs) {
+  std::vector<GradRef> refs;
+  refs.reserve(vs.size());
+  for (const Var& v : vs) refs.push_back(v.grad_ref());
+  return refs;
 }
 
 Tape& Tape::current() {

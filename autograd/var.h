@@ -14,13 +14,40 @@
 
 namespace dd::ag {
 
-struct VarData {
-  Tensor value;
+// A variable's gradient side. A backward closure captures a whole Var only for a value its
+// backward reads, and otherwise this (Var::grad_ref): an activation then lives until the last
+// backward that reads it has run, not until the backward of every op that touched it (an add's
+// inputs and output, a conv's output that only feeds an add are freed when the forward is done
+// with them).
+struct GradData {
   Tensor grad;  // undefined until a gradient reaches this variable (since the last zero_grad)
   // Where grad lives when set (a view into a parameter set's gradient arena), or undefined: the
   // gradient is then written into this buffer in place instead of taking the incoming tensor.
   Tensor grad_buffer;
+  Shape shape;  // the value's: every gradient must have it
   bool requires_grad = false;
+};
+
+struct VarData {
+  Tensor value;
+  std::shared_ptr<GradData> g;
+};
+
+// What a backward closure holds of a variable whose value it does not read.
+class GradRef {
+ public:
+  GradRef() = default;
+  bool requires_grad() const { return g_ && g_->requires_grad; }
+  bool has_grad() const { return g_ && g_->grad.defined(); }
+  const Tensor& grad() const;
+  const Shape& shape() const;
+  // As Var::accumulate_grad.
+  void accumulate_grad(const Tensor& g) const;
+
+ private:
+  friend class Var;
+  explicit GradRef(std::shared_ptr<GradData> g) : g_(std::move(g)) {}
+  std::shared_ptr<GradData> g_;
 };
 
 class Var {
@@ -32,14 +59,16 @@ class Var {
   const Tensor& value() const;
   Tensor& value();
   const Tensor& grad() const;
-  bool has_grad() const { return d_ && d_->grad.defined(); }
-  bool requires_grad() const { return d_ && d_->requires_grad; }
+  bool has_grad() const { return d_ && d_->g->grad.defined(); }
+  bool requires_grad() const { return d_ && d_->g->requires_grad; }
   const Shape& shape() const { return value().shape(); }
+  // The gradient side alone (undefined for an undefined variable): it keeps the value alive no longer.
+  GradRef grad_ref() const { return d_ ? GradRef(d_->g) : GradRef(); }
 
   // Adds g into grad. Without a grad buffer the first contribution takes g's storage; with one it
   // is copied into the buffer and later ones are added there in place, so the gradient always
   // lives in the buffer and never shares storage with g.
-  void accumulate_grad(const Tensor& g) const;
+  void accumulate_grad(const Tensor& g) const { grad_ref().accumulate_grad(g); }
   // Drops the gradient (has_grad() is false until the next contribution); a grad buffer stays
   // attached, its contents untouched (the next contribution overwrites it).
   void zero_grad() const;
@@ -57,6 +86,9 @@ class Var {
  private:
   std::shared_ptr<VarData> d_;
 };
+
+// grad_ref of each.
+std::vector<GradRef> grad_refs(const std::vector<Var>& vs);
 
 class Tape {
  public:

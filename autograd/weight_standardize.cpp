@@ -7,7 +7,7 @@ namespace dd::ag {
 Var weight_standardize(const Var& w, float eps) {
   Var y(kernels::weight_standardize_forward(w.value(), eps), needs_grad({&w}));
   if (y.requires_grad())
-    Tape::current().record([w, y, eps] {
+    Tape::current().record([w, y = y.grad_ref(), eps] {
       if (y.has_grad()) w.accumulate_grad(kernels::weight_standardize_backward(w.value(), y.grad(), eps));
     });
   return y;

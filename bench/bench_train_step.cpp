@@ -196,6 +196,7 @@ int main(int argc, char** argv) try {
     Precision precision = Precision::FP32;
     bool graphs = false;
     double ms = 0, host_ms = 0, peak = 0, syncs = 0, launches = 0, last_loss = 0;
+    double tensors_peak = 0;  // CPU: the live tensors' peak bytes (MiB), RSS aside
     long long graph_nodes = 0;
     std::vector<float> losses;  // every step's, to check the modes against each other
     std::vector<kernels::op_profile::Entry> ops;  // --profile (CPU): per op over the timed steps
@@ -238,6 +239,7 @@ int main(int argc, char** argv) try {
     // is captured, and is reserved but not in use during the replays (the first GPU run's graphed
     // rows, reset after the warm-up, showed 851 MiB against the eager 4,137).
     if (dev == Device::CUDA) cuda_mem::reset_peak();
+    host_mem::reset_peak();
     for (int i = 0; i < warm; ++i) one();  // in graph mode the first is eager and the second captures
     drain();
     sync(dev);
@@ -263,6 +265,7 @@ int main(int argc, char** argv) try {
     r.ms = std::chrono::duration<double, std::milli>(clk::now() - t0).count() / steps;
     r.host_ms = median(per_step);
     r.peak = peak_mib(dev);
+    r.tensors_peak = double(host_mem::stats().peak_in_use) / (1 << 20);
     r.syncs = double(after.host_syncs - before.host_syncs) / steps;
     r.launches = double(after.launches - before.launches) / steps;
     r.graph_nodes = step_fn.graph_nodes();
@@ -310,6 +313,10 @@ int main(int argc, char** argv) try {
                     r.graphs ? "CUDA graph" : "eager", fmt(base.ms / r.ms, 3).c_str(), fmt(r.last_loss, 4).c_str(),
                     fmt(base.last_loss, 4).c_str());
   }
+  if (dev == Device::CPU)
+    for (const Run& r : runs)
+      std::printf("\n%s: the live tensors' peak %s MiB (the peak MiB column is the process's RSS).",
+                  precision_name(r.precision), fmt(r.tensors_peak, 4).c_str());
   for (const Run& r : runs)
     if (!r.ops.empty()) print_profile(r.ops, str_cat("training step, ours ", precision_name(r.precision), ", eager, CPU"), steps, r.ms);
   std::printf("\n");

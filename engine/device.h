@@ -99,4 +99,15 @@ void reset_peak();
 void empty_cache();
 }  // namespace cuda_mem
 
+// Bytes held by live CPU tensors, counted where their storage is allocated: what a CPU run's
+// tensors hold at its peak (the process's RSS adds the heap's cached blocks and everything else).
+namespace host_mem {
+struct Stats {
+  std::size_t in_use = 0;
+  std::size_t peak_in_use = 0;  // since the last reset_peak()
+};
+Stats stats();
+void reset_peak();
+}  // namespace host_mem
+
 }  // namespace dd

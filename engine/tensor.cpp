@@ -55,7 +55,21 @@ bool configure_host_heap() {
 #endif
   return true;
 }
+
+std::atomic<std::size_t> g_host_in_use{0}, g_host_peak{0};
+
+void host_allocated(std::size_t bytes) {
+  const std::size_t now = g_host_in_use.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  std::size_t peak = g_host_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_host_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
 }  // namespace
+
+namespace host_mem {
+Stats stats() { return {g_host_in_use.load(), g_host_peak.load()}; }
+void reset_peak() { g_host_peak.store(g_host_in_use.load()); }
+}  // namespace host_mem
 
 Storage::Storage(std::size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
   if (bytes == 0) return;
@@ -65,6 +79,7 @@ Storage::Storage(std::size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
     std::size_t rounded = (bytes + kCpuAlign - 1) / kCpuAlign * kCpuAlign;
     ptr_ = std::aligned_alloc(kCpuAlign, rounded);
     if (!ptr_) throw std::bad_alloc();
+    host_allocated(bytes);
   } else {
     ptr_ = cuda_mem::alloc(bytes);
   }
@@ -72,9 +87,10 @@ Storage::Storage(std::size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
 
 Storage::~Storage() {
   if (!ptr_) return;
-  if (dev_ == Device::CPU)
+  if (dev_ == Device::CPU) {
     std::free(ptr_);
-  else
+    g_host_in_use.fetch_sub(bytes_, std::memory_order_relaxed);
+  } else
     cuda_mem::free(ptr_);
 }
 
