@@ -9,4 +9,11 @@ namespace dd::ag {
 // qkv [B, H, W, 3*heads*dim_head] -> [B, H, W, heads*dim_head].
 Var linear_attention(const Var& qkv, int64_t heads, int64_t dim_head);
 
+// linear_attention(conv2d(x, w_qkv, no bias, padding 0)) with the 1x1 conv's output qkv not kept for
+// the backward: the backward runs the conv again, under the forward's precision policy, for bitwise
+// the same qkv (both kernels are deterministic), and keeps x, which the conv's own weight gradient
+// needs anyway. qkv has 3*heads*dim_head channels (384 in the seed U-Net against x's 64 to 512): the
+// largest tensor the U-Net's backward would otherwise keep at every level, for one more 1x1 conv.
+Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t dim_head);
+
 }  // namespace dd::ag

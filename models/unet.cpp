@@ -97,6 +97,13 @@ void set_fused_norm_act(bool on) { g_fused_norm_act.store(on); }
 bool fused_norm_act() { return g_fused_norm_act.load(); }
 
 namespace {
+std::atomic<bool> g_recompute_qkv{true};
+}  // namespace
+
+void set_recompute_qkv(bool on) { g_recompute_qkv.store(on); }
+bool recompute_qkv() { return g_recompute_qkv.load(); }
+
+namespace {
 
 using layers::Conv;
 using layers::GroupNorm;
@@ -173,7 +180,8 @@ struct LinearAttnBlock {
     prenorm = GroupNorm(ps, name + ".fn.norm", 1, ch);
   }
   ag::Var operator()(const ag::Var& x) const {
-    ag::Var h = ag::linear_attention(to_qkv(prenorm(x)), heads, dim_head);
+    const ag::Var h = recompute_qkv() ? ag::linear_attention_qkv(prenorm(x), to_qkv.w, heads, dim_head)
+                                      : ag::linear_attention(to_qkv(prenorm(x)), heads, dim_head);
     return ag::add(out_norm(to_out(h)), x);
   }
 };

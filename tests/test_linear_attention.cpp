@@ -5,7 +5,9 @@
 #include <string>
 
 #include "autograd/linear_attention.h"
+#include "autograd/conv2d.h"
 #include "autograd/elementwise.h"
+#include "engine/context.h"
 #include "kernels/linear_attention.h"
 #include "tests/reference/linear_attention.h"
 #include "tests/support/compare.h"
@@ -169,4 +171,64 @@ TEST_CASE("linear_attention autograd records the kernel backward", "[linear_atte
   ag::Var y = ag::linear_attention(vx, c.heads, c.dim_head);
   CHECK_FALSE(y.requires_grad());
   CHECK(ag::Tape::current().size() == 0);
+}
+
+TEST_CASE("linear_attention_qkv: the composition's gradients bitwise, without keeping qkv", "[linear_attention][autograd]") {
+  DD_TEST_RANDOM(rng);
+  TapeGuard guard;
+  // 3 heads of 5: qkv has 45 channels against x's 7; 9x11 positions.
+  const Case c{2, 9, 11, 3, 5};
+  const Shape xs{c.B, c.H, c.W, 7}, ws{3 * c.hidden(), 1, 1, 7};
+  const std::vector<double> x = rng.normal_f32(shape_numel(xs)), w = rng.normal_f32(shape_numel(ws), 0.4);
+  const std::vector<double> r = rng.normal_f32(shape_numel(c.out_shape()));
+  for (const Precision prec : {Precision::FP32, Precision::TF32, Precision::BF16}) {
+    INFO(precision_name(prec));
+    const PrecisionScope scope(prec);
+    ag::Var vr(from_double(c.out_shape(), r));
+    // The backward under another policy (here fp32) too: the recomputed qkv must still be the
+    // forward's, so the conv runs again under the forward's policy.
+    auto grads = [&](bool recompute, bool backward_in_fp32 = false) {
+      ag::Tape::current().clear();
+      ag::Var vx(from_double(xs, x), true), vw(from_double(ws, w), true);
+      const std::size_t before = host_mem::stats().in_use;
+      ag::Var loss;
+      std::size_t kept = 0;
+      {
+        const ag::Var y = recompute ? ag::linear_attention_qkv(vx, vw, c.heads, c.dim_head)
+                                    : ag::linear_attention(ag::conv2d(vx, vw, ag::Var(), 0), c.heads, c.dim_head);
+        loss = ag::sum(ag::mul(y, vr));
+      }
+      kept = host_mem::stats().in_use - before;
+      if (backward_in_fp32) {
+        const PrecisionScope fp32(Precision::FP32);
+        ag::Tape::current().backward(loss);
+      } else {
+        ag::Tape::current().backward(loss);
+      }
+      return std::make_tuple(vx.grad().to_vector(), vw.grad().to_vector(), loss.value().item(), kept);
+    };
+    const auto [dx, dw, loss, kept] = grads(true);
+    const auto [dx_ref, dw_ref, loss_ref, kept_ref] = grads(false);
+    // The same kernels on the same operands: bitwise.
+    CHECK(loss == loss_ref);
+    CHECK(dx == dx_ref);
+    CHECK(dw == dw_ref);
+    // What the tape kept past the forward: qkv ([2, 9, 11, 45] floats, 35,640 bytes) only without
+    // recomputation; both keep x, a leaf allocated before, and the scalar loss.
+    const std::size_t qkv_bytes = static_cast<std::size_t>(shape_numel(c.qkv_shape())) * sizeof(float);
+    CHECK(kept_ref - kept == qkv_bytes);
+    const auto [dx_late, dw_late, loss_late, kept_late] = grads(true, true);
+    const auto [dx_late_ref, dw_late_ref, loss_late_ref, kept_late_ref] = grads(false, true);
+    CHECK(dx_late == dx_late_ref);
+    CHECK(dw_late == dw_late_ref);
+  }
+  // Under NoGrad nothing is recorded, and the output is the composition's.
+  ag::Tape::current().clear();
+  ag::NoGrad no_grad;
+  ag::Var vx(from_double(xs, x)), vw(from_double(ws, w));
+  CHECK(ag::linear_attention_qkv(vx, vw, c.heads, c.dim_head).value().to_vector() ==
+        ag::linear_attention(ag::conv2d(vx, vw, ag::Var(), 0), c.heads, c.dim_head).value().to_vector());
+  CHECK(ag::Tape::current().size() == 0);
+  REQUIRE_THROWS_WITH(ag::linear_attention_qkv(vx, ag::Var(Tensor::zeros({45, 3, 3, 7})), c.heads, c.dim_head),
+                      Catch::Contains("linear_attention_qkv") && Catch::Contains("[45,3,3,7]"));
 }
