@@ -4,6 +4,7 @@
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
 //   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST] [--profile]
+//                    [--keep-qkv]
 // --profile (with --cpu): a table of wall time per kernel entry point over the timed steps, or
 // over the sampling chain with --sample (kernels/op_profile.h), the rest of the step as `other`.
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
@@ -108,6 +109,9 @@ int main(int argc, char** argv) try {
   // Per-op wall time of the timed steps (CPU only: CUDA launches return before their kernels run).
   const bool profile = std::find(a.rest.begin(), a.rest.end(), "--profile") != a.rest.end();
   DD_CHECK(!profile || a.cpu, "bench_train_step: --profile times the CPU backend's ops; add --cpu");
+  // The linear attention keeps its qkv instead of recomputing it (models::set_recompute_qkv): the
+  // recomputation's price in time and its saving in memory, side by side.
+  if (std::find(a.rest.begin(), a.rest.end(), "--keep-qkv") != a.rest.end()) models::set_recompute_qkv(false);
   const Preset p = preset(sampling ? "cifar" : a.get("--preset", "cifar"));
 
   Generator gen(0);
