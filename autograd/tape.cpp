@@ -37,6 +37,16 @@ const Tensor& Var::grad() const {
   return d_->g->grad;
 }
 
+namespace {
+// The gradient, copied first if its storage is shared with another tensor (a first contribution
+// taken as it came, e.g. a pass-through gradient), so it may be changed in place. A grad-buffer
+// gradient shares the arena's storage by design (never storage_unique) and is returned as it is.
+Tensor& owned_grad(GradData& d) {
+  if (!d.grad_buffer.defined() && !d.grad.storage_unique()) d.grad = d.grad.clone();
+  return d.grad;
+}
+}  // namespace
+
 const Tensor& GradRef::grad() const {
   DD_CHECK(g_, "GradRef::grad of an undefined variable");
   return g_->grad;
@@ -63,20 +73,16 @@ void GradRef::accumulate_grad(const Tensor& g) const {
     }
   } else if (!d.grad.defined()) {
     // First contribution: share g's storage instead of copying it. Any later
-    // in-place change goes through Var::mutable_grad(), which copies if shared.
+    // in-place change goes through owned_grad(), which copies if shared.
     d.grad = g;
   } else {
-    if (!d.grad.storage_unique()) d.grad = d.grad.clone();
-    kernels::axpy_(d.grad, 1.0f, g);
+    kernels::axpy_(owned_grad(d), 1.0f, g);
   }
 }
 
 Tensor& Var::mutable_grad() const {
   DD_CHECK(d_ && d_->g->grad.defined(), "mutable_grad: variable has no gradient");
-  GradData& d = *d_->g;
-  // A buffer-backed gradient shares the arena's storage by design (never storage_unique).
-  if (!d.grad_buffer.defined() && !d.grad.storage_unique()) d.grad = d.grad.clone();
-  return d.grad;
+  return owned_grad(*d_->g);
 }
 
 void Var::attach_grad_buffer(const Tensor& buffer) const {

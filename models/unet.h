@@ -48,8 +48,8 @@ bool fused_norm_act();
 // The linear attention blocks keep their to_qkv input, not its 3*heads*dim_head-channel output,
 // for the backward, and run the 1x1 conv again there (ag::linear_attention_qkv): the same
 // gradients bitwise, for one more 1x1 conv per block and step (the CIFAR-10 preset's CPU step at
-// batch 128: 3,222 -> 2,808 MiB of live tensors at its peak). On by default; false keeps qkv (ag::conv2d then ag::linear_attention). Process-wide; read at
-// every forward.
+// batch 128: 3,222 -> 2,808 MiB of live tensors at its peak). On by default; false keeps qkv
+// (ag::conv2d then ag::linear_attention). Process-wide; read at every forward.
 void set_recompute_qkv(bool on);
 bool recompute_qkv();
 
