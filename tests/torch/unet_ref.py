@@ -76,7 +76,9 @@ class WeightStandardizedConv2d(nn.Conv2d):
     """annotated-diffusion's: weights standardised per output channel (biased variance)."""
 
     def forward(self, x):
-        eps = 1e-5 if x.dtype == torch.float32 else 1e-3
+        # float64 is the parity test's exact reference for the float32 computation, so it takes
+        # float32's eps; the seed's 1e-3 is for half precision.
+        eps = 1e-5 if x.dtype in (torch.float32, torch.float64) else 1e-3
         weight = self.weight
         mean = weight.mean(dim=(1, 2, 3), keepdim=True)
         var = weight.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
