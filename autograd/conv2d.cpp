@@ -1,18 +1,21 @@
 #include "autograd/conv2d.h"
 
+#include "autograd/conv2d_keep.h"
+
 #include "kernels/conv2d.h"
 
 namespace dd::ag {
 
 Var conv2d(const Var& x, const Var& w, const Var& bias, int padding) {
   const Tensor no_bias;
-  Var y(kernels::conv2d_forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding),
-        needs_grad({&x, &w, &bias}));
+  const bool rec = needs_grad({&x, &w, &bias});
+  const Tensor xin = conv_input(x, rec);
+  Var y(kernels::conv2d_forward(xin, w.value(), bias.defined() ? bias.value() : no_bias, padding), rec);
   if (y.requires_grad())
-    Tape::current().record([x, w, bias = bias.grad_ref(), y = y.grad_ref(), padding] {
+    Tape::current().record([xin, x = x.grad_ref(), w, bias = bias.grad_ref(), y = y.grad_ref(), padding] {
       if (!y.has_grad()) return;
-      kernels::Conv2dGrads g = kernels::conv2d_backward(x.value(), w.value(), y.grad(), padding,
-                                                        x.requires_grad(), w.requires_grad(), bias.requires_grad());
+      kernels::Conv2dGrads g = kernels::conv2d_backward(xin, w.value(), y.grad(), padding, x.requires_grad(),
+                                                        w.requires_grad(), bias.requires_grad());
       if (x.requires_grad()) x.accumulate_grad(g.dx);
       if (w.requires_grad()) w.accumulate_grad(g.dw);
       if (bias.requires_grad()) bias.accumulate_grad(g.dbias);
@@ -23,14 +26,12 @@ Var conv2d(const Var& x, const Var& w, const Var& bias, int padding) {
 Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int padding) {
   if (xs.size() == 1) return conv2d(xs[0], w, bias, padding);
   const Tensor no_bias;
-  std::vector<Tensor> values;
   std::vector<const Var*> inputs{&w, &bias};
-  for (const Var& x : xs) {
-    values.push_back(x.value());
-    inputs.push_back(&x);
-  }
-  Var y(kernels::conv2d_forward_parts(values, w.value(), bias.defined() ? bias.value() : no_bias, padding),
-        needs_grad(inputs));
+  for (const Var& x : xs) inputs.push_back(&x);
+  const bool rec = needs_grad(inputs);
+  std::vector<Tensor> values;
+  for (const Var& x : xs) values.push_back(conv_input(x, rec));
+  Var y(kernels::conv2d_forward_parts(values, w.value(), bias.defined() ? bias.value() : no_bias, padding), rec);
   if (y.requires_grad())
     Tape::current().record([xs = grad_refs(xs), values, w, bias = bias.grad_ref(), y = y.grad_ref(), padding] {
       if (!y.has_grad()) return;
@@ -48,15 +49,20 @@ Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int paddin
 
 namespace {
 // An op whose kernels take (x, w, bias, padding) like conv2d's: the upsampled and unshuffled reads.
+// keep_bf16: the read rounds x as the plain conv does (the upsampled one; the unshuffled one is a
+// linear layer, tf32 under BF16), so it may take x's bf16 copy (autograd/conv2d_keep.h).
 template <class Forward, class Backward>
-Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, Forward forward, Backward backward) {
+Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, bool keep_bf16, Forward forward,
+                Backward backward) {
   const Tensor no_bias;
-  Var y(forward(x.value(), w.value(), bias.defined() ? bias.value() : no_bias, padding), needs_grad({&x, &w, &bias}));
+  const bool rec = needs_grad({&x, &w, &bias});
+  const Tensor xin = keep_bf16 ? conv_input(x, rec) : x.value();
+  Var y(forward(xin, w.value(), bias.defined() ? bias.value() : no_bias, padding), rec);
   if (y.requires_grad())
-    Tape::current().record([x, w, bias = bias.grad_ref(), y = y.grad_ref(), padding, backward] {
+    Tape::current().record([xin, x = x.grad_ref(), w, bias = bias.grad_ref(), y = y.grad_ref(), padding, backward] {
       if (!y.has_grad()) return;
-      kernels::Conv2dGrads g = backward(x.value(), w.value(), y.grad(), padding, x.requires_grad(),
-                                        w.requires_grad(), bias.requires_grad());
+      kernels::Conv2dGrads g = backward(xin, w.value(), y.grad(), padding, x.requires_grad(), w.requires_grad(),
+                                        bias.requires_grad());
       if (x.requires_grad()) x.accumulate_grad(g.dx);
       if (w.requires_grad()) w.accumulate_grad(g.dw);
       if (bias.requires_grad()) bias.accumulate_grad(g.dbias);
@@ -66,11 +72,12 @@ Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, Forwar
 }  // namespace
 
 Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding) {
-  return conv2d_read(x, w, bias, padding, kernels::conv2d_forward_up2, kernels::conv2d_backward_up2);
+  return conv2d_read(x, w, bias, padding, true, kernels::conv2d_forward_up2, kernels::conv2d_backward_up2);
 }
 
 Var conv2d_unshuffle2(const Var& x, const Var& w, const Var& bias, int padding) {
-  return conv2d_read(x, w, bias, padding, kernels::conv2d_forward_unshuffle2, kernels::conv2d_backward_unshuffle2);
+  return conv2d_read(x, w, bias, padding, false, kernels::conv2d_forward_unshuffle2,
+                     kernels::conv2d_backward_unshuffle2);
 }
 
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {

@@ -1,5 +1,7 @@
 #include "autograd/conv2d_norm_act.h"
 
+#include "autograd/conv2d_keep.h"
+
 #include "kernels/conv2d_norm_act.h"
 
 namespace dd::ag {
@@ -8,15 +10,14 @@ Var conv2d_group_norm_act(const std::vector<Var>& xs, const Var& w, const Var& b
                           const Var& beta, const Var& scale, const Var& shift, int64_t groups, float eps) {
   const Tensor none;
   auto value = [&none](const Var& v) -> const Tensor& { return v.defined() ? v.value() : none; };
-  std::vector<Tensor> values;
   std::vector<const Var*> inputs{&w, &bias, &gamma, &beta, &scale, &shift};
-  for (const Var& x : xs) {
-    values.push_back(x.value());
-    inputs.push_back(&x);
-  }
+  for (const Var& x : xs) inputs.push_back(&x);
+  const bool rec = needs_grad(inputs);
+  std::vector<Tensor> values;  // what the conv reads and its backward keeps (autograd/conv2d_keep.h)
+  for (const Var& x : xs) values.push_back(conv_input(x, rec));
   kernels::Conv2dNormActOut f = kernels::conv2d_group_norm_act_forward(
       values, w.value(), value(bias), padding, gamma.value(), beta.value(), value(scale), value(shift), groups, eps);
-  Var y(f.n.y, needs_grad(inputs));
+  Var y(f.n.y, rec);
   if (y.requires_grad())
     Tape::current().record([xs = grad_refs(xs), values, w, bias = bias.grad_ref(), gamma, beta, scale, shift, y = y.grad_ref(), padding, h = f.h, mean = f.n.mean,
                             rstd = f.n.rstd] {

@@ -1,5 +1,7 @@
 #include "autograd/linear_attention.h"
 
+#include "autograd/conv2d_keep.h"
+
 #include "engine/context.h"
 #include "engine/error.h"
 #include "kernels/conv2d.h"
@@ -21,19 +23,22 @@ Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t 
   const Tensor no_bias;
   DD_CHECK(w_qkv.value().ndim() == 4 && w_qkv.value().dim(1) == 1 && w_qkv.value().dim(2) == 1,
            "linear_attention_qkv: w_qkv ", describe(w_qkv.value()), " must be a 1x1 conv's [3*hidden, 1, 1, C]");
-  const Tensor qkv = kernels::conv2d_forward(x.value(), w_qkv.value(), no_bias, 0);
-  Var y(kernels::linear_attention_forward(qkv, heads, dim_head), needs_grad({&x, &w_qkv}));
+  const bool rec = needs_grad({&x, &w_qkv});
+  const Tensor xin = conv_input(x, rec);  // as ag::conv2d reads and keeps it (autograd/conv2d_keep.h)
+  const Tensor qkv = kernels::conv2d_forward(xin, w_qkv.value(), no_bias, 0);
+  Var y(kernels::linear_attention_forward(qkv, heads, dim_head), rec);
   if (y.requires_grad())
-    Tape::current().record([x, w_qkv, y = y.grad_ref(), heads, dim_head, prec = current_context().precision()] {
+    Tape::current().record([xin, x = x.grad_ref(), w_qkv, y = y.grad_ref(), heads, dim_head,
+                            prec = current_context().precision()] {
       if (!y.has_grad()) return;
       Tensor again;
       {
         const PrecisionScope scope(prec);  // the forward's rounding of x and w: the forward's qkv
-        again = kernels::conv2d_forward(x.value(), w_qkv.value(), Tensor(), 0);
+        again = kernels::conv2d_forward(xin, w_qkv.value(), Tensor(), 0);
       }
       const Tensor dqkv = kernels::linear_attention_backward(again, y.grad(), heads, dim_head);
       again = Tensor();  // freed before the conv's backward allocates its gradients
-      kernels::Conv2dGrads g = kernels::conv2d_backward(x.value(), w_qkv.value(), dqkv, 0, x.requires_grad(),
+      kernels::Conv2dGrads g = kernels::conv2d_backward(xin, w_qkv.value(), dqkv, 0, x.requires_grad(),
                                                         w_qkv.requires_grad(), false);
       if (x.requires_grad()) x.accumulate_grad(g.dx);
       if (w_qkv.requires_grad()) w_qkv.accumulate_grad(g.dw);

@@ -32,6 +32,17 @@ Tensor& Var::value() {
   return d_->value;
 }
 
+const Tensor& Var::bf16_value() const {
+  DD_CHECK(d_, "Var::bf16_value of an undefined variable");
+  DD_CHECK(d_->value.dtype() == DType::F32, "Var::bf16_value: the value ", describe(d_->value),
+           " must be float32");
+  if (!d_->bf16_value.defined()) {
+    d_->bf16_value = d_->value.to(DType::BF16);
+    Tape::current().note_bf16_copy(d_);
+  }
+  return d_->bf16_value;
+}
+
 const Tensor& Var::grad() const {
   DD_CHECK(d_, "Var::grad of an undefined variable");
   return d_->g->grad;
@@ -130,6 +141,7 @@ void Tape::backward(const Var& loss) {
   DD_CHECK(!ran_, "backward: this tape has already been run (its closures, and the activations they held, were "
            "freed as they ran); clear() it and record the forward again");
   ran_ = true;
+  forget_bf16_copies();
   loss.accumulate_grad(Tensor::full(loss.shape(), 1.0f, loss.value().device()));
   // Each closure is destroyed as soon as it has run: the activations it captured are freed during
   // the backward instead of at clear(), so the backward's peak holds only what is still to come.
@@ -146,7 +158,14 @@ void Tape::backward(const Var& loss) {
 
 void Tape::clear() {
   nodes_.clear();
+  forget_bf16_copies();
   ran_ = false;
+}
+
+void Tape::forget_bf16_copies() {
+  for (const std::weak_ptr<VarData>& w : bf16_copies_)
+    if (std::shared_ptr<VarData> d = w.lock()) d->bf16_value = Tensor();
+  bf16_copies_.clear();
 }
 
 bool grad_enabled() { return g_grad_enabled; }

@@ -31,6 +31,7 @@ struct GradData {
 struct VarData {
   Tensor value;
   std::shared_ptr<GradData> g;
+  Tensor bf16_value;  // value rounded to bfloat16, made on the first Var::bf16_value() call
 };
 
 // What a backward closure holds of a variable whose value it does not read.
@@ -58,6 +59,11 @@ class Var {
   bool defined() const { return static_cast<bool>(d_); }
   const Tensor& value() const;
   Tensor& value();
+  // The fp32 value rounded to bfloat16 (nearest even; engine/dtype.h), made on the first call of a
+  // forward and kept with the variable until the tape's backward starts (or clear()), so every op of
+  // that forward that keeps it (the convs under Precision::BF16, autograd/conv2d_keep.h) shares one
+  // copy, and a parameter updated in place between steps never serves a stale one.
+  const Tensor& bf16_value() const;
   const Tensor& grad() const;
   bool has_grad() const { return d_ && d_->g->grad.defined(); }
   bool requires_grad() const { return d_ && d_->g->requires_grad; }
@@ -103,9 +109,14 @@ class Tape {
   // Forgets the recorded closures (and the activations they hold); keeps capacity.
   void clear();
   std::size_t size() const { return nodes_.size(); }
+  // Var::bf16_value's copies made while recording: dropped from their variables when the backward
+  // starts or the tape is cleared (the closures that took one keep theirs).
+  void note_bf16_copy(const std::shared_ptr<VarData>& d) { bf16_copies_.push_back(d); }
 
  private:
+  void forget_bf16_copies();
   std::vector<std::function<void()>> nodes_;
+  std::vector<std::weak_ptr<VarData>> bf16_copies_;
   bool ran_ = false;
 };
 

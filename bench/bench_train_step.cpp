@@ -4,7 +4,7 @@
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
 //   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST] [--profile]
-//                    [--keep-qkv]
+//                    [--keep-qkv] [--keep-fp32]
 // --profile (with --cpu): a table of wall time per kernel entry point over the timed steps, or
 // over the sampling chain with --sample (kernels/op_profile.h), the rest of the step as `other`.
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
@@ -23,6 +23,7 @@
 #include "apps/ddpm/loss_ring.h"
 #include "apps/ddpm/train_step.h"
 #include "autograd/adam.h"
+#include "autograd/conv2d_keep.h"
 #include "bench/bench_common.h"
 #include "engine/context.h"
 #include "engine/device.h"
@@ -112,6 +113,9 @@ int main(int argc, char** argv) try {
   // The linear attention keeps its qkv instead of recomputing it (models::set_recompute_qkv): the
   // recomputation's price in time and its saving in memory, side by side.
   if (std::find(a.rest.begin(), a.rest.end(), "--keep-qkv") != a.rest.end()) models::set_recompute_qkv(false);
+  // Under bf16 the convs keep their inputs in fp32 instead of their bf16 copies
+  // (ag::set_keep_bf16_conv_inputs): what the copies save, and cost, side by side.
+  if (std::find(a.rest.begin(), a.rest.end(), "--keep-fp32") != a.rest.end()) ag::set_keep_bf16_conv_inputs(false);
   const Preset p = preset(sampling ? "cifar" : a.get("--preset", "cifar"));
 
   Generator gen(0);
@@ -201,6 +205,7 @@ int main(int argc, char** argv) try {
     bool graphs = false;
     double ms = 0, host_ms = 0, peak = 0, syncs = 0, launches = 0, last_loss = 0;
     double tensors_peak = 0;  // CPU: the live tensors' peak bytes (MiB), RSS aside
+    double tensors_kept = 0;  // CPU: the live tensors' bytes (MiB) as the backward starts, at most
     long long graph_nodes = 0;
     std::vector<float> losses;  // every step's, to check the modes against each other
     std::vector<kernels::op_profile::Entry> ops;  // --profile (CPU): per op over the timed steps
@@ -223,6 +228,11 @@ int main(int argc, char** argv) try {
     ag::Adam adam(params, hyper, m.params().param_arena(), m.params().grad_arena());
     models::Ema ema(params, models::EmaConfig{}, m.params().param_arena());
     ddpm::TrainStep step_fn(ddpm::TrainStepParts{&m, &m.params(), &diffusion, &noise_gen, &adam, 1.0}, dev, graphs);
+    // What the tape holds for the backward, the training state beside it (CPU: counted tensors).
+    if (dev == Device::CPU)
+      step_fn.set_data_parallel(0, 1, {}, [&r] {
+        r.tensors_kept = std::max(r.tensors_kept, double(host_mem::stats().in_use) / (1 << 20));
+      });
     // As the trainer: losses read back in batches (here once per timed run), so nothing in a step
     // waits for the GPU.
     ddpm::LossRing ring(dev, 1024);
@@ -319,8 +329,9 @@ int main(int argc, char** argv) try {
   }
   if (dev == Device::CPU)
     for (const Run& r : runs)
-      std::printf("\n%s: the live tensors' peak %s MiB (the peak MiB column is the process's RSS).",
-                  precision_name(r.precision), fmt(r.tensors_peak, 4).c_str());
+      std::printf("\n%s: the live tensors' peak %s MiB, %s MiB as the backward starts (the peak MiB column is the "
+                  "process's RSS).",
+                  precision_name(r.precision), fmt(r.tensors_peak, 4).c_str(), fmt(r.tensors_kept, 4).c_str());
   for (const Run& r : runs)
     if (!r.ops.empty()) print_profile(r.ops, str_cat("training step, ours ", precision_name(r.precision), ", eager, CPU"), steps, r.ms);
   std::printf("\n");

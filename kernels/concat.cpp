@@ -42,7 +42,20 @@ Tensor concat(const std::vector<Tensor>& xs) {
     DD_CHECK(t.defined() && same_leading_dims(t.shape(), xs[0].shape()),
              "concat: inputs must have the same rank >= 1 and agree in all but the last dim, got ",
              describe_all(xs));
+  // fp32, or bf16 (the conv inputs the tape keeps in bf16 under BF16, concatenated on the GPU).
+  for (const Tensor& t : xs)
+    DD_CHECK(t.dtype() == xs[0].dtype() && (t.dtype() == DType::F32 || t.dtype() == DType::BF16),
+             "concat: inputs must all be float32 or all bfloat16, got ", describe_all(xs));
   DD_DISPATCH(list_device("concat", xs), concat, xs);
+}
+
+Tensor concat_widening(const std::vector<Tensor>& xs) {
+  bool all_bf16 = true;
+  for (const Tensor& x : xs) all_bf16 = all_bf16 && x.defined() && x.dtype() == DType::BF16;
+  if (all_bf16) return concat(xs);
+  std::vector<Tensor> wide;
+  for (const Tensor& x : xs) wide.push_back(x.defined() ? x.to(DType::F32) : x);
+  return concat(wide);
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {

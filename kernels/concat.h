@@ -10,8 +10,11 @@
 
 namespace dd::kernels {
 
-// Inputs of any rank >= 1 that agree in every dim but the last.
+// Inputs of any rank >= 1 that agree in every dim but the last, all float32 or all bfloat16 (the
+// result has theirs).
 Tensor concat(const std::vector<Tensor>& xs);
+// concat of fp32 and bf16 inputs: bf16 when all are, else fp32 (bf16 inputs widened exactly).
+Tensor concat_widening(const std::vector<Tensor>& xs);
 // Pieces of the given widths (summing to the last dim): the backward of concat.
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths);
 // n equal pieces of the last dim (which n must divide).

@@ -25,6 +25,12 @@ Shape out_shape(const char* op, const Shape& x, const std::string& desc, const T
   return {x[0], ho, wo, w.dim(0)};
 }
 
+// x may be bf16 (kernels/conv2d.h says when); nothing else but fp32.
+void check_x_dtype(const char* op, const Tensor& x) {
+  DD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": x ", describe(x),
+           " must be float32 or bfloat16");
+}
+
 void check_bias(const char* op, const Tensor& bias, const Tensor& w) {
   DD_CHECK(!bias.defined() || bias.shape() == Shape{w.dim(0)}, op, ": bias ", describe(bias), " must be [", w.dim(0),
            "] for w ", describe(w));
@@ -48,6 +54,7 @@ Conv2dObserverScope::~Conv2dObserverScope() { set_conv2d_observer(previous_); }
 Shape conv2d_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
+  check_x_dtype(op, x);
   return out_shape(op, x.shape(), describe(x), w, padding);
 }
 
@@ -73,6 +80,7 @@ Shape conv2d_parts_out_shape(const char* op, const std::vector<Tensor>& xs, cons
     DD_CHECK(xs[i].defined() && xs[i].ndim() == 4 && xs[i].numel() > 0, op, ": part ", i, " of x ",
              xs[i].defined() ? describe(xs[i]) : std::string("(undefined)"),
              " must be a non-empty NHWC [B, H, W, C]");
+    check_x_dtype(op, xs[i]);
     DD_CHECK(xs[i].dim(0) == xs[0].dim(0) && xs[i].dim(1) == xs[0].dim(1) && xs[i].dim(2) == xs[0].dim(2), op,
              ": part ", i, " of x ", describe(xs[i]), " differs from part 0 ", describe(xs[0]), " in B, H or W");
   }
@@ -108,9 +116,8 @@ Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, cons
   for (const Tensor& x : xs) all.push_back(&x);
   const Device dev = common_device("conv2d", {all.data(), all.data() + all.size()});
   if (dev == Device::CPU) DD_CPU_CALL(conv2d_forward_parts, xs, w, bias, padding);
-  // The GPU's kernels read one tensor: the concatenation is built there (issue 12's bf16 storage
-  // and epilogues are that backend's next steps).
-  return conv2d_forward(xs.size() == 1 ? xs[0] : concat(xs), w, bias, padding);
+  // The GPU's kernels read one tensor: the concatenation is built there (in bf16 when the parts are).
+  return conv2d_forward(xs.size() == 1 ? xs[0] : concat_widening(xs), w, bias, padding);
 }
 
 Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& dy, int padding,
@@ -122,7 +129,8 @@ Conv2dPartsGrads conv2d_backward_parts(const std::vector<Tensor>& xs, const Tens
   for (const Tensor& x : xs) all.push_back(&x);
   const Device dev = common_device("conv2d_backward", {all.data(), all.data() + all.size()});
   if (dev == Device::CPU) DD_CPU_CALL(conv2d_backward_parts, xs, w, dy, padding, need_dx, need_dw, need_dbias);
-  Conv2dGrads g = conv2d_backward(xs.size() == 1 ? xs[0] : concat(xs), w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dGrads g =
+      conv2d_backward(xs.size() == 1 ? xs[0] : concat_widening(xs), w, dy, padding, need_dx, need_dw, need_dbias);
   Conv2dPartsGrads out;
   if (need_dx) out.dx = xs.size() == 1 ? std::vector<Tensor>{std::move(g.dx)} : split(g.dx, widths_of(xs));
   out.dw = std::move(g.dw);
@@ -138,6 +146,7 @@ Shape unshuffle2_shape(const Tensor& x) { return {x.dim(0), x.dim(1) / 2, x.dim(
 Shape up2_out_shape(const char* op, const Tensor& x, const Tensor& w, int padding) {
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
+  check_x_dtype(op, x);
   const Shape up = up2_shape(x);
   return out_shape(op, up, str_cat("upsample2x(", describe(x), ") ", shape_str(up)), w, padding);
 }
@@ -146,6 +155,7 @@ Shape unshuffle2_out_shape(const char* op, const Tensor& x, const Tensor& w, int
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0 && x.dim(1) % 2 == 0 && x.dim(2) % 2 == 0, op, ": x ", describe(x),
            " must be a non-empty NHWC [B, H, W, C] with H and W even");
+  check_x_dtype(op, x);
   const Shape un = unshuffle2_shape(x);
   return out_shape(op, un, str_cat("pixel_unshuffle(", describe(x), ") ", shape_str(un)), w, padding);
 }
@@ -157,7 +167,7 @@ Tensor conv2d_forward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor&
   const Conv2dReport report({unshuffle2_shape(x), w.shape(), padding, bias.defined()});
   if (common_device("conv2d_unshuffle2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_unshuffle2, x, w, bias, padding);
-  return conv2d_forward(pixel_unshuffle_forward(x), w, bias, padding);
+  return conv2d_forward(pixel_unshuffle_forward(x.to(DType::F32)), w, bias, padding);
 }
 
 Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
@@ -167,7 +177,7 @@ Conv2dGrads conv2d_backward_unshuffle2(const Tensor& x, const Tensor& w, const T
            shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
   if (common_device("conv2d_unshuffle2_backward", {&x, &w, &dy}) == Device::CPU)
     DD_CPU_CALL(conv2d_backward_unshuffle2, x, w, dy, padding, need_dx, need_dw, need_dbias);
-  Conv2dGrads g = conv2d_backward(pixel_unshuffle_forward(x), w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dGrads g = conv2d_backward(pixel_unshuffle_forward(x.to(DType::F32)), w, dy, padding, need_dx, need_dw, need_dbias);
   if (need_dx) g.dx = pixel_unshuffle_backward(g.dx);
   return g;
 }
@@ -178,7 +188,7 @@ Tensor conv2d_forward_up2(const Tensor& x, const Tensor& w, const Tensor& bias, 
   const Conv2dReport report({up2_shape(x), w.shape(), padding, bias.defined()});
   if (common_device("conv2d_up2", {&x, &w, &bias}) == Device::CPU)
     DD_CPU_CALL(conv2d_forward_up2, x, w, bias, padding);
-  return conv2d_forward(upsample2x_forward(x), w, bias, padding);
+  return conv2d_forward(upsample2x_forward(x.to(DType::F32)), w, bias, padding);
 }
 
 Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
@@ -188,7 +198,7 @@ Conv2dGrads conv2d_backward_up2(const Tensor& x, const Tensor& w, const Tensor& 
            shape_str(y_shape), " for x ", describe(x), ", w ", describe(w), ", padding ", padding);
   if (common_device("conv2d_up2_backward", {&x, &w, &dy}) == Device::CPU)
     DD_CPU_CALL(conv2d_backward_up2, x, w, dy, padding, need_dx, need_dw, need_dbias);
-  Conv2dGrads g = conv2d_backward(upsample2x_forward(x), w, dy, padding, need_dx, need_dw, need_dbias);
+  Conv2dGrads g = conv2d_backward(upsample2x_forward(x.to(DType::F32)), w, dy, padding, need_dx, need_dw, need_dbias);
   if (need_dx) g.dx = upsample2x_backward(g.dx);
   return g;
 }

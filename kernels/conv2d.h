@@ -5,6 +5,13 @@
 //   y [B, Ho, Wo, Co], Ho = H + 2p - K + 1, Wo = W + 2p - K + 1
 //   y[b,oh,ow,o] = bias[o] + sum_{kh,kw,ci} x[b, oh+kh-p, ow+kw-p, ci] * w[o,kh,kw,ci]
 // (cross-correlation, as torch.nn.Conv2d). An absent bias is an undefined Tensor.
+//
+// x (every part of it) may be bfloat16 in these stride-1 entry points and in
+// conv2d_group_norm_act's: the conv input the tape keeps under Precision::BF16
+// (autograd/conv2d_keep.h), which is the operand that policy rounds x to anyway. The tensor-core
+// path reads it in place of its fp32 pack; every other path reads its values widened to fp32, so
+// the results are those of the fp32 x it was rounded from, under BF16 bit for bit. y and every
+// gradient are fp32.
 #include <cstdint>
 #include <vector>
 

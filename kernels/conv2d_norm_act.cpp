@@ -36,7 +36,7 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   if (dev == Device::CPU)
     return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps);
   // The GPU's kernels read one tensor: the concatenation is built there.
-  const Tensor x = xs.size() == 1 ? xs[0] : concat(xs);
+  const Tensor x = xs.size() == 1 ? xs[0] : concat_widening(xs);
 #ifdef DD_WITH_CUDA
   // Under BF16 / TF32 cuda::conv2d_forward is the tensor-core conv: take GroupNorm's sums from its
   // epilogue instead of a pass over h (fp32 keeps the SIMT conv and the two ops).

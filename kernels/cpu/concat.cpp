@@ -16,40 +16,40 @@ int64_t leading_rows(const Shape& s) {
 
 // Row r of the output is the row-r slices of every part side by side; a null
 // source is a zero slice. Each row is one thread's, so no two threads write
-// the same memory.
-void gather_rows(const std::vector<const float*>& srcs, const std::vector<int64_t>& widths, int64_t rows,
-                 float* out) {
+// the same memory. Elements are esize bytes (concat takes fp32 and bf16).
+void gather_rows(const std::vector<const void*>& srcs, const std::vector<int64_t>& widths, int64_t rows,
+                 std::size_t esize, void* out) {
   int64_t total = 0;
   for (int64_t w : widths) total += w;
   const std::size_t parts = srcs.size();
 #pragma omp parallel for schedule(static) if (rows * total > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
-    float* dst = out + r * total;
+    char* dst = static_cast<char*>(out) + r * total * esize;
     for (std::size_t i = 0; i < parts; ++i) {
-      const int64_t w = widths[i];
-      if (w == 0) continue;
+      const std::size_t bytes = static_cast<std::size_t>(widths[i]) * esize;
+      if (bytes == 0) continue;
       if (srcs[i])
-        std::memcpy(dst, srcs[i] + r * w, static_cast<std::size_t>(w) * sizeof(float));
+        std::memcpy(dst, static_cast<const char*>(srcs[i]) + r * bytes, bytes);
       else
-        std::memset(dst, 0, static_cast<std::size_t>(w) * sizeof(float));
-      dst += w;
+        std::memset(dst, 0, bytes);
+      dst += bytes;
     }
   }
 }
 }  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs) {
-  std::vector<const float*> srcs;
+  std::vector<const void*> srcs;
   std::vector<int64_t> widths;
   for (const Tensor& t : xs) {
-    srcs.push_back(t.data());
+    srcs.push_back(t.raw_data());
     widths.push_back(t.dim(-1));
   }
   Shape shape = xs[0].shape();
   shape.back() = 0;
   for (int64_t w : widths) shape.back() += w;
-  Tensor y = Tensor::empty(shape);
-  gather_rows(srcs, widths, leading_rows(shape), y.data());
+  Tensor y = Tensor::empty(shape, Device::CPU, xs[0].dtype());
+  gather_rows(srcs, widths, leading_rows(shape), y.element_size(), y.raw_data());
   return y;
 }
 
@@ -80,10 +80,11 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {
 
 Tensor chunk_backward(const std::vector<Tensor>& dys, const Shape& x_shape) {
   const int64_t n = static_cast<int64_t>(dys.size());
-  std::vector<const float*> srcs;
+  std::vector<const void*> srcs;
   for (const Tensor& g : dys) srcs.push_back(g.defined() ? g.data() : nullptr);
   Tensor dx = Tensor::empty(x_shape);
-  gather_rows(srcs, std::vector<int64_t>(dys.size(), x_shape.back() / n), leading_rows(x_shape), dx.data());
+  gather_rows(srcs, std::vector<int64_t>(dys.size(), x_shape.back() / n), leading_rows(x_shape), sizeof(float),
+              dx.data());
   return dx;
 }
 

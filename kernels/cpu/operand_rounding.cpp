@@ -18,6 +18,9 @@ OperandRounding attention_rounding(Precision p, int64_t dim_head) {
 }
 
 Tensor rounded(const Tensor& t, OperandRounding r) {
+  // A bf16 tensor (a conv input the tape keeps in bf16 under BF16) is widened exactly; both
+  // roundings leave its values as they are (bf16's 7 mantissa bits fit tf32's 10).
+  if (t.defined() && t.dtype() == DType::BF16) return t.to(DType::F32);
   if (r == OperandRounding::None || !t.defined()) return t;
   Tensor out = Tensor::empty(t.shape());
   const float* src = t.data();

@@ -24,7 +24,8 @@ OperandRounding conv_rounding(Precision p);
 OperandRounding gemm_rounding(Precision p);
 OperandRounding attention_rounding(Precision p, int64_t dim_head);
 
-// t itself for None (no copy); otherwise a new fp32 CPU tensor of t's rounded values.
+// t itself for None (no copy); otherwise a new fp32 CPU tensor of t's rounded values. A bf16 t
+// comes back widened to fp32 under every rounding: its values are already both roundings' own.
 Tensor rounded(const Tensor& t, OperandRounding r);
 
 }  // namespace dd::kernels::cpu

@@ -14,38 +14,46 @@ int64_t leading_rows(const Shape& s) {
 }
 
 // dst[r, dst_off + c] = src[r, src_off + c] (row strides src_ld, dst_ld) for
-// r < rows, c < width; a null src writes zeros.
-__global__ void copy_columns_kernel(const float* src, int64_t src_ld, int64_t src_off, float* dst, int64_t dst_ld,
+// r < rows, c < width; a null src writes zeros. T: float, or uint16_t for bf16.
+template <class T>
+__global__ void copy_columns_kernel(const T* src, int64_t src_ld, int64_t src_off, T* dst, int64_t dst_ld,
                                     int64_t dst_off, int64_t rows, int64_t width) {
   DD_GRID_STRIDE(i, rows * width) {
     const int64_t r = i / width, c = i % width;
-    dst[r * dst_ld + dst_off + c] = src ? src[r * src_ld + src_off + c] : 0.0f;
+    dst[r * dst_ld + dst_off + c] = src ? src[r * src_ld + src_off + c] : T(0);
   }
 }
 
-void copy_columns(const float* src, int64_t src_ld, int64_t src_off, float* dst, int64_t dst_ld, int64_t dst_off,
+template <class T>
+void copy_columns(const T* src, int64_t src_ld, int64_t src_off, T* dst, int64_t dst_ld, int64_t dst_off,
                   int64_t rows, int64_t width) {
   const int64_t n = rows * width;
   if (n == 0) return;
-  copy_columns_kernel<<<grid_for(n), kThreads, 0, stream()>>>(src, src_ld, src_off, dst, dst_ld, dst_off, rows,
-                                                                width);
+  copy_columns_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(src, src_ld, src_off, dst, dst_ld, dst_off, rows,
+                                                                   width);
   DD_CUDA_LAUNCH_CHECK("copy_columns_kernel");
 }
-}  // namespace
 
-Tensor concat(const std::vector<Tensor>& xs) {
+template <class T>
+Tensor concat_as(const std::vector<Tensor>& xs) {
   Shape shape = xs[0].shape();
   shape.back() = 0;
   for (const Tensor& t : xs) shape.back() += t.dim(-1);
-  Tensor y = Tensor::empty(shape, xs.front().device());
+  Tensor y = Tensor::empty(shape, xs.front().device(), xs.front().dtype());
   const int64_t rows = leading_rows(shape), total = shape.back();
   int64_t off = 0;
   for (const Tensor& t : xs) {
     const int64_t w = t.dim(-1);
-    copy_columns(t.data(), w, 0, y.data(), total, off, rows, w);
+    copy_columns(static_cast<const T*>(t.raw_data()), w, 0, static_cast<T*>(y.raw_data()), total, off, rows, w);
     off += w;
   }
   return y;
+}
+}  // namespace
+
+// bf16 parts (conv inputs the tape keeps in bf16) are moved as their 16-bit patterns.
+Tensor concat(const std::vector<Tensor>& xs) {
+  return xs.front().dtype() == DType::BF16 ? concat_as<uint16_t>(xs) : concat_as<float>(xs);
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& widths) {

@@ -382,9 +382,12 @@ Tensor conv2d_bias_grad(const Tensor& dy) {
   return dbias;
 }
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+// x may be bf16 (a conv input the tape keeps in bf16 under BF16): the tensor-core path reads it as its
+// operand; the fp32 kernels read its values widened.
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, int padding) {
   const Precision prec = current_context().precision();
-  if (prec != Precision::FP32) return conv2d_forward_tc(x, w, bias, padding, prec);
+  if (prec != Precision::FP32) return conv2d_forward_tc(x_in, w, bias, padding, prec);
+  const Tensor x = x_in.to(DType::F32);
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, x.device());
@@ -392,10 +395,11 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
   return y;
 }
 
-Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias) {
   const Precision prec = current_context().precision();
-  if (prec != Precision::FP32) return conv2d_backward_tc(x, w, dy, padding, need_dx, need_dw, need_dbias, prec);
+  if (prec != Precision::FP32) return conv2d_backward_tc(x_in, w, dy, padding, need_dx, need_dw, need_dbias, prec);
+  const Tensor x = need_dw ? x_in.to(DType::F32) : x_in;  // dx reads only its shape
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
   Conv2dGrads out;

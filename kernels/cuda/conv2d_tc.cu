@@ -9,7 +9,9 @@
 //
 // A cast pre-pass rounds each fp32 operand once (bf16: nearest even; tf32: cvt.rna) and pads its
 // channel dim with zeros to a multiple of a 16-byte chunk (conv2d_tc_tiles.cuh says why); tf32
-// skips it where no padding is needed and rounds as fragments are loaded instead. The
+// skips it where no padding is needed and rounds as fragments are loaded instead. A bf16 x (the
+// input the tape keeps under BF16, autograd/conv2d_keep.h) is already the rounded operand: read in
+// place when no padding is needed, else copied zero-padded; the tf32 path widens it first. The
 // kernels then move only whole chunks with cp.async, zero-filling the halo, the rows past M or N
 // and the reduction tail, through a 3-stage pipeline; fragments come from shared memory by
 // ldmatrix (bf16) or 32-bit loads (tf32). Every sum runs in a fixed order (mma k order within a
@@ -170,6 +172,18 @@ __global__ void pack_kernel(const float* __restrict__ src, int64_t rows, int C, 
   }
 }
 
+// dst[r, c] = src[r, c] for c < C, 0 for C <= c < Cp: a bf16 operand (a conv input the tape keeps
+// in bf16) zero-padded to whole chunks, its bits unchanged.
+__global__ void pad_bf16_kernel(const uint16_t* __restrict__ src, int64_t rows, int C, int Cp,
+                                uint16_t* __restrict__ dst) {
+  const int64_t n = rows * Cp;
+  DD_GRID_STRIDE(i, n) {
+    const int64_t r = i / Cp;
+    const int c = static_cast<int>(i - r * Cp);
+    dst[i] = c < C ? src[r * C + c] : uint16_t(0);
+  }
+}
+
 // wt[ci, kh, kw, co] = round(w[co, K-1-kh, K-1-kw, ci]) for co < Co, 0 for Co <= co < Cop.
 template <class Op>
 __global__ void flip_pack_kernel(const float* __restrict__ w, int Co, int K, int Ci, int Cop,
@@ -225,6 +239,26 @@ Packed<Op> pack(const float* src, int64_t rows, int C, int Cp) {
   pack_kernel<Op><<<grid_for(rows * Cp), kThreads, 0, stream()>>>(src, rows, C, Cp, p.data());
   DD_CUDA_LAUNCH_CHECK("pack_kernel");
   return p;
+}
+
+// x [rows, C] as [rows, Cp]: a bf16 x (only under BF16: the entry points widen it for TF32) is
+// already the rounded operand, read in place when its channels fill whole chunks and it is 16-byte
+// aligned (every U-Net layer but the 3-channel input), else copied zero-padded; an fp32 x is packed.
+template <class Op>
+Packed<Op> pack_input(const Tensor& x, int C, int Cp) {
+  const int64_t rows = x.numel() / C;
+  if (x.dtype() != DType::BF16) return pack<Op>(x.data(), rows, C, Cp);
+  if constexpr (Op::kChunk == 8) {
+    const uint16_t* src = static_cast<const uint16_t*>(x.raw_data());
+    if (C == Cp && reinterpret_cast<uintptr_t>(src) % 16 == 0) return {Tensor(), const_cast<uint16_t*>(src)};
+    Packed<Op> p = packed_empty<Op>(rows * Cp);
+    pad_bf16_kernel<<<grid_for(rows * Cp), kThreads, 0, stream()>>>(src, rows, C, Cp, p.data());
+    DD_CUDA_LAUNCH_CHECK("pad_bf16_kernel");
+    return p;
+  } else {
+    DD_CHECK(false, "conv2d (tensor cores): a bf16 x ", describe(x), " reached the tf32 path unwidened");
+    return {};
+  }
 }
 
 constexpr int kNumTiles = 6;
@@ -394,6 +428,7 @@ void check_args(const char* op, const Tensor& x, const Tensor& w, Precision prec
   DD_CHECK(x.ndim() == 4 && w.ndim() == 4 && w.dim(1) == w.dim(2) && w.dim(3) == x.dim(3), op, ": x ", describe(x),
            " and w ", describe(w), " must be NHWC and OHWI with the same Ci");
   DD_CHECK(opt.tile >= -1 && opt.tile < kNumTiles, op, ": tile ", opt.tile, " is not one of the ", kNumTiles);
+  DD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": x ", describe(x), " must be float32 or bfloat16");
 }
 
 Geom make_geom(const Tensor& x, int64_t k, int p, int c_padded) {
@@ -415,7 +450,7 @@ Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding
   const int ci = checked_int(x.dim(3), "Ci"), co = checked_int(w.dim(0), "Co"), k = checked_int(w.dim(1), "K");
   const int cp = round_up(ci, Op::kChunk);
   const Geom g = make_geom(x, k, padding, cp);
-  Packed<Op> xq = pack<Op>(x.data(), x.numel() / ci, ci, cp);
+  Packed<Op> xq = pack_input<Op>(x, ci, cp);
   Packed<Op> wq = pack<Op>(w.data(), w.numel() / ci, ci, cp);
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA);
   double* sp = nullptr;
@@ -438,7 +473,7 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
   if (!need_dx && !need_dw) return out;
   Packed<Op> dyq = pack<Op>(dy.data(), dy.numel() / co, co, cop);
   if (need_dw) {
-    Packed<Op> xq = pack<Op>(x.data(), x.numel() / ci, ci, cp);
+    Packed<Op> xq = pack_input<Op>(x, ci, cp);
     out.dw = Tensor::empty(w.shape(), Device::CUDA);
     weight_grad<Op>(opt, xq.data(), g, dyq.data(), cop, co, ci, out.dw.data());
   }
@@ -481,21 +516,21 @@ Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, i
                          const TcConvOptions& opt) {
   check_args("conv2d_forward_tc", x, w, prec, opt);
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
-                                 : forward<Tf32Op>(x, w, bias, padding, opt);
+                                 : forward<Tf32Op>(x.to(DType::F32), w, bias, padding, opt);
 }
 
 Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                               Tensor& sums, const TcConvOptions& opt) {
   check_args("conv2d_forward_tc_sums", x, w, prec, opt);
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt, &sums)
-                                 : forward<Tf32Op>(x, w, bias, padding, opt, &sums);
+                                 : forward<Tf32Op>(x.to(DType::F32), w, bias, padding, opt, &sums);
 }
 
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt) {
   check_args("conv2d_backward_tc", x, w, prec, opt);
   Conv2dGrads out = prec == Precision::BF16 ? backward<Bf16Op>(x, w, dy, padding, need_dx, need_dw, opt)
-                                            : backward<Tf32Op>(x, w, dy, padding, need_dx, need_dw, opt);
+                                            : backward<Tf32Op>(x.to(DType::F32), w, dy, padding, need_dx, need_dw, opt);
   if (need_dbias) out.dbias = conv2d_bias_grad(dy);
   return out;
 }

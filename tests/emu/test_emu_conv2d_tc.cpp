@@ -195,3 +195,48 @@ TEST_CASE("emu: tf32 reads whole-chunk fp32 tensors directly, with the same bits
   CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
   CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
 }
+
+TEST_CASE("emu: the tensor-core conv reads a bf16 x in place of its pack, with the fp32 x's bits",
+          "[emu][conv2d][tc][conv2d_keep]") {
+  DD_TEST_RANDOM(rng);
+  // A bf16 x (the conv input the tape keeps under BF16) is the bf16 path's operand: read in place
+  // when its channels fill whole chunks and it is 16-byte aligned (Ci = 8), copied zero-padded
+  // otherwise (Ci = 3; Ci = 16 two bytes into a buffer). The tf32 path and the fp32 kernels widen it.
+  auto offset_bf16 = [](const Tensor& t) {  // t's bf16 bits one element into a buffer
+    Tensor base = Tensor::empty({t.numel() + 1}, Device::CPU, DType::BF16);
+    Tensor v = Tensor::view_of(base, 1, t.shape());
+    v.copy_from(t);
+    return v;
+  };
+  for (const Dims& c : {Dims{2, 5, 7, 8, 12, 3, 1}, Dims{1, 4, 4, 3, 5, 3, 1}, Dims{1, 4, 6, 16, 9, 1, 0}}) {
+    const Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+    const Tensor bias = rnd(rng, {c.co}), dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+    const int p = static_cast<int>(c.p);
+    const Tensor xb = x.to(DType::BF16), xr = xb.to(DType::F32);
+    for (const Tensor& in : {xb, offset_bf16(xb)}) {
+      INFO(c.str() << (in.raw_data() == xb.raw_data() ? "" : " offset view"));
+      // BF16: the same operand as the fp32 x's pack, so bitwise the fp32 x's results.
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc(in, w, bias, p, Precision::BF16),
+                                   kernels::emu::conv2d_forward_tc(x, w, bias, p, Precision::BF16)));
+      Tensor sa, sb;
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc_sums(in, w, bias, p, Precision::BF16, sa),
+                                   kernels::emu::conv2d_forward_tc_sums(x, w, bias, p, Precision::BF16, sb)));
+      CHECK(conv_tc::bitwise_equal(sa, sb));
+      kernels::Conv2dGrads a = kernels::emu::conv2d_backward_tc(in, w, dy, p, true, true, true, Precision::BF16);
+      kernels::Conv2dGrads b = kernels::emu::conv2d_backward_tc(x, w, dy, p, true, true, true, Precision::BF16);
+      CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+      CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+      CHECK(conv_tc::bitwise_equal(a.dbias, b.dbias));
+      // TF32 and fp32 read its values.
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc(in, w, bias, p, Precision::TF32),
+                                   kernels::emu::conv2d_forward_tc(xr, w, bias, p, Precision::TF32)));
+      kernels::Conv2dGrads t = kernels::emu::conv2d_backward_tc(in, w, dy, p, false, true, false, Precision::TF32);
+      CHECK(conv_tc::bitwise_equal(t.dw, kernels::emu::conv2d_backward_tc(xr, w, dy, p, false, true, false,
+                                                                          Precision::TF32).dw));
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward(in, w, bias, p),
+                                   kernels::emu::conv2d_forward(xr, w, bias, p)));
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_backward(in, w, dy, p, true, true, false).dw,
+                                   kernels::emu::conv2d_backward(xr, w, dy, p, true, true, false).dw));
+    }
+  }
+}

@@ -102,6 +102,11 @@ TEST_CASE("emu: concat, split and chunk_backward match the cpu", "[emu][concat]"
     // Copies: exact.
     expect_close("concat", kernels::emu::concat(xs), kernels::cpu::concat(xs), 0.0);
     expect_close("concat of one", kernels::emu::concat({xs[0]}), kernels::cpu::concat({xs[0]}), 0.0);
+    std::vector<Tensor> xb;  // bf16 parts (conv inputs the tape keeps in bf16): their bits moved as they are
+    for (const Tensor& x : xs) xb.push_back(x.to(DType::BF16));
+    const Tensor cb = kernels::emu::concat(xb);
+    CHECK(cb.dtype() == DType::BF16);
+    expect_close("concat bf16", cb.to(DType::F32), kernels::cpu::concat(xb).to(DType::F32), 0.0);
     const Tensor x = rnd(rng, with_last(lead, 12));
     const std::vector<int64_t> widths = {3, 0, 8, 1};  // a zero-width piece too
     std::vector<Tensor> pe = kernels::emu::split(x, widths), pc = kernels::cpu::split(x, widths);

@@ -1,0 +1,33 @@
+#pragma once
+// What a stride-1 conv reads of its input x and keeps of it for its backward (dw reads x).
+//
+// Under Precision::BF16 the conv rounds x to bf16 before anything reads it, in the forward and in
+// dw (kernels/cpu/operand_rounding.h; the GPU's tensor-core pack), so while recording it takes and
+// keeps x.bf16_value() instead of x: the same results bit for bit, half the bytes kept, and one copy
+// whichever convs read x (a ResnetBlock's input and skip feed its first conv and its res_conv). Once
+// no backward reads x's fp32 value it is freed with its variable. On the GPU the tensor-core conv
+// reads the bf16 copy as its operand instead of packing x again in the forward and in dw.
+// Otherwise (fp32, tf32, nothing recorded, a value that is not fp32) it is x.value() itself.
+// set_keep_bf16_conv_inputs(false) keeps x itself in every policy (on by default; process-wide):
+// bench_train_step --keep-fp32 measures the saving, and the tests check the results are the same.
+#include <atomic>
+
+#include "autograd/var.h"
+#include "engine/context.h"
+
+namespace dd::ag {
+
+inline std::atomic<bool>& keep_bf16_conv_inputs_flag() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+inline void set_keep_bf16_conv_inputs(bool on) { keep_bf16_conv_inputs_flag().store(on); }
+
+inline Tensor conv_input(const Var& x, bool recording) {
+  if (recording && current_context().precision() == Precision::BF16 && x.value().dtype() == DType::F32 &&
+      keep_bf16_conv_inputs_flag().load(std::memory_order_relaxed))
+    return x.bf16_value();
+  return x.value();
+}
+
+}  // namespace dd::ag
