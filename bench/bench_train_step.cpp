@@ -205,7 +205,7 @@ int main(int argc, char** argv) try {
     bool graphs = false;
     double ms = 0, host_ms = 0, peak = 0, syncs = 0, launches = 0, last_loss = 0;
     double tensors_peak = 0;  // CPU: the live tensors' peak bytes (MiB), RSS aside
-    double tensors_kept = 0;  // CPU: the live tensors' bytes (MiB) as the backward starts, at most
+    double tensors_kept = 0;  // eager: the live tensors' bytes (MiB) as the backward starts, at most
     long long graph_nodes = 0;
     std::vector<float> losses;  // every step's, to check the modes against each other
     std::vector<kernels::op_profile::Entry> ops;  // --profile (CPU): per op over the timed steps
@@ -228,10 +228,13 @@ int main(int argc, char** argv) try {
     ag::Adam adam(params, hyper, m.params().param_arena(), m.params().grad_arena());
     models::Ema ema(params, models::EmaConfig{}, m.params().param_arena());
     ddpm::TrainStep step_fn(ddpm::TrainStepParts{&m, &m.params(), &diffusion, &noise_gen, &adam, 1.0}, dev, graphs);
-    // What the tape holds for the backward, the training state beside it (CPU: counted tensors).
-    if (dev == Device::CPU)
-      step_fn.set_data_parallel(0, 1, {}, [&r] {
-        r.tensors_kept = std::max(r.tensors_kept, double(host_mem::stats().in_use) / (1 << 20));
+    // What the tape holds for the backward, the training state beside it: the bytes of live tensors
+    // (the caching allocator's in use on the GPU, the counted CPU tensors). Eager steps only: a
+    // captured step runs no host code between its forward and its backward.
+    if (!graphs)
+      step_fn.set_data_parallel(0, 1, {}, [&r, dev] {
+        const std::size_t in_use = dev == Device::CUDA ? cuda_mem::stats().in_use : host_mem::stats().in_use;
+        r.tensors_kept = std::max(r.tensors_kept, double(in_use) / (1 << 20));
       });
     // As the trainer: losses read back in batches (here once per timed run), so nothing in a step
     // waits for the GPU.
@@ -332,6 +335,11 @@ int main(int argc, char** argv) try {
       std::printf("\n%s: the live tensors' peak %s MiB, %s MiB as the backward starts (the peak MiB column is the "
                   "process's RSS).",
                   precision_name(r.precision), fmt(r.tensors_peak, 4).c_str(), fmt(r.tensors_kept, 4).c_str());
+  else
+    for (const Run& r : runs)
+      if (!r.graphs)
+        std::printf("\n%s (eager): %s MiB in use as the backward starts (the training state included).",
+                    precision_name(r.precision), fmt(r.tensors_kept, 4).c_str());
   for (const Run& r : runs)
     if (!r.ops.empty()) print_profile(r.ops, str_cat("training step, ours ", precision_name(r.precision), ", eager, CPU"), steps, r.ms);
   std::printf("\n");
