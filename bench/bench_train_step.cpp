@@ -315,7 +315,8 @@ int main(int argc, char** argv) try {
                               "\", \"batch\": ", batch, ", \"ms_step\": ", r.ms, ", \"host_ms_step\": ", r.host_ms,
                               ", \"launches_step\": ", r.launches, ", \"cuda_graphs\": ", r.graphs ? "true" : "false",
                               ", \"precision\": \"", precision_name(r.precision), "\"",
-                              ", \"peak_mib\": ", r.peak, ", \"steps\": ", steps, "}"));
+                              ", \"peak_mib\": ", r.peak, ", \"kept_mib\": ", r.tensors_kept, ", \"steps\": ", steps,
+                              "}"));
   }
   for (size_t i = 0; i + 1 < runs.size(); ++i)
     if (!runs[i].graphs && runs[i + 1].graphs)
