@@ -49,14 +49,13 @@ Var conv2d(const std::vector<Var>& xs, const Var& w, const Var& bias, int paddin
 
 namespace {
 // An op whose kernels take (x, w, bias, padding) like conv2d's: the upsampled and unshuffled reads.
-// keep_bf16: the read rounds x as the plain conv does (the upsampled one; the unshuffled one is a
-// linear layer, tf32 under BF16), so it may take x's bf16 copy (autograd/conv2d_keep.h).
+// Both reads round x as the plain conv does (the CPU's 1x1 unshuffled read runs as a linear layer,
+// on x already rounded to bf16 under BF16), so they take x's bf16 copy (autograd/conv2d_keep.h).
 template <class Forward, class Backward>
-Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, bool keep_bf16, Forward forward,
-                Backward backward) {
+Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, Forward forward, Backward backward) {
   const Tensor no_bias;
   const bool rec = needs_grad({&x, &w, &bias});
-  const Tensor xin = keep_bf16 ? conv_input(x, rec) : x.value();
+  const Tensor xin = conv_input(x, rec);
   Var y(forward(xin, w.value(), bias.defined() ? bias.value() : no_bias, padding), rec);
   if (y.requires_grad())
     Tape::current().record([xin, x = x.grad_ref(), w, bias = bias.grad_ref(), y = y.grad_ref(), padding, backward] {
@@ -72,12 +71,11 @@ Var conv2d_read(const Var& x, const Var& w, const Var& bias, int padding, bool k
 }  // namespace
 
 Var conv2d_up2(const Var& x, const Var& w, const Var& bias, int padding) {
-  return conv2d_read(x, w, bias, padding, true, kernels::conv2d_forward_up2, kernels::conv2d_backward_up2);
+  return conv2d_read(x, w, bias, padding, kernels::conv2d_forward_up2, kernels::conv2d_backward_up2);
 }
 
 Var conv2d_unshuffle2(const Var& x, const Var& w, const Var& bias, int padding) {
-  return conv2d_read(x, w, bias, padding, false, kernels::conv2d_forward_unshuffle2,
-                     kernels::conv2d_backward_unshuffle2);
+  return conv2d_read(x, w, bias, padding, kernels::conv2d_forward_unshuffle2, kernels::conv2d_backward_unshuffle2);
 }
 
 Var conv2d(const Var& x, const Var& w, const Var& bias, const kernels::Conv2dGeometry& geo) {

@@ -77,7 +77,7 @@ TEST_CASE("conv2d under BF16 keeps x's bf16 copy: y and every gradient are the f
   }
 }
 
-TEST_CASE("conv2d parts, up2 and the Block under BF16 keep bf16 copies with the fp32 x's results",
+TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep bf16 copies: the fp32 x's results",
           "[conv2d][conv2d_keep][autograd]") {
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
@@ -104,6 +104,16 @@ TEST_CASE("conv2d parts, up2 and the Block under BF16 keep bf16 copies with the 
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     CHECK(same_bits(y.value(), kernels::conv2d_forward_up2(x1, wu, Tensor(), 1)));
     const kernels::Conv2dGrads k = kernels::conv2d_backward_up2(x1, wu, r, 1, true, true, false);
+    CHECK(same_bits(b.grad(), k.dx));
+    CHECK(same_bits(wv.grad(), k.dw));
+  }
+  SECTION("unshuffle2") {
+    const Tensor xe = rnd(rng, {B, 4, 6, C1}), wu = rnd(rng, {Co, 1, 1, 4 * C1}, 0.3), r = rnd(rng, {B, 2, 3, Co});
+    ag::Var b(xe, true), wv(wu, true);
+    ag::Var y = ag::conv2d_unshuffle2(b, wv, ag::Var(bias), 0);
+    ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
+    CHECK(same_bits(y.value(), kernels::conv2d_forward_unshuffle2(xe, wu, bias, 0)));
+    const kernels::Conv2dGrads k = kernels::conv2d_backward_unshuffle2(xe, wu, r, 0, true, true, false);
     CHECK(same_bits(b.grad(), k.dx));
     CHECK(same_bits(wv.grad(), k.dw));
   }
