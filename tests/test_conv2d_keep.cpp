@@ -228,7 +228,7 @@ TEST_CASE("conv2d kernels read a bf16 x as its values, under every policy", "[co
                     Catch::Contains("x [2,5,6,7]") && Catch::Contains("must be float32 or bfloat16"));
 }
 
-TEST_CASE("concat keeps bf16 bits, refuses mixed dtypes; concat_widening widens a mix", "[concat][conv2d_keep]") {
+TEST_CASE("concat keeps bf16 bits and refuses mixed dtypes and concat_widening widens a mix", "[concat][conv2d_keep]") {
   DD_TEST_RANDOM(rng);
   const Tensor a = rnd(rng, {2, 3, 5}), b = rnd(rng, {2, 3, 2});
   const Tensor ab = a.to(DType::BF16), bb = b.to(DType::BF16);
