@@ -64,6 +64,8 @@ class Var {
   // that forward that keeps it (the convs under Precision::BF16, autograd/conv2d_keep.h) shares one
   // copy, and a parameter updated in place between steps never serves a stale one.
   const Tensor& bf16_value() const;
+  // Whether this forward has made that copy (and the backward has not started yet).
+  bool has_bf16_value() const { return d_ && d_->bf16_value.defined(); }
   const Tensor& grad() const;
   bool has_grad() const { return d_ && d_->g->grad.defined(); }
   bool requires_grad() const { return d_ && d_->g->requires_grad; }

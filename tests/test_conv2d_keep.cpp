@@ -50,7 +50,7 @@ struct Bf16 {
 
 }  // namespace
 
-TEST_CASE("conv2d under BF16 keeps x's bf16 copy: y and every gradient are the fp32 x's bit for bit",
+TEST_CASE("conv2d under BF16 keeps x's bf16 copy with y and every gradient the fp32 x's bit for bit",
           "[conv2d][conv2d_keep][autograd]") {
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
@@ -68,6 +68,7 @@ TEST_CASE("conv2d under BF16 keeps x's bf16 copy: y and every gradient are the f
     ag::Tape::current().clear();
     ag::Var xv(x, true), wv(w, true), bv(bias, true);
     ag::Var y = ag::conv2d(xv, wv, bv, p);
+    CHECK(xv.has_bf16_value());  // taken
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     const kernels::Conv2dGrads k = kernels::conv2d_backward(x, w, r, p, true, true, true);
     CHECK(same_bits(y.value(), kernels::conv2d_forward(x, w, bias, p)));
@@ -77,7 +78,7 @@ TEST_CASE("conv2d under BF16 keeps x's bf16 copy: y and every gradient are the f
   }
 }
 
-TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep bf16 copies: the fp32 x's results",
+TEST_CASE("the other conv ops under BF16 keep bf16 copies with the fp32 x's results",
           "[conv2d][conv2d_keep][autograd]") {
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
@@ -89,6 +90,7 @@ TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep b
     const Tensor r = rnd(rng, {B, H, W, Co});
     ag::Var a(x0, true), b(x1, true), wv(w, true);
     ag::Var y = ag::conv2d(std::vector<ag::Var>{a, b}, wv, ag::Var(bias), 1);
+    CHECK((a.has_bf16_value() && b.has_bf16_value()));
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     CHECK(same_bits(y.value(), kernels::conv2d_forward_parts({x0, x1}, w, bias, 1)));
     const kernels::Conv2dPartsGrads k = kernels::conv2d_backward_parts({x0, x1}, w, r, 1, true, true, false);
@@ -101,6 +103,7 @@ TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep b
     const Tensor wu = rnd(rng, {Co, 3, 3, C1}, 0.3);
     ag::Var b(x1, true), wv(wu, true);
     ag::Var y = ag::conv2d_up2(b, wv, ag::Var(), 1);
+    CHECK(b.has_bf16_value());
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     CHECK(same_bits(y.value(), kernels::conv2d_forward_up2(x1, wu, Tensor(), 1)));
     const kernels::Conv2dGrads k = kernels::conv2d_backward_up2(x1, wu, r, 1, true, true, false);
@@ -111,6 +114,7 @@ TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep b
     const Tensor xe = rnd(rng, {B, 4, 6, C1}), wu = rnd(rng, {Co, 1, 1, 4 * C1}, 0.3), r = rnd(rng, {B, 2, 3, Co});
     ag::Var b(xe, true), wv(wu, true);
     ag::Var y = ag::conv2d_unshuffle2(b, wv, ag::Var(bias), 0);
+    CHECK(b.has_bf16_value());
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     CHECK(same_bits(y.value(), kernels::conv2d_forward_unshuffle2(xe, wu, bias, 0)));
     const kernels::Conv2dGrads k = kernels::conv2d_backward_unshuffle2(xe, wu, r, 0, true, true, false);
@@ -123,6 +127,7 @@ TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep b
                  shift = rnd(rng, {B, Co}, 0.5), r = rnd(rng, {B, H, W, Co});
     ag::Var a(x0, true), b(x1, true), wv(w, true), bv(bias, true), g(gamma, true);
     ag::Var y = ag::conv2d_group_norm_act({a, b}, wv, bv, 1, g, ag::Var(beta), ag::Var(scale), ag::Var(shift), groups);
+    CHECK((a.has_bf16_value() && b.has_bf16_value()));
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     const kernels::Conv2dNormActOut f =
         kernels::conv2d_group_norm_act_forward({x0, x1}, w, bias, 1, gamma, beta, scale, shift, groups);
@@ -141,6 +146,7 @@ TEST_CASE("conv2d parts, up2, unshuffle2, the Block and to_qkv under BF16 keep b
     const Tensor r = rnd(rng, {B, H, W, heads * dim_head});
     ag::Var xv(x, true), wv(wq, true);
     ag::Var y = ag::linear_attention_qkv(xv, wv, heads, dim_head);
+    CHECK(xv.has_bf16_value());
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
     const Tensor qkv = kernels::conv2d_forward(x, wq, Tensor(), 0);
     CHECK(same_bits(y.value(), kernels::linear_attention_forward(qkv, heads, dim_head)));
@@ -196,7 +202,9 @@ TEST_CASE("a variable updated in place between steps gets a fresh bf16 copy", "[
     x.zero_grad();
     wv.zero_grad();
     ag::Var y = ag::conv2d(x, wv, ag::Var(), 1);
+    CHECK(x.has_bf16_value());
     ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
+    CHECK_FALSE(x.has_bf16_value());  // dropped when the backward starts
     CHECK(same_bits(y.value(), kernels::conv2d_forward(x.value(), w, Tensor(), 1)));
     CHECK(same_bits(wv.grad(), kernels::conv2d_backward(x.value(), w, r, 1, false, true, false).dw));
     x.value().copy_from(rnd(rng, x.shape()));
@@ -242,7 +250,7 @@ TEST_CASE("concat keeps bf16 bits and refuses mixed dtypes and concat_widening w
   CHECK(kernels::concat_widening({ab, bb}).dtype() == DType::BF16);
 }
 
-TEST_CASE("a bf16 U-Net step keeping bf16 conv inputs: the same loss and gradients, less kept",
+TEST_CASE("a bf16 U-Net step keeping bf16 conv inputs has the same loss and gradients and holds less",
           "[conv2d_keep][unet][precision]") {
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
