@@ -30,4 +30,20 @@ inline Tensor conv_input(const Var& x, bool recording) {
   return x.value();
 }
 
+// The Block op's GroupNorm input, its conv's output h (autograd/conv2d_norm_act.h), is kept for the
+// backward rounded to bf16 under Precision::BF16 while recording (kernels/conv2d_norm_act.h's
+// bf16_h), as autocast keeps a bf16 conv output. Unlike the conv inputs above this changes the
+// gradients (by bf16's rounding of h; the forward's bits stay), so it has its own switch:
+// set_keep_bf16_norm_inputs(false) keeps h in fp32 (on by default; process-wide).
+inline std::atomic<bool>& keep_bf16_norm_inputs_flag() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+inline void set_keep_bf16_norm_inputs(bool on) { keep_bf16_norm_inputs_flag().store(on); }
+
+inline bool keep_norm_input_bf16(bool recording) {
+  return recording && current_context().precision() == Precision::BF16 &&
+         keep_bf16_norm_inputs_flag().load(std::memory_order_relaxed);
+}
+
 }  // namespace dd::ag

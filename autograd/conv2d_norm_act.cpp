@@ -15,8 +15,9 @@ Var conv2d_group_norm_act(const std::vector<Var>& xs, const Var& w, const Var& b
   const bool rec = needs_grad(inputs);
   std::vector<Tensor> values;  // what the conv reads and its backward keeps (autograd/conv2d_keep.h)
   for (const Var& x : xs) values.push_back(conv_input(x, rec));
-  kernels::Conv2dNormActOut f = kernels::conv2d_group_norm_act_forward(
-      values, w.value(), value(bias), padding, gamma.value(), beta.value(), value(scale), value(shift), groups, eps);
+  kernels::Conv2dNormActOut f =
+      kernels::conv2d_group_norm_act_forward(values, w.value(), value(bias), padding, gamma.value(), beta.value(),
+                                             value(scale), value(shift), groups, eps, keep_norm_input_bf16(rec));
   Var y(f.n.y, rec);
   if (y.requires_grad())
     Tape::current().record([xs = grad_refs(xs), values, w, bias = bias.grad_ref(), gamma, beta, scale, shift, y = y.grad_ref(), padding, h = f.h, mean = f.n.mean,

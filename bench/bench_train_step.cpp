@@ -4,7 +4,7 @@
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
 //   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST] [--profile]
-//                    [--keep-qkv] [--keep-fp32]
+//                    [--keep-qkv] [--keep-fp32] [--keep-fp32-h]
 // --profile (with --cpu): a table of wall time per kernel entry point over the timed steps, or
 // over the sampling chain with --sample (kernels/op_profile.h), the rest of the step as `other`.
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
@@ -113,9 +113,13 @@ int main(int argc, char** argv) try {
   // The linear attention keeps its qkv instead of recomputing it (models::set_recompute_qkv): the
   // recomputation's price in time and its saving in memory, side by side.
   if (std::find(a.rest.begin(), a.rest.end(), "--keep-qkv") != a.rest.end()) models::set_recompute_qkv(false);
-  // Under bf16 the convs keep their inputs in fp32 instead of their bf16 copies
-  // (ag::set_keep_bf16_conv_inputs): what the copies save, and cost, side by side.
-  if (std::find(a.rest.begin(), a.rest.end(), "--keep-fp32") != a.rest.end()) ag::set_keep_bf16_conv_inputs(false);
+  // Under bf16 the convs keep their inputs, and the Blocks their conv outputs h, in fp32 instead
+  // of bf16 (ag::set_keep_bf16_conv_inputs, ag::set_keep_bf16_norm_inputs); --keep-fp32-h only
+  // the latter: what each saves, and costs, side by side.
+  const bool keep_fp32 = std::find(a.rest.begin(), a.rest.end(), "--keep-fp32") != a.rest.end();
+  if (keep_fp32) ag::set_keep_bf16_conv_inputs(false);
+  if (keep_fp32 || std::find(a.rest.begin(), a.rest.end(), "--keep-fp32-h") != a.rest.end())
+    ag::set_keep_bf16_norm_inputs(false);
   const Preset p = preset(sampling ? "cifar" : a.get("--preset", "cifar"));
 
   Generator gen(0);

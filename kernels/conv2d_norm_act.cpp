@@ -23,7 +23,7 @@ Shape check(const char* op, const std::vector<Tensor>& xs, const Tensor& w, cons
 
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps) {
+                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h) {
   const char* op = "conv2d_group_norm_act";
   check(op, xs, w, bias, padding, gamma, beta, scale, shift, groups);
   DD_CHECK(eps > 0.0f, op, ": eps = ", eps, " must be positive");
@@ -34,7 +34,7 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   // Not DD_CPU_CALL: the CPU op times its two halves under the two ops' names (--profile's rows add
   // up to the step only without an outer row around them).
   if (dev == Device::CPU)
-    return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps);
+    return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps, bf16_h);
   // The GPU's kernels read one tensor: the concatenation is built there.
   const Tensor x = xs.size() == 1 ? xs[0] : concat_widening(xs);
 #ifdef DD_WITH_CUDA
@@ -43,12 +43,15 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   if (const Precision prec = current_context().precision(); prec == Precision::BF16 || prec == Precision::TF32) {
     Tensor sums;
     Tensor h = cuda::conv2d_forward_tc_sums(x, w, bias, padding, prec, sums);
-    GroupNormActOut n = cuda::group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums);
-    return {std::move(h), std::move(n)};
+    Tensor hb;
+    GroupNormActOut n =
+        cuda::group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums, bf16_h ? &hb : nullptr);
+    return {bf16_h ? std::move(hb) : std::move(h), std::move(n)};
   }
 #endif
   Tensor h = conv2d_forward(x, w, bias, padding);
   GroupNormActOut n = group_norm_act_forward(h, gamma, beta, scale, shift, groups, eps);
+  if (bf16_h) h = h.to(DType::BF16);  // fp32's SIMT path: a pass of its own
   return {std::move(h), std::move(n)};
 }
 
@@ -62,6 +65,8 @@ Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs,
   const Shape hs = check(op, xs, w, Tensor(), padding, gamma, beta, scale, shift, mean.dim(1));
   DD_CHECK(h.shape() == hs && dy.shape() == hs, op, ": h ", describe(h), " and dy ", describe(dy), " must be ",
            shape_str(hs), " for w ", describe(w));
+  DD_CHECK(h.dtype() == DType::F32 || h.dtype() == DType::BF16, op, ": h ", describe(h),
+           " must be F32 or BF16 (the forward's, with or without bf16_h)");
   const Shape stats{hs.front(), mean.dim(1)};
   DD_CHECK(mean.shape() == stats && rstd.shape() == stats, op, ": mean ", describe(mean), " and rstd ",
            describe(rstd), " must be ", shape_str(stats), " for h ", describe(h));

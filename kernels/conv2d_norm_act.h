@@ -9,6 +9,12 @@
 // The results are the two ops' up to the order of the statistics' double sums: h, and
 // every gradient for given mean and rstd, are bitwise theirs. x comes in channel parts, as
 // conv2d_forward_parts' (kernels/conv2d.h): the U-Net's skip concatenations are never built on the CPU.
+//
+// bf16_h: the forward returns h rounded to bf16 instead of h (written in the pass that writes y, so it
+// costs no pass of its own), and the backward takes that copy: under Precision::BF16 the autograd op
+// keeps half the bytes of every Block's conv output, as autocast keeps a bf16 conv output. y, mean and
+// rstd are the same bits either way (the statistics come from the exact h); the gradients are those
+// at the rounded h, within bf16's rounding of h of the exact ones.
 #include <cstdint>
 #include <vector>
 
@@ -18,7 +24,7 @@
 namespace dd::kernels {
 
 struct Conv2dNormActOut {
-  Tensor h;            // the conv's output, which the backward needs
+  Tensor h;            // the conv's output (in bf16 with bf16_h), which the backward needs
   GroupNormActOut n;   // y, mean and rstd of group_norm_act(h)
 };
 
@@ -30,8 +36,9 @@ struct Conv2dNormActGrads {
 
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps = 1e-5f);
-// h, mean and rstd are the forward's.
+                                               const Tensor& shift, int64_t groups, float eps = 1e-5f,
+                                               bool bf16_h = false);
+// h (F32 or BF16), mean and rstd are the forward's.
 Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,
@@ -40,7 +47,7 @@ Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs,
 namespace cpu {
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps);
+                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h);
 Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,

@@ -37,7 +37,9 @@ void check_group_norm_act_operands(const char* op, const Shape& x, const std::st
 GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& scale, const Tensor& shift, int64_t groups,
                                        float eps = 1e-5f);
-// mean and rstd are the forward's; the group count is read from their shape.
+// mean and rstd are the forward's; the group count is read from their shape. x is F32 or BF16 (its
+// bf16 copy, which the forward's x_bf16 gives: the gradients at the rounded x, with the statistics
+// of the exact one); the gradients are F32 either way.
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                           const Tensor& scale, const Tensor& shift, const Tensor& mean,
                                           const Tensor& rstd, const Tensor& dy);
@@ -50,10 +52,12 @@ GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, 
                                           const Tensor& rstd, const Tensor& dy);
 // The forward from x's per-(b, c) sums and sums of squares, sums[k * B*C + b*C + c] in double
 // (channel_sums<2>'s layout; kernels/cpu/conv2d's conv2d_forward_sums gives them): no pass over x
-// for the statistics. With the sums group_norm_act_forward takes, the same bits.
+// for the statistics. With the sums group_norm_act_forward takes, the same bits. With x_bf16 it also
+// sets *x_bf16 to x rounded to bf16, written in the pass that writes y (what the backward keeps
+// under Precision::BF16, kernels/conv2d_norm_act.h).
 GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                             const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
-                                            const std::vector<double>& sums);
+                                            const std::vector<double>& sums, Tensor* x_bf16 = nullptr);
 // The backward that also writes dx_column_sums[c] (unless null) = sum over every position of dx[.., c],
 // bitwise column_sums(dx) (kernels/cpu/gemm.h), taken while each row of dx is written: the bias
 // gradient of the conv that produced x, without its pass over dx.
@@ -71,10 +75,10 @@ GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, 
                                           const Tensor& rstd, const Tensor& dy);
 // cpu::group_norm_act_forward_sums on the device: sums holds the 2*B*C doubles sums[k * B*C + b*C + c]
 // as a CUDA F32 tensor of 4*B*C words (cuda::conv2d_forward_tc_sums gives them). With the sums
-// group_norm_act_forward takes (its channel_sums<2> of x), the same bits.
+// group_norm_act_forward takes (its channel_sums<2> of x), the same bits. x_bf16 as the CPU's.
 GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                             const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
-                                            const Tensor& sums);
+                                            const Tensor& sums, Tensor* x_bf16 = nullptr);
 }  // namespace cuda
 #endif
 

@@ -12,7 +12,7 @@ namespace dd::kernels::cpu {
 // times compare with the unfused ops'.
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps) {
+                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h) {
   std::vector<double> sums;
   Tensor h;
   {
@@ -20,8 +20,9 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
     h = conv2d_forward_parts_sums(xs, w, bias, padding, sums);
   }
   const op_profile::Scope timed("group_norm_act_forward");
-  GroupNormActOut n = group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums);
-  return {std::move(h), std::move(n)};
+  Tensor hb;
+  GroupNormActOut n = group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums, bf16_h ? &hb : nullptr);
+  return {bf16_h ? std::move(hb) : std::move(h), std::move(n)};
 }
 
 Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,

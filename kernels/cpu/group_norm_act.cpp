@@ -22,10 +22,11 @@ struct Affine {
 };
 
 // Recomputes one row's normalized value h, pre-activation u and their
-// gradients du, dh from dy: the unfused chain's float expressions exactly.
-template <bool kScaleShift>
+// gradients du, dh from dy: the unfused chain's float expressions exactly. x is float or bf16 (a
+// Block's conv output kept in bf16 under Precision::BF16), read as its float value.
+template <bool kScaleShift, typename XT>
 struct RowGrad {
-  const float* x;
+  const XT* x;
   const float* dy;
   const float* beta;
   const float* scale;
@@ -35,7 +36,7 @@ struct RowGrad {
   // f(c, x, h, du, dh) for each channel of the row at `off` in batch item b.
   template <typename F>
   void operator()(int64_t b, int64_t off, F f) const {
-    const float* xr = x + off;
+    const XT* xr = x + off;
     const float* gr = dy + off;
     const float* m = aff->mean.data() + b * C;
     const float* k = aff->scale.data() + b * C;
@@ -45,16 +46,17 @@ struct RowGrad {
     // compiler does not attempt on its own once f keeps four accumulators.
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
-      const float h = (xr[c] - m[c]) * k[c] + beta[c];
+      const float xv = dtype_conv::to_f32(xr[c]);
+      const float h = (xv - m[c]) * k[c] + beta[c];
       const float u = kScaleShift ? h * (sr[c] + 1.0f) + hr[c] : h;
       const float du = silu_grad_f(u, gr[c]);
       const float dh = kScaleShift ? du * (sr[c] + 1.0f) : du;
-      f(c, xr[c], h, du, dh);
+      f(c, xv, h, du, dh);
     }
   }
 };
 
-template <bool kScaleShift>
+template <bool kScaleShift, typename XT>
 GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                            const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy,
                            float* dx_column_sums) {
@@ -73,7 +75,7 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
       aff.scale[b * C + c] = static_cast<float>(static_cast<double>(prstd[bg]) * pg[c]);
       mean_d[b * C + c] = pmean[bg];
     }
-  const RowGrad<kScaleShift> rg{x.data(),
+  const RowGrad<kScaleShift, XT> rg{x.data<XT>(),
                                 dy.data(),
                                 beta.data(),
                                 kScaleShift ? scale.data() : nullptr,
@@ -192,7 +194,7 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
 
 GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                             const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
-                                            const std::vector<double>& sums) {
+                                            const std::vector<double>& sums, Tensor* x_bf16) {
   const Dims d(x, groups);
   const int64_t C = d.C, BC = d.B * C;
   DD_CHECK(static_cast<int64_t>(sums.size()) == 2 * BC, "group_norm_act_forward_sums: ", sums.size(),
@@ -229,9 +231,16 @@ GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma
   const float* psc = ss ? scale.data() : nullptr;
   const float* psh = ss ? shift.data() : nullptr;
   float* py = out.y.data();
+  bf16* pxb = nullptr;
+  if (x_bf16) {
+    *x_bf16 = Tensor::empty(x.shape(), Device::CPU, DType::BF16);
+    pxb = x_bf16->data<bf16>();
+  }
   for_each_row(d, [&](int64_t b, int64_t off) {
     const float* xr = px + off;
     float* yr = py + off;
+    if (pxb)
+      for (int64_t c = 0; c < C; ++c) pxb[off + c] = bf16{dtype_conv::f32_to_bf16(xr[c])};
     const float* m = aff.mean.data() + b * C;
     const float* k = aff.scale.data() + b * C;
     if (ss) {
@@ -257,8 +266,12 @@ GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, 
 GroupNormActGrads group_norm_act_backward_dsum(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                                const Tensor& scale, const Tensor& shift, const Tensor& mean,
                                                const Tensor& rstd, const Tensor& dy, float* dx_column_sums) {
-  if (scale.defined()) return backward<true>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums);
-  return backward<false>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums);
+  const bool ss = scale.defined();
+  if (x.dtype() == DType::BF16)
+    return ss ? backward<true, bf16>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums)
+              : backward<false, bf16>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums);
+  return ss ? backward<true, float>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums)
+            : backward<false, float>(x, gamma, beta, scale, shift, mean, rstd, dy, dx_column_sums);
 }
 
 }  // namespace dd::kernels::cpu

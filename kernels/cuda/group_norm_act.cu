@@ -31,28 +31,42 @@ struct Forward {
   }
 };
 
+// xb (unless null) gets x rounded to bf16 in the same pass: the copy a Block's backward keeps
+// under Precision::BF16 (kernels/conv2d_norm_act.h).
 template <bool kScaleShift>
-__global__ void gna_forward_kernel(const float* x, Forward<kScaleShift> f, int64_t n, int64_t S, float* y) {
+__global__ void gna_forward_kernel(const float* x, Forward<kScaleShift> f, int64_t n, int64_t S, float* y,
+                                   bf16* xb) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, f.C, n);
     y[i] = f(e.b, e.c, x[i]);
+    if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
   }
 }
 
+// Four floats as four bf16 in one 8-byte word, the lowest channel in the low half of .x.
+static __device__ __forceinline__ uint2 bf16_quad(float4 v) {
+  using dtype_conv::f32_to_bf16;
+  return make_uint2(f32_to_bf16(v.x) | (uint32_t{f32_to_bf16(v.y)} << 16),
+                    f32_to_bf16(v.z) | (uint32_t{f32_to_bf16(v.w)} << 16));
+}
+
 template <bool kScaleShift>
-__global__ void gna_forward_quad_kernel(const float4* x, Forward<kScaleShift> f, int64_t n, int64_t S, float4* y) {
+__global__ void gna_forward_quad_kernel(const float4* x, Forward<kScaleShift> f, int64_t n, int64_t S, float4* y,
+                                        uint2* xb) {
   DD_GRID_STRIDE(q, n / 4) {
     const BcIndex e = bc_index(4 * q, S, f.C, n);
-    y[q] = quad_map(f, e.b, e.c, x[q]);
+    const float4 v = x[q];
+    y[q] = quad_map(f, e.b, e.c, v);
+    if (xb) xb[q] = bf16_quad(v);
   }
 }
 
 // Recomputes, for element i = (b, s, c), what the backward needs from x, the
 // statistics and dy: x, h, du = dL/du and dh = dL/dh. k = rstd * gamma is
-// also dx's per-(b, c) factor.
-template <bool kScaleShift>
+// also dx's per-(b, c) factor. XT is float, or bf16 for the bf16 copy of x (read as its value).
+template <bool kScaleShift, typename XT>
 struct Recompute {
-  const float* x;
+  const XT* x;
   const float* dy;
   const float* gamma;
   const float* beta;
@@ -64,7 +78,7 @@ struct Recompute {
   struct Vals {
     float x, m, k, h, du, dh;
   };
-  __device__ Vals operator()(int64_t b, int64_t c, int64_t i) const { return at(b, c, x[i], dy[i]); }
+  __device__ Vals operator()(int64_t b, int64_t c, int64_t i) const { return at(b, c, dtype_conv::to_f32(x[i]), dy[i]); }
   // The same from the loaded x and dy of the element.
   __device__ Vals at(int64_t b, int64_t c, float xv, float dyv) const {
     Vals v;
@@ -87,11 +101,11 @@ struct Recompute {
 
 // Per (b, c): sdx = sum dh (x - mean), sdy = sum dh; with scale/shift also
 // dscale = sum du h and dshift = sum du.
-template <bool kScaleShift>
+template <bool kScaleShift, typename XT>
 struct BackwardTerm {
-  Recompute<kScaleShift> r;
+  Recompute<kScaleShift, XT> r;
   __device__ void operator()(int64_t b, int64_t c, int64_t i, double* acc) const {
-    const typename Recompute<kScaleShift>::Vals v = r(b, c, i);
+    const typename Recompute<kScaleShift, XT>::Vals v = r(b, c, i);
     const double g = v.dh;
     acc[0] += g * (static_cast<double>(v.x) - v.m);
     acc[1] += g;
@@ -103,44 +117,53 @@ struct BackwardTerm {
 };
 
 // dx = k dh - kk (x - mean) - oo, from the recomputed values.
-template <bool kScaleShift>
+template <bool kScaleShift, typename XT>
 struct InputGrad {
-  Recompute<kScaleShift> r;
+  Recompute<kScaleShift, XT> r;
   const float* kk;
   const float* oo;
   __device__ float operator()(int64_t b, int64_t c, float xv, float dyv) const {
-    const typename Recompute<kScaleShift>::Vals v = r.at(b, c, xv, dyv);
+    const typename Recompute<kScaleShift, XT>::Vals v = r.at(b, c, xv, dyv);
     const int64_t bg = b * r.G + c / r.D;
     return v.k * v.dh - kk[bg] * (v.x - v.m) - oo[bg];
   }
 };
 
-template <bool kScaleShift>
-__global__ void gna_dx_kernel(InputGrad<kScaleShift> f, int64_t n, int64_t S, float* dx) {
+template <bool kScaleShift, typename XT>
+__global__ void gna_dx_kernel(InputGrad<kScaleShift, XT> f, int64_t n, int64_t S, float* dx) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, f.r.C, n);
-    dx[i] = f(e.b, e.c, f.r.x[i], f.r.dy[i]);
+    dx[i] = f(e.b, e.c, dtype_conv::to_f32(f.r.x[i]), f.r.dy[i]);
   }
 }
 
-template <bool kScaleShift>
-__global__ void gna_dx_quad_kernel(InputGrad<kScaleShift> f, int64_t n, int64_t S, float4* dx) {
-  const float4* x = reinterpret_cast<const float4*>(f.r.x);
+// Elements 4q .. 4q+3 of x as floats: one 16-byte load, or one 8-byte load of four bf16.
+static __device__ __forceinline__ float4 load_quad(const float* x, int64_t q) {
+  return reinterpret_cast<const float4*>(x)[q];
+}
+static __device__ __forceinline__ float4 load_quad(const bf16* x, int64_t q) {
+  const uint2 w = reinterpret_cast<const uint2*>(x)[q];
+  return make_float4(dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.x & 0xffffu)), dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.x >> 16)),
+                     dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.y & 0xffffu)), dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.y >> 16)));
+}
+
+template <bool kScaleShift, typename XT>
+__global__ void gna_dx_quad_kernel(InputGrad<kScaleShift, XT> f, int64_t n, int64_t S, float4* dx) {
   const float4* dy = reinterpret_cast<const float4*>(f.r.dy);
   DD_GRID_STRIDE(q, n / 4) {
     const BcIndex e = bc_index(4 * q, S, f.r.C, n);
-    dx[q] = quad_map2(f, e.b, e.c, x[q], dy[q]);
+    dx[q] = quad_map2(f, e.b, e.c, load_quad(f.r.x, q), dy[q]);
   }
 }
 
-template <bool kScaleShift>
+template <bool kScaleShift, typename XT>
 GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                            const Tensor& shift, const Tensor& mean, const Tensor& rstd, const Tensor& dy) {
   const GnDims d(x, mean.dim(1));
   const int64_t BC = d.B * d.C;
   GroupNormActGrads out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.C}, x.device()),
                         Tensor::empty({d.C}, x.device()), Tensor(), Tensor()};
-  const Recompute<kScaleShift> r{x.data(),
+  const Recompute<kScaleShift, XT> r{x.data<XT>(),
                                  dy.data(),
                                  gamma.data(),
                                  beta.data(),
@@ -153,7 +176,7 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
                                  d.D};
   constexpr int K = kScaleShift ? 4 : 2;
   DoubleScratch sums(K * BC);
-  channel_sums<K>(BackwardTerm<kScaleShift>{r}, d.B, d.S, d.C, sums.get());
+  channel_sums<K>(BackwardTerm<kScaleShift, XT>{r}, d.B, d.S, d.C, sums.get());
   if constexpr (kScaleShift) {
     out.dscale = Tensor::empty({d.B, d.C}, x.device());
     out.dshift = Tensor::empty({d.B, d.C}, x.device());
@@ -164,42 +187,50 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
   gn_backward_tail(sums.get(), sums.get() + BC, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(),
                    kk.data(), oo.data());
   const int64_t n = d.numel();
-  const InputGrad<kScaleShift> f{r, kk.data(), oo.data()};
-  if (quad_ok(d.C, {x.data(), dy.data(), out.dx.data()})) {
-    gna_dx_quad_kernel<kScaleShift><<<grid_for(n / 4), kThreads, 0, stream()>>>(f, n, d.S,
+  const InputGrad<kScaleShift, XT> f{r, kk.data(), oo.data()};
+  if (quad_ok(d.C, {x.raw_data(), dy.data(), out.dx.data()})) {
+    gna_dx_quad_kernel<kScaleShift, XT><<<grid_for(n / 4), kThreads, 0, stream()>>>(f, n, d.S,
                                                                                reinterpret_cast<float4*>(out.dx.data()));
     DD_CUDA_LAUNCH_CHECK("gna_dx_quad_kernel");
   } else {
-    gna_dx_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(f, n, d.S, out.dx.data());
+    gna_dx_kernel<kScaleShift, XT><<<grid_for(n), kThreads, 0, stream()>>>(f, n, d.S, out.dx.data());
     DD_CUDA_LAUNCH_CHECK("gna_dx_kernel");
   }
   return out;
 }
+// xb: x's bf16 copy to write, or null.
 template <bool kScaleShift>
-void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int64_t S, Tensor& y) {
-  if (quad_ok(f.C, {x.data(), y.data()})) {
+void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int64_t S, Tensor& y, bf16* xb) {
+  if (quad_ok(f.C, {x.data(), y.data(), xb})) {
     gna_forward_quad_kernel<kScaleShift><<<grid_for(n / 4), kThreads, 0, stream()>>>(
-        reinterpret_cast<const float4*>(x.data()), f, n, S, reinterpret_cast<float4*>(y.data()));
+        reinterpret_cast<const float4*>(x.data()), f, n, S, reinterpret_cast<float4*>(y.data()),
+        reinterpret_cast<uint2*>(xb));
     DD_CUDA_LAUNCH_CHECK("gna_forward_quad_kernel");
   } else {
-    gna_forward_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, S, y.data());
+    gna_forward_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, S, y.data(), xb);
     DD_CUDA_LAUNCH_CHECK("gna_forward_kernel");
   }
 }
 
-// Both forwards past their sums: statistics, then y.
+// Both forwards past their sums: statistics, then y (and x_bf16 when asked for).
 GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                  const Tensor& shift, const GnDims& d, float eps, const double* sums) {
+                                  const Tensor& shift, const GnDims& d, float eps, const double* sums,
+                                  Tensor* x_bf16) {
   GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
                       Tensor::empty({d.B, d.G}, x.device())};
+  bf16* xb = nullptr;
+  if (x_bf16) {
+    *x_bf16 = Tensor::empty(x.shape(), x.device(), DType::BF16);
+    xb = x_bf16->data<bf16>();
+  }
   DoubleScratch rstd_d(d.B * d.G);
   gn_stats(sums, d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
   const Normalize norm{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
   if (scale.defined())
-    forward_pass(x, Forward<true>{norm, scale.data(), shift.data(), d.C}, n, d.S, out.y);
+    forward_pass(x, Forward<true>{norm, scale.data(), shift.data(), d.C}, n, d.S, out.y, xb);
   else
-    forward_pass(x, Forward<false>{norm, nullptr, nullptr, d.C}, n, d.S, out.y);
+    forward_pass(x, Forward<false>{norm, nullptr, nullptr, d.C}, n, d.S, out.y, xb);
   return out;
 }
 }  // namespace
@@ -209,25 +240,30 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
   const GnDims d(x, groups);
   DoubleScratch sums(2 * d.B * d.C);
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
-  return forward_from_sums(x, gamma, beta, scale, shift, d, eps, sums.get());
+  return forward_from_sums(x, gamma, beta, scale, shift, d, eps, sums.get(), nullptr);
 }
 
 GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                             const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
-                                            const Tensor& sums) {
+                                            const Tensor& sums, Tensor* x_bf16) {
   const GnDims d(x, groups);
   DD_CHECK(sums.defined() && sums.device() == x.device() && sums.dtype() == DType::F32 &&
                sums.numel() == 4 * d.B * d.C,
            "group_norm_act_forward_sums: sums ", describe(sums), " for x ", describe(x),
            " must be an F32 tensor of 4 x B x C words on its device (2 x B x C doubles)");
-  return forward_from_sums(x, gamma, beta, scale, shift, d, eps, reinterpret_cast<const double*>(sums.data()));
+  return forward_from_sums(x, gamma, beta, scale, shift, d, eps, reinterpret_cast<const double*>(sums.data()),
+                           x_bf16);
 }
 
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                           const Tensor& scale, const Tensor& shift, const Tensor& mean,
                                           const Tensor& rstd, const Tensor& dy) {
-  if (scale.defined()) return backward<true>(x, gamma, beta, scale, shift, mean, rstd, dy);
-  return backward<false>(x, gamma, beta, scale, shift, mean, rstd, dy);
+  const bool ss = scale.defined();
+  if (x.dtype() == DType::BF16)
+    return ss ? backward<true, bf16>(x, gamma, beta, scale, shift, mean, rstd, dy)
+              : backward<false, bf16>(x, gamma, beta, scale, shift, mean, rstd, dy);
+  return ss ? backward<true, float>(x, gamma, beta, scale, shift, mean, rstd, dy)
+            : backward<false, float>(x, gamma, beta, scale, shift, mean, rstd, dy);
 }
 
 }  // namespace dd::kernels::cuda

@@ -45,6 +45,15 @@ void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, int6
       kernels::emu::group_norm_act_forward_sums(y, gamma, beta, scale, shift, groups, 1e-5f, sums);
   kernels::GroupNormActOut r = kernels::emu::group_norm_act_forward(y_plain, gamma, beta, scale, shift, groups, 1e-5f);
   conv_tc::expect_fused_close(what, f, r, y_plain, gamma, beta, scale, shift, groups);
+
+  // With the bf16 copy of h written in y's pass (kernels/conv2d_norm_act.h's bf16_h): the same y,
+  // and the copy bitwise the CPU's rounding of h.
+  Tensor yb;
+  kernels::GroupNormActOut fb =
+      kernels::emu::group_norm_act_forward_sums(y, gamma, beta, scale, shift, groups, 1e-5f, sums, &yb);
+  CHECK(conv_tc::bitwise_equal(fb.y, f.y));
+  REQUIRE(yb.dtype() == DType::BF16);
+  CHECK(yb.to_bytes() == y.to(DType::BF16).to_bytes());
 }
 
 struct SumsCase {

@@ -92,6 +92,21 @@ TEST_CASE("emu: fused group norm + scale/shift + SiLU matches the cpu", "[emu][g
         expect_close("dscale", ge.dscale, gc.dscale, 1e-4);
         expect_close("dshift", ge.dshift, gc.dshift, 1e-4);
       }
+
+      // x's bf16 copy (what a Block keeps under BF16), read as its values (8-byte loads on the
+      // four-at-a-time path): against the CPU on the same copy, with the same bounds.
+      const Tensor xb = x.to(DType::BF16);
+      kernels::GroupNormActGrads be =
+          kernels::emu::group_norm_act_backward(xb, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+      kernels::GroupNormActGrads bc =
+          kernels::cpu::group_norm_act_backward(xb, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+      expect_dx_close(be.dx, bc.dx, dy, gamma, fc.rstd, scale);
+      expect_close("dgamma (bf16 x)", be.dgamma, bc.dgamma, 1e-4);
+      expect_close("dbeta (bf16 x)", be.dbeta, bc.dbeta, 1e-4);
+      if (with_ss && be.dscale.defined() && be.dshift.defined()) {
+        expect_close("dscale (bf16 x)", be.dscale, bc.dscale, 1e-4);
+        expect_close("dshift (bf16 x)", be.dshift, bc.dshift, 1e-4);
+      }
     }
   }
 }
