@@ -30,11 +30,14 @@ inline Tensor conv_input(const Var& x, bool recording) {
   return x.value();
 }
 
-// The Block op's GroupNorm input, its conv's output h (autograd/conv2d_norm_act.h), is kept for the
-// backward rounded to bf16 under Precision::BF16 while recording (kernels/conv2d_norm_act.h's
-// bf16_h), as autocast keeps a bf16 conv output. Unlike the conv inputs above this changes the
-// gradients (by bf16's rounding of h; the forward's bits stay), so it has its own switch:
-// set_keep_bf16_norm_inputs(false) keeps h in fp32 (on by default; process-wide).
+// The GroupNorms' inputs are kept for the backward rounded to bf16 under Precision::BF16 while
+// recording, as autocast keeps a bf16 conv output: the Block op's, its conv's output h
+// (autograd/conv2d_norm_act.h, kernels/conv2d_norm_act.h's bf16_h), and group_norm's and
+// group_norm_act's x (norm_input below: x.bf16_value(), shared with the convs that read x, so the
+// PreNorm's input, which a skip conv also reads, is kept once in bf16 and its fp32 value freed).
+// The forward reads the exact input either way; unlike the conv inputs above the gradients change
+// (they are those at the rounded input), so this has its own switch: set_keep_bf16_norm_inputs(false)
+// keeps them in fp32 (on by default; process-wide).
 inline std::atomic<bool>& keep_bf16_norm_inputs_flag() {
   static std::atomic<bool> on{true};
   return on;
@@ -44,6 +47,12 @@ inline void set_keep_bf16_norm_inputs(bool on) { keep_bf16_norm_inputs_flag().st
 inline bool keep_norm_input_bf16(bool recording) {
   return recording && current_context().precision() == Precision::BF16 &&
          keep_bf16_norm_inputs_flag().load(std::memory_order_relaxed);
+}
+
+// What a GroupNorm's backward keeps of its input x while recording.
+inline Tensor norm_input(const Var& x) {
+  if (keep_norm_input_bf16(true) && x.value().dtype() == DType::F32) return x.bf16_value();
+  return x.value();
 }
 
 }  // namespace dd::ag

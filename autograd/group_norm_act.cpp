@@ -1,5 +1,6 @@
 #include "autograd/group_norm_act.h"
 
+#include "autograd/conv2d_keep.h"
 #include "kernels/group_norm_act.h"
 
 namespace dd::ag {
@@ -12,13 +13,15 @@ Var group_norm_act(const Var& x, const Var& gamma, const Var& beta, const Var& s
   kernels::GroupNormActOut f =
       kernels::group_norm_act_forward(x.value(), gamma.value(), beta.value(), sv, hv, groups, eps);
   Var y(f.y, needs_grad({&x, &gamma, &beta, &scale, &shift}));
-  // Only the [B, G] statistics are kept: the backward recomputes the rest from x.
+  // Only x (its bf16 copy under BF16: autograd/conv2d_keep.h's norm_input) and the [B, G]
+  // statistics are kept: the backward recomputes the rest.
   if (y.requires_grad())
-    Tape::current().record([x, gamma, beta, scale, shift, y = y.grad_ref(), mean = f.mean, rstd = f.rstd] {
+    Tape::current().record([xk = norm_input(x), x = x.grad_ref(), gamma, beta, scale, shift, y = y.grad_ref(),
+                            mean = f.mean, rstd = f.rstd] {
       if (!y.has_grad()) return;
       const Tensor no;
       kernels::GroupNormActGrads g = kernels::group_norm_act_backward(
-          x.value(), gamma.value(), beta.value(), scale.defined() ? scale.value() : no,
+          xk, gamma.value(), beta.value(), scale.defined() ? scale.value() : no,
           shift.defined() ? shift.value() : no, mean, rstd, y.grad());
       if (x.requires_grad()) x.accumulate_grad(g.dx);
       if (gamma.requires_grad()) gamma.accumulate_grad(g.dgamma);

@@ -37,6 +37,8 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
            describe(rstd), " must be ", shape_str(stats), " for x ", describe(x));
   DD_CHECK(dy.shape() == x.shape(), op, ": dy ", describe(dy), " and x ", describe(x),
            " must have the same shape");
+  DD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": x ", describe(x),
+           " must be F32 or BF16 (a bf16 copy of the forward's x)");
   DD_DISPATCH(common_device(op, {&x, &gamma, &mean, &rstd, &dy}), group_norm_backward, x, gamma, mean, rstd,
               dy);
 }

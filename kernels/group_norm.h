@@ -24,7 +24,8 @@ struct GroupNormGrads {
 
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
                                 float eps = 1e-5f);
-// mean and rstd are the forward's; the group count is read from their shape.
+// mean and rstd are the forward's; the group count is read from their shape. x is F32 or BF16 (its
+// bf16 copy: the gradients at the rounded x, with the exact x's statistics); dx is F32 either way.
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& dy);
 

@@ -68,11 +68,15 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
   return out;
 }
 
-GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                                   const Tensor& rstd, const Tensor& dy) {
+namespace {
+// XT: float, or bf16 for x's bf16 copy (kernels/group_norm.h), read as its values.
+template <typename XT>
+GroupNormGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                        const Tensor& dy) {
+  using dtype_conv::to_f32;
   const Dims d(x, mean.dim(1));
   const int64_t C = d.C;
-  const float* px = x.data();
+  const XT* px = x.data<XT>();
   const float* pdy = dy.data();
   const float* pg = gamma.data();
   const float* pmean = mean.data();
@@ -86,12 +90,12 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
   // three gradients need. Centring before multiplying avoids the cancellation
   // of sum(dy x) - mean sum(dy).
   const std::vector<double> sums = channel_sums<2>(d, [&mean_bc, px, pdy, C](int64_t b, int64_t off, double* acc) {
-    const float* xr = px + off;
+    const XT* xr = px + off;
     const float* gr = pdy + off;
     const double* m = mean_bc.data() + b * C;
     for (int64_t c = 0; c < C; ++c) {
       const double g = gr[c];
-      acc[c] += g * (static_cast<double>(xr[c]) - m[c]);
+      acc[c] += g * (static_cast<double>(to_f32(xr[c])) - m[c]);
       acc[C + c] += g;
     }
   });
@@ -137,16 +141,23 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
 
   float* pdx = out.dx.data();
   for_each_row(d, [&](int64_t b, int64_t off) {
-    const float* xr = px + off;
+    const XT* xr = px + off;
     const float* gr = pdy + off;
     float* dr = pdx + off;
     const float* a = a_bc.data() + b * C;
     const float* k = k_bc.data() + b * C;
     const float* o = o_bc.data() + b * C;
     const float* m = m_bc.data() + b * C;
-    for (int64_t c = 0; c < C; ++c) dr[c] = a[c] * gr[c] - k[c] * (xr[c] - m[c]) - o[c];
+    for (int64_t c = 0; c < C; ++c) dr[c] = a[c] * gr[c] - k[c] * (to_f32(xr[c]) - m[c]) - o[c];
   });
   return out;
+}
+}  // namespace
+
+GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& dy) {
+  if (x.dtype() == DType::BF16) return backward<bf16>(x, gamma, mean, rstd, dy);
+  return backward<float>(x, gamma, mean, rstd, dy);
 }
 
 }  // namespace dd::kernels::cpu

@@ -28,15 +28,16 @@ __global__ void gn_apply_quad_kernel(const float4* x, Normalize f, int64_t n, in
 }
 
 // sdx[b, c] = sum_s dy (x - mean), sdy[b, c] = sum_s dy; centring before the
-// product avoids the cancellation of sum(dy x) - mean sum(dy).
+// product avoids the cancellation of sum(dy x) - mean sum(dy). XT: float, or bf16 for x's bf16 copy.
+template <typename XT>
 struct BackwardTerm {
-  const float* x;
+  const XT* x;
   const float* dy;
   const float* mean;
   int64_t G, D;
   __device__ void operator()(int64_t b, int64_t c, int64_t i, double* acc) const {
     const double g = dy[i];
-    acc[0] += g * (static_cast<double>(x[i]) - mean[b * G + c / D]);
+    acc[0] += g * (static_cast<double>(dtype_conv::to_f32(x[i])) - mean[b * G + c / D]);
     acc[1] += g;
   }
 };
@@ -56,20 +57,49 @@ struct InputGrad {
   }
 };
 
-__global__ void gn_dx_kernel(const float* x, const float* dy, InputGrad f, int64_t n, int64_t S, int64_t C,
+template <typename XT>
+__global__ void gn_dx_kernel(const XT* x, const float* dy, InputGrad f, int64_t n, int64_t S, int64_t C,
                              float* dx) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, C, n);
-    dx[i] = f(e.b, e.c, x[i], dy[i]);
+    dx[i] = f(e.b, e.c, dtype_conv::to_f32(x[i]), dy[i]);
   }
 }
 
-__global__ void gn_dx_quad_kernel(const float4* x, const float4* dy, InputGrad f, int64_t n, int64_t S, int64_t C,
+template <typename XT>
+__global__ void gn_dx_quad_kernel(const XT* x, const float4* dy, InputGrad f, int64_t n, int64_t S, int64_t C,
                                   float4* dx) {
   DD_GRID_STRIDE(q, n / 4) {
     const BcIndex e = bc_index(4 * q, S, C, n);
-    dx[q] = quad_map2(f, e.b, e.c, x[q], dy[q]);
+    dx[q] = quad_map2(f, e.b, e.c, load_quad(x, q), dy[q]);
   }
+}
+
+template <typename XT>
+GroupNormGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                        const Tensor& dy) {
+  const GnDims d(x, mean.dim(1));
+  GroupNormGrads out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.C}, x.device()),
+                     Tensor::empty({d.C}, x.device())};
+  const XT* px = x.data<XT>();
+  DoubleScratch sums(2 * d.B * d.C);
+  channel_sums<2>(BackwardTerm<XT>{px, dy.data(), mean.data(), d.G, d.D}, d.B, d.S, d.C, sums.get());
+  const double* sdx = sums.get();
+  const double* sdy = sums.get() + d.B * d.C;
+  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
+  gn_backward_tail(sdx, sdy, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(), kk.data(),
+                   oo.data());
+  const int64_t n = d.numel();
+  const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
+  if (quad_ok(d.C, {px, dy.data(), out.dx.data()})) {
+    gn_dx_quad_kernel<XT><<<grid_for(n / 4), kThreads, 0, stream()>>>(
+        px, reinterpret_cast<const float4*>(dy.data()), f, n, d.S, d.C, reinterpret_cast<float4*>(out.dx.data()));
+    DD_CUDA_LAUNCH_CHECK("gn_dx_quad_kernel");
+  } else {
+    gn_dx_kernel<XT><<<grid_for(n), kThreads, 0, stream()>>>(px, dy.data(), f, n, d.S, d.C, out.dx.data());
+    DD_CUDA_LAUNCH_CHECK("gn_dx_kernel");
+  }
+  return out;
 }
 }  // namespace
 
@@ -96,28 +126,8 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
 
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                                    const Tensor& dy) {
-  const GnDims d(x, mean.dim(1));
-  GroupNormGrads out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.C}, x.device()),
-                     Tensor::empty({d.C}, x.device())};
-  DoubleScratch sums(2 * d.B * d.C);
-  channel_sums<2>(BackwardTerm{x.data(), dy.data(), mean.data(), d.G, d.D}, d.B, d.S, d.C, sums.get());
-  const double* sdx = sums.get();
-  const double* sdy = sums.get() + d.B * d.C;
-  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
-  gn_backward_tail(sdx, sdy, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(), kk.data(),
-                   oo.data());
-  const int64_t n = d.numel();
-  const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
-  if (quad_ok(d.C, {x.data(), dy.data(), out.dx.data()})) {
-    gn_dx_quad_kernel<<<grid_for(n / 4), kThreads, 0, stream()>>>(
-        reinterpret_cast<const float4*>(x.data()), reinterpret_cast<const float4*>(dy.data()), f, n, d.S, d.C,
-        reinterpret_cast<float4*>(out.dx.data()));
-    DD_CUDA_LAUNCH_CHECK("gn_dx_quad_kernel");
-  } else {
-    gn_dx_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), dy.data(), f, n, d.S, d.C, out.dx.data());
-    DD_CUDA_LAUNCH_CHECK("gn_dx_kernel");
-  }
-  return out;
+  if (x.dtype() == DType::BF16) return backward<bf16>(x, gamma, mean, rstd, dy);
+  return backward<float>(x, gamma, mean, rstd, dy);
 }
 
 }  // namespace dd::kernels::cuda

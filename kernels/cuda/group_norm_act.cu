@@ -137,16 +137,6 @@ __global__ void gna_dx_kernel(InputGrad<kScaleShift, XT> f, int64_t n, int64_t S
   }
 }
 
-// Elements 4q .. 4q+3 of x as floats: one 16-byte load, or one 8-byte load of four bf16.
-static __device__ __forceinline__ float4 load_quad(const float* x, int64_t q) {
-  return reinterpret_cast<const float4*>(x)[q];
-}
-static __device__ __forceinline__ float4 load_quad(const bf16* x, int64_t q) {
-  const uint2 w = reinterpret_cast<const uint2*>(x)[q];
-  return make_float4(dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.x & 0xffffu)), dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.x >> 16)),
-                     dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.y & 0xffffu)), dtype_conv::bf16_to_f32(static_cast<uint16_t>(w.y >> 16)));
-}
-
 template <bool kScaleShift, typename XT>
 __global__ void gna_dx_quad_kernel(InputGrad<kScaleShift, XT> f, int64_t n, int64_t S, float4* dx) {
   const float4* dy = reinterpret_cast<const float4*>(f.r.dy);

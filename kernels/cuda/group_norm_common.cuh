@@ -67,6 +67,18 @@ struct Normalize {
   }
 };
 
+// Elements 4q .. 4q+3 of x as floats: one 16-byte load, or one 8-byte load of four bf16 (the
+// backward's x may be its bf16 copy: kernels/group_norm.h). The pointer is 16-byte aligned (quad_ok).
+static __device__ __forceinline__ float4 load_quad(const float* x, int64_t q) {
+  return reinterpret_cast<const float4*>(x)[q];
+}
+static __device__ __forceinline__ float4 load_quad(const bf16* x, int64_t q) {
+  using dtype_conv::bf16_to_f32;
+  const uint2 w = reinterpret_cast<const uint2*>(x)[q];
+  return make_float4(bf16_to_f32(static_cast<uint16_t>(w.x & 0xffffu)), bf16_to_f32(static_cast<uint16_t>(w.x >> 16)),
+                     bf16_to_f32(static_cast<uint16_t>(w.y & 0xffffu)), bf16_to_f32(static_cast<uint16_t>(w.y >> 16)));
+}
+
 // f(b, c, v) for the four channels c.. c+3 of one float4.
 template <class F>
 __device__ __forceinline__ float4 quad_map(const F& f, int64_t b, int64_t c, float4 v) {

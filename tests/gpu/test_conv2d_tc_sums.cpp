@@ -56,6 +56,12 @@ void check_case(Random& rng, const Dims& c, int64_t groups, Precision prec, bool
         kernels::conv2d_group_norm_act_forward({x}, w, bias, p, gamma, beta, scale, shift, groups, 1e-5f);
     CHECK(conv_tc::bitwise_equal(f.h, y_plain));
     conv_tc::expect_fused_close(what, f.n, r, y_plain, gamma, beta, scale, shift, groups);
+    // bf16_h: h's bf16 rounding, written in y's pass; y itself the same bits.
+    kernels::Conv2dNormActOut fb =
+        kernels::conv2d_group_norm_act_forward({x}, w, bias, p, gamma, beta, scale, shift, groups, 1e-5f, true);
+    CHECK(conv_tc::bitwise_equal(fb.n.y, f.n.y));
+    REQUIRE(fb.h.dtype() == DType::BF16);
+    CHECK(fb.h.to(Device::CPU).to_bytes() == y_plain.to(Device::CPU).to(DType::BF16).to_bytes());
   } else {
     kernels::GroupNormActOut f =
         kernels::cuda::group_norm_act_forward_sums(y, gamma, beta, scale, shift, groups, 1e-5f, sums);

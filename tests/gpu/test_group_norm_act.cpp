@@ -66,6 +66,19 @@ TEST_CASE("gpu: group_norm_act forward and backward match the cpu", "[gpu][group
           expect_close("dscale", host(gg.dscale), gc.dscale, 1e-4);
           expect_close("dshift", host(gg.dshift), gc.dshift, 1e-4);
         }
+
+        // x's bf16 copy (what a Block keeps under BF16), read as its values: the same bounds
+        // against the CPU on the same copy.
+        const Tensor xb = x.to(DType::BF16);
+        kernels::GroupNormActGrads bc =
+            kernels::group_norm_act_backward(xb, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+        kernels::GroupNormActGrads bg =
+            kernels::group_norm_act_backward(cuda(xb), cuda(gamma), cuda(beta), cuda(scale), cuda(shift),
+                                             cuda(fc.mean), cuda(fc.rstd), cuda(dy));
+        expect_close("dx (bf16 x)", host(bg.dx).to_vector(), to_double(bc.dx), 1e-4,
+                     norm_dx_floor(gamma, fc.rstd, dy, scale));
+        expect_close("dgamma (bf16 x)", host(bg.dgamma), bc.dgamma, 1e-4);
+        expect_close("dbeta (bf16 x)", host(bg.dbeta), bc.dbeta, 1e-4);
       }
     }
 }
