@@ -59,6 +59,33 @@ struct Bf16 {
   PrecisionScope scope{Precision::BF16};
 };
 
+// One training step of a small seed U-Net (fresh weights from one seed, x0, the draw's timesteps and
+// noise) under the current policy and keep switches.
+struct UnetStep {
+  double loss;
+  std::vector<float> grads;  // the whole gradient arena
+  std::size_t kept;          // live CPU tensors' bytes as the backward starts: what the tape holds
+};
+UnetStep unet_step(const Tensor& x0, uint64_t draw) {
+  models::UnetConfig cfg;
+  cfg.dim = 8;
+  cfg.dim_mults = {1, 2};
+  cfg.channels = x0.dim(-1);
+  Generator init(5);
+  models::Unet model(cfg, init);
+  model.params().zero_grad();
+  const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 100));
+  Generator gen(draw);
+  ag::Tape::current().clear();
+  const std::size_t start = host_mem::stats().in_use;
+  const ag::Var loss = diffusion.p_losses(model, x0, gen);
+  const std::size_t kept = host_mem::stats().in_use - start;
+  ag::Tape::current().backward(loss);
+  UnetStep r{loss.value().item(), model.params().grad_arena().to_vector(), kept};
+  ag::Tape::current().clear();
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("conv2d under BF16 keeps x's bf16 copy with y and every gradient the fp32 x's bit for bit",
@@ -353,34 +380,13 @@ TEST_CASE("a bf16 U-Net step keeping bf16 conv inputs has the same loss and grad
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
   const Bf16 bf16;
-  ag::Tape::current().clear();
-  models::UnetConfig cfg;
-  cfg.dim = 8;
-  cfg.dim_mults = {1, 2};
-  cfg.channels = 3;
   const Tensor x0 = rnd(rng, {2, 16, 16, 3});
   const uint64_t draw = rng.engine()();
-  struct Run {
-    double loss;
-    std::vector<float> grads;
-    std::size_t kept;  // live CPU tensors' bytes as the backward starts: what the tape holds
-  };
   auto run = [&](bool keep_bf16) {
-    const KeepBf16 keep(keep_bf16);  // the Blocks keep bf16 h in both runs (the default)
-    Generator init(5);
-    models::Unet model(cfg, init);
-    model.params().zero_grad();
-    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 100));
-    Generator gen(draw);
-    const std::size_t start = host_mem::stats().in_use;
-    const ag::Var loss = diffusion.p_losses(model, x0, gen);
-    const std::size_t kept = host_mem::stats().in_use - start;
-    ag::Tape::current().backward(loss);
-    Run r{loss.value().item(), model.params().grad_arena().to_vector(), kept};
-    ag::Tape::current().clear();
-    return r;
+    const KeepBf16 keep(keep_bf16);  // the GroupNorms keep bf16 inputs in both runs (the default)
+    return unet_step(x0, draw);
   };
-  const Run kept = run(true), full = run(false);
+  const UnetStep kept = run(true), full = run(false);
   INFO("held for the backward: " << kept.kept << " bytes keeping bf16 copies, " << full.kept << " keeping fp32");
   CHECK(kept.loss == full.loss);
   CHECK(kept.grads == full.grads);
@@ -394,34 +400,13 @@ TEST_CASE("a bf16 U-Net step keeping the GroupNorms' inputs in bf16 has the same
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
   const Bf16 bf16;
-  ag::Tape::current().clear();
-  models::UnetConfig cfg;
-  cfg.dim = 8;
-  cfg.dim_mults = {1, 2};
-  cfg.channels = 3;
   const Tensor x0 = rnd(rng, {2, 16, 16, 3});
   const uint64_t draw = rng.engine()();
-  struct Run {
-    double loss;
-    std::vector<float> grads;
-    std::size_t kept;
+  auto run = [&](bool keep_bf16) {
+    const KeepNormBf16 keep(keep_bf16);
+    return unet_step(x0, draw);
   };
-  auto run = [&](bool bf16_h) {
-    const KeepNormBf16 keep(bf16_h);
-    Generator init(5);
-    models::Unet model(cfg, init);
-    model.params().zero_grad();
-    const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, 100));
-    Generator gen(draw);
-    const std::size_t start = host_mem::stats().in_use;
-    const ag::Var loss = diffusion.p_losses(model, x0, gen);
-    const std::size_t kept = host_mem::stats().in_use - start;
-    ag::Tape::current().backward(loss);
-    Run r{loss.value().item(), model.params().grad_arena().to_vector(), kept};
-    ag::Tape::current().clear();
-    return r;
-  };
-  const Run half = run(true), full = run(false);
+  const UnetStep half = run(true), full = run(false);
   INFO("held for the backward: " << half.kept << " bytes with bf16 norm inputs, " << full.kept << " with fp32");
   // The forward reads the exact inputs either way.
   CHECK(half.loss == full.loss);

@@ -48,6 +48,22 @@ Operands operands(Random& rng, const Shape4& s) {
           from_double({s.co}, rng.normal_f32(s.co, 2.0))};
 }
 
+// GroupNorm's operands for the conv's Co output channels: 8 groups where they divide Co, else 1.
+struct NormOperands {
+  Tensor gamma, beta, scale, shift;  // scale and shift undefined without scale_shift
+  int64_t groups;
+};
+
+NormOperands norm_operands(Random& rng, const Shape4& s, bool scale_shift) {
+  NormOperands n{from_double({s.co}, rng.normal_f32(s.co)), from_double({s.co}, rng.normal_f32(s.co, 0.5)), Tensor(),
+                 Tensor(), s.co % 8 == 0 ? 8 : 1};
+  if (scale_shift) {
+    n.scale = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
+    n.shift = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
+  }
+  return n;
+}
+
 const std::vector<Shape4> kShapes = {{3, 5, 7, 16, 24, 3}, {2, 9, 9, 20, 17, 3}, {1, 12, 10, 32, 16, 3},
                                      {3, 4, 4, 16, 16, 3}, {2, 6, 5, 8, 12, 1}};
 const std::vector<Conv3x3Algo> kAlgos = {Conv3x3Algo::Im2col, Conv3x3Algo::Winograd, Conv3x3Algo::Winograd4};
@@ -119,14 +135,9 @@ TEST_CASE("conv2d_group_norm_act forward and backward equal the conv and group_n
         Conv3x3AlgoScope force(a);
         const Operands o = operands(rng, s);
         const int pad = static_cast<int>(s.k / 2);
-        const int64_t groups = s.co % 8 == 0 ? 8 : 1;
-        const Tensor gamma = from_double({s.co}, rng.normal_f32(s.co));
-        const Tensor beta = from_double({s.co}, rng.normal_f32(s.co, 0.5));
-        Tensor scale, shift;
-        if (scale_shift) {
-          scale = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
-          shift = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
-        }
+        const NormOperands no = norm_operands(rng, s, scale_shift);
+        const Tensor &gamma = no.gamma, &beta = no.beta, &scale = no.scale, &shift = no.shift;
+        const int64_t groups = no.groups;
         const kernels::Conv2dNormActOut f =
             kernels::conv2d_group_norm_act_forward({o.x}, o.w, o.bias, pad, gamma, beta, scale, shift, groups);
         const Tensor h = kernels::conv2d_forward(o.x, o.w, o.bias, pad);
@@ -226,14 +237,9 @@ TEST_CASE("conv2d_group_norm_act with bf16_h: the same y, h rounded, the backwar
       INFO(name_of(s, Conv3x3Algo::Im2col, 0) << (scale_shift ? " scale/shift" : ""));
       const Operands o = operands(rng, s);
       const int pad = static_cast<int>(s.k / 2);
-      const int64_t groups = s.co % 8 == 0 ? 8 : 1;
-      const Tensor gamma = from_double({s.co}, rng.normal_f32(s.co));
-      const Tensor beta = from_double({s.co}, rng.normal_f32(s.co, 0.5));
-      Tensor scale, shift;
-      if (scale_shift) {
-        scale = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
-        shift = from_double({s.b, s.co}, rng.normal_f32(s.b * s.co, 0.5));
-      }
+      const NormOperands no = norm_operands(rng, s, scale_shift);
+      const Tensor &gamma = no.gamma, &beta = no.beta, &scale = no.scale, &shift = no.shift;
+      const int64_t groups = no.groups;
       using kernels::conv2d_group_norm_act_backward;
       const kernels::Conv2dNormActOut f =
           kernels::conv2d_group_norm_act_forward({o.x}, o.w, o.bias, pad, gamma, beta, scale, shift, groups);
