@@ -57,20 +57,17 @@ TEST_CASE("emu: group norm matches the cpu", "[emu][group_norm]") {
     expect_close("mean", fe.mean, fc.mean, 1e-6);
     expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
     expect_close("y", fe.y, fc.y, 1e-5);
-    kernels::GroupNormGrads ge = kernels::emu::group_norm_backward(x, gamma, fc.mean, fc.rstd, dy);
-    kernels::GroupNormGrads gc = kernels::cpu::group_norm_backward(x, gamma, fc.mean, fc.rstd, dy);
-    // Reductions over positions: 1e-4.
-    expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, Tensor());
-    expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
-    expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
-    // x's bf16 copy, read as its values (8-byte loads on the four-at-a-time path): against the CPU
-    // on the same copy, with the same bounds.
-    const Tensor xb = x.to(DType::BF16);
-    kernels::GroupNormGrads be = kernels::emu::group_norm_backward(xb, gamma, fc.mean, fc.rstd, dy);
-    kernels::GroupNormGrads bc = kernels::cpu::group_norm_backward(xb, gamma, fc.mean, fc.rstd, dy);
-    expect_dx_close(be.dx, bc.dx, dy, gamma, fc.rstd, Tensor());
-    expect_close("dgamma (bf16 x)", be.dgamma, bc.dgamma, 1e-4);
-    expect_close("dbeta (bf16 x)", be.dbeta, bc.dbeta, 1e-4);
+    // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), read as its
+    // values (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
+    for (const Tensor& xk : {x, x.to(DType::BF16)}) {
+      INFO("x " << dtype_name(xk.dtype()));
+      kernels::GroupNormGrads ge = kernels::emu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
+      kernels::GroupNormGrads gc = kernels::cpu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
+      // Reductions over positions: 1e-4.
+      expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, Tensor());
+      expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
+      expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
+    }
   }
 }
 
@@ -87,33 +84,23 @@ TEST_CASE("emu: fused group norm + scale/shift + SiLU matches the cpu", "[emu][g
       expect_close("mean", fe.mean, fc.mean, 1e-6);
       expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
       expect_close("y", fe.y, fc.y, 1e-5);
-      kernels::GroupNormActGrads ge =
-          kernels::emu::group_norm_act_backward(x, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
-      kernels::GroupNormActGrads gc =
-          kernels::cpu::group_norm_act_backward(x, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
-      expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, scale);
-      expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
-      expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
-      CHECK(ge.dscale.defined() == with_ss);
-      CHECK(ge.dshift.defined() == with_ss);
-      if (with_ss && ge.dscale.defined() && ge.dshift.defined()) {
-        expect_close("dscale", ge.dscale, gc.dscale, 1e-4);
-        expect_close("dshift", ge.dshift, gc.dshift, 1e-4);
-      }
-
-      // x's bf16 copy (what a Block keeps under BF16), read as its values (8-byte loads on the
-      // four-at-a-time path): against the CPU on the same copy, with the same bounds.
-      const Tensor xb = x.to(DType::BF16);
-      kernels::GroupNormActGrads be =
-          kernels::emu::group_norm_act_backward(xb, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
-      kernels::GroupNormActGrads bc =
-          kernels::cpu::group_norm_act_backward(xb, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
-      expect_dx_close(be.dx, bc.dx, dy, gamma, fc.rstd, scale);
-      expect_close("dgamma (bf16 x)", be.dgamma, bc.dgamma, 1e-4);
-      expect_close("dbeta (bf16 x)", be.dbeta, bc.dbeta, 1e-4);
-      if (with_ss && be.dscale.defined() && be.dshift.defined()) {
-        expect_close("dscale (bf16 x)", be.dscale, bc.dscale, 1e-4);
-        expect_close("dshift (bf16 x)", be.dshift, bc.dshift, 1e-4);
+      // The backward on x, and on x's bf16 copy (what a Block keeps under BF16), read as its values
+      // (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
+      for (const Tensor& xk : {x, x.to(DType::BF16)}) {
+        INFO("x " << dtype_name(xk.dtype()));
+        kernels::GroupNormActGrads ge =
+            kernels::emu::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+        kernels::GroupNormActGrads gc =
+            kernels::cpu::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+        expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, scale);
+        expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
+        expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
+        CHECK(ge.dscale.defined() == with_ss);
+        CHECK(ge.dshift.defined() == with_ss);
+        if (with_ss && ge.dscale.defined() && ge.dshift.defined()) {
+          expect_close("dscale", ge.dscale, gc.dscale, 1e-4);
+          expect_close("dshift", ge.dshift, gc.dshift, 1e-4);
+        }
       }
     }
   }

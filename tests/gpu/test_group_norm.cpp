@@ -41,26 +41,20 @@ TEST_CASE("gpu: group_norm forward and backward match the cpu", "[gpu][group_nor
       // (x - mean) * k + beta in fp32, contracted to an FMA on the device: 1e-5.
       expect_close("y", host(fg.y), fc.y, 1e-5);
 
-      kernels::GroupNormGrads gc = kernels::group_norm_backward(x, gamma, fc.mean, fc.rstd, dy);
-      kernels::GroupNormGrads gg = kernels::group_norm_backward(cuda(x), cuda(gamma), cuda(fc.mean),
-                                                                cuda(fc.rstd), cuda(dy));
-      // Reductions (double sums, different order) and dx's cancellation in fp32: 1e-4, judged at
-      // the size of the cancelling terms (tests/gpu/norm_floor.h).
-      expect_close("dx", host(gg.dx).to_vector(), to_double(gc.dx), 1e-4,
-                   norm_dx_floor(gamma, fc.rstd, dy, Tensor()));
-      expect_close("dgamma", host(gg.dgamma), gc.dgamma, 1e-4);
-      expect_close("dbeta", host(gg.dbeta), gc.dbeta, 1e-4);
-
-      // x's bf16 copy (what the autograd op keeps under BF16), read as its values: the same
-      // bounds against the CPU on the same copy.
-      const Tensor xb = x.to(DType::BF16);
-      kernels::GroupNormGrads bc = kernels::group_norm_backward(xb, gamma, fc.mean, fc.rstd, dy);
-      kernels::GroupNormGrads bg =
-          kernels::group_norm_backward(cuda(xb), cuda(gamma), cuda(fc.mean), cuda(fc.rstd), cuda(dy));
-      expect_close("dx (bf16 x)", host(bg.dx).to_vector(), to_double(bc.dx), 1e-4,
-                   norm_dx_floor(gamma, fc.rstd, dy, Tensor()));
-      expect_close("dgamma (bf16 x)", host(bg.dgamma), bc.dgamma, 1e-4);
-      expect_close("dbeta (bf16 x)", host(bg.dbeta), bc.dbeta, 1e-4);
+      // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), against
+      // the CPU on the same operand.
+      for (const Tensor& xk : {x, x.to(DType::BF16)}) {
+        INFO("x " << dtype_name(xk.dtype()));
+        kernels::GroupNormGrads gc = kernels::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
+        kernels::GroupNormGrads gg =
+            kernels::group_norm_backward(cuda(xk), cuda(gamma), cuda(fc.mean), cuda(fc.rstd), cuda(dy));
+        // Reductions (double sums, different order) and dx's cancellation in fp32: 1e-4, judged at
+        // the size of the cancelling terms (tests/gpu/norm_floor.h).
+        expect_close("dx", host(gg.dx).to_vector(), to_double(gc.dx), 1e-4,
+                     norm_dx_floor(gamma, fc.rstd, dy, Tensor()));
+        expect_close("dgamma", host(gg.dgamma), gc.dgamma, 1e-4);
+        expect_close("dbeta", host(gg.dbeta), gc.dbeta, 1e-4);
+      }
     }
   }
 }

@@ -48,37 +48,29 @@ TEST_CASE("gpu: group_norm_act forward and backward match the cpu", "[gpu][group
         // Normalize, scale/shift (FMAs on the device) and expf: a few ulp: 1e-5.
         expect_close("y", host(fg.y), fc.y, 1e-5);
 
-        kernels::GroupNormActGrads gc =
-            kernels::group_norm_act_backward(x, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
-        kernels::GroupNormActGrads gg =
-            kernels::group_norm_act_backward(cuda(x), cuda(gamma), cuda(beta), cuda(scale), cuda(shift),
-                                             cuda(fc.mean), cuda(fc.rstd), cuda(dy));
-        // Reductions in double (different order) and GroupNorm's dx cancellation in fp32: 1e-4, judged
-        // at the size of the cancelling terms (tests/gpu/norm_floor.h; a 1x1 image with one channel per
-        // group makes them cancel exactly).
-        expect_close("dx", host(gg.dx).to_vector(), to_double(gc.dx), 1e-4,
-                     norm_dx_floor(gamma, fc.rstd, dy, scale));
-        expect_close("dgamma", host(gg.dgamma), gc.dgamma, 1e-4);
-        expect_close("dbeta", host(gg.dbeta), gc.dbeta, 1e-4);
-        REQUIRE(gg.dscale.defined() == ss);
-        REQUIRE(gg.dshift.defined() == ss);
-        if (ss) {
-          expect_close("dscale", host(gg.dscale), gc.dscale, 1e-4);
-          expect_close("dshift", host(gg.dshift), gc.dshift, 1e-4);
+        // The backward on x, and on x's bf16 copy (what a Block keeps under BF16), against the CPU
+        // on the same operand.
+        for (const Tensor& xk : {x, x.to(DType::BF16)}) {
+          INFO("x " << dtype_name(xk.dtype()));
+          kernels::GroupNormActGrads gc =
+              kernels::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
+          kernels::GroupNormActGrads gg =
+              kernels::group_norm_act_backward(cuda(xk), cuda(gamma), cuda(beta), cuda(scale), cuda(shift),
+                                               cuda(fc.mean), cuda(fc.rstd), cuda(dy));
+          // Reductions in double (different order) and GroupNorm's dx cancellation in fp32: 1e-4,
+          // judged at the size of the cancelling terms (tests/gpu/norm_floor.h; a 1x1 image with one
+          // channel per group makes them cancel exactly).
+          expect_close("dx", host(gg.dx).to_vector(), to_double(gc.dx), 1e-4,
+                       norm_dx_floor(gamma, fc.rstd, dy, scale));
+          expect_close("dgamma", host(gg.dgamma), gc.dgamma, 1e-4);
+          expect_close("dbeta", host(gg.dbeta), gc.dbeta, 1e-4);
+          REQUIRE(gg.dscale.defined() == ss);
+          REQUIRE(gg.dshift.defined() == ss);
+          if (ss) {
+            expect_close("dscale", host(gg.dscale), gc.dscale, 1e-4);
+            expect_close("dshift", host(gg.dshift), gc.dshift, 1e-4);
+          }
         }
-
-        // x's bf16 copy (what a Block keeps under BF16), read as its values: the same bounds
-        // against the CPU on the same copy.
-        const Tensor xb = x.to(DType::BF16);
-        kernels::GroupNormActGrads bc =
-            kernels::group_norm_act_backward(xb, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
-        kernels::GroupNormActGrads bg =
-            kernels::group_norm_act_backward(cuda(xb), cuda(gamma), cuda(beta), cuda(scale), cuda(shift),
-                                             cuda(fc.mean), cuda(fc.rstd), cuda(dy));
-        expect_close("dx (bf16 x)", host(bg.dx).to_vector(), to_double(bc.dx), 1e-4,
-                     norm_dx_floor(gamma, fc.rstd, dy, scale));
-        expect_close("dgamma (bf16 x)", host(bg.dgamma), bc.dgamma, 1e-4);
-        expect_close("dbeta (bf16 x)", host(bg.dbeta), bc.dbeta, 1e-4);
       }
     }
 }
