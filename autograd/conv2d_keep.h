@@ -30,6 +30,18 @@ inline Tensor conv_input(const Var& x, bool recording) {
   return x.value();
 }
 
+// The Block's weight, likewise: under BF16 its conv rounds w to bf16 in the forward and in dx, so
+// while recording the Block keeps w.bf16_value() when w is made by the forward (the standardised
+// weight, otherwise kept in fp32 for this backward alone): the same results bit for bit, and its
+// fp32 value is freed with the forward. A parameter (its gradient lives in a parameter set's arena)
+// or a w that needs no gradient keeps its own value, which persists anyway: a copy would only add.
+inline Tensor conv_weight(const Var& w, bool recording) {
+  if (recording && current_context().precision() == Precision::BF16 && w.value().dtype() == DType::F32 &&
+      w.requires_grad() && !w.grad_buffer().defined() && keep_bf16_conv_inputs_flag().load(std::memory_order_relaxed))
+    return w.bf16_value();
+  return w.value();
+}
+
 // The GroupNorms' inputs are kept for the backward rounded to bf16 under Precision::BF16 while
 // recording, as autocast keeps a bf16 conv output: the Block op's, its conv's output h
 // (autograd/conv2d_norm_act.h, kernels/conv2d_norm_act.h's bf16_h), and group_norm's and

@@ -15,19 +15,20 @@ Var conv2d_group_norm_act(const std::vector<Var>& xs, const Var& w, const Var& b
   const bool rec = needs_grad(inputs);
   std::vector<Tensor> values;  // what the conv reads and its backward keeps (autograd/conv2d_keep.h)
   for (const Var& x : xs) values.push_back(conv_input(x, rec));
+  const Tensor wk = conv_weight(w, rec);
   kernels::Conv2dNormActOut f =
-      kernels::conv2d_group_norm_act_forward(values, w.value(), value(bias), padding, gamma.value(), beta.value(),
+      kernels::conv2d_group_norm_act_forward(values, wk, value(bias), padding, gamma.value(), beta.value(),
                                              value(scale), value(shift), groups, eps, keep_norm_input_bf16(rec));
   Var y(f.n.y, rec);
   if (y.requires_grad())
-    Tape::current().record([xs = grad_refs(xs), values, w, bias = bias.grad_ref(), gamma, beta, scale, shift, y = y.grad_ref(), padding, h = f.h, mean = f.n.mean,
-                            rstd = f.n.rstd] {
+    Tape::current().record([xs = grad_refs(xs), values, wk, w = w.grad_ref(), bias = bias.grad_ref(), gamma, beta,
+                            scale, shift, y = y.grad_ref(), padding, h = f.h, mean = f.n.mean, rstd = f.n.rstd] {
       if (!y.has_grad()) return;
       const Tensor no;
       bool need_dx = false;
       for (const GradRef& x : xs) need_dx = need_dx || x.requires_grad();
       kernels::Conv2dNormActGrads g = kernels::conv2d_group_norm_act_backward(
-          values, w.value(), h, padding, gamma.value(), beta.value(), scale.defined() ? scale.value() : no,
+          values, wk, h, padding, gamma.value(), beta.value(), scale.defined() ? scale.value() : no,
           shift.defined() ? shift.value() : no, mean, rstd, y.grad(), need_dx, w.requires_grad(),
           bias.requires_grad());
       for (std::size_t i = 0; i < xs.size(); ++i)

@@ -15,6 +15,10 @@ Shape out_shape(const char* op, const Shape& x, const std::string& desc, const T
   DD_CHECK(x.size() == 4, op, ": x ", desc, " must be a non-empty NHWC [B, H, W, Ci]");
   DD_CHECK(w.ndim() == 4 && w.numel() > 0 && w.dim(1) == w.dim(2), op, ": w ", describe(w),
            " must be a non-empty OHWI [Co, K, K, Ci] with a square kernel");
+  // A bf16 w is a Block's standardised weight kept in bf16 under BF16 (autograd/conv2d_keep.h): every
+  // stride-1 path reads its values (the CPU's operand rounding widens it, the tensor cores read it).
+  DD_CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16, op, ": w ", describe(w),
+           " must be float32 or bfloat16");
   DD_CHECK(w.dim(3) == x[3], op, ": w ", describe(w), " has Ci = ", w.dim(3), " but x ", desc, " has ", x[3],
            " channels");
   DD_CHECK(padding >= 0, op, ": padding ", padding, " must be >= 0 (x ", desc, ", w ", describe(w), ")");
@@ -208,6 +212,8 @@ Shape conv2d_geo_out_shape(const char* op, const Tensor& x, const Tensor& w, con
   DD_CHECK(x.defined() && w.defined(), op, ": x and w must be defined");
   DD_CHECK(x.ndim() == 4 && x.numel() > 0, op, ": x ", describe(x), " must be a non-empty NHWC [B, H, W, Ci]");
   DD_CHECK(w.ndim() == 4 && w.numel() > 0, op, ": w ", describe(w), " must be a non-empty OHWI [Co, KH, KW, Ci]");
+  DD_CHECK(x.dtype() == DType::F32 && w.dtype() == DType::F32, op, ": x ", describe(x), " and w ", describe(w),
+           " must be float32 (a strided or non-square conv has no bf16 operands)");
   DD_CHECK(w.dim(3) == x.dim(3), op, ": w ", describe(w), " has Ci = ", w.dim(3), " but x ", describe(x), " has ",
            x.dim(3), " channels");
   DD_CHECK(g.stride >= 1, op, ": stride ", g.stride, " must be >= 1");

@@ -14,6 +14,7 @@
 #include "autograd/group_norm.h"
 #include "autograd/group_norm_act.h"
 #include "autograd/linear_attention.h"
+#include "autograd/weight_standardize.h"
 #include "engine/context.h"
 #include "engine/device.h"
 #include "kernels/concat.h"
@@ -359,6 +360,85 @@ TEST_CASE("conv2d kernels read a bf16 x as its values, under every policy", "[co
   // Another dtype is refused, naming x.
   CHECK_THROWS_WITH(kernels::conv2d_forward(x.to(DType::F16), w, Tensor(), 1),
                     Catch::Contains("x [2,5,6,7]") && Catch::Contains("must be float32 or bfloat16"));
+}
+
+TEST_CASE("conv2d kernels and the Block read a bf16 w as its values", "[conv2d][conv2d_norm_act][conv2d_keep]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor x0 = rnd(rng, {2, 5, 6, 3}), x1 = rnd(rng, {2, 5, 6, 5}), w = rnd(rng, {6, 3, 3, 8}, 0.3);
+  const Tensor bias = rnd(rng, {6}), gamma = rnd(rng, {6}), beta = rnd(rng, {6}), dy = rnd(rng, {2, 5, 6, 6});
+  const Tensor wb = w.to(DType::BF16), wr = wb.to(DType::F32);  // wr: the values wb holds
+  for (Precision prec : {Precision::FP32, Precision::TF32, Precision::BF16}) {
+    INFO(precision_name(prec));
+    const PrecisionScope scope(prec);
+    // Under BF16 w's rounding is what the conv reads anyway; otherwise its values are read.
+    const Tensor& same = prec == Precision::BF16 ? w : wr;
+    CHECK(same_bits(kernels::conv2d_forward_parts({x0, x1}, wb, bias, 1),
+                    kernels::conv2d_forward_parts({x0, x1}, same, bias, 1)));
+    const kernels::Conv2dPartsGrads a = kernels::conv2d_backward_parts({x0, x1}, wb, dy, 1, true, true, false);
+    const kernels::Conv2dPartsGrads b = kernels::conv2d_backward_parts({x0, x1}, same, dy, 1, true, true, false);
+    CHECK(same_bits(a.dx.at(0), b.dx.at(0)));
+    CHECK(same_bits(a.dx.at(1), b.dx.at(1)));
+    CHECK(same_bits(a.dw, b.dw));
+    CHECK(a.dw.dtype() == DType::F32);
+    const kernels::Conv2dNormActOut fa =
+        kernels::conv2d_group_norm_act_forward({x0, x1}, wb, bias, 1, gamma, beta, Tensor(), Tensor(), 2);
+    const kernels::Conv2dNormActOut fb =
+        kernels::conv2d_group_norm_act_forward({x0, x1}, same, bias, 1, gamma, beta, Tensor(), Tensor(), 2);
+    CHECK(same_bits(fa.n.y, fb.n.y));
+    const kernels::Conv2dNormActGrads ga = kernels::conv2d_group_norm_act_backward(
+        {x0, x1}, wb, fa.h, 1, gamma, beta, Tensor(), Tensor(), fa.n.mean, fa.n.rstd, dy, true, true, true);
+    const kernels::Conv2dNormActGrads gb = kernels::conv2d_group_norm_act_backward(
+        {x0, x1}, same, fb.h, 1, gamma, beta, Tensor(), Tensor(), fb.n.mean, fb.n.rstd, dy, true, true, true);
+    CHECK(same_bits(ga.dx.at(1), gb.dx.at(1)));
+    CHECK(same_bits(ga.dw, gb.dw));
+  }
+  // Another dtype is refused, naming w.
+  CHECK_THROWS_WITH(kernels::conv2d_forward(x1, w.to(DType::F16).reshape({6, 3, 3, 8}), Tensor(), 1),
+                    Catch::Contains("w [6,3,3,8]") && Catch::Contains("must be float32 or bfloat16"));
+}
+
+TEST_CASE("the Block under BF16 keeps its standardised weight's bf16 copy and a parameter's own value",
+          "[conv2d_norm_act][conv2d_keep][autograd]") {
+  DD_TEST_RANDOM(rng);
+  TapeGuard guard;
+  const Bf16 bf16;
+  const int64_t C = 64;
+  const Tensor x = rnd(rng, {1, 4, 4, C}), gamma = rnd(rng, {C}), beta = rnd(rng, {C}), r = rnd(rng, {1, 4, 4, C});
+  // A parameter: its gradient lives in a buffer of its own, as in a parameter set's arena.
+  const ag::Var param(rnd(rng, {C, 3, 3, C}, 0.3), true);
+  param.attach_grad_buffer(Tensor::zeros(param.shape()));
+  const std::size_t n = static_cast<std::size_t>(param.value().numel());
+  auto block = [&](const ag::Var& w) {
+    return ag::conv2d_group_norm_act({ag::Var(x)}, w, ag::Var(), 1, ag::Var(gamma), ag::Var(beta), ag::Var(),
+                                     ag::Var(), 8);
+  };
+  // What the tape holds once the forward is done with the standardised weight, and the gradient.
+  auto run = [&](bool keep) {
+    const KeepBf16 keep_w(keep);
+    ag::Tape::current().clear();
+    param.zero_grad();
+    const std::size_t start = host_mem::stats().in_use;
+    ag::Var y;
+    {
+      const ag::Var ws = ag::weight_standardize(param);
+      y = block(ws);
+      CHECK(ws.has_bf16_value() == keep);
+    }
+    const std::size_t held = host_mem::stats().in_use - start;
+    ag::Tape::current().backward(ag::sum(ag::mul(y, ag::Var(r))));
+    return std::make_pair(held, param.grad().to_vector());
+  };
+  const auto kept = run(true), full = run(false);
+  INFO("held " << kept.first << " bytes with the copy, " << full.first << " without; the weight has " << n);
+  // ws itself (4 bytes a weight) gives way to its copy (2); x, which outlives the step here, adds its
+  // bf16 copy (2 bytes an element); the rest is the same, and so is every bit.
+  CHECK(full.first - kept.first == 2 * n - 2 * static_cast<std::size_t>(x.numel()));
+  CHECK(kept.second == full.second);
+  // A parameter persists: the Block keeps its own value, no copy.
+  ag::Tape::current().clear();
+  const ag::Var yp = block(param);
+  CHECK_FALSE(param.has_bf16_value());
+  ag::Tape::current().clear();
 }
 
 TEST_CASE("concat keeps bf16 bits and refuses mixed dtypes and concat_widening widens a mix", "[concat][conv2d_keep]") {

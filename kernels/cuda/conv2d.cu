@@ -382,12 +382,13 @@ Tensor conv2d_bias_grad(const Tensor& dy) {
   return dbias;
 }
 
-// x may be bf16 (a conv input the tape keeps in bf16 under BF16): the tensor-core path reads it as its
-// operand; the fp32 kernels read its values widened.
-Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, int padding) {
+// x and w may be bf16 (a conv input, or a Block's standardised weight, that the tape keeps in bf16
+// under BF16): the tensor-core path reads them as its operands; the fp32 kernels read their values
+// widened.
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, int padding) {
   const Precision prec = current_context().precision();
-  if (prec != Precision::FP32) return conv2d_forward_tc(x_in, w, bias, padding, prec);
-  const Tensor x = x_in.to(DType::F32);
+  if (prec != Precision::FP32) return conv2d_forward_tc(x_in, w_in, bias, padding, prec);
+  const Tensor x = x_in.to(DType::F32), w = w_in.to(DType::F32);
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, x.device());
@@ -395,11 +396,12 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, i
   return y;
 }
 
-Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias) {
   const Precision prec = current_context().precision();
-  if (prec != Precision::FP32) return conv2d_backward_tc(x_in, w, dy, padding, need_dx, need_dw, need_dbias, prec);
+  if (prec != Precision::FP32) return conv2d_backward_tc(x_in, w_in, dy, padding, need_dx, need_dw, need_dbias, prec);
   const Tensor x = need_dw ? x_in.to(DType::F32) : x_in;  // dx reads only its shape
+  const Tensor w = need_dx ? w_in.to(DType::F32) : w_in;  // dw only its shape
   const Geom g = input_geom(x, w.dim(1), padding);
   const int co = checked_int(w.dim(0), "Co");
   Conv2dGrads out;

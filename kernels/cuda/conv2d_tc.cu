@@ -184,9 +184,10 @@ __global__ void pad_bf16_kernel(const uint16_t* __restrict__ src, int64_t rows, 
   }
 }
 
-// wt[ci, kh, kw, co] = round(w[co, K-1-kh, K-1-kw, ci]) for co < Co, 0 for Co <= co < Cop.
-template <class Op>
-__global__ void flip_pack_kernel(const float* __restrict__ w, int Co, int K, int Ci, int Cop,
+// wt[ci, kh, kw, co] = round(w[co, K-1-kh, K-1-kw, ci]) for co < Co, 0 for Co <= co < Cop. W is
+// float, or bf16 for a weight the tape keeps in bf16 (its values are already their own rounding).
+template <class Op, class W>
+__global__ void flip_pack_kernel(const W* __restrict__ w, int Co, int K, int Ci, int Cop,
                                  typename Op::T* __restrict__ wt) {
   const int64_t n = int64_t(Ci) * K * K * Cop;
   DD_GRID_STRIDE(i, n) {
@@ -196,7 +197,7 @@ __global__ void flip_pack_kernel(const float* __restrict__ w, int Co, int K, int
     r /= K;
     const int kh = static_cast<int>(r % K);
     const int ci = static_cast<int>(r / K);
-    wt[i] = co < Co ? round_operand<Op>(w[((int64_t(co) * K + (K - 1 - kh)) * K + (K - 1 - kw)) * Ci + ci])
+    wt[i] = co < Co ? round_operand<Op>(dtype_conv::to_f32(w[((int64_t(co) * K + (K - 1 - kh)) * K + (K - 1 - kw)) * Ci + ci]))
                     : typename Op::T(0);
   }
 }
@@ -244,6 +245,7 @@ Packed<Op> pack(const float* src, int64_t rows, int C, int Cp) {
 // x [rows, C] as [rows, Cp]: a bf16 x (only under BF16: the entry points widen it for TF32) is
 // already the rounded operand, read in place when its channels fill whole chunks and it is 16-byte
 // aligned (every U-Net layer but the 3-channel input), else copied zero-padded; an fp32 x is packed.
+// The same for w [Co, K, K, C] as Co*K*K rows.
 template <class Op>
 Packed<Op> pack_input(const Tensor& x, int C, int Cp) {
   const int64_t rows = x.numel() / C;
@@ -256,7 +258,7 @@ Packed<Op> pack_input(const Tensor& x, int C, int Cp) {
     DD_CUDA_LAUNCH_CHECK("pad_bf16_kernel");
     return p;
   } else {
-    DD_CHECK(false, "conv2d (tensor cores): a bf16 x ", describe(x), " reached the tf32 path unwidened");
+    DD_CHECK(false, "conv2d (tensor cores): a bf16 operand ", describe(x), " reached the tf32 path unwidened");
     return {};
   }
 }
@@ -429,6 +431,7 @@ void check_args(const char* op, const Tensor& x, const Tensor& w, Precision prec
            " and w ", describe(w), " must be NHWC and OHWI with the same Ci");
   DD_CHECK(opt.tile >= -1 && opt.tile < kNumTiles, op, ": tile ", opt.tile, " is not one of the ", kNumTiles);
   DD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": x ", describe(x), " must be float32 or bfloat16");
+  DD_CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16, op, ": w ", describe(w), " must be float32 or bfloat16");
 }
 
 Geom make_geom(const Tensor& x, int64_t k, int p, int c_padded) {
@@ -451,7 +454,7 @@ Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding
   const int cp = round_up(ci, Op::kChunk);
   const Geom g = make_geom(x, k, padding, cp);
   Packed<Op> xq = pack_input<Op>(x, ci, cp);
-  Packed<Op> wq = pack<Op>(w.data(), w.numel() / ci, ci, cp);
+  Packed<Op> wq = pack_input<Op>(w, ci, cp);
   Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA);
   double* sp = nullptr;
   if (sums) {
@@ -479,7 +482,11 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
   }
   if (need_dx) {
     Packed<Op> wt = packed_empty<Op>(int64_t(ci) * k * k * cop);
-    flip_pack_kernel<Op><<<grid_for(int64_t(ci) * k * k * cop), kThreads, 0, stream()>>>(w.data(), co, k, ci, cop, wt.data());
+    const unsigned grid = grid_for(int64_t(ci) * k * k * cop);
+    if (w.dtype() == DType::BF16)
+      flip_pack_kernel<Op, bf16><<<grid, kThreads, 0, stream()>>>(w.data<bf16>(), co, k, ci, cop, wt.data());
+    else
+      flip_pack_kernel<Op, float><<<grid, kThreads, 0, stream()>>>(w.data(), co, k, ci, cop, wt.data());
     DD_CUDA_LAUNCH_CHECK("flip_pack_kernel");
     // dy as the input of a conv with Ci outputs, padding K-1-p: its output is H x W.
     const Geom gd{g.b, g.ho, g.wo, cop, k, k - 1 - padding, g.h, g.w};
@@ -516,21 +523,22 @@ Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, i
                          const TcConvOptions& opt) {
   check_args("conv2d_forward_tc", x, w, prec, opt);
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
-                                 : forward<Tf32Op>(x.to(DType::F32), w, bias, padding, opt);
+                                 : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt);
 }
 
 Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                               Tensor& sums, const TcConvOptions& opt) {
   check_args("conv2d_forward_tc_sums", x, w, prec, opt);
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt, &sums)
-                                 : forward<Tf32Op>(x.to(DType::F32), w, bias, padding, opt, &sums);
+                                 : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt, &sums);
 }
 
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt) {
   check_args("conv2d_backward_tc", x, w, prec, opt);
   Conv2dGrads out = prec == Precision::BF16 ? backward<Bf16Op>(x, w, dy, padding, need_dx, need_dw, opt)
-                                            : backward<Tf32Op>(x.to(DType::F32), w, dy, padding, need_dx, need_dw, opt);
+                                            : backward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), dy, padding, need_dx,
+                                                               need_dw, opt);
   if (need_dbias) out.dbias = conv2d_bias_grad(dy);
   return out;
 }

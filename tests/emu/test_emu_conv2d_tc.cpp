@@ -240,3 +240,39 @@ TEST_CASE("emu: the tensor-core conv reads a bf16 x in place of its pack, with t
     }
   }
 }
+
+TEST_CASE("emu: the tensor-core conv reads a bf16 w as its operand, with the fp32 w's bits",
+          "[emu][conv2d][tc][conv2d_keep]") {
+  DD_TEST_RANDOM(rng);
+  // A bf16 w (a Block's standardised weight the tape keeps under BF16) is the bf16 path's operand:
+  // read in place when Ci fills whole chunks (Ci = 8, 16), copied zero-padded otherwise (Ci = 3), and
+  // flipped for dx from its bf16 values. The tf32 path and the fp32 kernels read its values widened.
+  for (const Dims& c : {Dims{2, 5, 7, 8, 12, 3, 1}, Dims{1, 4, 4, 3, 5, 3, 1}, Dims{1, 4, 6, 16, 9, 1, 0}}) {
+    INFO(c.str());
+    const Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+    const Tensor bias = rnd(rng, {c.co}), dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+    const int p = static_cast<int>(c.p);
+    const Tensor wb = w.to(DType::BF16), wr = wb.to(DType::F32);
+    for (const Tensor& xin : {x, x.to(DType::BF16)}) {
+      INFO("x " << dtype_name(xin.dtype()));
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc(xin, wb, bias, p, Precision::BF16),
+                                   kernels::emu::conv2d_forward_tc(xin, w, bias, p, Precision::BF16)));
+      Tensor sa, sb;
+      CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc_sums(xin, wb, bias, p, Precision::BF16, sa),
+                                   kernels::emu::conv2d_forward_tc_sums(xin, w, bias, p, Precision::BF16, sb)));
+      CHECK(conv_tc::bitwise_equal(sa, sb));
+      kernels::Conv2dGrads a = kernels::emu::conv2d_backward_tc(xin, wb, dy, p, true, true, true, Precision::BF16);
+      kernels::Conv2dGrads b = kernels::emu::conv2d_backward_tc(xin, w, dy, p, true, true, true, Precision::BF16);
+      CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+      CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+      CHECK(conv_tc::bitwise_equal(a.dbias, b.dbias));
+    }
+    CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward_tc(x, wb, bias, p, Precision::TF32),
+                                 kernels::emu::conv2d_forward_tc(x, wr, bias, p, Precision::TF32)));
+    CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_backward_tc(x, wb, dy, p, true, false, false, Precision::TF32).dx,
+                                 kernels::emu::conv2d_backward_tc(x, wr, dy, p, true, false, false, Precision::TF32).dx));
+    CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_forward(x, wb, bias, p), kernels::emu::conv2d_forward(x, wr, bias, p)));
+    CHECK(conv_tc::bitwise_equal(kernels::emu::conv2d_backward(x, wb, dy, p, true, false, false).dx,
+                                 kernels::emu::conv2d_backward(x, wr, dy, p, true, false, false).dx));
+  }
+}

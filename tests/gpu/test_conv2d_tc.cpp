@@ -134,3 +134,25 @@ TEST_CASE("gpu: conv2d under a BF16 / TF32 context runs the tensor-core path", "
     CHECK(conv_tc::bitwise_equal(a.dbias, b.dbias));
   }
 }
+
+TEST_CASE("gpu: the tensor-core conv reads bf16 x and w as its operands, with the fp32 tensors' bits",
+          "[gpu][conv2d][tc][conv2d_keep]") {
+  DD_TEST_RANDOM(rng);
+  // Under BF16 the tape keeps the convs' inputs and the Blocks' standardised weights in bf16: read
+  // in place when Ci fills whole chunks (Ci = 64), zero-padded otherwise (Ci = 3); bitwise the
+  // results of the fp32 tensors, which the conv rounds to the same bf16 values.
+  for (const Dims& c : {Dims{2, 8, 8, 64, 64, 3, 1}, Dims{2, 9, 7, 3, 32, 3, 1}}) {
+    INFO(c.str());
+    Tensor x = gpu(random_tensor(rng, {c.b, c.h, c.w, c.ci})), w = gpu(random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5));
+    Tensor bias = gpu(random_tensor(rng, {c.co})), dy = gpu(random_tensor(rng, {c.b, c.ho(), c.wo(), c.co}));
+    const Tensor xb = x.to(DType::BF16), wb = w.to(DType::BF16);
+    const int p = static_cast<int>(c.p);
+    CHECK(conv_tc::bitwise_equal(kernels::cuda::conv2d_forward_tc(xb, wb, bias, p, Precision::BF16),
+                                 kernels::cuda::conv2d_forward_tc(x, w, bias, p, Precision::BF16)));
+    kernels::Conv2dGrads a = kernels::cuda::conv2d_backward_tc(xb, wb, dy, p, true, true, true, Precision::BF16);
+    kernels::Conv2dGrads b = kernels::cuda::conv2d_backward_tc(x, w, dy, p, true, true, true, Precision::BF16);
+    CHECK(conv_tc::bitwise_equal(a.dx, b.dx));
+    CHECK(conv_tc::bitwise_equal(a.dw, b.dw));
+    CHECK(conv_tc::bitwise_equal(a.dbias, b.dbias));
+  }
+}
