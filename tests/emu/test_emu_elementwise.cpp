@@ -198,7 +198,8 @@ TEST_CASE("emu: clip factor and adam with a grad scale match the cpu", "[emu][mu
   for (std::size_t i = 0; i < shapes.size(); ++i) {
     // The same fp32 expressions (as the unscaled update above): 1e-6.
     expect_close("scaled adam param " + std::to_string(i), pe[i], p[i], 1e-6);
-    expect_close("scaled adam m " + std::to_string(i), me[i], m[i], 1e-6);
+    // m's one-element tensors cancel below their terms as in the unscaled test above: judged at 0.01.
+    expect_close("scaled adam m " + std::to_string(i), me[i], m[i], 1e-6, 0.01);
     expect_close("scaled adam v " + std::to_string(i), ve[i], v[i], 1e-6);
     CHECK(g[i].to_vector() == g_before[i].to_vector());  // the gradients are left as they were
   }
