@@ -113,9 +113,11 @@ int main(int argc, char** argv) try {
   // The linear attention keeps its qkv instead of recomputing it (models::set_recompute_qkv): the
   // recomputation's price in time and its saving in memory, side by side.
   if (std::find(a.rest.begin(), a.rest.end(), "--keep-qkv") != a.rest.end()) models::set_recompute_qkv(false);
-  // Under bf16 the convs keep their inputs, and the Blocks their conv outputs h, in fp32 instead
-  // of bf16 (ag::set_keep_bf16_conv_inputs, ag::set_keep_bf16_norm_inputs); --keep-fp32-h only
-  // the latter: what each saves, and costs, side by side.
+  // Under bf16 the tape keeps bf16 copies (autograd/conv2d_keep.h): --keep-fp32 keeps fp32 values
+  // instead, for the convs' inputs and the Blocks' standardised weights
+  // (ag::set_keep_bf16_conv_inputs) and for the GroupNorms' inputs, the Blocks' conv outputs among
+  // them (ag::set_keep_bf16_norm_inputs); --keep-fp32-h only for the latter: what each saves, and
+  // costs, side by side.
   const bool keep_fp32 = std::find(a.rest.begin(), a.rest.end(), "--keep-fp32") != a.rest.end();
   if (keep_fp32) ag::set_keep_bf16_conv_inputs(false);
   if (keep_fp32 || std::find(a.rest.begin(), a.rest.end(), "--keep-fp32-h") != a.rest.end())

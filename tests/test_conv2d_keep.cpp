@@ -392,9 +392,14 @@ TEST_CASE("conv2d kernels and the Block read a bf16 w as its values", "[conv2d][
     CHECK(same_bits(ga.dx.at(1), gb.dx.at(1)));
     CHECK(same_bits(ga.dw, gb.dw));
   }
-  // Another dtype is refused, naming w.
+  // Another dtype is refused, naming w; a strided conv, whose kernels read fp32 only, refuses bf16.
   CHECK_THROWS_WITH(kernels::conv2d_forward(x1, w.to(DType::F16).reshape({6, 3, 3, 8}), Tensor(), 1),
                     Catch::Contains("w [6,3,3,8]") && Catch::Contains("must be float32 or bfloat16"));
+  kernels::Conv2dGeometry strided;
+  strided.stride = 2;
+  strided.pad_top = strided.pad_left = strided.pad_bottom = strided.pad_right = 1;
+  CHECK_THROWS_WITH(kernels::conv2d_forward(rnd(rng, {2, 5, 6, 8}), wb, Tensor(), strided),
+                    Catch::Contains("w [6,3,3,8]") && Catch::Contains("must be float32 (a strided"));
 }
 
 TEST_CASE("the Block under BF16 keeps its standardised weight's bf16 copy and a parameter's own value",
