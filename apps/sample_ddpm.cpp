@@ -18,6 +18,7 @@
 #include "apps/report/image_grid.h"
 #include "engine/context.h"
 #include "engine/error.h"
+#include "kernels/conv_autotune.h"
 
 int main(int argc, char** argv) {
   std::string weights, out = "samples.png", each_dir, trajectory;
@@ -48,10 +49,15 @@ int main(int argc, char** argv) {
                  "fp32, tf32 or bf16: how convolutions, attention and GEMMs round their operands (fp32 "
                  "accumulation and storage always; see README 'Precision')")
       ->capture_default_str();
+  bool conv_autotune = false;
+  app.add_flag("--conv-autotune", conv_autotune,
+               "time every tile of the tensor-core convolutions (tf32, bf16 on CUDA) per shape on the first step "
+               "and run the fastest, as cudnn.benchmark (README 'Precision')");
   flags.add_to(app);
   CLI11_PARSE(app, argc, argv);
   try {
     dd::current_context().set_precision(dd::parse_precision(precision));
+    dd::kernels::set_conv_autotune(conv_autotune);
     const dd::Device dev = dd::resolve_device(device);
     const bool graphs = dd::ddpm::resolve_cuda_graphs(cuda_graphs, dev);
     DD_CHECK(n > 0, "--n must be positive, got ", n);
@@ -86,6 +92,8 @@ int main(int argc, char** argv) {
                       {"sampler", flags.to_json()}};
       // Another precision draws other images: a job keeps its own (fp32 jobs of older versions have no key).
       if (precision != "fp32") job.identity["precision"] = precision;
+      // Tuned kernels may round GroupNorm's sums in another order: a job keeps to one or the other.
+      if (conv_autotune) job.identity["conv_autotune"] = true;
       req.first_batch = job.prepare(stderr);
       if (req.first_batch >= job.batches()) {
         std::fprintf(stderr, "%s: all %d images are already there\n", each_dir.c_str(), n);

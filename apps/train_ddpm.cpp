@@ -133,6 +133,10 @@ int main(int argc, char** argv) {
                  "weights, accumulation, GroupNorm statistics, softmax, loss, Adam and EMA always (README "
                  "'Precision'); a resumed run may change it")
       ->capture_default_str();
+  app.add_flag("--conv-autotune", o.conv_autotune,
+               "time every tile and split of the tensor-core convolutions (tf32, bf16 on CUDA) per shape on the "
+               "first step and run the fastest, as cudnn.benchmark; the choices are kept in the run folder "
+               "(conv_autotune.tsv) for --resume");
   app.add_flag("--resume", o.resume, "continue the run in --out from its checkpoint");
   CLI11_PARSE(app, argc, argv);
   std::unique_ptr<dd::dist::Comm> comm;

@@ -4,7 +4,9 @@
 // syncs/step, peak memory. On the GPU, eager and replayed from a CUDA graph (--no-graphs: eager
 // only), checked bitwise against each other first. --sample: Algorithm-2 sampling, likewise.
 //   bench_train_step --preset cifar|fmnist [--steps N] [--json FILE] [--no-graphs] [--precision LIST] [--profile]
-//                    [--keep-qkv] [--keep-fp32] [--keep-fp32-h]
+//                    [--keep-qkv] [--keep-fp32] [--keep-fp32-h] [--conv-autotune [--autotune-table FILE]]
+// --conv-autotune (GPU): the tensor-core convs run the options timed fastest per shape
+// (kernels/conv_autotune.h), tuned during the first warm-up step; --autotune-table writes the choices.
 // --profile (with --cpu): a table of wall time per kernel entry point over the timed steps, or
 // over the sampling chain with --sample (kernels/op_profile.h), the rest of the step as `other`.
 // --precision: a comma list of fp32, tf32, bf16 (engine/context.h's policy), each timed in turn
@@ -28,6 +30,7 @@
 #include "engine/context.h"
 #include "engine/device.h"
 #include "engine/rng.h"
+#include "kernels/conv_autotune.h"
 #include "kernels/elementwise.h"
 #include "kernels/op_profile.h"
 #include "models/diffusion.h"
@@ -122,6 +125,23 @@ int main(int argc, char** argv) try {
   if (keep_fp32) ag::set_keep_bf16_conv_inputs(false);
   if (keep_fp32 || std::find(a.rest.begin(), a.rest.end(), "--keep-fp32-h") != a.rest.end())
     ag::set_keep_bf16_norm_inputs(false);
+  const bool autotune = std::find(a.rest.begin(), a.rest.end(), "--conv-autotune") != a.rest.end();
+  DD_CHECK(!autotune || !a.cpu, "bench_train_step: --conv-autotune tunes the tensor-core convolutions of the GPU; "
+                                "drop --cpu");
+  kernels::set_conv_autotune(autotune);
+  const std::string autotune_table = a.get("--autotune-table", "");
+  const std::string tuned = autotune ? " tuned" : "";
+  auto report_autotune = [&] {
+    if (!autotune) return;
+    const kernels::ConvAutotuneStats s = kernels::conv_autotune_stats();
+    std::printf("\nconv autotune: %lld shapes and directions timed (%lld runs, in the first warm-up step of each "
+                "precision), %lld calls answered from the table.\n",
+                static_cast<long long>(s.tuned), static_cast<long long>(s.timed_runs), static_cast<long long>(s.hits));
+    if (autotune_table.empty()) return;
+    std::ofstream out(autotune_table);
+    out << kernels::conv_autotune_table();
+    DD_CHECK(out.good(), "bench_train_step: --autotune-table ", autotune_table, ": write failed");
+  };
   const Preset p = preset(sampling ? "cifar" : a.get("--preset", "cifar"));
 
   Generator gen(0);
@@ -144,16 +164,17 @@ int main(int argc, char** argv) try {
     const models::GaussianDiffusion diffusion(models::Schedule::make(models::BetaSchedule::Linear, T));
     print_header(str_cat("Sampling, CIFAR-10 preset: ", n, " images x ", T, " DDPM steps (one batch)"), a);
     ag::NoGrad no_grad;
-    {  // one warm-up step: first-use costs (allocator, cuBLAS handle) stay out of the figure
-      const models::GaussianDiffusion warm(models::Schedule::make(models::BetaSchedule::Linear, 1));
-      warm.p_sample_loop(model, {n, p.image, p.image, 3}, gen, {}, dev);
-      sync(dev);
-    }
     table_header({"sampler", "images x steps", "total s", "ms / step", "image-steps / s", "peak MiB",
                   "256 x 1000 at this rate (s)", "launches / step"});
     std::vector<std::pair<std::string, std::pair<std::vector<kernels::op_profile::Entry>, double>>> sample_ops;
     for (const Precision prec : precisions) {
       const PrecisionScope scope(prec);
+      {  // one warm-up step in each precision: first-use costs (allocator, cuBLAS handle, the convs'
+         // autotuning) stay out of the figure
+        const models::GaussianDiffusion warm(models::Schedule::make(models::BetaSchedule::Linear, 1));
+        warm.p_sample_loop(model, {n, p.image, p.image, 3}, gen, {}, dev);
+        sync(dev);
+      }
       std::vector<float> first;
       for (bool graphs : {false, true}) {
         if (graphs && (dev != Device::CUDA || no_graphs)) break;
@@ -183,17 +204,18 @@ int main(int argc, char** argv) try {
         else
           first = xs;
         const double ms_step = 1e3 * s / T;
-        table_row({str_cat("ours ", precision_name(prec), graphs ? ", CUDA graph" : ", eager"), str_cat(n, " x ", T),
+        table_row({str_cat("ours ", precision_name(prec), tuned, graphs ? ", CUDA graph" : ", eager"), str_cat(n, " x ", T),
                    fmt(s), fmt(ms_step), fmt(n * T / s, 4), fmt(peak_mib(dev), 4), fmt(256.0 * 1000.0 / (n * T / s), 4),
                    fmt(double(after.launches - before.launches) / T, 4)});
         append_json(json, str_cat("{\"kind\": \"sample\", \"device\": \"", a.cpu ? "cpu" : "cuda", "\", \"images\": ", n,
                                   ", \"timesteps\": ", T, ", \"seconds\": ", s, ", \"cuda_graphs\": ",
                                   graphs ? "true" : "false", ", \"peak_mib\": ", peak_mib(dev), ", \"precision\": \"",
-                                  precision_name(prec), "\"}"));
+                                  precision_name(prec), "\", \"conv_autotune\": ", autotune ? "true" : "false", "}"));
       }
     }
     for (const auto& [what, ops] : sample_ops) print_profile(ops.first, what, T, ops.second);
     std::printf("\n");
+    report_autotune();
     return 0;
   }
 
@@ -314,13 +336,15 @@ int main(int argc, char** argv) try {
   table_header({"trainer", "ms / step (mean)", dev == Device::CUDA ? "host ms / step (median)" : "ms / step (median)",
                 "img/s", "peak MiB", "host syncs / step", "launches / step", "graph nodes"});
   for (const Run& r : runs) {
-    table_row({str_cat("ours ", precision_name(r.precision), r.graphs ? ", CUDA graph" : ", eager"), fmt(r.ms), fmt(r.host_ms),
+    table_row({str_cat("ours ", precision_name(r.precision), tuned, r.graphs ? ", CUDA graph" : ", eager"), fmt(r.ms),
+               fmt(r.host_ms),
                fmt(batch / (r.ms * 1e-3), 4), fmt(r.peak, 4), fmt(r.syncs, 3), fmt(r.launches, 4),
                r.graphs ? std::to_string(r.graph_nodes) : "-"});
     append_json(json, str_cat("{\"kind\": \"train\", \"preset\": \"", p.name, "\", \"device\": \"", a.cpu ? "cpu" : "cuda",
                               "\", \"batch\": ", batch, ", \"ms_step\": ", r.ms, ", \"host_ms_step\": ", r.host_ms,
                               ", \"launches_step\": ", r.launches, ", \"cuda_graphs\": ", r.graphs ? "true" : "false",
-                              ", \"precision\": \"", precision_name(r.precision), "\"",
+                              ", \"precision\": \"", precision_name(r.precision), "\"", ", \"conv_autotune\": ",
+                              autotune ? "true" : "false",
                               ", \"peak_mib\": ", r.peak, ", \"kept_mib\": ", r.tensors_kept, ", \"steps\": ", steps,
                               "}"));
   }
@@ -350,6 +374,7 @@ int main(int argc, char** argv) try {
   for (const Run& r : runs)
     if (!r.ops.empty()) print_profile(r.ops, str_cat("training step, ours ", precision_name(r.precision), ", eager, CPU"), steps, r.ms);
   std::printf("\n");
+  report_autotune();
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_train_step: %s\n", e.what());

@@ -3,16 +3,17 @@
 # scripts/gpu_check.sh (about 5 minutes; see README "On a GPU machine"). It reuses the check's
 # binaries (the carried .gpu-deps/bin.tgz, or build-gpu/) and builds only the bench targets if neither
 # is there. In order of what matters most, each run bounded by what is left of BENCH_BUDGET:
-#   1. our CIFAR-10-preset training step (batch 128) and the PyTorch peer (bench/torch_peer.py, the
-#      same step) in the modes: defaults (as a user gets it: cuDNN TF32), strict fp32 (like-for-like
-#      with ours), bf16 autocast;
+#   1. our CIFAR-10-preset training step (batch 128), also with --conv-autotune in bf16 and tf32
+#      (its choices: conv_autotune.tsv), and the PyTorch peer (bench/torch_peer.py, the same step) in
+#      the modes: defaults (as a user gets it: cuDNN TF32), strict fp32 (like-for-like with ours),
+#      bf16 autocast;
 #   2. sampling, 256 images x SAMPLE_TIMESTEPS (100) DDPM steps, ours and PyTorch in the same three
 #      modes, scaled to 1000 steps in the table;
 #   3. PyTorch with torch.compile and bf16 autocast (its best mode), compiling on the CPU meanwhile
 #   4. every kernel bench against its yardstick (cuDNN, cuBLAS, the measured copy bandwidth), then
 #      the compiled peer's timed steps, alone on the GPU.
 # Writes bench/RESULTS.md's GPU section, copies the logs and tables to $OUT when set, prints the
-# tables last. Knobs: BENCH_BUDGET (seconds, default 320), STEPS (timed training steps, 20),
+# tables last. Knobs: BENCH_BUDGET (seconds, default 340), STEPS (timed training steps, 20),
 # SAMPLE_TIMESTEPS (100), PYTHON (python3), SKIP_COMPILE=1, MAX_AUTOTUNE=1 (also torch.compile mode="max-autotune").
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ ROOT=$PWD
 PYTHON=${PYTHON:-python3}
 SAMPLE_TIMESTEPS=${SAMPLE_TIMESTEPS:-100}
 STEPS=${STEPS:-20}
-BENCH_BUDGET=${BENCH_BUDGET:-320}
+BENCH_BUDGET=${BENCH_BUDGET:-340}
 t_start=$SECONDS
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >/dev/null 2>&1 || {
   echo "run_gpu.sh: no NVIDIA GPU found; bench/run_cpu.sh is the CPU command" >&2
@@ -77,6 +78,10 @@ EOF
 
 # 1-2. The step and the sampler, ours and PyTorch's.
 run 90 "$B/bench_train_step" --preset cifar --steps "$STEPS" --precision fp32,tf32,bf16 --json "$json" >/dev/null
+# The tensor-core convs' options timed per shape in the first step (kernels/conv_autotune.h): what
+# per-shape choices would give the step, and which they are (the table: the next rules).
+run 50 "$B/bench_train_step" --preset cifar --steps "$STEPS" --precision bf16,tf32 --conv-autotune \
+  --autotune-table "$tmp/conv_autotune.tsv" --json "$json" >/dev/null
 for m in default fp32 bf16; do
   run 60 "$PYTHON" bench/torch_peer.py train --device cuda --preset cifar --mode $m --steps "$STEPS" --json "$json" >/dev/null
 done
@@ -145,7 +150,10 @@ fi
 mkdir -p "$BUILD_DIR"
 cp "$log" "$BUILD_DIR/checks_gpu.log" 2>/dev/null
 cp "$json" "$BUILD_DIR/train_gpu.json" 2>/dev/null
-if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then cp "$log" "$json" "$tmp/gpu.md" bench/RESULTS.md "$OUT"/; fi
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$log" "$json" "$tmp/gpu.md" bench/RESULTS.md "$OUT"/
+  cp "$tmp/conv_autotune.tsv" "$OUT"/ 2>/dev/null
+fi
 echo
 echo "## run_gpu.sh: $((SECONDS - t_start)) s; $(grep -c ' ok$' "$log") kernel checks passed"
 printf '%s\n' "${rows[@]}" | sed 's/^/  /'

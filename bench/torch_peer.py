@@ -311,7 +311,9 @@ def cmd_table(args):
           f"- commit: {commit}\n- command: `{args.command}`")
     # Ours come in a row per precision and mode (eager and, on the GPU, replayed from a CUDA graph):
     # each is shown; a PyTorch row is compared with our fastest row of the matching precision
-    # (OURS_FOR_MODE), or with our fastest row overall when that precision was not measured.
+    # (OURS_FOR_MODE), or with our fastest row overall when that precision was not measured. Our
+    # autotuned rows (--conv-autotune, as cudnn.benchmark) are not paired with PyTorch's defaults,
+    # the one mode that leaves cudnn.benchmark off.
     ours_rows = {}
     for r in rows:
         if "mode" not in r:
@@ -320,11 +322,14 @@ def cmd_table(args):
 
     def ours_for(key, mode=None):
         v = ours_rows.get(key, [])
+        if mode == "default":
+            v = [r for r in v if not r.get("conv_autotune")]
         same = [r for r in v if r.get("precision", "fp32") == OURS_FOR_MODE.get(mode)]
         return min(same or v, key=speed) if v else None
 
     def ours_label(r):
-        return "ours " + r.get("precision", "fp32") + {True: " (CUDA graph)", False: " (eager)"}.get(r.get("cuda_graphs"), "")
+        return ("ours " + r.get("precision", "fp32") + (" conv-autotuned" if r.get("conv_autotune") else "")
+                + {True: " (CUDA graph)", False: " (eager)"}.get(r.get("cuda_graphs"), ""))
     peer = [r for r in rows if "mode" in r]
     names = {"cifar": "CIFAR-10 preset (dim 64, 1,2,4,8, 3x32x32)", "fmnist": "Fashion-MNIST preset (dim 32, 1,2,4, 1x28x28)"}
 

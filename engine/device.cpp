@@ -70,6 +70,7 @@ void copy_d2d(void*, const void*, std::size_t) { no_cuda("cuda copy"); }
 void memset(void*, int, std::size_t) { no_cuda("cuda memset"); }
 void fill_f32(float*, float, std::size_t) { no_cuda("cuda fill"); }
 void synchronize() {}
+float time_ms(const std::function<void()>&) { no_cuda("timing cuda work"); }
 Stats stats() { return {}; }
 void reset_peak() {}
 void empty_cache() {}

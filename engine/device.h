@@ -2,6 +2,7 @@
 // Raw device memory and copies. Implemented in engine/cuda/device.cu when the
 // CUDA backend is built; otherwise every call throws a clear "built without CUDA".
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace dd {
@@ -79,6 +80,9 @@ void copy_d2d(void* dst, const void* src, std::size_t bytes);
 void memset(void* dst, int value, std::size_t bytes);
 void fill_f32(float* dst, float value, std::size_t count);
 void synchronize();
+// Milliseconds of device time the work f enqueues on the engine's stream takes, between two events
+// recorded around it (the host waits for the second; throws while a CUDA graph is captured).
+float time_ms(const std::function<void()>& f);
 
 // The caching allocator's counters (bytes). Without CUDA every field is 0.
 struct Stats {

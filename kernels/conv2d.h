@@ -13,6 +13,7 @@
 // the results are those of the fp32 x it was rounded from, under BF16 bit for bit. y and every
 // gradient are fp32.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/context.h"
@@ -194,6 +195,9 @@ struct TcConvOptions {
   // reads its input halo once per channel chunk for all K*K taps; K >= 2, no sums epilogue) instead
   // of tile; dw keeps tile. Picked by no rule yet: bench_conv2d --sweep times it.
   bool halo = false;
+  int dw_tile = -1;  // dw's tile when >= 0 (forward and dx keep tile); -1: tile
+  // The default options: the rules', or the autotuned ones under --conv-autotune (kernels/conv_autotune.h).
+  bool is_rule() const { return tile < 0 && splits == 0 && !halo && dw_tile < 0; }
 };
 int conv2d_tc_tile_count();
 const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)
@@ -215,6 +219,19 @@ Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bi
                               Tensor& sums, const TcConvOptions& opt = {});
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt = {});
+// The options the three entry points above run when called with the default ones: the rules' ({})
+// with autotuning off; with it on, the fastest for this shape (kernels/conv_autotune.h), timed on
+// the call's own operands the first time the shape comes (kernels/cuda/conv2d_tc_tune.cu).
+// Forward: every tile, and the halo kernel for K >= 2 without sums. Backward: dx as the forward,
+// dw every tile under its rule's split and the rule's tile under 1/4, 1/2, 2 and 4 times its split.
+TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
+                                      Precision prec, bool sums);
+TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
+                                       bool need_dw, Precision prec);
+// An option as the autotuning table names it: "t<tile>", "t<tile> s<splits>" (dw; s0: the rule's
+// split for that tile), "halo"; and back (throws naming an unknown label).
+std::string conv2d_tc_option_label(const TcConvOptions& opt, bool dw);
+TcConvOptions conv2d_tc_option_from_label(const std::string& label, bool dw);
 }  // namespace cuda
 #endif
 

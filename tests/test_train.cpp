@@ -11,6 +11,7 @@
 #include "apps/ddpm/checkpoint_files.h"
 #include "apps/ddpm/trainer.h"
 #include "engine/safetensors.h"
+#include "kernels/conv_autotune.h"
 #include "models/unet.h"
 #include "tests/support/data_files.h"
 #include "tests/support/temp_dir.h"
@@ -236,4 +237,45 @@ TEST_CASE("train: older states are kept, --resume skips a corrupted newest for t
   std::filesystem::remove(newest);
   auto again = tiny_options(data, dir.path() + "/kept");
   REQUIRE_THROWS_WITH(ddpm::train(again, {}, quiet()), Catch::Contains("pass --resume"));
+}
+
+TEST_CASE("train: --conv-autotune keeps its table in the run folder and a resumed run loads it", "[train][autotune]") {
+  // On the CPU no tensor-core conv runs, so nothing is timed: the table's way in and out is what is
+  // checked here (the tuning itself: tests/emu/test_emu_conv2d_tc_tune.cpp).
+  TempDir dir("dd_train_autotune");
+  const std::string data = write_tiny_idx(dir);
+  auto o = tiny_options(data, dir.path() + "/run");
+  o.steps = 2;
+  o.conv_autotune = true;
+  ddpm::train(o, {}, quiet());
+  CHECK_FALSE(kernels::conv_autotune());  // the run's setting ends with it
+  CHECK_FALSE(std::filesystem::exists(dir.path() + "/run/conv_autotune.tsv"));  // nothing was tuned
+  REQUIRE(ddpm::TrainOptions::from_json(ddpm::TrainOptions().to_json()).conv_autotune == false);
+  REQUIRE(ddpm::TrainOptions::from_json(o.to_json()).conv_autotune == true);
+
+  const std::string table = "fwd bf16 x1x2x3x4:f32 w5x3x3x4:f32 p1 cuda\tt2\t0.125\n";
+  write_bytes(dir.path() + "/run/conv_autotune.tsv", std::vector<uint8_t>(table.begin(), table.end()));
+  auto r = o;
+  r.resume = true;
+  r.steps = 3;
+  kernels::clear_conv_autotune();
+  ddpm::train(r, {"steps"}, quiet());
+  // Loaded, then written back beside the checkpoint (loaded choices keep -1 for their time).
+  CHECK(kernels::conv_autotune_table() == "fwd bf16 x1x2x3x4:f32 w5x3x3x4:f32 p1 cuda\tt2\t-1\n");
+  std::ifstream in(dir.path() + "/run/conv_autotune.tsv");
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "fwd bf16 x1x2x3x4:f32 w5x3x3x4:f32 p1 cuda\tt2\t-1");
+  kernels::clear_conv_autotune();
+
+  // A damaged table stops the resume, naming the file and the line.
+  write_bytes(dir.path() + "/run/conv_autotune.tsv", std::vector<uint8_t>{'x', '\n'});
+  r.steps = 4;
+  REQUIRE_THROWS_WITH(ddpm::train(r, {"steps"}, quiet()), Contains("conv_autotune.tsv:1"));
+  CHECK_FALSE(kernels::conv_autotune());
+  // --conv-autotune is one of the flags a resumed run may change.
+  r.conv_autotune = false;
+  write_bytes(dir.path() + "/run/conv_autotune.tsv", std::vector<uint8_t>(table.begin(), table.end()));
+  CHECK(ddpm::train(r, {"steps", "conv_autotune"}, quiet()).end_step == 4);
+  CHECK(kernels::conv_autotune_table().empty());  // off: the table was not read
 }

@@ -55,7 +55,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"device", device},
           {"threads", threads},
           {"cuda_graphs", cuda_graphs},
-          {"precision", precision}};
+          {"precision", precision},
+          {"conv_autotune", conv_autotune}};
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
@@ -113,6 +114,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     get("threads", o.threads);
     get("cuda_graphs", o.cuda_graphs);
     get("precision", o.precision);
+    get("conv_autotune", o.conv_autotune);
   } catch (const nlohmann::json::exception& e) {
     DD_FAIL("training options: ", e.what());
   }
@@ -146,7 +148,7 @@ bool resumable_override(const std::string& key) {
                                         "sample_sampler", "sample_steps", "sample_eta", "fid_every", "fid_samples", "fid_ref",
                                         "fid_inception", "fid_batch",
                                         "log_every", "device", "threads", "cuda_graphs",
-                                        "precision"};
+                                        "precision", "conv_autotune"};
   return ok.count(key) != 0;
 }
 

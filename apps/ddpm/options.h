@@ -70,6 +70,9 @@ struct TrainOptions {
   int threads = 0;  // 0 = OpenMP's default
   std::string cuda_graphs = "auto";  // on, off, auto (= on for a CUDA device); see apps/ddpm/train_step.h
   std::string precision = "fp32";    // fp32, tf32, bf16: engine/context.h's policy; a resume may change it
+  // Time the tensor-core convolutions' options per shape and run the fastest (kernels/conv_autotune.h);
+  // the choices are kept in the run folder (conv_autotune.tsv), so a resumed run runs the same ones.
+  bool conv_autotune = false;
   bool resume = false;
 
   nlohmann::json to_json() const;

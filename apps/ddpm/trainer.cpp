@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "apps/data/loader.h"
 #include "apps/data/open_dataset.h"
@@ -31,6 +33,7 @@
 #include "engine/device.h"
 #include "engine/durable_file.h"
 #include "engine/error.h"
+#include "kernels/conv_autotune.h"
 #include "models/diffusion.h"
 #include "models/ema.h"
 #include "models/weights.h"
@@ -107,13 +110,35 @@ TrainOptions resolve_options(const TrainOptions& given, const std::vector<std::s
       DD_CHECK(now[key] == merged[key], flag_name(key), " is ", now[key].dump(), " but the run in ", given.out,
                " was started with ", merged[key].dump(), "; a resumed run keeps its settings (it may change only ",
                "--steps, --sample-every, --save-every, --n-samples, --sample-sampler, --sample-steps, --sample-eta, --log-every, "
-               "--device, --threads, --cuda-graphs, --precision)");
+               "--device, --threads, --cuda-graphs, --precision, --conv-autotune)");
     }
   }
   TrainOptions o = TrainOptions::from_json(merged);
   o.out = given.out;
   o.resume = true;
   return o;
+}
+
+// Turns conv autotuning on or off for the run and back as it was after (train() may run in-process
+// beside other work, as in the tests).
+class ConvAutotuneScope {
+ public:
+  explicit ConvAutotuneScope(bool on) : prev_(kernels::conv_autotune()) { kernels::set_conv_autotune(on); }
+  ~ConvAutotuneScope() { kernels::set_conv_autotune(prev_); }
+  ConvAutotuneScope(const ConvAutotuneScope&) = delete;
+  ConvAutotuneScope& operator=(const ConvAutotuneScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  DD_CHECK(in.good(), path, ": cannot open");
+  std::ostringstream s;
+  s << in.rdbuf();
+  DD_CHECK(!in.bad(), path, ": read failed");
+  return s.str();
 }
 
 std::string step_name(int64_t step) {
@@ -169,6 +194,10 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const bool step_graphs = cuda_graphs && !nccl;  // the sample grids keep their graphs
   // Checkpoints hold fp32 weights and Adam moments whatever the precision, so a run may resume in another.
   const PrecisionScope precision(parse_precision(opts.precision));
+  // --conv-autotune: a resumed run takes its table back, so it runs the kernels the run ran.
+  const ConvAutotuneScope autotune(opts.conv_autotune);
+  if (opts.conv_autotune && ckpt && fs::exists(files.conv_autotune()))
+    kernels::load_conv_autotune_table(read_text_file(files.conv_autotune()), files.conv_autotune());
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
   const auto beta_schedule = models::parse_beta_schedule(opts.beta_schedule);
   const auto loss_type = kernels::parse_loss_type(opts.loss);
@@ -303,6 +332,8 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
     save_checkpoint(files.checkpoint(), opts.to_json(), cfg, *model.params, adam, ema.get(), loader, gen, state);
     newest_saved_step = state.step;
     write_weights();
+    if (const std::string table = kernels::conv_autotune_table(); opts.conv_autotune && !table.empty())
+      report::write_file_atomically(files.conv_autotune(), table.data(), table.size(), "train_ddpm --conv-autotune");
   };
   // The sampler settings of the grids, shared by the FID samples.
   auto grid_request = [&]() {
@@ -366,10 +397,11 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
   const std::string ranks_text = comm->distributed() ? " (global; " + std::to_string(comm->world_size()) + " ranks of " +
                                                            std::to_string(loader.local_batch_size()) + ")"
                                                      : "";
-  std::fprintf(log, "%s %s at step %lld of %lld; batch %s%s, lr %g, %d threads, device %s%s, precision %s\n",
+  std::fprintf(log, "%s %s at step %lld of %lld; batch %s%s, lr %g, %d threads, device %s%s, precision %s%s\n",
                ckpt ? "resuming" : "training", opts.out.c_str(), static_cast<long long>(state.step),
                static_cast<long long>(opts.steps), batch_text.c_str(), ranks_text.c_str(), opts.lr, omp_get_max_threads(),
-               device_name(dev), step_graphs ? " (CUDA graphs)" : "", opts.precision.c_str());
+               device_name(dev), step_graphs ? " (CUDA graphs)" : "", opts.precision.c_str(),
+               opts.conv_autotune ? " (conv autotune)" : "");
   if (nccl && cuda_graphs)
     std::fprintf(log, "CUDA graphs: off for the training step (data parallel on %d GPUs runs it eagerly, NCCL between "
                       "the backward's closures); the sample grids keep them\n", comm->world_size());

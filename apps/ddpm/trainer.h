@@ -25,6 +25,7 @@ struct RunFiles {
   std::string loss_curve() const { return dir + "/loss_curve.png"; }
   std::string samples_dir() const { return dir + "/samples"; }
   std::string config() const { return dir + "/config.json"; }
+  std::string conv_autotune() const { return dir + "/conv_autotune.tsv"; }  // --conv-autotune's choices
 };
 
 struct TrainSummary {

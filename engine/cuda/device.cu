@@ -296,6 +296,28 @@ void synchronize() {
   DD_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
   DD_CUDA_CHECK(cudaGetLastError());
 }
+float time_ms(const std::function<void()>& f) {
+  check_not_capturing("timing device work");
+  cudaEvent_t ev[2] = {nullptr, nullptr};
+  DD_CUDA_CHECK(cudaEventCreate(&ev[0]));
+  // The events are destroyed however f ends.
+  struct Destroy {
+    cudaEvent_t* e;
+    ~Destroy() {
+      for (int i = 0; i < 2; ++i)
+        if (e[i]) cudaEventDestroy(e[i]);
+    }
+  } destroy{ev};
+  DD_CUDA_CHECK(cudaEventCreate(&ev[1]));
+  DD_CUDA_CHECK(cudaEventRecord(ev[0], cuda_stream()));
+  f();
+  DD_CUDA_CHECK(cudaEventRecord(ev[1], cuda_stream()));
+  ++g_host_syncs;
+  DD_CUDA_CHECK(cudaEventSynchronize(ev[1]));
+  float ms = 0;
+  DD_CUDA_CHECK(cudaEventElapsedTime(&ms, ev[0], ev[1]));
+  return ms;
+}
 }  // namespace cuda_mem
 
 }  // namespace dd

@@ -430,6 +430,7 @@ void check_args(const char* op, const Tensor& x, const Tensor& w, Precision prec
   DD_CHECK(x.ndim() == 4 && w.ndim() == 4 && w.dim(1) == w.dim(2) && w.dim(3) == x.dim(3), op, ": x ", describe(x),
            " and w ", describe(w), " must be NHWC and OHWI with the same Ci");
   DD_CHECK(opt.tile >= -1 && opt.tile < kNumTiles, op, ": tile ", opt.tile, " is not one of the ", kNumTiles);
+  DD_CHECK(opt.dw_tile >= -1 && opt.dw_tile < kNumTiles, op, ": dw tile ", opt.dw_tile, " is not one of the ", kNumTiles);
   DD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": x ", describe(x), " must be float32 or bfloat16");
   DD_CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16, op, ": w ", describe(w), " must be float32 or bfloat16");
 }
@@ -478,7 +479,9 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
   if (need_dw) {
     Packed<Op> xq = pack_input<Op>(x, ci, cp);
     out.dw = Tensor::empty(w.shape(), Device::CUDA);
-    weight_grad<Op>(opt, xq.data(), g, dyq.data(), cop, co, ci, out.dw.data());
+    TcConvOptions wopt = opt;
+    if (opt.dw_tile >= 0) wopt.tile = opt.dw_tile;
+    weight_grad<Op>(wopt, xq.data(), g, dyq.data(), cop, co, ci, out.dw.data());
   }
   if (need_dx) {
     Packed<Op> wt = packed_empty<Op>(int64_t(ci) * k * k * cop);
@@ -520,22 +523,26 @@ TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t C
 }
 
 Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
-                         const TcConvOptions& opt) {
-  check_args("conv2d_forward_tc", x, w, prec, opt);
+                         const TcConvOptions& given) {
+  check_args("conv2d_forward_tc", x, w, prec, given);
+  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, false) : given;
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
                                  : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt);
 }
 
 Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
-                              Tensor& sums, const TcConvOptions& opt) {
-  check_args("conv2d_forward_tc_sums", x, w, prec, opt);
+                              Tensor& sums, const TcConvOptions& given) {
+  check_args("conv2d_forward_tc_sums", x, w, prec, given);
+  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, true) : given;
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt, &sums)
                                  : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt, &sums);
 }
 
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
-                               bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt) {
-  check_args("conv2d_backward_tc", x, w, prec, opt);
+                               bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& given) {
+  check_args("conv2d_backward_tc", x, w, prec, given);
+  const TcConvOptions opt =
+      given.is_rule() ? conv2d_tc_tuned_backward(x, w, dy, padding, need_dx, need_dw, prec) : given;
   Conv2dGrads out = prec == Precision::BF16 ? backward<Bf16Op>(x, w, dy, padding, need_dx, need_dw, opt)
                                             : backward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), dy, padding, need_dx,
                                                                need_dw, opt);

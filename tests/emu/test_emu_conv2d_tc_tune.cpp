@@ -1,0 +1,168 @@
+// The tensor-core convolutions' autotuning (kernels/conv_autotune.h, kernels/cuda/conv2d_tc_tune.cu)
+// on the emulator: with it on, the first call of a shape times every option and the call runs the
+// one chosen (bitwise what that option gives when forced), later calls reuse it without timing, a
+// saved table brings the same choices back, a graph capture never times, and with it off the
+// rules run untouched. Which option is fastest on the emulator means nothing; that one is run is
+// what is checked.
+#include "tests/emu/emu_ops.h"
+
+#include <catch2/catch.hpp>
+
+#include "kernels/conv_autotune.h"
+#include "tests/emu/emu_test_util.h"
+#include "tests/support/conv_tc_bounds.h"
+
+using namespace dd;
+using namespace dd::test;
+using dd::emu_test::rnd;
+namespace emu = dd::kernels::emu;
+
+namespace {
+
+struct AutotuneOn {
+  AutotuneOn() {
+    kernels::clear_conv_autotune();
+    kernels::set_conv_autotune(true);
+  }
+  ~AutotuneOn() {
+    kernels::set_conv_autotune(false);
+    kernels::clear_conv_autotune();
+  }
+};
+
+// The option the table holds for the key that starts with dir (one shape per test).
+std::string chosen(const std::string& dir) {
+  const std::string table = kernels::conv_autotune_table();
+  size_t at = 0;
+  while (at < table.size()) {
+    const size_t end = table.find('\n', at);
+    const std::string line = table.substr(at, end - at);
+    if (line.rfind(dir + " ", 0) == 0) {
+      const size_t a = line.find('\t'), b = line.find('\t', a + 1);
+      return line.substr(a + 1, b - a - 1);
+    }
+    at = end + 1;
+  }
+  return "";
+}
+
+int table_lines() {
+  const std::string t = kernels::conv_autotune_table();
+  return static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("emu: conv autotune runs the option it timed fastest and remembers it", "[emu][conv2d][tc][autotune]") {
+  DD_TEST_RANDOM(rng);
+  // 2x6x5 maps, Ci 11 -> Co 9, K 3: forward, dx and dw each time their options once.
+  const conv_tc::Dims c{2, 6, 5, 11, 9, 3, 1};
+  const Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5), bias = rnd(rng, {c.co});
+  const Tensor dy = rnd(rng, {c.b, c.ho(), c.wo(), c.co});
+  const int tiles = emu::conv2d_tc_tile_count();
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    INFO(precision_name(prec));
+    AutotuneOn on;
+    const Tensor y = emu::conv2d_forward_tc(x, w, bias, 1, prec);
+    // Every tile and the halo kernel, each warmed up once and timed three times.
+    CHECK(kernels::conv_autotune_stats().tuned == 1);
+    CHECK(kernels::conv_autotune_stats().timed_runs == 4 * (tiles + 1));
+    const std::string f = chosen("fwd");
+    INFO("forward ran " << f);
+    REQUIRE(!f.empty());
+    CHECK(conv_tc::bitwise_equal(y, emu::conv2d_forward_tc(x, w, bias, 1, prec, emu::conv2d_tc_option_from_label(f, false))));
+
+    const kernels::Conv2dGrads g = emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, prec);
+    CHECK(kernels::conv_autotune_stats().tuned == 3);
+    const std::string dx = chosen("dx"), dw = chosen("dw");
+    INFO("dx ran " << dx << ", dw ran " << dw);
+    REQUIRE((!dx.empty() && !dw.empty()));
+    CHECK(conv_tc::bitwise_equal(
+        g.dx, emu::conv2d_backward_tc(x, w, dy, 1, true, false, false, prec, emu::conv2d_tc_option_from_label(dx, false)).dx));
+    CHECK(conv_tc::bitwise_equal(
+        g.dw, emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec, emu::conv2d_tc_option_from_label(dw, true)).dw));
+    // Whatever was chosen is still the convolution.
+    const conv_tc::AbsSums s = conv_tc::abs_sums(c, x, w, dy);
+    const kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(x, w, dy, 1, true, true, false);
+    conv_tc::expect_within_bound("tuned dx", g.dx, e.dx, s.dx, c.k * c.k * c.co, prec);
+    conv_tc::expect_within_bound("tuned dw", g.dw, e.dw, s.dw, c.b * c.ho() * c.wo(), prec);
+
+    // The second time, the table answers: no timing, the same bits.
+    const int64_t runs = kernels::conv_autotune_stats().timed_runs;
+    CHECK(conv_tc::bitwise_equal(y, emu::conv2d_forward_tc(x, w, bias, 1, prec)));
+    const kernels::Conv2dGrads g2 = emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, prec);
+    CHECK(conv_tc::bitwise_equal(g.dx, g2.dx));
+    CHECK(conv_tc::bitwise_equal(g.dw, g2.dw));
+    CHECK(kernels::conv_autotune_stats().timed_runs == runs);
+    CHECK(kernels::conv_autotune_stats().hits == 3);
+    CHECK(table_lines() == 3);
+  }
+}
+
+TEST_CASE("emu: conv autotune's saved table brings the same choices back, untimed", "[emu][conv2d][tc][autotune]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor x = rnd(rng, {1, 5, 7, 8}), w = rnd(rng, {6, 3, 3, 8}, 0.5), dy = rnd(rng, {1, 5, 7, 6});
+  std::string table;
+  Tensor y, sums;
+  kernels::Conv2dGrads g;
+  {
+    AutotuneOn on;
+    y = emu::conv2d_forward_tc_sums(x, w, Tensor(), 1, Precision::BF16, sums);
+    // The sums epilogue has no halo kernel: the tiles only.
+    CHECK(kernels::conv_autotune_stats().timed_runs == 4 * emu::conv2d_tc_tile_count());
+    g = emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, Precision::BF16);
+    table = kernels::conv_autotune_table();
+  }
+  AutotuneOn on;
+  kernels::load_conv_autotune_table(table, "conv_autotune.tsv");
+  Tensor sums2;
+  CHECK(conv_tc::bitwise_equal(y, emu::conv2d_forward_tc_sums(x, w, Tensor(), 1, Precision::BF16, sums2)));
+  CHECK(conv_tc::bitwise_equal(sums, sums2));
+  const kernels::Conv2dGrads g2 = emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, Precision::BF16);
+  CHECK(conv_tc::bitwise_equal(g.dx, g2.dx));
+  CHECK(conv_tc::bitwise_equal(g.dw, g2.dw));
+  CHECK(kernels::conv_autotune_stats().timed_runs == 0);
+  CHECK(kernels::conv_autotune_stats().hits == 3);
+  // Loaded choices keep -1 for their time: the table says which were timed in this process.
+  CHECK(kernels::conv_autotune_table().find("\t-1\n") != std::string::npos);
+}
+
+TEST_CASE("emu: conv autotune stays out of graph captures and off by default", "[emu][conv2d][tc][autotune]") {
+  DD_TEST_RANDOM(rng);
+  const Tensor x = rnd(rng, {1, 4, 4, 3}), w = rnd(rng, {5, 3, 3, 3}, 0.5);
+  const Tensor rule = emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::BF16);
+  CHECK(emu::conv2d_tc_tuned_forward(x, w, Tensor(), 1, Precision::BF16, false).is_rule());
+  CHECK(kernels::conv_autotune_stats().timed_runs == 0);
+  AutotuneOn on;
+  current_context().set_capturing(true);
+  Tensor y;
+  try {
+    y = emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::BF16);
+  } catch (...) {
+    current_context().set_capturing(false);
+    throw;
+  }
+  current_context().set_capturing(false);
+  // A shape first met inside a capture runs the rules and is not remembered.
+  CHECK(conv_tc::bitwise_equal(rule, y));
+  CHECK(kernels::conv_autotune_stats().timed_runs == 0);
+  CHECK(table_lines() == 0);
+}
+
+TEST_CASE("emu: conv autotune's option labels round-trip and bad ones are refused", "[emu][conv2d][tc][autotune]") {
+  for (int t = 0; t < emu::conv2d_tc_tile_count(); ++t) {
+    emu::TcConvOptions o;
+    o.tile = t;
+    CHECK(emu::conv2d_tc_option_from_label(emu::conv2d_tc_option_label(o, false), false).tile == t);
+    emu::TcConvOptions d;
+    d.dw_tile = t;
+    d.splits = 3 * t;
+    const emu::TcConvOptions back = emu::conv2d_tc_option_from_label(emu::conv2d_tc_option_label(d, true), true);
+    CHECK((back.dw_tile == t && back.splits == 3 * t && back.tile == -1));
+  }
+  CHECK(emu::conv2d_tc_option_from_label("halo", false).halo);
+  for (const char* bad : {"t", "t99", "t1 s2", "halo ", "x3", "t-1"})
+    CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, false), Catch::Contains("names no tensor-core conv option"));
+  for (const char* bad : {"t1", "halo", "t1 s", "t1 s-2", "t1 s2 x"})
+    CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, true), Catch::Contains("names no tensor-core conv option"));
+}

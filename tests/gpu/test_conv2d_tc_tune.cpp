@@ -1,0 +1,91 @@
+// --conv-autotune on the GPU (kernels/conv_autotune.h, kernels/cuda/conv2d_tc_tune.cu): under a
+// BF16 / TF32 context a preset convolution times its options with CUDA events, runs the one chosen
+// (bitwise what that option gives when forced, and still the convolution within the tensor-core
+// bound), and answers the next call from the table without timing.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+#include <string>
+
+#include "engine/context.h"
+#include "kernels/conv2d.h"
+#include "kernels/conv_autotune.h"
+#include "tests/support/compare.h"
+#include "tests/support/conv_tc_bounds.h"
+
+using namespace dd;
+using namespace dd::test;
+using dd::test::conv_tc::Dims;
+
+namespace {
+
+struct AutotuneOn {
+  AutotuneOn() {
+    kernels::clear_conv_autotune();
+    kernels::set_conv_autotune(true);
+  }
+  ~AutotuneOn() {
+    kernels::set_conv_autotune(false);
+    kernels::clear_conv_autotune();
+  }
+};
+
+// The option and time of the key that starts with dir.
+std::pair<std::string, double> chosen(const std::string& dir) {
+  std::istringstream in(kernels::conv_autotune_table());
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(dir + " ", 0) == 0) {
+      const size_t a = line.find('\t'), b = line.find('\t', a + 1);
+      return {line.substr(a + 1, b - a - 1), std::stod(line.substr(b + 1))};
+    }
+  return {"", 0};
+}
+
+Tensor random_tensor(Random& rng, const Shape& shape, double scale = 1.0) {
+  return from_double(shape, rng.normal_f32(shape_numel(shape), scale));
+}
+
+}  // namespace
+
+TEST_CASE("gpu: conv autotune times the options of a preset conv and runs the fastest", "[gpu][conv2d][tc][autotune]") {
+  DD_TEST_RANDOM(rng);
+  const Dims c{4, 32, 32, 64, 64, 3, 1};
+  const Tensor x = random_tensor(rng, {c.b, c.h, c.w, c.ci}), w = random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+  const Tensor dy = random_tensor(rng, {c.b, c.ho(), c.wo(), c.co});
+  const Tensor gx = x.to(Device::CUDA), gw = w.to(Device::CUDA), gdy = dy.to(Device::CUDA);
+  const conv_tc::AbsSums s = conv_tc::abs_sums(c, x, w, dy);
+  const kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(x, w, dy, 1, true, true, false);
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    INFO(precision_name(prec));
+    AutotuneOn on;
+    Context ctx;
+    ctx.set_precision(prec);
+    ContextScope scope(ctx);
+    const Tensor y = kernels::conv2d_forward(gx, gw, Tensor(), 1);
+    const kernels::Conv2dGrads g = kernels::conv2d_backward(gx, gw, gdy, 1, true, true, false);
+    CHECK(kernels::conv_autotune_stats().tuned == 3);
+    const auto [f, f_ms] = chosen("fwd");
+    const auto [dx, dx_ms] = chosen("dx");
+    const auto [dw, dw_ms] = chosen("dw");
+    INFO("forward " << f << " " << f_ms << " ms, dx " << dx << " " << dx_ms << " ms, dw " << dw << " " << dw_ms << " ms");
+    REQUIRE((!f.empty() && !dx.empty() && !dw.empty()));
+    CHECK((f_ms > 0 && dx_ms > 0 && dw_ms > 0));  // timed by events, not loaded
+    CHECK(conv_tc::bitwise_equal(
+        y, kernels::cuda::conv2d_forward_tc(gx, gw, Tensor(), 1, prec, kernels::cuda::conv2d_tc_option_from_label(f, false))));
+    CHECK(conv_tc::bitwise_equal(g.dx, kernels::cuda::conv2d_backward_tc(gx, gw, gdy, 1, true, false, false, prec,
+                                                                         kernels::cuda::conv2d_tc_option_from_label(dx, false))
+                                           .dx));
+    CHECK(conv_tc::bitwise_equal(g.dw, kernels::cuda::conv2d_backward_tc(gx, gw, gdy, 1, false, true, false, prec,
+                                                                         kernels::cuda::conv2d_tc_option_from_label(dw, true))
+                                           .dw));
+    conv_tc::expect_within_bound("tuned forward", y, kernels::cpu::conv2d_forward(x, w, Tensor(), 1), s.y,
+                                 c.k * c.k * c.ci, prec, Tensor());
+    conv_tc::expect_within_bound("tuned dx", g.dx, e.dx, s.dx, c.k * c.k * c.co, prec);
+    conv_tc::expect_within_bound("tuned dw", g.dw, e.dw, s.dw, c.b * c.ho() * c.wo(), prec);
+    const int64_t runs = kernels::conv_autotune_stats().timed_runs;
+    CHECK(conv_tc::bitwise_equal(y, kernels::conv2d_forward(gx, gw, Tensor(), 1)));
+    CHECK(conv_tc::bitwise_equal(g.dw, kernels::conv2d_backward(gx, gw, gdy, 1, false, true, false).dw));
+    CHECK(kernels::conv_autotune_stats().timed_runs == runs);
+  }
+}
