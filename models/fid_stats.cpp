@@ -62,14 +62,16 @@ MatX symmetric_matrix(const FidStats& s, const std::string& where) {
   return 0.5 * (a + a.transpose());
 }
 
-// Eigenvalues below -tol * (largest |eigenvalue|) mean the matrix is not a covariance; rounding
-// (float32 storage included: an elementwise error of 6e-8 moves an eigenvalue by at most
-// dim * 6e-8 of the largest element) stays well inside dim * 1e-6.
-void check_psd(const VecX& w, int64_t dim, const std::string& what) {
+// Eigenvalues below -tol * scale mean the matrix is not a covariance; rounding (float32 storage
+// included: an elementwise error of 6e-8 moves an eigenvalue by at most dim * 6e-8 of the largest
+// element) stays well inside dim * 1e-6. scale: the size of what was rounded, at least the largest
+// |eigenvalue|; for a product of matrices, the product of their norms (its own eigenvalues can all
+// be rounding noise: sqrt(S1) S2 sqrt(S1) is 0 when S1 and S2 have disjoint supports).
+void check_psd(const VecX& w, int64_t dim, const std::string& what, double scale = 0) {
   const double largest = w.cwiseAbs().maxCoeff();
-  const double tol = std::max(1e-10, 1e-6 * static_cast<double>(dim)) * largest;
+  const double tol = std::max(1e-10, 1e-6 * static_cast<double>(dim)) * std::max(largest, scale);
   DD_CHECK(w.minCoeff() >= -tol, what, " is not positive semidefinite: it has the eigenvalue ", w.minCoeff(),
-           " (the largest magnitude is ", largest, ")");
+           " (the largest magnitude is ", largest, ", the scale ", std::max(largest, scale), ")");
 }
 
 int64_t parse_count(const std::string& text, const std::string& where) {
@@ -215,7 +217,9 @@ double frechet_distance(const FidStats& a, const FidStats& b) {
   Eigen::SelfAdjointEigenSolver<MatX> es2(m, Eigen::EigenvaluesOnly);
   DD_CHECK(es2.info() == Eigen::Success,
            "frechet_distance: the eigendecomposition of sqrt(S1) S2 sqrt(S1) did not converge");
-  check_psd(es2.eigenvalues(), d, "frechet_distance: sqrt(S1) S2 sqrt(S1) (so the second sigma)");
+  // ||sqrt(S1) S2 sqrt(S1)|| <= ||S1|| ||S2||, the latter bounded by S2's largest absolute row sum.
+  const double product_scale = root_w.maxCoeff() * root_w.maxCoeff() * s2.cwiseAbs().rowwise().sum().maxCoeff();
+  check_psd(es2.eigenvalues(), d, "frechet_distance: sqrt(S1) S2 sqrt(S1) (so the second sigma)", product_scale);
   const double tr_sqrt = es2.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
   const double fid = mean_term + s1.trace() + s2.trace() - 2.0 * tr_sqrt;
   return std::max(0.0, fid);

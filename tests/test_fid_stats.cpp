@@ -253,6 +253,21 @@ TEST_CASE("fid: frechet_distance equals the closed forms of diagonal and commuti
     CHECK(std::abs(fid::frechet_distance(b, b)) <= 1e-9);
   }
 
+  // Disjoint supports: sqrt(S1) S2 sqrt(S1) is 0, its eigenvalues all rounding noise of either sign
+  // (-9e-17 in a CI run at d = 2): still a covariance product, FID = |mu1 - mu2|^2 + Tr S1 + Tr S2.
+  for (int trial = 0; trial < 20; ++trial) {
+    const int64_t d = 2 + trial % 4;
+    INFO("disjoint supports, trial " << trial << " d " << d);
+    std::vector<double> w1(d, 0.0), w2(d, 0.0);
+    for (int64_t i = 0; i < d; ++i) (i % 2 ? w1 : w2)[i] = rng.uniform(1, 0.5, 3.0)[0];
+    const std::vector<double> mu1 = rng.normal(d), mu2 = rng.normal(d);
+    const std::vector<double> q = random_orthogonal(rng, d);
+    const fid::FidStats a = make_stats(mu1, with_eigenbasis(q, w1)), b = make_stats(mu2, with_eigenbasis(q, w2));
+    const double want = commuting_fid(mu1, mu2, w1, w2);
+    CHECK(fid::frechet_distance(a, b) == Approx(want).epsilon(1e-7));
+    CHECK(fid::frechet_distance(b, a) == Approx(want).epsilon(1e-7));
+  }
+
   // Statistics from features: identical stats give 0; and the distance is symmetric.
   const int64_t d = 20;
   fid::FeatureStats fa(d), fb(d);
