@@ -7,7 +7,8 @@
 // --preset cifar|fmnist (default cifar): whose convolutions (fmnist: dim 32, 1,2,4, 1 channel, 28x28).
 // --only TEXT: only the shapes whose key (first column) contains TEXT. --dim N: the U-Net's base width.
 // GPU, then: our tensor-core kernels (kernels/cuda/conv2d_tc.cu) in bf16 and TF32 against cuDNN at
-// the same precision (bf16: cuDNN gets bf16 tensors, ours takes fp32 and includes its cast pre-pass).
+// the same precision (bf16: cuDNN gets bf16 tensors, ours takes fp32 and includes its cast pre-pass),
+// ours under the tile rules and under --conv-autotune (each shape's options timed, the fastest run).
 // --precision fp32|tf32|bf16|all (default all) picks the tables. --sweep (GPU): instead of the
 // tables, every tile and dw split of the tensor-core kernels per shape (bench/conv_tc_sweep.h).
 //
@@ -26,6 +27,7 @@
 #include "bench/unet_conv_shapes.h"
 #include "engine/context.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv_autotune.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "tests/reference/conv2d.h"
 #ifdef DD_BENCH_CUDNN
@@ -64,9 +66,18 @@ bool validate_cpu(const ConvShape& s, const ConvInputs& in, const Tensor& y, con
 }
 
 #ifdef DD_WITH_CUDA
+// The option --conv-autotune chose for the direction dir ("fwd", "dx", "dw") of the one shape
+// tuned since the table was last cleared.
+std::string tuned_option(const std::string& dir) {
+  const auto e = kernels::conv_autotune_entry(dir);
+  return e ? e->option : "?";
+}
+
 // Ours on tensor cores (the Context precision routes kernels::conv2d_* to conv2d_tc.cu) against
-// cuDNN in the same precision; both validated against the CPU backend first. Returns false when
-// a shape failed validation.
+// cuDNN in the same precision (cudnnFind's fastest algorithm); ours twice: under the tile rules and
+// under --conv-autotune (kernels/conv_autotune.h: every option of the shape timed, the fastest
+// run), each validated against the CPU backend first, as cuDNN is. Returns false when a shape
+// failed validation.
 bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int64_t B, int warm, int reps) {
   const Device dev = Device::CUDA;
   const bool bf16 = prec == Precision::BF16;
@@ -75,11 +86,12 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
               bf16 ? "cuDNN's bf16 bwd-weight leaves out dbias (cudnnConvolutionBackwardBias has no bf16); ours includes it.\n\n"
                    : "");
   table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
-                "ours / cuDNN", "cuDNN algos (f/d/w)"});
+                "ours / cuDNN", "tuned ms", "tuned / cuDNN", "tuned option", "cuDNN algos (f/d/w)"});
   Context ctx;
   ctx.set_precision(prec);
   ContextScope scope(ctx);
-  double tot_ours = 0, tot_ref = 0;
+  double tot_ours = 0, tot_ref = 0, tot_tuned = 0;
+  int tuned_slower = 0;
   bool all_ok = true;
   uint64_t seed = 5000;
   for (const ConvShape& s : shapes) {
@@ -117,6 +129,34 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
     }
     const double ours[3] = {time_ms(dev, [&] { fwd(); }, warm, reps), time_ms(dev, [&] { bwd_d(); }, warm, reps),
                             time_ms(dev, [&] { bwd_w(); }, warm, reps)};
+    // The same calls with autotuning on: the first of each tunes (every option timed on these
+    // operands), then the chosen kernels are validated and timed like the rules'.
+    double tuned[3] = {NAN, NAN, NAN};
+    std::string tuned_opt[3] = {"-", "-", "-"};
+    kernels::clear_conv_autotune();
+    kernels::set_conv_autotune(true);
+    try {
+      Tensor xc = in.x.to(Device::CPU), wc = in.w.to(Device::CPU), dyc = in.dy.to(Device::CPU);
+      Tensor bc = s.bias ? in.bias.to(Device::CPU) : Tensor();
+      kernels::Conv2dGrads gc = kernels::cpu::conv2d_backward(xc, wc, dyc, pad, true, true, false);
+      const std::string name = s.key() + " ours tuned " + precision_name(prec) + " ";
+      bool tok = check(name + "fwd vs cpu", rel_err(fwd(), kernels::cpu::conv2d_forward(xc, wc, bc, pad)), tol);
+      tok &= check(name + "bwd-data vs cpu", rel_err(bwd_d().dx, gc.dx), tol);
+      tok &= check(name + "bwd-weight vs cpu", rel_err(bwd_w().dw, gc.dw), tol);
+      if (tok) {
+        tuned[0] = time_ms(dev, [&] { fwd(); }, warm, reps);
+        tuned[1] = time_ms(dev, [&] { bwd_d(); }, warm, reps);
+        tuned[2] = time_ms(dev, [&] { bwd_w(); }, warm, reps);
+        tuned_opt[0] = tuned_option("fwd"), tuned_opt[1] = tuned_option("dx"), tuned_opt[2] = tuned_option("dw");
+      } else {
+        all_ok = false;
+      }
+    } catch (const Error& e) {
+      all_ok = false;
+      std::fprintf(stderr, "%s: tuned: %s\n", s.key().c_str(), e.what());
+    }
+    kernels::set_conv_autotune(false);
+    kernels::clear_conv_autotune();
     double ref[3] = {NAN, NAN, NAN};
     std::string algos = "-";
 #ifdef DD_BENCH_CUDNN
@@ -155,12 +195,17 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
     for (int i = 0; i < 3; ++i) {
       tot_ours += ours[i] * s.uses;
       tot_ref += ref[i] * s.uses;
+      tot_tuned += tuned[i] * s.uses;
+      tuned_slower += tuned[i] > ref[i];
       table_row({s.key(), std::to_string(s.uses), dirs[i], fmt(ours[i]), fmt(gflop / (ours[i] * 1e-3) / 1e3),
-                 fmt(ref[i]), fmt(gflop / (ref[i] * 1e-3) / 1e3), fmt(ours[i] / ref[i]), algos});
+                 fmt(ref[i]), fmt(gflop / (ref[i] * 1e-3) / 1e3), fmt(ours[i] / ref[i]), fmt(tuned[i]),
+                 fmt(tuned[i] / ref[i]), tuned_opt[i], algos});
     }
   }
-  std::printf("\nAll convolutions of one forward + backward in %s: ours %s ms, cuDNN %s ms, ratio %s.%s\n",
+  std::printf("\nAll convolutions of one forward + backward in %s: ours %s ms, cuDNN %s ms, ratio %s; ours tuned %s ms, "
+              "ratio %s, %d of %zu shape-directions slower than cuDNN tuned.%s\n",
               precision_name(prec), fmt(tot_ours).c_str(), fmt(tot_ref).c_str(), fmt(tot_ours / tot_ref).c_str(),
+              fmt(tot_tuned).c_str(), fmt(tot_tuned / tot_ref).c_str(), tuned_slower, 3 * shapes.size(),
               all_ok ? "" : " Some shapes were not timed (see above).");
   return all_ok;
 }

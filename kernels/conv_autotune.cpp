@@ -84,11 +84,23 @@ std::string conv_autotune_choice(const std::string& key, const std::vector<std::
   return labels[best];
 }
 
-std::string conv_autotune_table() {
+std::vector<ConvAutotuneEntry> conv_autotune_entries() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<ConvAutotuneEntry> out;
+  for (const auto& [key, c] : s.table) out.push_back({key, c.label, c.ms});
+  return out;
+}
+
+std::optional<ConvAutotuneEntry> conv_autotune_entry(const std::string& prefix) {
+  for (ConvAutotuneEntry& e : conv_autotune_entries())
+    if (e.key.rfind(prefix + " ", 0) == 0) return e;
+  return std::nullopt;
+}
+
+std::string conv_autotune_table() {
   std::ostringstream out;
-  for (const auto& [key, c] : s.table) out << key << '\t' << c.label << '\t' << c.ms << '\n';
+  for (const ConvAutotuneEntry& e : conv_autotune_entries()) out << e.key << '\t' << e.option << '\t' << e.ms << '\n';
   return out.str();
 }
 

@@ -11,6 +11,7 @@
 // Included by emulated kernel files (tests/emu): it must not name the device backend's namespace.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,15 @@ bool conv_autotune();
 std::string conv_autotune_choice(const std::string& key, const std::vector<std::string>& labels,
                                  const std::function<void(int)>& run, Device dev);
 
-// The remembered choices, a line each, sorted by key: "key<TAB>option<TAB>ms" (ms -1: loaded).
+// The remembered choices, sorted by key; as text, a line each: "key<TAB>option<TAB>ms".
+struct ConvAutotuneEntry {
+  std::string key, option;
+  double ms = -1;  // the chosen option's time; -1: loaded from a table
+};
+std::vector<ConvAutotuneEntry> conv_autotune_entries();
+// The first entry whose key starts with prefix + " " (keys start with the direction: "fwd",
+// "fwd+sums", "dx", "dw"), or nullopt.
+std::optional<ConvAutotuneEntry> conv_autotune_entry(const std::string& prefix);
 std::string conv_autotune_table();
 // Adds the choices of a table as conv_autotune_table writes it; `what` (a file) names the source in
 // the error a malformed line gets.

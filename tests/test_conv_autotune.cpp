@@ -10,28 +10,18 @@
 #include "engine/context.h"
 #include "engine/error.h"
 #include "kernels/conv_autotune.h"
+#include "tests/support/conv_autotune_on.h"
 
 using namespace dd;
 
 namespace {
-
-struct AutotuneOn {
-  AutotuneOn() {
-    kernels::clear_conv_autotune();
-    kernels::set_conv_autotune(true);
-  }
-  ~AutotuneOn() {
-    kernels::set_conv_autotune(false);
-    kernels::clear_conv_autotune();
-  }
-};
 
 void nap(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 }  // namespace
 
 TEST_CASE("conv autotune picks the fastest option, remembers it and passes over failing ones", "[autotune]") {
-  AutotuneOn on;
+  test::ConvAutotuneOn on;
   const std::vector<std::string> labels{"slow", "throws", "fast", "slower"};
   std::vector<int> runs(labels.size(), 0);
   auto run = [&](int i) {
@@ -59,7 +49,7 @@ TEST_CASE("conv autotune does nothing when off or inside a graph capture", "[aut
   int runs = 0;
   auto run = [&](int) { ++runs; };
   CHECK(kernels::conv_autotune_choice("k", {"a", "b"}, run, Device::CPU).empty());
-  AutotuneOn on;
+  test::ConvAutotuneOn on;
   current_context().set_capturing(true);
   const std::string got = kernels::conv_autotune_choice("k", {"a", "b"}, run, Device::CPU);
   current_context().set_capturing(false);
@@ -69,7 +59,7 @@ TEST_CASE("conv autotune does nothing when off or inside a graph capture", "[aut
 }
 
 TEST_CASE("conv autotune's table is written sorted, read back, and a bad line named", "[autotune]") {
-  AutotuneOn on;
+  test::ConvAutotuneOn on;
   kernels::conv_autotune_choice("zeta", {"z"}, [](int) {}, Device::CPU);
   kernels::conv_autotune_choice("alpha", {"a"}, [](int) {}, Device::CPU);
   const std::string table = kernels::conv_autotune_table();

@@ -8,8 +8,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "kernels/conv_autotune.h"
 #include "tests/emu/emu_test_util.h"
+#include "tests/support/conv_autotune_on.h"
 #include "tests/support/conv_tc_bounds.h"
 
 using namespace dd;
@@ -19,37 +19,13 @@ namespace emu = dd::kernels::emu;
 
 namespace {
 
-struct AutotuneOn {
-  AutotuneOn() {
-    kernels::clear_conv_autotune();
-    kernels::set_conv_autotune(true);
-  }
-  ~AutotuneOn() {
-    kernels::set_conv_autotune(false);
-    kernels::clear_conv_autotune();
-  }
-};
-
 // The option the table holds for the key that starts with dir (one shape per test).
 std::string chosen(const std::string& dir) {
-  const std::string table = kernels::conv_autotune_table();
-  size_t at = 0;
-  while (at < table.size()) {
-    const size_t end = table.find('\n', at);
-    const std::string line = table.substr(at, end - at);
-    if (line.rfind(dir + " ", 0) == 0) {
-      const size_t a = line.find('\t'), b = line.find('\t', a + 1);
-      return line.substr(a + 1, b - a - 1);
-    }
-    at = end + 1;
-  }
-  return "";
+  const auto e = kernels::conv_autotune_entry(dir);
+  return e ? e->option : "";
 }
 
-int table_lines() {
-  const std::string t = kernels::conv_autotune_table();
-  return static_cast<int>(std::count(t.begin(), t.end(), '\n'));
-}
+int table_lines() { return static_cast<int>(kernels::conv_autotune_entries().size()); }
 
 }  // namespace
 
@@ -62,7 +38,7 @@ TEST_CASE("emu: conv autotune runs the option it timed fastest and remembers it"
   const int tiles = emu::conv2d_tc_tile_count();
   for (Precision prec : {Precision::BF16, Precision::TF32}) {
     INFO(precision_name(prec));
-    AutotuneOn on;
+    ConvAutotuneOn on;
     const Tensor y = emu::conv2d_forward_tc(x, w, bias, 1, prec);
     // Every tile and the halo kernel, each warmed up once and timed three times.
     CHECK(kernels::conv_autotune_stats().tuned == 1);
@@ -106,14 +82,14 @@ TEST_CASE("emu: conv autotune's saved table brings the same choices back, untime
   Tensor y, sums;
   kernels::Conv2dGrads g;
   {
-    AutotuneOn on;
+    ConvAutotuneOn on;
     y = emu::conv2d_forward_tc_sums(x, w, Tensor(), 1, Precision::BF16, sums);
     // The sums epilogue has no halo kernel: the tiles only.
     CHECK(kernels::conv_autotune_stats().timed_runs == 4 * emu::conv2d_tc_tile_count());
     g = emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, Precision::BF16);
     table = kernels::conv_autotune_table();
   }
-  AutotuneOn on;
+  ConvAutotuneOn on;
   kernels::load_conv_autotune_table(table, "conv_autotune.tsv");
   Tensor sums2;
   CHECK(conv_tc::bitwise_equal(y, emu::conv2d_forward_tc_sums(x, w, Tensor(), 1, Precision::BF16, sums2)));
@@ -133,7 +109,7 @@ TEST_CASE("emu: conv autotune stays out of graph captures and off by default", "
   const Tensor rule = emu::conv2d_forward_tc(x, w, Tensor(), 1, Precision::BF16);
   CHECK(emu::conv2d_tc_tuned_forward(x, w, Tensor(), 1, Precision::BF16, false).is_rule());
   CHECK(kernels::conv_autotune_stats().timed_runs == 0);
-  AutotuneOn on;
+  ConvAutotuneOn on;
   current_context().set_capturing(true);
   Tensor y;
   try {

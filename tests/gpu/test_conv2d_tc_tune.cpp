@@ -4,13 +4,12 @@
 // bound), and answers the next call from the table without timing.
 #include <catch2/catch.hpp>
 
-#include <sstream>
 #include <string>
 
 #include "engine/context.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv_autotune.h"
 #include "tests/support/compare.h"
+#include "tests/support/conv_autotune_on.h"
 #include "tests/support/conv_tc_bounds.h"
 
 using namespace dd;
@@ -19,27 +18,10 @@ using dd::test::conv_tc::Dims;
 
 namespace {
 
-struct AutotuneOn {
-  AutotuneOn() {
-    kernels::clear_conv_autotune();
-    kernels::set_conv_autotune(true);
-  }
-  ~AutotuneOn() {
-    kernels::set_conv_autotune(false);
-    kernels::clear_conv_autotune();
-  }
-};
-
 // The option and time of the key that starts with dir.
 std::pair<std::string, double> chosen(const std::string& dir) {
-  std::istringstream in(kernels::conv_autotune_table());
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(dir + " ", 0) == 0) {
-      const size_t a = line.find('\t'), b = line.find('\t', a + 1);
-      return {line.substr(a + 1, b - a - 1), std::stod(line.substr(b + 1))};
-    }
-  return {"", 0};
+  const auto e = kernels::conv_autotune_entry(dir);
+  return e ? std::make_pair(e->option, e->ms) : std::make_pair(std::string(), 0.0);
 }
 
 Tensor random_tensor(Random& rng, const Shape& shape, double scale = 1.0) {
@@ -58,7 +40,7 @@ TEST_CASE("gpu: conv autotune times the options of a preset conv and runs the fa
   const kernels::Conv2dGrads e = kernels::cpu::conv2d_backward(x, w, dy, 1, true, true, false);
   for (Precision prec : {Precision::BF16, Precision::TF32}) {
     INFO(precision_name(prec));
-    AutotuneOn on;
+    ConvAutotuneOn on;
     Context ctx;
     ctx.set_precision(prec);
     ContextScope scope(ctx);
