@@ -7,7 +7,9 @@
 #      the command that reruns it alone);
 #   3. compute-sanitizer memcheck, racecheck, synccheck and initcheck over the op tests, side by side,
 #      within one bounded window (cases not reached in time are listed as not checked, never passed);
-#   4. 300 training steps of the Fashion-MNIST GPU preset, then a 64-image grid (1000 DDPM steps);
+#   4. 300 training steps of the Fashion-MNIST GPU preset, then a 64-image grid (1000 DDPM steps),
+#      then 20 steps in bf16 with --conv-autotune, resumed for 10 more (the tuning table kept and
+#      loaded back);
 #   5. a summary table, last. Exit status non-zero if any step failed.
 # No CPU ctest here: CI runs it. Logs, the grid and the loss curve go to $CHECK_DIR (default
 # gpu-check/) and to $OUT when set (the device tool's output folder).
@@ -150,6 +152,15 @@ if [ -x "$GPU_BIN_DIR/train_ddpm" ]; then
   else
     record "sample 64 images (1000 steps)" SKIP 0 "no trained weights"
   fi
+  # The tensor-core convs autotuned in the first (eager) step, the graph replaying the choices; the
+  # resumed run loads the table it left (conv_autotune.tsv) instead of timing again.
+  tuned=(--data "$DATA" --out "$CHECK_DIR/run_tuned" --batch-size 64 --dim 32 --dim-mults 1,2,4 --log-every 10
+         --sample-every 0 --save-every 0 --n-samples 4 --precision bf16 --conv-autotune --device "${CHECK_DEVICE:-cuda}")
+  if step "train 20 steps bf16 --conv-autotune, resume to 30" train_tuned.log 60 "$GPU_BIN_DIR/train_ddpm" \
+       "${tuned[@]}" --steps 20 && step "resume to 30" train_tuned_resume.log 40 "$GPU_BIN_DIR/train_ddpm" \
+       "${tuned[@]}" --steps 30 --resume; then
+    note "$(wc -l <"$CHECK_DIR/run_tuned/conv_autotune.tsv" 2>/dev/null || echo no) tuned shapes in conv_autotune.tsv"
+  fi
 fi
 
 table=$CHECK_DIR/summary.md
@@ -166,11 +177,13 @@ failed=0
 for r in "${results[@]}"; do case $r in PASS|PARTIAL) ;; *) failed=1 ;; esac; done
 
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  # At most 8 files come back: the summary, three case tables, the grid, the loss curve, and every
-  # log (the other sanitizers' tables, the train and sample logs, each case's log) in one archive.
+  # At most 8 files come back: the summary, three case tables, the grid, the loss curve, the tuned
+  # run's conv_autotune.tsv, and every log (the other sanitizers' tables, the train and sample logs,
+  # each case's log) in one archive.
   cp "$table" "$CHECK_DIR/gpu_tests.log" "$CHECK_DIR/memcheck.log" "$CHECK_DIR/racecheck.log" "$OUT"/ 2>/dev/null
   cp "$CHECK_DIR/grid.png" "$CHECK_DIR/run/loss_curve.png" "$OUT"/ 2>/dev/null
-  tar -czf "$OUT/check_logs.tgz" -C "$CHECK_DIR" --exclude=run . 2>/dev/null
+  tar -czf "$OUT/check_logs.tgz" -C "$CHECK_DIR" --exclude=run --exclude=run_tuned . 2>/dev/null
+  cp "$CHECK_DIR/run_tuned/conv_autotune.tsv" "$OUT/conv_autotune_check.tsv" 2>/dev/null
 fi
 
 # Failing cases' details first, the table last (the device tool returns the end of the output).
