@@ -193,7 +193,7 @@ struct TcConvOptions {
   int splits = 0;  // dw split-K count over the pixels; 0: the rule (a constant target, not the GPU's)
   // Forward and dx: the halo kernel (kernels/cuda/conv2d_tc_halo.cuh: a block per 8x16 output patch
   // reads its input halo once per channel chunk for all K*K taps; K >= 2, no sums epilogue) instead
-  // of tile; dw keeps tile. Picked by no rule yet: bench_conv2d --sweep times it.
+  // of tile; dw keeps tile. Picked by no rule: --conv-autotune may choose it, bench_conv2d --sweep times it.
   bool halo = false;
   int dw_tile = -1;  // dw's tile when >= 0 (forward and dx keep tile); -1: tile
   // The default options: the rules', or the autotuned ones under --conv-autotune (kernels/conv_autotune.h).
