@@ -107,6 +107,11 @@ int main(int argc, char** argv) {
       req.on_batch = [&job](int64_t b, const dd::Tensor& images) { job.write_batch(b, images); };
     }
     const auto result = dd::ddpm::sample_images(*m.model.net, *m.diffusion, req);
+    if (conv_autotune) {
+      const dd::kernels::ConvAutotuneStats t = dd::kernels::conv_autotune_stats();
+      std::fprintf(stderr, "conv autotune: %lld shapes timed in %.1f s, %lld calls answered from the table\n",
+                   static_cast<long long>(t.tuned), t.seconds, static_cast<long long>(t.hits));
+    }
     if (!each_dir.empty()) std::fprintf(stderr, "wrote %d images into %s\n", n, each_dir.c_str());
     if (grid) {
       if (nrow <= 0) nrow = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));

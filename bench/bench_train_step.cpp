@@ -134,9 +134,10 @@ int main(int argc, char** argv) try {
   auto report_autotune = [&] {
     if (!autotune) return;
     const kernels::ConvAutotuneStats s = kernels::conv_autotune_stats();
-    std::printf("\nconv autotune: %lld shapes and directions timed (%lld runs, in the first warm-up step of each "
-                "precision), %lld calls answered from the table.\n",
-                static_cast<long long>(s.tuned), static_cast<long long>(s.timed_runs), static_cast<long long>(s.hits));
+    std::printf("\nconv autotune: %lld shapes and directions timed in %.2f s (%lld runs, in the first warm-up step of "
+                "each precision), %lld calls answered from the table.\n",
+                static_cast<long long>(s.tuned), s.seconds, static_cast<long long>(s.timed_runs),
+                static_cast<long long>(s.hits));
     if (autotune_table.empty()) return;
     std::ofstream out(autotune_table);
     out << kernels::conv_autotune_table();

@@ -60,6 +60,7 @@ std::string conv_autotune_choice(const std::string& key, const std::vector<std::
     }
   }
   if (current_context().capturing()) return "";
+  const auto t0 = std::chrono::steady_clock::now();
   // The best of three timed runs after a warm-up (the first run pays for lazily made state).
   constexpr int kTimed = 3;
   int best = -1;
@@ -81,6 +82,7 @@ std::string conv_autotune_choice(const std::string& key, const std::vector<std::
   s.table[key] = {labels[best], best_ms};
   ++s.stats.tuned;
   s.stats.timed_runs += runs;
+  s.stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return labels[best];
 }
 

@@ -50,6 +50,7 @@ struct ConvAutotuneStats {
   int64_t tuned = 0;       // keys timed
   int64_t timed_runs = 0;  // option runs spent timing (the warm-ups included)
   int64_t hits = 0;        // calls answered from the table
+  double seconds = 0;      // wall time spent choosing (every option's runs and the waits for them)
 };
 ConvAutotuneStats conv_autotune_stats();
 

@@ -573,6 +573,14 @@ TrainSummary train(const TrainOptions& given, const std::vector<std::string>& ex
                  "the slowest rank included) of %.1f ms a step\n", comm->world_size(),
                  static_cast<long long>(grad_view.numel()), allreduce_s * per_step_ms, run_s * per_step_ms);
   }
+  if (opts.conv_autotune) {
+    const kernels::ConvAutotuneStats t = kernels::conv_autotune_stats();
+    std::fprintf(log, "conv autotune: %lld shapes and directions timed in %.1f s (%lld runs), %lld calls answered from "
+                 "the table%s\n", static_cast<long long>(t.tuned), t.seconds, static_cast<long long>(t.timed_runs),
+                 static_cast<long long>(t.hits),
+                 dev == Device::CUDA && opts.precision != "fp32" ? "" : " (nothing to tune: tensor-core convolutions "
+                                                                          "run on CUDA under tf32 or bf16 only)");
+  }
   std::fprintf(log, "done: step %lld, %.1f img/s; weights in %s\n", static_cast<long long>(state.step),
                summary.images_per_s, files.weights().c_str());
   return summary;
