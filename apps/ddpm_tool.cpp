@@ -18,6 +18,7 @@
 #include "engine/context.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
+#include "kernels/conv_autotune.h"
 #include "models/dpm_solver.h"
 #include "models/schedule.h"
 #include "models/timestep_spacing.h"
@@ -134,6 +135,8 @@ int main(int argc, char** argv) {
   fwd->add_option("--output", output, "OUT.safetensors")->required();
   fwd->add_option("--device", device, "cpu, cuda or auto (cuda when a device is present)")->capture_default_str();
   fwd->add_option("--precision", precision, "fp32, tf32 or bf16 (as sample_ddpm's)")->capture_default_str();
+  bool conv_autotune = false;
+  fwd->add_flag("--conv-autotune", conv_autotune, "the tensor-core convolutions autotuned per shape (as sample_ddpm's)");
   auto* info = app.add_subcommand("info", "print the config and the parameter count");
   info->add_option("weights", info_weights, "model.safetensors or a diffusers folder")->required();
   std::string sched_weights;
@@ -162,6 +165,7 @@ int main(int argc, char** argv) {
     if (*fid) return fid_cmd.run();
     if (*fid_stats) return fid_stats_cmd.run();
     if (*exp) return run_export(export_run, export_out, export_variance, !export_no_clip);
+    kernels::set_conv_autotune(conv_autotune);
     if (*fwd) return run_forward(weights, input, output, device, precision);
     if (*sched) return run_schedule(sched_weights, sched_flags);
     return run_info(info_weights);

@@ -12,6 +12,7 @@
 #include "autograd/var.h"
 #include "engine/context.h"
 #include "engine/error.h"
+#include "kernels/conv_autotune.h"
 
 namespace dd::ddpm {
 namespace fs = std::filesystem;
@@ -83,12 +84,15 @@ CLI::App* FidCommand::add_to(CLI::App& app) {
   sub->add_option("--precision", precision,
                   "fp32, tf32 or bf16: the sampling's precision when --gen is a model (Inception is fp32 always)")
       ->capture_default_str();
+  sub->add_flag("--conv-autotune", conv_autotune,
+                "the sampling's tensor-core convolutions (tf32, bf16 on CUDA) autotuned per shape (as sample_ddpm's)");
   flags.add_to(*sub);
   return sub;
 }
 
 int FidCommand::run() const {
   current_context().set_precision(parse_precision(precision));
+  kernels::set_conv_autotune(conv_autotune);
   const Device dev = resolve_device(device);
   DD_CHECK(batch_size > 0, "--batch-size must be positive, got ", batch_size);
   std::error_code ec;

@@ -19,6 +19,7 @@ namespace dd::ddpm {
 struct FidCommand {
   std::string inception, gen, ref, device = "auto", save_gen_stats, save_ref_stats;
   std::string precision = "fp32";  // of the sampling when --gen is a model (Inception runs fp32 always)
+  bool conv_autotune = false;      // of the sampling's tensor-core convolutions (kernels/conv_autotune.h)
   int batch_size = 50;       // Inception batch
   int n = 10000;             // images sampled when --gen is a model
   int sample_batch = 128;    // images denoised at once when --gen is a model
