@@ -142,3 +142,41 @@ TEST_CASE("emu: conv autotune's option labels round-trip and bad ones are refuse
   for (const char* bad : {"t1", "halo", "t1 s", "t1 s-2", "t1 s2 x"})
     CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, true), Catch::Contains("names no tensor-core conv option"));
 }
+
+TEST_CASE("emu: conv autotune runs the option its table names, not the rule's", "[emu][conv2d][tc][autotune]") {
+  DD_TEST_RANDOM(rng);
+  // 1x5x7 maps, 8 -> 6 channels: dw reduces 35 pixels in 2 bf16 stages, which the rule does not
+  // split; a table that names 2 splits must get 2 splits' bits. The forward's options (tiles, the
+  // halo kernel) all sum the taps in one order: the same bits whichever runs, so tuning the
+  // forward and dx changes their speed only.
+  const Tensor x = rnd(rng, {1, 5, 7, 8}), w = rnd(rng, {6, 3, 3, 8}, 0.5), dy = rnd(rng, {1, 5, 7, 6});
+  const Precision prec = Precision::BF16;
+  const emu::TcConvPlan plan = emu::conv2d_tc_plan(1, 5, 7, 8, 6, 3, 1, prec);
+  REQUIRE(plan.dw_splits == 1);
+  const std::string dw_label = "t" + std::to_string(plan.dw_tile) + " s2";
+  const Tensor dw_named =
+      emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec, emu::conv2d_tc_option_from_label(dw_label, true)).dw;
+  const Tensor dw_rule = emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec).dw;
+  emu::TcConvOptions halo;
+  halo.halo = true;
+  const Tensor y_named = emu::conv2d_forward_tc(x, w, Tensor(), 1, prec, halo);
+  const Tensor y_rule = emu::conv2d_forward_tc(x, w, Tensor(), 1, prec);
+  // Else the check below could not tell the named option from the rule's.
+  REQUIRE_FALSE(conv_tc::bitwise_equal(dw_named, dw_rule));
+
+  std::string table;
+  {  // The keys of this shape, as tuning writes them.
+    ConvAutotuneOn on;
+    emu::conv2d_forward_tc(x, w, Tensor(), 1, prec);
+    emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec);
+    const auto f = kernels::conv_autotune_entry("fwd"), d = kernels::conv_autotune_entry("dw");
+    REQUIRE((f && d));
+    table = f->key + "\thalo\t-1\n" + d->key + "\t" + dw_label + "\t-1\n";
+  }
+  ConvAutotuneOn on;
+  kernels::load_conv_autotune_table(table, "named.tsv");
+  CHECK(conv_tc::bitwise_equal(emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec).dw, dw_named));
+  CHECK(conv_tc::bitwise_equal(emu::conv2d_forward_tc(x, w, Tensor(), 1, prec), y_named));
+  CHECK(kernels::conv_autotune_stats().timed_runs == 0);
+  CHECK(conv_tc::bitwise_equal(y_named, y_rule));
+}
