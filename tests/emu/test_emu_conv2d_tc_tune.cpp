@@ -145,15 +145,17 @@ TEST_CASE("emu: conv autotune's option labels round-trip and bad ones are refuse
 
 TEST_CASE("emu: conv autotune runs the option its table names, not the rule's", "[emu][conv2d][tc][autotune]") {
   DD_TEST_RANDOM(rng);
-  // 1x5x7 maps, 8 -> 6 channels: dw reduces 35 pixels in 2 bf16 stages, which the rule does not
-  // split; a table that names 2 splits must get 2 splits' bits. The forward's options (tiles, the
+  // 1x9x14 maps, 8 -> 6 channels: dw reduces 126 pixels in 4 bf16 stages, which the rule does not
+  // split; a table that names 4 splits must get 4 splits' bits (a fold of four 32-pixel sums:
+  // with 2 splits of 35 pixels, one of 3, the two orders rounded alike for every element of some
+  // draws). The forward's options (tiles, the
   // halo kernel) all sum the taps in one order: the same bits whichever runs, so tuning the
   // forward and dx changes their speed only.
-  const Tensor x = rnd(rng, {1, 5, 7, 8}), w = rnd(rng, {6, 3, 3, 8}, 0.5), dy = rnd(rng, {1, 5, 7, 6});
+  const Tensor x = rnd(rng, {1, 9, 14, 8}), w = rnd(rng, {6, 3, 3, 8}, 0.5), dy = rnd(rng, {1, 9, 14, 6});
   const Precision prec = Precision::BF16;
-  const emu::TcConvPlan plan = emu::conv2d_tc_plan(1, 5, 7, 8, 6, 3, 1, prec);
+  const emu::TcConvPlan plan = emu::conv2d_tc_plan(1, 9, 14, 8, 6, 3, 1, prec);
   REQUIRE(plan.dw_splits == 1);
-  const std::string dw_label = "t" + std::to_string(plan.dw_tile) + " s2";
+  const std::string dw_label = "t" + std::to_string(plan.dw_tile) + " s4";
   const Tensor dw_named =
       emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec, emu::conv2d_tc_option_from_label(dw_label, true)).dw;
   const Tensor dw_rule = emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec).dw;
