@@ -15,14 +15,9 @@ namespace dd::kernels {
 
 namespace {
 
-struct Choice {
-  std::string label;
-  double ms = -1;  // -1: loaded from a table
-};
-
 struct State {
   std::mutex mu;
-  std::map<std::string, Choice> table;
+  std::map<std::string, ConvAutotuneEntry> table;  // by key
   ConvAutotuneStats stats;
 };
 
@@ -54,9 +49,9 @@ std::string conv_autotune_choice(const std::string& key, const std::vector<std::
   {
     std::lock_guard<std::mutex> lock(s.mu);
     auto it = s.table.find(key);
-    if (it != s.table.end() && std::find(labels.begin(), labels.end(), it->second.label) != labels.end()) {
+    if (it != s.table.end() && std::find(labels.begin(), labels.end(), it->second.option) != labels.end()) {
       ++s.stats.hits;
-      return it->second.label;
+      return it->second.option;
     }
   }
   if (current_context().capturing()) return "";
@@ -79,7 +74,7 @@ std::string conv_autotune_choice(const std::string& key, const std::vector<std::
   }
   DD_CHECK(best >= 0, "conv autotune: every option failed for ", key);
   std::lock_guard<std::mutex> lock(s.mu);
-  s.table[key] = {labels[best], best_ms};
+  s.table[key] = {key, labels[best], best_ms};
   ++s.stats.tuned;
   s.stats.timed_runs += runs;
   s.stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -90,7 +85,7 @@ std::vector<ConvAutotuneEntry> conv_autotune_entries() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   std::vector<ConvAutotuneEntry> out;
-  for (const auto& [key, c] : s.table) out.push_back({key, c.label, c.ms});
+  for (const auto& kv : s.table) out.push_back(kv.second);
   return out;
 }
 
@@ -107,7 +102,7 @@ std::string conv_autotune_table() {
 }
 
 void load_conv_autotune_table(const std::string& text, const std::string& what) {
-  std::map<std::string, Choice> loaded;
+  std::map<std::string, ConvAutotuneEntry> loaded;
   std::istringstream in(text);
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
@@ -116,7 +111,8 @@ void load_conv_autotune_table(const std::string& text, const std::string& what) 
     DD_CHECK(a != std::string::npos && b != std::string::npos && a > 0 && b > a + 1 &&
                  line.find('\t', b + 1) == std::string::npos,
              what, ":", n, ": expected \"key<TAB>option<TAB>ms\", got \"", line, "\"");
-    loaded[line.substr(0, a)] = {line.substr(a + 1, b - a - 1), -1};
+    const std::string key = line.substr(0, a);
+    loaded[key] = {key, line.substr(a + 1, b - a - 1), -1};
   }
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
