@@ -24,15 +24,31 @@ struct Option {
 
 std::string tile_label(int tile) { return str_cat("t", tile, " ", kernels::cuda::conv2d_tc_tile_name(tile)); }
 
-// dw: every tile under its own rule's split (the rule's tile among them), and the rule's tile
-// under a quarter, half, twice and four times the rule's split (distinct counts only).
+// A quarter, half, twice and four times a rule's split count (distinct counts other than it).
+std::vector<int> split_multiples(int rule) {
+  std::vector<int> splits;
+  for (int s : {rule / 4, rule / 2, rule * 2, rule * 4})
+    if (s >= 1 && s != rule && std::find(splits.begin(), splits.end(), s) == splits.end()) splits.push_back(s);
+  return splits;
+}
+
+// dw: every tile under its own rule's split (the rule's tile among them), the rule's tile under
+// the multiples of its split; for 3x3 kernels the halo kernel under its rule's split and those
+// multiples of it.
 std::vector<Option> dw_options(const kernels::cuda::TcConvPlan& plan) {
   std::vector<Option> out;
   for (int t = 0; t < kernels::cuda::conv2d_tc_tile_count(); ++t) out.push_back({tile_label(t) + " rule split", {t, 0}});
-  std::vector<int> splits;
-  for (int s : {plan.dw_splits / 4, plan.dw_splits / 2, plan.dw_splits * 2, plan.dw_splits * 4})
-    if (s >= 1 && s != plan.dw_splits && std::find(splits.begin(), splits.end(), s) == splits.end()) splits.push_back(s);
-  for (int s : splits) out.push_back({str_cat(tile_label(plan.dw_tile), " ", s, " splits"), {plan.dw_tile, s}});
+  for (int s : split_multiples(plan.dw_splits))
+    out.push_back({str_cat(tile_label(plan.dw_tile), " ", s, " splits"), {plan.dw_tile, s}});
+  if (plan.dw_halo_splits > 0) {
+    TcConvOptions halo;
+    halo.dw_halo = true;
+    out.push_back({str_cat("halo ", plan.dw_halo_splits, " splits (rule)"), halo});
+    for (int s : split_multiples(plan.dw_halo_splits)) {
+      halo.splits = s;
+      out.push_back({str_cat("halo ", s, " splits"), halo});
+    }
+  }
   return out;
 }
 

@@ -196,8 +196,13 @@ struct TcConvOptions {
   // of tile; dw keeps tile. Picked by no rule: --conv-autotune may choose it, bench_conv2d --sweep times it.
   bool halo = false;
   int dw_tile = -1;  // dw's tile when >= 0 (forward and dx keep tile); -1: tile
+  // dw by the halo kernel (kernels/cuda/conv2d_tc_wgrad_halo.cuh: a block owns 64 x 32 channels and
+  // all nine taps, one warp a tap, and reads each 64-pixel patch of dy and its input halo once for
+  // all of them; 3x3 only) instead of dw_tile; splits then counts its patch splits (0: its rule).
+  // Picked by no rule yet: --conv-autotune may choose it.
+  bool dw_halo = false;
   // The default options: the rules', or the autotuned ones under --conv-autotune (kernels/conv_autotune.h).
-  bool is_rule() const { return tile < 0 && splits == 0 && !halo && dw_tile < 0; }
+  bool is_rule() const { return tile < 0 && splits == 0 && !halo && dw_tile < 0 && !dw_halo; }
 };
 int conv2d_tc_tile_count();
 const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)
@@ -205,6 +210,7 @@ const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, w
 // of the forward, of dx and of dw, and dw's split count (bench_conv2d --sweep prints it).
 struct TcConvPlan {
   int fwd_tile, dx_tile, dw_tile, dw_splits;
+  int dw_halo_splits;  // the dw halo kernel's split under its rule (0: K != 3, no halo kernel)
 };
 TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int64_t K, int padding,
                           Precision prec);
@@ -223,13 +229,14 @@ Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& d
 // with autotuning off; with it on, the fastest for this shape (kernels/conv_autotune.h), timed on
 // the call's own operands the first time the shape comes (kernels/cuda/conv2d_tc_tune.cu).
 // Forward: every tile, and the halo kernel for K >= 2 without sums. Backward: dx as the forward,
-// dw every tile under its rule's split and the rule's tile under 1/4, 1/2, 2 and 4 times its split.
+// dw every tile under its rule's split and the rule's tile under 1/4, 1/2, 2 and 4 times its split,
+// and for 3x3 kernels the dw halo kernel under its rule's split and 1/4, 1/2, 2 and 4 times it.
 TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
                                       Precision prec, bool sums);
 TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                        bool need_dw, Precision prec);
 // An option as the autotuning table names it: "t<tile>", "t<tile> s<splits>" (dw; s0: the rule's
-// split for that tile), "halo"; and back (throws naming an unknown label).
+// split for that tile), "halo", "halo s<splits>" (dw); and back (throws naming an unknown label).
 std::string conv2d_tc_option_label(const TcConvOptions& opt, bool dw);
 TcConvOptions conv2d_tc_option_from_label(const std::string& label, bool dw);
 }  // namespace cuda

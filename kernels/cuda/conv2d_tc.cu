@@ -27,6 +27,7 @@
 #include "kernels/cuda/conv2d_tc_sums.cuh"
 #include "kernels/cuda/conv2d_tc_tiles.cuh"
 #include "kernels/cuda/conv2d_tc_wgrad.cuh"
+#include "kernels/cuda/conv2d_tc_wgrad_halo.cuh"
 #include "kernels/cuda/conv2d_tiles.cuh"
 #include "kernels/cuda/launch.cuh"
 
@@ -404,11 +405,17 @@ void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& 
                  int Co, int Ci, float* dw) {
   const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
-  const WgradPlan plan = wgrad_plan<Op>(opt, M, Co, Kd);
-  const int tile = plan.tile;
+  WgradPlan plan{};
+  WgradHaloPlan halo{};
+  if (opt.dw_halo) {
+    DD_CHECK(g.k == WgradHalo::K, "conv2d_backward (tensor cores): the dw halo kernel takes 3x3 kernels (a warp a "
+             "tap), got K = ", g.k);
+    halo = wgrad_halo_plan(g, Co, opt.splits);
+    plan.splits = halo.splits;
+  } else {
+    plan = wgrad_plan<Op>(opt, M, Co, Kd);
+  }
   const int64_t splits = plan.splits;
-  const int pps = static_cast<int>(plan.steps_per_split * Op::kBK);
-
   const int64_t n = int64_t(Co) * g.k * g.k * Ci;
   Tensor partial;
   float* out = dw;
@@ -417,7 +424,18 @@ void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& 
     out = partial.data();
   }
   const int s = static_cast<int>(splits);
-  with_tile(tile, [&](auto t) { launch_wgrad_tile<Op, decltype(t)>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); });
+  if (opt.dw_halo) {
+    const int smem = wgrad_halo_smem_bytes<Op>(halo.hp);
+    DD_CHECK(smem <= 227 * 1024, "conv2d_backward (tensor cores): the dw halo kernel's ", smem, " bytes of shared "
+             "memory for ", g.ho, "x", g.wo, " maps exceed the 227 KB a block may have");
+    DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_wgrad_halo_kernel<Op>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    const dim3 grid(static_cast<unsigned>(s), halo.co_tiles, halo.ci_tiles);
+    conv_tc_wgrad_halo_kernel<Op><<<grid, WgradHalo::kThreads, smem, stream()>>>(x, dy, out, g, halo.hp, Cop, Co, Ci);
+    DD_CUDA_LAUNCH_CHECK("conv_tc_wgrad_halo_kernel");
+  } else {
+    const int pps = static_cast<int>(plan.steps_per_split * Op::kBK);
+    with_tile(plan.tile, [&](auto t) { launch_wgrad_tile<Op, decltype(t)>(x, dy, out, g, M, Cop, Co, Kd, Ci, s, pps); });
+  }
   if (splits > 1) {
     fold_tc_splits_kernel<<<grid_for(n), kThreads, 0, stream()>>>(out, s, n, dw);
     DD_CUDA_LAUNCH_CHECK("fold_tc_splits_kernel");
@@ -519,6 +537,12 @@ TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t C
                                                : wgrad_plan<Tf32Op>({}, m, checked_int(Co, "Co"), kd);
   p.dw_tile = w.tile;
   p.dw_splits = static_cast<int>(w.splits);
+  p.dw_halo_splits = 0;
+  if (K == WgradHalo::K) {
+    const Geom g{checked_int(B, "B"), checked_int(H, "H"), checked_int(W, "W"), kd / 9, 3, padding,
+                 checked_int(ho, "Ho"), checked_int(wo, "Wo")};
+    p.dw_halo_splits = wgrad_halo_plan(g, checked_int(Co, "Co"), 0).splits;
+  }
   return p;
 }
 

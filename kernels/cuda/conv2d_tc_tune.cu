@@ -40,7 +40,8 @@ std::vector<TcConvOptions> tile_options(int64_t k, bool halo) {
 }
 
 // dw: every tile under its own rule's split, then the rule's tile under a quarter, half, twice and
-// four times the rule's split (the counts bench_conv2d --sweep times).
+// four times the rule's split (the counts bench_conv2d --sweep times); for 3x3 kernels the halo
+// kernel likewise, under its own rule's split and those multiples of it.
 std::vector<TcConvOptions> dw_options(const TcConvPlan& plan) {
   std::vector<TcConvOptions> out;
   for (int t = 0; t < conv2d_tc_tile_count(); ++t) {
@@ -48,14 +49,24 @@ std::vector<TcConvOptions> dw_options(const TcConvPlan& plan) {
     o.dw_tile = t;
     out.push_back(o);
   }
-  std::vector<int> seen{plan.dw_splits};
-  for (int s : {plan.dw_splits / 4, plan.dw_splits / 2, plan.dw_splits * 2, plan.dw_splits * 4}) {
-    if (s < 1 || std::find(seen.begin(), seen.end(), s) != seen.end()) continue;
-    seen.push_back(s);
-    TcConvOptions o;
-    o.dw_tile = plan.dw_tile;
-    o.splits = s;
-    out.push_back(o);
+  auto multiples = [&](int rule, const TcConvOptions& base) {
+    std::vector<int> seen{rule};
+    for (int s : {rule / 4, rule / 2, rule * 2, rule * 4}) {
+      if (s < 1 || std::find(seen.begin(), seen.end(), s) != seen.end()) continue;
+      seen.push_back(s);
+      TcConvOptions o = base;
+      o.splits = s;
+      out.push_back(o);
+    }
+  };
+  TcConvOptions tiled;
+  tiled.dw_tile = plan.dw_tile;
+  multiples(plan.dw_splits, tiled);
+  if (plan.dw_halo_splits > 0) {
+    TcConvOptions halo;
+    halo.dw_halo = true;
+    out.push_back(halo);
+    multiples(plan.dw_halo_splits, halo);
   }
   return out;
 }
@@ -74,6 +85,7 @@ bool choose(const std::string& key, const std::vector<TcConvOptions>& opts, bool
 }  // namespace
 
 std::string conv2d_tc_option_label(const TcConvOptions& opt, bool dw) {
+  if (dw && opt.dw_halo) return str_cat("halo s", opt.splits);
   if (dw) return str_cat("t", opt.dw_tile >= 0 ? opt.dw_tile : opt.tile, " s", opt.splits);
   return opt.halo ? std::string("halo") : str_cat("t", opt.tile);
 }
@@ -85,10 +97,16 @@ TcConvOptions conv2d_tc_option_from_label(const std::string& label, bool dw) {
     return o;
   }
   int tile = -1, splits = 0, used = 0;
+  if (dw && std::sscanf(label.c_str(), "halo s%d%n", &splits, &used) == 1 && used == static_cast<int>(label.size()) &&
+      splits >= 0) {
+    o.dw_halo = true;
+    o.splits = splits;
+    return o;
+  }
   const bool ok = dw ? std::sscanf(label.c_str(), "t%d s%d%n", &tile, &splits, &used) == 2
                      : std::sscanf(label.c_str(), "t%d%n", &tile, &used) == 1;
   DD_CHECK(ok && used == static_cast<int>(label.size()) && tile >= 0 && tile < conv2d_tc_tile_count() && splits >= 0,
-           "conv autotune: \"", label, "\" names no tensor-core conv option (", dw ? "dw: t<tile> s<splits>" : "t<tile> or halo",
+           "conv autotune: \"", label, "\" names no tensor-core conv option (", dw ? "dw: t<tile> s<splits> or halo s<splits>" : "t<tile> or halo",
            ", tiles 0..", conv2d_tc_tile_count() - 1, ")");
   (dw ? o.dw_tile : o.tile) = tile;
   o.splits = splits;
@@ -136,6 +154,7 @@ TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const T
       dw.splits = plan.dw_splits;
     }
     out.dw_tile = dw.dw_tile;
+    out.dw_halo = dw.dw_halo;
     out.splits = dw.splits;
   }
   return out;

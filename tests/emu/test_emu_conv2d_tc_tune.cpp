@@ -137,9 +137,15 @@ TEST_CASE("emu: conv autotune's option labels round-trip and bad ones are refuse
     CHECK((back.dw_tile == t && back.splits == 3 * t && back.tile == -1));
   }
   CHECK(emu::conv2d_tc_option_from_label("halo", false).halo);
-  for (const char* bad : {"t", "t99", "t1 s2", "halo ", "x3", "t-1"})
+  emu::TcConvOptions h;
+  h.dw_halo = true;
+  h.splits = 5;
+  CHECK(emu::conv2d_tc_option_label(h, true) == "halo s5");
+  const emu::TcConvOptions hb = emu::conv2d_tc_option_from_label("halo s5", true);
+  CHECK((hb.dw_halo && hb.splits == 5 && hb.dw_tile == -1 && hb.tile == -1 && !hb.halo));
+  for (const char* bad : {"t", "t99", "t1 s2", "halo ", "x3", "t-1", "halo s2"})
     CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, false), Catch::Contains("names no tensor-core conv option"));
-  for (const char* bad : {"t1", "halo", "t1 s", "t1 s-2", "t1 s2 x"})
+  for (const char* bad : {"t1", "halo", "t1 s", "t1 s-2", "t1 s2 x", "halo s", "halo s-1", "halo s2 x"})
     CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, true), Catch::Contains("names no tensor-core conv option"));
 }
 
@@ -181,4 +187,35 @@ TEST_CASE("emu: conv autotune runs the option its table names, not the rule's", 
   CHECK(conv_tc::bitwise_equal(emu::conv2d_forward_tc(x, w, Tensor(), 1, prec), y_named));
   CHECK(kernels::conv_autotune_stats().timed_runs == 0);
   CHECK(conv_tc::bitwise_equal(y_named, y_rule));
+}
+
+TEST_CASE("emu: conv autotune times the dw halo kernel for 3x3 kernels and runs it when named",
+          "[emu][conv2d][tc][autotune][dw_halo]") {
+  DD_TEST_RANDOM(rng);
+  // 2x16x16 maps, 6 -> 7 channels: eight 4x16 patches, which the halo kernel's rule splits in 2;
+  // its options are "halo s0" and the rule's half, twice and four times ("halo s1", "s4", "s8"; a
+  // quarter would be 0). The tiled rule also splits in 2: six tiles and "t2 s1", "t2 s4", "t2 s8".
+  // A table naming "halo s4" gets its bits.
+  const Tensor x = rnd(rng, {2, 16, 16, 6}), w = rnd(rng, {7, 3, 3, 6}, 0.5), dy = rnd(rng, {2, 16, 16, 7});
+  const Precision prec = Precision::BF16;
+  const emu::TcConvPlan plan = emu::conv2d_tc_plan(2, 16, 16, 6, 7, 3, 1, prec);
+  REQUIRE((plan.dw_halo_splits == 2 && plan.dw_splits == 2 && plan.dw_tile == 2));
+  std::string key;
+  {
+    ConvAutotuneOn on;
+    emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec);
+    const auto d = kernels::conv_autotune_entry("dw");
+    REQUIRE(d);
+    key = d->key;
+    // Each option warmed up once and timed three times.
+    CHECK(kernels::conv_autotune_stats().timed_runs == 4 * (emu::conv2d_tc_tile_count() + 3 + 4));
+  }
+  emu::TcConvOptions h4;
+  h4.dw_halo = true;
+  h4.splits = 4;
+  const Tensor dw_named = emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec, h4).dw;
+  ConvAutotuneOn on;
+  kernels::load_conv_autotune_table(key + "\thalo s4\t-1\n", "halo.tsv");
+  CHECK(conv_tc::bitwise_equal(emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec).dw, dw_named));
+  CHECK(kernels::conv_autotune_stats().timed_runs == 0);
 }

@@ -28,7 +28,7 @@ Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor()
 void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::cuda::TcConvOptions opt = {}) {
   const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
                            kernels::cuda::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits) +
-                           (opt.halo ? " halo" : "");
+                           (opt.halo ? " halo" : "") + (opt.dw_halo ? " dw halo" : "");
   INFO(what << " " << precision_name(prec));
   Tensor x = random_tensor(rng, {c.b, c.h, c.w, c.ci}), w = random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? random_tensor(rng, {c.co}) : Tensor();
@@ -103,6 +103,27 @@ TEST_CASE("gpu: the halo kernel on odd shapes and the preset's 3x3 convolutions"
   for (Precision prec : {Precision::BF16, Precision::TF32}) {
     int i = 0;
     for (const Dims& c : odd) check_case(rng, c, prec, i++ % 2 == 0, opt);
+    for (const Dims& c : kPresetCases)
+      if (c.k == 3) check_case(rng, c, prec, i++ % 2 == 0, opt);
+  }
+}
+
+TEST_CASE("gpu: the dw halo kernel on odd shapes and the preset's 3x3 convolutions", "[gpu][conv2d][tc][dw_halo]") {
+  DD_TEST_RANDOM(rng);
+  // As tests/emu/test_emu_conv2d_tc_wgrad_halo.cpp: every patch geometry (four 4x4 maps, a whole
+  // 8x8 map, 4x16 rows, patches past the output), channel blocks past 64 and 32, paddings 0 and 2,
+  // forced splits; then the preset's 3x3 shapes under the halo kernel's rule split.
+  const std::vector<Dims> odd = {{1, 4, 4, 3, 5, 3, 1},  {5, 4, 4, 19, 33, 3, 1}, {2, 8, 8, 40, 70, 3, 1},
+                                 {1, 9, 14, 70, 9, 3, 1}, {2, 7, 6, 6, 12, 3, 0}, {1, 5, 7, 8, 10, 3, 2}};
+  kernels::cuda::TcConvOptions opt;
+  opt.dw_halo = true;
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : odd) {
+      opt.splits = i % 3 == 1 ? 2 : 0;
+      check_case(rng, c, prec, i++ % 2 == 0, opt);
+    }
+    opt.splits = 0;
     for (const Dims& c : kPresetCases)
       if (c.k == 3) check_case(rng, c, prec, i++ % 2 == 0, opt);
   }
