@@ -60,7 +60,7 @@ ncu_profile() {
   local limit
   limit=$(left)
   [ "$limit" -gt 40 ] && limit=40
-  timeout -k 5 "$limit" ncu --kernel-name "regex:${regex}" --launch-count "$count" \
+  timeout -k 5 "$limit" ncu --clock-control none --kernel-name "regex:${regex}" --launch-count "$count" \
     --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
     --section LaunchStats "$@" >"$tmp/ncu_${name}.txt" 2>&1 || status=1
 }

@@ -10,7 +10,8 @@
 #   4. 300 training steps of the Fashion-MNIST GPU preset, then a 64-image grid (1000 DDPM steps),
 #      then 20 steps in bf16 with --conv-autotune, resumed for 10 more (the tuning table kept and
 #      loaded back);
-#   5. a summary table, last. Exit status non-zero if any step failed.
+#   5. Nsight Compute profiles of the 3x3 64->64 conv's tensor-core kernels, with the time left;
+#   6. a summary table, last. Exit status non-zero if any step failed.
 # No CPU ctest here: CI runs it. Logs, the grid and the loss curve go to $CHECK_DIR (default
 # gpu-check/) and to $OUT when set (the device tool's output folder).
 #
@@ -163,6 +164,23 @@ if [ -x "$GPU_BIN_DIR/train_ddpm" ]; then
   fi
 fi
 
+# 5. Where the convolutions' time goes, with what time is left (about 60 s; the sweep script's
+# profiles run only when a lease has minutes to spare, which none has had): Nsight Compute on the
+# 3x3 64->64 conv at 32x32 (8 uses a step; every 3x3 dw at 3-7x cuDNN's time on 2026-11-28): the
+# rules' three kernels, then the dw halo kernel's first launch (the tuned columns time it).
+# --clock-control none: the lent machines' notes say to leave the clocks alone.
+if command -v ncu >/dev/null 2>&1 && [ -x "$GPU_BENCH_DIR/bench_conv2d" ]; then
+  ncu_sections=(--clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats
+                --section Occupancy --section LaunchStats)
+  conv=("$GPU_BENCH_DIR/bench_conv2d" --precision bf16 --only "32x32 64->64 k3 p1" --warmup 1 --repeats 1)
+  step "ncu: the 3x3 64->64 conv's tensor-core kernels (rules)" ncu_conv_tc.txt 45 \
+    ncu --kernel-name regex:conv_tc_ --launch-count 3 "${ncu_sections[@]}" "${conv[@]}"
+  step "ncu: the dw halo kernel" ncu_dw_halo.txt 40 \
+    ncu --kernel-name regex:conv_tc_wgrad_halo --launch-count 1 "${ncu_sections[@]}" "${conv[@]}"
+else
+  record "ncu profiles" SKIP 0 "no ncu or no bench_conv2d"
+fi
+
 table=$CHECK_DIR/summary.md
 {
   echo "## gpu_check summary: $gpu, $(date -u +%Y-%m-%dT%H:%MZ), commit $DD_COMMIT, $((SECONDS - t_start)) s"
@@ -177,11 +195,13 @@ failed=0
 for r in "${results[@]}"; do case $r in PASS|PARTIAL) ;; *) failed=1 ;; esac; done
 
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  # At most 8 files come back: the summary, three case tables, the grid, the loss curve, the tuned
-  # run's conv_autotune.tsv, and every log (the other sanitizers' tables, the train and sample logs,
-  # each case's log) in one archive.
+  # At most 8 files come back: the summary, three case tables, the grid, the tuned run's
+  # conv_autotune.tsv, the ncu profiles (one file), and every log (the other sanitizers' tables, the
+  # train and sample logs, each case's log, the loss curve) in one archive.
   cp "$table" "$CHECK_DIR/gpu_tests.log" "$CHECK_DIR/memcheck.log" "$CHECK_DIR/racecheck.log" "$OUT"/ 2>/dev/null
-  cp "$CHECK_DIR/grid.png" "$CHECK_DIR/run/loss_curve.png" "$OUT"/ 2>/dev/null
+  cp "$CHECK_DIR/grid.png" "$OUT"/ 2>/dev/null
+  cp "$CHECK_DIR/run/loss_curve.png" "$CHECK_DIR/" 2>/dev/null
+  cat "$CHECK_DIR"/ncu_*.txt >"$OUT/ncu_conv.txt" 2>/dev/null
   tar -czf "$OUT/check_logs.tgz" -C "$CHECK_DIR" --exclude=run --exclude=run_tuned . 2>/dev/null
   cp "$CHECK_DIR/run_tuned/conv_autotune.tsv" "$OUT/conv_autotune_check.tsv" 2>/dev/null
 fi
