@@ -83,7 +83,9 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
   const bool bf16 = prec == Precision::BF16;
   std::printf("\n### Tensor cores, %s (fp32 accumulation): ours vs cuDNN %s, batch %lld\n\n%s", precision_name(prec),
               bf16 ? "with bf16 tensors" : "with fp32 tensors and TF32 math", static_cast<long long>(B),
-              bf16 ? "cuDNN's bf16 bwd-weight leaves out dbias (cudnnConvolutionBackwardBias has no bf16); ours includes it.\n\n"
+              bf16 ? "Ours reads x and w as bf16 tensors, as the bf16 training step keeps them, and dy in fp32 (packed "
+                     "to bf16 by each backward call); it writes fp32 outputs, cuDNN bf16 ones. cuDNN's bf16 bwd-weight "
+                     "leaves out dbias (cudnnConvolutionBackwardBias has no bf16); ours includes it.\n\n"
                    : "");
   table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "ours ms", "ours TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
                 "ours / cuDNN", "tuned ms", "tuned / cuDNN", "tuned option", "cuDNN algos (f/d/w)"});
@@ -99,9 +101,14 @@ bool tensor_core_table(Precision prec, const std::vector<ConvShape>& shapes, int
     const ConvInputs in = make_conv_inputs(s, B, dev, seed);
     const double gflop = s.flops_per_image() * double(B) / 1e9;
     const int pad = int(s.pad);
-    auto fwd = [&] { return kernels::conv2d_forward(in.x, in.w, in.bias, pad); };
-    auto bwd_d = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, true, false, false); };
-    auto bwd_w = [&] { return kernels::conv2d_backward(in.x, in.w, in.dy, pad, false, true, s.bias); };
+    // Our operands as the bf16 training step hands them over (autograd/conv2d_keep.h): x and w as
+    // their bf16 copies, which the kernels read in place; dy in fp32 (gradients are fp32), packed
+    // by each backward call. The same bits as from fp32 x and w, which the kernels round to bf16
+    // first; before 2026-11-29 this table gave ours fp32 x and w, and timed their packing too.
+    const Tensor xo = bf16 ? in.x.to(DType::BF16) : in.x, wo = bf16 ? in.w.to(DType::BF16) : in.w;
+    auto fwd = [&] { return kernels::conv2d_forward(xo, wo, in.bias, pad); };
+    auto bwd_d = [&] { return kernels::conv2d_backward(xo, wo, in.dy, pad, true, false, false); };
+    auto bwd_w = [&] { return kernels::conv2d_backward(xo, wo, in.dy, pad, false, true, s.bias); };
     // Relative to the largest |expected|: rounding both operands (bf16 2^-8, tf32 2^-11 each) over
     // reductions of up to 9*512 random-sign terms stays well inside these; cuDNN bf16 also rounds
     // its outputs to bf16 (2^-8).

@@ -63,8 +63,9 @@ bool tensor_core_sweep(Precision prec, const std::vector<ConvShape>& shapes, int
   const double tol = bf16 ? 2e-2 : 5e-3;
   std::printf("\n### Tensor-core tile sweep, %s, batch %lld: what the rules run against every option\n\n",
               precision_name(prec), static_cast<long long>(B));
-  std::printf("Each option validated against the CPU backend (rel err <= %g) before it is timed; times include "
-              "the cast pre-pass, as in the table above. `rule / fastest` > 1: a per-shape choice would be faster.\n\n",
+  std::printf("Each option validated against the CPU backend (rel err <= %g) before it is timed; operands as in the "
+              "table above (bf16: x and w as bf16 tensors, dy fp32 and packed by each call). `rule / fastest` > 1: a "
+              "per-shape choice would be faster.\n\n",
               tol);
   table_header({"conv (HxW Ci->Co k p)", "uses", "dir", "rule runs", "rule ms", "fastest", "fastest ms",
                 "rule / fastest", "every option, ms"});
@@ -82,14 +83,16 @@ bool tensor_core_sweep(Precision prec, const std::vector<ConvShape>& shapes, int
     const Conv2dGrads gc = kernels::cpu::conv2d_backward(xc, wc, dyc, pad, true, true, false);
     const kernels::cuda::TcConvPlan plan = kernels::cuda::conv2d_tc_plan(B, s.h, s.w, s.ci, s.co, s.k, pad, prec);
 
+    // x and w as the bf16 training step hands them over (bench_conv2d's table says why).
+    const Tensor xo = bf16 ? in.x.to(DType::BF16) : in.x, wo = bf16 ? in.w.to(DType::BF16) : in.w;
     // dir 0 forward, 1 dx, 2 dw: run(opt) returns the direction's output.
     const std::function<Tensor(const TcConvOptions&)> run[3] = {
-        [&](const TcConvOptions& o) { return kernels::cuda::conv2d_forward_tc(in.x, in.w, in.bias, pad, prec, o); },
+        [&](const TcConvOptions& o) { return kernels::cuda::conv2d_forward_tc(xo, wo, in.bias, pad, prec, o); },
         [&](const TcConvOptions& o) {
-          return kernels::cuda::conv2d_backward_tc(in.x, in.w, in.dy, pad, true, false, false, prec, o).dx;
+          return kernels::cuda::conv2d_backward_tc(xo, wo, in.dy, pad, true, false, false, prec, o).dx;
         },
         [&](const TcConvOptions& o) {
-          return kernels::cuda::conv2d_backward_tc(in.x, in.w, in.dy, pad, false, true, false, prec, o).dw;
+          return kernels::cuda::conv2d_backward_tc(xo, wo, in.dy, pad, false, true, false, prec, o).dw;
         }};
     const Tensor* expected[3] = {&yc, &gc.dx, &gc.dw};
     const char* dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
