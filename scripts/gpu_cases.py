@@ -9,10 +9,13 @@ each failure's rerun command exact.
 
   gpu_cases.py --binary T [--filter SPEC] [--jobs N] [--deadline S] [--case-timeout S]
                [--wrap "compute-sanitizer --tool memcheck ..."] [--env K=V ...]
-               --name NAME --log-dir DIR [--summary FILE] [--timeout-fails] [--reverse]
+               --name NAME --log-dir DIR [--summary FILE] [--timeout-fails] [--reverse] [--first SPEC]
 
 --reverse starts from the last case: two tools sharing a window that reaches only part of the list
 then cover both ends of it (the first GPU run's sanitizers all stopped at the same half).
+--first SPEC starts the cases SPEC matches before the others: racecheck and synccheck take the
+tensor-core kernels' cases ("[tc]": cp.async pipelines, ldmatrix, shared memory reused across
+stages) first, whatever else their window reaches.
 
 Exit status: 1 if any case failed (or timed out, with --timeout-fails), else 0. Cases left unstarted
 or cut by the deadline are listed as not checked. The one-line result goes to --summary.
@@ -59,6 +62,8 @@ def main():
     ap.add_argument("--summary", default="")
     ap.add_argument("--timeout-fails", action="store_true")
     ap.add_argument("--reverse", action="store_true", help="start from the last case")
+    ap.add_argument("--first", default="",
+                    help="a test spec whose cases start before the others (each part in list or --reverse order)")
     a = ap.parse_args()
 
     t_start = time.monotonic()
@@ -112,7 +117,14 @@ def main():
 
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         items = list(enumerate(names))
-        rows = list(pool.map(run, items[::-1] if a.reverse else items))
+        order = items[::-1] if a.reverse else items
+        if a.first:
+            try:
+                first = set(list_cases(a.binary, a.first, env))
+            except SystemExit:  # the spec matches no case: nothing goes first
+                first = set()
+            order = [it for it in order if it[1] in first] + [it for it in order if it[1] not in first]
+        rows = list(pool.map(run, order))
     rows.sort(key=lambda r: names.index(r["name"]))
 
     wall = time.monotonic() - t_start

@@ -109,16 +109,21 @@ if [ -x "$T" ]; then
     # initcheck start from the end of the list, the other two from its start.
     declare -A filter=([memcheck]="$ops" [racecheck]="$ops~[sweep]~[multi_tensor]~[graphs]"
                        [synccheck]="$ops~[sweep]~[graphs]" [initcheck]="$ops~[sweep]~[graphs]")
+    # racecheck and synccheck start with the tensor-core kernels' cases (cp.async pipelines, ldmatrix,
+    # shared memory reused across stages: what the issue asks racecheck of), then go on in their order.
     declare -A order=([memcheck]="" [racecheck]="--reverse" [synccheck]="" [initcheck]="--reverse")
+    declare -A first=([memcheck]="" [racecheck]="[tc]" [synccheck]="[tc]" [initcheck]="")
     declare -A jobs=([memcheck]=$SANITIZER_JOBS [racecheck]=$SANITIZER_JOBS [synccheck]=2 [initcheck]=2)
     declare -A extra=([memcheck]="--leak-check no" [racecheck]="" [synccheck]="" [initcheck]="")
     declare -A pid
     for tool in "${tools[@]}"; do
       envs=()
       case $tool in memcheck|initcheck) envs=(--env DD_CUDA_NO_CACHE=1) ;; esac
+      fargs=()
+      [ -n "${first[$tool]}" ] && fargs=(--first "${first[$tool]}")
       python3 scripts/gpu_cases.py --binary "$T" --filter "${filter[$tool]}" --name "$tool" --jobs "${jobs[$tool]}" \
         --deadline "$win" --case-timeout "$win" --log-dir "$CHECK_DIR/cases" "${envs[@]}" \
-        --summary "$CHECK_DIR/$tool.sum" ${order[$tool]} \
+        --summary "$CHECK_DIR/$tool.sum" ${order[$tool]} "${fargs[@]}" \
         --wrap "compute-sanitizer --tool $tool --error-exitcode 1 ${extra[$tool]}" >"$CHECK_DIR/$tool.log" 2>&1 &
       pid[$tool]=$!
     done
