@@ -41,4 +41,16 @@ $R --binary "$T" --filter "[broadcast],[device]" --name rev --jobs 1 --deadline 
   --summary "$tmp/rev.sum" >"$tmp/rev.out" 2>&1 || { cat "$tmp/rev.out"; fail "--reverse reported a failure"; }
 grep -q "^$n/$n passed" "$tmp/rev.sum" || fail "--reverse: expected $n/$n passed, got: $(cat "$tmp/rev.sum")"
 [ "$(ls -tr "$tmp/rev" | tail -n 1)" = 000.log ] || fail "--reverse did not run the first case last: $(ls -tr "$tmp/rev" | tr '\n' ' ')"
+# --first starts the cases its spec matches (the [device] ones, listed after [broadcast]'s) before
+# the others, and still runs every case; a --first spec that matches nothing changes nothing.
+nd=$("$T" --list-test-names-only "[device]" | grep -c .)
+$R --binary "$T" --filter "[broadcast],[device]" --name first --jobs 1 --deadline 120 --log-dir "$tmp" \
+  --first "[device]" --summary "$tmp/first.sum" >"$tmp/first.out" 2>&1 || { cat "$tmp/first.out"; fail "--first reported a failure"; }
+grep -q "^$n/$n passed" "$tmp/first.sum" || fail "--first: expected $n/$n passed, got: $(cat "$tmp/first.sum")"
+first_logs=$(ls -tr "$tmp/first" | head -n "$nd" | sort | tr '\n' ' ')
+want=$(for i in $(seq $((n - nd)) $((n - 1))); do printf '%03d.log ' "$i"; done)
+[ "$first_logs" = "$want" ] || fail "--first did not start the [device] cases first: ran $first_logs first, wanted $want"
+$R --binary "$T" --filter "[device]" --name nofirst --jobs 1 --deadline 60 --log-dir "$tmp" --first "[no-such-tag]" \
+  --summary "$tmp/nofirst.sum" >/dev/null 2>&1 || fail "--first with an unmatched spec failed"
+grep -q "^$nd/$nd passed" "$tmp/nofirst.sum" || fail "--first with an unmatched spec: $(cat "$tmp/nofirst.sum")"
 echo "gpu_cases_runner: ok"
