@@ -7,8 +7,9 @@
 // softmax_n(k) per feature, Q' = scale S, G = dy:
 //   head kernel (one block per (batch, head)): the column max and 1/sum of k
 //     over the positions, context = K'^T V and, for the backward,
-//     dcontext = Q'^T G, all reduced over N inside the block in a fixed order
-//     (deterministic, no atomics) and written to a small scratch;
+//     dcontext = Q'^T G, all reduced over N inside the block in one pass (the
+//     column softmax kept online) in a fixed order (deterministic, no atomics)
+//     and written to a small scratch;
 //   rows kernel (one thread per position): out = Q' context, or the backward
 //     dq = scale S * (dQ' - rowsum(S * dQ')),  dQ' = G context^T,
 //     dk = K' * (dK' - coldot),  dK' = V dcontext^T,  dv = K' dcontext,
@@ -43,7 +44,7 @@ constexpr int kHeadThreads = 256;
 constexpr int rows_per_block(int kD) { return kD <= 32 ? 64 : 32; }
 constexpr int kMaxHeadDim = 64;
 
-// Positions per shared tile in the head kernel: four [tile][kD + 1] tiles stay near 34 KB.
+// Positions per shared tile in the head kernel: four [tile][kD + 4] tiles stay under 40 KB.
 constexpr int tile_rows(int kD) { return 2048 / kD; }
 
 struct Params {
@@ -87,96 +88,95 @@ __device__ __forceinline__ void load_row(float (&r)[kD], const float* src, bool 
   for (int c = 0; c < kD; ++c) r[c] = (valid && c < d) ? src[c] : 0.0f;
 }
 
-// One block per (batch, head): k's column statistics, context and (kBackward) dcontext.
+// One block per (batch, head): k's column statistics, context and (kBackward) dcontext, in one
+// pass over the positions. The first GPU runs timed the head and rows kernels together at 4-19% of
+// the copy bandwidth; this kernel then read k twice (its column statistics, then the context) a
+// scalar at a time, waiting out each tile's loads before computing on it. Now a tile's k, v (and
+// q, dy) are loaded into registers while the previous tile is computed, and the column softmax of
+// k is kept online, as flash attention keeps its row softmax: the running column max M[c] and sum
+// S[c] = sum_n exp(k[n, c] - M[c]); when a tile raises M[c], the sums so far are scaled by
+// exp(M_old - M_new). At the end K' = exp(k - M) / S: context = (sum_n exp(k - M) v) / S.
+// Every sum runs in a fixed order (tiles in order, a tile's rows in order, the row groups of a
+// column folded in group order): results repeat bitwise.
 template <int kD, bool kBackward>
 __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Params p) {
   constexpr int kT = tile_rows(kD);
-  constexpr int kP = kD + 1;  // row stride: the row softmax walks a row per thread
-  constexpr int kGroups = kHeadThreads / kD;
-  constexpr int kPer = (kD * kD + kHeadThreads - 1) / kHeadThreads;
+  // Row stride: 16-byte rows from kD 16 on, for the context loop's float4 reads of a row's
+  // channels; kD 8 keeps 8 (four [256][12] tiles would pass the 48 KB of static shared memory).
+  constexpr int kQ = kD >= 16 ? kD + 4 : kD;
+  constexpr int kGroups = kHeadThreads / kD;      // row groups of a column (statistics)
+  constexpr int kPer = (kD * kD + kHeadThreads - 1) / kHeadThreads;  // context entries a thread
+  constexpr int kL = kT * kD / kHeadThreads;      // tile elements a thread loads per operand
   static_assert(kHeadThreads % kD == 0, "column groups must fill the block");
-  __shared__ float red_m[kGroups][kD], red_s[kGroups][kD];
-  __shared__ float kmax[kD], kinv[kD];
-  __shared__ float ks[kT][kP], vs[kT][kP];
-  __shared__ float qs[kBackward ? kT : 1][kP], gs[kBackward ? kT : 1][kP];
+  static_assert((kT * kD) % kHeadThreads == 0, "the tile load covers whole block strides");
+  static_assert(kD * kD < kHeadThreads || kPer * kHeadThreads == kD * kD, "context entries split evenly");
+  __shared__ float red[kGroups][kD];
+  __shared__ float cmax[kD], csum[kD], cfac[kD];
+  __shared__ __align__(16) float ks[kT][kQ];
+  __shared__ float vs[kT][kQ];
+  __shared__ __align__(16) float qs[kBackward ? kT : 1][kQ];
+  __shared__ float gs[kBackward ? kT : 1][kQ];
 
   const int64_t bh = blockIdx.x;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int tid = threadIdx.x;
   const float* base = p.qkv + b * p.N * p.C + h * p.d;
   const float* kbase = base + p.hidden;
-  const float* vbase = base + 2 * p.hidden;
   const float* gbase = kBackward ? p.dy + b * p.N * p.hidden + h * p.d : nullptr;
 
-  // Column max and sum of exp of k: each thread keeps an online (max, sum) over
-  // a fixed stride of positions, then one thread per column folds the groups in order.
-  {
-    const int c = tid % kD, grp = tid / kD;
-    float m = -INFINITY, s = 0.0f;
-    if (c < p.d) {
-      // Unrolled so several of a thread's loads are in flight at once (the fold order is unchanged).
-#pragma unroll 4
-      for (int64_t n = grp; n < p.N; n += kGroups) {
-        const float x = kbase[n * p.C + c];
-        if (x > m) {
-          s = s * expf(m - x) + 1.0f;
-          m = x;
-        } else {
-          s += expf(x - m);
-        }
-      }
-    }
-    red_m[grp][c] = m;
-    red_s[grp][c] = s;
-  }
-  __syncthreads();
-  if (tid < kD) {
-    float m = -INFINITY, s = 0.0f;
-    for (int grp = 0; grp < kGroups; ++grp) {
-      const float gm = red_m[grp][tid], gsum = red_s[grp][tid];
-      if (gsum == 0.0f) continue;  // a group with no positions (N < kGroups) or a padded column
-      const float m_new = fmaxf(m, gm);
-      s = s * expf(m - m_new) + gsum * expf(gm - m_new);
-      m = m_new;
-    }
-    const bool real = tid < p.d;
-    kmax[tid] = real ? m : 0.0f;
-    kinv[tid] = real ? 1.0f / s : 0.0f;
-    if (real) {
-      p.kmax[bh * p.d + tid] = m;
-      p.kinv[bh * p.d + tid] = 1.0f / s;
-    }
-  }
-
-  // context[c][e] = sum_n K'[n][c] v[n][e], dcontext[c][e] = scale sum_n S[n][c] g[n][e];
-  // thread tid owns entries tid, tid + 256, ... of the kD x kD matrices.
+  // This thread's context entries: channels c0 .. c0 + kPer - 1 of k, channel e of v (dy); idle
+  // when kD * kD < kHeadThreads leaves it none.
+  const int e = tid % kD, c0 = (tid / kD) * kPer;
+  const bool owner = tid < kD * kD / kPer;
   float acc[kPer], dacc[kPer];
   DD_UNROLL
   for (int r = 0; r < kPer; ++r) acc[r] = dacc[r] = 0.0f;
+  if (tid < kD) cmax[tid] = -INFINITY, csum[tid] = 0.0f;
 
-  for (int64_t n0 = 0; n0 < p.N; n0 += kT) {
-    const int len = static_cast<int>(min64(kT, p.N - n0));
-    __syncthreads();  // kmax/kinv are written; the previous tile is consumed
-    // A fixed trip count (kT * kD is a multiple of the block), unrolled by two: a thread has two
-    // elements' loads in flight instead of one round trip per element (a full unroll of the eight
-    // took 128 registers and halved the blocks an SM holds).
-    static_assert((kT * kD) % kHeadThreads == 0, "the tile load covers whole block strides");
-    DD_UNROLL_BY(2)
-    for (int it = 0; it < kT * kD / kHeadThreads; ++it) {
-      const int idx = tid + it * kHeadThreads;
-      const int j = idx / kD, c = idx % kD;
-      const int64_t n = n0 + j;
-      const bool ok = j < len && c < p.d;
-      ks[j][c] = ok ? expf(kbase[n * p.C + c] - kmax[c]) * kinv[c] : 0.0f;
-      vs[j][c] = ok ? vbase[n * p.C + c] : 0.0f;
+  // Tile element i of this thread: row lj + i kGroups, channel lc (kHeadThreads is a multiple of
+  // kD, so the channel is the same for all). Rows past N load k = -inf (exp gives 0) and v, q, dy
+  // = 0; channels past d load 0 (never written out).
+  const int lc = tid % kD, lj = tid / kD;
+  const bool lc_ok = lc < p.d;
+  float rk[kL], rv[kL], rq[kBackward ? kL : 1], rg[kBackward ? kL : 1];
+  auto load_tile = [&](int64_t n0) {
+    const int64_t n = n0 + lj;
+    const float* kp = kbase + n * p.C + lc;
+    const float* gp = kBackward ? gbase + n * p.hidden + lc : nullptr;
+    DD_UNROLL
+    for (int i = 0; i < kL; ++i) {
+      const bool row = n + i * kGroups < p.N, ok = row && lc_ok;
+      const int64_t off = int64_t(i) * kGroups * p.C;
+      rk[i] = ok ? kp[off] : (row || !lc_ok ? 0.0f : -INFINITY);
+      rv[i] = ok ? kp[off + p.hidden] : 0.0f;
       if constexpr (kBackward) {
-        qs[j][c] = ok ? base[n * p.C + c] : 0.0f;
-        gs[j][c] = ok ? gbase[n * p.hidden + c] : 0.0f;
+        rq[i] = ok ? kp[off - p.hidden] : 0.0f;
+        rg[i] = ok ? gp[int64_t(i) * kGroups * p.hidden] : 0.0f;
       }
     }
+  };
+  load_tile(0);
+  for (int64_t n0 = 0; n0 < p.N; n0 += kT) {
+    const int len = static_cast<int>(min64(kT, p.N - n0));
+    __syncthreads();  // the previous tile is consumed
+    DD_UNROLL
+    for (int i = 0; i < kL; ++i) {
+      const int j = lj + i * kGroups;
+      ks[j][lc] = rk[i];
+      vs[j][lc] = rv[i];
+      if constexpr (kBackward) qs[j][lc] = rq[i], gs[j][lc] = rg[i];
+    }
+    if (n0 + kT < p.N) load_tile(n0 + kT);  // in flight while this tile is computed
+    __syncthreads();
+    {  // The tile's column max, a row group per thread.
+      const int c = tid % kD, grp = tid / kD;
+      float m = -INFINITY;
+      for (int j = grp; j < kT; j += kGroups) m = fmaxf(m, ks[j][c]);
+      red[grp][c] = m;
+    }
     if constexpr (kBackward) {
-      __syncthreads();
-      // q -> softmax over the features, one position per thread.
+      // q -> softmax over the features, one position per thread (rows past N stay zero rows of
+      // dy, whatever their softmax).
       for (int j = tid; j < len; j += kHeadThreads) {
         float m = -INFINITY;
         for (int c = 0; c < p.d; ++c) m = fmaxf(m, qs[j][c]);
@@ -190,34 +190,78 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
       }
     }
     __syncthreads();
-    // A thread's entries share their column e (kHeadThreads is a multiple of kD), so v[j][e] and
-    // g[j][e] are read once per position for all of them: 1 + kPer shared loads per kPer products
-    // instead of 2 kPer (each entry still sums over j in order).
-    const int e = tid % kD;
-    for (int j = 0; j < len; ++j) {
-      const float v = vs[j][e];
-      const float g = kBackward ? gs[j][e] : 0.0f;
+    if (tid < kD) {  // the running max; the factor that rescales what was summed under the old one
+      float m = cmax[tid];
+      for (int grp = 0; grp < kGroups; ++grp) m = fmaxf(m, red[grp][tid]);
+      cfac[tid] = expf(cmax[tid] - m);  // exp(-inf) = 0 at the first tile
+      cmax[tid] = m;
+    }
+    __syncthreads();
+    {  // k -> exp(k - M), and its column sums per row group.
+      const int c = tid % kD, grp = tid / kD;
+      const float m = cmax[c];
+      float s = 0.0f;
+      for (int j = grp; j < kT; j += kGroups) {
+        const float x = expf(ks[j][c] - m);
+        ks[j][c] = x;
+        s += x;
+      }
+      red[grp][c] = s;
+    }
+    __syncthreads();
+    if (tid < kD) {
+      float s = csum[tid] * cfac[tid];
+      for (int grp = 0; grp < kGroups; ++grp) s += red[grp][tid];
+      csum[tid] = s;
+    }
+    if (owner) {
+      // context[c][e] (scaled like the column sums) and dcontext[c][e] = sum_j S[j][c] dy[j][e].
+      // The thread's kPer channels are consecutive: float4 reads of ks and qs rows from kPer 4 on.
       DD_UNROLL
-      for (int r = 0; r < kPer; ++r) {
-        const int idx = tid + r * kHeadThreads;
-        if (idx < kD * kD) {
-          const int c = idx / kD;
-          acc[r] += ks[j][c] * v;
-          if constexpr (kBackward) dacc[r] += qs[j][c] * g;
+      for (int r = 0; r < kPer; ++r) acc[r] *= cfac[c0 + r];
+      for (int j = 0; j < len; ++j) {
+        const float v = vs[j][e];
+        const float g = kBackward ? gs[j][e] : 0.0f;
+        if constexpr (kPer % 4 == 0 && kQ % 4 == 0) {
+          DD_UNROLL
+          for (int r = 0; r < kPer; r += 4) {
+            const float4 k4 = *reinterpret_cast<const float4*>(&ks[j][c0 + r]);
+            acc[r] += k4.x * v, acc[r + 1] += k4.y * v, acc[r + 2] += k4.z * v, acc[r + 3] += k4.w * v;
+            if constexpr (kBackward) {
+              const float4 q4 = *reinterpret_cast<const float4*>(&qs[j][c0 + r]);
+              dacc[r] += q4.x * g, dacc[r + 1] += q4.y * g, dacc[r + 2] += q4.z * g, dacc[r + 3] += q4.w * g;
+            }
+          }
+        } else {
+          DD_UNROLL
+          for (int r = 0; r < kPer; ++r) {
+            acc[r] += ks[j][c0 + r] * v;
+            if constexpr (kBackward) dacc[r] += qs[j][c0 + r] * g;
+          }
         }
       }
     }
   }
-
+  __syncthreads();  // csum holds every tile
+  if (tid < kD) {
+    const float inv = 1.0f / csum[tid];
+    cfac[tid] = inv;
+    if (tid < p.d) {
+      p.kmax[bh * p.d + tid] = cmax[tid];
+      p.kinv[bh * p.d + tid] = inv;
+    }
+  }
+  __syncthreads();
   float* ctx = p.ctx + bh * p.d * p.d;
   float* dctx = kBackward ? p.dctx + bh * p.d * p.d : nullptr;
-  DD_UNROLL
-  for (int r = 0; r < kPer; ++r) {
-    const int idx = tid + r * kHeadThreads;
-    const int c = idx / kD, e = idx % kD;
-    if (idx < kD * kD && c < p.d && e < p.d) {
-      ctx[c * p.d + e] = acc[r];
-      if constexpr (kBackward) dctx[c * p.d + e] = p.scale * dacc[r];
+  if (owner && e < p.d) {
+    DD_UNROLL
+    for (int r = 0; r < kPer; ++r) {
+      const int c = c0 + r;
+      if (c < p.d) {
+        ctx[c * p.d + e] = acc[r] * cfac[c];
+        if constexpr (kBackward) dctx[c * p.d + e] = p.scale * dacc[r];
+      }
     }
   }
 }
@@ -261,10 +305,18 @@ template <int kD, bool kBackward>
 __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kernel(Params p) {
   constexpr int kR = rows_per_block(kD);
   constexpr int kP = kD + 1;  // each thread walks its own row: odd stride, no bank conflicts
-  __shared__ float cs[kD][kD];
-  __shared__ float dcs[kBackward ? kD : 1][kD];
+  // The backward's dQ' and dK' read context and dcontext by column: transposed copies make those
+  // row reads too, where they fit beside the rest under 48 KB (kD <= 32).
+  constexpr bool kTr = kBackward && kD <= 32;
+  // Every thread reads the same context element at a time (a broadcast), so one 16-byte read
+  // serves four products: the matrices' rows are 16-byte aligned (kD is a multiple of 4).
+  __shared__ __align__(16) float cs[kD][kD];
+  __shared__ __align__(16) float dcs[kBackward ? kD : 1][kD];
+  __shared__ __align__(16) float cst[kTr ? kD : 1][kD];
+  __shared__ __align__(16) float dcst[kTr ? kD : 1][kD];
   __shared__ float kmax[kD], kinv[kD], coldot[kD];
   __shared__ float buf[kR][kP];
+  static_assert(kD % 4 == 0, "16-byte context rows");
 
   const int64_t bh = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
   const int64_t b = bh / p.heads, h = bh % p.heads;
@@ -275,6 +327,10 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     const bool ok = c < p.d && e < p.d;
     cs[c][e] = ok ? ctx[c * p.d + e] : 0.0f;
     if constexpr (kBackward) dcs[c][e] = ok ? p.dctx[bh * p.d * p.d + c * p.d + e] : 0.0f;
+    if constexpr (kTr) {
+      cst[e][c] = cs[c][e];
+      dcst[e][c] = dcs[c][e];
+    }
   }
   if constexpr (kBackward) {
     for (int c = tid; c < kD; c += kR) {
@@ -303,14 +359,22 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
   softmax_row(s, p.d);
 
   if constexpr (!kBackward) {
-    // Only this thread reads and writes its row from here on.
+    // Only this thread reads and writes its row from here on. o[e] sums s[c] cs[c][e] in c order,
+    // four e at a time from one row read.
+    float o[kD];
     DD_UNROLL
-    for (int e = 0; e < kD; ++e) {
-      float o = 0.0f;
+    for (int e = 0; e < kD; ++e) o[e] = 0.0f;
+    DD_UNROLL
+    for (int c = 0; c < kD; ++c) {
+      const float sc = s[c];
       DD_UNROLL
-      for (int c = 0; c < kD; ++c) o += s[c] * cs[c][e];
-      mine[e] = p.scale * o;
+      for (int e = 0; e < kD; e += 4) {
+        const float4 w = *reinterpret_cast<const float4*>(&cs[c][e]);
+        o[e] += sc * w.x, o[e + 1] += sc * w.y, o[e + 2] += sc * w.z, o[e + 3] += sc * w.w;
+      }
     }
+    DD_UNROLL
+    for (int e = 0; e < kD; ++e) mine[e] = p.scale * o[e];
     __syncthreads();
     stage_rows_out<kD, kR>(p.out + b * p.N * p.hidden + h * p.d, p.hidden, buf, n0, p.N, p.d, tid);
   } else {
@@ -325,8 +389,16 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     for (int c = 0; c < kD; ++c) acc[c] = 0.0f;
     for (int e = 0; e < p.d; ++e) {
       const float ge = mine[e];
-      DD_UNROLL
-      for (int c = 0; c < kD; ++c) acc[c] += ge * cs[c][e];
+      if constexpr (kTr) {
+        DD_UNROLL
+        for (int c = 0; c < kD; c += 4) {
+          const float4 w = *reinterpret_cast<const float4*>(&cst[e][c]);
+          acc[c] += ge * w.x, acc[c + 1] += ge * w.y, acc[c + 2] += ge * w.z, acc[c + 3] += ge * w.w;
+        }
+      } else {
+        DD_UNROLL
+        for (int c = 0; c < kD; ++c) acc[c] += ge * cs[c][e];
+      }
     }
     float rowdot = 0.0f;
     DD_UNROLL
@@ -349,8 +421,16 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     for (int c = 0; c < kD; ++c) acc[c] = 0.0f;
     for (int e = 0; e < p.d; ++e) {
       const float ve = mine[e];
-      DD_UNROLL
-      for (int c = 0; c < kD; ++c) acc[c] += ve * dcs[c][e];
+      if constexpr (kTr) {
+        DD_UNROLL
+        for (int c = 0; c < kD; c += 4) {
+          const float4 w = *reinterpret_cast<const float4*>(&dcst[e][c]);
+          acc[c] += ve * w.x, acc[c + 1] += ve * w.y, acc[c + 2] += ve * w.z, acc[c + 3] += ve * w.w;
+        }
+      } else {
+        DD_UNROLL
+        for (int c = 0; c < kD; ++c) acc[c] += ve * dcs[c][e];
+      }
     }
     DD_UNROLL
     for (int c = 0; c < kD; ++c) mine[c] = s[c] * (acc[c] - coldot[c]);
@@ -366,7 +446,10 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     for (int c = 0; c < p.d; ++c) {
       const float kc = mine[c];
       DD_UNROLL
-      for (int e = 0; e < kD; ++e) acc[e] += kc * dcs[c][e];
+      for (int e = 0; e < kD; e += 4) {
+        const float4 w = *reinterpret_cast<const float4*>(&dcs[c][e]);
+        acc[e] += kc * w.x, acc[e + 1] += kc * w.y, acc[e + 2] += kc * w.z, acc[e + 3] += kc * w.w;
+      }
     }
     DD_UNROLL
     for (int e = 0; e < kD; ++e) mine[e] = acc[e];
