@@ -102,6 +102,8 @@ bool tensor_core_sweep(Precision prec, const std::vector<ConvShape>& shapes, int
       if (d < 2) {
         for (int t = 0; t < kernels::cuda::conv2d_tc_tile_count(); ++t) opts.push_back({tile_label(t), {t, 0}});
         if (s.k >= 2) opts.push_back({"halo 8x16 patch", {-1, 0, true}});
+        // The 128-channel halo blocks, where the direction has more than 64 outputs.
+        if (s.k >= 2 && (d == 0 ? s.co : s.ci) > 64) opts.push_back({"halo 8x16 patch, 128 channels", {-1, 0, true, true}});
       } else {
         opts = dw_options(plan);
       }

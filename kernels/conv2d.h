@@ -195,6 +195,9 @@ struct TcConvOptions {
   // reads its input halo once per channel chunk for all K*K taps; K >= 2, no sums epilogue) instead
   // of tile; dw keeps tile. Picked by no rule: --conv-autotune may choose it, bench_conv2d --sweep times it.
   bool halo = false;
+  // With halo: 128 output channels a block instead of 64 (each loaded halo read by twice the
+  // channels: for Co, or dx's Ci, above 64). Picked by no rule: --conv-autotune may choose it.
+  bool halo_wide = false;
   int dw_tile = -1;  // dw's tile when >= 0 (forward and dx keep tile); -1: tile
   // dw by the halo kernel (kernels/cuda/conv2d_tc_wgrad_halo.cuh: a block owns 64 x 32 channels and
   // all nine taps, one warp a tap, and reads each 64-pixel patch of dy and its input halo once for
@@ -202,7 +205,7 @@ struct TcConvOptions {
   // Picked by no rule yet: --conv-autotune may choose it.
   bool dw_halo = false;
   // The default options: the rules', or the autotuned ones under --conv-autotune (kernels/conv_autotune.h).
-  bool is_rule() const { return tile < 0 && splits == 0 && !halo && dw_tile < 0 && !dw_halo; }
+  bool is_rule() const { return tile < 0 && splits == 0 && !halo && !halo_wide && dw_tile < 0 && !dw_halo; }
 };
 int conv2d_tc_tile_count();
 const char* conv2d_tc_tile_name(int tile);  // e.g. "128x128_64x32_S3" (block, warp, stages)
@@ -228,7 +231,8 @@ Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& d
 // The options the three entry points above run when called with the default ones: the rules' ({})
 // with autotuning off; with it on, the fastest for this shape (kernels/conv_autotune.h), timed on
 // the call's own operands the first time the shape comes (kernels/cuda/conv2d_tc_tune.cu).
-// Forward: every tile, and the halo kernel for K >= 2 without sums. Backward: dx as the forward,
+// Forward: every tile, and the halo kernel for K >= 2 without sums (its 128-channel form too when
+// Co > 64). Backward: dx as the forward (Ci for Co),
 // dw every tile under its rule's split and the rule's tile under 1/4, 1/2, 2 and 4 times its split,
 // and for 3x3 kernels the dw halo kernel under its rule's split and 1/4, 1/2, 2 and 4 times it.
 TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding,
@@ -236,7 +240,8 @@ TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Te
 TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                        bool need_dw, Precision prec);
 // An option as the autotuning table names it: "t<tile>", "t<tile> s<splits>" (dw; s0: the rule's
-// split for that tile), "halo", "halo s<splits>" (dw); and back (throws naming an unknown label).
+// split for that tile), "halo", "halo128", "halo s<splits>" (dw); and back (throws naming an
+// unknown label).
 std::string conv2d_tc_option_label(const TcConvOptions& opt, bool dw);
 TcConvOptions conv2d_tc_option_from_label(const std::string& label, bool dw);
 }  // namespace cuda

@@ -322,21 +322,23 @@ void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const f
   DD_CUDA_LAUNCH_CHECK("fold_tc_sums_kernel");
 }
 
-// TcConvOptions::halo: conv2d_tc_halo.cuh's kernel, a block per 8x16 output patch and 64 channels.
-template <class Op>
+// TcConvOptions::halo: conv2d_tc_halo.cuh's kernel, a block per 8x16 output patch and 64 channels
+// (Tile::BN: 128 under halo_wide).
+template <class Op, class Tile>
 void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y, const Geom& g,
                        int N, int Kd) {
   DD_CHECK(g.k >= 2, "conv2d (tensor cores): the halo kernel takes K >= 2 (its halo buffers alternate every K*K "
                      "steps), got K = ", g.k);
   const int tiles_h = (g.ho + Halo::TH - 1) / Halo::TH, tiles_w = (g.wo + Halo::TW - 1) / Halo::TW;
   const int blocks = checked_int(int64_t(g.b) * tiles_h * tiles_w, "B x output patches");
-  const int smem = halo_smem_bytes<Op>(g.k);
+  const int smem = halo_smem_bytes<Op, Tile>(g.k);
   DD_CHECK(smem <= 227 * 1024, "conv2d (tensor cores): the halo kernel's ", smem, " bytes of shared memory for K = ",
            g.k, " exceed the 227 KB a block may have");
-  const dim3 grid(static_cast<unsigned>(blocks), (N + Halo::Tile::BN - 1) / Halo::Tile::BN);
+  const dim3 grid(static_cast<unsigned>(blocks), (N + Tile::BN - 1) / Tile::BN);
   DD_CHECK(grid.y <= 65535, "conv2d (tensor cores): ", N, " output channels exceed the grid");
-  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_halo_fprop_kernel<Op>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  conv_tc_halo_fprop_kernel<Op><<<grid, Halo::Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, N, Kd, tiles_h,
+  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_halo_fprop_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     smem));
+  conv_tc_halo_fprop_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, N, Kd, tiles_h,
                                                                                  tiles_w);
   DD_CUDA_LAUNCH_CHECK("conv_tc_halo_fprop_kernel");
 }
@@ -350,7 +352,8 @@ void launch_fprop(const TcConvOptions& opt, const typename Op::T* x, const typen
   checked_int(int64_t(g.b) * g.h * g.w, "B*H*W");  // the kernel's pixel indices
   if (opt.halo) {
     DD_CHECK(!sums, "conv2d (tensor cores): the halo kernel has no GroupNorm sums epilogue");
-    return launch_halo_fprop<Op>(x, w, bias, y, g, N, Kd);
+    if (opt.halo_wide) return launch_halo_fprop<Op, Halo::WideTile>(x, w, bias, y, g, N, Kd);
+    return launch_halo_fprop<Op, Halo::Tile>(x, w, bias, y, g, N, Kd);
   }
   int tile = opt.tile;
   if (tile < 0) tile = pick_tile(M, N);

@@ -25,16 +25,19 @@ namespace dd::kernels::cuda::conv_tc {
 struct Halo {
   static constexpr int TH = 8, TW = 16;  // output patch of a block: BM = 128 GEMM rows
   using Tile = Tile128x64_64x32_S3;      // 4 warps of 64x32, BN = 64, 3 weight stages
-  static_assert(Tile::BM == TH * TW, "one GEMM row per patch pixel");
+  // TcConvOptions::halo_wide: 128 channels a block (8 warps of 64x32), each halo loaded read by
+  // twice the output channels where Co (dx: Ci) > 64; picked by no rule, only --conv-autotune.
+  using WideTile = Tile128x128_64x32_S3;
+  static_assert(Tile::BM == TH * TW && WideTile::BM == TH * TW, "one GEMM row per patch pixel");
   static_assert(TW == 16, "an mma's 16 rows are one patch row: consecutive halo pixels");
 };
 
 // Bytes of shared memory of one launch: two halo buffers and the weight stages.
-template <class Op>
+template <class Op, class Tile = Halo::Tile>
 int halo_smem_bytes(int k) {
   constexpr int ld = Op::kBK + Op::kRowPad;
   const int halo_rows = (Halo::TH + k - 1) * (Halo::TW + k - 1);
-  return (2 * halo_rows + Halo::Tile::kStages * Halo::Tile::BN) * ld * static_cast<int>(sizeof(typename Op::T));
+  return (2 * halo_rows + Tile::kStages * Tile::BN) * ld * static_cast<int>(sizeof(typename Op::T));
 }
 
 // A (16 x kMmaK) of the rows r0..r0+15 of the patch (one patch row: r0 is a multiple of 16) at tap
@@ -58,14 +61,13 @@ __device__ __forceinline__ void load_a_halo(const typename Op::T* h, int ld, int
 // y[m, n] = sum over taps and channels of x[halo pixel] w[n, tap, c] (+ bias[n]); x [B, H, W, g.c]
 // and w [N, Kd = K*K*g.c] packed as for conv_tc_fprop_kernel (g.c a multiple of kChunk). Block
 // (blockIdx.x = (b * tiles_h + th) * tiles_w + tw, blockIdx.y): patch (th, tw) of image b,
-// channels 64 blockIdx.y ...
-template <class Op>
-__global__ void __launch_bounds__(Halo::Tile::kThreads, Halo::Tile::kMinBlocks)
+// channels Tile::BN blockIdx.y ...
+template <class Op, class Tile = Halo::Tile>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_halo_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
                               const float* __restrict__ bias, float* __restrict__ y, conv::Geom g, int N, int Kd,
                               int tiles_h, int tiles_w) {
   using T = typename Op::T;
-  using Tile = Halo::Tile;
   constexpr int BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages, kT = Tile::kThreads;
   constexpr int ld = BK + Op::kRowPad, kCpr = BK / kC;
   extern __shared__ __align__(16) unsigned char smem[];

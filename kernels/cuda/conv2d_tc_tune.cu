@@ -23,8 +23,9 @@ std::string shape_key(const char* dir, const Tensor& x, const Tensor& w, bool bi
                  dtype_name(w.dtype()), " p", padding, bias ? " bias" : "", " ", device_name(x.device()));
 }
 
-// Forward and dx: every tile, and the halo kernel where it applies (K >= 2, no sums epilogue).
-std::vector<TcConvOptions> tile_options(int64_t k, bool halo) {
+// Forward and dx: every tile, and the halo kernel where it applies (K >= 2, no sums epilogue), in
+// its 128-channel form too for more than 64 output channels (n).
+std::vector<TcConvOptions> tile_options(int64_t k, int64_t n, bool halo) {
   std::vector<TcConvOptions> out;
   for (int t = 0; t < conv2d_tc_tile_count(); ++t) {
     TcConvOptions o;
@@ -35,6 +36,10 @@ std::vector<TcConvOptions> tile_options(int64_t k, bool halo) {
     TcConvOptions o;
     o.halo = true;
     out.push_back(o);
+    if (n > 64) {
+      o.halo_wide = true;
+      out.push_back(o);
+    }
   }
   return out;
 }
@@ -87,13 +92,15 @@ bool choose(const std::string& key, const std::vector<TcConvOptions>& opts, bool
 std::string conv2d_tc_option_label(const TcConvOptions& opt, bool dw) {
   if (dw && opt.dw_halo) return str_cat("halo s", opt.splits);
   if (dw) return str_cat("t", opt.dw_tile >= 0 ? opt.dw_tile : opt.tile, " s", opt.splits);
-  return opt.halo ? std::string("halo") : str_cat("t", opt.tile);
+  if (opt.halo) return opt.halo_wide ? "halo128" : "halo";
+  return str_cat("t", opt.tile);
 }
 
 TcConvOptions conv2d_tc_option_from_label(const std::string& label, bool dw) {
   TcConvOptions o;
-  if (!dw && label == "halo") {
+  if (!dw && (label == "halo" || label == "halo128")) {
     o.halo = true;
+    o.halo_wide = label == "halo128";
     return o;
   }
   int tile = -1, splits = 0, used = 0;
@@ -106,7 +113,7 @@ TcConvOptions conv2d_tc_option_from_label(const std::string& label, bool dw) {
   const bool ok = dw ? std::sscanf(label.c_str(), "t%d s%d%n", &tile, &splits, &used) == 2
                      : std::sscanf(label.c_str(), "t%d%n", &tile, &used) == 1;
   DD_CHECK(ok && used == static_cast<int>(label.size()) && tile >= 0 && tile < conv2d_tc_tile_count() && splits >= 0,
-           "conv autotune: \"", label, "\" names no tensor-core conv option (", dw ? "dw: t<tile> s<splits> or halo s<splits>" : "t<tile> or halo",
+           "conv autotune: \"", label, "\" names no tensor-core conv option (", dw ? "dw: t<tile> s<splits> or halo s<splits>" : "t<tile>, halo or halo128",
            ", tiles 0..", conv2d_tc_tile_count() - 1, ")");
   (dw ? o.dw_tile : o.tile) = tile;
   o.splits = splits;
@@ -118,7 +125,7 @@ TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Te
   TcConvOptions got;
   if (!conv_autotune()) return got;
   const std::string key = shape_key(sums ? "fwd+sums" : "fwd", x, w, bias.defined(), padding, prec);
-  choose(key, tile_options(w.dim(1), !sums), false,
+  choose(key, tile_options(w.dim(1), w.dim(0), !sums), false,
          [&](const TcConvOptions& o) {
            Tensor s;
            if (sums)
@@ -136,11 +143,12 @@ TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const T
   if (!conv_autotune()) return out;
   if (need_dx) {
     TcConvOptions dx;
-    if (choose(shape_key("dx", x, w, false, padding, prec), tile_options(w.dim(1), true), false,
+    if (choose(shape_key("dx", x, w, false, padding, prec), tile_options(w.dim(1), w.dim(3), true), false,
                [&](const TcConvOptions& o) { conv2d_backward_tc(x, w, dy, padding, true, false, false, prec, o); },
                x.device(), &dx)) {
       out.tile = dx.tile;
       out.halo = dx.halo;
+      out.halo_wide = dx.halo_wide;
     }
   }
   if (need_dw) {

@@ -23,7 +23,7 @@ namespace {
 void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::emu::TcConvOptions opt = {}) {
   const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
                            kernels::emu::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits) +
-                           (opt.halo ? " halo" : "");
+                           (opt.halo ? " halo" : "") + (opt.halo_wide ? " wide" : "");
   INFO(what << " " << precision_name(prec));
   Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? rnd(rng, {c.co}) : Tensor();
@@ -103,6 +103,15 @@ TEST_CASE("emu: the halo kernel (forward and dx) on odd shapes and patches and k
   for (Precision prec : {Precision::BF16, Precision::TF32}) {
     int i = 0;
     for (const Dims& c : cases) check_case(rng, c, prec, i++ % 2 == 0, opt);
+  }
+  // The 128-channel blocks: Co (and dx's Ci) past one block (140: two, the second partial), below
+  // it (70: one block, half idle), and 3 channels.
+  kernels::emu::TcConvOptions wide = opt;
+  wide.halo_wide = true;
+  const std::vector<Dims> wide_cases = {{1, 6, 5, 8, 140, 3, 1}, {1, 9, 18, 140, 6, 3, 1}, {2, 4, 4, 70, 3, 3, 1}};
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : wide_cases) check_case(rng, c, prec, i++ % 2 == 0, wide);
   }
   // K = 1 has no halo to share (and its buffers would alternate every step); the sums epilogue is
   // the tiled kernels'.

@@ -137,15 +137,18 @@ TEST_CASE("emu: conv autotune's option labels round-trip and bad ones are refuse
     CHECK((back.dw_tile == t && back.splits == 3 * t && back.tile == -1));
   }
   CHECK(emu::conv2d_tc_option_from_label("halo", false).halo);
+  CHECK_FALSE(emu::conv2d_tc_option_from_label("halo", false).halo_wide);
+  const emu::TcConvOptions wide = emu::conv2d_tc_option_from_label("halo128", false);
+  CHECK((wide.halo && wide.halo_wide && emu::conv2d_tc_option_label(wide, false) == "halo128"));
   emu::TcConvOptions h;
   h.dw_halo = true;
   h.splits = 5;
   CHECK(emu::conv2d_tc_option_label(h, true) == "halo s5");
   const emu::TcConvOptions hb = emu::conv2d_tc_option_from_label("halo s5", true);
   CHECK((hb.dw_halo && hb.splits == 5 && hb.dw_tile == -1 && hb.tile == -1 && !hb.halo));
-  for (const char* bad : {"t", "t99", "t1 s2", "halo ", "x3", "t-1", "halo s2"})
+  for (const char* bad : {"t", "t99", "t1 s2", "halo ", "x3", "t-1", "halo s2", "halo64", "halo128 "})
     CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, false), Catch::Contains("names no tensor-core conv option"));
-  for (const char* bad : {"t1", "halo", "t1 s", "t1 s-2", "t1 s2 x", "halo s", "halo s-1", "halo s2 x"})
+  for (const char* bad : {"t1", "halo", "halo128", "t1 s", "t1 s-2", "t1 s2 x", "halo s", "halo s-1", "halo s2 x"})
     CHECK_THROWS_WITH(emu::conv2d_tc_option_from_label(bad, true), Catch::Contains("names no tensor-core conv option"));
 }
 

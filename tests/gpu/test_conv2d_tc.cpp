@@ -28,7 +28,7 @@ Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor()
 void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, kernels::cuda::TcConvOptions opt = {}) {
   const std::string what = c.str() + (with_bias ? " bias" : "") + " tile " +
                            kernels::cuda::conv2d_tc_tile_name(opt.tile) + " splits " + std::to_string(opt.splits) +
-                           (opt.halo ? " halo" : "") + (opt.dw_halo ? " dw halo" : "");
+                           (opt.halo ? " halo" : "") + (opt.halo_wide ? " wide" : "") + (opt.dw_halo ? " dw halo" : "");
   INFO(what << " " << precision_name(prec));
   Tensor x = random_tensor(rng, {c.b, c.h, c.w, c.ci}), w = random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? random_tensor(rng, {c.co}) : Tensor();
@@ -105,6 +105,17 @@ TEST_CASE("gpu: the halo kernel on odd shapes and the preset's 3x3 convolutions"
     for (const Dims& c : odd) check_case(rng, c, prec, i++ % 2 == 0, opt);
     for (const Dims& c : kPresetCases)
       if (c.k == 3) check_case(rng, c, prec, i++ % 2 == 0, opt);
+  }
+  // The 128-channel blocks: odd channel counts past and below one block, and the preset's 3x3
+  // shapes with more than 64 outputs either way.
+  kernels::cuda::TcConvOptions wide = opt;
+  wide.halo_wide = true;
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const Dims& c : {Dims{1, 6, 5, 8, 140, 3, 1}, Dims{1, 9, 18, 140, 6, 3, 1}, Dims{2, 4, 4, 70, 3, 3, 1}})
+      check_case(rng, c, prec, i++ % 2 == 0, wide);
+    for (const Dims& c : kPresetCases)
+      if (c.k == 3 && (c.co > 64 || c.ci > 64)) check_case(rng, c, prec, i++ % 2 == 0, wide);
   }
 }
 
