@@ -192,7 +192,7 @@ struct TcConvOptions {
   int tile = -1;   // -1: the per-shape rule; 0 .. conv2d_tc_tile_count()-1 forces one (tests, bench)
   int splits = 0;  // dw split-K count over the pixels; 0: the rule (a constant target, not the GPU's)
   // Forward and dx: the halo kernel (kernels/cuda/conv2d_tc_halo.cuh: a block per 8x16 output patch
-  // reads its input halo once per channel chunk for all K*K taps; K >= 2, no sums epilogue) instead
+  // reads its input halo once per channel chunk for all K*K taps; K >= 2; with the sums epilogue too) instead
   // of tile; dw keeps tile. Picked by no rule: --conv-autotune may choose it, bench_conv2d --sweep times it.
   bool halo = false;
   // With halo: 128 output channels a block instead of 64 (each loaded halo read by twice the
@@ -231,7 +231,7 @@ Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& d
 // The options the three entry points above run when called with the default ones: the rules' ({})
 // with autotuning off; with it on, the fastest for this shape (kernels/conv_autotune.h), timed on
 // the call's own operands the first time the shape comes (kernels/cuda/conv2d_tc_tune.cu).
-// Forward: every tile, and the halo kernel for K >= 2 without sums (its 128-channel form too when
+// Forward: every tile, and the halo kernel for K >= 2 (its 128-channel form too when
 // Co > 64). Backward: dx as the forward (Ci for Co),
 // dw every tile under its rule's split and the rule's tile under 1/4, 1/2, 2 and 4 times its split,
 // and for 3x3 kernels the dw halo kernel under its rule's split and 1/4, 1/2, 2 and 4 times it.

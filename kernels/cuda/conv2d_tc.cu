@@ -324,9 +324,10 @@ void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const f
 
 // TcConvOptions::halo: conv2d_tc_halo.cuh's kernel, a block per 8x16 output patch and 64 channels
 // (Tile::BN: 128 under halo_wide).
+// sums (device, 2*B*N doubles) non-null: the kSums kernel and its fold.
 template <class Op, class Tile>
 void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y, const Geom& g,
-                       int N, int Kd) {
+                       int N, int Kd, double* sums) {
   DD_CHECK(g.k >= 2, "conv2d (tensor cores): the halo kernel takes K >= 2 (its halo buffers alternate every K*K "
                      "steps), got K = ", g.k);
   const int tiles_h = (g.ho + Halo::TH - 1) / Halo::TH, tiles_w = (g.wo + Halo::TW - 1) / Halo::TW;
@@ -336,14 +337,28 @@ void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const f
            g.k, " exceed the 227 KB a block may have");
   const dim3 grid(static_cast<unsigned>(blocks), (N + Tile::BN - 1) / Tile::BN);
   DD_CHECK(grid.y <= 65535, "conv2d (tensor cores): ", N, " output channels exceed the grid");
-  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_halo_fprop_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     smem));
-  conv_tc_halo_fprop_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, N, Kd, tiles_h,
-                                                                                 tiles_w);
-  DD_CUDA_LAUNCH_CHECK("conv_tc_halo_fprop_kernel");
+  if (!sums) {
+    DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_halo_fprop_kernel<Op, Tile>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       smem));
+    conv_tc_halo_fprop_kernel<Op, Tile><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, N, Kd, tiles_h,
+                                                                                   tiles_w, nullptr);
+    DD_CUDA_LAUNCH_CHECK("conv_tc_halo_fprop_kernel");
+    return;
+  }
+  // The epilogue's reduction reuses the pipeline's memory.
+  DD_CHECK(2 * Tile::kWarpsM * Tile::BN * int(sizeof(double)) <= smem, "conv2d (tensor cores): halo sums scratch");
+  DoubleScratch part(2 * int64_t(blocks) * N);
+  DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_halo_fprop_kernel<Op, Tile, true>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  conv_tc_halo_fprop_kernel<Op, Tile, true><<<grid, Tile::kThreads, smem, stream()>>>(x, w, bias, y, g, N, Kd, tiles_h,
+                                                                                       tiles_w, part.get());
+  DD_CUDA_LAUNCH_CHECK("conv_tc_halo_fprop_kernel (sums)");
+  fold_halo_sums_kernel<<<grid_for(2 * int64_t(g.b) * N), kThreads, 0, stream()>>>(part.get(), g.b, N,
+                                                                                  tiles_h * tiles_w, sums);
+  DD_CUDA_LAUNCH_CHECK("fold_halo_sums_kernel");
 }
 
-// opt.halo: the halo kernel (no sums epilogue); else tile opt.tile, or the rule's when -1.
+// opt.halo: the halo kernel; else tile opt.tile, or the rule's when -1.
 template <class Op>
 void launch_fprop(const TcConvOptions& opt, const typename Op::T* x, const typename Op::T* w, const float* bias,
                   float* y, const Geom& g, int N, double* sums = nullptr) {
@@ -351,9 +366,8 @@ void launch_fprop(const TcConvOptions& opt, const typename Op::T* x, const typen
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
   checked_int(int64_t(g.b) * g.h * g.w, "B*H*W");  // the kernel's pixel indices
   if (opt.halo) {
-    DD_CHECK(!sums, "conv2d (tensor cores): the halo kernel has no GroupNorm sums epilogue");
-    if (opt.halo_wide) return launch_halo_fprop<Op, Halo::WideTile>(x, w, bias, y, g, N, Kd);
-    return launch_halo_fprop<Op, Halo::Tile>(x, w, bias, y, g, N, Kd);
+    if (opt.halo_wide) return launch_halo_fprop<Op, Halo::WideTile>(x, w, bias, y, g, N, Kd, sums);
+    return launch_halo_fprop<Op, Halo::Tile>(x, w, bias, y, g, N, Kd, sums);
   }
   int tile = opt.tile;
   if (tile < 0) tile = pick_tile(M, N);

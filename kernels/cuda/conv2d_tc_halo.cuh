@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/conv2d_tc_sums.cuh"
 #include "kernels/cuda/conv2d_tc_tiles.cuh"
 #include "kernels/cuda/conv2d_tiles.cuh"
 
@@ -62,11 +63,13 @@ __device__ __forceinline__ void load_a_halo(const typename Op::T* h, int ld, int
 // and w [N, Kd = K*K*g.c] packed as for conv_tc_fprop_kernel (g.c a multiple of kChunk). Block
 // (blockIdx.x = (b * tiles_h + th) * tiles_w + tw, blockIdx.y): patch (th, tw) of image b,
 // channels Tile::BN blockIdx.y ...
-template <class Op, class Tile = Halo::Tile>
+// kSums: also part[k][blockIdx.x][n] = sum of y[m, n] (k = 0) or y[m, n]^2 (k = 1) over the
+// patch's pixels inside the output (one image a block: fold_halo_sums_kernel folds an image's).
+template <class Op, class Tile = Halo::Tile, bool kSums = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_halo_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
                               const float* __restrict__ bias, float* __restrict__ y, conv::Geom g, int N, int Kd,
-                              int tiles_h, int tiles_w) {
+                              int tiles_h, int tiles_w, double* __restrict__ part) {
   using T = typename Op::T;
   constexpr int BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages, kT = Tile::kThreads;
   constexpr int ld = BK + Op::kRowPad, kCpr = BK / kC;
@@ -156,6 +159,13 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       for (int ni = 0; ni < Tile::NI; ++ni)
         store_pair(yr, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
     }
+  if constexpr (kSums) {
+    __syncthreads();  // every warp is done with the halo and weight stages: their memory is free
+    tc_sums_rows<Tile>(acc, bias, reinterpret_cast<double*>(smem), part + int64_t(blockIdx.x) * N + n0,
+                       int64_t(gridDim.x) * N, n0, N, wr, wc, tid, [&](int r) {
+                         return oh0 + r / Halo::TW < g.ho && ow0 + r % Halo::TW < g.wo;
+                       });
+  }
 }
 
 }  // namespace dd::kernels::cuda::conv_tc

@@ -23,16 +23,16 @@ std::string shape_key(const char* dir, const Tensor& x, const Tensor& w, bool bi
                  dtype_name(w.dtype()), " p", padding, bias ? " bias" : "", " ", device_name(x.device()));
 }
 
-// Forward and dx: every tile, and the halo kernel where it applies (K >= 2, no sums epilogue), in
-// its 128-channel form too for more than 64 output channels (n).
-std::vector<TcConvOptions> tile_options(int64_t k, int64_t n, bool halo) {
+// Forward and dx: every tile, and the halo kernel where it applies (K >= 2), in its 128-channel
+// form too for more than 64 output channels (n).
+std::vector<TcConvOptions> tile_options(int64_t k, int64_t n) {
   std::vector<TcConvOptions> out;
   for (int t = 0; t < conv2d_tc_tile_count(); ++t) {
     TcConvOptions o;
     o.tile = t;
     out.push_back(o);
   }
-  if (halo && k >= 2) {
+  if (k >= 2) {
     TcConvOptions o;
     o.halo = true;
     out.push_back(o);
@@ -125,7 +125,7 @@ TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Te
   TcConvOptions got;
   if (!conv_autotune()) return got;
   const std::string key = shape_key(sums ? "fwd+sums" : "fwd", x, w, bias.defined(), padding, prec);
-  choose(key, tile_options(w.dim(1), w.dim(0), !sums), false,
+  choose(key, tile_options(w.dim(1), w.dim(0)), false,
          [&](const TcConvOptions& o) {
            Tensor s;
            if (sums)
@@ -143,7 +143,7 @@ TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const T
   if (!conv_autotune()) return out;
   if (need_dx) {
     TcConvOptions dx;
-    if (choose(shape_key("dx", x, w, false, padding, prec), tile_options(w.dim(1), w.dim(3), true), false,
+    if (choose(shape_key("dx", x, w, false, padding, prec), tile_options(w.dim(1), w.dim(3)), false,
                [&](const TcConvOptions& o) { conv2d_backward_tc(x, w, dy, padding, true, false, false, prec, o); },
                x.device(), &dx)) {
       out.tile = dx.tile;

@@ -22,8 +22,8 @@ namespace {
 void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, int64_t groups, bool with_ss,
                 kernels::emu::TcConvOptions opt = {}) {
   const std::string what = c.str() + (with_bias ? " bias" : "") + (with_ss ? " scale/shift" : "") + " groups " +
-                           std::to_string(groups) + " tile " + kernels::emu::conv2d_tc_tile_name(opt.tile) + " " +
-                           precision_name(prec);
+                           std::to_string(groups) + " tile " + kernels::emu::conv2d_tc_tile_name(opt.tile) +
+                           (opt.halo ? (opt.halo_wide ? " halo128" : " halo") : "") + " " + precision_name(prec);
   INFO(what);
   Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? rnd(rng, {c.co}) : Tensor();
@@ -104,6 +104,31 @@ TEST_CASE("emu: tensor-core conv epilogue sums with every tile shape", "[emu][co
         opt.tile = tile;
         check_case(rng, d, prec, tile % 2 == 0, 37, tile % 2 == 1, opt);
       }
+}
+
+TEST_CASE("emu: the halo kernel's epilogue sums", "[emu][conv2d][tc][tc_sums]") {
+  DD_TEST_RANDOM(rng);
+  // A block per 8x16 patch of one image: maps smaller than a patch (4x4, batch 3), larger in both
+  // dims (9x18: four patches of an image, three partial, two images), Co past one 64-channel block
+  // (70) and, with 128-channel blocks, past one of those (140) and below it (70), K = 5.
+  const std::vector<SumsCase> cases = {{{3, 4, 4, 5, 37, 3, 1}, 37}, {{2, 9, 18, 5, 70, 3, 1}, 7},
+                                       {{1, 6, 5, 8, 12, 5, 2}, 3}};
+  const std::vector<SumsCase> wide_cases = {{{2, 9, 18, 5, 140, 3, 1}, 4}, {{1, 4, 4, 3, 70, 3, 1}, 7}};
+  kernels::emu::TcConvOptions opt;
+  opt.halo = true;
+  for (Precision prec : {Precision::BF16, Precision::TF32}) {
+    int i = 0;
+    for (const SumsCase& c : cases) {
+      check_case(rng, c.d, prec, i % 2 == 0, c.groups, i % 3 != 1, opt);
+      ++i;
+    }
+    kernels::emu::TcConvOptions wide = opt;
+    wide.halo_wide = true;
+    for (const SumsCase& c : wide_cases) {
+      check_case(rng, c.d, prec, i % 2 == 0, c.groups, i % 3 != 1, wide);
+      ++i;
+    }
+  }
 }
 
 TEST_CASE("emu: group_norm_act_forward_sums checks its sums", "[emu][group_norm_act][tc_sums]") {

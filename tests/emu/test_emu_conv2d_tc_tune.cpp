@@ -84,8 +84,8 @@ TEST_CASE("emu: conv autotune's saved table brings the same choices back, untime
   {
     ConvAutotuneOn on;
     y = emu::conv2d_forward_tc_sums(x, w, Tensor(), 1, Precision::BF16, sums);
-    // The sums epilogue has no halo kernel: the tiles only.
-    CHECK(kernels::conv_autotune_stats().timed_runs == 4 * emu::conv2d_tc_tile_count());
+    // The tiles and the halo kernel (6 channels: not its 128-channel form), with the sums epilogue.
+    CHECK(kernels::conv_autotune_stats().timed_runs == 4 * (emu::conv2d_tc_tile_count() + 1));
     g = emu::conv2d_backward_tc(x, w, dy, 1, true, true, false, Precision::BF16);
     table = kernels::conv_autotune_table();
   }
@@ -157,9 +157,9 @@ TEST_CASE("emu: conv autotune runs the option its table names, not the rule's", 
   // 1x9x14 maps, 8 -> 6 channels: dw reduces 126 pixels in 4 bf16 stages, which the rule does not
   // split; a table that names 4 splits must get 4 splits' bits (a fold of four 32-pixel sums:
   // with 2 splits of 35 pixels, one of 3, the two orders rounded alike for every element of some
-  // draws). The forward's options (tiles, the
-  // halo kernel) all sum the taps in one order: the same bits whichever runs, so tuning the
-  // forward and dx changes their speed only.
+  // draws). With 8 input channels (one chunk) the forward's options (tiles, the halo kernel) all
+  // sum the taps in one order: the same bits whichever runs (with more channels the halo kernel
+  // sums chunk by chunk, and its bits differ).
   const Tensor x = rnd(rng, {1, 9, 14, 8}), w = rnd(rng, {6, 3, 3, 8}, 0.5), dy = rnd(rng, {1, 9, 14, 6});
   const Precision prec = Precision::BF16;
   const emu::TcConvPlan plan = emu::conv2d_tc_plan(1, 9, 14, 8, 6, 3, 1, prec);

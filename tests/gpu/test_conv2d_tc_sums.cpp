@@ -24,11 +24,12 @@ Tensor random_gpu(Random& rng, const Shape& shape, double scale = 1.0) {
   return from_double(shape, rng.normal_f32(shape_numel(shape), scale)).to(Device::CUDA);
 }
 
+// halo: 0 the tiles, 1 the halo kernel, 2 its 128-channel blocks.
 void check_case(Random& rng, const Dims& c, int64_t groups, Precision prec, bool with_bias, bool with_ss,
-                int tile = -1) {
+                int tile = -1, int halo = 0) {
   const std::string what = c.str() + " groups " + std::to_string(groups) + (with_bias ? " bias" : "") +
                            (with_ss ? " scale/shift" : "") + " tile " + kernels::cuda::conv2d_tc_tile_name(tile) +
-                           " " + precision_name(prec);
+                           (halo ? (halo == 2 ? " halo128" : " halo") : "") + " " + precision_name(prec);
   INFO(what);
   Tensor x = random_gpu(rng, {c.b, c.h, c.w, c.ci}), w = random_gpu(rng, {c.co, c.k, c.k, c.ci}, 0.5);
   Tensor bias = with_bias ? random_gpu(rng, {c.co}) : Tensor();
@@ -38,6 +39,8 @@ void check_case(Random& rng, const Dims& c, int64_t groups, Precision prec, bool
   const int p = static_cast<int>(c.p);
   kernels::cuda::TcConvOptions opt;
   opt.tile = tile;
+  opt.halo = halo > 0;
+  opt.halo_wide = halo == 2;
 
   Tensor sums, sums2;
   Tensor y = kernels::cuda::conv2d_forward_tc_sums(x, w, bias, p, prec, sums, opt);
@@ -48,7 +51,7 @@ void check_case(Random& rng, const Dims& c, int64_t groups, Precision prec, bool
   CHECK(sums.to(Device::CPU).to_bytes() == sums2.to(Device::CPU).to_bytes());
 
   kernels::GroupNormActOut r = kernels::cuda::group_norm_act_forward(y_plain, gamma, beta, scale, shift, groups, 1e-5f);
-  if (tile < 0) {  // the dispatch picks the tile itself
+  if (tile < 0 && !halo) {  // the dispatch picks the tile itself
     Context ctx;
     ctx.set_precision(prec);
     ContextScope scope(ctx);
@@ -87,4 +90,22 @@ TEST_CASE("gpu: tensor-core conv epilogue sums and the fused conv + group norm",
   for (Precision prec : {Precision::BF16, Precision::TF32})
     for (int tile = 0; tile < kernels::cuda::conv2d_tc_tile_count(); ++tile)
       check_case(rng, {3, 5, 7, 5, 37, 3, 1}, 37, prec, tile % 2 == 0, tile % 2 == 1, tile);
+}
+
+TEST_CASE("gpu: the halo kernel's epilogue sums", "[gpu][conv2d][tc][tc_sums]") {
+  DD_TEST_RANDOM(rng);
+  // As the emulator's halo cases (maps below and above one 8x16 patch, channel blocks past one),
+  // then the preset's 3x3 Block shapes at batch 4, in both block widths.
+  const std::vector<std::pair<Dims, int64_t>> cases = {
+      {{3, 4, 4, 5, 37, 3, 1}, 37},     {{2, 9, 18, 5, 70, 3, 1}, 7},     {{4, 32, 32, 64, 64, 3, 1}, 8},
+      {{4, 16, 16, 128, 128, 3, 1}, 8}, {{4, 8, 8, 256, 256, 3, 1}, 8},   {{4, 4, 4, 512, 512, 3, 1}, 8},
+  };
+  int i = 0;
+  for (Precision prec : {Precision::BF16, Precision::TF32})
+    for (const auto& [d, groups] : cases)
+      for (int halo : {1, 2}) {
+        if (halo == 2 && d.co <= 64) continue;
+        check_case(rng, d, groups, prec, i % 2 == 0, i % 3 != 0, -1, halo);
+        ++i;
+      }
 }
