@@ -276,8 +276,8 @@ TEST_CASE("a PreNorm input read by a conv too keeps one bf16 copy and frees its 
     loss = ag::add(ag::sum(y1), ag::sum(y2));
   }
   // x once in bf16, 2 bytes an element (the outputs are freed; the statistics are a few bytes).
-  CHECK(held() >= n * 2);
-  CHECK(held() < n * 3);
+  CHECK(held() >= static_cast<std::size_t>(n) * 2);
+  CHECK(held() < static_cast<std::size_t>(n) * 3);
   ag::Tape::current().backward(loss);
   CHECK(w.has_grad());
   CHECK(g.has_grad());

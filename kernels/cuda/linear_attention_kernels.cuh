@@ -266,6 +266,16 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
   }
 }
 
+// acc[i] += a row[i] for i < kD, row 16-byte aligned: four products from each 16-byte read.
+template <int kD>
+__device__ __forceinline__ void add_scaled_row(float (&acc)[kD], float a, const float* row) {
+  DD_UNROLL
+  for (int i = 0; i < kD; i += 4) {
+    const float4 w = *reinterpret_cast<const float4*>(row + i);
+    acc[i] += a * w.x, acc[i + 1] += a * w.y, acc[i + 2] += a * w.z, acc[i + 3] += a * w.w;
+  }
+}
+
 // Rows [n0, n0 + kR) of one head's d columns of a row-major matrix (row stride `stride`, src at
 // the head's first column) into buf, zeros past N and past d. Consecutive threads take
 // consecutive columns of a row, so a warp reads whole 128-byte segments; a thread reading the
@@ -365,14 +375,7 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     DD_UNROLL
     for (int e = 0; e < kD; ++e) o[e] = 0.0f;
     DD_UNROLL
-    for (int c = 0; c < kD; ++c) {
-      const float sc = s[c];
-      DD_UNROLL
-      for (int e = 0; e < kD; e += 4) {
-        const float4 w = *reinterpret_cast<const float4*>(&cs[c][e]);
-        o[e] += sc * w.x, o[e + 1] += sc * w.y, o[e + 2] += sc * w.z, o[e + 3] += sc * w.w;
-      }
-    }
+    for (int c = 0; c < kD; ++c) add_scaled_row<kD>(o, s[c], cs[c]);
     DD_UNROLL
     for (int e = 0; e < kD; ++e) mine[e] = p.scale * o[e];
     __syncthreads();
@@ -390,11 +393,7 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     for (int e = 0; e < p.d; ++e) {
       const float ge = mine[e];
       if constexpr (kTr) {
-        DD_UNROLL
-        for (int c = 0; c < kD; c += 4) {
-          const float4 w = *reinterpret_cast<const float4*>(&cst[e][c]);
-          acc[c] += ge * w.x, acc[c + 1] += ge * w.y, acc[c + 2] += ge * w.z, acc[c + 3] += ge * w.w;
-        }
+        add_scaled_row<kD>(acc, ge, cst[e]);
       } else {
         DD_UNROLL
         for (int c = 0; c < kD; ++c) acc[c] += ge * cs[c][e];
@@ -422,11 +421,7 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     for (int e = 0; e < p.d; ++e) {
       const float ve = mine[e];
       if constexpr (kTr) {
-        DD_UNROLL
-        for (int c = 0; c < kD; c += 4) {
-          const float4 w = *reinterpret_cast<const float4*>(&dcst[e][c]);
-          acc[c] += ve * w.x, acc[c + 1] += ve * w.y, acc[c + 2] += ve * w.z, acc[c + 3] += ve * w.w;
-        }
+        add_scaled_row<kD>(acc, ve, dcst[e]);
       } else {
         DD_UNROLL
         for (int c = 0; c < kD; ++c) acc[c] += ve * dcs[c][e];
@@ -443,14 +438,7 @@ __global__ void __launch_bounds__(rows_per_block(kD)) linear_attention_rows_kern
     for (int c = 0; c < kD; ++c) mine[c] = s[c];
     DD_UNROLL
     for (int e = 0; e < kD; ++e) acc[e] = 0.0f;
-    for (int c = 0; c < p.d; ++c) {
-      const float kc = mine[c];
-      DD_UNROLL
-      for (int e = 0; e < kD; e += 4) {
-        const float4 w = *reinterpret_cast<const float4*>(&dcs[c][e]);
-        acc[e] += kc * w.x, acc[e + 1] += kc * w.y, acc[e + 2] += kc * w.z, acc[e + 3] += kc * w.w;
-      }
-    }
+    for (int c = 0; c < p.d; ++c) add_scaled_row<kD>(acc, mine[c], dcs[c]);
     DD_UNROLL
     for (int e = 0; e < kD; ++e) mine[e] = acc[e];
     __syncthreads();
