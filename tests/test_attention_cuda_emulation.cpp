@@ -6,6 +6,7 @@
 // compiled kernels on a device.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
@@ -113,6 +114,27 @@ TEST_CASE("emulated cuda linear attention kernels match the cpu", "[linear_atten
                    kernels::cpu::linear_attention_backward(qkv, dy, c.heads, c.d), 1e-4);
     }
   }
+}
+
+TEST_CASE("emulated cuda linear attention: a k column that is -inf in the first tile only", "[linear_attention][cuda_emulation]") {
+  DD_TEST_RANDOM(rng);
+  // d 8: head-kernel tiles of 256 positions, N 600: three of them. k[:, c = 2] is -inf over the
+  // first tile and finite after: the running max starts at -inf, and its first finite value must not
+  // turn the column's sums into NaN (exp(-inf + inf)). The CPU computes the softmax over the whole
+  // column, where those positions weigh exactly 0.
+  const Case c{1, 600, 1, 8};
+  std::vector<double> v = rng.normal_f32(shape_numel(c.qkv_shape()));
+  const int64_t C = 3 * c.heads * c.d;
+  for (int64_t n = 0; n < 256; ++n) v[n * C + c.heads * c.d + 2] = -std::numeric_limits<double>::infinity();
+  const Tensor qkv = from_double(c.qkv_shape(), v);
+  std::vector<float> scratch = nans(kc::linattn::scratch_floats(c.B, c.heads, c.d));
+  std::vector<float> out = nans(shape_numel(c.out_shape()));
+  kc::linattn::Params p = kc::linattn::make_params("test", qkv.data(), nullptr, out.data(), scratch.data(), c.B, c.N,
+                                                   c.heads, c.d);
+  kc::linattn::plan<false>(p, c.B, EmuLaunch{});
+  const Tensor ours = Tensor::from_vector(c.out_shape(), out);
+  for (float f : out) REQUIRE(std::isfinite(f));
+  expect_close("forward, -inf first tile", ours, kernels::cpu::linear_attention_forward(qkv, c.heads, c.d), 1e-4);
 }
 
 TEST_CASE("cuda attention plans reject head sizes they have no kernel for", "[attention][cuda_emulation]") {

@@ -558,7 +558,11 @@ TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t C
   if (K == WgradHalo::K) {
     const Geom g{checked_int(B, "B"), checked_int(H, "H"), checked_int(W, "W"), kd / 9, 3, padding,
                  checked_int(ho, "Ho"), checked_int(wo, "Wo")};
-    p.dw_halo_splits = wgrad_halo_plan(g, checked_int(Co, "Co"), 0).splits;
+    const WgradHaloPlan h = wgrad_halo_plan(g, checked_int(Co, "Co"), 0);
+    // Maps of 1 or 2 output pixels put up to 64 images in a patch: in tf32 their halos pass the
+    // 227 KB a block may have (the launch refuses them), so no split is offered there.
+    const int smem = prec == Precision::BF16 ? wgrad_halo_smem_bytes<Bf16Op>(h.hp) : wgrad_halo_smem_bytes<Tf32Op>(h.hp);
+    p.dw_halo_splits = smem <= 227 * 1024 ? h.splits : 0;
   }
   return p;
 }

@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(WgradHalo::kThreads, WgradHalo::kMinBlocks)
         }
       }
       // A fragments one at a time: with all four live a thread needed more than the 96 registers
-      // two blocks an SM leave (ptxas spilled).
+      // ptxas gives it for two 288-thread blocks an SM (it spilled).
 #pragma unroll
       for (int mi = 0; mi < H::MI; ++mi) {
         uint32_t a[4];

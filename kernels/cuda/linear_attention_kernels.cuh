@@ -44,7 +44,8 @@ constexpr int kHeadThreads = 256;
 constexpr int rows_per_block(int kD) { return kD <= 32 ? 64 : 32; }
 constexpr int kMaxHeadDim = 64;
 
-// Positions per shared tile in the head kernel: four [tile][kD + 4] tiles stay under 40 KB.
+// Positions per shared tile in the head kernel: four [tile][kD + 4] tiles stay under 48 KB (42 KB
+// at kD 16, the most).
 constexpr int tile_rows(int kD) { return 2048 / kD; }
 
 struct Params {
@@ -139,19 +140,18 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
   const int lc = tid % kD, lj = tid / kD;
   const bool lc_ok = lc < p.d;
   float rk[kL], rv[kL], rq[kBackward ? kL : 1], rg[kBackward ? kL : 1];
+  // Offsets, not pointers, until a row is known to be inside: no address past the tensors is formed.
   auto load_tile = [&](int64_t n0) {
-    const int64_t n = n0 + lj;
-    const float* kp = kbase + n * p.C + lc;
-    const float* gp = kBackward ? gbase + n * p.hidden + lc : nullptr;
+    const int64_t n = n0 + lj, ko = n * p.C + lc, go = n * p.hidden + lc;
     DD_UNROLL
     for (int i = 0; i < kL; ++i) {
       const bool row = n + i * kGroups < p.N, ok = row && lc_ok;
-      const int64_t off = int64_t(i) * kGroups * p.C;
-      rk[i] = ok ? kp[off] : (row || !lc_ok ? 0.0f : -INFINITY);
-      rv[i] = ok ? kp[off + p.hidden] : 0.0f;
+      const int64_t off = ko + int64_t(i) * kGroups * p.C;
+      rk[i] = ok ? kbase[off] : (row || !lc_ok ? 0.0f : -INFINITY);
+      rv[i] = ok ? kbase[off + p.hidden] : 0.0f;
       if constexpr (kBackward) {
-        rq[i] = ok ? kp[off - p.hidden] : 0.0f;
-        rg[i] = ok ? gp[int64_t(i) * kGroups * p.hidden] : 0.0f;
+        rq[i] = ok ? kbase[off - p.hidden] : 0.0f;
+        rg[i] = ok ? gbase[go + int64_t(i) * kGroups * p.hidden] : 0.0f;
       }
     }
   };
@@ -193,7 +193,9 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
     if (tid < kD) {  // the running max; the factor that rescales what was summed under the old one
       float m = cmax[tid];
       for (int grp = 0; grp < kGroups; ++grp) m = fmaxf(m, red[grp][tid]);
-      cfac[tid] = expf(cmax[tid] - m);  // exp(-inf) = 0 at the first tile
+      // exp(-inf) = 0 at the first tile; a column still all -inf (k = -inf so far) keeps factor 1
+      // rather than exp(-inf + inf) = NaN, so later finite rows start from clean sums.
+      cfac[tid] = m == -INFINITY ? 1.0f : expf(cmax[tid] - m);
       cmax[tid] = m;
     }
     __syncthreads();
@@ -202,7 +204,7 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_head_kernel(Par
       const float m = cmax[c];
       float s = 0.0f;
       for (int j = grp; j < kT; j += kGroups) {
-        const float x = expf(ks[j][c] - m);
+        const float x = m == -INFINITY ? 0.0f : expf(ks[j][c] - m);
         ks[j][c] = x;
         s += x;
       }

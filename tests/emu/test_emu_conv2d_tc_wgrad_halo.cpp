@@ -59,6 +59,7 @@ TEST_CASE("emu: the dw halo kernel matches the cpu on every patch geometry", "[e
       {2, 7, 6, 6, 12, 3, 0},    // padding 0: 5x4 outputs in an 8x4 patch, two images
       {1, 5, 7, 8, 10, 3, 2},    // padding 2: 7x9 outputs, the halo starts two pixels out
       {3, 2, 33, 5, 4, 3, 1},    // 2x33: 2x16 patches, two images each, a 33rd column alone
+      {17, 2, 2, 5, 6, 3, 1},    // 2x2 maps: 16 images a patch (a 256-row halo), the second patch holds one
   };
   for (Precision prec : {Precision::BF16, Precision::TF32}) {
     int i = 0;
@@ -84,6 +85,18 @@ TEST_CASE("emu: the dw halo kernel's forced splits, and its plan", "[emu][conv2d
                                  emu::conv2d_backward_tc(x, w, dy, 1, false, true, false, prec,
                                                          halo_options(plan.dw_halo_splits)).dw));
     // Different splits fold differently: not a bit pattern to rely on, but within the bound (above).
+  }
+  // 1x1 output maps: 64 images a patch, a 576-row halo: 166 KB of shared memory in bf16, which fits
+  // and runs; tf32 needs 324 KB, past the 227 KB a block may have: no split offered, and forcing the
+  // kernel is refused by name.
+  {
+    const Dims one{3, 1, 1, 5, 6, 3, 1};
+    check_dw(rng, one, Precision::BF16, 0);
+    CHECK(emu::conv2d_tc_plan(3, 1, 1, 5, 6, 3, 1, Precision::BF16).dw_halo_splits == 1);
+    CHECK(emu::conv2d_tc_plan(3, 1, 1, 5, 6, 3, 1, Precision::TF32).dw_halo_splits == 0);
+    const Tensor x1 = rnd(rng, {3, 1, 1, 5}), w1 = rnd(rng, {6, 3, 3, 5}), dy1 = rnd(rng, {3, 1, 1, 6});
+    CHECK_THROWS_WITH(emu::conv2d_backward_tc(x1, w1, dy1, 1, false, true, false, Precision::TF32, halo_options(0)),
+                      Catch::Contains("227 KB"));
   }
   // Only 3x3 kernels have a warp per tap.
   CHECK(emu::conv2d_tc_plan(1, 4, 4, 3, 5, 1, 0, Precision::BF16).dw_halo_splits == 0);
