@@ -24,32 +24,11 @@ struct Option {
 
 std::string tile_label(int tile) { return str_cat("t", tile, " ", kernels::cuda::conv2d_tc_tile_name(tile)); }
 
-// A quarter, half, twice and four times a rule's split count (distinct counts other than it).
-std::vector<int> split_multiples(int rule) {
-  std::vector<int> splits;
-  for (int s : {rule / 4, rule / 2, rule * 2, rule * 4})
-    if (s >= 1 && s != rule && std::find(splits.begin(), splits.end(), s) == splits.end()) splits.push_back(s);
-  return splits;
-}
-
-// dw: every tile under its own rule's split (the rule's tile among them), the rule's tile under
-// the multiples of its split; for 3x3 kernels the halo kernel under its rule's split and those
-// multiples of it.
-std::vector<Option> dw_options(const kernels::cuda::TcConvPlan& plan) {
-  std::vector<Option> out;
-  for (int t = 0; t < kernels::cuda::conv2d_tc_tile_count(); ++t) out.push_back({tile_label(t) + " rule split", {t, 0}});
-  for (int s : split_multiples(plan.dw_splits))
-    out.push_back({str_cat(tile_label(plan.dw_tile), " ", s, " splits"), {plan.dw_tile, s}});
-  if (plan.dw_halo_splits > 0) {
-    TcConvOptions halo;
-    halo.dw_halo = true;
-    out.push_back({str_cat("halo ", plan.dw_halo_splits, " splits (rule)"), halo});
-    for (int s : split_multiples(plan.dw_halo_splits)) {
-      halo.splits = s;
-      out.push_back({str_cat("halo ", s, " splits"), halo});
-    }
-  }
-  return out;
+// An option as the autotuning table names it, with its tile's shape where it names a tile.
+Option named(const TcConvOptions& o, bool dw) {
+  const int tile = dw ? o.dw_tile : o.tile;
+  const std::string label = kernels::cuda::conv2d_tc_option_label(o, dw);
+  return {tile >= 0 ? str_cat(label, " ", kernels::cuda::conv2d_tc_tile_name(tile)) : label, o};
 }
 
 }  // namespace
@@ -98,15 +77,11 @@ bool tensor_core_sweep(Precision prec, const std::vector<ConvShape>& shapes, int
     const char* dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
     const int rule_tile[3] = {plan.fwd_tile, plan.dx_tile, plan.dw_tile};
     for (int d = 0; d < 3; ++d) {
+      // What --conv-autotune times, under its table's labels.
       std::vector<Option> opts;
-      if (d < 2) {
-        for (int t = 0; t < kernels::cuda::conv2d_tc_tile_count(); ++t) opts.push_back({tile_label(t), {t, 0}});
-        if (s.k >= 2) opts.push_back({"halo 8x16 patch", {-1, 0, true}});
-        // The 128-channel halo blocks, where the direction has more than 64 outputs.
-        if (s.k >= 2 && (d == 0 ? s.co : s.ci) > 64) opts.push_back({"halo 8x16 patch, 128 channels", {-1, 0, true, true}});
-      } else {
-        opts = dw_options(plan);
-      }
+      for (const TcConvOptions& o : d < 2 ? kernels::cuda::conv2d_tc_options(s.k, d == 0 ? s.co : s.ci)
+                                          : kernels::cuda::conv2d_tc_dw_options(plan))
+        opts.push_back(named(o, d == 2));
       const std::string what = str_cat(s.key(), " ", precision_name(prec), " ", dirs[d], " ");
       const bool rule_ok = check(what + "rule vs cpu", rel_err(run[d]({}), *expected[d]), tol);
       bool ok = rule_ok;

@@ -239,6 +239,10 @@ TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Te
                                       Precision prec, bool sums);
 TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                        bool need_dw, Precision prec);
+// The options autotuning times (and bench_conv2d --sweep lists): for the forward or dx of a KxK conv
+// with n outputs (Co, or dx's Ci), and for dw under plan (conv2d_tc_plan's).
+std::vector<TcConvOptions> conv2d_tc_options(int64_t k, int64_t n);
+std::vector<TcConvOptions> conv2d_tc_dw_options(const TcConvPlan& plan);
 // An option as the autotuning table names it: "t<tile>", "t<tile> s<splits>" (dw; s0: the rule's
 // split for that tile), "halo", "halo128", "halo s<splits>" (dw); and back (throws naming an
 // unknown label).

@@ -333,7 +333,7 @@ void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const f
   const int tiles_h = (g.ho + Halo::TH - 1) / Halo::TH, tiles_w = (g.wo + Halo::TW - 1) / Halo::TW;
   const int blocks = checked_int(int64_t(g.b) * tiles_h * tiles_w, "B x output patches");
   const int smem = halo_smem_bytes<Op, Tile>(g.k);
-  DD_CHECK(smem <= 227 * 1024, "conv2d (tensor cores): the halo kernel's ", smem, " bytes of shared memory for K = ",
+  DD_CHECK(smem <= kMaxBlockSmem, "conv2d (tensor cores): the halo kernel's ", smem, " bytes of shared memory for K = ",
            g.k, " exceed the 227 KB a block may have");
   const dim3 grid(static_cast<unsigned>(blocks), (N + Tile::BN - 1) / Tile::BN);
   DD_CHECK(grid.y <= 65535, "conv2d (tensor cores): ", N, " output channels exceed the grid");
@@ -443,7 +443,7 @@ void weight_grad(const TcConvOptions& opt, const typename Op::T* x, const Geom& 
   const int s = static_cast<int>(splits);
   if (opt.dw_halo) {
     const int smem = wgrad_halo_smem_bytes<Op>(halo.hp);
-    DD_CHECK(smem <= 227 * 1024, "conv2d_backward (tensor cores): the dw halo kernel's ", smem, " bytes of shared "
+    DD_CHECK(smem <= kMaxBlockSmem, "conv2d_backward (tensor cores): the dw halo kernel's ", smem, " bytes of shared "
              "memory for ", g.ho, "x", g.wo, " maps exceed the 227 KB a block may have");
     DD_CUDA_CHECK(cudaFuncSetAttribute(conv_tc_wgrad_halo_kernel<Op>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const dim3 grid(static_cast<unsigned>(s), halo.co_tiles, halo.ci_tiles);
@@ -562,7 +562,7 @@ TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t C
     // Maps of 1 or 2 output pixels put up to 64 images in a patch: in tf32 their halos pass the
     // 227 KB a block may have (the launch refuses them), so no split is offered there.
     const int smem = prec == Precision::BF16 ? wgrad_halo_smem_bytes<Bf16Op>(h.hp) : wgrad_halo_smem_bytes<Tf32Op>(h.hp);
-    p.dw_halo_splits = smem <= 227 * 1024 ? h.splits : 0;
+    p.dw_halo_splits = smem <= kMaxBlockSmem ? h.splits : 0;
   }
   return p;
 }

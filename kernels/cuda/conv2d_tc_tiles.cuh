@@ -24,6 +24,9 @@
 
 namespace dd::kernels::cuda::conv_tc {
 
+// The dynamic shared memory one block may opt into on sm_90 (H100, H200).
+constexpr int kMaxBlockSmem = 227 * 1024;
+
 // bf16 operands: mma m16n8k16, 32 reduction elements (64 bytes) per pipeline stage.
 struct Bf16Op {
   using T = uint16_t;

@@ -23,9 +23,22 @@ std::string shape_key(const char* dir, const Tensor& x, const Tensor& w, bool bi
                  dtype_name(w.dtype()), " p", padding, bias ? " bias" : "", " ", device_name(x.device()));
 }
 
+// The option of opts the table chose for key ("" -> nothing: the rules).
+bool choose(const std::string& key, const std::vector<TcConvOptions>& opts, bool dw,
+            const std::function<void(const TcConvOptions&)>& run, Device dev, TcConvOptions* got) {
+  std::vector<std::string> labels;
+  for (const TcConvOptions& o : opts) labels.push_back(conv2d_tc_option_label(o, dw));
+  const std::string label = conv_autotune_choice(key, labels, [&](int i) { run(opts[i]); }, dev);
+  if (label.empty()) return false;
+  *got = conv2d_tc_option_from_label(label, dw);
+  return true;
+}
+
+}  // namespace
+
 // Forward and dx: every tile, and the halo kernel where it applies (K >= 2), in its 128-channel
 // form too for more than 64 output channels (n).
-std::vector<TcConvOptions> tile_options(int64_t k, int64_t n) {
+std::vector<TcConvOptions> conv2d_tc_options(int64_t k, int64_t n) {
   std::vector<TcConvOptions> out;
   for (int t = 0; t < conv2d_tc_tile_count(); ++t) {
     TcConvOptions o;
@@ -47,7 +60,7 @@ std::vector<TcConvOptions> tile_options(int64_t k, int64_t n) {
 // dw: every tile under its own rule's split, then the rule's tile under a quarter, half, twice and
 // four times the rule's split (the counts bench_conv2d --sweep times); for 3x3 kernels the halo
 // kernel likewise, under its own rule's split and those multiples of it.
-std::vector<TcConvOptions> dw_options(const TcConvPlan& plan) {
+std::vector<TcConvOptions> conv2d_tc_dw_options(const TcConvPlan& plan) {
   std::vector<TcConvOptions> out;
   for (int t = 0; t < conv2d_tc_tile_count(); ++t) {
     TcConvOptions o;
@@ -75,19 +88,6 @@ std::vector<TcConvOptions> dw_options(const TcConvPlan& plan) {
   }
   return out;
 }
-
-// The option of opts the table chose for key ("" -> nothing: the rules).
-bool choose(const std::string& key, const std::vector<TcConvOptions>& opts, bool dw,
-            const std::function<void(const TcConvOptions&)>& run, Device dev, TcConvOptions* got) {
-  std::vector<std::string> labels;
-  for (const TcConvOptions& o : opts) labels.push_back(conv2d_tc_option_label(o, dw));
-  const std::string label = conv_autotune_choice(key, labels, [&](int i) { run(opts[i]); }, dev);
-  if (label.empty()) return false;
-  *got = conv2d_tc_option_from_label(label, dw);
-  return true;
-}
-
-}  // namespace
 
 std::string conv2d_tc_option_label(const TcConvOptions& opt, bool dw) {
   if (dw && opt.dw_halo) return str_cat("halo s", opt.splits);
@@ -125,7 +125,7 @@ TcConvOptions conv2d_tc_tuned_forward(const Tensor& x, const Tensor& w, const Te
   TcConvOptions got;
   if (!conv_autotune()) return got;
   const std::string key = shape_key(sums ? "fwd+sums" : "fwd", x, w, bias.defined(), padding, prec);
-  choose(key, tile_options(w.dim(1), w.dim(0)), false,
+  choose(key, conv2d_tc_options(w.dim(1), w.dim(0)), false,
          [&](const TcConvOptions& o) {
            Tensor s;
            if (sums)
@@ -143,7 +143,7 @@ TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const T
   if (!conv_autotune()) return out;
   if (need_dx) {
     TcConvOptions dx;
-    if (choose(shape_key("dx", x, w, false, padding, prec), tile_options(w.dim(1), w.dim(3)), false,
+    if (choose(shape_key("dx", x, w, false, padding, prec), conv2d_tc_options(w.dim(1), w.dim(3)), false,
                [&](const TcConvOptions& o) { conv2d_backward_tc(x, w, dy, padding, true, false, false, prec, o); },
                x.device(), &dx)) {
       out.tile = dx.tile;
@@ -155,7 +155,7 @@ TcConvOptions conv2d_tc_tuned_backward(const Tensor& x, const Tensor& w, const T
     const TcConvPlan plan = conv2d_tc_plan(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(1), padding, prec);
     TcConvOptions dw;
     // dw under the rule is spelled out: with dx's tile forced, dw_tile -1 would follow it.
-    if (!choose(shape_key("dw", x, w, false, padding, prec), dw_options(plan), true,
+    if (!choose(shape_key("dw", x, w, false, padding, prec), conv2d_tc_dw_options(plan), true,
                 [&](const TcConvOptions& o) { conv2d_backward_tc(x, w, dy, padding, false, true, false, prec, o); },
                 x.device(), &dw)) {
       dw.dw_tile = plan.dw_tile;
