@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "bench/bench_common.h"
+#include "engine/context.h"
 #include "kernels/attention.h"
 #include "kernels/linear_attention.h"
 #include "tests/reference/attention.h"
@@ -113,7 +114,8 @@ int main(int argc, char** argv) try {
 
   // Linear attention at every level of the preset (N = 32², 16², 8², 4²): memory-bound.
   std::printf("\nLinear attention (every level of the CIFAR-10 preset): bytes = qkv read + out written (forward), "
-              "qkv and dy read + dqkv written (backward).\n\n");
+              "qkv and dy read + dqkv written (backward). `bf16`: under the bf16 policy (GPU: the products on bf16 "
+              "tensor cores; CPU: the same inputs rounded), the same fp32 tensors in and out.\n\n");
   std::vector<OpCase> lin;
   for (int side : {32, 16, 8, 4}) {
     const int64_t B = a.batch_or(128, 8);
@@ -137,6 +139,20 @@ int main(int argc, char** argv) try {
     b.tol = 1e-4;
     b.run = [=](Device d) { return std::vector<Tensor>{kernels::linear_attention_backward(qkv->on(d), dy->on(d), heads, dh)}; };
     lin.push_back(b);
+    // The same under BF16: bf16 tensor-core products (kernels/cuda/linear_attention_tc.cu), checked
+    // against the CPU under the same policy. Three bf16 roundings along the longest path (S, the
+    // context, its own operands): 3 * 2^-8 relative at most.
+    for (OpCase c : {f, b}) {
+      const auto run = c.run;
+      c.op += " bf16";
+      c.tol = 3.0 / 256;
+      c.ref64 = nullptr;
+      c.run = [run](Device d) {
+        const PrecisionScope scope(Precision::BF16);
+        return run(d);
+      };
+      lin.push_back(c);
+    }
     if (a.quick) break;
   }
   all_ok &= run_cases(a, lin, copy, warm, reps);

@@ -5,6 +5,8 @@
 
 namespace dd::kernels {
 
+bool linear_attention_tc_supported(int64_t dim_head) { return dim_head == 32 || dim_head == 64; }
+
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
   check_qkv("linear_attention", qkv, heads, dim_head);
   DD_DISPATCH(common_device("linear_attention", {&qkv}), linear_attention_forward, qkv, heads, dim_head);

@@ -9,6 +9,10 @@
 //   context[d, e] = sum_n k'[d, n] v[e, n]
 //   out[n, h * dim_head + e] = sum_d context[d, e] q'[d, n]
 // Cost is linear in the number of positions: nothing N x N is ever formed.
+//
+// Under Precision::BF16 with dim_head 32 or 64 the products run on bf16 tensor cores
+// (linear_attention_*_tc below) and the CPU backend rounds qkv and dy to bf16 as they do
+// (kernels/cpu/operand_rounding.h); other policies and widths keep fp32.
 #include <cstdint>
 
 #include "engine/tensor.h"
@@ -19,6 +23,9 @@ Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_he
 // d_qkv for out's gradient dy ([B, H, W, hidden]); same shape as qkv.
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 
+// dim_head 32 or 64: the widths the tensor-core kernels take.
+bool linear_attention_tc_supported(int64_t dim_head);
+
 namespace cpu {
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
@@ -28,6 +35,10 @@ Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t he
 namespace cuda {
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
+// bf16 tensor cores (mma.sync, fp32 accumulation, softmaxes and statistics in fp32;
+// kernels/cuda/linear_attention_tc.cu), dim_head 32 or 64, whatever the context's policy.
+Tensor linear_attention_forward_tc(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor linear_attention_backward_tc(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 }  // namespace cuda
 #endif
 

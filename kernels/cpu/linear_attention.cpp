@@ -1,6 +1,7 @@
 #include "kernels/linear_attention.h"
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/operand_rounding.h"
 
 #include <cmath>
 
@@ -61,7 +62,10 @@ void softmaxes(const ConstSlice& q, const ConstSlice& k, RowMat& sq, RowMat& sk)
 }
 }  // namespace
 
-Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+Tensor linear_attention_forward(const Tensor& qkv_in, int64_t heads, int64_t dim_head) {
+  // Under BF16 (dim_head 32, 64) the inputs the GPU's tensor-core kernels round
+  // (kernels/cpu/operand_rounding.h); the sums stay fp32.
+  const Tensor qkv = rounded(qkv_in, linear_attention_rounding(current_context().precision(), dim_head));
   const Dims d(qkv, heads, dim_head);
   Tensor out = Tensor::empty(d.out_shape(qkv));
   const float* in = qkv.data();
@@ -90,7 +94,9 @@ Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_he
 // With S = softmax_d(q), K' = softmax_n(k), Q' = scale S, G = dy:
 //   dQ' = G context^T,  dcontext = Q'^T G,  dK' = V dcontext^T,  dV = K' dcontext,
 //   dq = scale S * (dQ' - rowsum(S * dQ')),  dk = K' * (dK' - colsum(K' * dK')).
-Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+Tensor linear_attention_backward(const Tensor& qkv_in, const Tensor& dy_in, int64_t heads, int64_t dim_head) {
+  const OperandRounding r = linear_attention_rounding(current_context().precision(), dim_head);
+  const Tensor qkv = rounded(qkv_in, r), dy = rounded(dy_in, r);
   const Dims d(qkv, heads, dim_head);
   Tensor dqkv = Tensor::empty(qkv.shape());
   const float* in = qkv.data();

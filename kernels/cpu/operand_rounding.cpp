@@ -2,6 +2,7 @@
 
 #include "engine/dtype.h"
 #include "kernels/attention.h"
+#include "kernels/linear_attention.h"
 
 namespace dd::kernels::cpu {
 
@@ -15,6 +16,11 @@ OperandRounding attention_rounding(Precision p, int64_t dim_head) {
   if (attention_tc_supported(dim_head)) return p == Precision::BF16 ? OperandRounding::BF16 : OperandRounding::None;
   if (dim_head > 128) return gemm_rounding(p);
   return OperandRounding::None;
+}
+
+OperandRounding linear_attention_rounding(Precision p, int64_t dim_head) {
+  return p == Precision::BF16 && linear_attention_tc_supported(dim_head) ? OperandRounding::BF16
+                                                                          : OperandRounding::None;
 }
 
 Tensor rounded(const Tensor& t, OperandRounding r) {

@@ -9,8 +9,10 @@
 //   linear (cuBLAS, whose math mode is TF32 tensor ops at most):        TF32, BF16 -> tf32
 //   attention with dim_head 32, 64 or 128 (the bf16 tensor-core kernels): qkv and dy   BF16 -> bf16
 //   attention with dim_head > 128 (cuBLAS GEMMs):                        TF32, BF16 -> tf32
-// Everything else (strided convs, GroupNorm, the linear attention, ...) is fp32 under every policy,
-// on both backends.
+//   linear attention with dim_head 32 or 64 (the bf16 tensor-core kernels): qkv and dy  BF16 -> bf16
+// Everything else (strided convs, GroupNorm, other linear attention widths, ...) is fp32 under every
+// policy, on both backends. (The tensor-core kernels also round intermediate operands, P, S, the
+// context; the tests' bounds cover that.)
 #include <cstdint>
 
 #include "engine/context.h"
@@ -23,6 +25,7 @@ enum class OperandRounding { None, TF32, BF16 };
 OperandRounding conv_rounding(Precision p);
 OperandRounding gemm_rounding(Precision p);
 OperandRounding attention_rounding(Precision p, int64_t dim_head);
+OperandRounding linear_attention_rounding(Precision p, int64_t dim_head);
 
 // t itself for None (no copy); otherwise a new fp32 CPU tensor of t's rounded values. A bf16 t
 // comes back widened to fp32 under every rounding: its values are already both roundings' own.

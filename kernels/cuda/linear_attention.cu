@@ -1,5 +1,6 @@
 // Linear attention on the GPU; the kernels and their launch plans are in
 // linear_attention_kernels.cuh (shared with the CPU-side emulation test).
+#include "engine/context.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/linear_attention_kernels.cuh"
 #include "kernels/linear_attention.h"
@@ -16,6 +17,9 @@ struct Launcher {
   }
 };
 
+// The same rule the CPU backend models (kernels/cpu/operand_rounding.h).
+bool use_tc(int64_t d) { return current_context().precision() == Precision::BF16 && linear_attention_tc_supported(d); }
+
 template <bool kBackward>
 Tensor run(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head) {
   Shape out_shape = qkv.shape();
@@ -31,10 +35,12 @@ Tensor run(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, i
 }  // namespace
 
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  if (use_tc(dim_head)) return linear_attention_forward_tc(qkv, heads, dim_head);
   return run<false>("linear_attention_forward", qkv, nullptr, heads, dim_head);
 }
 
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+  if (use_tc(dim_head)) return linear_attention_backward_tc(qkv, dy, heads, dim_head);
   return run<true>("linear_attention_backward", qkv, &dy, heads, dim_head);
 }
 

@@ -19,6 +19,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/group_norm.h"
 #include "kernels/group_norm_act.h"
+#include "kernels/linear_attention.h"
 #include "kernels/loss.h"
 #include "kernels/multi_tensor.h"
 #include "kernels/pixel_unshuffle.h"

@@ -1,12 +1,15 @@
 // GPU vs CPU for the linear attention: forward and d_qkv over a
 // sweep of batch, heads, dim_head and positions around the kernels' tiles
-// (64 positions per rows block; 2048 / dim_head positions per head-kernel tile).
+// (64 positions per rows block; 2048 / dim_head positions per head-kernel tile); under BF16 the
+// tensor-core kernels against their bound.
 #include <catch2/catch.hpp>
 
 #include <string>
 
+#include "engine/context.h"
 #include "kernels/linear_attention.h"
 #include "tests/support/compare.h"
+#include "tests/support/linear_attention_tc_bounds.h"
 
 using namespace dd;
 using namespace dd::test;
@@ -90,4 +93,31 @@ TEST_CASE("gpu: linear_attention is bitwise repeatable", "[gpu][linear_attention
 TEST_CASE("gpu: linear_attention rejects a dim_head it has no kernel for", "[gpu][linear_attention]") {
   Tensor qkv = Tensor::zeros({1, 2, 3 * 65}, Device::CUDA);
   CHECK_THROWS_WITH(kernels::linear_attention_forward(qkv, 1, 65), Catch::Contains("dim_head up to 64"));
+}
+
+// Under BF16, dim_head 32 and 64 run on the bf16 tensor cores (kernels/cuda/linear_attention_tc.cu):
+// each element within the bound of tests/support/linear_attention_tc_bounds.h of float64 linear
+// attention on the bf16-rounded inputs, bitwise repeatable, and the CPU under the same policy
+// within its fp32 bound of the same reference.
+TEST_CASE("gpu: bf16 tensor-core linear_attention within its bound", "[gpu][linear_attention][tc]") {
+  DD_TEST_RANDOM(rng);
+  const PrecisionScope bf16(Precision::BF16);
+  for (const linattn_tc::Dims& c : {linattn_tc::Dims{2, 7, 3, 32}, linattn_tc::Dims{2, 1024, 2, 32},
+                                    linattn_tc::Dims{1, 129, 1, 64}, linattn_tc::Dims{2, 256, 4, 64},
+                                    linattn_tc::Dims{1, 300, 2, 32, 16.0}}) {
+    INFO(c.str());
+    Tensor qkv = from_double(c.qkv_shape(), rng.normal_f32(shape_numel(c.qkv_shape()), c.scale));
+    Tensor dy = from_double(c.out_shape(), rng.normal_f32(shape_numel(c.out_shape())));
+    const std::vector<double> in = linattn_tc::rounded_values(qkv), g = linattn_tc::rounded_values(dy);
+    const linattn_tc::Reference tc = linattn_tc::reference(c, in, g, linattn_tc::kBf16U);
+    Tensor gqkv = qkv.to(Device::CUDA), gdy = dy.to(Device::CUDA);
+    const Tensor out = kernels::linear_attention_forward(gqkv, c.heads, c.d);
+    const Tensor dqkv = kernels::linear_attention_backward(gqkv, gdy, c.heads, c.d);
+    linattn_tc::expect_within("gpu forward", out, tc.out, tc.out_bound);
+    linattn_tc::expect_within("gpu backward", dqkv, tc.dqkv, tc.dqkv_bound);
+    CHECK(linattn_tc::bitwise_equal(out, kernels::linear_attention_forward(gqkv, c.heads, c.d)));
+    CHECK(linattn_tc::bitwise_equal(dqkv, kernels::linear_attention_backward(gqkv, gdy, c.heads, c.d)));
+    const linattn_tc::Reference fp = linattn_tc::reference(c, in, g, 0.0);
+    linattn_tc::expect_within("cpu forward", kernels::linear_attention_forward(qkv, c.heads, c.d), fp.out, fp.out_bound);
+  }
 }

@@ -1,0 +1,66 @@
+// Linear attention on bf16 tensor cores (kernels/linear_attention.h: linear_attention_forward_tc,
+// linear_attention_backward_tc), the BF16 precision path of kernels::cuda::linear_attention_* at
+// dim_head 32 and 64; the fp32 kernels (linear_attention.cu) stay the FP32 / TF32 path and the
+// reference. Device code and layout notes: linear_attention_tc_kernels.cuh. Each direction is two
+// launches, the head kernel (a block per (batch, head)) then the rows kernel, through the fp32
+// path's scratch layout (k's column statistics, context, dcontext).
+#include <type_traits>
+
+#include "engine/error.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/linear_attention_tc_kernels.cuh"
+#include "kernels/linear_attention.h"
+
+namespace dd::kernels::cuda {
+
+namespace {
+template <class F>
+void with_tc_head_dim(const char* op, int64_t d, F&& f) {
+  switch (d) {
+    case 32: return f(std::integral_constant<int, 32>{});
+    case 64: return f(std::integral_constant<int, 64>{});
+  }
+  DD_CHECK(false, op, ": the tensor-core kernels take dim_head 32 or 64, got ", d);
+}
+
+template <bool kBackward>
+Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head) {
+  DD_CHECK(qkv.ndim() >= 3 && heads >= 1 && qkv.dim(-1) == 3 * heads * dim_head, op, ": qkv ", describe(qkv),
+           " must be [B, ..., 3 * heads * dim_head] with heads ", heads, ", dim_head ", dim_head);
+  Shape out_shape = qkv.shape();
+  if (!kBackward) out_shape.back() = heads * dim_head;
+  if (kBackward) {
+    Shape dy_shape = qkv.shape();
+    dy_shape.back() = heads * dim_head;
+    DD_CHECK(dy->shape() == dy_shape, op, ": dy ", describe(*dy), " must be ", shape_str(dy_shape));
+  }
+  Tensor out = Tensor::empty(out_shape, qkv.device());
+  const int64_t B = qkv.dim(0), N = qkv.numel() / (qkv.dim(0) * qkv.dim(-1));
+  if (N == 0) return out;
+  Tensor scratch = Tensor::empty({linattn::scratch_floats(B, heads, dim_head)}, qkv.device());
+  linattn::Params p = linattn::make_params(op, qkv.data(), dy ? dy->data() : nullptr, out.data(), scratch.data(),
+                                           B, N, heads, dim_head);
+  with_tc_head_dim(op, dim_head, [&](auto tag) {
+    constexpr int kD = decltype(tag)::value;
+    using T = linattn_tc::Tiles<kD>;
+    p.tiles = (N + T::kRows - 1) / T::kRows;
+    const auto heads_total = static_cast<unsigned>(B * heads);
+    const auto row_blocks = static_cast<unsigned>(B * heads * p.tiles);
+    linattn_tc::linear_attention_tc_head_kernel<kD, kBackward><<<heads_total, linattn_tc::kHeadThreads, 0, stream()>>>(p);
+    DD_CUDA_LAUNCH_CHECK("linear_attention_tc_head_kernel");
+    linattn_tc::linear_attention_tc_rows_kernel<kD, kBackward><<<row_blocks, 32 * T::kRowWarps, 0, stream()>>>(p);
+    DD_CUDA_LAUNCH_CHECK("linear_attention_tc_rows_kernel");
+  });
+  return out;
+}
+}  // namespace
+
+Tensor linear_attention_forward_tc(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  return run_tc<false>("linear_attention_forward_tc", qkv, nullptr, heads, dim_head);
+}
+
+Tensor linear_attention_backward_tc(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
+  return run_tc<true>("linear_attention_backward_tc", qkv, &dy, heads, dim_head);
+}
+
+}  // namespace dd::kernels::cuda
