@@ -2,6 +2,8 @@
 // CIFAR-10 preset's activation shapes (dim 64, dim_mults 1,2,4,8 at 32, 16, 8, 4 pixels; batch 128,
 // --cpu: 8): the ResNet blocks' GroupNorm(4, C) with and without the time scale/shift, and the
 // attention PreNorm GroupNorm(1, C). Memory-bound: GB/s against a device copy measured in this run.
+// On the GPU each backward runs a block per (batch, group); "(two-pass)" rows time the path it
+// replaced, side by side.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -19,6 +21,31 @@ namespace {
 std::vector<double> d64(const Tensor& t) {
   auto v = t.to_vector();
   return {v.begin(), v.end()};
+}
+
+// On the GPU, beside each backward: the same under the two-pass path the one-block-per-group
+// kernel replaced (kernels/group_norm.h), timed in the same run.
+void add_backward(const Args& a, std::vector<OpCase>& cases, const OpCase& b) {
+  cases.push_back(b);
+#ifdef DD_WITH_CUDA
+  if (a.cpu) return;
+  OpCase two = b;
+  two.op += " (two-pass)";
+  two.run = [run = b.run](Device d) {
+    kernels::cuda::set_group_norm_fused_backward(false);
+    try {
+      auto r = run(d);
+      kernels::cuda::set_group_norm_fused_backward(true);
+      return r;
+    } catch (...) {
+      kernels::cuda::set_group_norm_fused_backward(true);
+      throw;
+    }
+  };
+  cases.push_back(two);
+#else
+  (void)a;
+#endif
 }
 }  // namespace
 
@@ -69,7 +96,7 @@ int main(int argc, char** argv) try {
         auto g = kernels::group_norm_backward(x->on(d), gamma->on(d), o.mean, o.rstd, dy->on(d));
         return std::vector<Tensor>{g.dx, g.dgamma, g.dbeta};
       };
-      cases.push_back(b);
+      add_backward(a, cases, b);
     }
     // The fused op with the ResNet block1's time scale/shift (block2 has none).
     for (bool ss : {true, false}) {
@@ -107,7 +134,7 @@ int main(int argc, char** argv) try {
         }
         return r;
       };
-      cases.push_back(b);
+      add_backward(a, cases, b);
     }
   }
   const bool ok = run_cases(a, cases, copy, a.warmup_or(5, 2), a.repeats_or(50, 15));

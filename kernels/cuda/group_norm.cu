@@ -1,7 +1,14 @@
+#include "kernels/cuda/group_norm_backward.cuh"
 #include "kernels/cuda/group_norm_common.cuh"
 #include "kernels/group_norm.h"
 
 namespace dd::kernels::cuda {
+
+namespace {
+bool g_fused_backward = true;  // set by tests and benchmarks only, between ops
+}  // namespace
+void set_group_norm_fused_backward(bool on) { g_fused_backward = on; }
+bool group_norm_fused_backward() { return g_fused_backward; }
 
 namespace {
 struct SumXTerm {
@@ -83,14 +90,20 @@ GroupNormGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& mean
                      Tensor::empty({d.C}, x.device())};
   const XT* px = x.data<XT>();
   DoubleScratch sums(2 * d.B * d.C);
-  channel_sums<2>(BackwardTerm<XT>{px, dy.data(), mean.data(), d.G, d.D}, d.B, d.S, d.C, sums.get());
+  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
+  const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
+  const BackwardTerm<XT> term{px, dy.data(), mean.data(), d.G, d.D};
+  if (g_fused_backward) {
+    gn_group_backward<2>(term, f, px, dy.data(), gamma.data(), rstd.data(), d, sums.get(), kk.data(), oo.data(),
+                         nullptr, nullptr, out.dx.data(), out.dgamma.data(), out.dbeta.data());
+    return out;
+  }
+  channel_sums<2>(term, d.B, d.S, d.C, sums.get());
   const double* sdx = sums.get();
   const double* sdy = sums.get() + d.B * d.C;
-  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
   gn_backward_tail(sdx, sdy, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(), kk.data(),
                    oo.data());
   const int64_t n = d.numel();
-  const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
   if (quad_ok(d.C, {px, dy.data(), out.dx.data()})) {
     gn_dx_quad_kernel<XT><<<grid_for(n / 4), kThreads, 0, stream()>>>(
         px, reinterpret_cast<const float4*>(dy.data()), f, n, d.S, d.C, reinterpret_cast<float4*>(out.dx.data()));

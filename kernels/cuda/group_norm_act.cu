@@ -1,6 +1,8 @@
 #include "kernels/activation_math.h"
+#include "kernels/cuda/group_norm_backward.cuh"
 #include "kernels/cuda/group_norm_common.cuh"
 #include "kernels/group_norm_act.h"
+#include "kernels/group_norm.h"
 
 namespace dd::kernels::cuda {
 
@@ -166,14 +168,23 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
                                  d.D};
   constexpr int K = kScaleShift ? 4 : 2;
   DoubleScratch sums(K * BC);
-  channel_sums<K>(BackwardTerm<kScaleShift, XT>{r}, d.B, d.S, d.C, sums.get());
   if constexpr (kScaleShift) {
     out.dscale = Tensor::empty({d.B, d.C}, x.device());
     out.dshift = Tensor::empty({d.B, d.C}, x.device());
+  }
+  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
+  if (group_norm_fused_backward()) {
+    gn_group_backward<K>(BackwardTerm<kScaleShift, XT>{r}, InputGrad<kScaleShift, XT>{r, kk.data(), oo.data()},
+                         x.data<XT>(), dy.data(), gamma.data(), rstd.data(), d, sums.get(), kk.data(), oo.data(),
+                         kScaleShift ? out.dscale.data() : nullptr, kScaleShift ? out.dshift.data() : nullptr,
+                         out.dx.data(), out.dgamma.data(), out.dbeta.data());
+    return out;
+  }
+  channel_sums<K>(BackwardTerm<kScaleShift, XT>{r}, d.B, d.S, d.C, sums.get());
+  if constexpr (kScaleShift) {
     double_to_float(sums.get() + 2 * BC, out.dscale.data(), BC);
     double_to_float(sums.get() + 3 * BC, out.dshift.data(), BC);
   }
-  Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
   gn_backward_tail(sums.get(), sums.get() + BC, gamma.data(), rstd.data(), d, out.dgamma.data(), out.dbeta.data(),
                    kk.data(), oo.data());
   const int64_t n = d.numel();

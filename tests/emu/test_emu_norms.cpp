@@ -1,6 +1,7 @@
 // kernels/cuda/group_norm.cu, group_norm_act.cu and broadcast.cu (which share
-// the two-pass channel sums of kernels/cuda/channel_sums.cuh), run on the CPU
-// through the host emulation, vs the CPU backend.
+// the two-pass channel sums of kernels/cuda/channel_sums.cuh; the GroupNorm backwards also run a
+// block per (batch, group), kernels/cuda/group_norm_backward.cuh), run on the CPU through the host
+// emulation, vs the CPU backend.
 #include "tests/emu/emu_ops.h"
 
 #include <catch2/catch.hpp>
@@ -31,6 +32,12 @@ void expect_dx_close(const Tensor& actual, const Tensor& expected, const Tensor&
   expect_close("dx", actual.to_vector(), to_double(expected), 1e-4, std::max(1e-6, terms));
 }
 
+// Selects a GroupNorm backward path for its scope (kernels/group_norm.h), the default after.
+struct FusedBackward {
+  explicit FusedBackward(bool on) { kernels::emu::set_group_norm_fused_backward(on); }
+  ~FusedBackward() { kernels::emu::set_group_norm_fused_backward(true); }
+};
+
 struct GnCase {
   Shape shape;
   int64_t groups;
@@ -59,15 +66,19 @@ TEST_CASE("emu: group norm matches the cpu", "[emu][group_norm]") {
     expect_close("y", fe.y, fc.y, 1e-5);
     // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), read as its
     // values (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
-    for (const Tensor& xk : {x, x.to(DType::BF16)}) {
-      INFO("x " << dtype_name(xk.dtype()));
-      kernels::GroupNormGrads ge = kernels::emu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
-      kernels::GroupNormGrads gc = kernels::cpu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
-      // Reductions over positions: 1e-4.
-      expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, Tensor());
-      expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
-      expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
-    }
+    // Both backward paths: a block per (batch, group), and the two-pass channel sums.
+    for (const Tensor& xk : {x, x.to(DType::BF16)})
+      for (const bool fused : {true, false}) {
+        INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
+        const FusedBackward path(fused);
+        kernels::GroupNormGrads ge = kernels::emu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
+        kernels::GroupNormGrads gc = kernels::cpu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
+        // Reductions over positions: 1e-4.
+        expect_dx_close(ge.dx, gc.dx, dy, gamma, fc.rstd, Tensor());
+        expect_close("dgamma", ge.dgamma, gc.dgamma, 1e-4);
+        expect_close("dbeta", ge.dbeta, gc.dbeta, 1e-4);
+        CHECK(ge.dx.to_vector() == kernels::emu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy).dx.to_vector());
+      }
   }
 }
 
@@ -86,8 +97,10 @@ TEST_CASE("emu: fused group norm + scale/shift + SiLU matches the cpu", "[emu][g
       expect_close("y", fe.y, fc.y, 1e-5);
       // The backward on x, and on x's bf16 copy (what a Block keeps under BF16), read as its values
       // (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
-      for (const Tensor& xk : {x, x.to(DType::BF16)}) {
-        INFO("x " << dtype_name(xk.dtype()));
+      for (const Tensor& xk : {x, x.to(DType::BF16)})
+        for (const bool fused : {true, false}) {
+        INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
+        const FusedBackward path(fused);
         kernels::GroupNormActGrads ge =
             kernels::emu::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
         kernels::GroupNormActGrads gc =
@@ -101,6 +114,8 @@ TEST_CASE("emu: fused group norm + scale/shift + SiLU matches the cpu", "[emu][g
           expect_close("dscale", ge.dscale, gc.dscale, 1e-4);
           expect_close("dshift", ge.dshift, gc.dshift, 1e-4);
         }
+        CHECK(ge.dx.to_vector() ==
+              kernels::emu::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy).dx.to_vector());
       }
     }
   }

@@ -4,6 +4,7 @@
 // the CPU then returns 0 (or an ulp of those terms) and the GPU an fp32 ulp of
 // them. Judging dx relative to its own largest element would demand 0 from
 // fp32 arithmetic; it is judged at the size of the terms instead.
+#include "kernels/group_norm.h"
 #include <algorithm>
 #include <cmath>
 
@@ -26,5 +27,12 @@ inline double norm_dx_floor(const Tensor& gamma, const Tensor& rstd, const Tenso
   }
   return worst * (1.0 + s);
 }
+
+// Selects a GroupNorm backward path for its scope (kernels/group_norm.h): a block per (batch,
+// group), or the two-pass channel sums; the default (fused) after.
+struct GnBackwardPath {
+  explicit GnBackwardPath(bool fused) { kernels::cuda::set_group_norm_fused_backward(fused); }
+  ~GnBackwardPath() { kernels::cuda::set_group_norm_fused_backward(true); }
+};
 
 }  // namespace dd::test

@@ -43,8 +43,10 @@ TEST_CASE("gpu: group_norm forward and backward match the cpu", "[gpu][group_nor
 
       // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), against
       // the CPU on the same operand.
+      for (const bool fused : {true, false})
       for (const Tensor& xk : {x, x.to(DType::BF16)}) {
-        INFO("x " << dtype_name(xk.dtype()));
+        INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
+        const GnBackwardPath path(fused);
         kernels::GroupNormGrads gc = kernels::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
         kernels::GroupNormGrads gg =
             kernels::group_norm_backward(cuda(xk), cuda(gamma), cuda(fc.mean), cuda(fc.rstd), cuda(dy));

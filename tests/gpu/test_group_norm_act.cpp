@@ -50,8 +50,10 @@ TEST_CASE("gpu: group_norm_act forward and backward match the cpu", "[gpu][group
 
         // The backward on x, and on x's bf16 copy (what a Block keeps under BF16), against the CPU
         // on the same operand.
+        for (const bool fused : {true, false})
         for (const Tensor& xk : {x, x.to(DType::BF16)}) {
-          INFO("x " << dtype_name(xk.dtype()));
+          INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
+          const GnBackwardPath path(fused);
           kernels::GroupNormActGrads gc =
               kernels::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
           kernels::GroupNormActGrads gg =
