@@ -2,8 +2,8 @@
 // CIFAR-10 preset's activation shapes (dim 64, dim_mults 1,2,4,8 at 32, 16, 8, 4 pixels; batch 128,
 // --cpu: 8): the ResNet blocks' GroupNorm(4, C) with and without the time scale/shift, and the
 // attention PreNorm GroupNorm(1, C). Memory-bound: GB/s against a device copy measured in this run.
-// On the GPU each backward runs a block per (batch, group); "(two-pass)" rows time the path it
-// replaced, side by side.
+// On the GPU GroupNorm runs a block per (batch, group); "(two-pass)" rows time the two-pass path
+// they replaced, side by side.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -23,22 +23,22 @@ std::vector<double> d64(const Tensor& t) {
   return {v.begin(), v.end()};
 }
 
-// On the GPU, beside each backward: the same under the two-pass path the one-block-per-group
-// kernel replaced (kernels/group_norm.h), timed in the same run.
-void add_backward(const Args& a, std::vector<OpCase>& cases, const OpCase& b) {
+// On the GPU, beside each case: the same under the two-pass path the one-block-per-group kernels
+// replaced (kernels/group_norm.h), timed in the same run.
+void add_case(const Args& a, std::vector<OpCase>& cases, const OpCase& b) {
   cases.push_back(b);
 #ifdef DD_WITH_CUDA
   if (a.cpu) return;
   OpCase two = b;
   two.op += " (two-pass)";
   two.run = [run = b.run](Device d) {
-    kernels::cuda::set_group_norm_fused_backward(false);
+    kernels::cuda::set_group_norm_per_group(false);
     try {
       auto r = run(d);
-      kernels::cuda::set_group_norm_fused_backward(true);
+      kernels::cuda::set_group_norm_per_group(true);
       return r;
     } catch (...) {
-      kernels::cuda::set_group_norm_fused_backward(true);
+      kernels::cuda::set_group_norm_per_group(true);
       throw;
     }
   };
@@ -82,7 +82,7 @@ int main(int argc, char** argv) try {
       f.tol = 1e-4;  // a reduction over up to 32·32·64 elements per group
       f.run = [=](Device d) { return std::vector<Tensor>{kernels::group_norm_forward(x->on(d), gamma->on(d), beta->on(d), G).y}; };
       f.ref64 = [=] { return std::vector<std::vector<double>>{ref::group_norm(d64(x->cpu), d64(gamma->cpu), d64(beta->cpu), B, S, C, G)}; };
-      cases.push_back(f);
+      add_case(a, cases, f);
       OpCase b;
       b.op = gname + " bwd";
       b.shape = sh;
@@ -96,7 +96,7 @@ int main(int argc, char** argv) try {
         auto g = kernels::group_norm_backward(x->on(d), gamma->on(d), o.mean, o.rstd, dy->on(d));
         return std::vector<Tensor>{g.dx, g.dgamma, g.dbeta};
       };
-      add_backward(a, cases, b);
+      add_case(a, cases, b);
     }
     // The fused op with the ResNet block1's time scale/shift (block2 has none).
     for (bool ss : {true, false}) {
@@ -116,7 +116,7 @@ int main(int argc, char** argv) try {
                                                                     ss ? d64(scale->cpu) : std::vector<double>{},
                                                                     ss ? d64(shift->cpu) : std::vector<double>{}, B, S, C, 4)};
       };
-      cases.push_back(f);
+      add_case(a, cases, f);
       OpCase b;
       b.op = name + " bwd";
       b.shape = sh;
@@ -134,7 +134,7 @@ int main(int argc, char** argv) try {
         }
         return r;
       };
-      add_backward(a, cases, b);
+      add_case(a, cases, b);
     }
   }
   const bool ok = run_cases(a, cases, copy, a.warmup_or(5, 2), a.repeats_or(50, 15));

@@ -42,11 +42,12 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
                                 float eps);
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& dy);
-// The backwards of group_norm and group_norm_act run one block per (batch, group)
-// (kernels/cuda/group_norm_backward.cuh) unless this is off: then the two-pass channel sums
-// (tests and bench_group_norm compare both; set it between ops, not while they run).
-void set_group_norm_fused_backward(bool on);
-bool group_norm_fused_backward();
+// group_norm and group_norm_act (forward without sums from a conv's epilogue, and backward) run
+// one block per (batch, group) (kernels/cuda/group_norm_per_group.cuh) unless this is off: then
+// the two-pass channel sums (tests and bench_group_norm compare both; set it between ops, not
+// while they run).
+void set_group_norm_per_group(bool on);
+bool group_norm_per_group();
 }  // namespace cuda
 #endif
 

@@ -1,14 +1,14 @@
-#include "kernels/cuda/group_norm_backward.cuh"
 #include "kernels/cuda/group_norm_common.cuh"
+#include "kernels/cuda/group_norm_per_group.cuh"
 #include "kernels/group_norm.h"
 
 namespace dd::kernels::cuda {
 
 namespace {
-bool g_fused_backward = true;  // set by tests and benchmarks only, between ops
+bool g_per_group = true;  // set by tests and benchmarks only, between ops
 }  // namespace
-void set_group_norm_fused_backward(bool on) { g_fused_backward = on; }
-bool group_norm_fused_backward() { return g_fused_backward; }
+void set_group_norm_per_group(bool on) { g_per_group = on; }
+bool group_norm_per_group() { return g_per_group; }
 
 namespace {
 struct SumXTerm {
@@ -93,7 +93,7 @@ GroupNormGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& mean
   Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
   const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
   const BackwardTerm<XT> term{px, dy.data(), mean.data(), d.G, d.D};
-  if (g_fused_backward) {
+  if (g_per_group) {
     gn_group_backward<2>(term, f, px, dy.data(), gamma.data(), rstd.data(), d, sums.get(), kk.data(), oo.data(),
                          nullptr, nullptr, out.dx.data(), out.dgamma.data(), out.dbeta.data());
     return out;
@@ -122,10 +122,15 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
   GroupNormOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
                    Tensor::empty({d.B, d.G}, x.device())};
   DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
+  const Normalize f{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
+  if (g_per_group) {
+    gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, sums.get(), out.mean.data(), out.rstd.data(),
+                     rstd_d.get(), out.y.data(), nullptr);
+    return out;
+  }
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
-  const Normalize f{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
   if (quad_ok(d.C, {x.data(), out.y.data()})) {
     gn_apply_quad_kernel<<<grid_for(n / 4), kThreads, 0, stream()>>>(reinterpret_cast<const float4*>(x.data()), f, n,
                                                                      d.S, d.C, reinterpret_cast<float4*>(out.y.data()));

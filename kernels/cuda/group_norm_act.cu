@@ -1,6 +1,6 @@
 #include "kernels/activation_math.h"
-#include "kernels/cuda/group_norm_backward.cuh"
 #include "kernels/cuda/group_norm_common.cuh"
+#include "kernels/cuda/group_norm_per_group.cuh"
 #include "kernels/group_norm_act.h"
 #include "kernels/group_norm.h"
 
@@ -43,13 +43,6 @@ __global__ void gna_forward_kernel(const float* x, Forward<kScaleShift> f, int64
     y[i] = f(e.b, e.c, x[i]);
     if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
   }
-}
-
-// Four floats as four bf16 in one 8-byte word, the lowest channel in the low half of .x.
-static __device__ __forceinline__ uint2 bf16_quad(float4 v) {
-  using dtype_conv::f32_to_bf16;
-  return make_uint2(f32_to_bf16(v.x) | (uint32_t{f32_to_bf16(v.y)} << 16),
-                    f32_to_bf16(v.z) | (uint32_t{f32_to_bf16(v.w)} << 16));
 }
 
 template <bool kScaleShift>
@@ -173,7 +166,7 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
     out.dshift = Tensor::empty({d.B, d.C}, x.device());
   }
   Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
-  if (group_norm_fused_backward()) {
+  if (group_norm_per_group()) {
     gn_group_backward<K>(BackwardTerm<kScaleShift, XT>{r}, InputGrad<kScaleShift, XT>{r, kk.data(), oo.data()},
                          x.data<XT>(), dy.data(), gamma.data(), rstd.data(), d, sums.get(), kk.data(), oo.data(),
                          kScaleShift ? out.dscale.data() : nullptr, kScaleShift ? out.dshift.data() : nullptr,
@@ -240,6 +233,23 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
                                        const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
   const GnDims d(x, groups);
   DoubleScratch sums(2 * d.B * d.C);
+  if (group_norm_per_group()) {
+    GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
+                        Tensor::empty({d.B, d.G}, x.device())};
+    DoubleScratch rstd_d(d.B * d.G);
+    const Normalize norm{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
+    const float* ps = scale.defined() ? scale.data() : nullptr;
+    const float* pf = shift.defined() ? shift.data() : nullptr;
+    auto run = [&](const auto& f) {
+      gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, sums.get(), out.mean.data(), out.rstd.data(),
+                       rstd_d.get(), out.y.data(), nullptr);
+    };
+    if (scale.defined())
+      run(Forward<true>{norm, ps, pf, d.C});
+    else
+      run(Forward<false>{norm, nullptr, nullptr, d.C});
+    return out;
+  }
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   return forward_from_sums(x, gamma, beta, scale, shift, d, eps, sums.get(), nullptr);
 }

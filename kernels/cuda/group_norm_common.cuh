@@ -79,6 +79,13 @@ static __device__ __forceinline__ float4 load_quad(const bf16* x, int64_t q) {
                      bf16_to_f32(static_cast<uint16_t>(w.y & 0xffffu)), bf16_to_f32(static_cast<uint16_t>(w.y >> 16)));
 }
 
+// Four floats as four bf16 in one 8-byte word, the lowest channel in the low half of .x.
+static __device__ __forceinline__ uint2 bf16_quad(float4 v) {
+  using dtype_conv::f32_to_bf16;
+  return make_uint2(f32_to_bf16(v.x) | (uint32_t{f32_to_bf16(v.y)} << 16),
+                    f32_to_bf16(v.z) | (uint32_t{f32_to_bf16(v.w)} << 16));
+}
+
 // f(b, c, v) for the four channels c.. c+3 of one float4.
 template <class F>
 __device__ __forceinline__ float4 quad_map(const F& f, int64_t b, int64_t c, float4 v) {

@@ -1,6 +1,6 @@
-// kernels/cuda/group_norm.cu, group_norm_act.cu and broadcast.cu (which share
-// the two-pass channel sums of kernels/cuda/channel_sums.cuh; the GroupNorm backwards also run a
-// block per (batch, group), kernels/cuda/group_norm_backward.cuh), run on the CPU through the host
+// kernels/cuda/group_norm.cu, group_norm_act.cu and broadcast.cu (which share the two-pass
+// channel sums of kernels/cuda/channel_sums.cuh; GroupNorm also runs a block per (batch, group),
+// kernels/cuda/group_norm_per_group.cuh: both paths are checked), run on the CPU through the host
 // emulation, vs the CPU backend.
 #include "tests/emu/emu_ops.h"
 
@@ -33,9 +33,9 @@ void expect_dx_close(const Tensor& actual, const Tensor& expected, const Tensor&
 }
 
 // Selects a GroupNorm backward path for its scope (kernels/group_norm.h), the default after.
-struct FusedBackward {
-  explicit FusedBackward(bool on) { kernels::emu::set_group_norm_fused_backward(on); }
-  ~FusedBackward() { kernels::emu::set_group_norm_fused_backward(true); }
+struct PerGroup {
+  explicit PerGroup(bool on) { kernels::emu::set_group_norm_per_group(on); }
+  ~PerGroup() { kernels::emu::set_group_norm_per_group(true); }
 };
 
 struct GnCase {
@@ -58,19 +58,24 @@ TEST_CASE("emu: group norm matches the cpu", "[emu][group_norm]") {
     INFO(shape_str(c.shape) << " groups " << c.groups);
     const int64_t C = c.shape.back();
     Tensor x = rnd(rng, c.shape, 2.0), gamma = rnd(rng, {C}), beta = rnd(rng, {C}), dy = rnd(rng, c.shape);
-    kernels::GroupNormOut fe = kernels::emu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f);
     kernels::GroupNormOut fc = kernels::cpu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f);
-    // Statistics in double, rounded once: 1e-6; y one elementwise pass on top: 1e-5 (as tests/gpu).
-    expect_close("mean", fe.mean, fc.mean, 1e-6);
-    expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
-    expect_close("y", fe.y, fc.y, 1e-5);
+    for (const bool per_group : {true, false}) {
+      INFO((per_group ? "a block per group" : "two-pass"));
+      const PerGroup path(per_group);
+      kernels::GroupNormOut fe = kernels::emu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f);
+      // Statistics in double, rounded once: 1e-6; y one elementwise pass on top: 1e-5 (as tests/gpu).
+      expect_close("mean", fe.mean, fc.mean, 1e-6);
+      expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
+      expect_close("y", fe.y, fc.y, 1e-5);
+      CHECK(fe.y.to_vector() == kernels::emu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f).y.to_vector());
+    }
     // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), read as its
     // values (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
     // Both backward paths: a block per (batch, group), and the two-pass channel sums.
     for (const Tensor& xk : {x, x.to(DType::BF16)})
       for (const bool fused : {true, false}) {
         INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
-        const FusedBackward path(fused);
+        const PerGroup path(fused);
         kernels::GroupNormGrads ge = kernels::emu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
         kernels::GroupNormGrads gc = kernels::cpu::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
         // Reductions over positions: 1e-4.
@@ -90,17 +95,22 @@ TEST_CASE("emu: fused group norm + scale/shift + SiLU matches the cpu", "[emu][g
       const int64_t C = c.shape.back(), B = c.shape[0];
       Tensor x = rnd(rng, c.shape, 2.0), gamma = rnd(rng, {C}), beta = rnd(rng, {C}), dy = rnd(rng, c.shape);
       Tensor scale = with_ss ? rnd(rng, {B, C}, 0.5) : Tensor(), shift = with_ss ? rnd(rng, {B, C}) : Tensor();
-      kernels::GroupNormActOut fe = kernels::emu::group_norm_act_forward(x, gamma, beta, scale, shift, c.groups, 1e-5f);
       kernels::GroupNormActOut fc = kernels::cpu::group_norm_act_forward(x, gamma, beta, scale, shift, c.groups, 1e-5f);
-      expect_close("mean", fe.mean, fc.mean, 1e-6);
-      expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
-      expect_close("y", fe.y, fc.y, 1e-5);
+      for (const bool per_group : {true, false}) {
+        INFO((per_group ? "a block per group" : "two-pass"));
+        const PerGroup path(per_group);
+        kernels::GroupNormActOut fe =
+            kernels::emu::group_norm_act_forward(x, gamma, beta, scale, shift, c.groups, 1e-5f);
+        expect_close("mean", fe.mean, fc.mean, 1e-6);
+        expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
+        expect_close("y", fe.y, fc.y, 1e-5);
+      }
       // The backward on x, and on x's bf16 copy (what a Block keeps under BF16), read as its values
       // (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
       for (const Tensor& xk : {x, x.to(DType::BF16)})
         for (const bool fused : {true, false}) {
         INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
-        const FusedBackward path(fused);
+        const PerGroup path(fused);
         kernels::GroupNormActGrads ge =
             kernels::emu::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
         kernels::GroupNormActGrads gc =

@@ -28,11 +28,11 @@ inline double norm_dx_floor(const Tensor& gamma, const Tensor& rstd, const Tenso
   return worst * (1.0 + s);
 }
 
-// Selects a GroupNorm backward path for its scope (kernels/group_norm.h): a block per (batch,
-// group), or the two-pass channel sums; the default (fused) after.
-struct GnBackwardPath {
-  explicit GnBackwardPath(bool fused) { kernels::cuda::set_group_norm_fused_backward(fused); }
-  ~GnBackwardPath() { kernels::cuda::set_group_norm_fused_backward(true); }
+// Selects GroupNorm's path for its scope (kernels/group_norm.h): a block per (batch, group), or
+// the two-pass channel sums; the default (a block per group) after.
+struct GnPerGroup {
+  explicit GnPerGroup(bool fused) { kernels::cuda::set_group_norm_per_group(fused); }
+  ~GnPerGroup() { kernels::cuda::set_group_norm_per_group(true); }
 };
 
 }  // namespace dd::test

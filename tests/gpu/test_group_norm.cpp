@@ -34,19 +34,23 @@ TEST_CASE("gpu: group_norm forward and backward match the cpu", "[gpu][group_nor
       Tensor x = from_double(c.shape, xv), gamma = from_double({C}, rng.normal(C)),
              beta = from_double({C}, rng.normal(C, 0.5)), dy = from_double(c.shape, rng.normal(n));
       kernels::GroupNormOut fc = kernels::group_norm_forward(x, gamma, beta, c.groups);
-      kernels::GroupNormOut fg = kernels::group_norm_forward(cuda(x), cuda(gamma), cuda(beta), c.groups);
-      // Both accumulate in double and round once; only the order of the sums differs: 1e-6.
-      expect_close("mean", host(fg.mean), fc.mean, 1e-6);
-      expect_close("rstd", host(fg.rstd), fc.rstd, 1e-6);
-      // (x - mean) * k + beta in fp32, contracted to an FMA on the device: 1e-5.
-      expect_close("y", host(fg.y), fc.y, 1e-5);
+      for (const bool per_group : {true, false}) {
+        INFO((per_group ? "a block per group" : "two-pass"));
+        const GnPerGroup path(per_group);
+        kernels::GroupNormOut fg = kernels::group_norm_forward(cuda(x), cuda(gamma), cuda(beta), c.groups);
+        // Both accumulate in double and round once; only the order of the sums differs: 1e-6.
+        expect_close("mean", host(fg.mean), fc.mean, 1e-6);
+        expect_close("rstd", host(fg.rstd), fc.rstd, 1e-6);
+        // (x - mean) * k + beta in fp32, contracted to an FMA on the device: 1e-5.
+        expect_close("y", host(fg.y), fc.y, 1e-5);
+      }
 
       // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), against
       // the CPU on the same operand.
       for (const bool fused : {true, false})
       for (const Tensor& xk : {x, x.to(DType::BF16)}) {
         INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
-        const GnBackwardPath path(fused);
+        const GnPerGroup path(fused);
         kernels::GroupNormGrads gc = kernels::group_norm_backward(xk, gamma, fc.mean, fc.rstd, dy);
         kernels::GroupNormGrads gg =
             kernels::group_norm_backward(cuda(xk), cuda(gamma), cuda(fc.mean), cuda(fc.rstd), cuda(dy));

@@ -40,20 +40,24 @@ TEST_CASE("gpu: group_norm_act forward and backward match the cpu", "[gpu][group
           shift = from_double({B, C}, rng.normal(B * C, 0.5));
         }
         kernels::GroupNormActOut fc = kernels::group_norm_act_forward(x, gamma, beta, scale, shift, c.groups);
-        kernels::GroupNormActOut fg = kernels::group_norm_act_forward(cuda(x), cuda(gamma), cuda(beta), cuda(scale),
-                                                                      cuda(shift), c.groups);
-        // Double sums rounded once, different order: 1e-6.
-        expect_close("mean", host(fg.mean), fc.mean, 1e-6);
-        expect_close("rstd", host(fg.rstd), fc.rstd, 1e-6);
-        // Normalize, scale/shift (FMAs on the device) and expf: a few ulp: 1e-5.
-        expect_close("y", host(fg.y), fc.y, 1e-5);
+        for (const bool per_group : {true, false}) {
+          INFO((per_group ? "a block per group" : "two-pass"));
+          const GnPerGroup path(per_group);
+          kernels::GroupNormActOut fg = kernels::group_norm_act_forward(cuda(x), cuda(gamma), cuda(beta),
+                                                                        cuda(scale), cuda(shift), c.groups);
+          // Double sums rounded once, different order: 1e-6.
+          expect_close("mean", host(fg.mean), fc.mean, 1e-6);
+          expect_close("rstd", host(fg.rstd), fc.rstd, 1e-6);
+          // Normalize, scale/shift (FMAs on the device) and expf: a few ulp: 1e-5.
+          expect_close("y", host(fg.y), fc.y, 1e-5);
+        }
 
         // The backward on x, and on x's bf16 copy (what a Block keeps under BF16), against the CPU
         // on the same operand.
         for (const bool fused : {true, false})
         for (const Tensor& xk : {x, x.to(DType::BF16)}) {
           INFO("x " << dtype_name(xk.dtype()) << (fused ? ", a block per group" : ", two-pass"));
-          const GnBackwardPath path(fused);
+          const GnPerGroup path(fused);
           kernels::GroupNormActGrads gc =
               kernels::group_norm_act_backward(xk, gamma, beta, scale, shift, fc.mean, fc.rstd, dy);
           kernels::GroupNormActGrads gg =
