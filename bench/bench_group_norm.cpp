@@ -32,13 +32,13 @@ void add_case(const Args& a, std::vector<OpCase>& cases, const OpCase& b) {
   OpCase two = b;
   two.op += " (two-pass)";
   two.run = [run = b.run](Device d) {
-    kernels::cuda::set_group_norm_per_group(false);
+    kernels::cuda::set_group_norm_path(kernels::cuda::GroupNormPath::TwoPass);
     try {
       auto r = run(d);
-      kernels::cuda::set_group_norm_per_group(true);
+      kernels::cuda::set_group_norm_path(kernels::cuda::GroupNormPath::Auto);
       return r;
     } catch (...) {
-      kernels::cuda::set_group_norm_per_group(true);
+      kernels::cuda::set_group_norm_path(kernels::cuda::GroupNormPath::Auto);
       throw;
     }
   };

@@ -42,12 +42,16 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
                                 float eps);
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& dy);
-// group_norm and group_norm_act (forward without sums from a conv's epilogue, and backward) run
-// one block per (batch, group) (kernels/cuda/group_norm_per_group.cuh) unless this is off: then
-// the two-pass channel sums (tests and bench_group_norm compare both; set it between ops, not
-// while they run).
-void set_group_norm_per_group(bool on);
-bool group_norm_per_group();
+// Which kernels group_norm and group_norm_act (its forward without sums from a conv's epilogue,
+// and its backward) run: one block per (batch, group) (kernels/cuda/group_norm_per_group.cuh), or
+// the two-pass channel sums. Auto: a block per group where a group's channels fill a 32-byte
+// sector at each position (8 or more), as the U-Net's GroupNorm(4, 64..512) and GroupNorm(1, C)
+// do; two-pass below, where a warp's reads of 4-channel groups would use half of each sector.
+// Tests and bench_group_norm force each; set it between ops, not while they run.
+enum class GroupNormPath { Auto, PerGroup, TwoPass };
+void set_group_norm_path(GroupNormPath p);
+// Whether a group of D channels runs a block per group under the current setting.
+bool group_norm_per_group(int64_t D);
 }  // namespace cuda
 #endif
 

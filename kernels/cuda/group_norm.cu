@@ -5,10 +5,10 @@
 namespace dd::kernels::cuda {
 
 namespace {
-bool g_per_group = true;  // set by tests and benchmarks only, between ops
+GroupNormPath g_path = GroupNormPath::Auto;  // set by tests and benchmarks only, between ops
 }  // namespace
-void set_group_norm_per_group(bool on) { g_per_group = on; }
-bool group_norm_per_group() { return g_per_group; }
+void set_group_norm_path(GroupNormPath p) { g_path = p; }
+bool group_norm_per_group(int64_t D) { return g_path == GroupNormPath::Auto ? D >= 8 : g_path == GroupNormPath::PerGroup; }
 
 namespace {
 struct SumXTerm {
@@ -93,7 +93,7 @@ GroupNormGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& mean
   Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
   const InputGrad f{gamma.data(), mean.data(), rstd.data(), kk.data(), oo.data(), d.G, d.D};
   const BackwardTerm<XT> term{px, dy.data(), mean.data(), d.G, d.D};
-  if (g_per_group) {
+  if (group_norm_per_group(d.D)) {
     gn_group_backward<2>(term, f, px, dy.data(), gamma.data(), rstd.data(), d, sums.get(), kk.data(), oo.data(),
                          nullptr, nullptr, out.dx.data(), out.dgamma.data(), out.dbeta.data());
     return out;
@@ -123,7 +123,7 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
                    Tensor::empty({d.B, d.G}, x.device())};
   DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
   const Normalize f{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
-  if (g_per_group) {
+  if (group_norm_per_group(d.D)) {
     gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, sums.get(), out.mean.data(), out.rstd.data(),
                      rstd_d.get(), out.y.data(), nullptr);
     return out;

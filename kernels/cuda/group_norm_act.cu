@@ -166,7 +166,7 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
     out.dshift = Tensor::empty({d.B, d.C}, x.device());
   }
   Tensor kk = Tensor::empty({d.B, d.G}, x.device()), oo = Tensor::empty({d.B, d.G}, x.device());
-  if (group_norm_per_group()) {
+  if (group_norm_per_group(d.D)) {
     gn_group_backward<K>(BackwardTerm<kScaleShift, XT>{r}, InputGrad<kScaleShift, XT>{r, kk.data(), oo.data()},
                          x.data<XT>(), dy.data(), gamma.data(), rstd.data(), d, sums.get(), kk.data(), oo.data(),
                          kScaleShift ? out.dscale.data() : nullptr, kScaleShift ? out.dshift.data() : nullptr,
@@ -233,7 +233,7 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
                                        const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
   const GnDims d(x, groups);
   DoubleScratch sums(2 * d.B * d.C);
-  if (group_norm_per_group()) {
+  if (group_norm_per_group(d.D)) {
     GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
                         Tensor::empty({d.B, d.G}, x.device())};
     DoubleScratch rstd_d(d.B * d.G);

@@ -32,10 +32,12 @@ void expect_dx_close(const Tensor& actual, const Tensor& expected, const Tensor&
   expect_close("dx", actual.to_vector(), to_double(expected), 1e-4, std::max(1e-6, terms));
 }
 
-// Selects a GroupNorm backward path for its scope (kernels/group_norm.h), the default after.
+// Forces a GroupNorm path for its scope (kernels/group_norm.h), the default (Auto) after.
 struct PerGroup {
-  explicit PerGroup(bool on) { kernels::emu::set_group_norm_per_group(on); }
-  ~PerGroup() { kernels::emu::set_group_norm_per_group(true); }
+  explicit PerGroup(bool on) {
+    kernels::emu::set_group_norm_path(on ? kernels::emu::GroupNormPath::PerGroup : kernels::emu::GroupNormPath::TwoPass);
+  }
+  ~PerGroup() { kernels::emu::set_group_norm_path(kernels::emu::GroupNormPath::Auto); }
 };
 
 struct GnCase {

@@ -28,11 +28,13 @@ inline double norm_dx_floor(const Tensor& gamma, const Tensor& rstd, const Tenso
   return worst * (1.0 + s);
 }
 
-// Selects GroupNorm's path for its scope (kernels/group_norm.h): a block per (batch, group), or
-// the two-pass channel sums; the default (a block per group) after.
+// Forces GroupNorm's path for its scope (kernels/group_norm.h): a block per (batch, group), or
+// the two-pass channel sums; the default (Auto) after.
 struct GnPerGroup {
-  explicit GnPerGroup(bool fused) { kernels::cuda::set_group_norm_per_group(fused); }
-  ~GnPerGroup() { kernels::cuda::set_group_norm_per_group(true); }
+  explicit GnPerGroup(bool on) {
+    kernels::cuda::set_group_norm_path(on ? kernels::cuda::GroupNormPath::PerGroup : kernels::cuda::GroupNormPath::TwoPass);
+  }
+  ~GnPerGroup() { kernels::cuda::set_group_norm_path(kernels::cuda::GroupNormPath::Auto); }
 };
 
 }  // namespace dd::test
