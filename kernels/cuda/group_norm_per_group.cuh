@@ -9,8 +9,9 @@
 //      channel_sums writes them; the backward with scale/shift also dscale, dshift as floats);
 //   2. warp 0 folds them into the group's statistics (forward: mean, rstd, as gn_stats_kernel) or
 //      dx coefficients (backward: kk, oo, as gn_backward_coeffs_kernel): same lanes, same xor tree;
-//   3. the elementwise pass over the group's elements, reading x (and dy) again: the block read
-//      them moments before, so mostly from L2.
+//   3. the elementwise pass over the group's elements, reading x (and dy) again, last element
+//      first: what the block read last is the likeliest still in L2 (at batch 128 a layer's x and
+//      dy together pass an H100's 50 MB of L2, so not all of it is).
 // The backward's gradients of gamma and beta sum over the batch: gn_affine_grads_kernel, after.
 // Results repeat bitwise run to run; they differ from the two-pass paths' only in the order of
 // the double position sums, rounded once to float.
@@ -20,28 +21,49 @@
 
 namespace dd::kernels::cuda {
 
-constexpr int kGnGroupThreads = 256;
+// Threads a block: 256 where the grid has blocks to spare; 1024 where B x G is below 256 (G = 1 at
+// batch 128 is 128 blocks, fewer than two an SM): then each block's group is wide enough to feed them.
+template <int kThreads>
+constexpr bool kGnThreadsOk = kThreads == 256 || kThreads == 1024;
+inline int gn_group_threads(int64_t blocks) { return blocks < 256 ? 1024 : 256; }
+
+// The lanes' layout over a group of D channels at S positions: tx channel lanes x ty position rows,
+// as many rows as there are positions (up to what 32-channel lanes leave), the rest channel lanes.
+// A warp reads 32 consecutive channels of one position, or whole groups of fewer channels at
+// consecutive positions.
+struct GnLanes {
+  int tx, ty;
+  __device__ GnLanes(int64_t D, int64_t S, int threads) {
+    const int64_t narrow = D < 32 ? D : 32;
+    int64_t rows = threads / narrow;
+    if (S < rows) rows = S > 0 ? S : 1;
+    const int64_t wide = threads / rows;
+    tx = static_cast<int>(D < wide ? D : wide);
+    ty = threads / tx;
+  }
+};
 
 // Step 1: acc terms of the group's channels, K per channel, into sums[k * B*C + b*C + c] (and,
 // where dscale / dshift are given, sums 2 and 3 as floats). Ends with a barrier.
-template <int K, class Term>
+template <int K, int kThreads, class Term>
 __device__ __forceinline__ void gn_group_sums(const Term& term, int64_t b, int64_t g, int64_t B, int64_t S,
                                               int64_t C, int64_t G, double* sums, float* dscale, float* dshift,
-                                              double (&red)[K][kGnGroupThreads]) {
+                                              double (&red)[K][kThreads]) {
   const int64_t D = C / G, BC = B * C;
   const int tid = static_cast<int>(threadIdx.x);
-  // Channel lanes x position rows: a warp reads 32 consecutive channels of one position, or whole
-  // groups of fewer channels at 32 / D consecutive positions.
-  const int tx_n = D < 32 ? static_cast<int>(D) : 32, ty_n = kGnGroupThreads / tx_n;
-  const int tx = tid % tx_n, ty = tid / tx_n;
-  for (int64_t c0 = 0; c0 < D; c0 += tx_n) {
+  const GnLanes l(D, S, kThreads);
+  const int tx = tid % l.tx, ty = tid / l.tx;
+  // Positions ty, ty + l.ty, ...: a trip count, so the unrolled loop keeps four loads in flight.
+  const int64_t trips = ty < S ? (S - 1 - ty) / l.ty + 1 : 0;
+  for (int64_t c0 = 0; c0 < D; c0 += l.tx) {
     const int64_t cl = c0 + tx, c = g * D + cl;
     double acc[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) acc[k] = 0.0;
-    if (ty < ty_n && cl < D) {
+    if (ty < l.ty && cl < D) {
+      const int64_t i0 = (b * S + ty) * C + c, step = int64_t(l.ty) * C;
 #pragma unroll 4
-      for (int64_t s = ty; s < S; s += ty_n) term(b, c, (b * S + s) * C + c, acc);
+      for (int64_t t = 0; t < trips; ++t) term(b, c, i0 + t * step, acc);
     }
     __syncthreads();  // the previous chunk's fold is done with red
 #pragma unroll
@@ -51,7 +73,7 @@ __device__ __forceinline__ void gn_group_sums(const Term& term, int64_t b, int64
 #pragma unroll
       for (int k = 0; k < K; ++k) {
         double t = 0.0;
-        for (int y = 0; y < ty_n; ++y) t += red[k][y * tx_n + tx];
+        for (int y = 0; y < l.ty; ++y) t += red[k][y * l.tx + tx];
         sums[k * BC + b * C + c] = t;
         if (K == 4 && k == 2 && dscale) dscale[b * C + c] = static_cast<float>(t);
         if (K == 4 && k == 3 && dshift) dshift[b * C + c] = static_cast<float>(t);
@@ -63,17 +85,17 @@ __device__ __forceinline__ void gn_group_sums(const Term& term, int64_t b, int64
 
 // Forward: y = f(b, c, x) over the group (f: Normalize, or the fused op's Forward, reading mean
 // and rstd_d at (b, g)), and xb (unless null) x's bf16 copy, as the two-pass forward writes them.
-template <class Term, class F>
-__global__ void __launch_bounds__(kGnGroupThreads) gn_group_forward_kernel(Term term, F f, const float* x,
-                                                                           int64_t B, int64_t S, int64_t C,
-                                                                           int64_t G, double n, double eps,
-                                                                           double* sums, float* mean, float* rstd,
-                                                                           double* rstd_d, float* y, bf16* xb,
-                                                                           bool quad) {
+template <int kThreads, class Term, class F>
+__global__ void __launch_bounds__(kThreads) gn_group_forward_kernel(Term term, F f, const float* x, int64_t B,
+                                                                    int64_t S, int64_t C, int64_t G, double n,
+                                                                    double eps, double* sums, float* mean,
+                                                                    float* rstd, double* rstd_d, float* y, bf16* xb,
+                                                                    bool quad) {
+  static_assert(kGnThreadsOk<kThreads>, "256 or 1024 threads");
   const int64_t bg = blockIdx.x, b = bg / G, g = bg % G, D = C / G, BC = B * C;
   const int tid = static_cast<int>(threadIdx.x);
-  __shared__ double red[2][kGnGroupThreads];
-  gn_group_sums<2>(term, b, g, B, S, C, G, sums, nullptr, nullptr, red);
+  __shared__ double red[2][kThreads];
+  gn_group_sums<2, kThreads>(term, b, g, B, S, C, G, sums, nullptr, nullptr, red);
   if (tid < 32) {  // as gn_stats_kernel
     double s = 0.0, q = 0.0;
     for (int64_t c = g * D + tid; c < (g + 1) * D; c += 32) {
@@ -92,22 +114,32 @@ __global__ void __launch_bounds__(kGnGroupThreads) gn_group_forward_kernel(Term 
     }
   }
   __syncthreads();  // the statistics are written
+  // The group's elements, last first (32-bit indices within the group: the host checks S * D).
   const int64_t base = b * S * C + g * D;
+  const int Di = static_cast<int>(D), Ci = static_cast<int>(C), total = static_cast<int>(S * D);
   if (quad) {  // D % 4 == 0, C % 4 == 0, 16-byte aligned: four channels at a time
-    const int64_t dq = D / 4;
-    for (int64_t q = tid; q < S * dq; q += kGnGroupThreads) {
-      const int64_t cl = 4 * (q % dq), i = base + (q / dq) * C + cl;
+    const int dq = Di / 4;
+    for (int q = total / 4 - 1 - tid; q >= 0; q -= kThreads) {
+      const int cl = 4 * (q % dq);
+      const int64_t i = base + int64_t(q / dq) * Ci + cl;
       const float4 v = reinterpret_cast<const float4*>(x)[i / 4];
       reinterpret_cast<float4*>(y)[i / 4] = quad_map(f, b, g * D + cl, v);
       if (xb) reinterpret_cast<uint2*>(xb)[i / 4] = bf16_quad(v);
     }
   } else {
-    for (int64_t e = tid; e < S * D; e += kGnGroupThreads) {
-      const int64_t cl = e % D, i = base + (e / D) * C + cl;
+    for (int e = total - 1 - tid; e >= 0; e -= kThreads) {
+      const int cl = e % Di;
+      const int64_t i = base + int64_t(e / Di) * Ci + cl;
       y[i] = f(b, g * D + cl, x[i]);
       if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
     }
   }
+}
+
+inline void gn_group_check(const char* op, const GnDims& d) {
+  DD_CHECK(d.B * d.G <= 0x7fffffff && d.S * d.D < (int64_t(1) << 31) && d.C < (int64_t(1) << 31), op,
+           ": B x groups = ", d.B * d.G, ", positions x group channels = ", d.S * d.D,
+           " exceed the per-group kernels' limits");
 }
 
 // The whole forward: sums (2 x [B, C] doubles) and rstd_d ([B, G]) are scratch the caller owns.
@@ -115,30 +147,38 @@ template <class Term, class F>
 void gn_group_forward(const Term& term, const F& f, const float* x, const GnDims& d, float eps, double* sums,
                       float* mean, float* rstd, double* rstd_d, float* y, bf16* xb) {
   if (d.B * d.C == 0) return;
-  const int64_t blocks = d.B * d.G;
-  DD_CHECK(blocks <= 0x7fffffff, "group_norm: B x groups = ", blocks, " exceeds the grid limit");
+  gn_group_check("group_norm", d);
+  const auto blocks = static_cast<unsigned>(d.B * d.G);
   const bool quad = d.D % 4 == 0 && quad_ok(d.C, {x, y, xb});
-  gn_group_forward_kernel<Term, F><<<static_cast<unsigned>(blocks), kGnGroupThreads, 0, stream()>>>(
-      term, f, x, d.B, d.S, d.C, d.G, d.group_size(), static_cast<double>(eps), sums, mean, rstd, rstd_d, y, xb,
-      quad);
+  if (gn_group_threads(d.B * d.G) == 1024) {
+    gn_group_forward_kernel<1024, Term, F><<<blocks, 1024, 0, stream()>>>(
+        term, f, x, d.B, d.S, d.C, d.G, d.group_size(), static_cast<double>(eps), sums, mean, rstd, rstd_d, y, xb,
+        quad);
+  } else {
+    gn_group_forward_kernel<256, Term, F><<<blocks, 256, 0, stream()>>>(
+        term, f, x, d.B, d.S, d.C, d.G, d.group_size(), static_cast<double>(eps), sums, mean, rstd, rstd_d, y, xb,
+        quad);
+  }
   DD_CUDA_LAUNCH_CHECK("gn_group_forward_kernel");
 }
 
-// term(b, c, i, acc) adds element i's K terms (acc[0] = dh (x - mean), acc[1] = dh, and with
-// K = 4 the scale/shift gradient terms); dxf(b, c, x, dy) is dx at one element, reading kk and oo.
-template <int K, typename XT, class Term, class DxF>
-__global__ void __launch_bounds__(kGnGroupThreads) gn_group_backward_kernel(Term term, DxF dxf, const XT* x,
-                                                                            const float* dy, const float* gamma,
-                                                                            const float* rstd, int64_t B, int64_t S,
-                                                                            int64_t C, int64_t G, double n,
-                                                                            double* sums, float* kk, float* oo,
-                                                                            float* dscale, float* dshift,
-                                                                            float* dx, bool quad) {
+// Backward: term(b, c, i, acc) adds element i's K terms (acc[0] = dh (x - mean), acc[1] = dh, and
+// with K = 4 the scale/shift gradient terms); dxf(b, c, x, dy) is dx at one element, reading kk
+// and oo.
+template <int K, int kThreads, typename XT, class Term, class DxF>
+__global__ void __launch_bounds__(kThreads) gn_group_backward_kernel(Term term, DxF dxf, const XT* x,
+                                                                     const float* dy, const float* gamma,
+                                                                     const float* rstd, int64_t B, int64_t S,
+                                                                     int64_t C, int64_t G, double n, double* sums,
+                                                                     float* kk, float* oo, float* dscale,
+                                                                     float* dshift, float* dx, bool quad) {
+  static_assert(kGnThreadsOk<kThreads>, "256 or 1024 threads");
   const int64_t bg = blockIdx.x, b = bg / G, g = bg % G, D = C / G, BC = B * C;
   const int tid = static_cast<int>(threadIdx.x);
-  __shared__ double red[K][kGnGroupThreads];
-  gn_group_sums<K>(term, b, g, B, S, C, G, sums, dscale, dshift, red);
-  if (tid < 32) {
+  // K = 4 at 1024 threads: 32 KB of the 48 KB of static shared memory.
+  __shared__ double red[K][kThreads];
+  gn_group_sums<K, kThreads>(term, b, g, B, S, C, G, sums, dscale, dshift, red);
+  if (tid < 32) {  // as gn_backward_coeffs_kernel
     const double* sdx = sums;
     const double* sdy = sums + BC;
     double s1 = 0.0, s2 = 0.0;
@@ -156,16 +196,19 @@ __global__ void __launch_bounds__(kGnGroupThreads) gn_group_backward_kernel(Term
   }
   __syncthreads();  // kk, oo are written
   const int64_t base = b * S * C + g * D;
+  const int Di = static_cast<int>(D), Ci = static_cast<int>(C), total = static_cast<int>(S * D);
   if (quad) {  // D % 4 == 0, C % 4 == 0, 16-byte aligned: four channels at a time
-    const int64_t dq = D / 4;
-    for (int64_t q = tid; q < S * dq; q += kGnGroupThreads) {
-      const int64_t s = q / dq, cl = 4 * (q % dq), i = base + s * C + cl;
+    const int dq = Di / 4;
+    for (int q = total / 4 - 1 - tid; q >= 0; q -= kThreads) {
+      const int cl = 4 * (q % dq);
+      const int64_t i = base + int64_t(q / dq) * Ci + cl;
       reinterpret_cast<float4*>(dx)[i / 4] =
           quad_map2(dxf, b, g * D + cl, load_quad(x, i / 4), reinterpret_cast<const float4*>(dy)[i / 4]);
     }
   } else {
-    for (int64_t e = tid; e < S * D; e += kGnGroupThreads) {
-      const int64_t s = e / D, cl = e % D, i = base + s * C + cl;
+    for (int e = total - 1 - tid; e >= 0; e -= kThreads) {
+      const int cl = e % Di;
+      const int64_t i = base + int64_t(e / Di) * Ci + cl;
       dx[i] = dxf(b, g * D + cl, dtype_conv::to_f32(x[i]), dy[i]);
     }
   }
@@ -178,11 +221,16 @@ void gn_group_backward(const Term& term, const DxF& dxf, const XT* x, const floa
                        const float* rstd, const GnDims& d, double* sums, float* kk, float* oo, float* dscale,
                        float* dshift, float* dx, float* dgamma, float* dbeta) {
   if (d.B * d.C == 0) return;
-  const int64_t blocks = d.B * d.G;
-  DD_CHECK(blocks <= 0x7fffffff, "group_norm backward: B x groups = ", blocks, " exceeds the grid limit");
+  gn_group_check("group_norm backward", d);
+  const auto blocks = static_cast<unsigned>(d.B * d.G);
   const bool quad = d.D % 4 == 0 && quad_ok(d.C, {x, dy, dx});
-  gn_group_backward_kernel<K, XT, Term, DxF><<<static_cast<unsigned>(blocks), kGnGroupThreads, 0, stream()>>>(
-      term, dxf, x, dy, gamma, rstd, d.B, d.S, d.C, d.G, d.group_size(), sums, kk, oo, dscale, dshift, dx, quad);
+  if (gn_group_threads(d.B * d.G) == 1024) {
+    gn_group_backward_kernel<K, 1024, XT, Term, DxF><<<blocks, 1024, 0, stream()>>>(
+        term, dxf, x, dy, gamma, rstd, d.B, d.S, d.C, d.G, d.group_size(), sums, kk, oo, dscale, dshift, dx, quad);
+  } else {
+    gn_group_backward_kernel<K, 256, XT, Term, DxF><<<blocks, 256, 0, stream()>>>(
+        term, dxf, x, dy, gamma, rstd, d.B, d.S, d.C, d.G, d.group_size(), sums, kk, oo, dscale, dshift, dx, quad);
+  }
   DD_CUDA_LAUNCH_CHECK("gn_group_backward_kernel");
   gn_affine_grads_kernel<<<grid_for(d.C * 32), kThreads, 0, stream()>>>(sums, sums + d.B * d.C, rstd, d.B, d.C,
                                                                         d.G, dgamma, dbeta);

@@ -47,11 +47,12 @@ struct GnCase {
 // Channels below, at and above the 32-wide channel tile; S = 1; several position
 // chunks (S = 13 x 23 = 299 > the 8 row lanes x chunk sizes); groups of 1 channel; a group of
 // more than 32 channels and more than 32 batch items (the warp-per-output folds: lanes loop);
-// C % 4 == 0 (the four-at-a-time passes) and C % 4 != 0 (one at a time).
+// C % 4 == 0 (the four-at-a-time passes) and C % 4 != 0 (one at a time); B x groups of 256 (the
+// per-group kernels' 256-thread blocks; below, 1024).
 const std::vector<GnCase> kGnCases = {{{1, 1, 1, 4}, 1},  {{1, 1, 1, 4}, 4},  {{2, 3, 5, 6}, 3}, {{3, 7, 13, 16}, 8},
                                       {{2, 5, 8}, 2},     {{5, 12}, 4},       {{2, 9, 9, 13}, 13},
                                       {{1, 13, 23, 65}, 5}, {{2, 3, 3, 33}, 1},
-                                      {{37, 2, 3, 8}, 2}, {{3, 2, 2, 72}, 1}};
+                                      {{37, 2, 3, 8}, 2}, {{3, 2, 2, 72}, 1}, {{64, 3, 1, 36}, 4}};
 }  // namespace
 
 TEST_CASE("emu: group norm matches the cpu", "[emu][group_norm]") {
