@@ -57,6 +57,10 @@ struct Params {
   float* kinv;      // [BH, d]    1 / sum_n exp(k[n, c] - kmax[c])
   float* ctx;       // [BH, d, d] context[c, e]
   float* dctx;      // [BH, d, d] dcontext[c, e] (backward only)
+  // The bf16 tensor-core path's own (linear_attention_tc_kernels.cuh; null on this one):
+  uint16_t* ctx_bf;   // [BH, d, d] context as bf16 (the rows kernel's mma operand)
+  uint16_t* dctx_bf;  // [BH, d, d] dcontext as bf16 (backward only)
+  float* coldot;      // [BH, d]    sum_e context[c, e] dcontext[c, e] (backward only)
   int64_t N, C, hidden;
   int64_t tiles;  // rows-kernel blocks per (batch, head): ceil(N / rows_per_block(kD)), set by plan()
   int heads, d;

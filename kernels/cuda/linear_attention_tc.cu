@@ -2,8 +2,8 @@
 // linear_attention_backward_tc), the BF16 precision path of kernels::cuda::linear_attention_* at
 // dim_head 32 and 64; the fp32 kernels (linear_attention.cu) stay the FP32 / TF32 path and the
 // reference. Device code and layout notes: linear_attention_tc_kernels.cuh. Each direction is two
-// launches, the head kernel (a block per (batch, head)) then the rows kernel, through the fp32
-// path's scratch layout (k's column statistics, context, dcontext).
+// launches, the head kernel (a block per (batch, head)) then the rows kernel, through a scratch of
+// k's column statistics, the context and dcontext as bf16, and (backward) coldot.
 #include <type_traits>
 
 #include "engine/error.h"
@@ -37,9 +37,18 @@ Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads
   Tensor out = Tensor::empty(out_shape, qkv.device());
   const int64_t B = qkv.dim(0), N = qkv.numel() / (qkv.dim(0) * qkv.dim(-1));
   if (N == 0) return out;
-  Tensor scratch = Tensor::empty({linattn::scratch_floats(B, heads, dim_head)}, qkv.device());
+  // Scratch: context and dcontext as bf16 (BH d^2 words for both: 16-byte aligned from the start),
+  // then kmax, kinv and coldot (BH d floats each).
+  const int64_t BH = B * heads, d = dim_head;
+  Tensor scratch = Tensor::empty({BH * d * d + 3 * BH * d}, qkv.device());
   linattn::Params p = linattn::make_params(op, qkv.data(), dy ? dy->data() : nullptr, out.data(), scratch.data(),
                                            B, N, heads, dim_head);
+  p.ctx_bf = reinterpret_cast<uint16_t*>(scratch.data());
+  p.dctx_bf = p.ctx_bf + BH * d * d;
+  p.kmax = scratch.data() + BH * d * d;
+  p.kinv = p.kmax + BH * d;
+  p.coldot = p.kinv + BH * d;
+  p.ctx = p.dctx = nullptr;
   with_tc_head_dim(op, dim_head, [&](auto tag) {
     constexpr int kD = decltype(tag)::value;
     using T = linattn_tc::Tiles<kD>;

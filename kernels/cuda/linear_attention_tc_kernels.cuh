@@ -16,6 +16,7 @@
 // bounds what that adds). Every sum runs in a fixed order: results repeat bitwise run to run.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cuda/attention_tc_kernels.cuh"
 #include "kernels/cuda/linear_attention_kernels.cuh"
@@ -70,31 +71,76 @@ __device__ __forceinline__ void gemm_a_bkn(float (&acc)[kN][4], const uint16_t (
   }
 }
 
-// dst[j][c] = the bf16 value of src[(n0 + j) * stride + c] as fp32, zeros for rows past N.
-template <int kD, int kRows>
+// dst[j][c] = the bf16 value of src[(n0 + j) * stride + c] as fp32, zeros for rows past N. A
+// compile-time trip count: every load of a thread is issued before the first store.
+template <int kD, int kRows, int kThreads>
 __device__ __forceinline__ void stage_rounded(float (*dst)[kD + 1], const float* src, int64_t stride, int64_t n0,
                                               int64_t N) {
-  for (int idx = threadIdx.x; idx < kRows * kD; idx += blockDim.x) {
-    const int j = idx / kD, c = idx % kD;
-    dst[j][c] = n0 + j < N ? attn_tc::round_bf16(src[(n0 + j) * stride + c]) : 0.0f;
+  static_assert((kRows * kD) % kThreads == 0, "whole strides");
+  constexpr int kIt = kRows * kD / kThreads;
+  float v[kIt];
+#pragma unroll
+  for (int it = 0; it < kIt; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * kThreads, j = idx / kD, c = idx % kD;
+    v[it] = n0 + j < N ? src[(n0 + j) * stride + c] : 0.0f;
+  }
+#pragma unroll
+  for (int it = 0; it < kIt; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * kThreads, j = idx / kD, c = idx % kD;
+    dst[j][c] = attn_tc::round_bf16(v[it]);
   }
 }
 
-// In place over one fp32 row: softmax over its kD features (max-subtracted, as the CPU's); the
-// bf16 of each result into out.
-template <int kD>
-__device__ __forceinline__ void softmax_row_bf16(float* row, uint16_t* out) {
-  float m = -INFINITY;
-  for (int c = 0; c < kD; ++c) m = fmaxf(m, row[c]);
-  float s = 0.0f;
-  for (int c = 0; c < kD; ++c) {
-    row[c] = expf(row[c] - m);
-    s += row[c];
+// A kD x kD bf16 matrix (row-major, 16-byte aligned) into a [kD][kD + 8] shared tile, 16 bytes a
+// thread at a time, every load issued before the first store.
+template <int kD, int kThreads>
+__device__ __forceinline__ void stage_matrix(uint16_t (*dst)[kD + 8], const uint16_t* src) {
+  constexpr int kRow = kD / 8, kIt = kD * kRow / kThreads;
+  static_assert(kD * kRow % kThreads == 0, "whole strides");
+  uint4 v[kIt];
+#pragma unroll
+  for (int it = 0; it < kIt; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * kThreads;
+#if defined(__CUDA_ARCH__)
+    v[it] = reinterpret_cast<const uint4*>(src)[idx];
+#else
+    std::memcpy(&v[it], src + 8 * idx, sizeof(uint4));  // host emulation: no type punning
+#endif
   }
+#pragma unroll
+  for (int it = 0; it < kIt; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * kThreads;
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(&dst[idx / kRow][8 * (idx % kRow)]) = v[it];
+#else
+    std::memcpy(&dst[idx / kRow][8 * (idx % kRow)], &v[it], sizeof(uint4));
+#endif
+  }
+}
+
+// In place over one fp32 row, shared by kLanes adjacent lanes (h: this lane's place among them,
+// each taking kD / kLanes consecutive features): softmax over the row's kD features
+// (max-subtracted, as the CPU's), and the bf16 of each result into out unless null. The lanes
+// combine their maxima and sums by an xor tree: each lane ends with the same bits.
+template <int kD, int kLanes>
+__device__ __forceinline__ void softmax_row_lanes(float* row, uint16_t* out, int h) {
+  constexpr int kW = kD / kLanes;
+  float* r = row + h * kW;
+  float m = -INFINITY;
+  for (int c = 0; c < kW; ++c) m = fmaxf(m, r[c]);
+#pragma unroll
+  for (int o = 1; o < kLanes; o <<= 1) m = fmaxf(m, warp::shfl_xor_sync(warp::kFullMask, m, o));
+  float s = 0.0f;
+  for (int c = 0; c < kW; ++c) {
+    r[c] = expf(r[c] - m);
+    s += r[c];
+  }
+#pragma unroll
+  for (int o = 1; o < kLanes; o <<= 1) s += warp::shfl_xor_sync(warp::kFullMask, s, o);
   const float inv = 1.0f / s;
-  for (int c = 0; c < kD; ++c) {
-    row[c] *= inv;
-    out[c] = to_bf16(row[c]);
+  for (int c = 0; c < kW; ++c) {
+    r[c] *= inv;
+    if (out) out[h * kW + c] = to_bf16(r[c]);
   }
 }
 
@@ -164,8 +210,9 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(
       red[grp][c] = m;
     }
     if constexpr (kBackward) {
-      // S over the features, one position per thread (rows past N: q = 0, multiplied by dy = 0).
-      for (int j = tid; j < kT; j += kHeadThreads) softmax_row_bf16<kD>(qf[j], qs[j]);
+      // S over the features, kLanes threads a position (rows past N: q = 0, multiplied by dy = 0).
+      constexpr int kLanes = kHeadThreads / kT;
+      softmax_row_lanes<kD, kLanes>(qf[tid / kLanes], qs[tid / kLanes], tid % kLanes);
     }
     __syncthreads();
     if (tid < kD) {
@@ -224,12 +271,16 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(
   if (tid < kD) {
     const float inv = 1.0f / csum[tid];
     cfac[tid] = inv;
-    p.kmax[bh * p.d + tid] = cmax[tid];
-    p.kinv[bh * p.d + tid] = inv;
+    p.kmax[bh * kD + tid] = cmax[tid];
+    p.kinv[bh * kD + tid] = inv;
   }
   __syncthreads();
-  float* ctx = p.ctx + bh * p.d * p.d;
-  float* dctx = kBackward ? p.dctx + bh * p.d * p.d : nullptr;
+  // context = acc / S and dcontext = scale dacc, written as bf16 (the rows kernel's operands);
+  // backward, also coldot[c] = sum_e context[c, e] dcontext[c, e] from the fp32 values: this
+  // lane's columns, its quad's, then the strip's warps in warp order.
+  uint32_t* ctx = reinterpret_cast<uint32_t*>(p.ctx_bf + bh * kD * kD);
+  uint32_t* dctx = kBackward ? reinterpret_cast<uint32_t*>(p.dctx_bf + bh * kD * kD) : nullptr;
+  float cd[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int c = m0 + g + 8 * r;
@@ -237,10 +288,27 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
       const int e = n0 + 8 * n + 2 * tq;
-      *reinterpret_cast<float2*>(&ctx[c * p.d + e]) = make_float2(acc[n][2 * r] * inv, acc[n][2 * r + 1] * inv);
-      if constexpr (kBackward)
-        *reinterpret_cast<float2*>(&dctx[c * p.d + e]) =
-            make_float2(p.scale * dacc[n][2 * r], p.scale * dacc[n][2 * r + 1]);
+      const float c0 = acc[n][2 * r] * inv, c1 = acc[n][2 * r + 1] * inv;
+      ctx[(c * kD + e) / 2] = attn_tc::pack_bf16x2(c0, c1);
+      if constexpr (kBackward) {
+        const float d0 = p.scale * dacc[n][2 * r], d1 = p.scale * dacc[n][2 * r + 1];
+        dctx[(c * kD + e) / 2] = attn_tc::pack_bf16x2(d0, d1);
+        cd[r] += c0 * d0 + c1 * d1;
+      }
+    }
+  }
+  if constexpr (kBackward) {
+    static_assert(T::kWarpsPerStrip <= kGroups, "red holds a row per warp of a strip");
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      cd[r] = attn_tc::quad_sum(cd[r]);
+      if (tq == 0) red[wid / T::kMT][m0 + g + 8 * r] = cd[r];
+    }
+    __syncthreads();
+    if (tid < kD) {
+      float t = 0.0f;
+      for (int w = 0; w < T::kWarpsPerStrip; ++w) t += red[w][tid];
+      p.coldot[bh * kD + tid] = t;
     }
   }
 }
@@ -265,7 +333,7 @@ __device__ __forceinline__ void store_rows(float* dst, int64_t stride, const flo
 template <int kD, bool kBackward>
 __global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps) linear_attention_tc_rows_kernel(Params p) {
   using T = Tiles<kD>;
-  constexpr int kR = T::kRows, kLd = T::kLd, kF = T::kF, kN = kD / 8;
+  constexpr int kR = T::kRows, kLd = T::kLd, kF = T::kF, kN = kD / 8, kThreads = 32 * T::kRowWarps;
   __shared__ __align__(16) uint16_t cs[kD][kLd];  // context [c][e]
   __shared__ __align__(16) uint16_t dcs[kBackward ? kD : 1][kLd];
   __shared__ float xf[kR][kF];                    // q then S (fp32); backward: then k, then K'
@@ -276,29 +344,24 @@ __global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps) linear_attention_tc
   const int64_t bh = blockIdx.x / p.tiles, n0 = (blockIdx.x % p.tiles) * kR;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int tid = threadIdx.x, lane = tid % 32, r0 = (tid / 32) * 16, g = lane >> 2, tq = lane & 3;
-  const float* ctx = p.ctx + bh * p.d * p.d;
-  const float* dctx = kBackward ? p.dctx + bh * p.d * p.d : nullptr;
-  for (int idx = tid; idx < kD * kD; idx += blockDim.x) {
-    cs[idx / kD][idx % kD] = to_bf16(ctx[idx]);
-    if constexpr (kBackward) dcs[idx / kD][idx % kD] = to_bf16(dctx[idx]);
-  }
+  stage_matrix<kD, kThreads>(cs, p.ctx_bf + bh * kD * kD);
   if constexpr (kBackward) {
-    for (int c = tid; c < kD; c += blockDim.x) {
-      kmax[c] = p.kmax[bh * p.d + c];
-      kinv[c] = p.kinv[bh * p.d + c];
-      // sum_n K'[n, c] dK'[n, c] = sum_e context[c, e] dcontext[c, e], from the fp32 matrices.
-      float t = 0.0f;
-      for (int e = 0; e < kD; ++e) t += ctx[c * kD + e] * dctx[c * kD + e];
-      coldot[c] = t;
+    stage_matrix<kD, kThreads>(dcs, p.dctx_bf + bh * kD * kD);
+    static_assert(kThreads >= kD, "a thread a feature");
+    if (tid < kD) {
+      kmax[tid] = p.kmax[bh * kD + tid];
+      kinv[tid] = p.kinv[bh * kD + tid];
+      coldot[tid] = p.coldot[bh * kD + tid];
     }
   }
   const float* qrows = p.qkv + b * p.N * p.C + h * p.d;  // q of position n: qrows[n * C]
-  stage_rounded<kD, kR>(xf, qrows, p.C, n0, p.N);
+  stage_rounded<kD, kR, kThreads>(xf, qrows, p.C, n0, p.N);
   if constexpr (kBackward)
     attn_tc::stage_rows<kD, kR>(ab, p.dy + b * p.N * p.hidden + h * p.d, p.hidden, n0, p.N);
   __syncthreads();
-  // S = softmax_d(q), a row per thread: kept fp32 in xf; the forward's A operand in ab.
-  for (int j = tid; j < kR; j += blockDim.x) softmax_row_bf16<kD>(xf[j], kBackward ? kb[j] : ab[j]);
+  // S = softmax_d(q), two threads a row: kept fp32 in xf; the forward's A operand in ab.
+  static_assert(kThreads == 2 * kR, "two threads a row");
+  softmax_row_lanes<kD, 2>(xf[tid / 2], kBackward ? nullptr : ab[tid / 2], tid % 2);
   __syncthreads();
 
   float acc[kN][4] = {};
@@ -324,10 +387,10 @@ __global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps) linear_attention_tc
     __syncthreads();  // xf and ab are read no more
 
     // K' = exp(k - M) / sum: fp32 in xf, bf16 in kb (zero rows past N).
-    stage_rounded<kD, kR>(xf, qrows + p.hidden, p.C, n0, p.N);
+    stage_rounded<kD, kR, kThreads>(xf, qrows + p.hidden, p.C, n0, p.N);
     attn_tc::stage_rows<kD, kR>(ab, qrows + 2 * p.hidden, p.C, n0, p.N);
     __syncthreads();
-    for (int idx = tid; idx < kR * kD; idx += blockDim.x) {
+    for (int idx = tid; idx < kR * kD; idx += kThreads) {
       const int j = idx / kD, c = idx % kD;
       const float x = n0 + j < p.N ? expf(xf[j][c] - kmax[c]) * kinv[c] : 0.0f;
       xf[j][c] = x;

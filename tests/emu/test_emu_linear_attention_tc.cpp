@@ -1,6 +1,7 @@
 // kernels/cuda/linear_attention_tc.cu (linear attention on bf16 tensor cores: mma.sync, ldmatrix,
 // the column softmax kept online) run on the CPU through the host emulation. Forward and d_qkv on
 // odd shapes (N = 1, 7, 33, 70, 150: one position, tails of every tile, several head-kernel tiles;
+// and N = 64, 128: whole tiles;
 // heads 1..3; dim_head 32 and 64; batch 1 and 2), each element held to the bounds of
 // tests/support/linear_attention_tc_bounds.h against float64 linear attention on the bf16-rounded
 // inputs. The CPU backend under BF16 is held to the same reference with its fp32 bound (it must
@@ -51,13 +52,15 @@ void check_case(Random& rng, const Dims& c) {
 // (32 at 64); the rows kernel 64 positions a block (32 at 64).
 TEST_CASE("emu: bf16 tensor-core linear attention, dim_head 32", "[emu][linear_attention][tc]") {
   DD_TEST_RANDOM(rng);
-  for (const Dims& c : {Dims{1, 1, 1, 32}, Dims{2, 7, 3, 32}, Dims{1, 70, 2, 32}, Dims{1, 150, 1, 32}})
+  // N = 64, 128: whole tiles, no tail.
+  for (const Dims& c : {Dims{1, 1, 1, 32}, Dims{2, 7, 3, 32}, Dims{1, 70, 2, 32}, Dims{1, 150, 1, 32},
+                        Dims{1, 64, 1, 32}, Dims{1, 128, 1, 32}})
     check_case(rng, c);
 }
 
 TEST_CASE("emu: bf16 tensor-core linear attention, dim_head 64", "[emu][linear_attention][tc]") {
   DD_TEST_RANDOM(rng);
-  for (const Dims& c : {Dims{2, 33, 1, 64}, Dims{1, 70, 2, 64}}) check_case(rng, c);
+  for (const Dims& c : {Dims{2, 33, 1, 64}, Dims{1, 70, 2, 64}, Dims{1, 64, 1, 64}}) check_case(rng, c);
 }
 
 TEST_CASE("emu: bf16 tensor-core linear attention with k ~ +-50 (the running column max)", "[emu][linear_attention][tc]") {
