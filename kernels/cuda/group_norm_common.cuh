@@ -98,30 +98,36 @@ __device__ __forceinline__ float4 quad_map2(const F& f, int64_t b, int64_t c, fl
   return make_float4(f(b, c, v.x, w.x), f(b, c + 1, v.y, w.y), f(b, c + 2, v.z, w.z), f(b, c + 3, v.w, w.w));
 }
 
-// From sums = [sum x | sum x^2] (2 x [B, C]): mean and rstd per (b, g), float
-// for the caller and rstd also in double (the CPU scales by the unrounded rstd).
+// One warp (lane: its lane) folds group (b, g)'s channel sums in a fixed order: lane l takes
+// channels l, l + 32, ... of the group, then the xor tree. Shared by the two-pass kernels below and
+// the per-group ones (group_norm_per_group.cuh), so both give the same bits from the same sums.
+// From sums = [sum x | sum x^2] (2 x [B, C]): mean and rstd of (b, g), float for the caller and
+// rstd also in double (the CPU scales by the unrounded rstd); lane 0 writes them.
+static __device__ __forceinline__ void gn_fold_stats(const double* sums, int64_t b, int64_t g, int64_t B,
+                                                     int64_t C, int64_t G, double n, double eps, int lane,
+                                                     float* mean, float* rstd, double* rstd_d) {
+  const int64_t D = C / G, BC = B * C, bg = b * G + g;
+  double s = 0.0, q = 0.0;
+  for (int64_t c = g * D + lane; c < (g + 1) * D; c += 32) {
+    s += sums[b * C + c];
+    q += sums[BC + b * C + c];
+  }
+  s = warp_fold(s);
+  q = warp_fold(q);
+  if (lane == 0) {
+    const double m = s / n;
+    const double var = fmax(q / n - m * m, 0.0);  // biased, as nn.GroupNorm
+    const double r = 1.0 / sqrt(var + eps);
+    mean[bg] = static_cast<float>(m);
+    rstd[bg] = static_cast<float>(r);
+    rstd_d[bg] = r;
+  }
+}
+
 static __global__ void gn_stats_kernel(const double* sums, int64_t B, int64_t C, int64_t G, double n, double eps,
                                        float* mean, float* rstd, double* rstd_d) {
-  const int64_t D = C / G, BC = B * C;
   const int lane = static_cast<int>(threadIdx.x % 32);
-  DD_WARP_STRIDE(bg, B * G) {
-    const int64_t b = bg / G, g = bg % G;
-    double s = 0.0, q = 0.0;
-    for (int64_t c = g * D + lane; c < (g + 1) * D; c += 32) {
-      s += sums[b * C + c];
-      q += sums[BC + b * C + c];
-    }
-    s = warp_fold(s);
-    q = warp_fold(q);
-    if (lane == 0) {
-      const double m = s / n;
-      const double var = fmax(q / n - m * m, 0.0);  // biased, as nn.GroupNorm
-      const double r = 1.0 / sqrt(var + eps);
-      mean[bg] = static_cast<float>(m);
-      rstd[bg] = static_cast<float>(r);
-      rstd_d[bg] = r;
-    }
-  }
+  DD_WARP_STRIDE(bg, B * G) { gn_fold_stats(sums, bg / G, bg % G, B, C, G, n, eps, lane, mean, rstd, rstd_d); }
 }
 
 inline void gn_stats(const double* sums, const GnDims& d, float eps, float* mean, float* rstd, double* rstd_d) {
@@ -133,26 +139,30 @@ inline void gn_stats(const double* sums, const GnDims& d, float eps, float* mean
 // With sdx[b, c] = sum_s dh (x - mean) and sdy[b, c] = sum_s dh (dh: the
 // gradient reaching the normalized output), per (b, g):
 //   dx = (rstd gamma) dh - k (x - mean) - o,  k = rstd^3 sum_c(gamma sdx) / n,  o = rstd sum_c(gamma sdy) / n.
+// One warp, as gn_fold_stats; lane 0 writes kk and oo of (b, g).
+static __device__ __forceinline__ void gn_fold_coeffs(const double* sdx, const double* sdy, const float* gamma,
+                                                      const float* rstd, int64_t b, int64_t g, int64_t C, int64_t G,
+                                                      double n, int lane, float* kk, float* oo) {
+  const int64_t D = C / G, bg = b * G + g;
+  double s1 = 0.0, s2 = 0.0;
+  for (int64_t c = g * D + lane; c < (g + 1) * D; c += 32) {
+    s1 += gamma[c] * sdy[b * C + c];
+    s2 += gamma[c] * sdx[b * C + c];
+  }
+  s1 = warp_fold(s1);
+  s2 = warp_fold(s2);
+  if (lane == 0) {
+    const double r = rstd[bg];
+    kk[bg] = static_cast<float>(r * r * r * s2 / n);
+    oo[bg] = static_cast<float>(r * s1 / n);
+  }
+}
+
 static __global__ void gn_backward_coeffs_kernel(const double* sdx, const double* sdy, const float* gamma,
                                                  const float* rstd, int64_t B, int64_t C, int64_t G, double n,
                                                  float* kk, float* oo) {
-  const int64_t D = C / G;
   const int lane = static_cast<int>(threadIdx.x % 32);
-  DD_WARP_STRIDE(bg, B * G) {
-    const int64_t b = bg / G, g = bg % G;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t c = g * D + lane; c < (g + 1) * D; c += 32) {
-      s1 += gamma[c] * sdy[b * C + c];
-      s2 += gamma[c] * sdx[b * C + c];
-    }
-    s1 = warp_fold(s1);
-    s2 = warp_fold(s2);
-    if (lane == 0) {
-      const double r = rstd[bg];
-      kk[bg] = static_cast<float>(r * r * r * s2 / n);
-      oo[bg] = static_cast<float>(r * s1 / n);
-    }
-  }
+  DD_WARP_STRIDE(bg, B * G) { gn_fold_coeffs(sdx, sdy, gamma, rstd, bg / G, bg % G, C, G, n, lane, kk, oo); }
 }
 
 // dgamma[c] = sum_b sdx[b, c] rstd[b, g(c)], dbeta[c] = sum_b sdy[b, c]: a warp per channel.

@@ -83,6 +83,28 @@ __device__ __forceinline__ void gn_group_sums(const Term& term, int64_t b, int64
   __syncthreads();  // every channel's sums are written
 }
 
+// Step 3: every element of group (b, g), last first (32-bit indices within the group: the host
+// checks S * D). quad (D % 4 == 0, C % 4 == 0, 16-byte aligned): four channels at a time,
+// on_quad(c, q) for channels c.. c+3 at float4 index q; else on_one(c, i) at element index i.
+template <int kThreads, class OnQuad, class OnOne>
+__device__ __forceinline__ void gn_group_elements(int64_t b, int64_t g, int64_t S, int64_t C, int64_t G, bool quad,
+                                                  const OnQuad& on_quad, const OnOne& on_one) {
+  const int64_t D = C / G, base = b * S * C + g * D;
+  const int tid = static_cast<int>(threadIdx.x), Di = static_cast<int>(D), total = static_cast<int>(S * D);
+  if (quad) {
+    const int dq = Di / 4;
+    for (int q = total / 4 - 1 - tid; q >= 0; q -= kThreads) {
+      const int cl = 4 * (q % dq);
+      on_quad(g * D + cl, (base + int64_t(q / dq) * C + cl) / 4);
+    }
+  } else {
+    for (int e = total - 1 - tid; e >= 0; e -= kThreads) {
+      const int cl = e % Di;
+      on_one(g * D + cl, base + int64_t(e / Di) * C + cl);
+    }
+  }
+}
+
 // Forward: y = f(b, c, x) over the group (f: Normalize, or the fused op's Forward, reading mean
 // and rstd_d at (b, g)), and xb (unless null) x's bf16 copy, as the two-pass forward writes them.
 template <int kThreads, class Term, class F>
@@ -92,48 +114,20 @@ __global__ void __launch_bounds__(kThreads) gn_group_forward_kernel(Term term, F
                                                                     float* rstd, double* rstd_d, float* y, bf16* xb,
                                                                     bool quad) {
   static_assert(kGnThreadsOk<kThreads>, "256 or 1024 threads");
-  const int64_t bg = blockIdx.x, b = bg / G, g = bg % G, D = C / G, BC = B * C;
+  const int64_t bg = blockIdx.x, b = bg / G, g = bg % G;
   const int tid = static_cast<int>(threadIdx.x);
   __shared__ double red[2][kThreads];
   gn_group_sums<2, kThreads>(term, b, g, B, S, C, G, sums, nullptr, nullptr, red);
-  if (tid < 32) {  // as gn_stats_kernel
-    double s = 0.0, q = 0.0;
-    for (int64_t c = g * D + tid; c < (g + 1) * D; c += 32) {
-      s += sums[b * C + c];
-      q += sums[BC + b * C + c];
-    }
-    s = warp_fold(s);
-    q = warp_fold(q);
-    if (tid == 0) {
-      const double m = s / n;
-      const double var = fmax(q / n - m * m, 0.0);  // biased, as nn.GroupNorm
-      const double r = 1.0 / sqrt(var + eps);
-      mean[bg] = static_cast<float>(m);
-      rstd[bg] = static_cast<float>(r);
-      rstd_d[bg] = r;
-    }
-  }
+  if (tid < 32) gn_fold_stats(sums, b, g, B, C, G, n, eps, tid, mean, rstd, rstd_d);
   __syncthreads();  // the statistics are written
-  // The group's elements, last first (32-bit indices within the group: the host checks S * D).
-  const int64_t base = b * S * C + g * D;
-  const int Di = static_cast<int>(D), Ci = static_cast<int>(C), total = static_cast<int>(S * D);
-  if (quad) {  // D % 4 == 0, C % 4 == 0, 16-byte aligned: four channels at a time
-    const int dq = Di / 4;
-    for (int q = total / 4 - 1 - tid; q >= 0; q -= kThreads) {
-      const int cl = 4 * (q % dq);
-      const int64_t i = base + int64_t(q / dq) * Ci + cl;
-      const float4 v = reinterpret_cast<const float4*>(x)[i / 4];
-      reinterpret_cast<float4*>(y)[i / 4] = quad_map(f, b, g * D + cl, v);
-      if (xb) reinterpret_cast<uint2*>(xb)[i / 4] = bf16_quad(v);
-    }
-  } else {
-    for (int e = total - 1 - tid; e >= 0; e -= kThreads) {
-      const int cl = e % Di;
-      const int64_t i = base + int64_t(e / Di) * Ci + cl;
-      y[i] = f(b, g * D + cl, x[i]);
-      if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
-    }
-  }
+  gn_group_elements<kThreads>(b, g, S, C, G, quad, [&](int64_t c, int64_t q) {
+    const float4 v = reinterpret_cast<const float4*>(x)[q];
+    reinterpret_cast<float4*>(y)[q] = quad_map(f, b, c, v);
+    if (xb) reinterpret_cast<uint2*>(xb)[q] = bf16_quad(v);
+  }, [&](int64_t c, int64_t i) {
+    y[i] = f(b, c, x[i]);
+    if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
+  });
 }
 
 inline void gn_group_check(const char* op, const GnDims& d) {
@@ -173,45 +167,16 @@ __global__ void __launch_bounds__(kThreads) gn_group_backward_kernel(Term term, 
                                                                      float* kk, float* oo, float* dscale,
                                                                      float* dshift, float* dx, bool quad) {
   static_assert(kGnThreadsOk<kThreads>, "256 or 1024 threads");
-  const int64_t bg = blockIdx.x, b = bg / G, g = bg % G, D = C / G, BC = B * C;
+  const int64_t bg = blockIdx.x, b = bg / G, g = bg % G, BC = B * C;
   const int tid = static_cast<int>(threadIdx.x);
   // K = 4 at 1024 threads: 32 KB of the 48 KB of static shared memory.
   __shared__ double red[K][kThreads];
   gn_group_sums<K, kThreads>(term, b, g, B, S, C, G, sums, dscale, dshift, red);
-  if (tid < 32) {  // as gn_backward_coeffs_kernel
-    const double* sdx = sums;
-    const double* sdy = sums + BC;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t c = g * D + tid; c < (g + 1) * D; c += 32) {
-      s1 += gamma[c] * sdy[b * C + c];
-      s2 += gamma[c] * sdx[b * C + c];
-    }
-    s1 = warp_fold(s1);
-    s2 = warp_fold(s2);
-    if (tid == 0) {
-      const double r = rstd[bg];
-      kk[bg] = static_cast<float>(r * r * r * s2 / n);
-      oo[bg] = static_cast<float>(r * s1 / n);
-    }
-  }
+  if (tid < 32) gn_fold_coeffs(sums, sums + BC, gamma, rstd, b, g, C, G, n, tid, kk, oo);
   __syncthreads();  // kk, oo are written
-  const int64_t base = b * S * C + g * D;
-  const int Di = static_cast<int>(D), Ci = static_cast<int>(C), total = static_cast<int>(S * D);
-  if (quad) {  // D % 4 == 0, C % 4 == 0, 16-byte aligned: four channels at a time
-    const int dq = Di / 4;
-    for (int q = total / 4 - 1 - tid; q >= 0; q -= kThreads) {
-      const int cl = 4 * (q % dq);
-      const int64_t i = base + int64_t(q / dq) * Ci + cl;
-      reinterpret_cast<float4*>(dx)[i / 4] =
-          quad_map2(dxf, b, g * D + cl, load_quad(x, i / 4), reinterpret_cast<const float4*>(dy)[i / 4]);
-    }
-  } else {
-    for (int e = total - 1 - tid; e >= 0; e -= kThreads) {
-      const int cl = e % Di;
-      const int64_t i = base + int64_t(e / Di) * Ci + cl;
-      dx[i] = dxf(b, g * D + cl, dtype_conv::to_f32(x[i]), dy[i]);
-    }
-  }
+  gn_group_elements<kThreads>(b, g, S, C, G, quad, [&](int64_t c, int64_t q) {
+    reinterpret_cast<float4*>(dx)[q] = quad_map2(dxf, b, c, load_quad(x, q), reinterpret_cast<const float4*>(dy)[q]);
+  }, [&](int64_t c, int64_t i) { dx[i] = dxf(b, c, dtype_conv::to_f32(x[i]), dy[i]); });
 }
 
 // The whole backward past the kernel above: sums (K x [B, C] doubles) and kk, oo ([B, G]) are

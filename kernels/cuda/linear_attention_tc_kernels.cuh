@@ -53,6 +53,25 @@ __device__ __forceinline__ void frag_a_km(const uint16_t (*t)[kLd], int k0, int 
   warp::ldmatrix_x4_trans(a, &t[k0 + (lane & 7) + ((q >> 1) << 3)][m0 + ((q & 1) << 3)]);
 }
 
+// acc (16 x 8 kN) += A^T B over a tile's kT positions: A stored [k][m] (rows m0.. of the product
+// are its columns), B stored [k][n] (columns n0..).
+template <int kT, int kLd, int kN>
+__device__ __forceinline__ void tile_product(float (&acc)[kN][4], const uint16_t (*ta)[kLd], const uint16_t (*tb)[kLd],
+                                             int m0, int n0, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kT / 16; ++kk) {
+    uint32_t a[4];
+    frag_a_km<kLd>(ta, 16 * kk, m0, lane, a);
+#pragma unroll
+    for (int n = 0; n < kN; n += 2) {
+      uint32_t b0[2], b1[2];
+      attn_tc::frag_b_kn<kLd>(tb, 16 * kk, n0 + 8 * n, lane, b0, b1);
+      warp::mma_m16n8k16_bf16(acc[n], a, b0, acc[n]);
+      warp::mma_m16n8k16_bf16(acc[n + 1], a, b1, acc[n + 1]);
+    }
+  }
+}
+
 // acc (16 x 8 kN) += A (16 x kD, rows r0.. of ta) B (kD x 8 kN) with B stored [k][n] in tb.
 template <int kD, int kN>
 __device__ __forceinline__ void gemm_a_bkn(float (&acc)[kN][4], const uint16_t (*ta)[kD + 8], int r0,
@@ -244,28 +263,8 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(
     const float f0 = cfac[m0 + g], f1 = cfac[m0 + g + 8];
 #pragma unroll
     for (int n = 0; n < kN; ++n) acc[n][0] *= f0, acc[n][1] *= f0, acc[n][2] *= f1, acc[n][3] *= f1;
-#pragma unroll
-    for (int kk = 0; kk < kT / 16; ++kk) {
-      uint32_t a[4];
-      frag_a_km<kLd>(ks, 16 * kk, m0, lane, a);
-#pragma unroll
-      for (int n = 0; n < kN; n += 2) {
-        uint32_t b0[2], b1[2];
-        attn_tc::frag_b_kn<kLd>(vs, 16 * kk, n0 + 8 * n, lane, b0, b1);
-        warp::mma_m16n8k16_bf16(acc[n], a, b0, acc[n]);
-        warp::mma_m16n8k16_bf16(acc[n + 1], a, b1, acc[n + 1]);
-      }
-      if constexpr (kBackward) {
-        frag_a_km<kLd>(qs, 16 * kk, m0, lane, a);
-#pragma unroll
-        for (int n = 0; n < kN; n += 2) {
-          uint32_t b0[2], b1[2];
-          attn_tc::frag_b_kn<kLd>(gs, 16 * kk, n0 + 8 * n, lane, b0, b1);
-          warp::mma_m16n8k16_bf16(dacc[n], a, b0, dacc[n]);
-          warp::mma_m16n8k16_bf16(dacc[n + 1], a, b1, dacc[n + 1]);
-        }
-      }
-    }
+    tile_product<kT, kLd, kN>(acc, ks, vs, m0, n0, lane);
+    if constexpr (kBackward) tile_product<kT, kLd, kN>(dacc, qs, gs, m0, n0, lane);
   }
   __syncthreads();  // csum holds every tile
   if (tid < kD) {

@@ -39,29 +39,19 @@
 #include <string>
 #include <vector>
 
-#include "engine/dtype.h"
 #include "engine/error.h"
 #include "engine/tensor.h"
+#include "tests/support/attention_tc_bounds.h"
 
 namespace dd::test::linattn_tc {
 
-struct Dims {
-  int64_t B, N, heads, d;
-  double scale = 1.0;  // of the random inputs
-  std::string str() const { return str_cat("B", B, " N", N, " heads ", heads, " d ", d, " scale ", scale); }
-  Shape qkv_shape() const { return {B, N, 3 * heads * d}; }
-  Shape out_shape() const { return {B, N, heads * d}; }
-};
+// The shapes, rounding constants and helpers of the softmax attention's bounds.
+using attn_tc::bitwise_equal;
+using attn_tc::Dims;
+using attn_tc::kBf16U;
+using attn_tc::kSumU;
 
-constexpr double kBf16U = 1.0 / 256;  // 2^-8: one bf16 rounding
-constexpr double kSumU = 2.0 / (1 << 24);  // 2^-23 per fp32 operation
-
-inline std::vector<double> rounded_values(const Tensor& t) {
-  const std::vector<float> v = t.to(Device::CPU).to_vector();
-  std::vector<double> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = dtype_conv::bf16_to_f32(dtype_conv::f32_to_bf16(v[i]));
-  return out;
-}
+inline std::vector<double> rounded_values(const Tensor& t) { return attn_tc::rounded(attn_tc::host_values(t)); }
 
 struct Reference {
   std::vector<double> out, out_bound;    // [B, N, hidden]
@@ -174,10 +164,6 @@ inline void expect_within(const std::string& what, const Tensor& got_t, const st
                            : std::string())
             << "; largest error / bound among the rest " << worst_ratio);
   CHECK(bad == 0);
-}
-
-inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.to(Device::CPU).to_vector() == b.to(Device::CPU).to_vector();
 }
 
 }  // namespace dd::test::linattn_tc
