@@ -206,7 +206,8 @@ void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int
   }
 }
 
-// Both forwards past their sums: statistics, then y (and x_bf16 when asked for).
+// Both forwards past their sums: statistics, then y (and x_bf16 when asked for). sums null: the
+// per-group kernel (group_norm_per_group.cuh) takes the sums, the statistics and y in one launch.
 GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                   const Tensor& shift, const GnDims& d, float eps, const double* sums,
                                   Tensor* x_bf16) {
@@ -218,13 +219,21 @@ GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Te
     xb = x_bf16->data<bf16>();
   }
   DoubleScratch rstd_d(d.B * d.G);
-  gn_stats(sums, d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
-  const int64_t n = d.numel();
   const Normalize norm{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
+  auto apply = [&](const auto& f) {
+    if (!sums) {
+      DoubleScratch own(2 * d.B * d.C);
+      gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, own.get(), out.mean.data(), out.rstd.data(),
+                       rstd_d.get(), out.y.data(), xb);
+      return;
+    }
+    gn_stats(sums, d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
+    forward_pass(x, f, d.numel(), d.S, out.y, xb);
+  };
   if (scale.defined())
-    forward_pass(x, Forward<true>{norm, scale.data(), shift.data(), d.C}, n, d.S, out.y, xb);
+    apply(Forward<true>{norm, scale.data(), shift.data(), d.C});
   else
-    forward_pass(x, Forward<false>{norm, nullptr, nullptr, d.C}, n, d.S, out.y, xb);
+    apply(Forward<false>{norm, nullptr, nullptr, d.C});
   return out;
 }
 }  // namespace
@@ -232,24 +241,8 @@ GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Te
 GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                        const Tensor& scale, const Tensor& shift, int64_t groups, float eps) {
   const GnDims d(x, groups);
+  if (group_norm_per_group(d.D)) return forward_from_sums(x, gamma, beta, scale, shift, d, eps, nullptr, nullptr);
   DoubleScratch sums(2 * d.B * d.C);
-  if (group_norm_per_group(d.D)) {
-    GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
-                        Tensor::empty({d.B, d.G}, x.device())};
-    DoubleScratch rstd_d(d.B * d.G);
-    const Normalize norm{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
-    const float* ps = scale.defined() ? scale.data() : nullptr;
-    const float* pf = shift.defined() ? shift.data() : nullptr;
-    auto run = [&](const auto& f) {
-      gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, sums.get(), out.mean.data(), out.rstd.data(),
-                       rstd_d.get(), out.y.data(), nullptr);
-    };
-    if (scale.defined())
-      run(Forward<true>{norm, ps, pf, d.C});
-    else
-      run(Forward<false>{norm, nullptr, nullptr, d.C});
-    return out;
-  }
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   return forward_from_sums(x, gamma, beta, scale, shift, d, eps, sums.get(), nullptr);
 }
