@@ -69,6 +69,13 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int 
   DD_DISPATCH(common_device("conv2d", {&x, &w, &bias}), conv2d_forward, x, w, bias, padding);
 }
 
+Tensor conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  conv2d_out_shape("conv2d_forward_bf16", x, w, padding);
+  check_bias("conv2d_forward_bf16", bias, w);
+  const Conv2dReport report({x.shape(), w.shape(), padding, bias.defined()});
+  DD_DISPATCH(common_device("conv2d_forward_bf16", {&x, &w, &bias}), conv2d_forward_bf16, x, w, bias, padding);
+}
+
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias) {
   const Shape y_shape = conv2d_out_shape("conv2d_backward", x, w, padding);

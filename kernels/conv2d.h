@@ -65,6 +65,11 @@ class Conv2dReport {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
+// conv2d_forward's y stored as bf16 (nearest even): bitwise conv2d_forward(x, w, bias, padding)
+// .to(DType::BF16), for a consumer that rounds its input to bf16 anyway (the linear attention's qkv
+// under BF16: autograd/linear_attention.cpp), which then reads half the bytes the conv wrote. The
+// CUDA tensor-core conv (BF16, TF32) writes it from its accumulators; every other path rounds y.
+Tensor conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 
 // The conv of x = concat(xs) along the channel dim (torch.cat(dim=1): the U-Net's skip
 // connections), xs NHWC [B, H, W, C_i] agreeing in B, H and W, 1 to 4 of them; dx comes back in
@@ -155,6 +160,7 @@ Tensor conv2d_forward_sums(const Tensor& x, const Tensor& w, const Tensor& bias,
                            std::vector<double>& sums, int64_t chunk_rows = 0);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows = 0);
+Tensor conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 // The same three with x in channel parts (conv2d_forward_parts above).
 Tensor conv2d_forward_parts(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                             int64_t chunk_rows = 0);
@@ -181,6 +187,7 @@ namespace cuda {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias);
+Tensor conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding);
 
 // dbias[co] = sum over pixels of dy[.., co], deterministic (conv2d.cu), whatever the precision.
 Tensor conv2d_bias_grad(const Tensor& dy);
@@ -226,6 +233,10 @@ Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, i
 // (row block, image) partials folded in a fixed order: bitwise the same run to run for a given tile.
 Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                               Tensor& sums, const TcConvOptions& opt = {});
+// conv2d_forward_tc with y written as bf16 by the epilogue, each value rounded to nearest even
+// from the fp32 value conv2d_forward_tc writes: bitwise conv2d_forward_tc(...).to(DType::BF16).
+Tensor conv2d_forward_tc_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                              const TcConvOptions& opt = {});
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                                bool need_dw, bool need_dbias, Precision prec, const TcConvOptions& opt = {});
 // The options the three entry points above run when called with the default ones: the rules' ({})

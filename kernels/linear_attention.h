@@ -13,8 +13,10 @@
 // Under Precision::BF16 with dim_head 32 or 64 the products run on bf16 tensor cores
 // (linear_attention_*_tc below) and the CPU backend rounds qkv and dy to bf16 as they do
 // (kernels/cpu/operand_rounding.h); other policies and widths keep fp32.
+// qkv may be fp32 or bf16 (read widened, exactly); dy and the results are fp32.
 #include <cstdint>
 
+#include "engine/context.h"
 #include "engine/tensor.h"
 
 namespace dd::kernels {
@@ -25,6 +27,10 @@ Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t he
 
 // dim_head 32 or 64: the widths the tensor-core kernels take.
 bool linear_attention_tc_supported(int64_t dim_head);
+// Whether the op rounds qkv and dy to bf16 under policy p (BF16 at those widths): then a bf16 qkv
+// (kernels/conv2d.h: conv2d_forward_bf16) gives the same results as the fp32 qkv it rounds, and
+// autograd/linear_attention.cpp has its qkv conv write one.
+bool linear_attention_rounds_to_bf16(Precision p, int64_t dim_head);
 
 namespace cpu {
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);

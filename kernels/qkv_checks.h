@@ -8,7 +8,8 @@
 
 namespace dd::kernels {
 
-void check_qkv(const char* op, const Tensor& qkv, int64_t heads, int64_t dim_head);
+// qkv float32, or also bfloat16 where bf16_ok (the linear attention's).
+void check_qkv(const char* op, const Tensor& qkv, int64_t heads, int64_t dim_head, bool bf16_ok = false);
 void check_dy(const char* op, const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 
 }  // namespace dd::kernels

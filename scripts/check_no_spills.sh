@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fails when any tensor-core kernel (the convolutions' tiles and the bf16 attention at dim_head 32,
-# 64 and 128) spills registers on sm_90: the property the bench comments and issue 12 state, kept by
+# Fails when any tensor-core kernel (the convolutions' tiles, the bf16 attention at dim_head 32,
+# 64 and 128, the bf16 linear attention at 32 and 64) spills registers on sm_90: the property the
+# bench comments and issue 12 state, kept by
 # CI (ctest `ptxas_no_spills`, CUDA builds only). Prints both scripts' tables. Needs nvcc, no GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1

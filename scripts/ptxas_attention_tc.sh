@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Registers, spills and shared memory of the bf16 tensor-core attention kernels
-# (kernels/cuda/attention_tc.cu), from one nvcc -Xptxas -v compile; normal builds stay quiet.
+# (kernels/cuda/attention_tc.cu) and linear-attention kernels (kernels/cuda/linear_attention_tc.cu),
+# from one nvcc -Xptxas -v compile each; normal builds stay quiet.
 # Usage: scripts/ptxas_attention_tc.sh [arch] (default sm_90). One line per kernel: pass, dim_head,
 # registers, spill stores / loads, stack frame, static shared memory. The figures are recorded at
-# the top of attention_tc.cu.
+# the top of attention_tc.cu and linear_attention_tc.cu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${1:-sm_90}
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-"$NVCC" -DDD_WITH_CUDA=1 -I. -O3 -DNDEBUG -arch="$ARCH" --expt-relaxed-constexpr -std=c++17 -x cu -c \
-  kernels/cuda/attention_tc.cu -o "$OUT/attention_tc.o" -Xptxas -v 2>"$OUT/ptxas.txt"
+for f in attention_tc linear_attention_tc; do
+  "$NVCC" -DDD_WITH_CUDA=1 -I. -O3 -DNDEBUG -arch="$ARCH" --expt-relaxed-constexpr -std=c++17 -x cu -c \
+    "kernels/cuda/$f.cu" -o "$OUT/$f.o" -Xptxas -v 2>>"$OUT/ptxas.txt"
+done
 python3 - "$OUT/ptxas.txt" <<'PY'
 import re, sys
 cur = None
@@ -20,14 +23,22 @@ for line in open(sys.argv[1]):
     if m:
         n = m.group(1)
         cur = None
-        for kind, name in (("rows", "forward"), ("dkdv", "dK/dV"), ("dq", "dQ")):
-            if "attention_tc_" + kind + "_kernel" in n:
-                cur = name
-        if cur:
-            d = re.search(r"kernelILi(\d+)E", n).group(1)
-            if cur == "forward" and "ELb1E" in n:
-                cur = "stats"
-            cur = "%-8s dim_head %3s" % (cur, d)
+        if "linear_attention_tc_" in n:
+            # linear_attention_tc_<head|rows>_kernel<kD, kBackward, TQ>: TQ f (fp32 qkv) or t (bf16 qkv).
+            k = re.search(r"linear_attention_tc_(head|rows)_kernelILi(\d+)ELb([01])E([ft])", n)
+            if k:
+                kind, d, bwd, tq = k.groups()
+                cur = "%-8s dim_head %3s" % ("lin " + kind + (" bwd" if bwd == "1" else " fwd") +
+                                             (" qkv bf16" if tq == "t" else ""), d)
+        else:
+            for kind, name in (("rows", "forward"), ("dkdv", "dK/dV"), ("dq", "dQ")):
+                if "attention_tc_" + kind + "_kernel" in n:
+                    cur = name
+            if cur:
+                d = re.search(r"kernelILi(\d+)E", n).group(1)
+                if cur == "forward" and "ELb1E" in n:
+                    cur = "stats"
+                cur = "%-8s dim_head %3s" % (cur, d)
         frame = spill_st = spill_ld = "?"
         continue
     if not cur:

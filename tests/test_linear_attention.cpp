@@ -176,13 +176,15 @@ TEST_CASE("linear_attention autograd records the kernel backward", "[linear_atte
 TEST_CASE("linear_attention_qkv: the composition's gradients bitwise, without keeping qkv", "[linear_attention][autograd]") {
   DD_TEST_RANDOM(rng);
   TapeGuard guard;
-  // 3 heads of 5: qkv has 45 channels against x's 7; 9x11 positions.
-  const Case c{2, 9, 11, 3, 5};
-  const Shape xs{c.B, c.H, c.W, 7}, ws{3 * c.hidden(), 1, 1, 7};
-  const std::vector<double> x = rng.normal_f32(shape_numel(xs)), w = rng.normal_f32(shape_numel(ws), 0.4);
-  const std::vector<double> r = rng.normal_f32(shape_numel(c.out_shape()));
+  // 3 heads of 5: qkv has 45 channels against x's 7; 9x11 positions. And 2 heads of 32, which
+  // under BF16 round qkv to bf16: the conv then writes it in bf16 (conv2d_forward_bf16), with the
+  // same bits as the composition's fp32 qkv rounded by the attention.
+  for (const Case& c : {Case{2, 9, 11, 3, 5}, Case{1, 5, 7, 2, 32}})
   for (const Precision prec : {Precision::FP32, Precision::TF32, Precision::BF16}) {
-    INFO(precision_name(prec));
+    INFO(c.name() << " " << precision_name(prec));
+    const Shape xs{c.B, c.H, c.W, 7}, ws{3 * c.hidden(), 1, 1, 7};
+    const std::vector<double> x = rng.normal_f32(shape_numel(xs)), w = rng.normal_f32(shape_numel(ws), 0.4);
+    const std::vector<double> r = rng.normal_f32(shape_numel(c.out_shape()));
     const PrecisionScope scope(prec);
     ag::Var vr(from_double(c.out_shape(), r));
     // The backward under another policy (here fp32) too: the recomputed qkv must still be the
@@ -223,6 +225,10 @@ TEST_CASE("linear_attention_qkv: the composition's gradients bitwise, without ke
     CHECK(dw_late == dw_late_ref);
   }
   // Under NoGrad nothing is recorded, and the output is the composition's.
+  const Case c{2, 9, 11, 3, 5};
+  const Shape xs{c.B, c.H, c.W, 7};
+  const std::vector<double> x = rng.normal_f32(shape_numel(xs)), w = rng.normal_f32(3 * c.hidden() * 7, 0.4);
+  const Shape ws{3 * c.hidden(), 1, 1, 7};
   ag::Tape::current().clear();
   ag::NoGrad no_grad;
   ag::Var vx(from_double(xs, x)), vw(from_double(ws, w));

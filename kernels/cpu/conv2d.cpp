@@ -354,6 +354,10 @@ Tensor conv2d_forward_parts_sums(const std::vector<Tensor>& xs, const Tensor& w,
   return forward(xs, w, bias, padding, chunk_rows, &sums);
 }
 
+Tensor conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  return conv2d_forward(x, w, bias, padding).to(DType::BF16);
+}
+
 Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias, int64_t chunk_rows) {
   return single(backward({x}, w, dy, padding, need_dx, need_dw, need_dbias, chunk_rows));

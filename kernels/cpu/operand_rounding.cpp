@@ -19,8 +19,7 @@ OperandRounding attention_rounding(Precision p, int64_t dim_head) {
 }
 
 OperandRounding linear_attention_rounding(Precision p, int64_t dim_head) {
-  return p == Precision::BF16 && linear_attention_tc_supported(dim_head) ? OperandRounding::BF16
-                                                                          : OperandRounding::None;
+  return linear_attention_rounds_to_bf16(p, dim_head) ? OperandRounding::BF16 : OperandRounding::None;
 }
 
 Tensor rounded(const Tensor& t, OperandRounding r) {

@@ -65,18 +65,23 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
 
 __device__ __forceinline__ float round_bf16(float x) { return dtype_conv::bf16_to_f32(dtype_conv::f32_to_bf16(x)); }
 
+// An operand element as fp32: an fp32 one as stored, a bf16 one (uint16_t bits) widened exactly.
+__device__ __forceinline__ float load_f32(const float* p) { return *p; }
+__device__ __forceinline__ float load_f32(const uint16_t* p) { return dtype_conv::bf16_to_f32(*p); }
+
 // dst[r][c] = bf16(src[(n0 + r) * stride + c]) for n0 + r < N, zeros for the rows past N. Each
-// thread converts 8 consecutive columns and stores them as one 16-byte word.
-template <int kD, int kRows>
-__device__ __forceinline__ void stage_rows(uint16_t (*dst)[kD + 8], const float* src, int64_t stride, int64_t n0,
+// thread converts 8 consecutive columns and stores them as one 16-byte word. src fp32, or bf16
+// (TS uint16_t: its bits pass through, as rounding a bf16 value leaves it).
+template <int kD, int kRows, class TS>
+__device__ __forceinline__ void stage_rows(uint16_t (*dst)[kD + 8], const TS* src, int64_t stride, int64_t n0,
                                            int64_t N) {
   constexpr int kGroups = kD / 8;
   for (int idx = threadIdx.x; idx < kRows * kGroups; idx += blockDim.x) {
     const int r = idx / kGroups, c = (idx % kGroups) * 8;
     uint32_t w[4] = {0u, 0u, 0u, 0u};
     if (n0 + r < N) {
-      const float* s = src + (n0 + r) * stride + c;
-      for (int j = 0; j < 4; ++j) w[j] = pack_bf16x2(s[2 * j], s[2 * j + 1]);
+      const TS* s = src + (n0 + r) * stride + c;
+      for (int j = 0; j < 4; ++j) w[j] = pack_bf16x2(load_f32(s + 2 * j), load_f32(s + 2 * j + 1));
     }
 #if defined(__CUDA_ARCH__)
     *reinterpret_cast<uint4*>(&dst[r][c]) = make_uint4(w[0], w[1], w[2], w[3]);

@@ -396,6 +396,12 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   return y;
 }
 
+Tensor conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding) {
+  const Precision prec = current_context().precision();
+  if (prec != Precision::FP32) return conv2d_forward_tc_bf16(x, w, bias, padding, prec);
+  return conv2d_forward(x, w, bias, padding).to(DType::BF16);
+}
+
 Conv2dGrads conv2d_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy, int padding, bool need_dx,
                             bool need_dw, bool need_dbias) {
   const Precision prec = current_context().precision();

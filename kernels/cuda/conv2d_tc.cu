@@ -46,7 +46,7 @@ using namespace conv_tc;
 template <class Op, class Tile, bool kSums = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
-                         const float* __restrict__ bias, float* __restrict__ y, Geom g, int M, int N, int Kd,
+                         const float* __restrict__ bias, YOut y, Geom g, int M, int N, int Kd,
                          double* __restrict__ part, int J) {
   using T = typename Op::T;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages;
@@ -142,10 +142,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     for (int h = 0; h < 2; ++h) {
       const int m = m0 + wr + 16 * mi + gq + 8 * h;
       if (m >= M) continue;
-      float* const yr = y + int64_t(m) * N;
 #pragma unroll
       for (int ni = 0; ni < Tile::NI; ++ni)
-        store_pair(yr, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+        store_pair(y, m, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
     }
   if constexpr (kSums)
     tc_sums_epilogue<Tile>(acc, bias, smem, part, J, m0, n0, M, N, g.ho * g.wo, wr, wc, tid);
@@ -298,7 +297,7 @@ int pick_tile(int64_t rows, int64_t cols) {
 
 // sums (device, 2*B*N doubles) non-null: the kSums kernel and the fold.
 template <class Op, class Tile>
-void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y,
+void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const float* bias, YOut y,
                        const Geom& g, int M, int N, int Kd, double* sums) {
   constexpr int smem = Tile::kStages * (row_tile_elems<Op, Tile::BM>() + row_tile_elems<Op, Tile::BN>()) *
                        static_cast<int>(sizeof(typename Op::T));
@@ -326,7 +325,7 @@ void launch_fprop_tile(const typename Op::T* x, const typename Op::T* w, const f
 // (Tile::BN: 128 under halo_wide).
 // sums (device, 2*B*N doubles) non-null: the kSums kernel and its fold.
 template <class Op, class Tile>
-void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const float* bias, float* y, const Geom& g,
+void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const float* bias, YOut y, const Geom& g,
                        int N, int Kd, double* sums) {
   DD_CHECK(g.k >= 2, "conv2d (tensor cores): the halo kernel takes K >= 2 (its halo buffers alternate every K*K "
                      "steps), got K = ", g.k);
@@ -361,7 +360,7 @@ void launch_halo_fprop(const typename Op::T* x, const typename Op::T* w, const f
 // opt.halo: the halo kernel; else tile opt.tile, or the rule's when -1.
 template <class Op>
 void launch_fprop(const TcConvOptions& opt, const typename Op::T* x, const typename Op::T* w, const float* bias,
-                  float* y, const Geom& g, int N, double* sums = nullptr) {
+                  YOut y, const Geom& g, int N, double* sums = nullptr) {
   const int M = checked_int(int64_t(g.b) * g.ho * g.wo, "B*Ho*Wo");
   const int Kd = checked_int(int64_t(g.k) * g.k * g.c, "K*K*Ci");
   checked_int(int64_t(g.b) * g.h * g.w, "B*H*W");  // the kernel's pixel indices
@@ -483,22 +482,24 @@ Geom make_geom(const Tensor& x, int64_t k, int p, int c_padded) {
   return g;
 }
 
+// y fp32, or bf16 (y_dtype BF16: conv2d_forward_tc_bf16; no sums then).
 template <class Op>
 Tensor forward(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, const TcConvOptions& opt,
-               Tensor* sums = nullptr) {
+               Tensor* sums = nullptr, DType y_dtype = DType::F32) {
   const int ci = checked_int(x.dim(3), "Ci"), co = checked_int(w.dim(0), "Co"), k = checked_int(w.dim(1), "K");
   const int cp = round_up(ci, Op::kChunk);
   const Geom g = make_geom(x, k, padding, cp);
   Packed<Op> xq = pack_input<Op>(x, ci, cp);
   Packed<Op> wq = pack_input<Op>(w, ci, cp);
-  Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA);
+  Tensor y = Tensor::empty({g.b, g.ho, g.wo, co}, Device::CUDA, y_dtype);
+  const YOut out = y_dtype == DType::BF16 ? YOut{nullptr, reinterpret_cast<uint16_t*>(y.data<bf16>())} : YOut{y.data(), nullptr};
   double* sp = nullptr;
   if (sums) {
     DoubleScratch s(2 * int64_t(g.b) * co);
     *sums = s.t;
     sp = s.get();
   }
-  launch_fprop<Op>(opt, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, y.data(), g, co, sp);
+  launch_fprop<Op>(opt, xq.data(), wq.data(), bias.defined() ? bias.data() : nullptr, out, g, co, sp);
   return y;
 }
 
@@ -529,7 +530,7 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
     // dy as the input of a conv with Ci outputs, padding K-1-p: its output is H x W.
     const Geom gd{g.b, g.ho, g.wo, cop, k, k - 1 - padding, g.h, g.w};
     out.dx = Tensor::empty(x.shape(), Device::CUDA);
-    launch_fprop<Op>(opt, dyq.data(), wt.data(), nullptr, out.dx.data(), gd, ci);
+    launch_fprop<Op>(opt, dyq.data(), wt.data(), nullptr, YOut{out.dx.data(), nullptr}, gd, ci);
   }
   return out;
 }
@@ -573,6 +574,16 @@ Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, i
   const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, false) : given;
   return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
                                  : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt);
+}
+
+Tensor conv2d_forward_tc_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                              const TcConvOptions& given) {
+  check_args("conv2d_forward_tc_bf16", x, w, prec, given);
+  // The plain forward's choice: the kernels are the same up to the epilogue's stores.
+  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, false) : given;
+  return prec == Precision::BF16
+             ? forward<Bf16Op>(x, w, bias, padding, opt, nullptr, DType::BF16)
+             : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt, nullptr, DType::BF16);
 }
 
 Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,

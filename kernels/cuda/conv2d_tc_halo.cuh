@@ -68,7 +68,7 @@ __device__ __forceinline__ void load_a_halo(const typename Op::T* h, int ld, int
 template <class Op, class Tile = Halo::Tile, bool kSums = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     conv_tc_halo_fprop_kernel(const typename Op::T* __restrict__ x, const typename Op::T* __restrict__ w,
-                              const float* __restrict__ bias, float* __restrict__ y, conv::Geom g, int N, int Kd,
+                              const float* __restrict__ bias, YOut y, conv::Geom g, int N, int Kd,
                               int tiles_h, int tiles_w, double* __restrict__ part) {
   using T = typename Op::T;
   constexpr int BN = Tile::BN, BK = Op::kBK, kC = Op::kChunk, S = Tile::kStages, kT = Tile::kThreads;
@@ -154,10 +154,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     for (int h = 0; h < 2; ++h) {
       const int r = wr + 16 * mi + gq + 8 * h, oh = oh0 + r / Halo::TW, ow = ow0 + r % Halo::TW;
       if (oh >= g.ho || ow >= g.wo) continue;
-      float* const yr = y + ((int64_t(b) * g.ho + oh) * g.wo + ow) * N;
+      const int64_t m = (int64_t(b) * g.ho + oh) * g.wo + ow;
 #pragma unroll
       for (int ni = 0; ni < Tile::NI; ++ni)
-        store_pair(yr, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+        store_pair(y, m, n0 + wc + 8 * ni + 2 * tq, N, bias, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
     }
   if constexpr (kSums) {
     __syncthreads();  // every warp is done with the halo and weight stages: their memory is free

@@ -19,7 +19,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 
+#include "engine/dtype.h"
 #include "kernels/cuda/warp_ops.cuh"
 
 namespace dd::kernels::cuda::conv_tc {
@@ -163,16 +165,43 @@ __device__ __forceinline__ void mma(float (&acc)[4], const uint32_t (&a)[4], con
     warp::mma_m16n8k8_tf32(acc, a, b, acc);
 }
 
-// A lane's output column pair (n, n + 1), n even, of row yr: acc + bias. With N even the pair is
-// 8-byte aligned in y and both inside or both outside N: one float2 store; else two guarded ones.
-__device__ __forceinline__ void store_pair(float* yr, int n, int N, const float* bias, float a0, float a1) {
+// Where a forward kernel writes y [M, N] (row stride N): fp32 into f, or, with bf set instead,
+// bf16 into bf, each value rounded to nearest even from the fp32 value f would have held
+// (conv2d_forward_tc_bf16): bitwise Tensor::to(DType::BF16) of the fp32 y, in half the bytes.
+struct YOut {
+  float* f = nullptr;
+  uint16_t* bf = nullptr;
+};
+
+// A lane's output column pair (n, n + 1), n even, of row m: acc + bias. With N even the pair is
+// aligned (8 bytes in fp32, 4 in bf16) and both inside or both outside N: one store; else two
+// guarded ones.
+__device__ __forceinline__ void store_pair(const YOut& y, int64_t m, int n, int N, const float* bias, float a0,
+                                           float a1) {
   const float v0 = a0 + (bias && n < N ? bias[n] : 0.0f);
   const float v1 = a1 + (bias && n + 1 < N ? bias[n + 1] : 0.0f);
+  const int64_t i = m * N + n;
+  if (y.bf) {
+    const uint16_t b0 = dtype_conv::f32_to_bf16(v0), b1 = dtype_conv::f32_to_bf16(v1);
+    if ((N & 1) == 0) {
+      if (n >= N) return;
+      const uint32_t pair = uint32_t(b0) | (uint32_t(b1) << 16);
+#if defined(__CUDA_ARCH__)
+      *reinterpret_cast<uint32_t*>(y.bf + i) = pair;
+#else
+      std::memcpy(y.bf + i, &pair, sizeof pair);  // host emulation: no type punning for g++'s aliasing rules
+#endif
+    } else {
+      if (n < N) y.bf[i] = b0;
+      if (n + 1 < N) y.bf[i + 1] = b1;
+    }
+    return;
+  }
   if ((N & 1) == 0) {
-    if (n < N) *reinterpret_cast<float2*>(yr + n) = make_float2(v0, v1);
+    if (n < N) *reinterpret_cast<float2*>(y.f + i) = make_float2(v0, v1);
   } else {
-    if (n < N) yr[n] = v0;
-    if (n + 1 < N) yr[n + 1] = v1;
+    if (n < N) y.f[i] = v0;
+    if (n + 1 < N) y.f[i + 1] = v1;
   }
 }
 

@@ -18,7 +18,7 @@ struct Launcher {
 };
 
 // The same rule the CPU backend models (kernels/cpu/operand_rounding.h).
-bool use_tc(int64_t d) { return current_context().precision() == Precision::BF16 && linear_attention_tc_supported(d); }
+bool use_tc(int64_t d) { return linear_attention_rounds_to_bf16(current_context().precision(), d); }
 
 template <bool kBackward>
 Tensor run(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head) {
@@ -34,14 +34,15 @@ Tensor run(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, i
 }
 }  // namespace
 
+// The fp32 kernels read a bf16 qkv widened (exactly).
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head) {
   if (use_tc(dim_head)) return linear_attention_forward_tc(qkv, heads, dim_head);
-  return run<false>("linear_attention_forward", qkv, nullptr, heads, dim_head);
+  return run<false>("linear_attention_forward", qkv.to(DType::F32), nullptr, heads, dim_head);
 }
 
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
   if (use_tc(dim_head)) return linear_attention_backward_tc(qkv, dy, heads, dim_head);
-  return run<true>("linear_attention_backward", qkv, &dy, heads, dim_head);
+  return run<true>("linear_attention_backward", qkv.to(DType::F32), &dy, heads, dim_head);
 }
 
 }  // namespace dd::kernels::cuda

@@ -61,6 +61,7 @@ struct Params {
   uint16_t* ctx_bf;   // [BH, d, d] context as bf16 (the rows kernel's mma operand)
   uint16_t* dctx_bf;  // [BH, d, d] dcontext as bf16 (backward only)
   float* coldot;      // [BH, d]    sum_e context[c, e] dcontext[c, e] (backward only)
+  const uint16_t* qkv_bf;  // qkv as bf16 in place of qkv when set (conv2d_forward_bf16's output)
   int64_t N, C, hidden;
   int64_t tiles;  // rows-kernel blocks per (batch, head): ceil(N / rows_per_block(kD)), set by plan()
   int heads, d;

@@ -11,12 +11,13 @@
 //   rows kernel (a warp per 16 positions): out = scale S context, or the backward's
 //     dQ' = G context^T, dK' = V dcontext^T and dv = K' dcontext.
 // Operands rounded to bf16: q, k, v and dy as they are staged (the CPU backend rounds the same
-// inputs under BF16: kernels/cpu/operand_rounding.h), and the intermediate operands exp(k - M),
-// S, K', context and dcontext on their way into an mma (tests/support/linear_attention_tc_bounds.h
-// bounds what that adds). Every sum runs in a fixed order: results repeat bitwise run to run.
+// inputs under BF16: kernels/cpu/operand_rounding.h; a bf16 qkv, TQ uint16_t, is read as it is),
+// and the intermediate operands exp(k - M), S, K', context and dcontext on their way into an mma
+// (tests/support/linear_attention_tc_bounds.h bounds what that adds). Every sum runs in a fixed order: results repeat bitwise run to run.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cuda/attention_tc_kernels.cuh"
 #include "kernels/cuda/linear_attention_kernels.cuh"
@@ -26,6 +27,11 @@ namespace dd::kernels::cuda::linattn_tc {
 using linattn::Params;
 
 constexpr int kHeadThreads = 128;
+// __launch_bounds__ occupancy hints: 2 head blocks an SM (a cap of 255 registers; without a hint
+// ptxas capped the backward near 128-168 and spilled 4-48 bytes, and the head kernel has only
+// B x heads blocks anyway), 4 rows blocks (255 at dim_head 64, 128 at 32). Figures:
+// scripts/ptxas_attention_tc.sh, recorded in linear_attention_tc.cu.
+constexpr int kHeadMinBlocks = 2, kRowsMinBlocks = 4;
 
 template <int kD>
 struct Tiles {
@@ -90,10 +96,20 @@ __device__ __forceinline__ void gemm_a_bkn(float (&acc)[kN][4], const uint16_t (
   }
 }
 
+// qkv as the kernels read it: fp32 (TQ float) or bf16 (TQ uint16_t, Params::qkv_bf). Either way
+// each element is rounded to bf16 as it is staged, so both give the same bits.
+template <class TQ>
+__device__ __forceinline__ const TQ* qkv_of(const Params& p) {
+  if constexpr (std::is_same_v<TQ, float>)
+    return p.qkv;
+  else
+    return p.qkv_bf;
+}
+
 // dst[j][c] = the bf16 value of src[(n0 + j) * stride + c] as fp32, zeros for rows past N. A
 // compile-time trip count: every load of a thread is issued before the first store.
-template <int kD, int kRows, int kThreads>
-__device__ __forceinline__ void stage_rounded(float (*dst)[kD + 1], const float* src, int64_t stride, int64_t n0,
+template <int kD, int kRows, int kThreads, class TS>
+__device__ __forceinline__ void stage_rounded(float (*dst)[kD + 1], const TS* src, int64_t stride, int64_t n0,
                                               int64_t N) {
   static_assert((kRows * kD) % kThreads == 0, "whole strides");
   constexpr int kIt = kRows * kD / kThreads;
@@ -101,7 +117,7 @@ __device__ __forceinline__ void stage_rounded(float (*dst)[kD + 1], const float*
 #pragma unroll
   for (int it = 0; it < kIt; ++it) {
     const int idx = static_cast<int>(threadIdx.x) + it * kThreads, j = idx / kD, c = idx % kD;
-    v[it] = n0 + j < N ? src[(n0 + j) * stride + c] : 0.0f;
+    v[it] = n0 + j < N ? attn_tc::load_f32(src + (n0 + j) * stride + c) : 0.0f;
   }
 #pragma unroll
   for (int it = 0; it < kIt; ++it) {
@@ -167,8 +183,8 @@ __device__ __forceinline__ void softmax_row_lanes(float* row, uint16_t* out, int
 // (kBackward) dcontext = scale S^T G, one pass over the positions. A tile's k, v (q, dy) are loaded
 // into registers while the previous tile is multiplied. When a tile raises M[c], the context rows
 // c summed so far (and the column sum) are scaled by exp(M_old - M_new), as the fp32 kernel does.
-template <int kD, bool kBackward>
-__global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(Params p) {
+template <int kD, bool kBackward, class TQ = float>
+__global__ void __launch_bounds__(kHeadThreads, kHeadMinBlocks) linear_attention_tc_head_kernel(Params p) {
   using T = Tiles<kD>;
   constexpr int kT = T::kT, kLd = T::kLd, kF = T::kF, kN = T::kN;
   constexpr int kGroups = kHeadThreads / kD;  // row groups of a column (statistics)
@@ -186,7 +202,7 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(
   const int64_t bh = blockIdx.x;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int tid = threadIdx.x, lane = tid % 32, wid = tid / 32, g = lane >> 2, tq = lane & 3;
-  const float* kbase = p.qkv + b * p.N * p.C + h * p.d + p.hidden;
+  const TQ* kbase = qkv_of<TQ>(p) + b * p.N * p.C + h * p.d + p.hidden;
   const float* gbase = kBackward ? p.dy + b * p.N * p.hidden + h * p.d : nullptr;
   const int m0 = 16 * (wid % T::kMT), n0 = 8 * kN * (wid / T::kMT);
   float acc[kN][4] = {}, dacc[kBackward ? kN : 1][4] = {};
@@ -202,10 +218,10 @@ __global__ void __launch_bounds__(kHeadThreads) linear_attention_tc_head_kernel(
     for (int i = 0; i < kL; ++i) {
       const bool row = n + i * kGroups < p.N;
       const int64_t off = ko + int64_t(i) * kGroups * p.C;
-      rk[i] = row ? kbase[off] : -INFINITY;
-      rv[i] = row ? kbase[off + p.hidden] : 0.0f;
+      rk[i] = row ? attn_tc::load_f32(kbase + off) : -INFINITY;
+      rv[i] = row ? attn_tc::load_f32(kbase + off + p.hidden) : 0.0f;
       if constexpr (kBackward) {
-        rq[i] = row ? kbase[off - p.hidden] : 0.0f;
+        rq[i] = row ? attn_tc::load_f32(kbase + off - p.hidden) : 0.0f;
         rg[i] = row ? gbase[go + int64_t(i) * kGroups * p.hidden] : 0.0f;
       }
     }
@@ -329,8 +345,8 @@ __device__ __forceinline__ void store_rows(float* dst, int64_t stride, const flo
 }
 
 // kRows positions per block, 16 per warp: the forward output or (kBackward) their d_qkv rows.
-template <int kD, bool kBackward>
-__global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps) linear_attention_tc_rows_kernel(Params p) {
+template <int kD, bool kBackward, class TQ = float>
+__global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps, kRowsMinBlocks) linear_attention_tc_rows_kernel(Params p) {
   using T = Tiles<kD>;
   constexpr int kR = T::kRows, kLd = T::kLd, kF = T::kF, kN = kD / 8, kThreads = 32 * T::kRowWarps;
   __shared__ __align__(16) uint16_t cs[kD][kLd];  // context [c][e]
@@ -353,7 +369,7 @@ __global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps) linear_attention_tc
       coldot[tid] = p.coldot[bh * kD + tid];
     }
   }
-  const float* qrows = p.qkv + b * p.N * p.C + h * p.d;  // q of position n: qrows[n * C]
+  const TQ* qrows = qkv_of<TQ>(p) + b * p.N * p.C + h * p.d;  // q of position n: qrows[n * C]
   stage_rounded<kD, kR, kThreads>(xf, qrows, p.C, n0, p.N);
   if constexpr (kBackward)
     attn_tc::stage_rows<kD, kR>(ab, p.dy + b * p.N * p.hidden + h * p.d, p.hidden, n0, p.N);

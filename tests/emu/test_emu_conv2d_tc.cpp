@@ -282,3 +282,42 @@ TEST_CASE("emu: the tensor-core conv reads a bf16 w as its operand, with the fp3
                                  kernels::emu::conv2d_backward(x, wr, dy, p, true, false, false).dx));
   }
 }
+
+TEST_CASE("emu: the tensor-core forward's bf16 y is the fp32 y rounded, bit for bit", "[emu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // conv2d_forward_tc_bf16 (the linear attention's qkv under BF16): the epilogue rounds what it
+  // would have stored. Odd Co (a pair's second column past N: two guarded stores) and even Co (one
+  // 4-byte store), partial tiles, every tile shape, the halo kernels (K = 3), both operand types.
+  // The output is NaN-poisoned like every other: an element no store reached fails.
+  auto bits = [](const Tensor& t) {
+    REQUIRE(t.dtype() == DType::BF16);
+    return conv_tc::bf16_bits(t);
+  };
+  const std::vector<Dims> cases = {{2, 5, 7, 11, 37, 3, 1}, {1, 5, 7, 13, 8, 1, 0}, {1, 6, 5, 8, 70, 3, 1}};
+  for (Precision prec : {Precision::BF16, Precision::TF32})
+    for (const Dims& c : cases) {
+      const Tensor x = rnd(rng, {c.b, c.h, c.w, c.ci}), w = rnd(rng, {c.co, c.k, c.k, c.ci}, 0.5);
+      const Tensor bias = c.co % 2 ? rnd(rng, {c.co}) : Tensor();
+      const int p = static_cast<int>(c.p);
+      for (const auto& opt :
+           conv_tc::forward_options<kernels::emu::TcConvOptions>(kernels::emu::conv2d_tc_tile_count(), c.k)) {
+        INFO(c.str() << " " << precision_name(prec) << " " << kernels::emu::conv2d_tc_option_label(opt, false));
+        const Tensor y = kernels::emu::conv2d_forward_tc(x, w, bias, p, prec, opt);
+        const Tensor yb = kernels::emu::conv2d_forward_tc_bf16(x, w, bias, p, prec, opt);
+        REQUIRE(yb.shape() == y.shape());
+        CHECK(bits(yb) == bits(y.to(Device::CPU).to(DType::BF16)));
+      }
+      // The entry point the autograd calls: under a tensor-core policy the same kernels; under
+      // FP32 the fp32 kernels' y, rounded.
+      {
+        const PrecisionScope scope(prec);
+        CHECK(bits(kernels::emu::conv2d_forward_bf16(x, w, bias, p)) ==
+              bits(kernels::emu::conv2d_forward_tc(x, w, bias, p, prec).to(Device::CPU).to(DType::BF16)));
+      }
+      CHECK(bits(kernels::emu::conv2d_forward_bf16(x, w, bias, p)) ==
+            bits(kernels::emu::conv2d_forward(x, w, bias, p).to(Device::CPU).to(DType::BF16)));
+      // And the CPU backend's: its fp32 y, rounded.
+      CHECK(bits(kernels::cpu::conv2d_forward_bf16(x, w, bias, p)) ==
+            bits(kernels::cpu::conv2d_forward(x, w, bias, p).to(DType::BF16)));
+    }
+}

@@ -6,7 +6,8 @@
 // tests/support/linear_attention_tc_bounds.h against float64 linear attention on the bf16-rounded
 // inputs. The CPU backend under BF16 is held to the same reference with its fp32 bound (it must
 // round the same inputs). Outputs are NaN-poisoned by the test runner (an element no kernel wrote
-// fails), and every result is recomputed and must repeat bitwise.
+// fails), and every result is recomputed and must repeat bitwise, and again from qkv stored in
+// bf16 (read as it is: the same bits).
 #include "tests/emu/emu_ops.h"
 
 #include <catch2/catch.hpp>
@@ -38,12 +39,20 @@ void check_case(Random& rng, const Dims& c) {
   REQUIRE(dqkv.shape() == c.qkv_shape());
   linattn_tc::expect_within("tensor-core backward", dqkv, tc.dqkv, tc.dqkv_bound);
   CHECK(linattn_tc::bitwise_equal(dqkv, kernels::emu::linear_attention_backward_tc(qkv, dy, c.heads, c.d)));
+  // A bf16 qkv (the qkv conv's output under BF16) is read as it is: the same bits as its fp32 self.
+  const Tensor qkv_bf16 = qkv.to(DType::BF16);
+  CHECK(linattn_tc::bitwise_equal(out, kernels::emu::linear_attention_forward_tc(qkv_bf16, c.heads, c.d)));
+  CHECK(linattn_tc::bitwise_equal(dqkv, kernels::emu::linear_attention_backward_tc(qkv_bf16, dy, c.heads, c.d)));
 
   const PrecisionScope bf16(Precision::BF16);
   linattn_tc::expect_within("cpu forward under BF16", kernels::cpu::linear_attention_forward(qkv, c.heads, c.d),
                             fp.out, fp.out_bound);
   linattn_tc::expect_within("cpu backward under BF16",
                             kernels::cpu::linear_attention_backward(qkv, dy, c.heads, c.d), fp.dqkv, fp.dqkv_bound);
+  CHECK(linattn_tc::bitwise_equal(kernels::cpu::linear_attention_forward(qkv, c.heads, c.d),
+                                  kernels::cpu::linear_attention_forward(qkv_bf16, c.heads, c.d)));
+  CHECK(linattn_tc::bitwise_equal(kernels::cpu::linear_attention_backward(qkv, dy, c.heads, c.d),
+                                  kernels::cpu::linear_attention_backward(qkv_bf16, dy, c.heads, c.d)));
 }
 
 }  // namespace

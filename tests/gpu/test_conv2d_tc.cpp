@@ -188,3 +188,26 @@ TEST_CASE("gpu: the tensor-core conv reads bf16 x and w as its operands, with th
     CHECK(conv_tc::bitwise_equal(a.dbias, b.dbias));
   }
 }
+
+TEST_CASE("gpu: the tensor-core forward's bf16 y is the fp32 y rounded, bit for bit", "[gpu][conv2d][tc]") {
+  DD_TEST_RANDOM(rng);
+  // conv2d_forward_tc_bf16 (the linear attention's qkv under BF16): the preset's qkv convs (1x1,
+  // 64 and 128 channels to 384) at batch 2, an odd Co (two guarded stores a pair) and a 3x3 with
+  // the halo kernels; every tile.
+  const std::vector<Dims> cases = {{2, 32, 32, 64, 384, 1, 0}, {2, 16, 16, 128, 384, 1, 0}, {2, 9, 7, 19, 37, 3, 1}};
+  for (Precision prec : {Precision::BF16, Precision::TF32})
+    for (const Dims& c : cases) {
+      Tensor x = gpu(random_tensor(rng, {c.b, c.h, c.w, c.ci})), w = gpu(random_tensor(rng, {c.co, c.k, c.k, c.ci}, 0.5));
+      Tensor bias = c.co % 2 ? gpu(random_tensor(rng, {c.co})) : Tensor();
+      const int p = static_cast<int>(c.p);
+      for (const auto& opt :
+           conv_tc::forward_options<kernels::cuda::TcConvOptions>(kernels::cuda::conv2d_tc_tile_count(), c.k)) {
+        INFO(c.str() << " " << precision_name(prec) << " " << kernels::cuda::conv2d_tc_option_label(opt, false));
+        const Tensor y = kernels::cuda::conv2d_forward_tc(x, w, bias, p, prec, opt);
+        const Tensor yb = kernels::cuda::conv2d_forward_tc_bf16(x, w, bias, p, prec, opt);
+        REQUIRE(yb.dtype() == DType::BF16);
+        REQUIRE(yb.shape() == y.shape());
+        CHECK(conv_tc::bf16_bits(yb) == conv_tc::bf16_bits(y.to(DType::BF16)));
+      }
+    }
+}

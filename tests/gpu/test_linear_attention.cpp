@@ -117,6 +117,10 @@ TEST_CASE("gpu: bf16 tensor-core linear_attention within its bound", "[gpu][line
     linattn_tc::expect_within("gpu backward", dqkv, tc.dqkv, tc.dqkv_bound);
     CHECK(linattn_tc::bitwise_equal(out, kernels::linear_attention_forward(gqkv, c.heads, c.d)));
     CHECK(linattn_tc::bitwise_equal(dqkv, kernels::linear_attention_backward(gqkv, gdy, c.heads, c.d)));
+    // qkv stored in bf16 (the qkv conv's output under BF16) is read as it is: the same bits.
+    const Tensor gqkv_bf16 = gqkv.to(DType::BF16);
+    CHECK(linattn_tc::bitwise_equal(out, kernels::linear_attention_forward(gqkv_bf16, c.heads, c.d)));
+    CHECK(linattn_tc::bitwise_equal(dqkv, kernels::linear_attention_backward(gqkv_bf16, gdy, c.heads, c.d)));
     const linattn_tc::Reference fp = linattn_tc::reference(c, in, g, 0.0);
     linattn_tc::expect_within("cpu forward", kernels::linear_attention_forward(qkv, c.heads, c.d), fp.out, fp.out_bound);
   }

@@ -126,4 +126,28 @@ inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return va.size() == vb.size() && std::memcmp(va.data(), vb.data(), va.size() * sizeof(float)) == 0;
 }
 
+// Every forward option of a KxK conv (TcConvOptions of the emulated or the CUDA backend): the
+// rule's, each of the tile_count tiles, and for K >= 2 the halo kernel in both widths.
+template <class Options>
+std::vector<Options> forward_options(int tile_count, int64_t k) {
+  std::vector<Options> opts(1);
+  for (int tile = 0; tile < tile_count; ++tile) opts.emplace_back().tile = tile;
+  if (k >= 2) {
+    Options halo;
+    halo.halo = true;
+    opts.push_back(halo);
+    halo.halo_wide = true;
+    opts.push_back(halo);
+  }
+  return opts;
+}
+
+// A bf16 tensor's bits (conv2d_forward_tc_bf16's y), on any device; empty for another dtype.
+inline std::vector<uint16_t> bf16_bits(const Tensor& t) {
+  const Tensor c = t.to(Device::CPU);
+  if (c.dtype() != DType::BF16) return {};
+  const auto* p = static_cast<const uint16_t*>(c.raw_data());
+  return std::vector<uint16_t>(p, p + c.numel());
+}
+
 }  // namespace dd::test::conv_tc
