@@ -131,7 +131,8 @@ ChannelParts view_of(const std::vector<Tensor>& xs) {
 }  // namespace
 
 Tensor linear_forward_view(const ChannelParts& x, int64_t m, const Tensor& w_in, const Tensor& bias) {
-  // cuBLAS rounds to tf32 under TF32/BF16 (kernels/cpu/operand_rounding.h); x's tensors are the caller's.
+  // cuBLAS's operands are tf32 under TF32, bf16 under BF16 (kernels/cpu/operand_rounding.h); x's
+  // tensors are the caller's.
   const Tensor w = rounded(w_in, gemm_rounding(current_context().precision()));
   const int64_t n = w.dim(0);
   Tensor y = Tensor::empty({m, n});

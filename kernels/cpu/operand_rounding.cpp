@@ -10,11 +10,11 @@ OperandRounding conv_rounding(Precision p) {
   return p == Precision::BF16 ? OperandRounding::BF16 : p == Precision::TF32 ? OperandRounding::TF32 : OperandRounding::None;
 }
 
-OperandRounding gemm_rounding(Precision p) { return p == Precision::FP32 ? OperandRounding::None : OperandRounding::TF32; }
+OperandRounding gemm_rounding(Precision p) { return conv_rounding(p); }
 
 OperandRounding attention_rounding(Precision p, int64_t dim_head) {
   if (attention_tc_supported(dim_head)) return p == Precision::BF16 ? OperandRounding::BF16 : OperandRounding::None;
-  if (dim_head > 128) return gemm_rounding(p);
+  if (dim_head > 128) return p == Precision::FP32 ? OperandRounding::None : OperandRounding::TF32;
   return OperandRounding::None;
 }
 

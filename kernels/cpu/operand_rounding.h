@@ -6,9 +6,10 @@
 // and CPU tests check what the GPU's bf16 path computes. Which operands, per op:
 //   plain conv (stride 1, square kernel; kernels/cuda/conv2d_tc.cu): x and w forward, dy and w for
 //     dx, dy and x for dw; dbias sums the unrounded dy.                 TF32 -> tf32, BF16 -> bf16
-//   linear (cuBLAS, whose math mode is TF32 tensor ops at most):        TF32, BF16 -> tf32
+//   linear (cuBLAS: TF32 math, or bf16 operands in cublasGemmEx): x and w forward, dy and w for
+//     dx, dy and x for dw; dbias sums the unrounded dy.                 TF32 -> tf32, BF16 -> bf16
 //   attention with dim_head 32, 64 or 128 (the bf16 tensor-core kernels): qkv and dy   BF16 -> bf16
-//   attention with dim_head > 128 (cuBLAS GEMMs):                        TF32, BF16 -> tf32
+//   attention with dim_head > 128 (cuBLAS GEMMs in TF32 math):           TF32, BF16 -> tf32
 //   linear attention with dim_head 32 or 64 (the bf16 tensor-core kernels): qkv and dy  BF16 -> bf16
 // Everything else (strided convs, GroupNorm, other linear attention widths, ...) is fp32 under every
 // policy, on both backends. (The tensor-core kernels also round intermediate operands, P, S, the

@@ -42,7 +42,7 @@ __global__ void round_tf32_kernel(const float* src, float* dst, int64_t n) {
   DD_GRID_STRIDE(i, n) dst[i] = dtype_conv::round_tf32(src[i]);
 }
 
-// Under TF32 and BF16 cuBLAS runs TF32 tensor-op math, and how it turns fp32 operands into tf32
+// Under TF32 cuBLAS runs TF32 tensor-op math, and how it turns fp32 operands into tf32
 // (rounding, or dropping the low 13 bits as the tensor cores do with raw fp32 words) is not
 // documented. Rounding them here first (nearest, ties away: cvt.rna, engine/dtype.h's round_tf32)
 // makes its conversion exact either way, so the product is the one the CPU's policy models
@@ -50,11 +50,32 @@ __global__ void round_tf32_kernel(const float* src, float* dst, int64_t n) {
 // steps as far from the CPU's step under the same policy as that is from fp32, with the
 // convolutions matching the CPU's rounding to 7e-6: these GEMMs are the suspects.
 Tensor tf32_operand(const Tensor& t) {
-  if (current_context().precision() == Precision::FP32 || t.numel() == 0) return t;
+  if (current_context().precision() != Precision::TF32 || t.numel() == 0) return t;
   Tensor out = Tensor::empty(t.shape(), t.device());
   round_tf32_kernel<<<grid_for(t.numel()), kThreads, 0, stream()>>>(t.data(), out.data(), t.numel());
   DD_CUDA_LAUNCH_CHECK("round_tf32_kernel");
   return out;
+}
+
+// What cuBLAS multiplies under the context's policy: the fp32 tensor (FP32), its tf32 rounding
+// (TF32), or its bf16 copy (BF16: cublasGemmEx with bf16 A and B and fp32 accumulation into fp32 C,
+// as autocast runs nn.Linear): the operands the CPU's policy rounds the same way.
+Tensor gemm_operand(const Tensor& t) {
+  if (current_context().precision() != Precision::BF16) return tf32_operand(t);
+  return t.numel() == 0 ? t : t.to(DType::BF16);
+}
+
+// C = op(A) op(B) + beta C, column-major, C fp32 [m, n] (ld ldc); A and B both fp32 or both bf16.
+void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const Tensor& a, int lda, const Tensor& b,
+          int ldb, float beta, float* c, int ldc) {
+  const float one = 1.0f;
+  if (a.dtype() == DType::BF16) {
+    DD_CHECK(b.dtype() == DType::BF16, "linear (cuda): a bf16 and a ", dtype_name(b.dtype()), " operand");
+    DD_CUBLAS_CHECK(cublasGemmEx(cublas_handle(), ta, tb, m, n, k, &one, a.raw_data(), CUDA_R_16BF, lda, b.raw_data(),
+                                 CUDA_R_16BF, ldb, &beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  } else {
+    DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), ta, tb, m, n, k, &one, a.data(), lda, b.data(), ldb, &beta, c, ldc));
+  }
 }
 
 // cuBLAS takes int dimensions.
@@ -65,7 +86,7 @@ int as_int(int64_t v, const char* what) {
 }  // namespace
 
 Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias) {
-  const Tensor x = tf32_operand(x_in), w = tf32_operand(w_in);
+  const Tensor x = gemm_operand(x_in), w = gemm_operand(w_in);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   Tensor y = Tensor::empty({m, n}, x.device());
   if (m == 0 || n == 0) return y;
@@ -77,20 +98,17 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
     y.zero_();
   }
   if (k == 0) return y;
-  const float one = 1.0f;
   // y^T [n, m] = w [n, k] * x^T [k, m]; w's buffer is w^T column-major (ld k), x's is x^T (ld k).
-  DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, as_int(n, "N"), as_int(m, "M"),
-                              as_int(k, "K"), &one, w.data(), as_int(k, "K"), x.data(), as_int(k, "K"), &one,
-                              y.data(), as_int(n, "N")));
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, as_int(n, "N"), as_int(m, "M"), as_int(k, "K"), w, as_int(k, "K"), x, as_int(k, "K"),
+       1.0f, y.data(), as_int(n, "N"));
   return y;
 }
 
 LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in, bool need_dx, bool need_dw,
                             bool need_dbias) {
-  const Tensor x = need_dw ? tf32_operand(x_in) : x_in, w = need_dx ? tf32_operand(w_in) : w_in;
-  const Tensor dy = need_dx || need_dw ? tf32_operand(dy_in) : dy_in;
+  const Tensor x = need_dw ? gemm_operand(x_in) : x_in, w = need_dx ? gemm_operand(w_in) : w_in;
+  const Tensor dy = need_dx || need_dw ? gemm_operand(dy_in) : dy_in;
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
-  const float one = 1.0f, zero = 0.0f;
   LinearGrads g;
   if (need_dx) {
     g.dx = Tensor::empty({m, k}, x.device());
@@ -98,9 +116,8 @@ LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
       g.dx.zero_();
     } else if (m > 0 && k > 0) {
       // dx^T [k, m] = w^T [k, n] * dy^T [n, m]: both buffers as they are.
-      DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, as_int(k, "K"), as_int(m, "M"),
-                                  as_int(n, "N"), &one, w.data(), as_int(k, "K"), dy.data(), as_int(n, "N"),
-                                  &zero, g.dx.data(), as_int(k, "K")));
+      gemm(CUBLAS_OP_N, CUBLAS_OP_N, as_int(k, "K"), as_int(m, "M"), as_int(n, "N"), w, as_int(k, "K"), dy,
+           as_int(n, "N"), 0.0f, g.dx.data(), as_int(k, "K"));
     }
   }
   if (need_dw) {
@@ -109,9 +126,8 @@ LinearGrads linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor
       g.dw.zero_();
     } else if (n > 0 && k > 0) {
       // dw^T [k, n] = x^T [k, m] * dy [m, n]; dy's buffer is dy^T (ld n), hence OP_T.
-      DD_CUBLAS_CHECK(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, "K"), as_int(n, "N"),
-                                  as_int(m, "M"), &one, x.data(), as_int(k, "K"), dy.data(), as_int(n, "N"),
-                                  &zero, g.dw.data(), as_int(k, "K")));
+      gemm(CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, "K"), as_int(n, "N"), as_int(m, "M"), x, as_int(k, "K"), dy,
+           as_int(n, "N"), 0.0f, g.dw.data(), as_int(k, "K"));
     }
   }
   if (need_dbias) {
