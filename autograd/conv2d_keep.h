@@ -30,6 +30,14 @@ inline Tensor conv_input(const Var& x, bool recording) {
   return x.value();
 }
 
+// Whether a stride-1 conv reads its input rounded to bf16 under the current policy (BF16), recording
+// or not: then a producer whose one consumer is such a conv may write its output in bf16 for the
+// same results (models/unet.cpp: the linear attention's output, which only to_out reads). Off under
+// set_keep_bf16_conv_inputs(false), which measures the fp32 activations (bench_train_step --keep-fp32).
+inline bool conv_reads_bf16() {
+  return current_context().precision() == Precision::BF16 && keep_bf16_conv_inputs_flag().load(std::memory_order_relaxed);
+}
+
 // The Block's weight, likewise: under BF16 its conv rounds w to bf16 in the forward and in dx, so
 // while recording the Block keeps w.bf16_value() when w is made by the forward (the standardised
 // weight, otherwise kept in fp32 for this backward alone): the same results bit for bit, and its

@@ -19,7 +19,7 @@ Var linear_attention(const Var& qkv, int64_t heads, int64_t dim_head) {
   return y;
 }
 
-Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t dim_head) {
+Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t dim_head, bool bf16_out) {
   DD_CHECK(w_qkv.value().ndim() == 4 && w_qkv.value().dim(1) == 1 && w_qkv.value().dim(2) == 1,
            "linear_attention_qkv: w_qkv ", describe(w_qkv.value()), " must be a 1x1 conv's [3*hidden, 1, 1, C]");
   const bool rec = needs_grad({&x, &w_qkv});
@@ -30,7 +30,9 @@ Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t 
   const bool bf16_qkv = kernels::linear_attention_rounds_to_bf16(prec, dim_head);
   const Tensor qkv = bf16_qkv ? kernels::conv2d_forward_bf16(xin, w_qkv.value(), Tensor(), 0)
                               : kernels::conv2d_forward(xin, w_qkv.value(), Tensor(), 0);
-  Var y(kernels::linear_attention_forward(qkv, heads, dim_head), rec);
+  Var y(bf16_out ? kernels::linear_attention_forward_bf16(qkv, heads, dim_head)
+                 : kernels::linear_attention_forward(qkv, heads, dim_head),
+        rec);
   if (y.requires_grad())
     Tape::current().record([xin, x = x.grad_ref(), w_qkv, y = y.grad_ref(), heads, dim_head, prec, bf16_qkv] {
       if (!y.has_grad()) return;

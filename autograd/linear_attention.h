@@ -16,7 +16,9 @@ Var linear_attention(const Var& qkv, int64_t heads, int64_t dim_head);
 // largest tensor the U-Net's backward would otherwise keep at every level, for one more 1x1 conv.
 // Where the attention rounds qkv to bf16 (kernels::linear_attention_rounds_to_bf16: BF16, dim_head
 // 32 or 64) the conv writes qkv in bf16 (kernels::conv2d_forward_bf16), the same results bit for bit
-// in half the bytes: the one activation of the forward stored in bf16 rather than fp32.
-Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t dim_head);
+// in half the bytes.
+// bf16_out: y is stored in bf16 (kernels::linear_attention_forward_bf16), for a consumer that
+// rounds it to bf16 anyway: the U-Net's to_out conv under BF16 (models/unet.cpp). Its gradient is fp32.
+Var linear_attention_qkv(const Var& x, const Var& w_qkv, int64_t heads, int64_t dim_head, bool bf16_out = false);
 
 }  // namespace dd::ag

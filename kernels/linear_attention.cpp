@@ -16,6 +16,12 @@ Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_he
   DD_DISPATCH(common_device("linear_attention", {&qkv}), linear_attention_forward, qkv, heads, dim_head);
 }
 
+Tensor linear_attention_forward_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  check_qkv("linear_attention_forward_bf16", qkv, heads, dim_head, true);
+  DD_DISPATCH(common_device("linear_attention_forward_bf16", {&qkv}), linear_attention_forward_bf16, qkv, heads,
+              dim_head);
+}
+
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
   check_qkv("linear_attention_backward", qkv, heads, dim_head, true);
   check_dy("linear_attention_backward", qkv, dy, heads, dim_head);

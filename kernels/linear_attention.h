@@ -22,6 +22,10 @@
 namespace dd::kernels {
 
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+// The forward's output stored as bf16 (nearest even): bitwise linear_attention_forward(...)
+// .to(DType::BF16), for a consumer that rounds it to bf16 anyway (the U-Net's to_out conv under
+// BF16: models/unet.cpp). The tensor-core kernels write it so; the other paths round the output.
+Tensor linear_attention_forward_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head);
 // d_qkv for out's gradient dy ([B, H, W, hidden]); same shape as qkv.
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 
@@ -34,16 +38,19 @@ bool linear_attention_rounds_to_bf16(Precision p, int64_t dim_head);
 
 namespace cpu {
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor linear_attention_forward_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 }  // namespace cpu
 
 #ifdef DD_WITH_CUDA
 namespace cuda {
 Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor linear_attention_forward_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head);
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 // bf16 tensor cores (mma.sync, fp32 accumulation, softmaxes and statistics in fp32;
 // kernels/cuda/linear_attention_tc.cu), dim_head 32 or 64, whatever the context's policy.
 Tensor linear_attention_forward_tc(const Tensor& qkv, int64_t heads, int64_t dim_head);
+Tensor linear_attention_forward_tc_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head);  // output bf16
 Tensor linear_attention_backward_tc(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head);
 }  // namespace cuda
 #endif

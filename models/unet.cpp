@@ -8,6 +8,7 @@
 #include "autograd/broadcast.h"
 #include "autograd/concat.h"
 #include "autograd/conv2d.h"
+#include "autograd/conv2d_keep.h"
 #include "autograd/conv2d_norm_act.h"
 #include "autograd/elementwise.h"
 #include "autograd/group_norm.h"
@@ -179,9 +180,11 @@ struct LinearAttnBlock {
     out_norm = GroupNorm(ps, name + ".fn.fn.to_out.1", 1, ch);
     prenorm = GroupNorm(ps, name + ".fn.norm", 1, ch);
   }
+  // h's one reader is to_out: where that conv reads it as bf16, it is written so.
   ag::Var operator()(const ag::Var& x) const {
-    const ag::Var h = recompute_qkv() ? ag::linear_attention_qkv(prenorm(x), to_qkv.w, heads, dim_head)
-                                      : ag::linear_attention(to_qkv(prenorm(x)), heads, dim_head);
+    const ag::Var h = recompute_qkv()
+                          ? ag::linear_attention_qkv(prenorm(x), to_qkv.w, heads, dim_head, ag::conv_reads_bf16())
+                          : ag::linear_attention(to_qkv(prenorm(x)), heads, dim_head);
     return ag::add(out_norm(to_out(h)), x);
   }
 };

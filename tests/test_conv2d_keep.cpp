@@ -468,7 +468,9 @@ TEST_CASE("a bf16 U-Net step keeping bf16 conv inputs has the same loss and grad
   const Tensor x0 = rnd(rng, {2, 16, 16, 3});
   const uint64_t draw = rng.engine()();
   auto run = [&](bool keep_bf16) {
-    const KeepBf16 keep(keep_bf16);  // the GroupNorms keep bf16 inputs in both runs (the default)
+    // The GroupNorms keep bf16 inputs in both runs (the default). With the switch on the linear
+    // attention also writes its output, which only to_out reads, in bf16 (ag::conv_reads_bf16).
+    const KeepBf16 keep(keep_bf16);
     return unet_step(x0, draw);
   };
   const UnetStep kept = run(true), full = run(false);

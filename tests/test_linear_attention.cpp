@@ -224,6 +224,32 @@ TEST_CASE("linear_attention_qkv: the composition's gradients bitwise, without ke
     CHECK(dx_late == dx_late_ref);
     CHECK(dw_late == dw_late_ref);
   }
+  // bf16_out (the U-Net's LinearAttention under BF16, whose to_out conv reads y rounded to bf16):
+  // y is the fp32 y rounded, and through a conv the loss and gradients are bitwise the fp32 y's.
+  {
+    const PrecisionScope scope(Precision::BF16);
+    const Case c{1, 5, 7, 2, 32};
+    const Shape xs{c.B, c.H, c.W, 7}, ws{3 * c.hidden(), 1, 1, 7}, os{5, 1, 1, c.hidden()};
+    const std::vector<double> x = rng.normal_f32(shape_numel(xs)), w = rng.normal_f32(shape_numel(ws), 0.4);
+    const std::vector<double> wo = rng.normal_f32(shape_numel(os), 0.2), r = rng.normal_f32(c.B * c.H * c.W * 5);
+    auto run = [&](bool bf16_out) {
+      ag::Tape::current().clear();
+      ag::Var vx(from_double(xs, x), true), vw(from_double(ws, w), true), vo(from_double(os, wo), true);
+      const ag::Var y = ag::linear_attention_qkv(vx, vw, c.heads, c.dim_head, bf16_out);
+      CHECK(y.value().dtype() == (bf16_out ? DType::BF16 : DType::F32));
+      const ag::Var loss = ag::sum(ag::mul(ag::conv2d(y, vo, ag::Var(), 0), ag::Var(from_double({c.B, c.H, c.W, 5}, r))));
+      ag::Tape::current().backward(loss);
+      return std::make_tuple(y.value().to(DType::BF16), loss.value().item(), vx.grad().to_vector(),
+                             vw.grad().to_vector(), vo.grad().to_vector());
+    };
+    const auto [y16, loss16, dx16, dw16, do16] = run(true);
+    const auto [y32, loss32, dx32, dw32, do32] = run(false);
+    CHECK(bf16_bits(y16) == bf16_bits(y32));
+    CHECK(loss16 == loss32);
+    CHECK(dx16 == dx32);
+    CHECK(dw16 == dw32);
+    CHECK(do16 == do32);
+  }
   // Under NoGrad nothing is recorded, and the output is the composition's.
   const Case c{2, 9, 11, 3, 5};
   const Shape xs{c.B, c.H, c.W, 7};

@@ -94,6 +94,10 @@ Tensor linear_attention_forward(const Tensor& qkv_in, int64_t heads, int64_t dim
 // With S = softmax_d(q), K' = softmax_n(k), Q' = scale S, G = dy:
 //   dQ' = G context^T,  dcontext = Q'^T G,  dK' = V dcontext^T,  dV = K' dcontext,
 //   dq = scale S * (dQ' - rowsum(S * dQ')),  dk = K' * (dK' - colsum(K' * dK')).
+Tensor linear_attention_forward_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  return linear_attention_forward(qkv, heads, dim_head).to(DType::BF16);
+}
+
 Tensor linear_attention_backward(const Tensor& qkv_in, const Tensor& dy_in, int64_t heads, int64_t dim_head) {
   const OperandRounding r = linear_attention_rounding(current_context().precision(), dim_head);
   const Tensor qkv = rounded(qkv_in, r), dy = rounded(dy_in, r);

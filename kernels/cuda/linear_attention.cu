@@ -40,6 +40,11 @@ Tensor linear_attention_forward(const Tensor& qkv, int64_t heads, int64_t dim_he
   return run<false>("linear_attention_forward", qkv.to(DType::F32), nullptr, heads, dim_head);
 }
 
+Tensor linear_attention_forward_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  if (use_tc(dim_head)) return linear_attention_forward_tc_bf16(qkv, heads, dim_head);
+  return linear_attention_forward(qkv, heads, dim_head).to(DType::BF16);
+}
+
 Tensor linear_attention_backward(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {
   if (use_tc(dim_head)) return linear_attention_backward_tc(qkv, dy, heads, dim_head);
   return run<true>("linear_attention_backward", qkv.to(DType::F32), &dy, heads, dim_head);

@@ -62,6 +62,7 @@ struct Params {
   uint16_t* dctx_bf;  // [BH, d, d] dcontext as bf16 (backward only)
   float* coldot;      // [BH, d]    sum_e context[c, e] dcontext[c, e] (backward only)
   const uint16_t* qkv_bf;  // qkv as bf16 in place of qkv when set (conv2d_forward_bf16's output)
+  uint16_t* out_bf;        // the forward's output as bf16 in place of out when set
   int64_t N, C, hidden;
   int64_t tiles;  // rows-kernel blocks per (batch, head): ceil(N / rows_per_block(kD)), set by plan()
   int heads, d;

@@ -34,8 +34,10 @@ void with_tc_head_dim(const char* op, int64_t d, F&& f) {
   DD_CHECK(false, op, ": the tensor-core kernels take dim_head 32 or 64, got ", d);
 }
 
+// out_dtype: the forward's output F32 or BF16.
 template <bool kBackward>
-Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head) {
+Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads, int64_t dim_head,
+              DType out_dtype = DType::F32) {
   DD_CHECK(qkv.ndim() >= 3 && heads >= 1 && qkv.dim(-1) == 3 * heads * dim_head, op, ": qkv ", describe(qkv),
            " must be [B, ..., 3 * heads * dim_head] with heads ", heads, ", dim_head ", dim_head);
   Shape out_shape = qkv.shape();
@@ -45,7 +47,8 @@ Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads
     dy_shape.back() = heads * dim_head;
     DD_CHECK(dy->shape() == dy_shape, op, ": dy ", describe(*dy), " must be ", shape_str(dy_shape));
   }
-  Tensor out = Tensor::empty(out_shape, qkv.device());
+  const bool bf16_out = !kBackward && out_dtype == DType::BF16;
+  Tensor out = Tensor::empty(out_shape, qkv.device(), bf16_out ? DType::BF16 : DType::F32);
   const int64_t B = qkv.dim(0), N = qkv.numel() / (qkv.dim(0) * qkv.dim(-1));
   if (N == 0) return out;
   // Scratch: context and dcontext as bf16 (BH d^2 words for both: 16-byte aligned from the start),
@@ -55,9 +58,10 @@ Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads
   // A bf16 qkv (conv2d_forward_bf16's, autograd/linear_attention.cpp) is read as it is.
   const bool bf16_in = qkv.dtype() == DType::BF16;
   DD_CHECK(bf16_in || qkv.dtype() == DType::F32, op, ": qkv ", describe(qkv), " must be float32 or bfloat16");
-  linattn::Params p = linattn::make_params(op, bf16_in ? nullptr : qkv.data(), dy ? dy->data() : nullptr, out.data(),
-                                           scratch.data(), B, N, heads, dim_head);
+  linattn::Params p = linattn::make_params(op, bf16_in ? nullptr : qkv.data(), dy ? dy->data() : nullptr,
+                                           bf16_out ? nullptr : out.data(), scratch.data(), B, N, heads, dim_head);
   if (bf16_in) p.qkv_bf = reinterpret_cast<const uint16_t*>(qkv.data<bf16>());
+  if (bf16_out) p.out_bf = reinterpret_cast<uint16_t*>(out.data<bf16>());
   p.ctx_bf = reinterpret_cast<uint16_t*>(scratch.data());
   p.dctx_bf = p.ctx_bf + BH * d * d;
   p.kmax = scratch.data() + BH * d * d;
@@ -89,6 +93,10 @@ Tensor run_tc(const char* op, const Tensor& qkv, const Tensor* dy, int64_t heads
 
 Tensor linear_attention_forward_tc(const Tensor& qkv, int64_t heads, int64_t dim_head) {
   return run_tc<false>("linear_attention_forward_tc", qkv, nullptr, heads, dim_head);
+}
+
+Tensor linear_attention_forward_tc_bf16(const Tensor& qkv, int64_t heads, int64_t dim_head) {
+  return run_tc<false>("linear_attention_forward_tc_bf16", qkv, nullptr, heads, dim_head, DType::BF16);
 }
 
 Tensor linear_attention_backward_tc(const Tensor& qkv, const Tensor& dy, int64_t heads, int64_t dim_head) {

@@ -344,7 +344,28 @@ __device__ __forceinline__ void store_rows(float* dst, int64_t stride, const flo
   }
 }
 
-// kRows positions per block, 16 per warp: the forward output or (kBackward) their d_qkv rows.
+// store_rows into bf16 (nearest even): the bits of the fp32 values store_rows writes, rounded.
+template <int kN>
+__device__ __forceinline__ void store_rows_bf16(uint16_t* dst, int64_t stride, const float (&acc)[kN][4],
+                                                int64_t row0, int64_t N, int g, int tq, float scale) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t n = row0 + g + 8 * r;
+    if (n >= N) continue;
+#pragma unroll
+    for (int j = 0; j < kN; ++j) {
+      const uint32_t pair = attn_tc::pack_bf16x2(scale * acc[j][2 * r], scale * acc[j][2 * r + 1]);
+#if defined(__CUDA_ARCH__)
+      *reinterpret_cast<uint32_t*>(&dst[n * stride + 8 * j + 2 * tq]) = pair;
+#else
+      std::memcpy(&dst[n * stride + 8 * j + 2 * tq], &pair, sizeof pair);  // host emulation: no type punning
+#endif
+    }
+  }
+}
+
+// kRows positions per block, 16 per warp: the forward output (fp32, or bf16 into p.out_bf when
+// set) or (kBackward) their d_qkv rows.
 template <int kD, bool kBackward, class TQ = float>
 __global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps, kRowsMinBlocks) linear_attention_tc_rows_kernel(Params p) {
   using T = Tiles<kD>;
@@ -382,7 +403,11 @@ __global__ void __launch_bounds__(32 * Tiles<kD>::kRowWarps, kRowsMinBlocks) lin
   float acc[kN][4] = {};
   if constexpr (!kBackward) {
     gemm_a_bkn<kD, kN>(acc, ab, r0, cs, lane);
-    store_rows(p.out + b * p.N * p.hidden + h * p.d, p.hidden, acc, n0 + r0, p.N, g, tq, p.scale);
+    const int64_t o = b * p.N * p.hidden + h * p.d;
+    if (p.out_bf)
+      store_rows_bf16(p.out_bf + o, p.hidden, acc, n0 + r0, p.N, g, tq, p.scale);
+    else
+      store_rows(p.out + o, p.hidden, acc, n0 + r0, p.N, g, tq, p.scale);
   } else {
     float* drows = p.out + b * p.N * p.C + h * p.d;  // dq of position n: drows[n * C]
     // dQ'[n, c] = sum_e dy[n, e] context[c, e] (B stored [n][k]); dq = scale S (dQ' - sum_c S dQ').

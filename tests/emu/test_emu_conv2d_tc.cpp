@@ -291,7 +291,7 @@ TEST_CASE("emu: the tensor-core forward's bf16 y is the fp32 y rounded, bit for 
   // The output is NaN-poisoned like every other: an element no store reached fails.
   auto bits = [](const Tensor& t) {
     REQUIRE(t.dtype() == DType::BF16);
-    return conv_tc::bf16_bits(t);
+    return bf16_bits(t);
   };
   const std::vector<Dims> cases = {{2, 5, 7, 11, 37, 3, 1}, {1, 5, 7, 13, 8, 1, 0}, {1, 6, 5, 8, 70, 3, 1}};
   for (Precision prec : {Precision::BF16, Precision::TF32})

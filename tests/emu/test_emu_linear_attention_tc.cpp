@@ -43,6 +43,10 @@ void check_case(Random& rng, const Dims& c) {
   const Tensor qkv_bf16 = qkv.to(DType::BF16);
   CHECK(linattn_tc::bitwise_equal(out, kernels::emu::linear_attention_forward_tc(qkv_bf16, c.heads, c.d)));
   CHECK(linattn_tc::bitwise_equal(dqkv, kernels::emu::linear_attention_backward_tc(qkv_bf16, dy, c.heads, c.d)));
+  // The output written in bf16 (for to_out under BF16): the fp32 output's bits, rounded.
+  const Tensor out_bf16 = kernels::emu::linear_attention_forward_tc_bf16(qkv_bf16, c.heads, c.d);
+  REQUIRE(out_bf16.dtype() == DType::BF16);
+  CHECK(bf16_bits(out_bf16) == bf16_bits(out.to(Device::CPU).to(DType::BF16)));
 
   const PrecisionScope bf16(Precision::BF16);
   linattn_tc::expect_within("cpu forward under BF16", kernels::cpu::linear_attention_forward(qkv, c.heads, c.d),
@@ -53,6 +57,8 @@ void check_case(Random& rng, const Dims& c) {
                                   kernels::cpu::linear_attention_forward(qkv_bf16, c.heads, c.d)));
   CHECK(linattn_tc::bitwise_equal(kernels::cpu::linear_attention_backward(qkv, dy, c.heads, c.d),
                                   kernels::cpu::linear_attention_backward(qkv_bf16, dy, c.heads, c.d)));
+  CHECK(bf16_bits(kernels::cpu::linear_attention_forward_bf16(qkv, c.heads, c.d)) ==
+        bf16_bits(kernels::cpu::linear_attention_forward(qkv, c.heads, c.d).to(DType::BF16)));
 }
 
 }  // namespace

@@ -207,7 +207,7 @@ TEST_CASE("gpu: the tensor-core forward's bf16 y is the fp32 y rounded, bit for 
         const Tensor yb = kernels::cuda::conv2d_forward_tc_bf16(x, w, bias, p, prec, opt);
         REQUIRE(yb.dtype() == DType::BF16);
         REQUIRE(yb.shape() == y.shape());
-        CHECK(conv_tc::bf16_bits(yb) == conv_tc::bf16_bits(y.to(DType::BF16)));
+        CHECK(bf16_bits(yb) == bf16_bits(y.to(DType::BF16)));
       }
     }
 }

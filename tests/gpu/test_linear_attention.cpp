@@ -121,6 +121,9 @@ TEST_CASE("gpu: bf16 tensor-core linear_attention within its bound", "[gpu][line
     const Tensor gqkv_bf16 = gqkv.to(DType::BF16);
     CHECK(linattn_tc::bitwise_equal(out, kernels::linear_attention_forward(gqkv_bf16, c.heads, c.d)));
     CHECK(linattn_tc::bitwise_equal(dqkv, kernels::linear_attention_backward(gqkv_bf16, gdy, c.heads, c.d)));
+    // The output written in bf16 (for to_out under BF16): the fp32 output's bits, rounded.
+    CHECK(bf16_bits(kernels::linear_attention_forward_bf16(gqkv_bf16, c.heads, c.d)) ==
+          bf16_bits(out.to(DType::BF16)));
     const linattn_tc::Reference fp = linattn_tc::reference(c, in, g, 0.0);
     linattn_tc::expect_within("cpu forward", kernels::linear_attention_forward(qkv, c.heads, c.d), fp.out, fp.out_bound);
   }

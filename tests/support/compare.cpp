@@ -143,4 +143,11 @@ std::vector<double> Random::uniform(int64_t n, double lo, double hi) {
 
 int Random::uniform_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
 
+std::vector<uint16_t> bf16_bits(const Tensor& t) {
+  const Tensor c = t.to(Device::CPU);
+  if (c.dtype() != DType::BF16) return {};
+  const auto* p = static_cast<const uint16_t*>(c.raw_data());
+  return std::vector<uint16_t>(p, p + c.numel());
+}
+
 }  // namespace dd::test

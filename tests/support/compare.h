@@ -27,6 +27,9 @@ CloseReport compare(const std::vector<float>& actual, const std::vector<double>&
 CloseReport compare(const std::vector<float>& actual, const std::vector<float>& expected, double tol,
                     double floor = 1e-6);
 
+// A bf16 tensor's bits (the ops' bf16 outputs), on any device; empty for another dtype.
+std::vector<uint16_t> bf16_bits(const Tensor& t);
+
 // Catch2 assertion with a useful message.
 void expect_close(const std::string& what, const Tensor& actual, const std::vector<double>& expected,
                   double tol);

@@ -142,12 +142,5 @@ std::vector<Options> forward_options(int tile_count, int64_t k) {
   return opts;
 }
 
-// A bf16 tensor's bits (conv2d_forward_tc_bf16's y), on any device; empty for another dtype.
-inline std::vector<uint16_t> bf16_bits(const Tensor& t) {
-  const Tensor c = t.to(Device::CPU);
-  if (c.dtype() != DType::BF16) return {};
-  const auto* p = static_cast<const uint16_t*>(c.raw_data());
-  return std::vector<uint16_t>(p, p + c.numel());
-}
 
 }  // namespace dd::test::conv_tc
