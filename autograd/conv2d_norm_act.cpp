@@ -7,7 +7,8 @@
 namespace dd::ag {
 
 Var conv2d_group_norm_act(const std::vector<Var>& xs, const Var& w, const Var& bias, int padding, const Var& gamma,
-                          const Var& beta, const Var& scale, const Var& shift, int64_t groups, float eps) {
+                          const Var& beta, const Var& scale, const Var& shift, int64_t groups, float eps,
+                          bool bf16_y) {
   const Tensor none;
   auto value = [&none](const Var& v) -> const Tensor& { return v.defined() ? v.value() : none; };
   std::vector<const Var*> inputs{&w, &bias, &gamma, &beta, &scale, &shift};
@@ -18,7 +19,8 @@ Var conv2d_group_norm_act(const std::vector<Var>& xs, const Var& w, const Var& b
   const Tensor wk = conv_weight(w, rec);
   kernels::Conv2dNormActOut f =
       kernels::conv2d_group_norm_act_forward(values, wk, value(bias), padding, gamma.value(), beta.value(),
-                                             value(scale), value(shift), groups, eps, keep_norm_input_bf16(rec));
+                                             value(scale), value(shift), groups, eps, keep_norm_input_bf16(rec),
+                                             bf16_y);
   Var y(f.n.y, rec);
   if (y.requires_grad())
     Tape::current().record([xs = grad_refs(xs), values, wk, w = w.grad_ref(), bias = bias.grad_ref(), gamma, beta,

@@ -23,7 +23,8 @@ Shape check(const char* op, const std::vector<Tensor>& xs, const Tensor& w, cons
 
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h) {
+                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h,
+                                               bool bf16_y) {
   const char* op = "conv2d_group_norm_act";
   check(op, xs, w, bias, padding, gamma, beta, scale, shift, groups);
   DD_CHECK(eps > 0.0f, op, ": eps = ", eps, " must be positive");
@@ -34,7 +35,8 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   // Not DD_CPU_CALL: the CPU op times its two halves under the two ops' names (--profile's rows add
   // up to the step only without an outer row around them).
   if (dev == Device::CPU)
-    return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps, bf16_h);
+    return cpu::conv2d_group_norm_act_forward(xs, w, bias, padding, gamma, beta, scale, shift, groups, eps, bf16_h,
+                                              bf16_y);
   // The GPU's kernels read one tensor: the concatenation is built there.
   const Tensor x = xs.size() == 1 ? xs[0] : concat_widening(xs);
 #ifdef DD_WITH_CUDA
@@ -44,14 +46,15 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
     Tensor sums;
     Tensor h = cuda::conv2d_forward_tc_sums(x, w, bias, padding, prec, sums);
     Tensor hb;
-    GroupNormActOut n =
-        cuda::group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums, bf16_h ? &hb : nullptr);
+    GroupNormActOut n = cuda::group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums,
+                                                          bf16_h ? &hb : nullptr, bf16_y);
     return {bf16_h ? std::move(hb) : std::move(h), std::move(n)};
   }
 #endif
   Tensor h = conv2d_forward(x, w, bias, padding);
   GroupNormActOut n = group_norm_act_forward(h, gamma, beta, scale, shift, groups, eps);
   if (bf16_h) h = h.to(DType::BF16);  // fp32's SIMT path: a pass of its own
+  if (bf16_y) n.y = n.y.to(DType::BF16);
   return {std::move(h), std::move(n)};
 }
 

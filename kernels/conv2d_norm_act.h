@@ -15,6 +15,11 @@
 // keeps half the bytes of every Block's conv output, as autocast keeps a bf16 conv output. y, mean and
 // rstd are the same bits either way (the statistics come from the exact h); the gradients are those
 // at the rounded h, within bf16's rounding of h of the exact ones.
+//
+// bf16_y: y is stored as bf16 (nearest even), bitwise y.to(DType::BF16), for a consumer that rounds
+// it to bf16 anyway: a ResnetBlock's first Block, whose one reader is the second Block's conv, under
+// BF16 (models/unet.cpp). On CUDA under BF16 / TF32 the pass that writes y writes it so; elsewhere y
+// is rounded after.
 #include <cstdint>
 #include <vector>
 
@@ -37,7 +42,7 @@ struct Conv2dNormActGrads {
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                const Tensor& shift, int64_t groups, float eps = 1e-5f,
-                                               bool bf16_h = false);
+                                               bool bf16_h = false, bool bf16_y = false);
 // h (F32 or BF16), mean and rstd are the forward's.
 Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
@@ -47,7 +52,8 @@ Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs,
 namespace cpu {
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h);
+                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h,
+                                               bool bf16_y = false);
 Conv2dNormActGrads conv2d_group_norm_act_backward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& h, int padding,
                                                   const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                                   const Tensor& shift, const Tensor& mean, const Tensor& rstd,

@@ -76,9 +76,10 @@ GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, 
 // cpu::group_norm_act_forward_sums on the device: sums holds the 2*B*C doubles sums[k * B*C + b*C + c]
 // as a CUDA F32 tensor of 4*B*C words (cuda::conv2d_forward_tc_sums gives them). With the sums
 // group_norm_act_forward takes (its channel_sums<2> of x), the same bits. x_bf16 as the CPU's.
+// y_bf16: y stored as bf16, each value rounded (nearest even) from the fp32 one, in the same pass.
 GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                             const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
-                                            const Tensor& sums, Tensor* x_bf16 = nullptr);
+                                            const Tensor& sums, Tensor* x_bf16 = nullptr, bool y_bf16 = false);
 }  // namespace cuda
 #endif
 

@@ -127,11 +127,14 @@ struct Block {
   Block() = default;
   Block(ParamSet& ps, Generator& g, const std::string& name, int cin, int cout, int groups)
       : proj(ps, g, name + ".proj", cin, cout, 3), norm(ps, name + ".norm", groups, cout) {}
-  // x in channel parts: the skip concatenation, never built (ag::conv2d's parts form).
-  ag::Var operator()(const std::vector<ag::Var>& x, const ag::Var* scale, const ag::Var* shift) const {
+  // x in channel parts: the skip concatenation, never built (ag::conv2d's parts form). bf16_out:
+  // the output's one reader is a conv that reads it as bf16 (the fused op writes it so).
+  ag::Var operator()(const std::vector<ag::Var>& x, const ag::Var* scale, const ag::Var* shift,
+                     bool bf16_out = false) const {
     if (fused_norm_act())
       return ag::conv2d_group_norm_act(x, proj.standardized(), proj.b, proj.pad, norm.g, norm.b,
-                                       scale ? *scale : ag::Var(), shift ? *shift : ag::Var(), norm.groups);
+                                       scale ? *scale : ag::Var(), shift ? *shift : ag::Var(), norm.groups, norm.eps,
+                                       bf16_out);
     ag::Var h = proj(x);
     h = norm(h);
     if (scale) h = ag::scale_shift(h, *scale, *shift);
@@ -158,7 +161,7 @@ struct ResnetBlock {
   // passes that just copied).
   ag::Var operator()(const std::vector<ag::Var>& x, const ag::Var& temb_act) const {
     auto ss = ag::chunk(mlp(temb_act), 2);
-    ag::Var h = block1(x, &ss[0], &ss[1]);
+    ag::Var h = block1(x, &ss[0], &ss[1], ag::conv_reads_bf16());  // read by block2's conv alone
     h = block2({h}, nullptr, nullptr);
     if (has_res) return ag::add(h, ag::conv2d(x, res_conv.w, res_conv.b, res_conv.pad));
     return ag::add(h, x.size() == 1 ? x[0] : ag::concat(x));

@@ -15,6 +15,7 @@
 #include "autograd/conv2d_norm_act.h"
 #include "autograd/elementwise.h"
 #include "autograd/group_norm_act.h"
+#include "engine/context.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_norm_act.h"
 #include "kernels/cpu/conv2d_winograd.h"
@@ -315,4 +316,40 @@ TEST_CASE("group_norm_act_backward reads a bf16 x as its values and refuses othe
     kernels::group_norm_act_backward(x.to(DType::F16), gamma, beta, Tensor(), Tensor(), f.mean, f.rstd, dy);
   },
                {"group_norm_act_backward", "x [2,3,5,12]", "F32 or BF16"});
+}
+
+TEST_CASE("conv2d_group_norm_act with bf16_y: y rounded, and through a conv the same loss and gradients",
+          "[conv2d][conv2d_norm_act][autograd]") {
+  DD_TEST_RANDOM(rng);
+  // A ResnetBlock's first Block under BF16 (models/unet.cpp): its output's one reader, the second
+  // Block's conv, rounds it to bf16, so the op writes it in bf16.
+  const Shape4 s{2, 6, 7, 16, 12, 3};
+  const Operands o = operands(rng, s);
+  const NormOperands no = norm_operands(rng, s, true);
+  const kernels::Conv2dNormActOut f =
+      kernels::conv2d_group_norm_act_forward({o.x}, o.w, o.bias, 1, no.gamma, no.beta, no.scale, no.shift, no.groups);
+  const kernels::Conv2dNormActOut fy = kernels::conv2d_group_norm_act_forward(
+      {o.x}, o.w, o.bias, 1, no.gamma, no.beta, no.scale, no.shift, no.groups, 1e-5f, false, true);
+  REQUIRE(fy.n.y.dtype() == DType::BF16);
+  CHECK(bf16_bits(fy.n.y) == bf16_bits(f.n.y.to(DType::BF16)));
+  CHECK(fy.n.mean.to_vector() == f.n.mean.to_vector());
+  CHECK(fy.n.rstd.to_vector() == f.n.rstd.to_vector());
+
+  const PrecisionScope bf16(Precision::BF16);
+  const Tensor w2 = from_double({5, 3, 3, s.co}, rng.normal_f32(5 * 9 * s.co, 0.2));
+  const Tensor r = from_double({s.b, s.h, s.w, 5}, rng.normal_f32(s.b * s.h * s.w * 5));
+  auto run = [&](bool bf16_y) {
+    ag::Tape::current().clear();
+    ag::Var x(o.x, true), w(o.w, true), bias(o.bias, true), g(no.gamma, true), bt(no.beta, true),
+        sc(no.scale, true), sh(no.shift, true), v2(w2, true);
+    const ag::Var y = ag::conv2d_group_norm_act({x}, w, bias, 1, g, bt, sc, sh, no.groups, 1e-5f, bf16_y);
+    CHECK(y.value().dtype() == (bf16_y ? DType::BF16 : DType::F32));
+    const ag::Var loss = ag::sum(ag::mul(ag::conv2d(y, v2, ag::Var(), 1), ag::Var(r)));
+    ag::Tape::current().backward(loss);
+    std::vector<std::vector<float>> out{{static_cast<float>(loss.value().item())}};
+    for (const ag::Var* v : {&x, &w, &bias, &g, &bt, &sc, &sh, &v2}) out.push_back(v->grad().to_vector());
+    ag::Tape::current().clear();
+    return out;
+  };
+  CHECK(run(true) == run(false));
 }

@@ -12,7 +12,8 @@ namespace dd::kernels::cpu {
 // times compare with the unfused ops'.
 Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& bias, int padding,
                                                const Tensor& gamma, const Tensor& beta, const Tensor& scale,
-                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h) {
+                                               const Tensor& shift, int64_t groups, float eps, bool bf16_h,
+                                               bool bf16_y) {
   std::vector<double> sums;
   Tensor h;
   {
@@ -22,6 +23,7 @@ Conv2dNormActOut conv2d_group_norm_act_forward(const std::vector<Tensor>& xs, co
   const op_profile::Scope timed("group_norm_act_forward");
   Tensor hb;
   GroupNormActOut n = group_norm_act_forward_sums(h, gamma, beta, scale, shift, groups, eps, sums, bf16_h ? &hb : nullptr);
+  if (bf16_y) n.y = n.y.to(DType::BF16);
   return {bf16_h ? std::move(hb) : std::move(h), std::move(n)};
 }
 

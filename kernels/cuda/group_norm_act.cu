@@ -34,24 +34,33 @@ struct Forward {
 };
 
 // xb (unless null) gets x rounded to bf16 in the same pass: the copy a Block's backward keeps
-// under Precision::BF16 (kernels/conv2d_norm_act.h).
+// under Precision::BF16 (kernels/conv2d_norm_act.h). y goes to yb instead, rounded to bf16, when
+// yb is set (the Block's bf16_y).
 template <bool kScaleShift>
 __global__ void gna_forward_kernel(const float* x, Forward<kScaleShift> f, int64_t n, int64_t S, float* y,
-                                   bf16* xb) {
+                                   bf16* xb, bf16* yb) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, f.C, n);
-    y[i] = f(e.b, e.c, x[i]);
+    const float r = f(e.b, e.c, x[i]);
+    if (yb)
+      yb[i] = bf16{dtype_conv::f32_to_bf16(r)};
+    else
+      y[i] = r;
     if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
   }
 }
 
 template <bool kScaleShift>
 __global__ void gna_forward_quad_kernel(const float4* x, Forward<kScaleShift> f, int64_t n, int64_t S, float4* y,
-                                        uint2* xb) {
+                                        uint2* xb, uint2* yb) {
   DD_GRID_STRIDE(q, n / 4) {
     const BcIndex e = bc_index(4 * q, S, f.C, n);
     const float4 v = x[q];
-    y[q] = quad_map(f, e.b, e.c, v);
+    const float4 r = quad_map(f, e.b, e.c, v);
+    if (yb)
+      yb[q] = bf16_quad(r);
+    else
+      y[q] = r;
     if (xb) xb[q] = bf16_quad(v);
   }
 }
@@ -192,27 +201,32 @@ GroupNormActGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& b
   }
   return out;
 }
-// xb: x's bf16 copy to write, or null.
+// xb: x's bf16 copy to write, or null. y F32, or BF16 (written rounded).
 template <bool kScaleShift>
 void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int64_t S, Tensor& y, bf16* xb) {
-  if (quad_ok(f.C, {x.data(), y.data(), xb})) {
+  const bool y_bf16 = y.dtype() == DType::BF16;
+  float* const yf = y_bf16 ? nullptr : y.data();
+  bf16* const yb = y_bf16 ? y.data<bf16>() : nullptr;
+  if (quad_ok(f.C, {x.data(), yf, yb, xb})) {
     gna_forward_quad_kernel<kScaleShift><<<grid_for(n / 4), kThreads, 0, stream()>>>(
-        reinterpret_cast<const float4*>(x.data()), f, n, S, reinterpret_cast<float4*>(y.data()),
-        reinterpret_cast<uint2*>(xb));
+        reinterpret_cast<const float4*>(x.data()), f, n, S, reinterpret_cast<float4*>(yf), reinterpret_cast<uint2*>(xb),
+        reinterpret_cast<uint2*>(yb));
     DD_CUDA_LAUNCH_CHECK("gna_forward_quad_kernel");
   } else {
-    gna_forward_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, S, y.data(), xb);
+    gna_forward_kernel<kScaleShift><<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, S, yf, xb, yb);
     DD_CUDA_LAUNCH_CHECK("gna_forward_kernel");
   }
 }
 
 // Both forwards past their sums: statistics, then y (and x_bf16 when asked for). sums null: the
 // per-group kernel (group_norm_per_group.cuh) takes the sums, the statistics and y in one launch.
+// y_bf16: y written in bf16 (with sums; see group_norm_act_forward_sums).
 GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                   const Tensor& shift, const GnDims& d, float eps, const double* sums,
-                                  Tensor* x_bf16) {
-  GroupNormActOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
-                      Tensor::empty({d.B, d.G}, x.device())};
+                                  Tensor* x_bf16, bool y_bf16 = false) {
+  DD_CHECK(sums || !y_bf16, "group_norm_act (cuda): a bf16 y needs the conv's sums");
+  GroupNormActOut out{Tensor::empty(x.shape(), x.device(), y_bf16 ? DType::BF16 : DType::F32),
+                      Tensor::empty({d.B, d.G}, x.device()), Tensor::empty({d.B, d.G}, x.device())};
   bf16* xb = nullptr;
   if (x_bf16) {
     *x_bf16 = Tensor::empty(x.shape(), x.device(), DType::BF16);
@@ -249,14 +263,14 @@ GroupNormActOut group_norm_act_forward(const Tensor& x, const Tensor& gamma, con
 
 GroupNormActOut group_norm_act_forward_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                             const Tensor& scale, const Tensor& shift, int64_t groups, float eps,
-                                            const Tensor& sums, Tensor* x_bf16) {
+                                            const Tensor& sums, Tensor* x_bf16, bool y_bf16) {
   const GnDims d(x, groups);
   DD_CHECK(sums.defined() && sums.device() == x.device() && sums.dtype() == DType::F32 &&
                sums.numel() == 4 * d.B * d.C,
            "group_norm_act_forward_sums: sums ", describe(sums), " for x ", describe(x),
            " must be an F32 tensor of 4 x B x C words on its device (2 x B x C doubles)");
   return forward_from_sums(x, gamma, beta, scale, shift, d, eps, reinterpret_cast<const double*>(sums.data()),
-                           x_bf16);
+                           x_bf16, y_bf16);
 }
 
 GroupNormActGrads group_norm_act_backward(const Tensor& x, const Tensor& gamma, const Tensor& beta,

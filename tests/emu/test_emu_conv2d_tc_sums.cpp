@@ -54,6 +54,15 @@ void check_case(Random& rng, const Dims& c, Precision prec, bool with_bias, int6
   CHECK(conv_tc::bitwise_equal(fb.y, f.y));
   REQUIRE(yb.dtype() == DType::BF16);
   CHECK(yb.to_bytes() == y.to(DType::BF16).to_bytes());
+
+  // With y itself written in bf16 (kernels/conv2d_norm_act.h's bf16_y; C % 4 == 0 takes the quad
+  // kernel, the other cases the scalar one): the fp32 y's bits rounded, the same statistics.
+  kernels::GroupNormActOut fy =
+      kernels::emu::group_norm_act_forward_sums(y, gamma, beta, scale, shift, groups, 1e-5f, sums, nullptr, true);
+  REQUIRE(fy.y.dtype() == DType::BF16);
+  CHECK(fy.y.to_bytes() == f.y.to(DType::BF16).to_bytes());
+  CHECK(conv_tc::bitwise_equal(fy.mean, f.mean));
+  CHECK(conv_tc::bitwise_equal(fy.rstd, f.rstd));
 }
 
 struct SumsCase {

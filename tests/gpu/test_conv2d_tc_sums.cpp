@@ -65,6 +65,11 @@ void check_case(Random& rng, const Dims& c, int64_t groups, Precision prec, bool
     CHECK(conv_tc::bitwise_equal(fb.n.y, f.n.y));
     REQUIRE(fb.h.dtype() == DType::BF16);
     CHECK(fb.h.to(Device::CPU).to_bytes() == y_plain.to(Device::CPU).to(DType::BF16).to_bytes());
+    // bf16_y: y itself written in bf16, the fp32 y's bits rounded.
+    kernels::Conv2dNormActOut fy = kernels::conv2d_group_norm_act_forward({x}, w, bias, p, gamma, beta, scale, shift,
+                                                                          groups, 1e-5f, false, true);
+    REQUIRE(fy.n.y.dtype() == DType::BF16);
+    CHECK(fy.n.y.to(Device::CPU).to_bytes() == f.n.y.to(Device::CPU).to(DType::BF16).to_bytes());
   } else {
     kernels::GroupNormActOut f =
         kernels::cuda::group_norm_act_forward_sums(y, gamma, beta, scale, shift, groups, 1e-5f, sums);
