@@ -5,8 +5,8 @@
 
 namespace dd::ag {
 
-Var group_norm(const Var& x, const Var& gamma, const Var& beta, int64_t groups, float eps) {
-  kernels::GroupNormOut f = kernels::group_norm_forward(x.value(), gamma.value(), beta.value(), groups, eps);
+Var group_norm(const Var& x, const Var& gamma, const Var& beta, int64_t groups, float eps, bool bf16_y) {
+  kernels::GroupNormOut f = kernels::group_norm_forward(x.value(), gamma.value(), beta.value(), groups, eps, bf16_y);
   Var y(f.y, needs_grad({&x, &gamma, &beta}));
   // The backward reads x, or its bf16 copy under BF16 (autograd/conv2d_keep.h's norm_input).
   if (y.requires_grad())

@@ -17,13 +17,13 @@ void check_input(const char* op, const Tensor& x, const Tensor& gamma, int64_t g
 }  // namespace
 
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
-                                float eps) {
+                                float eps, bool y_bf16) {
   check_input("group_norm", x, gamma, groups);
   DD_CHECK(beta.defined() && beta.shape() == gamma.shape(), "group_norm: beta ",
            beta.defined() ? describe(beta) : std::string("undefined"), " must be [C] for x ", describe(x));
   DD_CHECK(eps > 0.0f, "group_norm: eps = ", eps, " must be positive");
   DD_DISPATCH(common_device("group_norm", {&x, &gamma, &beta}), group_norm_forward, x, gamma, beta, groups,
-              eps);
+              eps, y_bf16);
 }
 
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,

@@ -22,8 +22,11 @@ struct GroupNormGrads {
   Tensor dbeta;   // [C]
 };
 
+// y_bf16: y stored as bf16, each value rounded (nearest even) from the fp32 one, for a consumer that
+// rounds it to bf16 anyway (the U-Net's PreNorm, read by the attentions' qkv conv under BF16). The
+// CUDA kernels write it so; the CPU rounds y.
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
-                                float eps = 1e-5f);
+                                float eps = 1e-5f, bool y_bf16 = false);
 // mean and rstd are the forward's; the group count is read from their shape. x is F32 or BF16 (its
 // bf16 copy: the gradients at the rounded x, with the exact x's statistics); dx is F32 either way.
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
@@ -31,7 +34,7 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
 
 namespace cpu {
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
-                                float eps);
+                                float eps, bool y_bf16 = false);
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& dy);
 }  // namespace cpu
@@ -39,7 +42,7 @@ GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const T
 #ifdef DD_WITH_CUDA
 namespace cuda {
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
-                                float eps);
+                                float eps, bool y_bf16 = false);
 GroupNormGrads group_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& dy);
 // Which kernels group_norm and group_norm_act (its forward without sums from a conv's epilogue,

@@ -67,7 +67,10 @@ struct GroupNorm {
     g.value().fill_(1.0f);
     b.value().fill_(0.0f);
   }
-  ag::Var operator()(const ag::Var& x) const { return ag::group_norm(x, g, b, groups, eps); }
+  // bf16_out: y's readers all round it to bf16 (ag::group_norm's bf16_y).
+  ag::Var operator()(const ag::Var& x, bool bf16_out = false) const {
+    return ag::group_norm(x, g, b, groups, eps, bf16_out);
+  }
 };
 
 }  // namespace dd::models::layers

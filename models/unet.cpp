@@ -183,11 +183,12 @@ struct LinearAttnBlock {
     out_norm = GroupNorm(ps, name + ".fn.fn.to_out.1", 1, ch);
     prenorm = GroupNorm(ps, name + ".fn.norm", 1, ch);
   }
-  // h's one reader is to_out: where that conv reads it as bf16, it is written so.
+  // The PreNorm's one reader is the qkv conv, and h's to_out: where a conv reads its input as
+  // bf16, both are written so.
   ag::Var operator()(const ag::Var& x) const {
-    const ag::Var h = recompute_qkv()
-                          ? ag::linear_attention_qkv(prenorm(x), to_qkv.w, heads, dim_head, ag::conv_reads_bf16())
-                          : ag::linear_attention(to_qkv(prenorm(x)), heads, dim_head);
+    const bool bf16 = ag::conv_reads_bf16();
+    const ag::Var h = recompute_qkv() ? ag::linear_attention_qkv(prenorm(x, bf16), to_qkv.w, heads, dim_head, bf16)
+                                      : ag::linear_attention(to_qkv(prenorm(x, bf16)), heads, dim_head);
     return ag::add(out_norm(to_out(h)), x);
   }
 };
@@ -205,8 +206,8 @@ struct AttnBlock {
     to_out = Conv(ps, g, name + ".fn.fn.to_out", hidden, ch, 1);
     prenorm = GroupNorm(ps, name + ".fn.norm", 1, ch);
   }
-  ag::Var operator()(const ag::Var& x) const {
-    return ag::add(to_out(ag::attention(to_qkv(prenorm(x)), heads, dim_head)), x);
+  ag::Var operator()(const ag::Var& x) const {  // the PreNorm's one reader is to_qkv, as above
+    return ag::add(to_out(ag::attention(to_qkv(prenorm(x, ag::conv_reads_bf16())), heads, dim_head)), x);
   }
 };
 

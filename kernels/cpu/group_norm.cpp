@@ -13,7 +13,7 @@ using norm::Dims;
 using norm::for_each_row;
 
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
-                                float eps) {
+                                float eps, bool y_bf16) {
   const Dims d(x, groups);
   const int64_t C = d.C;
   const float* px = x.data();
@@ -65,6 +65,7 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
     const float* k = scale_bc.data() + b * C;
     for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m[c]) * k[c] + pbeta[c];
   });
+  if (y_bf16) out.y = out.y.to(DType::BF16);
   return out;
 }
 

@@ -20,17 +20,27 @@ struct SumXTerm {
   }
 };
 
-__global__ void gn_apply_kernel(const float* x, Normalize f, int64_t n, int64_t S, int64_t C, float* y) {
+// y, or (yb set) y rounded to bf16 into yb.
+__global__ void gn_apply_kernel(const float* x, Normalize f, int64_t n, int64_t S, int64_t C, float* y, bf16* yb) {
   DD_GRID_STRIDE(i, n) {
     const BcIndex e = bc_index(i, S, C, n);
-    y[i] = f(e.b, e.c, x[i]);
+    const float r = f(e.b, e.c, x[i]);
+    if (yb)
+      yb[i] = bf16{dtype_conv::f32_to_bf16(r)};
+    else
+      y[i] = r;
   }
 }
 
-__global__ void gn_apply_quad_kernel(const float4* x, Normalize f, int64_t n, int64_t S, int64_t C, float4* y) {
+__global__ void gn_apply_quad_kernel(const float4* x, Normalize f, int64_t n, int64_t S, int64_t C, float4* y,
+                                     uint2* yb) {
   DD_GRID_STRIDE(q, n / 4) {
     const BcIndex e = bc_index(4 * q, S, C, n);
-    y[q] = quad_map(f, e.b, e.c, x[q]);
+    const float4 r = quad_map(f, e.b, e.c, x[q]);
+    if (yb)
+      yb[q] = bf16_quad(r);
+    else
+      y[q] = r;
   }
 }
 
@@ -117,26 +127,29 @@ GroupNormGrads backward(const Tensor& x, const Tensor& gamma, const Tensor& mean
 }  // namespace
 
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
-                                float eps) {
+                                float eps, bool y_bf16) {
   const GnDims d(x, groups);
-  GroupNormOut out{Tensor::empty(x.shape(), x.device()), Tensor::empty({d.B, d.G}, x.device()),
-                   Tensor::empty({d.B, d.G}, x.device())};
+  GroupNormOut out{Tensor::empty(x.shape(), x.device(), y_bf16 ? DType::BF16 : DType::F32),
+                   Tensor::empty({d.B, d.G}, x.device()), Tensor::empty({d.B, d.G}, x.device())};
+  float* const yf = y_bf16 ? nullptr : out.y.data();
+  bf16* const yb = y_bf16 ? out.y.data<bf16>() : nullptr;
   DoubleScratch sums(2 * d.B * d.C), rstd_d(d.B * d.G);
   const Normalize f{gamma.data(), beta.data(), out.mean.data(), rstd_d.get(), d.G, d.D};
   if (group_norm_per_group(d.D)) {
     gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, sums.get(), out.mean.data(), out.rstd.data(),
-                     rstd_d.get(), out.y.data(), nullptr);
+                     rstd_d.get(), yf, nullptr, yb);
     return out;
   }
   channel_sums<2>(SumXTerm{x.data()}, d.B, d.S, d.C, sums.get());
   gn_stats(sums.get(), d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());
   const int64_t n = d.numel();
-  if (quad_ok(d.C, {x.data(), out.y.data()})) {
+  if (quad_ok(d.C, {x.data(), yf, yb})) {
     gn_apply_quad_kernel<<<grid_for(n / 4), kThreads, 0, stream()>>>(reinterpret_cast<const float4*>(x.data()), f, n,
-                                                                     d.S, d.C, reinterpret_cast<float4*>(out.y.data()));
+                                                                     d.S, d.C, reinterpret_cast<float4*>(yf),
+                                                                     reinterpret_cast<uint2*>(yb));
     DD_CUDA_LAUNCH_CHECK("gn_apply_quad_kernel");
   } else {
-    gn_apply_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, d.S, d.C, out.y.data());
+    gn_apply_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x.data(), f, n, d.S, d.C, yf, yb);
     DD_CUDA_LAUNCH_CHECK("gn_apply_kernel");
   }
   return out;

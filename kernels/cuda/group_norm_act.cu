@@ -220,11 +220,10 @@ void forward_pass(const Tensor& x, const Forward<kScaleShift>& f, int64_t n, int
 
 // Both forwards past their sums: statistics, then y (and x_bf16 when asked for). sums null: the
 // per-group kernel (group_norm_per_group.cuh) takes the sums, the statistics and y in one launch.
-// y_bf16: y written in bf16 (with sums; see group_norm_act_forward_sums).
+// y_bf16: y written in bf16 (group_norm_act_forward_sums).
 GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& scale,
                                   const Tensor& shift, const GnDims& d, float eps, const double* sums,
                                   Tensor* x_bf16, bool y_bf16 = false) {
-  DD_CHECK(sums || !y_bf16, "group_norm_act (cuda): a bf16 y needs the conv's sums");
   GroupNormActOut out{Tensor::empty(x.shape(), x.device(), y_bf16 ? DType::BF16 : DType::F32),
                       Tensor::empty({d.B, d.G}, x.device()), Tensor::empty({d.B, d.G}, x.device())};
   bf16* xb = nullptr;
@@ -238,7 +237,7 @@ GroupNormActOut forward_from_sums(const Tensor& x, const Tensor& gamma, const Te
     if (!sums) {
       DoubleScratch own(2 * d.B * d.C);
       gn_group_forward(SumXTerm{x.data()}, f, x.data(), d, eps, own.get(), out.mean.data(), out.rstd.data(),
-                       rstd_d.get(), out.y.data(), xb);
+                       rstd_d.get(), y_bf16 ? nullptr : out.y.data(), xb, y_bf16 ? out.y.data<bf16>() : nullptr);
       return;
     }
     gn_stats(sums, d, eps, out.mean.data(), out.rstd.data(), rstd_d.get());

@@ -106,13 +106,14 @@ __device__ __forceinline__ void gn_group_elements(int64_t b, int64_t g, int64_t 
 }
 
 // Forward: y = f(b, c, x) over the group (f: Normalize, or the fused op's Forward, reading mean
-// and rstd_d at (b, g)), and xb (unless null) x's bf16 copy, as the two-pass forward writes them.
+// and rstd_d at (b, g)), and xb (unless null) x's bf16 copy, as the two-pass forward writes them;
+// y rounded to bf16 into yb instead when yb is set.
 template <int kThreads, class Term, class F>
 __global__ void __launch_bounds__(kThreads) gn_group_forward_kernel(Term term, F f, const float* x, int64_t B,
                                                                     int64_t S, int64_t C, int64_t G, double n,
                                                                     double eps, double* sums, float* mean,
                                                                     float* rstd, double* rstd_d, float* y, bf16* xb,
-                                                                    bool quad) {
+                                                                    bf16* yb, bool quad) {
   static_assert(kGnThreadsOk<kThreads>, "256 or 1024 threads");
   const int64_t bg = blockIdx.x, b = bg / G, g = bg % G;
   const int tid = static_cast<int>(threadIdx.x);
@@ -122,10 +123,18 @@ __global__ void __launch_bounds__(kThreads) gn_group_forward_kernel(Term term, F
   __syncthreads();  // the statistics are written
   gn_group_elements<kThreads>(b, g, S, C, G, quad, [&](int64_t c, int64_t q) {
     const float4 v = reinterpret_cast<const float4*>(x)[q];
-    reinterpret_cast<float4*>(y)[q] = quad_map(f, b, c, v);
+    const float4 r = quad_map(f, b, c, v);
+    if (yb)
+      reinterpret_cast<uint2*>(yb)[q] = bf16_quad(r);
+    else
+      reinterpret_cast<float4*>(y)[q] = r;
     if (xb) reinterpret_cast<uint2*>(xb)[q] = bf16_quad(v);
   }, [&](int64_t c, int64_t i) {
-    y[i] = f(b, c, x[i]);
+    const float r = f(b, c, x[i]);
+    if (yb)
+      yb[i] = bf16{dtype_conv::f32_to_bf16(r)};
+    else
+      y[i] = r;
     if (xb) xb[i] = bf16{dtype_conv::f32_to_bf16(x[i])};
   });
 }
@@ -137,21 +146,22 @@ inline void gn_group_check(const char* op, const GnDims& d) {
 }
 
 // The whole forward: sums (2 x [B, C] doubles) and rstd_d ([B, G]) are scratch the caller owns.
+// y null and yb set: y in bf16.
 template <class Term, class F>
 void gn_group_forward(const Term& term, const F& f, const float* x, const GnDims& d, float eps, double* sums,
-                      float* mean, float* rstd, double* rstd_d, float* y, bf16* xb) {
+                      float* mean, float* rstd, double* rstd_d, float* y, bf16* xb, bf16* yb = nullptr) {
   if (d.B * d.C == 0) return;
   gn_group_check("group_norm", d);
   const auto blocks = static_cast<unsigned>(d.B * d.G);
-  const bool quad = d.D % 4 == 0 && quad_ok(d.C, {x, y, xb});
+  const bool quad = d.D % 4 == 0 && quad_ok(d.C, {x, y, xb, yb});
   if (gn_group_threads(d.B * d.G) == 1024) {
     gn_group_forward_kernel<1024, Term, F><<<blocks, 1024, 0, stream()>>>(
         term, f, x, d.B, d.S, d.C, d.G, d.group_size(), static_cast<double>(eps), sums, mean, rstd, rstd_d, y, xb,
-        quad);
+        yb, quad);
   } else {
     gn_group_forward_kernel<256, Term, F><<<blocks, 256, 0, stream()>>>(
         term, f, x, d.B, d.S, d.C, d.G, d.group_size(), static_cast<double>(eps), sums, mean, rstd, rstd_d, y, xb,
-        quad);
+        yb, quad);
   }
   DD_CUDA_LAUNCH_CHECK("gn_group_forward_kernel");
 }

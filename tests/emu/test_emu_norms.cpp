@@ -71,7 +71,15 @@ TEST_CASE("emu: group norm matches the cpu", "[emu][group_norm]") {
       expect_close("rstd", fe.rstd, fc.rstd, 1e-6);
       expect_close("y", fe.y, fc.y, 1e-5);
       CHECK(fe.y.to_vector() == kernels::emu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f).y.to_vector());
+      // y written in bf16 (the PreNorm under BF16): the fp32 y's bits rounded, the same statistics.
+      kernels::GroupNormOut fb = kernels::emu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f, true);
+      REQUIRE(fb.y.dtype() == DType::BF16);
+      CHECK(fb.y.to_bytes() == fe.y.to(DType::BF16).to_bytes());
+      CHECK(fb.mean.to_vector() == fe.mean.to_vector());
+      CHECK(fb.rstd.to_vector() == fe.rstd.to_vector());
     }
+    CHECK(kernels::cpu::group_norm_forward(x, gamma, beta, c.groups, 1e-5f, true).y.to_bytes() ==
+          fc.y.to(DType::BF16).to_bytes());
     // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), read as its
     // values (8-byte loads on the four-at-a-time path), against the CPU on the same operand.
     // Both backward paths: a block per (batch, group), and the two-pass channel sums.

@@ -43,6 +43,10 @@ TEST_CASE("gpu: group_norm forward and backward match the cpu", "[gpu][group_nor
         expect_close("rstd", host(fg.rstd), fc.rstd, 1e-6);
         // (x - mean) * k + beta in fp32, contracted to an FMA on the device: 1e-5.
         expect_close("y", host(fg.y), fc.y, 1e-5);
+        // y written in bf16 (the PreNorm under BF16): the fp32 y's bits rounded.
+        kernels::GroupNormOut fb = kernels::group_norm_forward(cuda(x), cuda(gamma), cuda(beta), c.groups, 1e-5f, true);
+        REQUIRE(fb.y.dtype() == DType::BF16);
+        CHECK(host(fb.y).to_bytes() == host(fg.y).to(DType::BF16).to_bytes());
       }
 
       // The backward on x, and on x's bf16 copy (what the autograd op keeps under BF16), against
