@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--precision", precision,
                  "fp32, tf32 or bf16: how convolutions, attention and GEMMs round their operands (fp32 "
-                 "accumulation and storage always; see README 'Precision')")
+                 "accumulation always; under bf16 the activations only convolutions read are stored in bf16; "
+                 "see README 'Precision')")
       ->capture_default_str();
   bool conv_autotune = false;
   app.add_flag("--conv-autotune", conv_autotune,
