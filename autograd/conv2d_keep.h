@@ -32,7 +32,8 @@ inline Tensor conv_input(const Var& x, bool recording) {
 
 // Whether a stride-1 conv reads its input rounded to bf16 under the current policy (BF16), recording
 // or not: then a producer whose one consumer is such a conv may write its output in bf16 for the
-// same results (models/unet.cpp: the linear attention's output, which only to_out reads). Off under
+// same results (models/unet.cpp: the PreNorms, the linear attention's output and each ResnetBlock's
+// first Block, each read by one conv). Off under
 // set_keep_bf16_conv_inputs(false), which measures the fp32 activations (bench_train_step --keep-fp32).
 inline bool conv_reads_bf16() {
   return current_context().precision() == Precision::BF16 && keep_bf16_conv_inputs_flag().load(std::memory_order_relaxed);

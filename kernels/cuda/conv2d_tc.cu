@@ -24,6 +24,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/cuda/channel_sums.cuh"
 #include "kernels/cuda/conv2d_tc_halo.cuh"
+#include "kernels/cuda/conv2d_tc_pack.cuh"
 #include "kernels/cuda/conv2d_tc_sums.cuh"
 #include "kernels/cuda/conv2d_tc_tiles.cuh"
 #include "kernels/cuda/conv2d_tc_wgrad.cuh"
@@ -148,58 +149,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     }
   if constexpr (kSums)
     tc_sums_epilogue<Tile>(acc, bias, smem, part, J, m0, n0, M, N, g.ho * g.wo, wr, wc, tid);
-}
-
-// ---- the cast pre-pass --------------------------------------------------------------------
-
-template <class Op>
-__device__ __forceinline__ typename Op::T round_operand(float v) {
-  if constexpr (Op::kChunk == 8)
-    return dtype_conv::f32_to_bf16(v);
-  else
-    return dtype_conv::bits_float(warp::f32_to_tf32(v));
-}
-
-// dst[r, c] = round(src[r, c]) for c < C, 0 for C <= c < Cp.
-template <class Op>
-__global__ void pack_kernel(const float* __restrict__ src, int64_t rows, int C, int Cp,
-                            typename Op::T* __restrict__ dst) {
-  const int64_t n = rows * Cp;
-  DD_GRID_STRIDE(i, n) {
-    const int64_t r = i / Cp;
-    const int c = static_cast<int>(i - r * Cp);
-    dst[i] = c < C ? round_operand<Op>(src[r * C + c]) : typename Op::T(0);
-  }
-}
-
-// dst[r, c] = src[r, c] for c < C, 0 for C <= c < Cp: a bf16 operand (a conv input the tape keeps
-// in bf16) zero-padded to whole chunks, its bits unchanged.
-__global__ void pad_bf16_kernel(const uint16_t* __restrict__ src, int64_t rows, int C, int Cp,
-                                uint16_t* __restrict__ dst) {
-  const int64_t n = rows * Cp;
-  DD_GRID_STRIDE(i, n) {
-    const int64_t r = i / Cp;
-    const int c = static_cast<int>(i - r * Cp);
-    dst[i] = c < C ? src[r * C + c] : uint16_t(0);
-  }
-}
-
-// wt[ci, kh, kw, co] = round(w[co, K-1-kh, K-1-kw, ci]) for co < Co, 0 for Co <= co < Cop. W is
-// float, or bf16 for a weight the tape keeps in bf16 (its values are already their own rounding).
-template <class Op, class W>
-__global__ void flip_pack_kernel(const W* __restrict__ w, int Co, int K, int Ci, int Cop,
-                                 typename Op::T* __restrict__ wt) {
-  const int64_t n = int64_t(Ci) * K * K * Cop;
-  DD_GRID_STRIDE(i, n) {
-    const int co = static_cast<int>(i % Cop);
-    int64_t r = i / Cop;
-    const int kw = static_cast<int>(r % K);
-    r /= K;
-    const int kh = static_cast<int>(r % K);
-    const int ci = static_cast<int>(r / K);
-    wt[i] = co < Co ? round_operand<Op>(dtype_conv::to_f32(w[((int64_t(co) * K + (K - 1 - kh)) * K + (K - 1 - kw)) * Ci + ci]))
-                    : typename Op::T(0);
-  }
 }
 
 // ---- host side ----------------------------------------------------------------------------
@@ -534,6 +483,17 @@ Conv2dGrads backward(const Tensor& x, const Tensor& w, const Tensor& dy, int pad
   }
   return out;
 }
+
+// The three forward entry points: the rule's (or the autotuned) options unless given; sums and a
+// bf16 y as forward's. A bf16 y runs the plain forward's choice: the same kernels up to the stores.
+Tensor forward_entry(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
+                     const TcConvOptions& given, Tensor* sums, DType y_dtype) {
+  check_args(op, x, w, prec, given);
+  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, sums != nullptr) : given;
+  return prec == Precision::BF16
+             ? forward<Bf16Op>(x, w, bias, padding, opt, sums, y_dtype)
+             : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt, sums, y_dtype);
+}
 }  // namespace
 
 const char* conv2d_tc_tile_name(int tile) { return tile >= 0 && tile < kNumTiles ? kTileNames[tile] : "auto"; }
@@ -570,28 +530,17 @@ TcConvPlan conv2d_tc_plan(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t C
 
 Tensor conv2d_forward_tc(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                          const TcConvOptions& given) {
-  check_args("conv2d_forward_tc", x, w, prec, given);
-  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, false) : given;
-  return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt)
-                                 : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt);
+  return forward_entry("conv2d_forward_tc", x, w, bias, padding, prec, given, nullptr, DType::F32);
 }
 
 Tensor conv2d_forward_tc_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                               const TcConvOptions& given) {
-  check_args("conv2d_forward_tc_bf16", x, w, prec, given);
-  // The plain forward's choice: the kernels are the same up to the epilogue's stores.
-  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, false) : given;
-  return prec == Precision::BF16
-             ? forward<Bf16Op>(x, w, bias, padding, opt, nullptr, DType::BF16)
-             : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt, nullptr, DType::BF16);
+  return forward_entry("conv2d_forward_tc_bf16", x, w, bias, padding, prec, given, nullptr, DType::BF16);
 }
 
 Tensor conv2d_forward_tc_sums(const Tensor& x, const Tensor& w, const Tensor& bias, int padding, Precision prec,
                               Tensor& sums, const TcConvOptions& given) {
-  check_args("conv2d_forward_tc_sums", x, w, prec, given);
-  const TcConvOptions opt = given.is_rule() ? conv2d_tc_tuned_forward(x, w, bias, padding, prec, true) : given;
-  return prec == Precision::BF16 ? forward<Bf16Op>(x, w, bias, padding, opt, &sums)
-                                 : forward<Tf32Op>(x.to(DType::F32), w.to(DType::F32), bias, padding, opt, &sums);
+  return forward_entry("conv2d_forward_tc_sums", x, w, bias, padding, prec, given, &sums, DType::F32);
 }
 
 Conv2dGrads conv2d_backward_tc(const Tensor& x, const Tensor& w, const Tensor& dy, int padding, bool need_dx,
