@@ -5,6 +5,7 @@
 // tests/emu/warp_kernels.cu, rewritten like the real kernel files.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -206,4 +207,52 @@ TEST_CASE("emu warp: dynamic shared memory above 48 KB needs cudaFuncSetAttribut
   CHECK_THROWS(reversed(16384, 300 * 1024));
   CHECK_THROWS_WITH(reversed(60000, 227 * 1024), Contains("more than the 232448"));
   dd_emu::reset_func_attributes();
+}
+
+// The two thread orders (tests/support/cuda_emulation.h): a broadcast read with
+// no barrier after the write is right in the forward order and NaN in the
+// reverse one; a static __shared__ value summed into before being zeroed reads
+// the NaN the emulator fills it with, in either order and in a one-block launch.
+TEST_CASE("emu warp: a missing barrier or an unzeroed shared total is caught by one of the thread orders",
+          "[emu][warp][smem]") {
+  struct Restore {
+    dd_emu::Schedule was = dd_emu::schedule();
+    ~Restore() { dd_emu::set_schedule(was); }
+  } restore;
+  const int blocks = 3, threads = 96;
+  std::vector<float> x(blocks * threads);
+  for (int i = 0; i < blocks * threads; ++i) x[i] = float(i % 7) - 2.0f;
+  // wrong(out): how many outputs differ from their block's sum (exact: small integers).
+  auto wrong = [&](const std::vector<float>& out, int nblocks) {
+    int bad = 0;
+    for (int b = 0; b < nblocks; ++b) {
+      float sum = 0.0f;
+      for (int t = 0; t < threads; ++t) sum += x[b * threads + t];
+      for (int t = 0; t < threads; ++t) bad += !(out[b * threads + t] == sum);
+    }
+    return bad;
+  };
+  for (dd_emu::Schedule order : {dd_emu::Schedule::Forward, dd_emu::Schedule::Reverse}) {
+    const bool reverse = order == dd_emu::Schedule::Reverse;
+    INFO((reverse ? "reverse" : "forward"));
+    dd_emu::set_schedule(order);
+    std::vector<float> out = nans(blocks * threads);
+    wt::block_totals(x.data(), blocks, threads, out.data());
+    CHECK(wrong(out, blocks) == 0);
+
+    // NaN outputs: read from shared memory the block never wrote, which the emulator fills with NaN.
+    auto nan_count = [](const std::vector<float>& out) {
+      return int(std::count_if(out.begin(), out.end(), [](float v) { return std::isnan(v); }));
+    };
+    // Planted: the forward order runs thread 0 (the writer) first and hides the race.
+    out = nans(blocks * threads);
+    wt::block_totals(x.data(), blocks, threads, out.data(), Bug::BroadcastWithoutBarrier);
+    CHECK(wrong(out, blocks) == (reverse ? blocks * (threads - 1) : 0));
+    CHECK(nan_count(out) == (reverse ? blocks * (threads - 1) : 0));
+
+    // Planted: NaN, not the total an earlier block or launch left there.
+    out = nans(threads);
+    wt::block_totals(x.data(), 1, threads, out.data(), Bug::UninitializedTotal);
+    CHECK(nan_count(out) == threads);
+  }
 }

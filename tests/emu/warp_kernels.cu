@@ -4,6 +4,8 @@
 // either place shows up as a wrong answer.
 #include "tests/emu/warp_kernels.h"
 
+#include <stdexcept>
+
 #include "engine/cuda_check.h"
 #include "engine/cuda_stream.h"
 #include "kernels/cuda/warp_ops.cuh"
@@ -227,6 +229,22 @@ __global__ void shuffles_kernel(const float* x, float* out, uint32_t* bits, Bug 
   syncwarp();
 }
 
+constexpr int kTotalsMaxThreads = 256;
+
+__global__ void totals_kernel(const float* x, float* out, Bug bug) {
+  __shared__ float part[kTotalsMaxThreads];
+  __shared__ float total;
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  part[threadIdx.x] = x[i];
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (bug != Bug::UninitializedTotal) total = 0.0f;
+    for (int t = 0; t < int(blockDim.x); ++t) total += part[t];
+  }
+  if (bug != Bug::BroadcastWithoutBarrier) __syncthreads();
+  out[i] = total;
+}
+
 __global__ void reverse_kernel(const float* x, int n, float* out) {
   extern __shared__ float dyn[];
   for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = x[i];
@@ -272,6 +290,12 @@ void cp_async_halo(const float* x, int n, float* out, Bug bug) {
 void warp_shuffles(const float* x, int threads, float* out, uint32_t* bits, Bug bug) {
   shuffles_kernel<<<1, threads, 0, ::dd::cuda_stream()>>>(x, out, bits, bug);
   DD_CUDA_LAUNCH_CHECK("shuffles_kernel");
+}
+
+void block_totals(const float* x, int blocks, int threads, float* out, Bug bug) {
+  if (threads < 1 || threads > kTotalsMaxThreads) throw std::invalid_argument("block_totals: threads must be 1..256");
+  totals_kernel<<<blocks, threads, 0, ::dd::cuda_stream()>>>(x, out, bug);
+  DD_CUDA_LAUNCH_CHECK("totals_kernel");
 }
 
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes) {

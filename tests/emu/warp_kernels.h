@@ -31,6 +31,9 @@ enum class Bug {
   SplitCallSites,       // lanes 0-15 and 16-31 shuffle from two different lines
   LaneReturnsEarly,     // lane 31 returns before the first shuffle
   MaskWithoutSelf,      // lane 0 passes a mask without itself
+  // block-level shared memory
+  BroadcastWithoutBarrier,  // thread 0 writes the block total, the others read it with no barrier between
+  UninitializedTotal,       // the total is summed into without being zeroed first
 };
 
 // D (16x8) = A (16x16, row-major) B (16x8, row-major k x n) + C, bf16 or f16
@@ -58,6 +61,9 @@ void cp_async_halo(const float* x, int n, float* out, Bug bug = Bug::None);
 // 16-lane segment (width 16), 6 butterfly sum by the raw __shfl_xor_sync.
 // bits[3 t + ...]: ballot(x > 0), any(x > 2), all(x > -100).
 void warp_shuffles(const float* x, int threads, float* out, uint32_t* bits, Bug bug = Bug::None);
+// Blocks of `threads` (at most 256): out[i] = the sum of x over i's block,
+// gathered in static __shared__ arrays and summed by thread 0 (a broadcast).
+void block_totals(const float* x, int blocks, int threads, float* out, Bug bug = Bug::None);
 // out = x reversed through n floats of extern __shared__; attribute_bytes >= 0
 // calls cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first.
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes);

@@ -12,7 +12,12 @@
 // So:
 //  - the schedule is deterministic and the worst case for a missing barrier:
 //    thread 0 runs its whole phase (and the next one, if no barrier stops it)
-//    before thread 1 starts, so shared memory read too early holds stale data;
+//    before thread 1 starts, so shared memory read too early holds stale data.
+//    That order hides the converse race (thread 0 writes, thread 5 reads with
+//    no barrier between: a broadcast), so a second order runs threads from the
+//    last to the first (DD_EMU_SCHEDULE=reverse, or set_schedule): of any two
+//    threads that touch the same bytes between barriers, one order runs the
+//    reader first. ctest runs the emulated kernels under both;
 //  - a __syncthreads() that some threads of the block skip (divergent barrier)
 //    is found exactly: some threads wait while the others have returned. The
 //    launch then throws std::runtime_error naming the kernel's launch shape;
@@ -27,7 +32,11 @@
 //  - `__shared__` becomes a function-local static (one copy per kernel
 //    instantiation), valid because blocks never overlap in time. Arrays that
 //    tests/emu/rewrite.cmake saw are registered (register_shared), so ldmatrix
-//    and cp.async can check that an address lies inside one;
+//    and cp.async can check that an address lies inside one. A registered
+//    array is filled with 0xFF bytes (NaN) when registered and before each
+//    block of the kernel that registered it, as the hardware leaves shared
+//    memory undefined at a block's start: a block that reads before it writes
+//    reads NaN, not the previous block's values;
 //  - `extern __shared__` (rewritten by tests/emu/rewrite.cmake) is one buffer
 //    per launch, sized by the launch's third <<<>>> argument and refilled with
 //    0xFF bytes (NaN) before each block; above 48 KB a launch needs
@@ -46,6 +55,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -91,6 +101,9 @@ struct Site {
   std::string str() const { return std::string(file) + ":" + std::to_string(line); }
   bool operator==(const Site& o) const { return line == o.line && std::strcmp(file, o.file) == 0; }
 };
+
+// The order in which the runnable threads of a block run (see the top of this file).
+enum class Schedule { Forward, Reverse };
 
 namespace detail {
 
@@ -149,6 +162,7 @@ struct Scheduler {
   std::exception_ptr error;  // the first exception a thread of the launch threw
   bool active = false;
   const char* kernel = "kernel";
+  const void* kernel_key = nullptr;  // the kernel function: which static __shared__ arrays are its own
   Dim3 grid, block, block_idx;
   std::vector<unsigned char> dyn_storage;  // the launch's extern __shared__ buffer
   unsigned char* dyn_base = nullptr;
@@ -158,6 +172,25 @@ struct Scheduler {
 inline Scheduler& sched() {
   static Scheduler s;
   return s;
+}
+
+inline Schedule schedule_from_env() {
+  const char* v = std::getenv("DD_EMU_SCHEDULE");
+  if (!v || !*v || std::strcmp(v, "forward") == 0) return Schedule::Forward;
+  if (std::strcmp(v, "reverse") == 0) return Schedule::Reverse;
+  std::fprintf(stderr, "cuda_emulation: DD_EMU_SCHEDULE=%s: expected forward or reverse\n", v);
+  std::exit(2);
+}
+
+inline Schedule& schedule() {
+  static Schedule s = schedule_from_env();
+  return s;
+}
+
+// The static __shared__ arrays each kernel registered: poisoned before each of its blocks.
+inline std::map<const void*, std::vector<std::pair<void*, std::size_t>>>& kernel_shared() {
+  static std::map<const void*, std::vector<std::pair<void*, std::size_t>>> m;
+  return m;
 }
 
 // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel, as cudaFuncSetAttribute set it.
@@ -246,6 +279,9 @@ inline std::string lane_state(const Fiber& f) {
 inline void start_block(Scheduler& s, const Dim3& bidx) {
   s.block_idx = bidx;
   std::memset(s.dyn_base, 0xFF, std::max<std::size_t>(s.dyn_bytes, 16));  // NaN until the block writes it
+  const auto own = kernel_shared().find(s.kernel_key);
+  if (own != kernel_shared().end())
+    for (const auto& [p, n] : own->second) std::memset(p, 0xFF, n);
   const Dim3& block = s.block;
   for (unsigned t = 0; t < s.nthreads; ++t) {
     Fiber& f = s.fibers[t];
@@ -266,7 +302,7 @@ inline void start_block(Scheduler& s, const Dim3& bidx) {
 }
 
 // Runs body once per thread of every block of the grid.
-inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, const char* kernel,
+inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, const char* kernel, const void* key,
                      const std::function<void()>& body) {
   Scheduler& s = sched();
   if (s.active) throw std::runtime_error("cuda_emulation: a kernel launched another kernel");
@@ -280,6 +316,7 @@ inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, cons
   s.body = &body;
   s.active = true;
   s.kernel = kernel;
+  s.kernel_key = key;
   s.grid = grid;
   s.block = block;
   s.nthreads = nt;
@@ -302,17 +339,19 @@ inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, cons
       s.dyn_base = nullptr;
       s.dyn_bytes = 0;
       s.kernel = "kernel";
+      s.kernel_key = nullptr;
     }
   } reset{s};
   const uint64_t blocks = uint64_t(grid.count());
+  const bool reverse = schedule() == Schedule::Reverse;
   for (uint64_t rb = blocks; rb-- > 0;) {
     start_block(s, Dim3(unsigned(rb % grid.x), unsigned(rb / grid.x % grid.y), unsigned(rb / grid.x / grid.y)));
     for (;;) {
       // Run until nothing is runnable; a completed warp collective makes lanes runnable again.
       for (bool ran = true; ran && !s.error;) {
         ran = false;
-        for (unsigned t = 0; t < nt && !s.error; ++t) {
-          Fiber& f = s.fibers[t];
+        for (unsigned k = 0; k < nt && !s.error; ++k) {
+          Fiber& f = s.fibers[reverse ? nt - 1 - k : k];
           if (f.state != State::Ready) continue;
           s.current = &f;
           swapcontext(&s.main, &f.uc);
@@ -366,7 +405,7 @@ template <class... P, class... A>
 void launch(void (*kernel)(P...), Dim3 grid, Dim3 block, const A&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "cuda_emulation: kernel argument count");
   const std::function<void()> body = [&] { kernel(args...); };
-  detail::run_grid(grid, block, 0, "kernel", body);
+  detail::run_grid(grid, block, 0, "kernel", reinterpret_cast<const void*>(kernel), body);
 }
 
 // What tests/emu/rewrite.cmake turns `kernel<<<grid, block, smem, stream>>>(args)`
@@ -398,7 +437,7 @@ struct Launch {
                                  ") first" + (it == m.end() ? "" : " (it was set to " + std::to_string(it->second) + ")"));
     }
     const std::function<void()> body = [&] { kernel(args...); };
-    detail::run_grid(grid, block, smem, name, body);
+    detail::run_grid(grid, block, smem, name, reinterpret_cast<const void*>(kernel), body);
   }
   std::string shape_str() const { return detail::shape_str(grid, block); }
 };
@@ -418,6 +457,10 @@ cudaError_t func_set_attribute(F* kernel, cudaFuncAttribute attr, int value) {
 #endif
 // Tests that check the 48 KB rule start from no attributes set.
 inline void reset_func_attributes() { detail::max_dynamic_smem().clear(); }
+
+// The thread order of the launches that follow (the default comes from DD_EMU_SCHEDULE).
+inline Schedule schedule() { return detail::schedule(); }
+inline void set_schedule(Schedule s) { detail::schedule() = s; }
 
 // Device intrinsics our kernels use, with their host meaning. The _rn forms are
 // single IEEE operations in round-to-nearest; on the host (SSE, no FMA
@@ -503,4 +546,4 @@ using dd_emu::rsqrtf;
 #define DD_EMU_CAT(a, b) DD_EMU_CAT2(a, b)
 #define DD_EMU_SHARED(name)                                                                   \
   [[maybe_unused]] static const bool DD_EMU_CAT(dd_emu_shared_registered_, __COUNTER__) = \
-      ::dd_emu::register_shared(name, sizeof(name), #name, ::dd_emu::Site::here());
+      ::dd_emu::register_shared(&(name), sizeof(name), #name, ::dd_emu::Site::here());

@@ -83,9 +83,16 @@ inline std::string ptx_site(const char* what, const Site& site) {
 // Called once per static __shared__ array (DD_EMU_SHARED, appended by
 // tests/emu/rewrite.cmake); a kernel template's instantiations register one
 // array each.
+// The array starts as NaN (0xFF bytes), and the kernel registering it gets it
+// refilled before each of its blocks; an array of a __device__ function that
+// several kernels call is refilled only for the first of them.
 inline bool register_shared(const void* p, std::size_t bytes, const char* name, Site site) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   detail::shared_arrays()[a] = {a, a + bytes, name, site};
+  void* const q = const_cast<void*>(p);
+  std::memset(q, 0xFF, bytes);
+  const detail::Scheduler& s = detail::sched();
+  if (s.active) detail::kernel_shared()[s.kernel_key].emplace_back(q, bytes);
   return true;
 }
 
