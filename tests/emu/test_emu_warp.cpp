@@ -212,8 +212,9 @@ TEST_CASE("emu warp: dynamic shared memory above 48 KB needs cudaFuncSetAttribut
 // The two thread orders (tests/support/cuda_emulation.h): a broadcast read with
 // no barrier after the write is right in the forward order and NaN in the
 // reverse one; a static __shared__ value summed into before being zeroed reads
-// the NaN the emulator fills it with, in either order and in a one-block launch.
-TEST_CASE("emu warp: a missing barrier or an unzeroed shared total is caught by one of the thread orders",
+// the NaN the emulator fills it with, in either order and in a one-block launch;
+// a block that reads another block's output is right in one block order only.
+TEST_CASE("emu warp: a missing barrier, an unzeroed shared total or a block-order dependency is caught by one of the two orders",
           "[emu][warp][smem]") {
   struct Restore {
     dd_emu::Schedule was = dd_emu::schedule();
@@ -223,12 +224,12 @@ TEST_CASE("emu warp: a missing barrier or an unzeroed shared total is caught by 
   std::vector<float> x(blocks * threads);
   for (int i = 0; i < blocks * threads; ++i) x[i] = float(i % 7) - 2.0f;
   // wrong(out): how many outputs differ from their block's sum (exact: small integers).
-  auto wrong = [&](const std::vector<float>& out, int nblocks) {
+  auto wrong = [&](const std::vector<float>& got, int nblocks) {
     int bad = 0;
     for (int b = 0; b < nblocks; ++b) {
       float sum = 0.0f;
       for (int t = 0; t < threads; ++t) sum += x[b * threads + t];
-      for (int t = 0; t < threads; ++t) bad += !(out[b * threads + t] == sum);
+      for (int t = 0; t < threads; ++t) bad += !(got[b * threads + t] == sum);
     }
     return bad;
   };
@@ -241,14 +242,20 @@ TEST_CASE("emu warp: a missing barrier or an unzeroed shared total is caught by 
     CHECK(wrong(out, blocks) == 0);
 
     // NaN outputs: read from shared memory the block never wrote, which the emulator fills with NaN.
-    auto nan_count = [](const std::vector<float>& out) {
-      return int(std::count_if(out.begin(), out.end(), [](float v) { return std::isnan(v); }));
+    auto nan_count = [](const std::vector<float>& got) {
+      return int(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }));
     };
     // Planted: the forward order runs thread 0 (the writer) first and hides the race.
     out = nans(blocks * threads);
     wt::block_totals(x.data(), blocks, threads, out.data(), Bug::BroadcastWithoutBarrier);
     CHECK(wrong(out, blocks) == (reverse ? blocks * (threads - 1) : 0));
     CHECK(nan_count(out) == (reverse ? blocks * (threads - 1) : 0));
+
+    // Planted: a block reads what the next block writes; only the forward order runs that one first.
+    std::vector<float> chain = nans(5);
+    wt::block_chain(5, chain.data());
+    CHECK(nan_count(chain) == (reverse ? 4 : 0));
+    if (!reverse) CHECK(chain[0] == 5.0f);
 
     // Planted: NaN, not the total an earlier block or launch left there.
     out = nans(threads);

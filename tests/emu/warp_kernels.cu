@@ -245,6 +245,11 @@ __global__ void totals_kernel(const float* x, float* out, Bug bug) {
   out[i] = total;
 }
 
+__global__ void chain_kernel(float* out) {
+  const unsigned b = blockIdx.x;
+  out[b] = (b + 1 < gridDim.x ? out[b + 1] : 0.0f) + 1.0f;
+}
+
 __global__ void reverse_kernel(const float* x, int n, float* out) {
   extern __shared__ float dyn[];
   for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = x[i];
@@ -296,6 +301,11 @@ void block_totals(const float* x, int blocks, int threads, float* out, Bug bug) 
   if (threads < 1 || threads > kTotalsMaxThreads) throw std::invalid_argument("block_totals: threads must be 1..256");
   totals_kernel<<<blocks, threads, 0, ::dd::cuda_stream()>>>(x, out, bug);
   DD_CUDA_LAUNCH_CHECK("totals_kernel");
+}
+
+void block_chain(int blocks, float* out) {
+  chain_kernel<<<blocks, 1, 0, ::dd::cuda_stream()>>>(out);
+  DD_CUDA_LAUNCH_CHECK("chain_kernel");
 }
 
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes) {

@@ -64,6 +64,9 @@ void warp_shuffles(const float* x, int threads, float* out, uint32_t* bits, Bug 
 // Blocks of `threads` (at most 256): out[i] = the sum of x over i's block,
 // gathered in static __shared__ arrays and summed by thread 0 (a broadcast).
 void block_totals(const float* x, int blocks, int threads, float* out, Bug bug = Bug::None);
+// A planted inter-block dependency: block b (one thread) writes out[b] =
+// out[b + 1] + 1 (the last block: 1), right only if the blocks run last to first.
+void block_chain(int blocks, float* out);
 // out = x reversed through n floats of extern __shared__; attribute_bytes >= 0
 // calls cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first.
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes);

@@ -6,7 +6,8 @@
 // rewritten at build time; see tests/emu/README.md).
 //
 // Execution model. A launch runs its blocks one after another (in reverse
-// order, so a kernel that assumes block 0 runs first fails). Each CUDA thread of
+// order, so a kernel that assumes block 0 runs first fails; the reverse
+// schedule below runs them from block 0 instead). Each CUDA thread of
 // a block is a fiber (ucontext) on the calling OS thread; the scheduler runs
 // every fiber until it reaches __syncthreads(), a warp collective, or returns.
 // So:
@@ -17,7 +18,9 @@
 //    no barrier between: a broadcast), so a second order runs threads from the
 //    last to the first (DD_EMU_SCHEDULE=reverse, or set_schedule): of any two
 //    threads that touch the same bytes between barriers, one order runs the
-//    reader first. ctest runs the emulated kernels under both;
+//    reader first. It also runs the blocks from the first to the last, so a
+//    kernel that assumes either block order fails in one of the two. ctest
+//    runs the emulated kernels under both;
 //  - a __syncthreads() that some threads of the block skip (divergent barrier)
 //    is found exactly: some threads wait while the others have returned. The
 //    launch then throws std::runtime_error naming the kernel's launch shape;
@@ -344,7 +347,8 @@ inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, cons
   } reset{s};
   const uint64_t blocks = uint64_t(grid.count());
   const bool reverse = schedule() == Schedule::Reverse;
-  for (uint64_t rb = blocks; rb-- > 0;) {
+  for (uint64_t bi = 0; bi < blocks; ++bi) {
+    const uint64_t rb = reverse ? bi : blocks - 1 - bi;  // the forward schedule runs the last block first
     start_block(s, Dim3(unsigned(rb % grid.x), unsigned(rb / grid.x % grid.y), unsigned(rb / grid.x / grid.y)));
     for (;;) {
       // Run until nothing is runnable; a completed warp collective makes lanes runnable again.
