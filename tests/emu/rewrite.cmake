@@ -4,12 +4,14 @@
 #   extern __shared__ T name[];  ->  T* const name = ::dd_emu::dynamic_shared<T>();
 #   __shared__ T a[..], b[..];   ->  the same, then DD_EMU_SHARED(a) DD_EMU_SHARED(b) (registers the arrays,
 #                                    so ldmatrix and cp.async can check their addresses)
+#   __launch_bounds__(MAX, MIN) kernel(..) {  ->  kernel(..) { DD_EMU_LAUNCH_BOUNDS(MAX, MIN); (block size checked)
 # and prepends tests/emu/emu_prologue.h (harness, namespace renames).
 # Usage: cmake -DIN=<file.cu> -DOUT=<file.emu.cpp> -DSRC_ROOT=<repo> -P rewrite.cmake
 # With -DHEADER=ON (kernels/cuda/*.cuh, which launch kernels too) only the
 # launches and shared declarations are rewritten; the copies shadow the originals on the include path.
 # Fails, naming the construct, on a launch it cannot match or on a CUDA feature
 # the harness does not emulate (in the file or in the kernels/cuda headers it includes).
+cmake_policy(VERSION 3.20)  # -P scripts start with no policies set: while(TRUE) needs CMP0012 and CMP0130
 file(READ "${IN}" src)
 
 if(NOT HEADER)  # a .cu: scan it and the kernels/cuda headers it includes
@@ -54,6 +56,55 @@ string(FIND "${src}" "extern __shared__" left)
 if(NOT left EQUAL -1)
   string(SUBSTRING "${src}" ${left} 80 ctx)
   message(FATAL_ERROR "${IN}: an extern __shared__ declaration the rewrite cannot match (write it as extern __shared__ [__align__(n)] T name[];): ${ctx}")
+endif()
+
+# __global__ void __launch_bounds__(MAX[, MIN]) kernel(params) {  ->  __global__ void kernel(params) {
+# DD_EMU_LAUNCH_BOUNDS(MAX[, MIN]); ...: a launch of more than MAX threads a block fails on the device
+# ("too many resources requested"), so the emulated kernel checks its block size as it starts. The
+# bounds may hold parentheses; a declaration without a body just loses them.
+set(rewritten "")
+while(TRUE)
+  string(FIND "${src}" "__global__ void __launch_bounds__(" at)
+  if(at EQUAL -1)
+    break()
+  endif()
+  string(SUBSTRING "${src}" 0 ${at} before)
+  string(APPEND rewritten "${before}__global__ void")
+  math(EXPR i "${at} + 34")
+  string(LENGTH "${src}" len)
+  set(depth 1)
+  set(begin ${i})
+  while(depth GREATER 0)
+    if(NOT i LESS len)
+      message(FATAL_ERROR "${IN}: __launch_bounds__( without its closing parenthesis")
+    endif()
+    string(SUBSTRING "${src}" ${i} 1 c)
+    if(c STREQUAL "(")
+      math(EXPR depth "${depth} + 1")
+    elseif(c STREQUAL ")")
+      math(EXPR depth "${depth} - 1")
+    endif()
+    math(EXPR i "${i} + 1")
+  endwhile()
+  math(EXPR n "${i} - 1 - ${begin}")
+  string(SUBSTRING "${src}" ${begin} ${n} bounds)
+  string(SUBSTRING "${src}" ${i} -1 src)
+  string(FIND "${src}" "{" brace)
+  string(FIND "${src}" ";" semi)
+  if(brace EQUAL -1 OR (NOT semi EQUAL -1 AND semi LESS brace))
+    continue()
+  endif()
+  math(EXPR brace "${brace} + 1")
+  string(SUBSTRING "${src}" 0 ${brace} head)
+  string(APPEND rewritten "${head} DD_EMU_LAUNCH_BOUNDS(${bounds});")
+  string(SUBSTRING "${src}" ${brace} -1 src)
+endwhile()
+set(src "${rewritten}${src}")
+string(REGEX REPLACE "//[^\n]*" "" code "${src}")
+string(FIND "${code}" "__launch_bounds__(" left)
+if(NOT left EQUAL -1)
+  string(SUBSTRING "${code}" ${left} 80 ctx)
+  message(FATAL_ERROR "${IN}: __launch_bounds__ the rewrite cannot match (write it as __global__ void __launch_bounds__(...) kernel(...) {): ${ctx}")
 endif()
 
 # Static __shared__ declarations, one per line (matched without the ';', which would split the list).

@@ -263,3 +263,12 @@ TEST_CASE("emu warp: a missing barrier, an unzeroed shared total or a block-orde
     CHECK(nan_count(out) == threads);
   }
 }
+
+TEST_CASE("emu warp: a launch with more threads than the kernel's __launch_bounds__ throws", "[emu][warp][launch]") {
+  std::vector<float> out = nans(96);
+  wt::bounded_iota(64, out.data());
+  for (int t = 0; t < 64; ++t) CHECK(out[t] == float(t));
+  // Planted: 96 threads, above the kernel's __launch_bounds__(64).
+  CHECK_THROWS_WITH(wt::bounded_iota(96, out.data()),
+                    Contains("bounded_kernel") && Contains("96 threads") && Contains("__launch_bounds__(64)"));
+}

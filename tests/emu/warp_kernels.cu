@@ -250,6 +250,10 @@ __global__ void chain_kernel(float* out) {
   out[b] = (b + 1 < gridDim.x ? out[b + 1] : 0.0f) + 1.0f;
 }
 
+constexpr int kBoundedThreads = 64;
+
+__global__ void __launch_bounds__(kBoundedThreads) bounded_kernel(float* out) { out[threadIdx.x] = float(threadIdx.x); }
+
 __global__ void reverse_kernel(const float* x, int n, float* out) {
   extern __shared__ float dyn[];
   for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = x[i];
@@ -306,6 +310,11 @@ void block_totals(const float* x, int blocks, int threads, float* out, Bug bug) 
 void block_chain(int blocks, float* out) {
   chain_kernel<<<blocks, 1, 0, ::dd::cuda_stream()>>>(out);
   DD_CUDA_LAUNCH_CHECK("chain_kernel");
+}
+
+void bounded_iota(int threads, float* out) {
+  bounded_kernel<<<1, threads, 0, ::dd::cuda_stream()>>>(out);
+  DD_CUDA_LAUNCH_CHECK("bounded_kernel");
 }
 
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes) {

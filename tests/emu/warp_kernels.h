@@ -67,6 +67,9 @@ void block_totals(const float* x, int blocks, int threads, float* out, Bug bug =
 // A planted inter-block dependency: block b (one thread) writes out[b] =
 // out[b + 1] + 1 (the last block: 1), right only if the blocks run last to first.
 void block_chain(int blocks, float* out);
+// out[t] = t for t < threads, from a kernel declared __launch_bounds__(64): more
+// than 64 threads is a launch the device refuses (the emulator throws).
+void bounded_iota(int threads, float* out);
 // out = x reversed through n floats of extern __shared__; attribute_bytes >= 0
 // calls cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first.
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes);

@@ -142,3 +142,34 @@ TEST_CASE("gpu warp: shuffles and votes, and dynamic shared memory above 48 KB",
   wk::dynamic_smem_reverse(dr.get(), n, drev.get(), n * 4);
   CHECK(drev.host() == want);
 }
+
+TEST_CASE("gpu warp: block totals through static shared memory", "[gpu][warp][smem]") {
+  const int blocks = 3, threads = 96;
+  std::vector<float> x(blocks * threads), want(blocks * threads);
+  for (int i = 0; i < blocks * threads; ++i) x[i] = float(i % 7) - 2.0f;
+  for (int b = 0; b < blocks; ++b) {
+    float sum = 0.0f;
+    for (int t = 0; t < threads; ++t) sum += x[b * threads + t];
+    for (int t = 0; t < threads; ++t) want[b * threads + t] = sum;
+  }
+  DeviceBuffer<float> dx(x), dout(nans(blocks * threads));
+  wk::block_totals(dx.get(), blocks, threads, dout.get());
+  CHECK(dout.host() == want);
+}
+
+// The emulator throws on a block larger than a kernel's __launch_bounds__ because the device refuses
+// the launch: this is the device's side of that. Left out of the sanitizer runs (scripts/gpu_check.sh),
+// which would report the refused launch as an API error.
+TEST_CASE("gpu warp: a launch past __launch_bounds__ is refused, as the emulator says", "[gpu][warp][launch_error]") {
+  std::vector<float> want(64);
+  for (int t = 0; t < 64; ++t) want[t] = float(t);
+  DeviceBuffer<float> dout(nans(96));
+  wk::bounded_iota(64, dout.get());
+  std::vector<float> got = dout.host();
+  CHECK(std::vector<float>(got.begin(), got.begin() + 64) == want);
+  CHECK_THROWS(wk::bounded_iota(96, dout.get()));
+  // Not a sticky error: the next launch works.
+  wk::bounded_iota(64, dout.get());
+  got = dout.host();
+  CHECK(std::vector<float>(got.begin(), got.begin() + 64) == want);
+}
