@@ -272,3 +272,21 @@ TEST_CASE("emu warp: a launch with more threads than the kernel's __launch_bound
   CHECK_THROWS_WITH(wt::bounded_iota(96, out.data()),
                     Contains("bounded_kernel") && Contains("96 threads") && Contains("__launch_bounds__(64)"));
 }
+
+// The emulated kernels are built with -fsanitize=alignment (tests/emu/CMakeLists.txt): a vector
+// load from an address the device would fault on ("misaligned address") stops the run here too.
+TEST_CASE("emu warp: float4 loads from 16-byte aligned addresses", "[emu][warp][align]") {
+  alignas(16) float x[4 * 8 + 4];
+  for (int i = 0; i < 4 * 8 + 4; ++i) x[i] = float(i);
+  std::vector<float> out = nans(8);
+  wt::float4_sums(x, 8, out.data());
+  for (int t = 0; t < 8; ++t) CHECK(out[t] == float(16 * t + 6));
+}
+
+// Planted, run only by ctest's emu_misaligned_load_is_caught, which expects the sanitizer's report
+// and the stop: the same loads one float past the alignment.
+TEST_CASE("emu warp planted: a float4 load 4 bytes past its alignment", "[.emu_planted_misaligned]") {
+  alignas(16) float x[4 * 8 + 4] = {};
+  std::vector<float> out = nans(8);
+  wt::float4_sums(x + 1, 8, out.data());
+}

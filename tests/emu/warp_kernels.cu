@@ -254,6 +254,11 @@ constexpr int kBoundedThreads = 64;
 
 __global__ void __launch_bounds__(kBoundedThreads) bounded_kernel(float* out) { out[threadIdx.x] = float(threadIdx.x); }
 
+__global__ void float4_sums_kernel(const float* x, float* out) {
+  const float4 v = *reinterpret_cast<const float4*>(x + 4 * threadIdx.x);
+  out[threadIdx.x] = (v.x + v.y) + (v.z + v.w);
+}
+
 __global__ void reverse_kernel(const float* x, int n, float* out) {
   extern __shared__ float dyn[];
   for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = x[i];
@@ -315,6 +320,11 @@ void block_chain(int blocks, float* out) {
 void bounded_iota(int threads, float* out) {
   bounded_kernel<<<1, threads, 0, ::dd::cuda_stream()>>>(out);
   DD_CUDA_LAUNCH_CHECK("bounded_kernel");
+}
+
+void float4_sums(const float* x, int threads, float* out) {
+  float4_sums_kernel<<<1, threads, 0, ::dd::cuda_stream()>>>(x, out);
+  DD_CUDA_LAUNCH_CHECK("float4_sums_kernel");
 }
 
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes) {

@@ -70,6 +70,9 @@ void block_chain(int blocks, float* out);
 // out[t] = t for t < threads, from a kernel declared __launch_bounds__(64): more
 // than 64 threads is a launch the device refuses (the emulator throws).
 void bounded_iota(int threads, float* out);
+// out[t] = the sum of the float4 at x + 4t, for t < threads: x must be 16-byte
+// aligned, as a vector load on the device needs (the emulated build checks it).
+void float4_sums(const float* x, int threads, float* out);
 // out = x reversed through n floats of extern __shared__; attribute_bytes >= 0
 // calls cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first.
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes);
