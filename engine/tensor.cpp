@@ -12,11 +12,18 @@
 #include "engine/cast.h"
 #include "engine/error.h"
 
+// AddressSanitizer's interface, present only in a binary linked with it (the ASan build, and
+// dd_emu_tests, whose emulated CUDA kernels are instrumented): null elsewhere.
+extern "C" void __asan_poison_memory_region(void const volatile* addr, std::size_t size) __attribute__((weak));
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size) __attribute__((weak));
+
 namespace dd {
 
 namespace {
 std::atomic<bool> g_poison{false};
 constexpr std::size_t kCpuAlign = 64;  // one cache line; AVX-512 loads want it
+
+std::size_t host_rounded(std::size_t bytes) { return (bytes + kCpuAlign - 1) / kCpuAlign * kCpuAlign; }
 }  // namespace
 
 void set_poison_new_tensors(bool on) { g_poison = on; }
@@ -76,9 +83,13 @@ Storage::Storage(std::size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
   if (dev == Device::CPU) {
     static const bool heap_configured = configure_host_heap();
     (void)heap_configured;
-    std::size_t rounded = (bytes + kCpuAlign - 1) / kCpuAlign * kCpuAlign;
+    const std::size_t rounded = host_rounded(bytes);
     ptr_ = std::aligned_alloc(kCpuAlign, rounded);
     if (!ptr_) throw std::bad_alloc();
+    // Under ASan the rounding's slack is unaddressable too: a kernel that reads or writes past the
+    // tensor's last byte is reported, as it would fault (or corrupt a neighbour) on a device.
+    if (__asan_poison_memory_region && rounded > bytes)
+      __asan_poison_memory_region(static_cast<char*>(ptr_) + bytes, rounded - bytes);
     host_allocated(bytes);
   } else {
     ptr_ = cuda_mem::alloc(bytes);
@@ -88,6 +99,7 @@ Storage::Storage(std::size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
 Storage::~Storage() {
   if (!ptr_) return;
   if (dev_ == Device::CPU) {
+    if (__asan_unpoison_memory_region) __asan_unpoison_memory_region(ptr_, host_rounded(bytes_));
     std::free(ptr_);
     g_host_in_use.fetch_sub(bytes_, std::memory_order_relaxed);
   } else

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
 #include "tests/emu/warp_reference.h"
 #include "tests/support/cuda_emulation.h"
 
@@ -289,4 +290,13 @@ TEST_CASE("emu warp planted: a float4 load 4 bytes past its alignment", "[.emu_p
   alignas(16) float x[4 * 8 + 4] = {};
   std::vector<float> out = nans(8);
   wt::float4_sums(x + 1, 8, out.data());
+}
+
+// Planted, run only by ctest's emu_out_of_bounds_read_is_caught: the emulated kernels are built with
+// AddressSanitizer, and a host tensor's bytes past its end are unaddressable under it
+// (engine/tensor.cpp), so this read of 8 floats from a 7-float tensor is reported and stops the run.
+TEST_CASE("emu warp planted: a kernel reads one float past a tensor", "[.emu_planted_out_of_bounds]") {
+  dd::Tensor x = dd::Tensor::zeros({7});
+  std::vector<float> out = nans(2);
+  wt::float4_sums(x.data<float>(), 2, out.data());
 }
