@@ -210,6 +210,24 @@ TEST_CASE("emu warp: dynamic shared memory above 48 KB needs cudaFuncSetAttribut
   dd_emu::reset_func_attributes();
 }
 
+TEST_CASE("emu warp: static and dynamic shared memory together above 48 KB need cudaFuncSetAttribute",
+          "[emu][warp][smem]") {
+  dd_emu::reset_func_attributes();
+  auto right = [](int n, int attribute) {
+    std::vector<float> out = nans(256);
+    wt::static_and_dynamic_smem(n, out.data(), attribute);
+    for (int t = 0; t < 256; ++t)
+      if (out[t] != float(t + n)) return false;
+    return true;
+  };
+  CHECK(right(2048, -1));  // 40 KB + 8 KB: exactly 48 KB
+  // Planted: 40 KB + 12 KB, each within 48 KB on its own, and the opt-in then lets it run.
+  CHECK_THROWS_WITH(right(3072, -1), Contains("40960 bytes of static __shared__ and 12288 of dynamic") &&
+                                         Contains("static_dynamic_kernel"));
+  CHECK(right(3072, 12288));
+  dd_emu::reset_func_attributes();
+}
+
 // The two thread orders (tests/support/cuda_emulation.h): a broadcast read with
 // no barrier after the write is right in the forward order and NaN in the
 // reverse one; a static __shared__ value summed into before being zeroed reads

@@ -259,6 +259,17 @@ __global__ void float4_sums_kernel(const float* x, float* out) {
   out[threadIdx.x] = (v.x + v.y) + (v.z + v.w);
 }
 
+constexpr int kStaticFloats = 10240;  // 40 KB
+
+__global__ void static_dynamic_kernel(int n, float* out) {
+  __shared__ float fixed[kStaticFloats];
+  extern __shared__ float dyn[];
+  for (int i = threadIdx.x; i < kStaticFloats; i += blockDim.x) fixed[i] = float(i);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = float(n);
+  __syncthreads();
+  out[threadIdx.x] = fixed[threadIdx.x] + dyn[threadIdx.x % n];
+}
+
 __global__ void reverse_kernel(const float* x, int n, float* out) {
   extern __shared__ float dyn[];
   for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = x[i];
@@ -325,6 +336,14 @@ void bounded_iota(int threads, float* out) {
 void float4_sums(const float* x, int threads, float* out) {
   float4_sums_kernel<<<1, threads, 0, ::dd::cuda_stream()>>>(x, out);
   DD_CUDA_LAUNCH_CHECK("float4_sums_kernel");
+}
+
+void static_and_dynamic_smem(int n, float* out, int attribute_bytes) {
+  if (attribute_bytes >= 0)
+    DD_CUDA_CHECK(
+        cudaFuncSetAttribute(static_dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, attribute_bytes));
+  static_dynamic_kernel<<<1, 256, n * sizeof(float), ::dd::cuda_stream()>>>(n, out);
+  DD_CUDA_LAUNCH_CHECK("static_dynamic_kernel");
 }
 
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes) {

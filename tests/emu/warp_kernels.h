@@ -73,6 +73,11 @@ void bounded_iota(int threads, float* out);
 // out[t] = the sum of the float4 at x + 4t, for t < threads: x must be 16-byte
 // aligned, as a vector load on the device needs (the emulated build checks it).
 void float4_sums(const float* x, int threads, float* out);
+// out[t] = t + n (one block of 256 threads), through a 40 KB static __shared__
+// array and n floats of extern __shared__; attribute_bytes >= 0 calls
+// cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first. Together above 48 KB
+// without the attribute, the device refuses the launch.
+void static_and_dynamic_smem(int n, float* out, int attribute_bytes);
 // out = x reversed through n floats of extern __shared__; attribute_bytes >= 0
 // calls cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first.
 void dynamic_smem_reverse(const float* x, int n, float* out, int attribute_bytes);

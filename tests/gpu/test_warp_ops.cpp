@@ -160,7 +160,8 @@ TEST_CASE("gpu warp: block totals through static shared memory", "[gpu][warp][sm
 // The emulator throws on a block larger than a kernel's __launch_bounds__ because the device refuses
 // the launch: this is the device's side of that. Left out of the sanitizer runs (scripts/gpu_check.sh),
 // which would report the refused launch as an API error.
-TEST_CASE("gpu warp: a launch past __launch_bounds__ is refused, as the emulator says", "[gpu][warp][launch_error]") {
+TEST_CASE("gpu warp: launches past __launch_bounds__ or the 48 KB of shared memory are refused, as the emulator says",
+          "[gpu][warp][launch_error]") {
   std::vector<float> want(64);
   for (int t = 0; t < 64; ++t) want[t] = float(t);
   DeviceBuffer<float> dout(nans(96));
@@ -172,4 +173,13 @@ TEST_CASE("gpu warp: a launch past __launch_bounds__ is refused, as the emulator
   wk::bounded_iota(64, dout.get());
   got = dout.host();
   CHECK(std::vector<float>(got.begin(), got.begin() + 64) == want);
+
+  // 40 KB static + 12 KB dynamic shared memory: refused without the opt-in, run with it (the
+  // emulator's rule, tests/emu/test_emu_warp.cpp). The attribute stays set for the process after.
+  std::vector<float> want_smem(256);
+  for (int t = 0; t < 256; ++t) want_smem[t] = float(t + 3072);
+  DeviceBuffer<float> dsmem(nans(256));
+  CHECK_THROWS(wk::static_and_dynamic_smem(3072, dsmem.get(), -1));
+  wk::static_and_dynamic_smem(3072, dsmem.get(), 12288);
+  CHECK(dsmem.host() == want_smem);
 }

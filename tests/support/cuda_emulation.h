@@ -202,6 +202,23 @@ inline std::map<const void*, int>& max_dynamic_smem() {
   return m;
 }
 
+// The device's rule for a block's shared memory, static and dynamic together: within 48 KB unless
+// the kernel opted in with cudaFuncAttributeMaxDynamicSharedMemorySize, within 227 KB after. The
+// static part is what the kernel registered so far (all of it after its first block).
+inline void check_smem_total(const void* key, const char* kernel, std::size_t dyn) {
+  const auto own = kernel_shared().find(key);
+  if (own == kernel_shared().end()) return;
+  std::size_t stat = 0;
+  for (const auto& a : own->second) stat += a.second;
+  const bool opted_in = max_dynamic_smem().count(key) != 0;
+  const std::size_t limit = opted_in ? kSmemOptInMax : kSmemDefaultMax;
+  if (stat + dyn > limit)
+    throw std::runtime_error("cuda_emulation: " + std::string(kernel) + " has " + std::to_string(stat) +
+                             " bytes of static __shared__ and " + std::to_string(dyn) +
+                             " of dynamic: more than the " + std::to_string(limit) + " a block can have" +
+                             (opted_in ? "" : " without cudaFuncSetAttribute(MaxDynamicSharedMemorySize)"));
+}
+
 inline void trampoline() {
   Scheduler& s = sched();
   try {
@@ -440,6 +457,7 @@ struct Launch {
                                  "cudaFuncAttributeMaxDynamicSharedMemorySize, >= " + std::to_string(smem) +
                                  ") first" + (it == m.end() ? "" : " (it was set to " + std::to_string(it->second) + ")"));
     }
+    detail::check_smem_total(reinterpret_cast<const void*>(kernel), name, smem);
     const std::function<void()> body = [&] { kernel(args...); };
     detail::run_grid(grid, block, smem, name, reinterpret_cast<const void*>(kernel), body);
   }

@@ -92,7 +92,10 @@ inline bool register_shared(const void* p, std::size_t bytes, const char* name, 
   void* const q = const_cast<void*>(p);
   std::memset(q, 0xFF, bytes);
   const detail::Scheduler& s = detail::sched();
-  if (s.active) detail::kernel_shared()[s.kernel_key].emplace_back(q, bytes);
+  if (s.active) {
+    detail::kernel_shared()[s.kernel_key].emplace_back(q, bytes);
+    detail::check_smem_total(s.kernel_key, s.kernel, s.dyn_bytes);
+  }
   return true;
 }
 
