@@ -283,13 +283,19 @@ TEST_CASE("emu warp: a missing barrier, an unzeroed shared total or a block-orde
   }
 }
 
-TEST_CASE("emu warp: a launch with more threads than the kernel's __launch_bounds__ throws", "[emu][warp][launch]") {
+TEST_CASE("emu warp: a block larger than the kernel's __launch_bounds__, or above 256 threads without one, throws",
+          "[emu][warp][launch]") {
   std::vector<float> out = nans(96);
   wt::bounded_iota(64, out.data());
   for (int t = 0; t < 64; ++t) CHECK(out[t] == float(t));
   // Planted: 96 threads, above the kernel's __launch_bounds__(64).
   CHECK_THROWS_WITH(wt::bounded_iota(96, out.data()),
                     Contains("bounded_kernel") && Contains("96 threads") && Contains("__launch_bounds__(64)"));
+  // Planted: 512 threads a block from a kernel with no __launch_bounds__ at all.
+  std::vector<float> x(4 * 512, 1.0f), sums = nans(512);
+  wt::float4_sums(x.data(), 256, sums.data());
+  CHECK_THROWS_WITH(wt::float4_sums(x.data(), 512, sums.data()),
+                    Contains("float4_sums_kernel") && Contains("declares no __launch_bounds__"));
 }
 
 // The emulated kernels are built with -fsanitize=alignment (tests/emu/CMakeLists.txt): a vector

@@ -114,6 +114,7 @@ constexpr std::size_t kStackBytes = 256 * 1024;  // kernels keep small register 
 constexpr unsigned kWarpSize = 32;
 constexpr std::size_t kSmemDefaultMax = 48 * 1024;  // dynamic shared memory without opting in
 constexpr std::size_t kSmemOptInMax = 227 * 1024;   // sm_90's cudaDevAttrMaxSharedMemoryPerBlockOptin
+constexpr unsigned kMaxUnboundedThreads = 256;        // 65536 registers / 255 a thread
 
 enum class State { Ready, AtBarrier, AtWarp, Done };
 
@@ -166,6 +167,7 @@ struct Scheduler {
   bool active = false;
   const char* kernel = "kernel";
   const void* kernel_key = nullptr;  // the kernel function: which static __shared__ arrays are its own
+  bool bounds_declared = false;      // the kernel's __launch_bounds__ ran (check_launch_bounds)
   Dim3 grid, block, block_idx;
   std::vector<unsigned char> dyn_storage;  // the launch's extern __shared__ buffer
   unsigned char* dyn_base = nullptr;
@@ -337,6 +339,7 @@ inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, cons
   s.active = true;
   s.kernel = kernel;
   s.kernel_key = key;
+  s.bounds_declared = false;
   s.grid = grid;
   s.block = block;
   s.nthreads = nt;
@@ -394,6 +397,15 @@ inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, cons
                                  " threads wait at a barrier that the others never reach, in " + launch_str());
       for (unsigned t = 0; t < nt; ++t) s.fibers[t].state = State::Ready;
     }
+    // Up to 255 registers a thread fit 256 threads in an SM's 64K; a larger block without
+    // __launch_bounds__ runs only while the compiler happens to use few enough.
+    if (nt > kMaxUnboundedThreads && !s.bounds_declared)
+      throw std::runtime_error("cuda_emulation: " + launch_str() + " launches " + std::to_string(nt) +
+                               " threads a block but its kernel declares no __launch_bounds__: above " +
+                               std::to_string(kMaxUnboundedThreads) +
+                               " threads the device refuses the launch once the kernel needs more than " +
+                               std::to_string(65536 / nt) + " registers a thread; declare __launch_bounds__(" +
+                               std::to_string(nt) + ")");
   }
 }
 
@@ -483,8 +495,9 @@ inline void reset_func_attributes() { detail::max_dynamic_smem().clear(); }
 // __launch_bounds__(max_threads, min_blocks) of the running kernel (tests/emu/rewrite.cmake moves
 // it into the kernel's body): the device refuses a launch whose block has more threads.
 inline void check_launch_bounds(long long max_threads, long long min_blocks = 0) {
-  const detail::Scheduler& s = detail::sched();
+  detail::Scheduler& s = detail::sched();
   if (!s.current || s.current->index != 0) return;
+  s.bounds_declared = true;
   if (max_threads < 1 || min_blocks < 0)
     throw std::runtime_error("cuda_emulation: " + detail::launch_str() + ": __launch_bounds__(" +
                              std::to_string(max_threads) + ", " + std::to_string(min_blocks) + ") is invalid");
