@@ -14,6 +14,15 @@
 cmake_policy(VERSION 3.20)  # -P scripts start with no policies set: while(TRUE) needs CMP0012 and CMP0130
 file(READ "${IN}" src)
 
+# Stops the build when `token` is still in `text` after its rewrite: what follows it, then `why`.
+function(fail_if_left text token why)
+  string(FIND "${text}" "${token}" left)
+  if(NOT left EQUAL -1)
+    string(SUBSTRING "${text}" ${left} 80 ctx)
+    message(FATAL_ERROR "${IN}: ${why}: ${ctx}")
+  endif()
+endfunction()
+
 if(NOT HEADER)  # a .cu: scan it and the kernels/cuda headers it includes
   set(scan "${src}")
   string(REGEX MATCHALL "#include \"kernels/cuda/[A-Za-z0-9_]+\\.cuh?\"" incs "${src}")
@@ -43,20 +52,12 @@ endif()
 # A kernel name, optionally with template arguments (no nested <>), then the launch.
 string(REGEX REPLACE "([A-Za-z_][A-Za-z0-9_:]*(<[^<>;]*>)?)<<<([^;]*)>>>\\(" "::dd_emu::Launch(\\3).named(\"\\1\").run(\\1, " src "${src}")
 string(REGEX REPLACE "\\.run\\(([^,()]+), \\)" ".run(\\1)" src "${src}")
-string(FIND "${src}" "<<<" left)
-if(NOT left EQUAL -1)
-  string(SUBSTRING "${src}" ${left} 80 ctx)
-  message(FATAL_ERROR "${IN}: a kernel launch the rewrite cannot match (write it as kernel<<<cfg>>>(args) on one line up to the opening parenthesis): ${ctx}")
-endif()
+fail_if_left("${src}" "<<<" "a kernel launch the rewrite cannot match (write it as kernel<<<cfg>>>(args) on one line up to the opening parenthesis)")
 
 # extern __shared__ [__align__(n)] T name[];  (the emulated buffer is 128-byte aligned)
 string(REGEX REPLACE "extern[ \t]+__shared__[ \t]+((__align__|alignas)[ \t]*\\([0-9]+\\)[ \t]*)?([A-Za-z_][A-Za-z0-9_: \t]*[A-Za-z0-9_])[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*\\[[ \t]*\\][ \t]*;"
        "\\3* const \\4 = ::dd_emu::dynamic_shared<\\3>();" src "${src}")
-string(FIND "${src}" "extern __shared__" left)
-if(NOT left EQUAL -1)
-  string(SUBSTRING "${src}" ${left} 80 ctx)
-  message(FATAL_ERROR "${IN}: an extern __shared__ declaration the rewrite cannot match (write it as extern __shared__ [__align__(n)] T name[];): ${ctx}")
-endif()
+fail_if_left("${src}" "extern __shared__" "an extern __shared__ declaration the rewrite cannot match (write it as extern __shared__ [__align__(n)] T name[];)")
 
 # __global__ void __launch_bounds__(MAX[, MIN]) kernel(params) {  ->  __global__ void kernel(params) {
 # DD_EMU_LAUNCH_BOUNDS(MAX[, MIN]); ...: a launch of more than MAX threads a block fails on the device
@@ -101,11 +102,7 @@ while(TRUE)
 endwhile()
 set(src "${rewritten}${src}")
 string(REGEX REPLACE "//[^\n]*" "" code "${src}")
-string(FIND "${code}" "__launch_bounds__(" left)
-if(NOT left EQUAL -1)
-  string(SUBSTRING "${code}" ${left} 80 ctx)
-  message(FATAL_ERROR "${IN}: __launch_bounds__ the rewrite cannot match (write it as __global__ void __launch_bounds__(...) kernel(...) {): ${ctx}")
-endif()
+fail_if_left("${code}" "__launch_bounds__(" "__launch_bounds__ the rewrite cannot match (write it as __global__ void __launch_bounds__(...) kernel(...) {)")
 
 # Static __shared__ declarations, one per line (matched without the ';', which would split the list).
 string(REGEX MATCHALL "\n[ \t]*__shared__[^;{}\n]*" decls "${src}")
