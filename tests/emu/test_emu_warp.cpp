@@ -324,3 +324,24 @@ TEST_CASE("emu warp planted: a kernel reads one float past a tensor", "[.emu_pla
   std::vector<float> out = nans(2);
   wt::float4_sums(x.data<float>(), 2, out.data());
 }
+
+namespace {
+void count_kernel(int* n) { ++*n; }
+}  // namespace
+
+TEST_CASE("emu warp: launch shapes the device refuses throw", "[emu][warp][launch]") {
+  int n = 0;
+  dd_emu::launch(count_kernel, dd_emu::Dim3(2, 3, 1), dd_emu::Dim3(2, 2, 64), &n);
+  CHECK(n == 2 * 3 * 2 * 2 * 64);
+  // Planted: each limit of the device's launch configuration, one past it.
+  CHECK_THROWS_WITH(dd_emu::launch(count_kernel, 1, dd_emu::Dim3(1, 1, 65), &n), Contains("block z above 64"));
+  CHECK_THROWS_WITH(dd_emu::launch(count_kernel, 1, dd_emu::Dim3(1, 1025, 1), &n),
+                    Contains("invalid launch configuration"));
+  CHECK_THROWS_WITH(dd_emu::launch(count_kernel, 1, dd_emu::Dim3(64, 17, 1), &n),
+                    Contains("invalid launch configuration"));
+  CHECK_THROWS_WITH(dd_emu::launch(count_kernel, dd_emu::Dim3(1, 65536, 1), 1, &n), Contains("grid y/z above 65535"));
+  CHECK_THROWS_WITH(dd_emu::launch(count_kernel, dd_emu::Dim3(2147483648u, 1, 1), 1, &n),
+                    Contains("grid x above 2^31-1"));
+  CHECK_THROWS_WITH(dd_emu::launch(count_kernel, dd_emu::Dim3(0, 1, 1), 1, &n), Contains("invalid launch configuration"));
+  CHECK(n == 2 * 3 * 2 * 2 * 64);
+}

@@ -334,6 +334,9 @@ inline void run_grid(const Dim3& grid, const Dim3& block, std::size_t smem, cons
                              shape_str(grid, block));
   if (grid.y > 65535 || grid.z > 65535)
     throw std::runtime_error("cuda_emulation: grid y/z above 65535 in " + std::string(kernel) + shape_str(grid, block));
+  if (grid.x > 2147483647u || block.z > 64)  // block x and y are within 1024 with the count
+    throw std::runtime_error("cuda_emulation: grid x above 2^31-1 or block z above 64 in " + std::string(kernel) +
+                             shape_str(grid, block));
   if (s.fibers.size() < nt) s.fibers.resize(nt);
   s.body = &body;
   s.active = true;
