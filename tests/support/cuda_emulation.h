@@ -495,25 +495,6 @@ cudaError_t func_set_attribute(F* kernel, cudaFuncAttribute attr, int value) {
 // Tests that check the 48 KB rule start from no attributes set.
 inline void reset_func_attributes() { detail::max_dynamic_smem().clear(); }
 
-// __launch_bounds__(max_threads, min_blocks) of the running kernel (tests/emu/rewrite.cmake moves
-// it into the kernel's body): the device refuses a launch whose block has more threads.
-inline void check_launch_bounds(long long max_threads, long long min_blocks = 0) {
-  detail::Scheduler& s = detail::sched();
-  if (!s.current || s.current->index != 0) return;
-  s.bounds_declared = true;
-  if (max_threads < 1 || min_blocks < 0)
-    throw std::runtime_error("cuda_emulation: " + detail::launch_str() + ": __launch_bounds__(" +
-                             std::to_string(max_threads) + ", " + std::to_string(min_blocks) + ") is invalid");
-  if (s.block.count() > max_threads)
-    throw std::runtime_error("cuda_emulation: " + detail::launch_str() + " launches " +
-                             std::to_string(s.block.count()) + " threads a block, more than its __launch_bounds__(" +
-                             std::to_string(max_threads) + "): the device refuses it (too many resources requested)");
-}
-
-// The thread order of the launches that follow (the default comes from DD_EMU_SCHEDULE).
-inline Schedule schedule() { return detail::schedule(); }
-inline void set_schedule(Schedule s) { detail::schedule() = s; }
-
 // Device intrinsics our kernels use, with their host meaning. The _rn forms are
 // single IEEE operations in round-to-nearest; on the host (SSE, no FMA
 // contraction: -ffp-contract=off for the emulated sources) so are a*b, a+b.
@@ -542,6 +523,7 @@ inline std::common_type_t<A, B> max(A a, B b) {
 
 }  // namespace dd_emu
 
+#include "tests/support/cuda_emulation_launch.h"
 #include "tests/support/cuda_emulation_memory.h"
 #include "tests/support/cuda_emulation_warp.h"
 
