@@ -97,8 +97,11 @@ TEST_CASE("group_norm backward: gradcheck of x, gamma and beta on tiny shapes", 
       };
       // fp32 backward with double-accumulated sums; dx has the cancellation
       // dxhat - mean(dxhat) - xhat mean(dxhat xhat) (observed <= 3e-7): 1e-5 of the largest gradient.
+      // A group of 3 can draw nearly equal values: xhat then errs by u * kappa, and dx,
+      // which uses xhat twice, by about 2u * kappa; 4u * kappa when that is above 1e-5.
+      const double kappa = ref::group_norm_condition(in.xd, in.B, in.S, in.C, c.groups);
       gradcheck("group_norm " + case_name(c), f, {in.xd, in.gd, in.bd}, dy,
-                {g.dx.to_vector(), g.dgamma.to_vector(), g.dbeta.to_vector()}, 1e-5);
+                {g.dx.to_vector(), g.dgamma.to_vector(), g.dbeta.to_vector()}, std::max(1e-5, 4 * 0x1p-24 * kappa));
     }
   }
 }

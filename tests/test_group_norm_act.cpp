@@ -130,7 +130,10 @@ TEST_CASE("group_norm_act backward: float64 gradcheck of x, gamma, beta, scale a
       };
       // fp32 backward with double-accumulated sums; dx carries GroupNorm's
       // cancellation (dxhat - mean(dxhat) - xhat mean(dxhat xhat)): 1e-5 of the largest gradient.
-      gradcheck("group_norm_act " + case_name(c), f, inputs, dy, analytic, 1e-5);
+      // A group of 3 can draw nearly equal values: xhat then errs by u * kappa, and dx,
+      // which uses xhat twice, by about 2u * kappa; 4u * kappa when that is above 1e-5.
+      const double kappa = ref::group_norm_condition(in.xd, in.B, in.S, in.C, c.groups);
+      gradcheck("group_norm_act " + case_name(c), f, inputs, dy, analytic, std::max(1e-5, 4 * 0x1p-24 * kappa));
     }
   }
 }
