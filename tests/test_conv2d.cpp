@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 
 #include "autograd/conv2d.h"
 #include "engine/error.h"
@@ -65,11 +64,9 @@ TEST_CASE("conv2d forward matches the float64 reference", "[conv2d]") {
       // fp32 dot products of <= 175 terms and the bias vs float64: a few ulp of the terms' size,
       // sum |x w| + |b|, 1e-5 of it. Judged at that size: a one-term 1x1 conv plus its bias can
       // cancel far below it.
-      auto abs_of = [](std::vector<double> v) {
-        for (double& e : v) e = std::fabs(e);
-        return v;
-      };
-      const std::vector<double> size = ref::conv2d(d, abs_of(in.x), abs_of(in.w), abs_of(in.bias));
+      const std::vector<double> size =
+          ref::conv2d(d, to_double(abs_tensor(in.xt)), to_double(abs_tensor(in.wt)),
+                      with_bias ? to_double(abs_tensor(in.bt)) : std::vector<double>());
       expect_close("conv2d forward " + dims_str(d, with_bias, 0), y.to_vector(), ref::conv2d(d, in.x, in.w, in.bias),
                    1e-5, *std::max_element(size.begin(), size.end()));
     }

@@ -112,6 +112,19 @@ Tensor from_double(const Shape& shape, const std::vector<double>& v, Device dev)
   return Tensor::from_vector(shape, f, dev);
 }
 
+Tensor abs_tensor(const Tensor& t) {
+  if (!t.defined()) return t;
+  std::vector<float> v = t.to(Device::CPU).to_vector();
+  for (float& e : v) e = std::fabs(e);
+  return Tensor::from_vector(t.shape(), v);
+}
+
+double max_element_of(const Tensor& t) {
+  if (!t.defined() || t.numel() == 0) return 0.0;
+  const std::vector<float> v = t.to(Device::CPU).to_vector();
+  return *std::max_element(v.begin(), v.end());
+}
+
 uint64_t test_seed() {
   static const uint64_t seed = [] {
     if (const char* s = std::getenv("DD_TEST_SEED")) return static_cast<uint64_t>(std::strtoull(s, nullptr, 10));

@@ -48,6 +48,12 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b);
 std::vector<double> to_double(const Tensor& t);
 Tensor from_double(const Shape& shape, const std::vector<double>& v, Device dev = Device::CPU);
 
+// |t| elementwise, on the CPU (undefined stays undefined). An op run on the absolute values of its
+// inputs gives the size of the terms its sums add: the floor a result that may cancel is judged at.
+Tensor abs_tensor(const Tensor& t);
+// The largest element; 0 for an empty or undefined tensor.
+double max_element_of(const Tensor& t);
+
 // Seed for this test run: $DD_TEST_SEED if set, else fresh from std::random_device.
 // Tests print it (INFO) so a failure can be replayed.
 uint64_t test_seed();
