@@ -103,16 +103,8 @@ TEST_CASE("group_norm_act backward: float64 gradcheck of x, gamma, beta, scale a
                                    {{1, 2, 3, 5}, 5, true}};
   for (const Case& c : cases) {
     SECTION("gradcheck " + case_name(c)) {
-      // Groups of 3 can draw nearly equal values, where fp32 normalization itself is ill-conditioned:
-      // xhat = (x - mean) rstd errs by u * kappa (ref::group_norm_condition), and dx, which projects
-      // out two of three directions, by several times that relative to the largest gradient (2.7e-5
-      // and 1.6e-5 at kappa 322 and 46 were seen). That is fp32's, not the backward's: such draws are
-      // redrawn, kappa <= 10 keeps the error under ~4e-6.
-      Inputs in = make_inputs(rng, c, -0.7);
-      for (int tries = 0; ref::group_norm_condition(in.xd, in.B, in.S, in.C, c.groups) > 10; ++tries) {
-        REQUIRE(tries < 1000);
-        in = make_inputs(rng, c, -0.7);
-      }
+      // A group of nearly equal values is redrawn (fp32 normalization is ill-conditioned there).
+      Inputs in = ref::draw_well_conditioned([&] { return make_inputs(rng, c, -0.7); }, c.groups);
       kernels::GroupNormActOut out =
           kernels::group_norm_act_forward(in.x, in.gamma, in.beta, in.scale, in.shift, c.groups);
       std::vector<double> dy = rng.normal_f32(in.x.numel());
