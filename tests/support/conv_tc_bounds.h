@@ -24,6 +24,7 @@
 #include "engine/context.h"
 #include "engine/error.h"
 #include "engine/tensor.h"
+#include "tests/support/compare.h"
 
 namespace dd::test::conv_tc {
 
@@ -37,12 +38,7 @@ struct Dims {
 // Unit roundoff of one rounded operand.
 inline double unit_roundoff(Precision p) { return p == Precision::BF16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11); }
 
-inline std::vector<double> abs_of(const Tensor& t) {
-  const std::vector<float> v = t.to(Device::CPU).to_vector();
-  std::vector<double> a(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(double(v[i]));
-  return a;
-}
+inline std::vector<double> abs_of(const Tensor& t) { return to_double(abs_tensor(t)); }
 
 // S for each output of the forward (y [b, ho, wo, co]), dx (x's shape) and dw (w's shape):
 // the same sums as the convolution with every input replaced by its magnitude.
